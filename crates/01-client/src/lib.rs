@@ -1,0 +1,213 @@
+//! Lesson 1: a TCP client.
+//!
+//! The original lesson's client does four things, and this file follows
+//! them in order:
+//!
+//! 1. connect to the server,
+//! 2. send a message,
+//! 3. close its sending side, so the server knows the message is complete,
+//! 4. read the reply until the server closes.
+//!
+//! [`send_message`] is that whole program. [`send_lines`] is the same
+//! conversation typed line by line, with replies printed as they arrive;
+//! it is handy against lesson 3's server.
+
+use std::io::{self, BufRead, BufReader, ErrorKind, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use common::{ReadLine, describe, printable, read_line, say};
+
+// ANCHOR: limits
+/// The server we talk to unless told otherwise: lesson 2's default address.
+pub const DEFAULT_SERVER: &str = "127.0.0.1:7890";
+/// The port used when `--server` names only a host.
+pub const DEFAULT_PORT: u16 = 7890;
+/// How long we wait to connect, and then for each reply, unless `--timeout`
+/// says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest reply line we hold in memory; a longer one is an error.
+pub const REPLY_LIMIT: usize = 64 * 1024;
+/// What to run when nobody is listening.
+const START_SERVER: &str = "cargo run -p server";
+// ANCHOR_END: limits
+
+// ANCHOR: send_message
+/// Connects to `server`, sends `message` and a newline, half-closes, and
+/// prints the reply until the server closes the connection.
+pub fn send_message(server: &str, timeout: Duration, message: &str) -> anyhow::Result<()> {
+    // Step 1: connect.
+    let mut stream = connect(server, timeout)?;
+    let peer = stream
+        .peer_addr()
+        .context("could not read the server's address")?;
+
+    // Step 2: send. write_all() loops until the kernel has taken every byte;
+    // a single write() may take only part of a long message and return how
+    // much it took, and ignoring that count loses the rest.
+    stream.set_write_timeout(Some(timeout))?;
+    stream
+        .write_all(message.as_bytes())
+        .and_then(|()| stream.write_all(b"\n"))
+        .map_err(|err| anyhow::anyhow!("could not send to {peer}: {}", describe(&err)))?;
+    say!(
+        "sent {} bytes: {}",
+        message.len(),
+        printable(message.as_bytes())
+    );
+
+    // Step 3: half-close. shutdown(Write) sends FIN: the server's next read
+    // returns 0 bytes, "end of input", so it knows the message is complete
+    // even if it does not look for the newline. Our reading side stays
+    // open for the reply.
+    stream
+        .shutdown(Shutdown::Write)
+        .with_context(|| format!("could not half-close the connection to {peer}"))?;
+
+    // Step 4: read the reply until the server closes. The timeout bounds
+    // each wait, so a server that never answers cannot hang us.
+    stream.set_read_timeout(Some(timeout))?;
+    print_replies(stream, peer, timeout)
+}
+// ANCHOR_END: send_message
+
+// ANCHOR: connect
+/// Step 1: resolve the address, try each address it names in turn, and
+/// report which one answered and which local port the kernel gave us.
+fn connect(server: &str, timeout: Duration) -> anyhow::Result<TcpStream> {
+    let stream = common::connect(server, DEFAULT_PORT, timeout, START_SERVER)?;
+    let peer = stream
+        .peer_addr()
+        .context("could not read the server's address")?;
+    // We never chose a local port: connect() made the kernel pick a free
+    // "ephemeral" one. The server sees us as this address.
+    let local = stream
+        .local_addr()
+        .context("could not read our own address")?;
+    say!("connected to {peer} (local {local})");
+    Ok(stream)
+}
+// ANCHOR_END: connect
+
+// ANCHOR: print_replies
+/// Step 4: prints each reply line until the server closes the connection.
+fn print_replies(stream: TcpStream, peer: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    let mut replies = BufReader::new(stream);
+    loop {
+        match read_line(&mut replies, REPLY_LIMIT) {
+            Ok(ReadLine::Line(line)) => say!("reply: {}", printable(&line)),
+            Ok(ReadLine::Closed) => {
+                say!("server closed the connection");
+                return Ok(());
+            }
+            Ok(ReadLine::TooLong) => {
+                bail!("the server at {peer} sent a line longer than {REPLY_LIMIT} bytes")
+            }
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => bail!(
+                "no reply from {peer} within {} s (the server accepted the connection but neither answered nor closed it)",
+                timeout.as_secs_f64()
+            ),
+            Err(err) => bail!("lost the connection to {peer}: {}", describe(&err)),
+        }
+    }
+}
+// ANCHOR_END: print_replies
+
+// ANCHOR: send_lines
+/// What the two helper threads of [`send_lines`] report to the main one.
+enum Event {
+    /// A line typed on standard input (without its newline).
+    Typed(Vec<u8>),
+    /// Standard input ended (Ctrl-D, or the end of a piped file).
+    EndOfInput,
+    /// The server closed the connection, or reading from it failed.
+    ServerDone(anyhow::Result<()>),
+}
+
+/// Connects to `server` and sends each line of `input` as it is typed,
+/// printing replies as they arrive. At the end of `input` it half-closes and
+/// waits (at most `timeout`) for the server to close.
+///
+/// Two things can happen at any moment: the user types a line, or the
+/// server sends one. A thread waits for each, and both report to this one
+/// through a channel, which takes events in the order they happen.
+pub fn send_lines(
+    server: &str,
+    timeout: Duration,
+    input: impl BufRead + Send + 'static,
+) -> anyhow::Result<()> {
+    let mut stream = connect(server, timeout)?;
+    let peer = stream
+        .peer_addr()
+        .context("could not read the server's address")?;
+    stream.set_write_timeout(Some(timeout))?;
+    let (events, next_event) = mpsc::channel();
+
+    // The reply reader: a second handle to the same socket. No read timeout
+    // here: while the user is typing, the server has nothing to say.
+    let replies = stream.try_clone().context("could not clone the socket")?;
+    let to_main = events.clone();
+    thread::spawn(move || {
+        let _ = to_main.send(Event::ServerDone(print_replies(replies, peer, timeout)));
+    });
+
+    // The input reader: a line at a time, as bytes (whatever is typed is sent).
+    thread::spawn(move || {
+        for line in input.split(b'\n') {
+            match line {
+                Ok(line) => {
+                    if events.send(Event::Typed(line)).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = events.send(Event::EndOfInput);
+    });
+
+    loop {
+        match next_event.recv() {
+            Ok(Event::Typed(mut line)) => {
+                line.push(b'\n');
+                stream.write_all(&line).map_err(|err| {
+                    anyhow::anyhow!("could not send to {peer}: {}", describe(&err))
+                })?;
+                line.pop();
+                say!("sent {} bytes: {}", line.len(), printable(&line));
+            }
+            Ok(Event::EndOfInput) => {
+                stream
+                    .shutdown(Shutdown::Write)
+                    .with_context(|| format!("could not half-close the connection to {peer}"))?;
+                return wait_for_close(&next_event, peer, timeout);
+            }
+            Ok(Event::ServerDone(result)) => return result,
+            Err(mpsc::RecvError) => bail!("lost track of the connection to {peer}"),
+        }
+    }
+}
+
+/// After our half-close, the server has `timeout` to finish and close.
+fn wait_for_close(
+    next_event: &mpsc::Receiver<Event>,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    match next_event.recv_timeout(timeout) {
+        Ok(Event::ServerDone(result)) => result,
+        Ok(_) | Err(_) => bail!(
+            "the server at {peer} did not close the connection within {} s after we finished sending",
+            timeout.as_secs_f64()
+        ),
+    }
+}
+// ANCHOR_END: send_lines
+
+/// Standard input, for [`send_lines`], as the binary uses it.
+pub fn stdin_lines() -> impl BufRead + Send + 'static {
+    BufReader::new(io::stdin())
+}

@@ -1,0 +1,191 @@
+//! Addresses typed on the command line, and the two ways a lesson reaches
+//! the network: [`connect`] as a client, [`listen`] as a server.
+
+use std::io::{self, ErrorKind};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+
+use crate::errors::describe;
+
+// ANCHOR: resolve
+/// Turns `HOST:PORT`, `HOST`, `IP`, `[IPv6]` or `[IPv6]:PORT` into the socket
+/// addresses it names, using `default_port` when no port is given.
+///
+/// A name such as `localhost` can stand for several addresses (`::1` and
+/// `127.0.0.1`): all of them are returned, in the order the system gives,
+/// and a client should try each in turn.
+pub fn resolve(text: &str, default_port: u16) -> anyhow::Result<Vec<SocketAddr>> {
+    let text = text.trim();
+    // Literal addresses need no lookup: 127.0.0.1:7890, [::1]:7890, ::1, 127.0.0.1.
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(vec![addr]);
+    }
+    if let Ok(ip) = text
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        return Ok(vec![SocketAddr::new(ip, default_port)]);
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        None => (text, default_port),
+        Some((host, port)) => match port.parse::<u16>() {
+            Ok(port) if !host.is_empty() && !host.contains(':') => (host, port),
+            _ => bail!(
+                "bad address {text:?}: expected HOST:PORT, for example 127.0.0.1:{default_port} or [::1]:{default_port}"
+            ),
+        },
+    };
+    if host.is_empty() {
+        bail!("bad address {text:?}: expected HOST:PORT, for example 127.0.0.1:{default_port}");
+    }
+    // The system's resolver: /etc/hosts, then DNS.
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|err| anyhow!("could not find the address of {host:?}: {}", describe(&err)))?
+        .collect();
+    if addrs.is_empty() {
+        bail!("could not find the address of {host:?}: the name has no addresses");
+    }
+    Ok(addrs)
+}
+// ANCHOR_END: resolve
+
+// ANCHOR: connect
+/// Connects to the first address of `server` that answers within `timeout`.
+///
+/// `hint` is the command that starts the server, shown when the connection
+/// is refused (nobody listens on that port), e.g. `cargo run -p server`.
+pub fn connect(
+    server: &str,
+    default_port: u16,
+    timeout: Duration,
+    hint: &str,
+) -> anyhow::Result<TcpStream> {
+    let addrs = resolve(server, default_port)?;
+    let mut failures = Vec::new();
+    for addr in &addrs {
+        // connect() sends SYN and waits for SYN-ACK: the three-way handshake.
+        // Without a timeout a silent host (a firewall that drops packets)
+        // keeps us waiting for minutes while the kernel retries.
+        match TcpStream::connect_timeout(addr, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(err) => failures.push((*addr, err)),
+        }
+    }
+    Err(connect_error(server, &failures, timeout, hint))
+}
+// ANCHOR_END: connect
+
+/// One line that says what was tried, what went wrong, and what to do.
+fn connect_error(
+    server: &str,
+    failures: &[(SocketAddr, io::Error)],
+    timeout: Duration,
+    hint: &str,
+) -> anyhow::Error {
+    let what = match failures {
+        [(addr, err)] => format!("could not connect to {addr}: {}", describe(err)),
+        _ => {
+            let tried: Vec<String> = failures
+                .iter()
+                .map(|(addr, err)| format!("{addr}: {}", describe(err)))
+                .collect();
+            format!("could not connect to {server} ({})", tried.join("; "))
+        }
+    };
+    let kinds: Vec<ErrorKind> = failures.iter().map(|(_, err)| err.kind()).collect();
+    if kinds.contains(&ErrorKind::ConnectionRefused) {
+        anyhow!("{what} (is the server running? try: {hint})")
+    } else if kinds.contains(&ErrorKind::TimedOut) || kinds.contains(&ErrorKind::WouldBlock) {
+        anyhow!(
+            "{what} (no answer within {} s: is the address right? is a firewall dropping packets?)",
+            timeout.as_secs_f64()
+        )
+    } else {
+        anyhow!("{what}")
+    }
+}
+
+// ANCHOR: listen
+/// Creates a listening socket on `addr` (socket, bind and listen in one call)
+/// and announces it with [`announce`].
+///
+/// `TcpListener::bind` does what lesson 2 does by hand: `socket()`, sets
+/// `SO_REUSEADDR` (on Unix), `bind()`, and `listen()` with a backlog of 128.
+pub fn listen(addr: &str, default_port: u16) -> anyhow::Result<TcpListener> {
+    let addrs = resolve(addr, default_port)?;
+    let listener = TcpListener::bind(&addrs[..]).map_err(|err| bind_error(addr, &err))?;
+    announce(&listener)?;
+    Ok(listener)
+}
+// ANCHOR_END: listen
+
+/// The one line for a socket that could not be bound to `addr`.
+pub fn bind_error(addr: &str, err: &io::Error) -> anyhow::Error {
+    let words = describe(err);
+    match err.kind() {
+        ErrorKind::AddrInUse => anyhow!(
+            "could not listen on {addr}: {words} (is another server running there? stop it, or pick a free port with --listen 127.0.0.1:0)"
+        ),
+        ErrorKind::PermissionDenied => anyhow!(
+            "could not listen on {addr}: {words} (ports below 1024 need administrator rights; pick a port above 1024)"
+        ),
+        ErrorKind::AddrNotAvailable => anyhow!(
+            "could not listen on {addr}: {words} (use an address of this machine, such as 127.0.0.1 or 0.0.0.0)"
+        ),
+        _ => anyhow!("could not listen on {addr}: {words}"),
+    }
+}
+
+// ANCHOR: announce
+/// Prints `listening on ADDR` with the address the kernel really bound
+/// (with `--listen 127.0.0.1:0` the kernel picks the port, and this is the
+/// only way to learn it). It is the first line every server prints; tests
+/// and scripts wait for it instead of guessing when the server is ready.
+pub fn announce(listener: &TcpListener) -> anyhow::Result<SocketAddr> {
+    let local = listener
+        .local_addr()
+        .context("could not read the listening socket's address")?;
+    crate::say!("listening on {local}");
+    Ok(local)
+}
+// ANCHOR_END: announce
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_addresses_with_and_without_port() {
+        let v4: SocketAddr = "127.0.0.1:7890".parse().unwrap();
+        let v6: SocketAddr = "[::1]:7890".parse().unwrap();
+        assert_eq!(resolve("127.0.0.1:7890", 1).unwrap(), vec![v4]);
+        assert_eq!(resolve("127.0.0.1", 7890).unwrap(), vec![v4]);
+        assert_eq!(resolve("[::1]:7890", 1).unwrap(), vec![v6]);
+        assert_eq!(resolve("[::1]", 7890).unwrap(), vec![v6]);
+        assert_eq!(resolve("::1", 7890).unwrap(), vec![v6]);
+    }
+
+    #[test]
+    fn names_resolve_to_every_address() {
+        let addrs = resolve("localhost:7890", 1).unwrap();
+        assert!(!addrs.is_empty());
+        assert!(
+            addrs
+                .iter()
+                .all(|a| a.port() == 7890 && a.ip().is_loopback())
+        );
+    }
+
+    #[test]
+    fn bad_syntax_is_one_clear_line() {
+        for bad in ["nonsense:::", "127.0.0.1:port", ":7890", "127.0.0.1:99999"] {
+            let err = resolve(bad, 7890).unwrap_err().to_string();
+            assert!(err.starts_with("bad address"), "{bad}: {err}");
+            assert!(err.contains("HOST:PORT"), "{bad}: {err}");
+        }
+    }
+}

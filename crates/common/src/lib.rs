@@ -1,0 +1,23 @@
+//! What two or more lessons share, and nothing else.
+//!
+//! Every lesson prints text that arrived from the network, reads lines with a
+//! size limit, turns addresses typed on the command line into socket
+//! addresses, and reports errors as one line. Those pieces live here so that
+//! each lesson's `lib.rs` can stay about the socket calls it teaches.
+//!
+//! | module     | what it holds                                                     |
+//! |------------|-------------------------------------------------------------------|
+//! | [`text`]   | [`printable`]: network bytes made safe for a terminal; [`say!`]   |
+//! | [`addr`]   | [`resolve`], [`connect`], [`listen`]: addresses with a default port |
+//! | [`line`]   | [`read_line`]: one line, at most N bytes, however the bytes arrive |
+//! | [`errors`] | [`describe`] an I/O error in plain words; [`report`] it and exit   |
+
+pub mod addr;
+pub mod errors;
+pub mod line;
+pub mod text;
+
+pub use addr::{announce, bind_error, connect, listen, resolve};
+pub use errors::{describe, report};
+pub use line::{ReadLine, read_line};
+pub use text::{print_line, printable};

@@ -1,0 +1,158 @@
+//! Reading one line at a time from a stream, with a size limit.
+//!
+//! TCP carries a stream of bytes, not messages. One `read()` may return half
+//! a line, or three lines, or a line and a half; where the bytes are cut
+//! depends on the sender's writes, the network and timing, never on the
+//! message. So a line protocol has to collect bytes until it sees `\n`, and
+//! it has to stop collecting at some size, or a peer that never sends `\n`
+//! makes us hold its bytes in memory until we run out.
+
+use std::io::{self, BufRead, ErrorKind};
+
+// ANCHOR: read_line
+/// What one call to [`read_line`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadLine {
+    /// One line, without its `\n` and without a `\r` just before it (so `nc -C`
+    /// and telnet, which end lines with `\r\n`, work too). A last line that the
+    /// peer ended by closing instead of sending `\n` counts as a line.
+    Line(Vec<u8>),
+    /// More than `max_len` bytes arrived without a `\n`. The rest of that line
+    /// is still unread: the caller should say so to the peer and close.
+    TooLong,
+    /// The peer closed its side (a read returned 0 bytes) and every line
+    /// before that has been returned.
+    Closed,
+}
+
+/// Reads the next line from `reader`, holding at most `max_len` bytes of it.
+///
+/// `reader` is a `BufRead` (usually a `BufReader` around the `TcpStream`):
+/// it keeps the bytes that arrived after the `\n` for the next call, so no
+/// byte is lost between lines, and a caller that switches from lines to raw
+/// bytes (a file after a header) reads on from the same `BufReader`.
+///
+/// An error (a read timeout, a reset) is returned as it is; the part of a
+/// line read before it is dropped, because the caller closes the connection.
+pub fn read_line(reader: &mut impl BufRead, max_len: usize) -> io::Result<ReadLine> {
+    let mut line = Vec::new();
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(bytes) => bytes,
+            // A signal interrupted the read before any byte came: just retry.
+            Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        if available.is_empty() {
+            // End of stream: the peer closed (or half-closed) its side.
+            return Ok(if line.is_empty() {
+                ReadLine::Closed
+            } else {
+                ReadLine::Line(line)
+            });
+        }
+        match available.iter().position(|&byte| byte == b'\n') {
+            Some(newline) => {
+                if line.len() + newline > max_len {
+                    return Ok(ReadLine::TooLong);
+                }
+                line.extend_from_slice(&available[..newline]);
+                reader.consume(newline + 1);
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(ReadLine::Line(line));
+            }
+            None => {
+                let taken = available.len();
+                if line.len() + taken > max_len {
+                    return Ok(ReadLine::TooLong);
+                }
+                line.extend_from_slice(available);
+                reader.consume(taken);
+            }
+        }
+    }
+}
+// ANCHOR_END: read_line
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufReader, Read};
+
+    /// A reader that hands out its bytes in the given pieces, as a socket
+    /// hands out whatever has arrived.
+    struct Pieces(Vec<Vec<u8>>);
+
+    impl Read for Pieces {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Ok(0);
+            }
+            let piece = &mut self.0[0];
+            let n = piece.len().min(buf.len());
+            buf[..n].copy_from_slice(&piece[..n]);
+            piece.drain(..n);
+            if piece.is_empty() {
+                self.0.remove(0);
+            }
+            Ok(n)
+        }
+    }
+
+    fn lines(pieces: &[&[u8]], max_len: usize) -> Vec<ReadLine> {
+        let pieces = pieces.iter().map(|p| p.to_vec()).collect();
+        let mut reader = BufReader::with_capacity(8, Pieces(pieces));
+        let mut found = Vec::new();
+        loop {
+            let next = read_line(&mut reader, max_len).unwrap();
+            let done = !matches!(next, ReadLine::Line(_));
+            found.push(next);
+            if done {
+                return found;
+            }
+        }
+    }
+
+    fn line(text: &str) -> ReadLine {
+        ReadLine::Line(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn two_lines_in_one_read_are_two_lines() {
+        assert_eq!(
+            lines(&[b"one\ntwo\n"], 100),
+            [line("one"), line("two"), ReadLine::Closed]
+        );
+    }
+
+    #[test]
+    fn a_line_split_over_reads_is_one_line() {
+        let pieces: &[&[u8]] = &[b"he", b"llo wor", b"ld\n"];
+        assert_eq!(lines(pieces, 100), [line("hello world"), ReadLine::Closed]);
+        // 你 is e4 bd a0: split it between two reads.
+        let pieces: &[&[u8]] = &[b"\xe4\xbd", b"\xa0\n"];
+        assert_eq!(lines(pieces, 100), [line("你"), ReadLine::Closed]);
+    }
+
+    #[test]
+    fn last_line_without_newline_counts_and_crlf_is_trimmed() {
+        assert_eq!(
+            lines(&[b"a\r\nb"], 100),
+            [line("a"), line("b"), ReadLine::Closed]
+        );
+        assert_eq!(
+            lines(&[b"\n\n"], 100),
+            [line(""), line(""), ReadLine::Closed]
+        );
+        assert_eq!(lines(&[], 100), [ReadLine::Closed]);
+    }
+
+    #[test]
+    fn the_limit_is_the_line_without_its_newline() {
+        assert_eq!(lines(&[b"12345\n"], 5), [line("12345"), ReadLine::Closed]);
+        assert_eq!(lines(&[b"123456\n"], 5), [ReadLine::TooLong]);
+        assert_eq!(lines(&[b"1234567890"], 5), [ReadLine::TooLong]);
+    }
+}

@@ -1,0 +1,626 @@
+//! The test kit: what every lesson's tests use to run the real programs and
+//! talk to them over real loopback sockets.
+//!
+//! Three rules hold everywhere in it, so a broken program fails in seconds
+//! with a message that says what was expected, instead of hanging:
+//!
+//! - a server is started with `--listen 127.0.0.1:0` and its port is read from
+//!   its first line, `listening on ADDR`: never a fixed port, never a sleep;
+//! - every socket has read and write timeouts, and every wait for a child
+//!   process has a deadline ([`WAIT`]);
+//! - every failure message says what the program should have done and shows
+//!   what it did (its output so far, its standard error, its exit status).
+//!
+//! | item | for |
+//! |------|-----|
+//! | [`binary`] | the path of a lesson's binary, built with Cargo on first use |
+//! | [`Process`] | a running program: its output line by line, its stdin, its exit |
+//! | [`Connection`] | a client socket with timeouts, and assertions on the bytes |
+//! | [`FakeServer`] | a listening socket in the test, to check what a client sends |
+//! | [`snapshot_settings`] | insta settings that redact ports and other things that change |
+//! | [`tool`] | an outside program (`nc`, `python3`), or a clear skip |
+
+// A test kit fails by panicking, with a message; that is what tests do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any one expectation may take before the test fails: a line from
+/// a program, a reply on a socket, a program's exit. Generous for a slow CI
+/// machine, short enough that a hanging attempt fails quickly.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// How long a test watches for something that must *not* happen (a reply
+/// that should not come yet). Long enough for loopback, where a reply takes
+/// microseconds; a wrong program is caught unless it is this slow on purpose.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+// ---------------------------------------------------------------------------
+// Binaries
+// ---------------------------------------------------------------------------
+
+/// The path of binary `bin` of workspace package `package`, built on first
+/// use with `cargo build` (through escargot) in the test's own profile.
+///
+/// A lesson's tests reach their own binary with `env!("CARGO_BIN_EXE_NAME")`;
+/// this is for the binary of *another* package, such as lesson 1's client in
+/// lesson 2's tests, which Cargo does not build for them.
+pub fn binary(package: &str, bin: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
+    if let Some(path) = built.get(bin) {
+        return path.clone();
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let run = escargot::CargoBuild::new()
+        .manifest_path(manifest)
+        .package(package)
+        .bin(bin)
+        .current_release()
+        .run()
+        .unwrap_or_else(|err| panic!("could not build `{bin}` of package `{package}`: {err}"));
+    let path = run.path().to_path_buf();
+    built.insert(bin.to_string(), path.clone());
+    path
+}
+
+// ---------------------------------------------------------------------------
+// Programs
+// ---------------------------------------------------------------------------
+
+/// A program started by a test. Its standard output is read line by line in
+/// the background (so it can never block on a full pipe) and handed to the
+/// test through [`Process::next_line`] and friends; its standard error is
+/// kept for failure messages. Dropping it kills the program and reaps it.
+pub struct Process {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    /// Every stdout line the test has taken so far, for failure messages.
+    seen: Vec<String>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    addr: Option<SocketAddr>,
+}
+
+/// A program that has exited: its status and everything it printed.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Process {
+    /// Starts `bin` with `args`, its stdin a pipe the test writes with
+    /// [`send`](Process::send) and closes with [`close_stdin`](Process::close_stdin).
+    pub fn start(bin: &Path, args: &[&str]) -> Process {
+        Self::start_command(Command::new(bin).args(args))
+    }
+
+    /// Starts a prepared command (to set its working folder or environment).
+    pub fn start_command(command: &mut Command) -> Process {
+        let name = Path::new(command.get_program())
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("could not start `{name}`: {err}"));
+
+        let (sender, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).split(b'\n') {
+                let Ok(line) = line else { break };
+                let line = String::from_utf8_lossy(&line).into_owned();
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let mut pipe = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        thread::spawn(move || {
+            let mut buf = [0; 4096];
+            while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        let stdin = child.stdin.take();
+        Process {
+            name,
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+            stderr,
+            addr: None,
+        }
+    }
+
+    /// Starts a server: `bin` with `args` and `--listen 127.0.0.1:0`, and
+    /// waits for its first line, `listening on ADDR`, to learn its port.
+    pub fn server(bin: &Path, args: &[&str]) -> Process {
+        let mut args = args.to_vec();
+        args.extend(["--listen", "127.0.0.1:0"]);
+        let mut server = Self::start(bin, &args);
+        let first = server.next_line(
+            "a server's first line should be `listening on ADDR`, printed and flushed as soon as it listens",
+        );
+        let addr = first
+            .strip_prefix("listening on ")
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| {
+                server.fail(&format!(
+                    "the first line should be `listening on ADDR` with the bound address, e.g. `listening on 127.0.0.1:7890`; got {first:?}"
+                ))
+            });
+        server.addr = Some(addr);
+        server
+    }
+
+    /// The address a server announced in its first line.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+            .unwrap_or_else(|| panic!("`{}` was not started with Process::server", self.name))
+    }
+
+    /// The next line of standard output, waiting at most [`WAIT`].
+    /// `expected` says, for the failure message, what the line should be.
+    pub fn next_line(&mut self, expected: &str) -> String {
+        match self.lines.recv_timeout(WAIT) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                line
+            }
+            Err(RecvTimeoutError::Timeout) => self.fail(&format!(
+                "{expected}; got no line within {} s",
+                WAIT.as_secs()
+            )),
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = self.child.try_wait().ok().flatten();
+                self.fail(&format!(
+                    "{expected}; but it closed its output (exit status: {})",
+                    status.map_or("still running".to_string(), |s| s.to_string())
+                ))
+            }
+        }
+    }
+
+    /// Waits (at most [`WAIT`] in all) for a line that contains `text`, and
+    /// returns it; the lines before it are kept for failure messages.
+    pub fn wait_for(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => self.fail(&format!(
+                    "it should print a line containing `{text}`; none came within {} s",
+                    WAIT.as_secs()
+                )),
+            }
+        }
+    }
+
+    /// Asserts that no line of standard output comes within [`QUIET`].
+    pub fn expect_no_line(&mut self, why: &str) {
+        if let Ok(line) = self.lines.recv_timeout(QUIET) {
+            self.seen.push(line.clone());
+            self.fail(&format!("{why}; but it printed {line:?}"));
+        }
+    }
+
+    /// Writes `line` and a newline to the program's standard input.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin was already closed");
+        if let Err(err) = stdin.write_all(format!("{line}\n").as_bytes()) {
+            self.fail(&format!(
+                "could not write {line:?} to its standard input: {err}"
+            ));
+        }
+    }
+
+    /// Closes the program's standard input: it reads end-of-file.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits (at most [`WAIT`]) for the program to exit by itself, and
+    /// returns its status and all it printed.
+    pub fn finish(&mut self) -> Finished {
+        self.close_stdin();
+        let deadline = Instant::now() + WAIT;
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(line);
+        }
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+                _ => self.fail(&format!(
+                    "it should exit by itself; it was still running after {} s",
+                    WAIT.as_secs()
+                )),
+            }
+        };
+        Finished {
+            status,
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+        }
+    }
+
+    /// Stops the program (as Ctrl-C would) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The stdout lines taken so far, each ending in `\n`.
+    pub fn stdout(&self) -> String {
+        self.seen.iter().map(|line| format!("{line}\n")).collect()
+    }
+
+    /// Everything written to standard error so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Fails the test with `message` and everything the program printed.
+    pub fn fail(&self, message: &str) -> ! {
+        panic!(
+            "`{}`: {message}\n--- its standard output so far ---\n{}--- its standard error ---\n{}---",
+            self.name,
+            self.stdout(),
+            self.stderr()
+        )
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Finished {
+    /// Asserts the program exited with status 0.
+    pub fn assert_success(&self, what: &str) -> &Self {
+        assert!(
+            self.status.success(),
+            "{what}: it should exit with status 0; {self}"
+        );
+        self
+    }
+
+    /// Asserts the program exited with a non-zero status.
+    pub fn assert_failure(&self, what: &str) -> &Self {
+        assert!(
+            !self.status.success(),
+            "{what}: it should exit with a non-zero status; {self}"
+        );
+        self
+    }
+}
+
+impl std::fmt::Display for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "it exited with {}\n--- standard output ---\n{}--- standard error ---\n{}---",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `bin` with `args` and `stdin` as its whole standard input, and
+/// waits (at most [`WAIT`]) for it to exit.
+pub fn run(bin: &Path, args: &[&str], stdin: &str) -> Finished {
+    let mut process = Process::start(bin, args);
+    if !stdin.is_empty() {
+        let pipe = process.stdin.as_mut().unwrap();
+        // A program may exit before reading its input; that is its business.
+        let _ = pipe.write_all(stdin.as_bytes());
+    }
+    process.finish()
+}
+
+// ---------------------------------------------------------------------------
+// Sockets
+// ---------------------------------------------------------------------------
+
+/// A client connection from the test, with read and write timeouts, and
+/// assertions that show the exact bytes when they fail.
+pub struct Connection {
+    reader: BufReader<TcpStream>,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    /// Connects to `addr` within [`WAIT`].
+    pub fn open(addr: SocketAddr) -> Connection {
+        let stream = TcpStream::connect_timeout(&addr, WAIT)
+            .unwrap_or_else(|err| panic!("could not connect to the server at {addr}: {err}"));
+        Self::from_stream(stream)
+    }
+
+    /// Wraps a stream the test accepted or connected, setting its timeouts.
+    pub fn from_stream(stream: TcpStream) -> Connection {
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream.set_write_timeout(Some(WAIT)).unwrap();
+        let peer = stream.peer_addr().unwrap();
+        Connection {
+            reader: BufReader::new(stream),
+            peer,
+        }
+    }
+
+    /// The socket itself, for what the helpers do not cover.
+    pub fn stream(&self) -> &TcpStream {
+        self.reader.get_ref()
+    }
+
+    /// This side's address, as the other side sees it.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream().local_addr().unwrap()
+    }
+
+    /// Sends all of `bytes`.
+    pub fn send(&mut self, bytes: &[u8]) {
+        let peer = self.peer;
+        if let Err(err) = self.reader.get_mut().write_all(bytes) {
+            panic!("could not send {} to {peer}: {err}", show(bytes));
+        }
+    }
+
+    /// Sends `line` and `\n`.
+    pub fn send_line(&mut self, line: &str) {
+        self.send(format!("{line}\n").as_bytes());
+    }
+
+    /// Half-closes: the peer reads end-of-input, and can still reply.
+    pub fn half_close(&self) {
+        self.stream().shutdown(Shutdown::Write).unwrap();
+    }
+
+    /// Closes with a reset (RST) instead of the orderly FIN, as a crashed
+    /// program or a dropped network does: SO_LINGER with a zero timeout.
+    pub fn reset(self) {
+        let socket = socket2::SockRef::from(self.stream());
+        socket.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(self);
+    }
+
+    /// Reads one line (up to and including `\n`) within [`WAIT`] and returns
+    /// it without the `\n`. `expected` says what should have come.
+    pub fn read_line(&mut self, expected: &str) -> String {
+        let mut line = Vec::new();
+        match self.reader.read_until(b'\n', &mut line) {
+            Ok(_) if line.ends_with(b"\n") => {
+                line.pop();
+                String::from_utf8(line.clone())
+                    .unwrap_or_else(|_| panic!("{expected}; got invalid UTF-8: {}", show(&line)))
+            }
+            Ok(_) => panic!(
+                "{expected}; got {} and then the connection closed",
+                show(&line)
+            ),
+            Err(err) => panic!("{expected}; got {} and then: {}", show(&line), waited(&err)),
+        }
+    }
+
+    /// Reads exactly `expected.len()` bytes within [`WAIT`] and asserts they
+    /// are `expected`.
+    pub fn expect_bytes(&mut self, expected: &[u8], what: &str) {
+        let mut got = vec![0; expected.len()];
+        let mut filled = 0;
+        while filled < got.len() {
+            match self.reader.read(&mut got[filled..]) {
+                Ok(0) => panic!(
+                    "{what}: expected {}; got {} and then the connection closed",
+                    show(expected),
+                    show(&got[..filled])
+                ),
+                Ok(n) => filled += n,
+                Err(err) => panic!(
+                    "{what}: expected {}; got {} and then: {}",
+                    show(expected),
+                    show(&got[..filled]),
+                    waited(&err)
+                ),
+            }
+        }
+        assert!(
+            got == expected,
+            "{what}: expected {}; got {}",
+            show(expected),
+            show(&got)
+        );
+    }
+
+    /// Reads until the peer closes, within [`WAIT`], and returns the bytes.
+    pub fn read_to_end(&mut self, what: &str) -> Vec<u8> {
+        let mut got = Vec::new();
+        if let Err(err) = self.reader.read_to_end(&mut got) {
+            panic!("{what}: got {} and then: {}", show(&got), waited(&err));
+        }
+        got
+    }
+
+    /// Asserts the peer closes the connection (read returns 0, or a reset)
+    /// within [`WAIT`], with no more bytes before that.
+    pub fn expect_closed(&mut self, what: &str) {
+        let mut got = Vec::new();
+        match self.reader.read_to_end(&mut got) {
+            Ok(_) if got.is_empty() => {}
+            Err(err) if got.is_empty() && err.kind() == ErrorKind::ConnectionReset => {}
+            Ok(_) => panic!(
+                "{what}: expected the connection to close; got {} first",
+                show(&got)
+            ),
+            Err(err) => panic!(
+                "{what}: expected the connection to close; got {}",
+                waited(&err)
+            ),
+        }
+    }
+
+    /// Asserts that nothing arrives within [`QUIET`] (and the connection stays open).
+    pub fn expect_nothing(&mut self, why: &str) {
+        let stream = self.reader.get_ref();
+        stream.set_read_timeout(Some(QUIET)).unwrap();
+        let mut byte = [0; 1];
+        let result = self.reader.read(&mut byte);
+        self.reader.get_ref().set_read_timeout(Some(WAIT)).unwrap();
+        match result {
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Ok(0) => panic!("{why}; but the connection was closed"),
+            Ok(_) => panic!("{why}; but {} arrived", show(&byte)),
+            Err(err) => panic!("{why}; but the read failed: {err}"),
+        }
+    }
+}
+
+/// A listening socket in the test, standing in for a server, to check the
+/// exact bytes a client sends and to answer it by hand.
+pub struct FakeServer {
+    listener: TcpListener,
+}
+
+impl FakeServer {
+    /// Listens on a free loopback port.
+    pub fn start() -> FakeServer {
+        Self::on("127.0.0.1:0")
+    }
+
+    /// Listens on `addr` (for example `[::1]:0`).
+    pub fn on(addr: &str) -> FakeServer {
+        let listener = TcpListener::bind(addr)
+            .unwrap_or_else(|err| panic!("could not listen on {addr}: {err}"));
+        FakeServer { listener }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap()
+    }
+
+    /// Accepts the next connection within [`WAIT`].
+    pub fn accept(&self, expected: &str) -> Connection {
+        self.listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    stream.set_nonblocking(false).unwrap();
+                    return Connection::from_stream(stream);
+                }
+                Err(err) if err.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Err(err) => panic!(
+                    "{expected}; no connection came within {} s ({err})",
+                    WAIT.as_secs()
+                ),
+            }
+        }
+    }
+}
+
+/// A free loopback address where nothing listens (to test "refused").
+pub fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// Bytes as a Rust byte string literal: `b"ok\n"`, for failure messages.
+pub fn show(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "nothing".to_string();
+    }
+    let mut out = String::from("b\"");
+    for &byte in bytes {
+        out.extend(std::ascii::escape_default(byte).map(char::from));
+    }
+    out.push('"');
+    out
+}
+
+fn waited(err: &std::io::Error) -> String {
+    match err.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+            format!("nothing more within {} s", WAIT.as_secs())
+        }
+        _ => format!("an error: {err}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots
+// ---------------------------------------------------------------------------
+
+/// insta settings for program output: what changes from run to run is
+/// replaced by a placeholder, so the snapshot shows only what matters.
+///
+/// - ephemeral ports: `127.0.0.1:51234` becomes `127.0.0.1:[PORT]` (also for
+///   `[::1]`). Only five-digit ports are ephemeral (the kernel picks them from
+///   32768 and up on Linux, 49152 and up elsewhere), so the lessons' default
+///   ports (7890, 7788) and `:0` in a hint stay as they are.
+///
+/// Use it as `let _guard = testkit::snapshot_settings().bind_to_scope();`
+/// and add a lesson's own filters with `settings.add_filter(..)` first.
+pub fn snapshot_settings() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(
+        r"(\d+\.\d+\.\d+\.\d+|\[[0-9a-fA-F:.]+\]):\d{5}\b",
+        "$1:[PORT]",
+    );
+    settings.set_prepend_module_to_snapshot(false);
+    settings
+}
+
+// ---------------------------------------------------------------------------
+// Outside tools
+// ---------------------------------------------------------------------------
+
+/// The path of an outside program such as `nc` or `python3`, or `None` after
+/// printing why the test is skipped. In CI (`CI` is set) a missing tool fails
+/// the test instead: `.ci/run` installs them, so CI skips nothing.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`{name}` is not installed, and CI must skip nothing: .ci/run should install it"
+        );
+        eprintln!(
+            "skipped: `{name}` is not installed (install it, or run .ci/run, to run this test)"
+        );
+    }
+    found
+}
