@@ -1,0 +1,144 @@
+//! Serving many clients at once: a thread per client, with a cap.
+//!
+//! Lesson 3 builds this up from the one-client-at-a-time loop; lessons 4 and
+//! 5 serve their clients the same way. A thread per client is the simplest
+//! way to let a slow client wait without making the others wait. Its risk is
+//! that every connection costs a thread (a stack, a scheduler entry, an open
+//! file): without a cap, anyone who can open connections can make the server
+//! start threads until the machine runs out. So each client needs a slot,
+//! there are `max_clients` slots, and a client that finds none is told
+//! `busy` and closed at once.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use crate::{describe, say};
+
+// ANCHOR: limit
+/// At most `max` clients served at once.
+#[derive(Clone)]
+pub struct ClientLimit {
+    in_use: Arc<AtomicUsize>,
+    max: usize,
+}
+
+/// One client's place under the [`ClientLimit`]. Dropping it (when the
+/// client's thread ends, however it ends, even by a panic) frees the place.
+pub struct Slot {
+    in_use: Arc<AtomicUsize>,
+}
+
+impl ClientLimit {
+    pub fn new(max: usize) -> ClientLimit {
+        ClientLimit {
+            in_use: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+
+    /// A slot for one more client, or `None` when all `max` are taken.
+    pub fn try_take(&self) -> Option<Slot> {
+        // Add one only if the count is below max, in a single atomic step,
+        // so two threads can never both take the last slot.
+        self.in_use
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot {
+                in_use: Arc::clone(&self.in_use),
+            })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.in_use.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+// ANCHOR_END: limit
+
+// ANCHOR: serve_threads
+/// Accepts clients forever, running `handle(stream, client_address)` for
+/// each on a thread of its own, with at most `max_clients` at once. A client
+/// over the cap gets `busy_reply` and is closed; the others carry on.
+pub fn serve_threads<F>(listener: TcpListener, max_clients: usize, busy_reply: &[u8], handle: F)
+where
+    F: Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
+{
+    let handle = Arc::new(handle);
+    let limit = ClientLimit::new(max_clients);
+    loop {
+        let (stream, client) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // accept() can fail for reasons that pass: the client gave
+                // up before we accepted it, or we are out of file
+                // descriptors for a moment. Report it and go on; the short
+                // pause keeps a lasting error from spinning a core.
+                say!("could not accept a connection: {}", describe(&err));
+                thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let Some(slot) = limit.try_take() else {
+            say!("[{client}] busy: {max_clients} clients already, refused");
+            refuse(stream, busy_reply);
+            continue;
+        };
+        let handle = Arc::clone(&handle);
+        let started = thread::Builder::new()
+            .name(format!("client {client}"))
+            .spawn(move || {
+                let _slot = slot; // held until this thread ends
+                handle(stream, client);
+            });
+        if let Err(err) = started {
+            say!("[{client}] could not start a thread: {}", describe(&err));
+        }
+    }
+}
+// ANCHOR_END: serve_threads
+
+/// Tells a client over the cap that we are busy, and closes, without
+/// blocking the accept loop on it.
+fn refuse(mut stream: TcpStream, busy_reply: &[u8]) {
+    // The send buffer of a new connection is empty, so this short write
+    // goes straight to the kernel; the timeout is only a safety net.
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = stream.write_all(busy_reply);
+    let _ = stream.shutdown(Shutdown::Write);
+    // Closing with unread bytes in the receive buffer sends a reset, which
+    // can destroy the busy line before the client reads it. Take what has
+    // already arrived, without waiting for more (a non-blocking read that
+    // finds nothing fails with WouldBlock, which ends the loop).
+    if stream.set_nonblocking(true).is_ok() {
+        let mut discard = [0u8; 4096];
+        while let Ok(1..) = stream.read(&mut discard) {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientLimit;
+
+    #[test]
+    fn slots_are_limited_and_given_back() {
+        let limit = ClientLimit::new(2);
+        let a = limit.try_take().unwrap();
+        let _b = limit.try_take().unwrap();
+        assert!(
+            limit.try_take().is_none(),
+            "a third client must not get a slot"
+        );
+        drop(a);
+        assert!(
+            limit.try_take().is_some(),
+            "a freed slot can be taken again"
+        );
+    }
+}
