@@ -88,6 +88,8 @@ pub struct Process {
     /// Every stdout line the test has taken so far, for failure messages.
     seen: Vec<String>,
     stderr: Arc<Mutex<Vec<u8>>>,
+    /// Says when the stderr reader has reached end-of-file.
+    stderr_done: Receiver<()>,
     addr: Option<SocketAddr>,
 }
 
@@ -133,11 +135,13 @@ impl Process {
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let mut pipe = child.stderr.take().unwrap();
         let sink = Arc::clone(&stderr);
+        let (finished, stderr_done) = mpsc::channel();
         thread::spawn(move || {
             let mut buf = [0; 4096];
             while let Ok(n @ 1..) = pipe.read(&mut buf) {
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
+            let _ = finished.send(());
         });
         let stdin = child.stdin.take();
         Process {
@@ -147,6 +151,7 @@ impl Process {
             lines,
             seen: Vec::new(),
             stderr,
+            stderr_done,
             addr: None,
         }
     }
@@ -239,6 +244,18 @@ impl Process {
         }
     }
 
+    /// Writes raw bytes to the program's standard input (for input that is
+    /// not valid UTF-8).
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin was already closed");
+        if let Err(err) = stdin.write_all(bytes) {
+            self.fail(&format!(
+                "could not write {} to its standard input: {err}",
+                show(bytes)
+            ));
+        }
+    }
+
     /// Closes the program's standard input: it reads end-of-file.
     pub fn close_stdin(&mut self) {
         self.stdin = None;
@@ -265,6 +282,11 @@ impl Process {
                 )),
             }
         };
+        // The program has exited; its stderr reader ends as soon as it has
+        // read the last bytes from the pipe.
+        let _ = self
+            .stderr_done
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()));
         Finished {
             status,
             stdout: self.stdout(),
