@@ -513,13 +513,13 @@ impl Connection {
     pub fn expect_nothing(&mut self, why: &str) {
         let stream = self.reader.get_ref();
         stream.set_read_timeout(Some(QUIET)).unwrap();
-        let mut byte = [0; 1];
-        let result = self.reader.read(&mut byte);
+        let mut got = [0; 64];
+        let result = self.reader.read(&mut got);
         self.reader.get_ref().set_read_timeout(Some(WAIT)).unwrap();
         match result {
             Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Ok(0) => panic!("{why}; but the connection was closed"),
-            Ok(_) => panic!("{why}; but {} arrived", show(&byte)),
+            Ok(n) => panic!("{why}; but {} arrived", show(&got[..n])),
             Err(err) => panic!("{why}; but the read failed: {err}"),
         }
     }

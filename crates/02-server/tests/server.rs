@@ -106,14 +106,18 @@ fn a_message_split_over_several_writes_is_one_message() {
     let mut client = Connection::open(server.addr());
     // No Nagle delay: each write leaves as its own segment, as soon as it can.
     client.stream().set_nodelay(true).unwrap();
-    for piece in [&b"hel"[..], b"lo wo", b"rld\n"] {
-        client.send(piece);
-    }
-    client.expect_bytes(
-        b"OK\n",
-        "one read is not one message: keep reading until the newline",
+    client.send(b"hel");
+    // While the line is incomplete the server must not answer; waiting for
+    // that also makes sure the first piece arrives on its own.
+    client.expect_nothing("one read is not one message: `hel` has no newline yet, so no reply");
+    client.send(b"lo wo");
+    client.send(b"rld\n");
+    client.expect_bytes(b"OK\n", "once the newline arrives, the server should reply");
+    assert_eq!(
+        server.wait_for("received"),
+        "received: hello world",
+        "one read is not one message: the server should keep reading until the newline"
     );
-    assert_eq!(server.wait_for("received"), "received: hello world");
 }
 
 #[test]
