@@ -45,13 +45,16 @@ pub fn send_message(server: &str, timeout: Duration, message: &str) -> anyhow::R
         .peer_addr()
         .context("could not read the server's address")?;
 
-    // Step 2: send. write_all() loops until the kernel has taken every byte;
-    // a single write() may take only part of a long message and return how
-    // much it took, and ignoring that count loses the rest.
+    // Step 2: send the message and its newline. write_all() loops until the
+    // kernel has taken every byte; a single write() may take only part of a
+    // long message and return how much it took, and ignoring that count
+    // loses the rest. The line goes out in one call: a server that reads
+    // once (as the original does) should find the whole line there, not
+    // the message now and its newline a moment later.
     stream.set_write_timeout(Some(timeout))?;
+    let line = format!("{message}\n");
     stream
-        .write_all(message.as_bytes())
-        .and_then(|()| stream.write_all(b"\n"))
+        .write_all(line.as_bytes())
         .map_err(|err| anyhow::anyhow!("could not send to {peer}: {}", describe(&err)))?;
     say!(
         "sent {} bytes: {}",
@@ -63,9 +66,7 @@ pub fn send_message(server: &str, timeout: Duration, message: &str) -> anyhow::R
     // returns 0 bytes, "end of input", so it knows the message is complete
     // even if it does not look for the newline. Our reading side stays
     // open for the reply.
-    stream
-        .shutdown(Shutdown::Write)
-        .with_context(|| format!("could not half-close the connection to {peer}"))?;
+    half_close(&stream, peer)?;
 
     // Step 4: read the reply until the server closes. The timeout bounds
     // each wait, so a server that never answers cannot hang us.
@@ -73,6 +74,21 @@ pub fn send_message(server: &str, timeout: Duration, message: &str) -> anyhow::R
     print_replies(stream, peer, timeout)
 }
 // ANCHOR_END: send_message
+
+/// Step 3: shutdown(Write). A server that already replied and closed the
+/// whole connection (the original one-shot server does) makes this fail
+/// with "not connected": that is no error for us, its reply is waiting in
+/// our receive buffer all the same.
+fn half_close(stream: &TcpStream, peer: SocketAddr) -> anyhow::Result<()> {
+    match stream.shutdown(Shutdown::Write) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == ErrorKind::NotConnected => Ok(()),
+        Err(err) => bail!(
+            "could not half-close the connection to {peer}: {}",
+            describe(&err)
+        ),
+    }
+}
 
 // ANCHOR: connect
 /// Step 1: resolve the address, try each address it names in turn, and
@@ -180,9 +196,7 @@ pub fn send_lines(
                 say!("sent {} bytes: {}", line.len(), printable(&line));
             }
             Ok(Event::EndOfInput) => {
-                stream
-                    .shutdown(Shutdown::Write)
-                    .with_context(|| format!("could not half-close the connection to {peer}"))?;
+                half_close(&stream, peer)?;
                 return wait_for_close(&next_event, peer, timeout);
             }
             Ok(Event::ServerDone(result)) => return result,
