@@ -188,12 +188,18 @@ pub fn send_lines(
     loop {
         match next_event.recv() {
             Ok(Event::Typed(mut line)) => {
+                // Hold standard output while we send and say so. The reply
+                // thread prints too, and without this a quick server's reply
+                // could be printed before the line saying we sent what it
+                // answers. (The lock is re-entrant: say! below can take it.)
+                let terminal = io::stdout().lock();
                 line.push(b'\n');
                 stream.write_all(&line).map_err(|err| {
                     anyhow::anyhow!("could not send to {peer}: {}", describe(&err))
                 })?;
                 line.pop();
                 say!("sent {} bytes: {}", line.len(), printable(&line));
+                drop(terminal);
             }
             Ok(Event::EndOfInput) => {
                 half_close(&stream, peer)?;
