@@ -10,13 +10,17 @@ use std::path::PathBuf;
 use testkit::{Process, binary, run, tool};
 
 fn script(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("interop")
+        .join(name);
     path.to_string_lossy().into_owned()
 }
 
 #[test]
 fn the_original_client_against_lesson_2() {
-    let Some(python) = tool("python3") else { return };
+    let Some(python) = tool("python3") else {
+        return;
+    };
     let mut server = Process::server(&binary("server", "02-server"), &[]);
     let port = server.addr().port().to_string();
 
@@ -24,26 +28,41 @@ fn the_original_client_against_lesson_2() {
     // reading: the server must still print the message and end cleanly.
     let client = run(
         &python,
-        &[&script("original_client.py"), "127.0.0.1", &port, "hello from python"],
+        &[
+            &script("original_client.py"),
+            "127.0.0.1",
+            &port,
+            "hello from python",
+        ],
         "",
     );
     client.assert_success("the original-style Python client");
     server.wait_for("received: hello from python");
-    server.finish().assert_success("lesson 2 after the original-style client");
+    server
+        .finish()
+        .assert_success("lesson 2 after the original-style client");
 }
 
 #[test]
 fn lesson_1_against_the_original_one_shot_server() {
-    let Some(python) = tool("python3") else { return };
+    let Some(python) = tool("python3") else {
+        return;
+    };
     let mut server = Process::server(&python, &[&script("original_server.py")]);
     let addr = server.addr().to_string();
 
-    let client = run(&binary("client", "01-client"), &["--server", &addr, "hello"], "");
+    let client = run(
+        &binary("client", "01-client"),
+        &["--server", &addr, "hello"],
+        "",
+    );
     client.assert_success("lesson 1 against the original-style one-shot server");
     // The original replies `OK` with no newline and closes: the end of the
     // stream ends that last line.
     assert!(
-        client.stdout.ends_with("reply: OK\nserver closed the connection\n"),
+        client
+            .stdout
+            .ends_with("reply: OK\nserver closed the connection\n"),
         "lesson 1 should print the Python server's `OK` (sent without a newline); {client}"
     );
     server.wait_for("received b'hello\\n'");
@@ -51,7 +70,9 @@ fn lesson_1_against_the_original_one_shot_server() {
 
 #[test]
 fn lesson_1_against_the_original_multi_client_server() {
-    let Some(python) = tool("python3") else { return };
+    let Some(python) = tool("python3") else {
+        return;
+    };
     let mut server = Process::server(&python, &[&script("original_multi_server.py")]);
     let addr = server.addr().to_string();
     let client_bin = binary("client", "01-client");
@@ -62,7 +83,9 @@ fn lesson_1_against_the_original_multi_client_server() {
         let client = run(&client_bin, &["--server", &addr, word], "");
         client.assert_success("lesson 1 against the original-style multi-client server");
         assert!(
-            client.stdout.ends_with("reply: ok\nserver closed the connection\n"),
+            client
+                .stdout
+                .ends_with("reply: ok\nserver closed the connection\n"),
             "lesson 1 should print the server's `ok` and see it close after our half-close; {client}"
         );
         server.wait_for(&format!("received b'{word}\\n'"));
