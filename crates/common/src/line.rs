@@ -103,7 +103,11 @@ mod tests {
 
     fn lines(pieces: &[&[u8]], max_len: usize) -> Vec<ReadLine> {
         let pieces = pieces.iter().map(|p| p.to_vec()).collect();
-        let mut reader = BufReader::with_capacity(8, Pieces(pieces));
+        drain(BufReader::with_capacity(8, Pieces(pieces)), max_len)
+    }
+
+    /// Every result up to and including the first that is not a line.
+    fn drain(mut reader: impl BufRead, max_len: usize) -> Vec<ReadLine> {
         let mut found = Vec::new();
         loop {
             let next = read_line(&mut reader, max_len).unwrap();
@@ -147,6 +151,61 @@ mod tests {
             [line(""), line(""), ReadLine::Closed]
         );
         assert_eq!(lines(&[], 100), [ReadLine::Closed]);
+    }
+
+    /// [`drain`] for `bytes` handed out in pieces cut at `cuts`, through a buffer of
+    /// `capacity` bytes.
+    fn read_all(bytes: &[u8], cuts: &[usize], capacity: usize, max_len: usize) -> Vec<ReadLine> {
+        let mut pieces = Vec::new();
+        let mut start = 0;
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        cuts.sort_unstable();
+        for cut in cuts {
+            pieces.push(bytes[start..cut].to_vec());
+            start = cut;
+        }
+        pieces.push(bytes[start..].to_vec());
+        pieces.retain(|p| !p.is_empty()); // a 0-byte read means end of stream
+        drain(BufReader::with_capacity(capacity, Pieces(pieces)), max_len)
+    }
+
+    proptest::proptest! {
+        /// Where the stream is cut never changes the lines: TCP may split
+        /// the bytes anywhere, and the messages must come out the same.
+        #[test]
+        fn lines_do_not_depend_on_where_reads_split_the_stream(
+            bytes in proptest::collection::vec(proptest::prop_oneof![
+                4 => proptest::num::u8::ANY,
+                1 => proptest::strategy::Just(b'\n'),
+                1 => proptest::strategy::Just(b'\r'),
+            ], 0..200),
+            cuts in proptest::collection::vec(0usize..1000, 0..20),
+            capacity in 1usize..32,
+            max_len in 0usize..40,
+        ) {
+            let whole = read_all(&bytes, &[], 4096, max_len);
+            let split = read_all(&bytes, &cuts, capacity, max_len);
+            proptest::prop_assert_eq!(whole, split);
+        }
+
+        /// No input makes the reader panic, every line respects the limit,
+        /// and no byte is invented.
+        #[test]
+        fn lines_respect_the_limit_and_come_from_the_input(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            max_len in 0usize..64,
+        ) {
+            let found = read_all(&bytes, &[], 7, max_len);
+            let mut total = 0;
+            for result in &found {
+                if let ReadLine::Line(line) = result {
+                    proptest::prop_assert!(line.len() <= max_len);
+                    proptest::prop_assert!(!line.contains(&b'\n'));
+                    total += line.len();
+                }
+            }
+            proptest::prop_assert!(total <= bytes.len());
+        }
     }
 
     #[test]
