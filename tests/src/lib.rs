@@ -19,9 +19,12 @@
 //! | [`FakeServer`] | a listening socket in the test, to check what a client sends |
 //! | [`snapshot_settings`] | insta settings that redact ports and other things that change |
 //! | [`tool`] | an outside program (`nc`, `python3`), or a clear skip |
+//! | [`hostile`] | misbehaving clients, and the battery every server must survive |
 
 // A test kit fails by panicking, with a message; that is what tests do.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod hostile;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -298,6 +301,20 @@ impl Process {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The program's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Takes every stdout line that has arrived by now, without waiting,
+    /// and returns all lines taken so far (see [`stdout`](Process::stdout)).
+    pub fn stdout_now(&mut self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.stdout()
     }
 
     /// The stdout lines taken so far, each ending in `\n`.
