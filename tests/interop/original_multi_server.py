@@ -5,22 +5,10 @@ newline) to each recv, until recv returns nothing; then close and accept the
 next.
 
     python3 original_multi_server.py [--listen HOST:PORT]
-
-Like the lessons' servers, its first line is `listening on HOST:PORT`.
 """
-import socket
-import sys
+from peer import listen
 
-host, port = "127.0.0.1", 7890
-if len(sys.argv) == 3 and sys.argv[1] == "--listen":
-    host, _, port_text = sys.argv[2].rpartition(":")
-    port = int(port_text)
-
-server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-server.bind((host, port))
-server.listen(128)
-print("listening on %s:%d" % server.getsockname(), flush=True)
+server = listen()
 while True:
     client, address = server.accept()
     print("connected", address, flush=True)

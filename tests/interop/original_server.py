@@ -3,21 +3,10 @@
 accept one client, recv(1024) once, reply OK (no newline), close.
 
     python3 original_server.py [--listen HOST:PORT]
-
-Like the lessons' servers, its first line is `listening on HOST:PORT`.
 """
-import socket
-import sys
+from peer import listen
 
-host, port = "127.0.0.1", 7890
-if len(sys.argv) == 3 and sys.argv[1] == "--listen":
-    host, _, port_text = sys.argv[2].rpartition(":")
-    port = int(port_text)
-
-server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-server.bind((host, port))
-server.listen(128)
-print("listening on %s:%d" % server.getsockname(), flush=True)
+server = listen()
 client, address = server.accept()
 client.settimeout(10)
 data = client.recv(1024)
