@@ -11,15 +11,18 @@
 //! | [`addr`]   | [`resolve`], [`connect`], [`listen`]: addresses with a default port |
 //! | [`line`]   | [`read_line`]: one line, at most N bytes, however the bytes arrive |
 //! | [`errors`] | [`describe`] an I/O error in plain words; [`report`] it and exit   |
+//! | [`close`]  | [`close_gently`]: close without a reset destroying the last reply |
 //! | [`serve`]  | [`serve_threads`]: a thread per client, at most N at once          |
 
 pub mod addr;
+pub mod close;
 pub mod errors;
 pub mod line;
 pub mod serve;
 pub mod text;
 
 pub use addr::{announce, bind_error, connect, listen, resolve};
+pub use close::close_gently;
 pub use errors::{describe, report};
 pub use line::{ReadLine, read_line};
 pub use serve::{ClientLimit, Slot, serve_threads};
