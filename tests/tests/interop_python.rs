@@ -91,3 +91,25 @@ fn lesson_1_against_the_original_multi_client_server() {
         server.wait_for(&format!("received b'{word}\\n'"));
     }
 }
+
+#[test]
+fn the_original_client_against_lesson_3_in_both_modes() {
+    let Some(python) = tool("python3") else {
+        return;
+    };
+    for mode in [&[][..], &["--one-at-a-time"]] {
+        let mut server = Process::server(&binary("multi-client", "03-multi-client"), mode);
+        let port = server.addr().port().to_string();
+        // No newline, and it closes without reading the `ok`: the server
+        // must print the line, and carry on serving the next client.
+        for message in ["first from python", "second from python"] {
+            let client = run(
+                &python,
+                &[&script("original_client.py"), "127.0.0.1", &port, message],
+                "",
+            );
+            client.assert_success("the original-style Python client");
+            server.wait_for(&format!("] {message}"));
+        }
+    }
+}

@@ -16,8 +16,8 @@
 //! three in one call (see [`common::listen`], which lessons 3 to 5 use).
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
 
 use anyhow::Context;
 use common::{describe, printable, say};
@@ -145,8 +145,8 @@ fn serve(mut stream: TcpStream, client: SocketAddr, receive_timeout: Duration) {
     }
     say!("replied: OK");
 
-    // Step 7: close.
-    close(stream);
+    // Step 7: close, without a reset destroying the reply (see close_gently).
+    common::close_gently(stream, LINGER);
     say!("closed the connection");
 }
 // ANCHOR_END: serve
@@ -194,32 +194,6 @@ fn receive(stream: &mut TcpStream) -> io::Result<Message> {
 }
 // ANCHOR_END: receive
 
-// ANCHOR: close
-/// Step 7: close the connection without losing the reply.
-///
-/// Dropping the socket would close it at once. But if the client sent more
-/// than we read (a second line, or more than MESSAGE_LIMIT bytes), those
-/// bytes sit unread in our receive buffer, and closing a socket with unread
-/// data makes the kernel send a reset (RST) instead of the orderly FIN. A
-/// reset can throw away our `OK` on the client's side before it reads it.
-///
-/// So: shutdown(Write) first, which sends FIN after the reply (the client
-/// reads `OK` and then end-of-input); then read and discard whatever the
-/// client still sends until it closes too, for at most LINGER.
-fn close(mut stream: TcpStream) {
-    let _ = stream.shutdown(Shutdown::Write);
-    let deadline = Instant::now() + LINGER;
-    let _ = stream.set_read_timeout(Some(LINGER));
-    let mut discard = [0u8; 4096];
-    while Instant::now() < deadline {
-        match stream.read(&mut discard) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => continue,
-        }
-    }
-    // The socket is closed here, when `stream` goes out of scope.
-}
-// ANCHOR_END: close
 
 /// A read timeout shows up as WouldBlock on Unix and TimedOut on Windows.
 fn is_timeout(err: &io::Error) -> bool {
