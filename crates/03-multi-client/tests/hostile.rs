@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use testkit::hostile::{Case, run_battery};
+use testkit::hostile::{Case, run_battery, run_cases};
 use testkit::{Connection, Process};
 
 fn server_bin() -> &'static Path {
@@ -34,22 +34,19 @@ fn one_at_a_time_survives_each_misbehaving_client_in_turn() {
     // One at a time, a misbehaving client holds up everyone behind it until
     // it leaves or the idle timeout (1 s here) ends it; the good client
     // waits its turn and is then served. The burst of 500 silent
-    // connections is left out: served one by one, each silent for 1 s,
-    // they would take minutes, which is this mode's weakness, not a bug.
+    // connections is left out: served one after another, each silent for
+    // 1 s, they take minutes (the backlog fills, connects stall), which is
+    // this mode's weakness, shown in the chapter, not a bug to test for.
     let mut server = Process::server(server_bin(), &["--one-at-a-time", "--idle-timeout", "1"]);
-    let addr = server.addr();
-    for case in Case::ALL {
-        if let Case::Burst = case {
-            continue;
-        }
-        println!("03-multi-client --one-at-a-time: a client that does {case:?}, then a good one");
-        let held = case.act(addr, "hello");
-        well_behaved(addr);
-        drop(held);
-    }
-    let log = server.stdout_now();
-    assert!(
-        !log.contains('\u{1b}'),
-        "the server printed a terminal escape from the network raw; it must be escaped"
+    let cases: Vec<Case> = Case::ALL
+        .into_iter()
+        .filter(|case| !matches!(case, Case::Burst))
+        .collect();
+    run_cases(
+        "03-multi-client --one-at-a-time",
+        &mut server,
+        "hello",
+        &cases,
+        well_behaved,
     );
 }

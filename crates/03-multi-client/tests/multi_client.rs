@@ -6,9 +6,10 @@
 //! learns its port from its first line, and talks to it over loopback.
 
 use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
 
-use testkit::hostile::wait_until_not_busy;
-use testkit::{Connection, Process, run, snapshot_settings, tool};
+use testkit::{Connection, Process, WAIT, run, snapshot_settings, tool};
 
 fn server_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_03-multi-client"))
@@ -58,9 +59,24 @@ fn one_client_gets_ok_for_each_line_and_the_log_shows_the_session() {
 // One at a time, and a thread per client
 // ---------------------------------------------------------------------------
 
+/// The server's log with each client's port numbered in the order of
+/// `clients` (`127.0.0.1:[PORT 1]`, `127.0.0.1:[PORT 2]`), so a snapshot can
+/// tell the clients apart; the listening port becomes `[PORT]`.
+fn numbered(log: &str, clients: &[&Connection]) -> String {
+    let mut log = log.to_string();
+    for (n, client) in clients.iter().enumerate() {
+        let addr = client.local_addr();
+        log = log.replace(
+            &format!("[{addr}]"),
+            &format!("[{}:[PORT {}]]", addr.ip(), n + 1),
+        );
+    }
+    log
+}
+
 #[test]
 fn thread_per_client_answers_a_second_client_while_the_first_is_connected() {
-    let server = start_server(&[]);
+    let mut server = start_server(&[]);
     let mut first = Connection::open(server.addr());
     round_trip(&mut first, "I am first, and I stay");
     let mut second = Connection::open(server.addr());
@@ -71,13 +87,22 @@ fn thread_per_client_answers_a_second_client_while_the_first_is_connected() {
     );
     // And the first is still served, after the second.
     round_trip(&mut first, "still here");
+
+    // Each step waits for the server's log line, so this log has one order.
+    leave(&mut second);
+    server.wait_for("finished");
+    leave(&mut first);
+    server.wait_for("finished");
+    let log = numbered(&server.stdout_now(), &[&first, &second]);
+    let _guard = snapshot_settings().bind_to_scope();
+    insta::assert_snapshot!("two_clients_at_once", log);
 }
 
 #[test]
 fn one_at_a_time_makes_the_second_client_wait_until_the_first_leaves() {
     let mut server = start_server(&["--one-at-a-time"]);
     let mut first = Connection::open(server.addr());
-    round_trip(&mut first, "I am first");
+    round_trip(&mut first, "I am first, and I stay");
     server.wait_for("] I am first");
 
     // The kernel completes the second client's handshake by itself (the
@@ -92,14 +117,19 @@ fn one_at_a_time_makes_the_second_client_wait_until_the_first_leaves() {
     server.expect_no_line(
         "with --one-at-a-time, the server must not accept a second client while the first is connected",
     );
+    round_trip(&mut first, "still here");
 
     leave(&mut first);
     second.expect_bytes(
         b"ok\n",
         "once the first client has left, the waiting second client should get its `ok`",
     );
-    server.wait_for("] I am second");
     leave(&mut second);
+    server.wait_for("] I am second");
+    server.wait_for("finished");
+    let log = numbered(&server.stdout_now(), &[&first, &second]);
+    let _guard = snapshot_settings().bind_to_scope();
+    insta::assert_snapshot!("one_at_a_time", log);
 }
 
 // ---------------------------------------------------------------------------
@@ -250,11 +280,24 @@ fn a_client_over_the_cap_is_told_busy_and_the_others_keep_working() {
     round_trip(&mut first, "one again");
     round_trip(&mut second, "two again");
 
-    // When one leaves, its place is free again (as soon as its thread ends).
+    // When one leaves, its place is free again, as soon as its thread ends
+    // (just after it logs `finished`): a new client may need a second try.
     leave(&mut first);
-    wait_until_not_busy(server.addr());
-    let mut fourth = Connection::open(server.addr());
-    round_trip(&mut fourth, "my turn");
+    server.wait_for("finished");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut fourth = Connection::open(server.addr());
+        fourth.send_line("my turn");
+        let reply = fourth.read_line("a client after one of two has left should get `ok`");
+        if reply == "ok" {
+            break;
+        }
+        assert!(
+            reply.starts_with("busy") && Instant::now() < deadline,
+            "once a client has left, its place should be free for the next; got {reply:?}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
