@@ -1,0 +1,167 @@
+//! The command line of lesson 5. The lesson itself is in lib.rs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  cargo run -p file-download -- serve docs
+      serve the files of the folder `docs` on 127.0.0.1:7788
+  cargo run -p file-download -- list
+      show what the server offers
+  cargo run -p file-download -- get src/SUMMARY.md
+      download it as SUMMARY.md here (checked with SHA-256; resumed if cut)
+  printf 'GET src/SUMMARY.md\\n' | nc -N 127.0.0.1 7788
+      the same request by hand: the reply is `OK <size> <sha256>` and the bytes";
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  cargo run -p file-download -- serve
+      serve the current folder on 127.0.0.1:7788
+  cargo run -p file-download -- serve ~/Downloads --listen 0.0.0.0:7788
+      serve a folder to other machines too
+  cargo run -p file-download -- serve . --hidden --max-clients 4
+      serve dotfiles as well, to at most 4 clients at once";
+
+const GET_EXAMPLES: &str = "\
+Examples:
+  cargo run -p file-download -- get notes.txt
+      save the server's notes.txt as notes.txt here
+  cargo run -p file-download -- get 'photos/my cat.jpg' -o cat.jpg --force
+      save under another name, replacing it if it exists
+  cargo run -p file-download -- get big.iso --server 192.168.1.20
+      from another machine (port 7788); run it again to resume if cut";
+
+/// Lesson 5: a file server and a downloader you can trust.
+///
+/// `serve` offers the files of a folder, and nothing outside it; `get`
+/// downloads one file, checks its size and SHA-256, and resumes a transfer
+/// that was cut; `list` shows what a server offers.
+///
+/// The protocol is one text line per request (`GET <path>`, `RESUME <offset>
+/// <path>`, `LIST`), answered by `OK <size> <sha256>` and the bytes, `OK
+/// <count>` and a line per file, or `ERR <code> <message>`.
+#[derive(Parser)]
+#[command(name = "05-file-download", version, after_help = EXAMPLES)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the files of a folder (and its subfolders).
+    ///
+    /// Refuses every path that leaves the folder (`..`, absolute paths,
+    /// links that point outside), dotfiles unless --hidden, and anything
+    /// that is not a regular file. Prints `listening on ADDR`, `serving
+    /// FOLDER`, then one line per request.
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve {
+        /// The folder to serve.
+        #[arg(value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+
+        /// The address to listen on: IP:PORT, or just IP (port 7788). Port
+        /// 0 picks a free port.
+        #[arg(long, value_name = "ADDR", default_value = file_download::DEFAULT_ADDR)]
+        listen: String,
+
+        /// How many clients are served at once; more are told `ERR busy`.
+        #[arg(long, value_name = "N", default_value_t = file_download::DEFAULT_MAX_CLIENTS,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+        max_clients: usize,
+
+        /// Serve dotfiles too (names starting with `.`, such as .env).
+        #[arg(long)]
+        hidden: bool,
+
+        /// Seconds a client has to send its whole request line.
+        #[arg(long, value_name = "SECS",
+              default_value_t = file_download::DEFAULT_REQUEST_TIMEOUT.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        request_timeout: u64,
+    },
+
+    /// Download one file; resume it if an earlier attempt was cut.
+    ///
+    /// Writes to OUT.part, checks the size and SHA-256 the server announced,
+    /// flushes to disk, and only then renames it to OUT. Prints one summary
+    /// line on standard output (and a progress bar on standard error when
+    /// that is a terminal).
+    #[command(after_help = GET_EXAMPLES)]
+    Get {
+        /// The file's path in the served folder, with / between folders.
+        #[arg(value_name = "PATH")]
+        path: String,
+
+        /// The server: HOST:PORT, [IPv6]:PORT, or just HOST (port 7788).
+        #[arg(long, short, value_name = "ADDR", default_value = file_download::DEFAULT_ADDR)]
+        server: String,
+
+        /// Where to save it (default: the last part of PATH, in the
+        /// current folder).
+        #[arg(long, short, value_name = "OUT")]
+        output: Option<PathBuf>,
+
+        /// Replace OUT if it exists.
+        #[arg(long)]
+        force: bool,
+
+        /// Seconds to wait for the connection, and then for each piece of
+        /// the reply.
+        #[arg(long, value_name = "SECS", default_value_t = file_download::DEFAULT_TIMEOUT.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        timeout: u64,
+    },
+
+    /// List the files a server offers, with their sizes.
+    List {
+        /// The server: HOST:PORT, [IPv6]:PORT, or just HOST (port 7788).
+        #[arg(long, short, value_name = "ADDR", default_value = file_download::DEFAULT_ADDR)]
+        server: String,
+
+        /// Seconds to wait for the connection, and then for each line.
+        #[arg(long, value_name = "SECS", default_value_t = file_download::DEFAULT_TIMEOUT.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        timeout: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Args::parse().command {
+        Command::Serve {
+            dir,
+            listen,
+            max_clients,
+            hidden,
+            request_timeout,
+        } => file_download::serve(file_download::ServeOptions {
+            folder: dir,
+            listen,
+            max_clients,
+            hidden,
+            request_timeout: Duration::from_secs(request_timeout),
+        }),
+        Command::Get {
+            path,
+            server,
+            output,
+            force,
+            timeout,
+        } => file_download::get(&file_download::GetOptions {
+            server,
+            path,
+            output,
+            force,
+            timeout: Duration::from_secs(timeout),
+        }),
+        Command::List { server, timeout } => {
+            file_download::list(&server, Duration::from_secs(timeout))
+        }
+    };
+    common::report(result)
+}

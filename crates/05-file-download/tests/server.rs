@@ -1,0 +1,647 @@
+//! Checks for lesson 5's server, over raw sockets. Write the server
+//! yourself, then run `cargo test -p file-download`: each test names what
+//! the server should do.
+//!
+//! Every test starts the real `05-file-download serve` on a temporary
+//! folder with `--listen 127.0.0.1:0`, and talks to it byte for byte.
+
+// Helpers outside #[test] functions fail the way tests do: by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::symlink;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use file_download::LINE_LIMIT;
+use support::{TempDir, ask, bin, bytes, settings, sha256_hex, start_server, whole_reply};
+use testkit::{Connection, run, tool};
+
+const HELLO: &[u8] = b"hello world\n";
+const SECRET: &[u8] = b"the password is swordfish\n";
+
+/// A served folder with every kind of thing a request can reach, inside a
+/// temporary folder that also holds a secret outside the served one:
+///
+/// ```text
+/// secret.txt                       outside: must never be served
+/// served2/x.txt                    outside too (its name starts like "served")
+/// served/hello.txt                 "hello world\n"
+/// served/sub/notes.txt
+/// served/sub/.hidden
+/// served/.env  served/.git/config  dotfiles
+/// served/inside-link -> hello.txt  a link that stays inside
+/// served/dot-link -> .env          a link to a dotfile
+/// served/escape -> ../secret.txt   a link out, to a file that exists
+/// served/dangling -> ../nothing    a link out, to nothing
+/// served/escape-dir -> ..          a link to the folder above
+/// served/sibling -> ../served2/x.txt
+/// served/fifo                      a named pipe
+/// ```
+struct Fixture {
+    temp: TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let temp = TempDir::new();
+        temp.write("secret.txt", SECRET);
+        temp.write("served2/x.txt", SECRET);
+        temp.write("served/hello.txt", HELLO);
+        temp.write("served/sub/notes.txt", b"notes\n");
+        temp.write("served/sub/.hidden", b"hidden\n");
+        temp.write("served/.env", b"TOKEN=secret\n");
+        temp.write("served/.git/config", b"[core]\n");
+        let served = temp.path().join("served");
+        symlink("hello.txt", served.join("inside-link")).unwrap();
+        symlink(".env", served.join("dot-link")).unwrap();
+        symlink("../secret.txt", served.join("escape")).unwrap();
+        symlink("../nothing", served.join("dangling")).unwrap();
+        symlink("..", served.join("escape-dir")).unwrap();
+        symlink("../served2/x.txt", served.join("sibling")).unwrap();
+        let made = Command::new("mkfifo")
+            .arg(served.join("fifo"))
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkfifo should make a named pipe");
+        Fixture { temp }
+    }
+
+    fn served(&self) -> std::path::PathBuf {
+        self.temp.path().join("served")
+    }
+}
+
+/// Asserts `GET hello.txt` still gets the whole file.
+fn still_serves(addr: std::net::SocketAddr, after: &str) {
+    assert_eq!(
+        testkit::show(&ask(addr, b"GET hello.txt\n")),
+        testkit::show(&whole_reply(HELLO)),
+        "after {after}, the server should still answer `GET hello.txt` with `OK 12 <sha256>` and the file"
+    );
+}
+
+/// Asserts `reply` is exactly one line `ERR <code> <message>\n`.
+fn assert_refused(reply: &[u8], code: &str, request: &str) {
+    let text = String::from_utf8_lossy(reply);
+    assert!(
+        text.starts_with(&format!("ERR {code} "))
+            && text.ends_with('\n')
+            && text.lines().count() == 1,
+        "{request:?} should be refused with one line `ERR {code} <message>` and then a close; got {}",
+        testkit::show(reply)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The protocol
+// ---------------------------------------------------------------------------
+
+#[test]
+fn get_replies_ok_size_and_sha256_then_exactly_the_bytes_then_closes() {
+    let fixture = Fixture::new();
+    let server = start_server(&fixture.served(), &[]);
+    let mut conn = Connection::open(server.addr());
+    conn.send(b"GET hello.txt\n");
+    conn.expect_bytes(
+        format!("OK 12 {}\n", sha256_hex(HELLO)).as_bytes(),
+        "the header should be `OK <size> <sha256 in lowercase hex>`",
+    );
+    conn.expect_bytes(HELLO, "the file's bytes should follow the header");
+    conn.expect_closed("after exactly <size> bytes the server should close");
+}
+
+#[test]
+fn resume_sends_the_rest_with_the_whole_files_size_and_digest() {
+    let fixture = Fixture::new();
+    let server = start_server(&fixture.served(), &[]);
+    let header = format!("OK 12 {}\n", sha256_hex(HELLO));
+    assert_eq!(
+        testkit::show(&ask(server.addr(), b"RESUME 6 hello.txt\n")),
+        testkit::show(format!("{header}world\n").as_bytes()),
+        "RESUME 6 should send the whole file's size and digest, then bytes 6 to 12"
+    );
+    assert_eq!(
+        testkit::show(&ask(server.addr(), b"RESUME 12 hello.txt\n")),
+        testkit::show(header.as_bytes()),
+        "RESUME at the very end (offset = size) is allowed: the header and no bytes"
+    );
+    assert_eq!(
+        testkit::show(&ask(server.addr(), b"RESUME 0 hello.txt\n")),
+        testkit::show(&whole_reply(HELLO)),
+        "RESUME 0 is the whole file"
+    );
+    let reply = ask(server.addr(), b"RESUME 13 hello.txt\n");
+    assert_refused(
+        &reply,
+        "bad-offset",
+        "RESUME 13 hello.txt (the file has 12 bytes)",
+    );
+}
+
+#[test]
+fn list_offers_exactly_what_get_would_serve_sorted_by_path() {
+    let fixture = Fixture::new();
+    // Names GET cannot ask for are not listed: not UTF-8, or with a newline.
+    use std::os::unix::ffi::OsStrExt;
+    let served = fixture.served();
+    fs::write(
+        served.join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt")),
+        b"x",
+    )
+    .unwrap();
+    fs::write(served.join("two\nlines.txt"), b"x").unwrap();
+    fs::write(served.join("my notes.txt"), b"spaces are fine\n").unwrap();
+
+    let server = start_server(&served, &[]);
+    let reply = ask(server.addr(), b"LIST\n");
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "OK 4\n12 hello.txt\n12 inside-link\n16 my notes.txt\n6 sub/notes.txt\n",
+        "LIST should reply `OK <count>` and one `<size> <path>` line per file GET would serve, \
+         sorted by path: no dotfiles, no links out of the folder, no fifo, no folders, \
+         no names GET cannot spell"
+    );
+    for path in ["hello.txt", "inside-link", "my notes.txt", "sub/notes.txt"] {
+        let reply = ask(server.addr(), format!("GET {path}\n").as_bytes());
+        assert!(
+            reply.starts_with(b"OK "),
+            "GET {path:?} should serve what LIST offers; got {}",
+            testkit::show(&reply)
+        );
+    }
+
+    let hidden = start_server(&served, &["--hidden"]);
+    let reply = ask(hidden.addr(), b"LIST\n");
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "OK 8\n13 .env\n7 .git/config\n13 dot-link\n12 hello.txt\n12 inside-link\n16 my notes.txt\n7 sub/.hidden\n6 sub/notes.txt\n",
+        "with --hidden, LIST should offer the dotfiles too, and still nothing outside the folder"
+    );
+}
+
+#[test]
+fn bad_requests_are_refused_with_bad_request() {
+    let fixture = Fixture::new();
+    let server = start_server(&fixture.served(), &[]);
+    let cases: [&[u8]; 10] = [
+        b"get hello.txt\n",
+        b"GET\n",
+        b"GET \n",
+        b"LIST everything\n",
+        b"RESUME hello.txt\n",
+        b"RESUME +5 hello.txt\n",
+        b"RESUME -1 hello.txt\n",
+        b"RESUME 99999999999999999999999 hello.txt\n",
+        b"GET caf\xe9.txt\n",
+        b"\n",
+    ];
+    for request in cases {
+        let reply = ask(server.addr(), request);
+        assert_refused(&reply, "bad-request", &String::from_utf8_lossy(request));
+    }
+    still_serves(server.addr(), "bad requests");
+}
+
+#[test]
+fn a_request_ending_in_crlf_works_like_one_ending_in_lf() {
+    let fixture = Fixture::new();
+    let server = start_server(&fixture.served(), &[]);
+    assert_eq!(
+        testkit::show(&ask(server.addr(), b"GET hello.txt\r\n")),
+        testkit::show(&whole_reply(HELLO)),
+        "a `\\r` before the newline (nc -C, telnet) should be ignored"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Path safety
+// ---------------------------------------------------------------------------
+
+#[test]
+fn every_path_out_of_the_folder_is_refused_and_the_server_keeps_serving() {
+    let fixture = Fixture::new();
+    let served = fixture.served();
+    let server = start_server(&served, &[]);
+    let inside_absolute = format!("{}/hello.txt", served.display());
+    let cases: Vec<(&str, &str)> = vec![
+        // absolute paths
+        ("/etc/passwd", "forbidden"),
+        (&inside_absolute, "forbidden"),
+        // `..` and `.`
+        ("../secret.txt", "forbidden"),
+        ("../nothing.txt", "forbidden"),
+        ("sub/../../secret.txt", "forbidden"),
+        ("sub/../hello.txt", "forbidden"),
+        ("./hello.txt", "forbidden"),
+        ("..", "forbidden"),
+        // empty components
+        ("sub//notes.txt", "forbidden"),
+        ("sub/", "forbidden"),
+        ("/", "forbidden"),
+        // NUL and other control characters
+        ("hello.txt\0.png", "forbidden"),
+        ("a\u{1b}[2Jb", "forbidden"),
+        ("tab\there", "forbidden"),
+        // backslashes and drive prefixes
+        ("..\\secret.txt", "forbidden"),
+        ("sub\\notes.txt", "forbidden"),
+        ("C:secret.txt", "forbidden"),
+        ("C:/Windows/win.ini", "forbidden"),
+        ("c:\\boot.ini", "forbidden"),
+        // dotfiles
+        (".env", "forbidden"),
+        (".git/config", "forbidden"),
+        ("sub/.hidden", "forbidden"),
+        // links: out of the folder, to nothing, to a dotfile
+        ("escape", "forbidden"),
+        ("dangling", "forbidden"),
+        ("escape-dir/secret.txt", "forbidden"),
+        ("escape-dir/nothing.txt", "forbidden"),
+        ("sibling", "forbidden"),
+        ("dot-link", "forbidden"),
+        // not regular files
+        ("sub", "not-a-file"),
+        ("fifo", "not-a-file"),
+        // names taken as they are: nothing is decoded
+        ("missing.txt", "not-found"),
+        ("%2e%2e/secret.txt", "not-found"),
+        ("sub/missing/deeper.txt", "not-found"),
+        ("hello.txt/x", "not-found"),
+    ];
+    for (path, code) in cases {
+        let mut request = b"GET ".to_vec();
+        request.extend_from_slice(path.as_bytes());
+        request.push(b'\n');
+        let reply = ask(server.addr(), &request);
+        assert_refused(&reply, code, path);
+        assert!(
+            !reply.windows(SECRET.len()).any(|w| w == SECRET),
+            "GET {path:?}: a refusal must not contain the file's bytes"
+        );
+        still_serves(server.addr(), &format!("GET {path:?}"));
+    }
+}
+
+#[test]
+fn a_refusal_never_tells_whether_something_outside_exists() {
+    let fixture = Fixture::new();
+    let server = start_server(&fixture.served(), &[]);
+    for (exists, missing) in [
+        ("escape", "dangling"),
+        ("escape-dir/secret.txt", "escape-dir/nothing.txt"),
+        ("../secret.txt", "../nothing.txt"),
+        ("/etc/passwd", "/etc/no-such-file"),
+    ] {
+        let a = ask(server.addr(), format!("GET {exists}\n").as_bytes());
+        let b = ask(server.addr(), format!("GET {missing}\n").as_bytes());
+        assert_eq!(
+            testkit::show(&a),
+            testkit::show(&b),
+            "GET {exists:?} (its target exists) and GET {missing:?} (its target does not) \
+             should get the same refusal, byte for byte: a difference tells a client \
+             what exists outside the folder"
+        );
+    }
+}
+
+#[test]
+fn hidden_serves_dotfiles_but_nothing_outside() {
+    let fixture = Fixture::new();
+    let server = start_server(&fixture.served(), &["--hidden"]);
+    assert_eq!(
+        testkit::show(&ask(server.addr(), b"GET .env\n")),
+        testkit::show(&whole_reply(b"TOKEN=secret\n")),
+        "with --hidden, dotfiles are served"
+    );
+    assert_eq!(
+        testkit::show(&ask(server.addr(), b"GET dot-link\n")),
+        testkit::show(&whole_reply(b"TOKEN=secret\n")),
+        "with --hidden, a link to a dotfile inside is served"
+    );
+    for path in ["../secret.txt", "escape", "./.env", "sub/../.env"] {
+        let reply = ask(server.addr(), format!("GET {path}\n").as_bytes());
+        assert_refused(&reply, "forbidden", path);
+    }
+}
+
+#[test]
+fn a_link_that_stays_inside_is_served() {
+    let fixture = Fixture::new();
+    let server = start_server(&fixture.served(), &[]);
+    assert_eq!(
+        testkit::show(&ask(server.addr(), b"GET inside-link\n")),
+        testkit::show(&whole_reply(HELLO)),
+        "a link to a file inside the folder is fine"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Limits and deadlines
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_request_line_over_the_limit_is_refused() {
+    let fixture = Fixture::new();
+    let server = start_server(&fixture.served(), &[]);
+    // Exactly LINE_LIMIT bytes: allowed (the file does not exist).
+    let name = "a".repeat(LINE_LIMIT - "GET ".len());
+    let reply = ask(server.addr(), format!("GET {name}\n").as_bytes());
+    assert_refused(
+        &reply,
+        "not-found",
+        "a request line of exactly LINE_LIMIT bytes",
+    );
+    // One more: line-too-long.
+    let reply = ask(server.addr(), format!("GET {name}a\n").as_bytes());
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "ERR line-too-long a request line is at most 4096 bytes\n",
+        "a request line of 4097 bytes should be refused with line-too-long"
+    );
+    // Far over it, never ending: refused as soon as the limit is passed.
+    let mut conn = Connection::open(server.addr());
+    conn.send(&vec![b'x'; 64 * 1024]);
+    assert_eq!(
+        conn.read_line("a client that sends 64 KiB without a newline should be refused at once"),
+        "ERR line-too-long a request line is at most 4096 bytes"
+    );
+    still_serves(server.addr(), "lines over the limit");
+}
+
+#[test]
+fn a_silent_client_is_refused_after_the_request_timeout() {
+    let fixture = Fixture::new();
+    let mut server = start_server(&fixture.served(), &["--request-timeout", "1"]);
+    let mut conn = Connection::open(server.addr());
+    assert_eq!(
+        conn.read_line("a client that sends nothing should be told so after --request-timeout"),
+        "ERR bad-request no complete request line within 1 s"
+    );
+    conn.expect_closed("after the refusal the server should close");
+    server.wait_for("(no request): bad-request (no complete request line within 1 s)");
+}
+
+#[test]
+fn the_request_deadline_counts_for_the_whole_line_not_for_each_read() {
+    let fixture = Fixture::new();
+    let server = start_server(&fixture.served(), &["--request-timeout", "1"]);
+    let conn = Connection::open(server.addr());
+    let mut stream = conn.stream();
+    stream.set_nodelay(true).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(250)))
+        .unwrap();
+    // A byte every 250 ms: each read waits far less than 1 s, but the
+    // whole line would take over 3 s.
+    let mut reply = Vec::new();
+    for &byte in b"GET hello.txt" {
+        if !reply.is_empty() || stream.write_all(&[byte]).is_err() {
+            break;
+        }
+        let mut buf = [0; 256];
+        match stream.read(&mut buf) {
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(err) => panic!("reading the reply failed: {err}"),
+        }
+    }
+    stream.set_read_timeout(Some(testkit::WAIT)).unwrap();
+    let _ = stream.read_to_end(&mut reply);
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "ERR bad-request no complete request line within 1 s\n",
+        "a client that sends its request a byte every 250 ms must still be cut off after \
+         --request-timeout 1: the deadline is for the whole line, a read timeout alone restarts \
+         at every byte"
+    );
+}
+
+#[test]
+fn clients_over_the_cap_are_told_busy() {
+    let fixture = Fixture::new();
+    let mut server = start_server(&fixture.served(), &["--max-clients", "1"]);
+    let holder = Connection::open(server.addr());
+    let mut second = Connection::open(server.addr());
+    second.expect_bytes(
+        b"ERR busy all 1 client slots are taken; try again later\n",
+        "with --max-clients 1 and one client connected, the next should be told busy",
+    );
+    second.expect_closed("after the busy line the server should close");
+    server.wait_for("busy: 1 clients already, refused");
+    drop(holder);
+    // The slot is free once the server has seen the first client close;
+    // until then a new client may still be told busy.
+    let deadline = std::time::Instant::now() + testkit::WAIT;
+    let mut reply = ask(server.addr(), b"GET hello.txt\n");
+    while reply.starts_with(b"ERR busy") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        reply = ask(server.addr(), b"GET hello.txt\n");
+    }
+    assert_eq!(
+        testkit::show(&reply),
+        testkit::show(&whole_reply(HELLO)),
+        "once the first client has left, its slot should be free for the next"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Concurrency, streaming, and clients that go away
+// ---------------------------------------------------------------------------
+
+/// Larger than the socket buffers of both ends together, so a client that
+/// stops reading makes the server wait.
+const BIG: usize = 32 * 1024 * 1024;
+
+#[test]
+fn a_client_that_stops_reading_does_not_hold_up_the_others() {
+    let fixture = Fixture::new();
+    fs::write(fixture.served().join("big.bin"), bytes(BIG, 1)).unwrap();
+    let server = start_server(&fixture.served(), &[]);
+    let mut slow = Connection::open(server.addr());
+    slow.send(b"GET big.bin\n");
+    slow.read_line("the header of big.bin");
+    // `slow` reads nothing more: its thread is stuck sending. Another client
+    // must still be served at once; a server that serves one client at a
+    // time would make it wait.
+    still_serves(
+        server.addr(),
+        "a client stopped reading in the middle of a big file",
+    );
+}
+
+#[test]
+fn a_client_that_vanishes_mid_file_is_logged_and_costs_nothing_else() {
+    let fixture = Fixture::new();
+    fs::write(fixture.served().join("big.bin"), bytes(BIG, 2)).unwrap();
+    let mut server = start_server(&fixture.served(), &[]);
+    let mut gone = Connection::open(server.addr());
+    gone.send(b"GET big.bin\n");
+    gone.read_line("the header of big.bin");
+    gone.expect_bytes(&bytes(BIG, 2)[..1000], "the first bytes of big.bin");
+    gone.reset();
+    let line = server.wait_for("GET big.bin: ");
+    assert!(
+        line.contains(": the client went away after "),
+        "the server should log that the client went away mid-file; got {line:?}"
+    );
+    still_serves(server.addr(), "a client reset the connection mid-file");
+}
+
+#[test]
+fn a_big_file_arrives_whole_and_matches_its_digest() {
+    let fixture = Fixture::new();
+    let content = bytes(5 * 1024 * 1024 + 3, 3);
+    fs::write(fixture.served().join("big.bin"), &content).unwrap();
+    let server = start_server(&fixture.served(), &[]);
+    assert!(
+        ask(server.addr(), b"GET big.bin\n") == whole_reply(&content),
+        "GET of a 5 MiB file should send the header and every byte, unchanged"
+    );
+}
+
+#[test]
+fn a_changed_file_gets_its_new_digest_and_an_unchanged_one_is_not_hashed_again() {
+    let fixture = Fixture::new();
+    let file = fixture.served().join("changing.txt");
+    fs::write(&file, b"version one\n").unwrap();
+    let mut server = start_server(&fixture.served(), &[]);
+    let addr = server.addr();
+
+    assert_eq!(
+        ask(addr, b"GET changing.txt\n"),
+        whole_reply(b"version one\n")
+    );
+    server.wait_for("GET changing.txt: sent 12 bytes in");
+    assert!(
+        server.stdout_now().ends_with("sha256 computed\n"),
+        "the first GET computes the digest"
+    );
+    assert_eq!(
+        ask(addr, b"GET changing.txt\n"),
+        whole_reply(b"version one\n")
+    );
+    let line = server.wait_for("GET changing.txt: sent");
+    assert!(
+        line.ends_with("sha256 known"),
+        "a second GET of an unchanged file should use the digest kept in memory; got {line:?}"
+    );
+
+    // Another size: another digest.
+    fs::write(&file, b"version two, longer\n").unwrap();
+    assert_eq!(
+        testkit::show(&ask(addr, b"GET changing.txt\n")),
+        testkit::show(&whole_reply(b"version two, longer\n")),
+        "after the file changed size, the digest must be computed again"
+    );
+    // Same size, another modification time: another digest.
+    fs::write(&file, b"version 3, as long\n\n").unwrap();
+    let handle = fs::File::options().write(true).open(&file).unwrap();
+    handle
+        .set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000))
+        .unwrap();
+    drop(handle);
+    assert_eq!(
+        testkit::show(&ask(addr, b"GET changing.txt\n")),
+        testkit::show(&whole_reply(b"version 3, as long\n\n")),
+        "after the file changed (same size, new modification time), the digest must be computed again"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// What a person sees
+// ---------------------------------------------------------------------------
+
+#[test]
+fn the_server_log_has_a_line_per_request() {
+    let temp = TempDir::new();
+    temp.write("served/hello.txt", HELLO);
+    temp.write("served/sub/notes.txt", b"notes\n");
+    temp.write("secret.txt", SECRET);
+    let mut server = start_server(&temp.path().join("served"), &[]);
+    let addr = server.addr();
+    let requests: [&[u8]; 8] = [
+        b"GET hello.txt\n",
+        b"GET hello.txt\n",
+        b"RESUME 6 hello.txt\n",
+        b"LIST\n",
+        b"GET ../secret.txt\n",
+        b"GET missing.txt\n",
+        b"GET sub\n",
+        b"HELLO \x1b[2J\n",
+    ];
+    for request in requests {
+        let _ = ask(addr, request);
+        server.next_line("the server should print one line per request");
+    }
+    drop(Connection::open(addr));
+    server.next_line("a client that closes without a request gets a line too");
+    server.kill();
+    let _guard = settings(&temp).bind_to_scope();
+    insta::assert_snapshot!("server_log", server.stdout());
+}
+
+#[test]
+fn a_folder_that_does_not_exist_is_one_error_line() {
+    let temp = TempDir::new();
+    let missing = temp.path().join("nothing-here");
+    let done = run(bin(), &["serve", missing.to_str().unwrap()], "");
+    done.assert_failure("serving a folder that does not exist");
+    assert_eq!(
+        done.stdout, "",
+        "nothing should be printed on stdout: {done}"
+    );
+    let _guard = settings(&temp).bind_to_scope();
+    insta::assert_snapshot!("missing_folder", done.stderr);
+}
+
+#[test]
+fn nc_can_fetch_a_file_by_hand() {
+    let Some(nc) = tool("nc") else { return };
+    let fixture = Fixture::new();
+    let server = start_server(&fixture.served(), &[]);
+    let port = server.addr().port().to_string();
+    // The chapter's command: printf 'GET hello.txt\n' | nc -N 127.0.0.1 PORT
+    let done = run(&nc, &["-N", "127.0.0.1", &port], "GET hello.txt\n");
+    done.assert_success("nc -N 127.0.0.1 PORT");
+    assert_eq!(
+        done.stdout,
+        format!("OK 12 {}\nhello world\n", sha256_hex(HELLO)),
+        "`printf 'GET hello.txt\\n' | nc -N 127.0.0.1 PORT` should print the header and the file; {done}"
+    );
+}
+
+#[test]
+fn survives_every_misbehaving_client() {
+    let fixture = Fixture::new();
+    let mut server = start_server(&fixture.served(), &["--request-timeout", "2"]);
+    testkit::hostile::run_battery("lesson 5", &mut server, "GET hello.txt", |addr| {
+        still_serves(addr, "a misbehaving client");
+    });
+}
+
+/// The served folder's path never appears in a reply (not even in errors).
+#[test]
+fn replies_never_show_the_servers_own_paths() {
+    let fixture = Fixture::new();
+    let served = fixture.served();
+    let server = start_server(&served, &[]);
+    let folder = served.to_str().unwrap().as_bytes();
+    for request in [
+        &b"GET escape\n"[..],
+        b"GET missing\n",
+        b"GET sub\n",
+        b"LIST\n",
+    ] {
+        let reply = ask(server.addr(), request);
+        assert!(
+            !reply.windows(folder.len()).any(|w| w == folder),
+            "{}: a reply should not show where the folder is on the server; got {}",
+            testkit::show(request),
+            testkit::show(&reply)
+        );
+    }
+}

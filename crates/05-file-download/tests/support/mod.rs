@@ -1,0 +1,142 @@
+//! What lesson 5's test files share: temporary folders, test files with
+//! known bytes, the programs started the same way every time.
+
+// Each test file uses a part of this module. Helpers outside #[test]
+// functions fail the way tests do: by panicking.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sha2::{Digest, Sha256};
+use testkit::{Connection, Finished, Process};
+
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_05-file-download"))
+}
+
+/// A folder of its own under the system's temporary folder, removed when
+/// dropped. Its path is canonical (no links), as the server prints it.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "file-download-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let path = std::env::temp_dir().join(name);
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        TempDir {
+            path: fs::canonicalize(&path).unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `self/relative`, with its folders created.
+    pub fn join(&self, relative: &str) -> PathBuf {
+        let path = self.path.join(relative);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        path
+    }
+
+    /// Writes `bytes` to `self/relative`, creating folders, and returns the path.
+    pub fn write(&self, relative: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.join(relative);
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// `len` bytes that look random and are the same on every run (xorshift64*
+/// from `seed`): no two test files alike, and no rand crate needed.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// The exact reply to `GET` of a file holding `bytes`.
+pub fn whole_reply(bytes: &[u8]) -> Vec<u8> {
+    let mut reply = format!("OK {} {}\n", bytes.len(), sha256_hex(bytes)).into_bytes();
+    reply.extend_from_slice(bytes);
+    reply
+}
+
+/// The lesson's server on a free port, serving `folder`, past its
+/// `serving FOLDER` line.
+pub fn start_server(folder: &Path, extra: &[&str]) -> Process {
+    let folder = folder.to_str().unwrap();
+    let mut args = vec!["serve", folder];
+    args.extend(extra);
+    let mut server = Process::server(bin(), &args);
+    let second = server.next_line("the second line should be `serving FOLDER`");
+    assert_eq!(
+        second,
+        format!("serving {folder}"),
+        "the server should say which folder it serves, as an absolute path"
+    );
+    server
+}
+
+/// Runs the client with `args` in the folder `cwd` (where `get` saves), and
+/// waits for it to exit.
+pub fn client(cwd: &Path, args: &[&str]) -> Finished {
+    Process::start_command(Command::new(bin()).current_dir(cwd).args(args)).finish()
+}
+
+/// `get PATH --server ADDR` and more `args`, run in `cwd`.
+pub fn get(server: std::net::SocketAddr, cwd: &Path, path: &str, args: &[&str]) -> Finished {
+    let addr = server.to_string();
+    let mut all = vec!["get", path, "--server", addr.as_str()];
+    all.extend(args);
+    client(cwd, &all)
+}
+
+/// Sends one request line over a raw socket and returns the whole reply
+/// (the server closes after it).
+pub fn ask(server: std::net::SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut conn = Connection::open(server);
+    conn.send(request);
+    conn.read_to_end(&format!(
+        "the server should reply to {} and close",
+        testkit::show(request)
+    ))
+}
+
+/// insta settings for this lesson: the kit's (ports) plus temporary paths,
+/// durations and rates.
+pub fn settings(temp: &TempDir) -> insta::Settings {
+    let mut settings = testkit::snapshot_settings();
+    settings.add_filter(&regex::escape(temp.path().to_str().unwrap()), "[DIR]");
+    settings.add_filter(r"\b\d+\.\d+ s\b", "[TIME] s");
+    settings.add_filter(r"\(\d+(\.\d+)? [KMGT]?i?B/s\)", "([RATE])");
+    settings
+}
