@@ -1,1 +1,433 @@
-fn main() {}
+//! Lesson 5's benchmark: our download against a raw byte pipe.
+//!
+//! ```console
+//! $ cargo bench -p file-download              # a 1 GiB file
+//! $ BENCH_MIB=64 cargo bench -p file-download # a quick run
+//! ```
+//!
+//! It makes a file of BENCH_MIB MiB (default 1024) of pseudo-random bytes in
+//! a temporary folder, on tmpfs (/dev/shm) where there is one, so the disk
+//! does not decide the result. Then, BENCH_ROUNDS times (default 3) after
+//! one warm-up round, alternating which goes first:
+//!
+//! - a fresh `05-file-download serve`, and `get` run twice against it: the
+//!   first download (the server computes the SHA-256 before it can send the
+//!   header) and a repeated one (the digest is known);
+//! - the same bytes through a raw byte pipe over loopback into the same
+//!   folder: `socat` if it is installed (with its default 8 KiB blocks, and
+//!   with `-b 262144`, the buffer size our client uses), otherwise a
+//!   minimal `std::io::copy` pair in this program.
+//!
+//! It prints the median MB/s of each (1 MB = 10^6 bytes), the ratios, and
+//! the peak resident memory (VmHWM) of our client and our server for each
+//! kind of download. The binaries are the release builds `cargo bench`
+//! makes. Linux only (it reads /proc).
+
+// A benchmark is a test: it fails by panicking, with a message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const CLIENT_BUFFER: usize = file_download::BUFFER_SIZE;
+
+fn main() {
+    let mib: u64 = setting("BENCH_MIB", 1024);
+    let rounds: usize = setting("BENCH_ROUNDS", 3);
+    let size = mib * 1024 * 1024;
+    let bench = Bench::new(size);
+    let socat = which("socat");
+
+    println!("file-download benchmark");
+    println!("machine: {}", machine());
+    println!(
+        "load:    {} (other programs running share the cores)",
+        load()
+    );
+    println!(
+        "file:    {mib} MiB in {} ({}), {rounds} rounds after a warm-up",
+        bench.dir.display(),
+        if bench.dir.starts_with("/dev/shm") {
+            "tmpfs"
+        } else {
+            "not tmpfs: the disk may decide"
+        }
+    );
+    match &socat {
+        Some(socat) => println!(
+            "raw pipe: {} (default 8 KiB blocks, and -b {CLIENT_BUFFER})",
+            socat.display()
+        ),
+        None => println!("raw pipe: socat is not installed; a std::io::copy pair in this program"),
+    }
+
+    let mut first = Vec::new();
+    let mut repeated = Vec::new();
+    let mut raw_default = Vec::new();
+    let mut raw_big = Vec::new();
+    for round in 0..=rounds {
+        let ours_first = round % 2 == 0;
+        let mut ours = None;
+        let mut raws = None;
+        for turn in 0..2 {
+            if (turn == 0) == ours_first {
+                ours = Some(bench.ours());
+            } else {
+                raws = Some(match &socat {
+                    Some(socat) => (
+                        bench.socat(socat, None),
+                        Some(bench.socat(socat, Some(CLIENT_BUFFER))),
+                    ),
+                    None => (bench.std_pipe(), None),
+                });
+            }
+        }
+        let ((f, r), (d, b)) = (ours.unwrap(), raws.unwrap());
+        let label = if round == 0 {
+            "warm-up".to_string()
+        } else {
+            format!("round {round}")
+        };
+        println!(
+            "{label:>8}: first {:7.0} MB/s, repeated {:7.0} MB/s, raw {:7.0} MB/s{}",
+            f.mb_per_s(size),
+            r.mb_per_s(size),
+            d.mb_per_s(size),
+            b.map(|b| format!(", raw -b {CLIENT_BUFFER} {:7.0} MB/s", b.mb_per_s(size)))
+                .unwrap_or_default()
+        );
+        if round > 0 {
+            first.push(f);
+            repeated.push(r);
+            raw_default.push(d);
+            raw_big.extend(b);
+        }
+    }
+
+    let raw_name = if socat.is_some() {
+        "socat"
+    } else {
+        "std::io::copy pair"
+    };
+    let raw = median(&raw_default, size);
+    println!();
+    println!("median of {rounds} rounds:");
+    println!(
+        "{:<30} {:>9} {:>10} {:>16} {:>16}",
+        "",
+        "MB/s",
+        format!("vs {raw_name}"),
+        "client VmHWM",
+        "server VmHWM"
+    );
+    for (name, runs) in [
+        ("first download (sha256 new)", &first),
+        ("repeated download (known)", &repeated),
+    ] {
+        let speed = median(runs, size);
+        println!(
+            "{name:<30} {speed:>9.0} {:>10.2} {:>13} KiB {:>13} KiB",
+            speed / raw,
+            runs.iter().map(|run| run.client_kib).max().unwrap_or(0),
+            runs.iter().map(|run| run.server_kib).max().unwrap_or(0),
+        );
+    }
+    println!("{raw_name:<30} {raw:>9.0} {:>10.2}", 1.0);
+    if !raw_big.is_empty() {
+        let big = median(&raw_big, size);
+        println!(
+            "{:<30} {big:>9.0} {:>10.2}",
+            format!("socat -b {CLIENT_BUFFER}"),
+            big / raw
+        );
+        println!(
+            "(against socat -b {CLIENT_BUFFER}: first {:.2}, repeated {:.2})",
+            median(&first, size) / big,
+            median(&repeated, size) / big
+        );
+    }
+    println!(
+        "targets: repeated >= 1.00, first >= 0.50 of the raw pipe; VmHWM <= 16384 KiB each side"
+    );
+}
+
+/// One timed transfer.
+#[derive(Clone, Copy)]
+struct Run {
+    seconds: f64,
+    client_kib: u64,
+    server_kib: u64,
+}
+
+impl Run {
+    fn mb_per_s(&self, size: u64) -> f64 {
+        size as f64 / self.seconds / 1e6
+    }
+}
+
+fn median(runs: &[Run], size: u64) -> f64 {
+    let mut speeds: Vec<f64> = runs.iter().map(|run| run.mb_per_s(size)).collect();
+    speeds.sort_by(f64::total_cmp);
+    speeds[speeds.len() / 2]
+}
+
+struct Bench {
+    dir: PathBuf,
+    served: PathBuf,
+    out: PathBuf,
+    size: u64,
+}
+
+impl Bench {
+    fn new(size: u64) -> Bench {
+        let base = if Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!("file-download-bench-{}", std::process::id()));
+        let served = dir.join("served");
+        let out = dir.join("out");
+        fs::create_dir_all(&served).unwrap();
+        fs::create_dir_all(&out).unwrap();
+        // Pseudo-random bytes (xorshift64), 1 MiB at a time.
+        let mut file = io::BufWriter::new(File::create(served.join("big.bin")).unwrap());
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut chunk = vec![0u8; 1024 * 1024];
+        for _ in 0..size / chunk.len() as u64 {
+            for word in chunk.chunks_exact_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                word.copy_from_slice(&state.to_le_bytes());
+            }
+            file.write_all(&chunk).unwrap();
+        }
+        file.flush().unwrap();
+        Bench {
+            dir,
+            served,
+            out,
+            size,
+        }
+    }
+
+    /// A fresh server, and two downloads from it: (first, repeated).
+    fn ours(&self) -> (Run, Run) {
+        let program = Path::new(env!("CARGO_BIN_EXE_05-file-download"));
+        let mut server = Command::new(program)
+            .args([
+                "serve",
+                self.served.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+        let first_line = lines.next().unwrap().unwrap();
+        let addr: SocketAddr = first_line
+            .strip_prefix("listening on ")
+            .unwrap()
+            .parse()
+            .unwrap();
+        // Keep reading the server's log, so it never waits on a full pipe.
+        thread::spawn(move || for _ in lines {});
+
+        let runs = [
+            self.download(program, addr, server.id()),
+            self.download(program, addr, server.id()),
+        ];
+        stop(&mut server);
+        let _ = fs::remove_file(self.out.join("big.bin"));
+        (runs[0], runs[1])
+    }
+
+    fn download(&self, program: &Path, addr: SocketAddr, server: u32) -> Run {
+        // Reset the server's high-water mark, to measure this download alone.
+        let _ = fs::write(format!("/proc/{server}/clear_refs"), "5");
+        let out = self.out.join("big.bin");
+        let started = Instant::now();
+        let client = Command::new(program)
+            .args([
+                "get",
+                "big.bin",
+                "--server",
+                &addr.to_string(),
+                "--force",
+                "-o",
+            ])
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let (seconds, client_kib) = wait_measuring(client, started);
+        assert_eq!(
+            fs::metadata(&out).unwrap().len(),
+            self.size,
+            "our download should be whole"
+        );
+        Run {
+            seconds,
+            client_kib,
+            server_kib: vm_hwm_kib(server).unwrap_or(0),
+        }
+    }
+
+    /// socat from the file, over loopback, into a file in the same folder.
+    fn socat(&self, socat: &Path, block: Option<usize>) -> Run {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let out = self.out.join("raw.bin");
+        let block: Vec<String> = block
+            .map(|b| vec!["-b".to_string(), b.to_string()])
+            .unwrap_or_default();
+        let receiver = Command::new(socat)
+            .arg("-u")
+            .args(&block)
+            .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr"))
+            .arg(format!("OPEN:{},creat,trunc", out.display()))
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        // retry: the receiver may not be listening yet (a few ms at most).
+        let sender = Command::new(socat)
+            .arg("-u")
+            .args(&block)
+            .arg(format!("OPEN:{}", self.served.join("big.bin").display()))
+            .arg(format!("TCP:127.0.0.1:{port},retry=500,interval=0.002"))
+            .spawn()
+            .unwrap();
+        let (seconds, _) = wait_measuring(receiver, started);
+        let _ = wait_measuring(sender, started);
+        assert_eq!(
+            fs::metadata(&out).unwrap().len(),
+            self.size,
+            "the raw copy should be whole"
+        );
+        let _ = fs::remove_file(&out);
+        Run {
+            seconds,
+            client_kib: 0,
+            server_kib: 0,
+        }
+    }
+
+    /// Without socat: std::io::copy from the file to a socket, and from the
+    /// socket to a file, on two threads of this program.
+    fn std_pipe(&self) -> Run {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let out = self.out.join("raw.bin");
+        let source = self.served.join("big.bin");
+        let started = Instant::now();
+        let receiver = {
+            let out = out.clone();
+            thread::spawn(move || {
+                let (mut stream, _) = listener.accept().unwrap();
+                io::copy(&mut stream, &mut File::create(out).unwrap()).unwrap();
+            })
+        };
+        let mut stream = TcpStream::connect(addr).unwrap();
+        io::copy(&mut File::open(source).unwrap(), &mut stream).unwrap();
+        drop(stream);
+        receiver.join().unwrap();
+        let seconds = started.elapsed().as_secs_f64();
+        assert_eq!(
+            fs::metadata(&out).unwrap().len(),
+            self.size,
+            "the raw copy should be whole"
+        );
+        let _ = fs::remove_file(&out);
+        Run {
+            seconds,
+            client_kib: 0,
+            server_kib: 0,
+        }
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits for `child` to exit, reading its peak memory as it runs; returns
+/// the seconds since `started` and the last VmHWM read (KiB). VmHWM only
+/// grows, so the last reading before the exit is the peak.
+fn wait_measuring(mut child: Child, started: Instant) -> (f64, u64) {
+    let mut peak = 0;
+    loop {
+        if let Some(kib) = vm_hwm_kib(child.id()) {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "a benchmarked program failed: {status}");
+            return (started.elapsed().as_secs_f64(), peak);
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(text) => text
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={text:?} is not a number")),
+        Err(_) => default,
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+}
+
+fn machine() -> String {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".to_string());
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{cpus} x {model} ({}), Linux {}",
+        std::env::consts::ARCH,
+        kernel.trim()
+    )
+}
+
+/// The load averages (1, 5, 15 minutes) from /proc/loadavg.
+fn load() -> String {
+    let text = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}

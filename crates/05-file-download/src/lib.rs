@@ -27,7 +27,8 @@ use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, ErrorKind, IsTerminal, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, anyhow, bail};
@@ -56,6 +57,9 @@ pub const LINGER: Duration = Duration::from_secs(2);
 /// How many bytes the client receives at a time, and both sides hash at a
 /// time. This, not the file's size, is what a transfer holds in memory.
 pub const BUFFER_SIZE: usize = 256 * 1024;
+/// How many buffers the client's hashing thread may lag behind its
+/// receiving thread (see `receive`).
+pub const HASH_AHEAD: usize = 4;
 /// How long the client waits to connect, and then for each piece of the
 /// reply, unless `--timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -954,6 +958,14 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
 /// on the way; `have` counts the bytes of the file we hold. Returns `None`
 /// when all arrived, or why they stopped. An error is a failure to write
 /// the file (a full disk).
+///
+/// SHA-256 costs about as much processor time as receiving and writing
+/// together, so it runs on a second thread, on another core: this thread
+/// fills a buffer from the socket and writes it to the file while the
+/// other hashes the buffer before. The buffers go round in a circle
+/// (`empty` -> filled here -> hashed there -> `empty`), so there are never
+/// more than HASH_AHEAD of them, whatever the file's size. One channel
+/// carries them in order, so the bytes are hashed in the order they came.
 fn receive(
     reader: &mut impl Read,
     file: &mut File,
@@ -962,27 +974,46 @@ fn receive(
     size: u64,
     bar: &ProgressBar,
 ) -> io::Result<Option<String>> {
-    // The one buffer of the transfer: memory stays the same whatever the
-    // file's size.
-    let mut buffer = vec![0; BUFFER_SIZE];
-    while *have < size {
-        // Never read past the announced size.
-        let want = usize::try_from(size - *have).map_or(BUFFER_SIZE, |left| left.min(BUFFER_SIZE));
-        let count = match reader.read(&mut buffer[..want]) {
-            Ok(0) => return Ok(Some("the connection closed early".to_string())),
-            Ok(count) => count,
-            Err(err) if err.kind() == ErrorKind::Interrupted => continue,
-            Err(err) if is_timeout(&err) => {
-                return Ok(Some("the server sent nothing more".to_string()));
+    thread::scope(|scope| {
+        let (to_hash, filled) = mpsc::sync_channel::<(Vec<u8>, usize)>(HASH_AHEAD);
+        let (to_fill, empty) = mpsc::sync_channel::<Vec<u8>>(HASH_AHEAD);
+        for _ in 0..HASH_AHEAD {
+            let _ = to_fill.send(vec![0; BUFFER_SIZE]);
+        }
+        // Ends when `to_hash` is dropped, as this closure returns; the
+        // scope waits for it, so `hasher` has seen every byte after it.
+        scope.spawn(move || {
+            for (buffer, count) in filled {
+                hasher.update(&buffer[..count]);
+                let _ = to_fill.send(buffer);
             }
-            Err(err) => return Ok(Some(describe(&err))),
-        };
-        hasher.update(&buffer[..count]);
-        file.write_all(&buffer[..count])?;
-        *have += count as u64;
-        bar.inc(count as u64);
-    }
-    Ok(None)
+        });
+        while *have < size {
+            let mut buffer = empty
+                .recv()
+                .map_err(|_| io::Error::other("the hashing thread stopped"))?;
+            // Never read past the announced size.
+            let want =
+                usize::try_from(size - *have).map_or(BUFFER_SIZE, |left| left.min(BUFFER_SIZE));
+            let count = match reader.read(&mut buffer[..want]) {
+                Ok(0) => return Ok(Some("the connection closed early".to_string())),
+                Ok(count) => count,
+                Err(err) if err.kind() == ErrorKind::Interrupted => {
+                    let _ = to_hash.send((buffer, 0));
+                    continue;
+                }
+                Err(err) if is_timeout(&err) => {
+                    return Ok(Some("the server sent nothing more".to_string()));
+                }
+                Err(err) => return Ok(Some(describe(&err))),
+            };
+            file.write_all(&buffer[..count])?;
+            *have += count as u64;
+            bar.inc(count as u64);
+            let _ = to_hash.send((buffer, count));
+        }
+        Ok(None)
+    })
 }
 // ANCHOR_END: receive
 
@@ -1124,3 +1155,127 @@ pub fn list(server: &str, timeout: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 // ANCHOR_END: list
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(path: &str) -> Request {
+        Request::Get {
+            path: path.to_string(),
+        }
+    }
+
+    #[test]
+    fn requests_have_three_shapes() {
+        assert_eq!(parse_request(b"GET a b.txt"), Ok(get("a b.txt")));
+        assert_eq!(parse_request(b"GET "), Ok(get("")));
+        assert_eq!(
+            parse_request(b"RESUME 12 x/y"),
+            Ok(Request::Resume {
+                offset: 12,
+                path: "x/y".to_string()
+            })
+        );
+        assert_eq!(parse_request(b"LIST"), Ok(Request::List));
+        for bad in [
+            &b"get x"[..],
+            b"GET",
+            b"LIST ",
+            b"RESUME x y",
+            b"RESUME +1 y",
+            b"RESUME  1 y",
+            b"RESUME 18446744073709551616 y",
+            b"GET \xff",
+            b"",
+        ] {
+            let refusal = parse_request(bad).unwrap_err();
+            assert_eq!(refusal.code, Code::BadRequest, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn path_rules_refuse_by_text_alone() {
+        for good in [
+            "a",
+            "a/b.txt",
+            "my notes.txt",
+            "données/été.txt",
+            "a..b",
+            "x.",
+            "%2e%2e",
+        ] {
+            assert!(check_path(good, false).is_ok(), "{good:?} should pass");
+        }
+        for bad in [
+            "/a",
+            "..",
+            "../a",
+            "a/../b",
+            ".",
+            "./a",
+            "a//b",
+            "a/",
+            "a\\b",
+            "C:a",
+            "c:/a",
+            "a\0b",
+            "a\nb",
+            "a\u{1b}b",
+            ".env",
+            "a/.git/config",
+        ] {
+            let refusal = check_path(bad, false).unwrap_err();
+            assert_eq!(refusal.code, Code::Forbidden, "{bad:?}");
+        }
+        assert_eq!(check_path("", false).unwrap_err().code, Code::BadRequest);
+        assert!(check_path(".env", true).is_ok());
+        assert!(
+            check_path("../a", true).is_err(),
+            "--hidden never allows .."
+        );
+        assert_eq!(
+            check_path("a/b c/d", false).unwrap(),
+            Path::new("a").join("b c").join("d")
+        );
+    }
+
+    #[test]
+    fn replies_have_three_shapes() {
+        let sha = "A".repeat(64);
+        assert_eq!(
+            parse_reply(format!("OK 5 {sha}").as_bytes()),
+            Some(Reply::File {
+                size: 5,
+                sha256: "a".repeat(64)
+            })
+        );
+        assert_eq!(parse_reply(b"OK 3"), Some(Reply::Count(3)));
+        assert_eq!(
+            parse_reply(b"ERR not-found no such file"),
+            Some(Reply::Refused {
+                code: "not-found".to_string(),
+                message: "no such file".to_string()
+            })
+        );
+        for bad in [
+            &b"OK"[..],
+            b"OK x",
+            b"OK 5 abc",
+            b"ok 5",
+            b"HELLO",
+            b"OK -1",
+        ] {
+            assert_eq!(parse_reply(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_one_line() {
+        let refusal = Refusal::new(Code::NotAFile, "only regular files are served");
+        assert_eq!(
+            refusal.line(),
+            "ERR not-a-file only regular files are served\n"
+        );
+    }
+}
