@@ -67,8 +67,6 @@ fn every_include_names_a_file_and_an_anchor_that_exist() {
                 None => {}
                 // A line range such as `5:`: used for snapshot files, whose
                 // insta header is exactly four lines.
-                // A line range such as `5:`: used for snapshot files, whose
-                // insta header is exactly four lines.
                 Some(range) if range.starts_with(|c: char| c.is_ascii_digit()) => {
                     let header_ok =
                         !path.ends_with(".snap") || source.lines().nth(3) == Some("---");
