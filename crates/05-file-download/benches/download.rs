@@ -246,14 +246,16 @@ impl Bench {
             self.download(program, addr, server.id()),
         ];
         stop(&mut server);
-        let _ = fs::remove_file(self.out.join("big.bin"));
         (runs[0], runs[1])
     }
 
     fn download(&self, program: &Path, addr: SocketAddr, server: u32) -> Run {
         // Reset the server's high-water mark, to measure this download alone.
         let _ = fs::write(format!("/proc/{server}/clear_refs"), "5");
+        // Into a new file each time, as the raw pipe writes: replacing a
+        // file of this size costs time of its own (freeing its pages).
         let out = self.out.join("big.bin");
+        let _ = fs::remove_file(&out);
         let started = Instant::now();
         let client = Command::new(program)
             .args([
@@ -311,17 +313,7 @@ impl Bench {
             .unwrap();
         let (seconds, _) = wait_measuring(receiver, started);
         let _ = wait_measuring(sender, started);
-        assert_eq!(
-            fs::metadata(&out).unwrap().len(),
-            self.size,
-            "the raw copy should be whole"
-        );
-        let _ = fs::remove_file(&out);
-        Run {
-            seconds,
-            client_kib: 0,
-            server_kib: 0,
-        }
+        self.raw_run(&out, seconds)
     }
 
     /// Without socat: std::io::copy from the file to a socket, and from the
@@ -344,12 +336,16 @@ impl Bench {
         drop(stream);
         receiver.join().unwrap();
         let seconds = started.elapsed().as_secs_f64();
-        assert_eq!(
-            fs::metadata(&out).unwrap().len(),
-            self.size,
-            "the raw copy should be whole"
-        );
-        let _ = fs::remove_file(&out);
+        self.raw_run(&out, seconds)
+    }
+}
+
+impl Bench {
+    /// The result of a raw copy into `out`, checked whole and removed.
+    fn raw_run(&self, out: &Path, seconds: f64) -> Run {
+        let copied = fs::metadata(out).unwrap().len();
+        assert_eq!(copied, self.size, "the raw copy should be whole");
+        let _ = fs::remove_file(out);
         Run {
             seconds,
             client_kib: 0,

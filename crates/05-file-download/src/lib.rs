@@ -854,6 +854,7 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
     };
 
     // Step 2: ask for the whole file, or for the rest of it.
+    let started = Instant::now();
     let stream = common::connect(&options.server, DEFAULT_PORT, options.timeout, START_SERVER)?;
     let peer = stream
         .peer_addr()
@@ -899,7 +900,6 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
         .open(&part)
         .map_err(|err| anyhow!("could not create {}: {}", part.display(), describe(&err)))?;
     let resumed_at = have;
-    let started = Instant::now();
     let bar = progress_bar(size, have);
     let cut = receive(&mut reader, &mut file, &mut hasher, &mut have, size, &bar)
         .with_context(|| format!("could not write {}", part.display()))?;
