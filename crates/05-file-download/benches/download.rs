@@ -7,7 +7,7 @@
 //!
 //! It makes a file of BENCH_MIB MiB (default 1024) of pseudo-random bytes in
 //! a temporary folder, on tmpfs (/dev/shm) where there is one, so the disk
-//! does not decide the result. Then, BENCH_ROUNDS times (default 3) after
+//! does not decide the result. Then, BENCH_ROUNDS times (default 5) after
 //! one warm-up round, alternating which goes first:
 //!
 //! - a fresh `05-file-download serve`, and `get` run twice against it: the
@@ -38,7 +38,7 @@ const CLIENT_BUFFER: usize = file_download::BUFFER_SIZE;
 
 fn main() {
     let mib: u64 = setting("BENCH_MIB", 1024);
-    let rounds: usize = setting("BENCH_ROUNDS", 3);
+    let rounds: usize = setting("BENCH_ROUNDS", 5);
     let size = mib * 1024 * 1024;
     let bench = Bench::new(size);
     let socat = which("socat");
