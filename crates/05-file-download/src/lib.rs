@@ -387,76 +387,6 @@ pub fn open_file(real: &Path) -> Result<(File, Metadata), Refusal> {
 // ANCHOR_END: open_file
 
 // ---------------------------------------------------------------------------
-// Digests
-// ---------------------------------------------------------------------------
-
-// ANCHOR: digests
-/// The SHA-256 of everything `reader` gives, as 64 hex digits, and how many
-/// bytes that was. Reads [`BUFFER_SIZE`] bytes at a time.
-pub fn sha256_of(reader: impl Read) -> io::Result<(String, u64)> {
-    let mut hasher = Sha256::new();
-    // Sha256 is a Write: io::copy feeds it the file a buffer at a time.
-    let count = io::copy(
-        &mut BufReader::with_capacity(BUFFER_SIZE, reader),
-        &mut hasher,
-    )?;
-    Ok((format!("{:x}", hasher.finalize()), count))
-}
-
-/// A digest computed earlier. It is the file's digest as long as the file
-/// keeps this size and modification time.
-struct Known {
-    size: u64,
-    modified: Option<SystemTime>,
-    sha256: String,
-}
-
-/// The digests computed so far, one per file (the newest), shared by every
-/// client's thread. The lock is held to look up and to store, never while
-/// hashing, so a client hashing a big file does not hold up the others.
-#[derive(Default)]
-struct Digests(Mutex<HashMap<PathBuf, Known>>);
-
-impl Digests {
-    /// The digest of `file` (open, found at `real`, with metadata `meta`),
-    /// and whether it was known already.
-    fn of(&self, real: &Path, file: &File, meta: &Metadata) -> io::Result<(String, bool)> {
-        let size = meta.len();
-        let modified = meta.modified().ok();
-        {
-            let known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(known) = known.get(real)
-                && known.size == size
-                && known.modified == modified
-                && modified.is_some()
-            {
-                return Ok((known.sha256.clone(), true));
-            }
-        }
-        // Read from the start of the file we opened (not from its name),
-        // exactly `size` bytes: the bytes announced.
-        let (sha256, count) = sha256_of(file.take(size))?;
-        if count != size {
-            return Err(io::Error::new(
-                ErrorKind::UnexpectedEof,
-                "the file got shorter while it was read",
-            ));
-        }
-        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        known.insert(
-            real.to_path_buf(),
-            Known {
-                size,
-                modified,
-                sha256: sha256.clone(),
-            },
-        );
-        Ok((sha256, false))
-    }
-}
-// ANCHOR_END: digests
-
-// ---------------------------------------------------------------------------
 // The server
 // ---------------------------------------------------------------------------
 
@@ -565,7 +495,56 @@ impl Server {
         }
     }
     // ANCHOR_END: serve_client
+}
 
+// ANCHOR: read_request
+/// Reads the request line, within `timeout` in all.
+fn read_request(stream: &TcpStream, timeout: Duration) -> Result<Option<Vec<u8>>, Failure> {
+    let mut reader = BufReader::new(Deadline {
+        stream,
+        until: Instant::now() + timeout,
+    });
+    match read_line(&mut reader, LINE_LIMIT) {
+        Ok(ReadLine::Line(line)) => Ok(Some(line)),
+        Ok(ReadLine::Closed) => Ok(None),
+        Ok(ReadLine::TooLong) => Err(Failure::Refused(Refusal::new(
+            Code::LineTooLong,
+            format!("a request line is at most {LINE_LIMIT} bytes"),
+        ))),
+        Err(err) if is_timeout(&err) => Err(Failure::Refused(Refusal::new(
+            Code::BadRequest,
+            format!(
+                "no complete request line within {} s",
+                timeout.as_secs_f64()
+            ),
+        ))),
+        Err(err) => Err(Failure::Lost(describe(&err))),
+    }
+}
+
+/// A reader with a deadline. A read timeout alone is not one: it starts
+/// again at every read, so a client sending a byte every 9 seconds would
+/// never hit a 10-second timeout and could hold its thread for good. Here
+/// each read may only wait for what is left of the time.
+struct Deadline<'a> {
+    stream: &'a TcpStream,
+    until: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::from(ErrorKind::TimedOut));
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        let mut stream = self.stream;
+        stream.read(buf)
+    }
+}
+// ANCHOR_END: read_request
+
+impl Server {
     // ANCHOR: send_file
     /// Answers `GET path` (offset 0) or `RESUME offset path`.
     fn send_file(&self, stream: &TcpStream, path: &str, offset: u64) -> Result<String, Failure> {
@@ -621,7 +600,115 @@ impl Server {
         }
     }
     // ANCHOR_END: send_file
+}
 
+// ANCHOR: send_range
+/// Sends the bytes of `file` from `position` up to `end`, moving `position`
+/// on as they go (so after an error it says how far the transfer got).
+///
+/// On Linux, sendfile(2): the kernel hands pages of the file, as they sit
+/// in its page cache, to the socket. The bytes never come up into this
+/// program: no buffer here, no copy in and out of it, one system call for
+/// many megabytes. The catch that keeps `std::io::copy` from doing this
+/// itself: the socket may still hold the pages after the call returns, so a
+/// file changed at that moment can send its new bytes. Our client checks
+/// the SHA-256 of everything it received, so it would notice.
+#[cfg(target_os = "linux")]
+fn send_range(file: &File, stream: &TcpStream, position: &mut u64, end: u64) -> io::Result<()> {
+    while *position < end {
+        let count = usize::try_from(end - *position).unwrap_or(usize::MAX);
+        match rustix::fs::sendfile(stream, file, Some(&mut *position), count) {
+            // The end of the file came early: it was truncated meanwhile.
+            Ok(0) => return Ok(()),
+            // sendfile moved `position` on by what it sent.
+            Ok(_) => continue,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Elsewhere: the portable way, through a buffer in this program.
+#[cfg(not(target_os = "linux"))]
+fn send_range(file: &File, stream: &TcpStream, position: &mut u64, end: u64) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = file;
+    file.seek(SeekFrom::Start(*position))?;
+    let mut stream = stream;
+    let sent = io::copy(&mut file.take(end - *position), &mut stream)?;
+    *position += sent;
+    Ok(())
+}
+// ANCHOR_END: send_range
+
+// ANCHOR: digests
+/// The SHA-256 of everything `reader` gives, as 64 hex digits, and how many
+/// bytes that was. Reads [`BUFFER_SIZE`] bytes at a time.
+pub fn sha256_of(reader: impl Read) -> io::Result<(String, u64)> {
+    let mut hasher = Sha256::new();
+    // Sha256 is a Write: io::copy feeds it the file a buffer at a time.
+    let count = io::copy(
+        &mut BufReader::with_capacity(BUFFER_SIZE, reader),
+        &mut hasher,
+    )?;
+    Ok((format!("{:x}", hasher.finalize()), count))
+}
+
+/// A digest computed earlier. It is the file's digest as long as the file
+/// keeps this size and modification time.
+struct Known {
+    size: u64,
+    modified: Option<SystemTime>,
+    sha256: String,
+}
+
+/// The digests computed so far, one per file (the newest), shared by every
+/// client's thread. The lock is held to look up and to store, never while
+/// hashing, so a client hashing a big file does not hold up the others.
+#[derive(Default)]
+struct Digests(Mutex<HashMap<PathBuf, Known>>);
+
+impl Digests {
+    /// The digest of `file` (open, found at `real`, with metadata `meta`),
+    /// and whether it was known already.
+    fn of(&self, real: &Path, file: &File, meta: &Metadata) -> io::Result<(String, bool)> {
+        let size = meta.len();
+        let modified = meta.modified().ok();
+        {
+            let known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(known) = known.get(real)
+                && known.size == size
+                && known.modified == modified
+                && modified.is_some()
+            {
+                return Ok((known.sha256.clone(), true));
+            }
+        }
+        // Read from the start of the file we opened (not from its name),
+        // exactly `size` bytes: the bytes announced.
+        let (sha256, count) = sha256_of(file.take(size))?;
+        if count != size {
+            return Err(io::Error::new(
+                ErrorKind::UnexpectedEof,
+                "the file got shorter while it was read",
+            ));
+        }
+        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        known.insert(
+            real.to_path_buf(),
+            Known {
+                size,
+                modified,
+                sha256: sha256.clone(),
+            },
+        );
+        Ok((sha256, false))
+    }
+}
+// ANCHOR_END: digests
+
+impl Server {
     // ANCHOR: send_list
     /// Answers `LIST`.
     fn send_list(&self, stream: &TcpStream) -> Result<String, Failure> {
@@ -682,93 +769,6 @@ impl Server {
     }
     // ANCHOR_END: send_list
 }
-
-// ANCHOR: read_request
-/// Reads the request line, within `timeout` in all.
-fn read_request(stream: &TcpStream, timeout: Duration) -> Result<Option<Vec<u8>>, Failure> {
-    let mut reader = BufReader::new(Deadline {
-        stream,
-        until: Instant::now() + timeout,
-    });
-    match read_line(&mut reader, LINE_LIMIT) {
-        Ok(ReadLine::Line(line)) => Ok(Some(line)),
-        Ok(ReadLine::Closed) => Ok(None),
-        Ok(ReadLine::TooLong) => Err(Failure::Refused(Refusal::new(
-            Code::LineTooLong,
-            format!("a request line is at most {LINE_LIMIT} bytes"),
-        ))),
-        Err(err) if is_timeout(&err) => Err(Failure::Refused(Refusal::new(
-            Code::BadRequest,
-            format!(
-                "no complete request line within {} s",
-                timeout.as_secs_f64()
-            ),
-        ))),
-        Err(err) => Err(Failure::Lost(describe(&err))),
-    }
-}
-
-/// A reader with a deadline. A read timeout alone is not one: it starts
-/// again at every read, so a client sending a byte every 9 seconds would
-/// never hit a 10-second timeout and could hold its thread for good. Here
-/// each read may only wait for what is left of the time.
-struct Deadline<'a> {
-    stream: &'a TcpStream,
-    until: Instant,
-}
-
-impl Read for Deadline<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::from(ErrorKind::TimedOut));
-        }
-        self.stream.set_read_timeout(Some(left))?;
-        let mut stream = self.stream;
-        stream.read(buf)
-    }
-}
-// ANCHOR_END: read_request
-
-// ANCHOR: send_range
-/// Sends the bytes of `file` from `position` up to `end`, moving `position`
-/// on as they go (so after an error it says how far the transfer got).
-///
-/// On Linux, sendfile(2): the kernel hands pages of the file, as they sit
-/// in its page cache, to the socket. The bytes never come up into this
-/// program: no buffer here, no copy in and out of it, one system call for
-/// many megabytes. The catch that keeps `std::io::copy` from doing this
-/// itself: the socket may still hold the pages after the call returns, so a
-/// file changed at that moment can send its new bytes. Our client checks
-/// the SHA-256 of everything it received, so it would notice.
-#[cfg(target_os = "linux")]
-fn send_range(file: &File, stream: &TcpStream, position: &mut u64, end: u64) -> io::Result<()> {
-    while *position < end {
-        let count = usize::try_from(end - *position).unwrap_or(usize::MAX);
-        match rustix::fs::sendfile(stream, file, Some(&mut *position), count) {
-            // The end of the file came early: it was truncated meanwhile.
-            Ok(0) => return Ok(()),
-            // sendfile moved `position` on by what it sent.
-            Ok(_) => continue,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Ok(())
-}
-
-/// Elsewhere: the portable way, through a buffer in this program.
-#[cfg(not(target_os = "linux"))]
-fn send_range(file: &File, stream: &TcpStream, position: &mut u64, end: u64) -> io::Result<()> {
-    use std::io::{Seek, SeekFrom};
-    let mut file = file;
-    file.seek(SeekFrom::Start(*position))?;
-    let mut stream = stream;
-    let sent = io::copy(&mut file.take(end - *position), &mut stream)?;
-    *position += sent;
-    Ok(())
-}
-// ANCHOR_END: send_range
 
 // ANCHOR: finish
 /// Says no to a request: the `ERR` line, and what to log.
