@@ -19,6 +19,7 @@
 //! | [`FakeServer`] | a listening socket in the test, to check what a client sends |
 //! | [`snapshot_settings`] | insta settings that redact ports and other things that change |
 //! | [`tool`] | an outside program (`nc`, `python3`), or a clear skip |
+//! | [`TempDir`] | a folder of the test's own, removed afterwards |
 //! | [`hostile`] | misbehaving clients, and the battery every server must survive |
 
 // A test kit fails by panicking, with a message; that is what tests do.
@@ -27,10 +28,12 @@
 pub mod hostile;
 
 use std::collections::HashMap;
+use std::fs;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
@@ -612,6 +615,63 @@ fn waited(err: &std::io::Error) -> String {
             format!("nothing more within {} s", WAIT.as_secs())
         }
         _ => format!("an error: {err}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Folders
+// ---------------------------------------------------------------------------
+
+/// A folder of its own under the system's temporary folder, removed when
+/// dropped. Its path is canonical (no links), as a server prints it.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "tcp-lessons-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let path = std::env::temp_dir().join(name);
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        TempDir {
+            path: fs::canonicalize(&path).unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `self/relative`, with its folders created.
+    pub fn join(&self, relative: &str) -> PathBuf {
+        let path = self.path.join(relative);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        path
+    }
+
+    /// Writes `bytes` to `self/relative`, creating folders, and returns the path.
+    pub fn write(&self, relative: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.join(relative);
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
     }
 }
 

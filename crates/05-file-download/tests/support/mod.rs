@@ -5,10 +5,8 @@
 // functions fail the way tests do: by panicking.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 use testkit::{Connection, Finished, Process};
@@ -17,52 +15,8 @@ pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_05-file-download"))
 }
 
-/// A folder of its own under the system's temporary folder, removed when
-/// dropped. Its path is canonical (no links), as the server prints it.
-pub struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    pub fn new() -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "file-download-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
-        let path = std::env::temp_dir().join(name);
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap();
-        TempDir {
-            path: fs::canonicalize(&path).unwrap(),
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// `self/relative`, with its folders created.
-    pub fn join(&self, relative: &str) -> PathBuf {
-        let path = self.path.join(relative);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        path
-    }
-
-    /// Writes `bytes` to `self/relative`, creating folders, and returns the path.
-    pub fn write(&self, relative: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.join(relative);
-        fs::write(&path, bytes).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
-    }
-}
+/// Temporary folders come from the test kit (the cross-lesson tests use them too).
+pub use testkit::TempDir;
 
 /// `len` bytes that look random and are the same on every run (xorshift64*
 /// from `seed`): no two test files alike, and no rand crate needed.

@@ -1,0 +1,91 @@
+//! Property tests for what lesson 5 parses from the network: no request
+//! line makes the parser panic, and every path the checks accept resolves
+//! inside the served folder, whatever links the folder holds.
+
+use std::os::unix::fs::symlink;
+use std::path::Component;
+
+use file_download::{check_path, parse_request, resolve_inside};
+use proptest::prelude::*;
+use testkit::TempDir;
+
+/// Path-like text built from the pieces that matter: names, dots, slashes,
+/// backslashes, drive letters, control characters, and the links of the
+/// test folder.
+fn path_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("a"),
+        Just("b.txt"),
+        Just("."),
+        Just(".."),
+        Just(".env"),
+        Just("/"),
+        Just("//"),
+        Just("\\"),
+        Just("C:"),
+        Just("\0"),
+        Just("\n"),
+        Just(" "),
+        Just("你好"),
+        Just("out"),
+        Just("loop"),
+        Just("secret.txt"),
+        Just("in"),
+    ];
+    proptest::collection::vec(piece, 0..8).prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #[test]
+    fn no_request_line_makes_the_parser_panic(line in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let _ = parse_request(&line);
+    }
+
+    #[test]
+    fn request_lines_of_the_protocol_parse_back(path in "[^\r\n]{1,40}", offset in any::<u64>()) {
+        let get = parse_request(format!("GET {path}").as_bytes());
+        let resume = parse_request(format!("RESUME {offset} {path}").as_bytes());
+        prop_assert!(get.is_ok());
+        prop_assert!(resume.is_ok());
+    }
+
+    #[test]
+    fn an_accepted_path_has_only_plain_names(path in path_text(), hidden in any::<bool>()) {
+        if let Ok(relative) = check_path(&path, hidden) {
+            prop_assert!(relative.components().count() > 0);
+            for part in relative.components() {
+                prop_assert!(
+                    matches!(part, Component::Normal(_)),
+                    "{path:?} was accepted as {relative:?}, which has a {part:?} component"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_accepted_path_resolves_inside_the_folder_whatever_its_links() {
+    // A served folder with a file, a subfolder, a link inside, a link that
+    // leaves the folder, and a link to its own parent.
+    let outside = TempDir::new();
+    outside.write("secret.txt", b"not for you");
+    let served = TempDir::new();
+    served.write("a", b"a file");
+    served.write("b.txt/a", b"in a folder");
+    served.write(".env", b"SECRET=1");
+    symlink(served.path().join("a"), served.path().join("in")).unwrap();
+    symlink(outside.path(), served.path().join("out")).unwrap();
+    symlink("..", served.path().join("loop")).unwrap();
+    let root = served.path();
+
+    proptest!(ProptestConfig::with_cases(512), |(path in path_text(), hidden in any::<bool>())| {
+        if let Ok(relative) = check_path(&path, hidden)
+            && let Ok(real) = resolve_inside(root, &relative, hidden)
+        {
+            prop_assert!(
+                real.starts_with(root),
+                "{path:?} was accepted and resolved to {real:?}, outside {root:?}"
+            );
+        }
+    });
+}
