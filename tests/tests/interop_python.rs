@@ -113,3 +113,61 @@ fn the_original_client_against_lesson_3_in_both_modes() {
         }
     }
 }
+
+#[test]
+fn a_python_client_downloads_from_lesson_5_and_checks_the_digest() {
+    let Some(python) = tool("python3") else {
+        return;
+    };
+    let folder = testkit::TempDir::new();
+    let content: Vec<u8> = (0..200_000u32).flat_map(|n| n.to_le_bytes()).collect();
+    folder.write("data/numbers.bin", &content);
+    folder.write("秘密.txt", "不是秘密\n".as_bytes());
+    let dir = folder.path().to_string_lossy().into_owned();
+    let server = Process::server(
+        &binary("file-download", "05-file-download"),
+        &["serve", &dir],
+    );
+    let port = server.addr().port().to_string();
+
+    let saves = testkit::TempDir::new();
+    for (path, bytes) in [
+        ("data/numbers.bin", &content[..]),
+        ("秘密.txt", "不是秘密\n".as_bytes()),
+    ] {
+        let out = saves.path().join("out");
+        let out_text = out.to_string_lossy().into_owned();
+        let done = run(
+            &python,
+            &[&script("download.py"), "127.0.0.1", &port, path, &out_text],
+            "",
+        );
+        done.assert_success(&format!(
+            "a Python client downloading {path:?} from lesson 5"
+        ));
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            bytes,
+            "the Python client should receive {path:?} byte for byte"
+        );
+    }
+
+    // A refusal is one line the Python client can print as it is.
+    let out = saves.path().join("refused").to_string_lossy().into_owned();
+    let done = run(
+        &python,
+        &[
+            &script("download.py"),
+            "127.0.0.1",
+            &port,
+            "../etc/passwd",
+            &out,
+        ],
+        "",
+    );
+    done.assert_failure("a Python client asking for ../etc/passwd");
+    assert!(
+        done.stdout.starts_with("ERR forbidden "),
+        "lesson 5 should refuse a path with `..` as `ERR forbidden ...`; {done}"
+    );
+}
