@@ -469,7 +469,9 @@ impl Server {
     fn serve_client(&self, stream: TcpStream, client: SocketAddr) {
         let outcome = self.answer(&stream);
         say!("[{client}] {outcome}");
-        finish(&stream);
+        // Lesson 2's careful close: FIN after the reply, then drop what the
+        // client still sends, so a reset cannot destroy the reply's end.
+        common::close_gently(stream, LINGER);
     }
 
     /// Reads the request and answers it; returns what to log.
@@ -770,7 +772,7 @@ impl Server {
     // ANCHOR_END: send_list
 }
 
-// ANCHOR: finish
+// ANCHOR: refuse
 /// Says no to a request: the `ERR` line, and what to log.
 fn refuse(stream: &TcpStream, shown: &str, refusal: &Refusal) -> String {
     let mut stream = stream;
@@ -781,20 +783,7 @@ fn refuse(stream: &TcpStream, shown: &str, refusal: &Refusal) -> String {
     }
 }
 
-/// Ends the conversation without losing the reply (lesson 2 explains
-/// why): FIN after the last byte, then whatever the client still sends is
-/// read and dropped until it closes, for at most LINGER. Closing with
-/// unread bytes would send a reset, which can destroy the end of the reply
-/// before the client has read it.
-fn finish(stream: &TcpStream) {
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    let mut rest = Deadline {
-        stream,
-        until: Instant::now() + LINGER,
-    };
-    let _ = io::copy(&mut rest, &mut io::sink());
-}
-// ANCHOR_END: finish
+// ANCHOR_END: refuse
 
 /// `sent 12 bytes`, or for a resumed transfer `sent 6 bytes (6 to 12 of 12)`.
 fn range(offset: u64, count: u64, size: u64) -> String {
