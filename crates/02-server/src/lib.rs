@@ -194,7 +194,6 @@ fn receive(stream: &mut TcpStream) -> io::Result<Message> {
 }
 // ANCHOR_END: receive
 
-
 /// A read timeout shows up as WouldBlock on Unix and TimedOut on Windows.
 fn is_timeout(err: &io::Error) -> bool {
     matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
