@@ -435,7 +435,7 @@ fn clients_over_the_cap_are_told_busy() {
         "with --max-clients 1 and one client connected, the next should be told busy",
     );
     second.expect_closed("after the busy line the server should close");
-    server.wait_for("busy: 1 clients already, refused");
+    server.wait_for("busy: already serving the most clients allowed (1), refused");
     drop(holder);
     // The slot is free once the server has seen the first client close;
     // until then a new client may still be told busy.
