@@ -86,7 +86,9 @@ where
             }
         };
         let Some(slot) = limit.try_take() else {
-            say!("[{client}] busy: already serving the most clients allowed ({max_clients}), refused");
+            say!(
+                "[{client}] busy: already serving the most clients allowed ({max_clients}), refused"
+            );
             refuse(stream, busy_reply);
             continue;
         };
