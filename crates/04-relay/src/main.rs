@@ -1,0 +1,147 @@
+//! The command line of lesson 4. The lesson itself is in lib.rs.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples, each in a terminal of its own:
+  cargo run -p relay -- serve
+      the relay server, on 127.0.0.1:7788
+  cargo run -p relay -- join alice
+  cargo run -p relay -- join bob
+      two clients; type `/to bob hi` in alice's, `/direct alice hi` in bob's
+  nc 127.0.0.1 7788
+      talk the protocol by hand: HELLO carol, LIST, SEND alice hi, BYE";
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  cargo run -p relay -- serve
+      listen on 127.0.0.1:7788, at most 64 clients at once
+  cargo run -p relay -- serve --listen 0.0.0.0:7788
+      accept clients from other machines too
+  cargo run -p relay -- serve --listen 127.0.0.1:0 --max-clients 4
+      a free port (printed on the first line), at most 4 clients";
+
+const JOIN_EXAMPLES: &str = "\
+Examples:
+  cargo run -p relay -- join alice
+      join the relay on 127.0.0.1:7788 as alice, reachable directly
+  cargo run -p relay -- join bob --server 192.168.1.20
+      join a relay on another machine (port 7788)
+  cargo run -p relay -- join carol --no-listen
+      relay only: nobody can connect to carol directly
+
+Then type (a plain line goes to everyone):
+  /list               who is here
+  /to bob hi there    one line to bob, through the server
+  /all hi everyone    one line to everyone else, through the server
+  /where bob          ask the server where bob listens
+  /direct bob hi      connect to bob and send `hi` without the server
+  /quit               leave (so does Ctrl-D)";
+
+/// Lesson 4: clients talking through a server.
+///
+/// `serve` runs the relay: clients register with a name, and the server
+/// passes their lines on to one client or to all, and tells a client where
+/// another one listens so they can connect directly. `join` is a client.
+///
+/// The protocol is UTF-8 lines of at most 4096 bytes: HELLO <name>
+/// [<listen-port>], LIST, SEND <name> <text>, ALL <text>, WHERE <name>, BYE;
+/// answered by WELCOME, PEERS, SENT, AT, BYE or `ERR <code>`, with FROM,
+/// JOINED and LEFT arriving unasked.
+#[derive(Parser)]
+#[command(name = "04-relay", version, after_help = EXAMPLES)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the relay server.
+    ///
+    /// Prints `listening on ADDR`, then one line per event: who joined from
+    /// where, who sent what to whom, who left and why. Each client has a
+    /// queue of 128 lines; one that stops reading is dropped when its queue
+    /// is full, so it never holds up anyone else. Ctrl-C stops the server.
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve {
+        /// The address to listen on: IP:PORT, or just IP (port 7788). Port
+        /// 0 picks a free port.
+        #[arg(long, value_name = "ADDR", default_value = relay::DEFAULT_ADDR)]
+        listen: String,
+
+        /// The most clients served at once (at most 100, so that `PEERS`
+        /// fits on one line); more are told `ERR busy` and closed.
+        #[arg(long, value_name = "N", default_value_t = relay::DEFAULT_MAX_CLIENTS,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+                  .range(1..=relay::MAX_CLIENTS_LIMIT as u64))]
+        max_clients: usize,
+
+        /// Seconds a new connection has to send HELLO before it is closed.
+        #[arg(long, value_name = "SECS", default_value_t = relay::DEFAULT_HELLO_TIMEOUT.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        hello_timeout: u64,
+    },
+
+    /// Join the relay as NAME, and chat.
+    ///
+    /// Listens on a port of its own for direct messages (announced in
+    /// HELLO) unless --no-listen. Then sends what you type, and prints each
+    /// line that arrives as it comes: `[bob] hi` through the server,
+    /// `[direct from bob] hi` straight from bob, `-- ...` for notices.
+    /// Exits 0 after /quit or the end of input; non-zero, with one line on
+    /// standard error, if the server refuses the name or goes away.
+    #[command(after_help = JOIN_EXAMPLES)]
+    Join {
+        /// The name to register: 1 to 32 letters, digits, `_` or `-`.
+        #[arg(value_name = "NAME")]
+        name: String,
+
+        /// The relay server: HOST:PORT, [IPv6]:PORT, or just HOST (port 7788).
+        #[arg(long, short, value_name = "ADDR", default_value = relay::DEFAULT_ADDR)]
+        server: String,
+
+        /// Do not listen for direct connections: peers can reach us only
+        /// through the server (`WHERE` answers `ERR not-listening`).
+        #[arg(long)]
+        no_listen: bool,
+
+        /// Seconds to wait to connect, for the server's WELCOME, and for it
+        /// to close after BYE.
+        #[arg(long, value_name = "SECS", default_value_t = relay::DEFAULT_TIMEOUT.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        timeout: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Args::parse().command {
+        Command::Serve {
+            listen,
+            max_clients,
+            hello_timeout,
+        } => relay::serve(&relay::ServeOptions {
+            listen,
+            max_clients,
+            hello_timeout: Duration::from_secs(hello_timeout),
+        }),
+        Command::Join {
+            name,
+            server,
+            no_listen,
+            timeout,
+        } => relay::join(
+            &relay::JoinOptions {
+                name,
+                server,
+                listen: !no_listen,
+                timeout: Duration::from_secs(timeout),
+            },
+            std::io::BufReader::new(std::io::stdin()),
+        ),
+    };
+    common::report(result)
+}
