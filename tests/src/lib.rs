@@ -306,6 +306,28 @@ impl Process {
         let _ = self.child.wait();
     }
 
+    /// Freezes the program (SIGSTOP): it runs no code until [`thaw`](Process::thaw),
+    /// though the kernel still completes handshakes on its listening sockets.
+    /// A test uses it to prove that something happened without this program.
+    #[cfg(unix)]
+    pub fn freeze(&self) {
+        self.signal(rustix::process::Signal::STOP);
+    }
+
+    /// Lets a frozen program run again (SIGCONT).
+    #[cfg(unix)]
+    pub fn thaw(&self) {
+        self.signal(rustix::process::Signal::CONT);
+    }
+
+    #[cfg(unix)]
+    fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.pid() as i32).unwrap();
+        if let Err(err) = rustix::process::kill_process(pid, signal) {
+            self.fail(&format!("could not send it {signal:?}: {err}"));
+        }
+    }
+
     /// The program's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

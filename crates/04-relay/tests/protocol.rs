@@ -1,0 +1,552 @@
+//! Lesson 4's protocol, line by line, over raw sockets: every command and
+//! every error, with the exact bytes. Write the server yourself, then run
+//! `cargo test -p relay`: each test names what the server should do.
+//!
+//! Every test starts the real `04-relay serve` with `--listen 127.0.0.1:0`,
+//! learns its port from its first line, and talks to it over loopback.
+
+mod support;
+
+use std::time::Instant;
+
+use support::{exchange, expect_line, register, register_with, start_server};
+use testkit::{Connection, WAIT, show};
+
+// ---------------------------------------------------------------------------
+// HELLO
+// ---------------------------------------------------------------------------
+
+#[test]
+fn hello_is_welcomed_with_the_address_the_server_sees() {
+    let mut server = start_server(&[]);
+    // register() checks the exact line: WELCOME alice 127.0.0.1:<our port>.
+    let _alice = register(server.addr(), "alice");
+    let line = server.wait_for("joined");
+    assert!(
+        line.starts_with("alice joined from 127.0.0.1:"),
+        "the server should log who joined from where; got {line:?}"
+    );
+}
+
+#[test]
+fn nothing_but_hello_is_accepted_before_it() {
+    let server = start_server(&[]);
+    let mut conn = Connection::open(server.addr());
+    for line in [
+        "LIST",
+        "SEND bob hi",
+        "ALL hi",
+        "WHERE bob",
+        "FOO",
+        "",
+        "hello alice",
+    ] {
+        exchange(&mut conn, line, "ERR hello-first");
+    }
+    let welcome = format!("WELCOME alice {}", conn.local_addr());
+    exchange(&mut conn, "HELLO alice", &welcome);
+}
+
+#[test]
+fn bad_names_are_refused() {
+    let server = start_server(&[]);
+    let mut conn = Connection::open(server.addr());
+    let too_long = "x".repeat(33);
+    for hello in [
+        "HELLO".to_string(),
+        "HELLO ".to_string(),
+        format!("HELLO {too_long}"),
+        "HELLO al!ce".to_string(),
+        "HELLO 你好".to_string(),
+        "HELLO  alice".to_string(),
+    ] {
+        conn.send_line(&hello);
+        expect_line(
+            &mut conn,
+            "ERR bad-name",
+            &format!("`{hello}`: a name is 1 to 32 ASCII letters, digits, `_` or `-`"),
+        );
+    }
+    // A wrong port, or a word too many, is a HELLO of the wrong form.
+    for hello in [
+        "HELLO alice 0",
+        "HELLO alice 65536",
+        "HELLO alice +80",
+        "HELLO alice 80 x",
+    ] {
+        exchange(&mut conn, hello, "ERR usage HELLO <name> [<listen-port>]");
+    }
+    // The longest name, and every kind of character allowed, is fine.
+    let longest = format!("Az09_-{}", "n".repeat(26));
+    let welcome = format!("WELCOME {longest} {}", conn.local_addr());
+    exchange(&mut conn, &format!("HELLO {longest} 65535"), &welcome);
+}
+
+#[test]
+fn a_taken_name_is_refused_until_it_is_free_again() {
+    let mut server = start_server(&[]);
+    let mut alice = register(server.addr(), "alice");
+    let mut other = Connection::open(server.addr());
+    exchange(&mut other, "HELLO alice", "ERR name-taken");
+    exchange(&mut alice, "BYE", "BYE");
+    alice.expect_closed("after answering BYE, the server should close the connection");
+    server.wait_for("alice left");
+    let welcome = format!("WELCOME alice {}", other.local_addr());
+    exchange(&mut other, "HELLO alice", &welcome);
+}
+
+#[test]
+fn a_second_hello_is_refused() {
+    let server = start_server(&[]);
+    let mut alice = register(server.addr(), "alice");
+    exchange(&mut alice, "HELLO alice", "ERR already-registered");
+    exchange(&mut alice, "HELLO bob", "ERR already-registered");
+    exchange(&mut alice, "LIST", "PEERS alice");
+}
+
+#[test]
+fn crlf_line_ends_work_as_telnet_sends_them() {
+    let server = start_server(&[]);
+    let mut conn = Connection::open(server.addr());
+    conn.send(b"HELLO alice\r\nLIST\r\n");
+    let welcome = format!("WELCOME alice {}", conn.local_addr());
+    expect_line(&mut conn, &welcome, "a `\\r` before the newline is ignored");
+    expect_line(
+        &mut conn,
+        "PEERS alice",
+        "a `\\r` before the newline is ignored",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// LIST, SEND, ALL
+// ---------------------------------------------------------------------------
+
+#[test]
+fn list_names_every_client_sorted() {
+    let server = start_server(&[]);
+    let mut carol = register(server.addr(), "carol");
+    let _alice = register(server.addr(), "alice");
+    let _bob = register(server.addr(), "bob");
+    expect_line(
+        &mut carol,
+        "JOINED alice",
+        "carol should hear that alice joined",
+    );
+    expect_line(
+        &mut carol,
+        "JOINED bob",
+        "carol should hear that bob joined",
+    );
+    exchange(&mut carol, "LIST", "PEERS alice bob carol");
+}
+
+#[test]
+fn send_relays_one_line_to_one_client() {
+    let mut server = start_server(&[]);
+    let mut alice = register(server.addr(), "alice");
+    let mut bob = register(server.addr(), "bob");
+    expect_line(
+        &mut alice,
+        "JOINED bob",
+        "alice should hear that bob joined",
+    );
+
+    exchange(&mut alice, "SEND bob hi bob, 你好", "SENT bob");
+    expect_line(
+        &mut bob,
+        "FROM alice hi bob, 你好",
+        "bob should get alice's text, spaces and all",
+    );
+    // The text may be empty.
+    exchange(&mut alice, "SEND bob ", "SENT bob");
+    expect_line(&mut bob, "FROM alice ", "an empty text is relayed as it is");
+    // To oneself is allowed: the line comes back (relayed first, then the
+    // reply to SEND).
+    bob.send_line("SEND bob note to self");
+    expect_line(
+        &mut bob,
+        "FROM bob note to self",
+        "a client may send to itself",
+    );
+    expect_line(&mut bob, "SENT bob", "and gets SENT for it");
+    server.wait_for("alice -> bob: hi bob, 你好");
+    alice.expect_nothing("alice should get nothing more: the relayed lines went to bob");
+}
+
+#[test]
+fn send_to_a_client_that_is_not_there() {
+    let server = start_server(&[]);
+    let mut alice = register(server.addr(), "alice");
+    exchange(&mut alice, "SEND carol hello?", "ERR no-such-peer carol");
+    exchange(&mut alice, "SEND c@rol hello?", "ERR bad-name");
+    exchange(&mut alice, "SEND carol", "ERR usage SEND <name> <text>");
+    exchange(&mut alice, "SEND", "ERR usage SEND <name> <text>");
+}
+
+#[test]
+fn all_reaches_every_other_client_and_not_the_sender() {
+    let mut server = start_server(&[]);
+    let mut alice = register(server.addr(), "alice");
+    let mut bob = register(server.addr(), "bob");
+    let mut carol = register(server.addr(), "carol");
+    expect_line(
+        &mut alice,
+        "JOINED bob",
+        "alice should hear that bob joined",
+    );
+    expect_line(
+        &mut alice,
+        "JOINED carol",
+        "alice should hear that carol joined",
+    );
+    expect_line(
+        &mut bob,
+        "JOINED carol",
+        "bob should hear that carol joined",
+    );
+
+    exchange(&mut carol, "ALL hello everyone", "SENT *");
+    expect_line(&mut alice, "FROM carol hello everyone", "ALL reaches alice");
+    expect_line(&mut bob, "FROM carol hello everyone", "ALL reaches bob");
+    carol.expect_nothing("the sender of ALL should not get its own line back");
+    exchange(&mut carol, "ALL", "ERR usage ALL <text>");
+    server.wait_for("carol -> everyone: hello everyone");
+}
+
+#[test]
+fn text_is_limited_so_that_every_from_line_fits() {
+    let server = start_server(&[]);
+    let longest_name = "n".repeat(32);
+    let mut sender = register(server.addr(), &longest_name);
+    let mut b = register(server.addr(), "b");
+    expect_line(
+        &mut sender,
+        "JOINED b",
+        "the sender should hear that b joined",
+    );
+    // TEXT_LIMIT: 4096 - "FROM ".len() - 32 - " ".len() = 4058 bytes.
+    let text = "t".repeat(4058);
+    exchange(&mut sender, &format!("SEND b {text}"), "SENT b");
+    let from = format!("FROM {longest_name} {text}");
+    assert_eq!(from.len(), 4096, "the longest FROM line is the line limit");
+    expect_line(&mut b, &from, "a text of 4058 bytes is relayed");
+    let text = "t".repeat(4059);
+    exchange(&mut sender, &format!("SEND b {text}"), "ERR text-too-long");
+    exchange(&mut sender, &format!("ALL {text}"), "ERR text-too-long");
+}
+
+// ---------------------------------------------------------------------------
+// WHERE: the introduction
+// ---------------------------------------------------------------------------
+
+#[test]
+fn where_gives_the_announced_port_not_the_connection_port() {
+    let mut server = start_server(&[]);
+    let mut alice = register(server.addr(), "alice");
+    let bob = register_with(server.addr(), "HELLO bob 40123", "bob");
+    let _carol = register(server.addr(), "carol");
+    expect_line(
+        &mut alice,
+        "JOINED bob",
+        "alice should hear that bob joined",
+    );
+    expect_line(
+        &mut alice,
+        "JOINED carol",
+        "alice should hear that carol joined",
+    );
+    let bob_port = bob.local_addr().port();
+    assert_ne!(bob_port, 40123, "the test needs bob's two ports to differ");
+
+    // The IP the server saw bob at, and the port bob announced: not the
+    // port of bob's connection to the server, where nobody listens.
+    exchange(&mut alice, "WHERE bob", "AT bob 127.0.0.1:40123");
+    exchange(&mut alice, "WHERE carol", "ERR not-listening carol");
+    exchange(&mut alice, "WHERE dave", "ERR no-such-peer dave");
+    exchange(&mut alice, "WHERE", "ERR usage WHERE <name>");
+    exchange(&mut alice, "WHERE bob carol", "ERR bad-name");
+    server.wait_for("alice asked where bob is: 127.0.0.1:40123");
+}
+
+// ---------------------------------------------------------------------------
+// BYE, JOINED, LEFT
+// ---------------------------------------------------------------------------
+
+#[test]
+fn bye_is_answered_and_the_connection_closed() {
+    let mut server = start_server(&[]);
+    let mut alice = register(server.addr(), "alice");
+    exchange(&mut alice, "BYE", "BYE");
+    alice.expect_closed("after answering BYE, the server should close the connection");
+    server.wait_for("alice left");
+    // BYE before HELLO is fine too: leaving is always allowed.
+    let mut shy = Connection::open(server.addr());
+    exchange(&mut shy, "BYE", "BYE");
+    shy.expect_closed("after answering BYE, the server should close the connection");
+    exchange(
+        &mut register(server.addr(), "bob"),
+        "BYE x",
+        "ERR usage BYE",
+    );
+}
+
+#[test]
+fn joined_and_left_are_announced_however_a_client_leaves() {
+    let server = start_server(&[]);
+    let mut watcher = register(server.addr(), "watcher");
+
+    let mut polite = register(server.addr(), "polite");
+    expect_line(
+        &mut watcher,
+        "JOINED polite",
+        "a new client is announced to the others",
+    );
+    exchange(&mut polite, "BYE", "BYE");
+    expect_line(
+        &mut watcher,
+        "LEFT polite",
+        "a client that says BYE is announced as gone",
+    );
+
+    let closer = register(server.addr(), "closer");
+    expect_line(
+        &mut watcher,
+        "JOINED closer",
+        "a new client is announced to the others",
+    );
+    drop(closer);
+    expect_line(
+        &mut watcher,
+        "LEFT closer",
+        "a client that closes without BYE is announced as gone",
+    );
+
+    let mut crasher = register(server.addr(), "crasher");
+    expect_line(
+        &mut watcher,
+        "JOINED crasher",
+        "a new client is announced to the others",
+    );
+    crasher.send(b"SEND watcher half a li");
+    crasher.reset();
+    expect_line(
+        &mut watcher,
+        "LEFT crasher",
+        "a client that resets mid-line is announced as gone",
+    );
+    // Every name is free again.
+    for name in ["polite", "closer", "crasher"] {
+        let _again = register(server.addr(), name);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Lines that are not commands
+// ---------------------------------------------------------------------------
+
+#[test]
+fn unknown_commands_and_wrong_forms() {
+    let mut server = start_server(&[]);
+    let mut alice = register(server.addr(), "alice");
+    exchange(&mut alice, "FOO", "ERR unknown-command");
+    exchange(&mut alice, "", "ERR unknown-command");
+    exchange(&mut alice, "list", "ERR unknown-command");
+    exchange(&mut alice, "LIST everyone", "ERR usage LIST");
+    alice.send(b"SEND bob caf\xe9\n");
+    expect_line(&mut alice, "ERR not-utf8", "the protocol is UTF-8 lines");
+    let line = server.wait_for("not-utf8");
+    assert_eq!(
+        line, "alice sent \"SEND bob caf\\xe9\": ERR not-utf8",
+        "the log should show the refused line with its bad byte escaped"
+    );
+    exchange(&mut alice, "LIST", "PEERS alice");
+}
+
+#[test]
+fn control_characters_are_relayed_but_logged_escaped() {
+    let mut server = start_server(&[]);
+    let mut alice = register(server.addr(), "alice");
+    let mut bob = register(server.addr(), "bob");
+    expect_line(
+        &mut alice,
+        "JOINED bob",
+        "alice should hear that bob joined",
+    );
+    alice.send(b"SEND bob \x1b[31mred\x07\n");
+    expect_line(&mut alice, "SENT bob", "any UTF-8 text is relayed");
+    // The relay passes text on as it is: the receiver escapes it when it
+    // prints (the join client does).
+    bob.expect_bytes(
+        b"FROM alice \x1b[31mred\x07\n",
+        "bob gets the text as it was sent",
+    );
+    let line = server.wait_for("alice -> bob");
+    assert_eq!(
+        line, "alice -> bob: \\u{1b}[31mred\\u{7}",
+        "the server's log must escape what it prints from the network"
+    );
+}
+
+#[test]
+fn a_line_over_the_limit_is_refused_and_the_connection_closed() {
+    let mut server = start_server(&[]);
+    let mut watcher = register(server.addr(), "watcher");
+    let mut long = register(server.addr(), "long");
+    expect_line(
+        &mut watcher,
+        "JOINED long",
+        "a new client is announced to the others",
+    );
+    long.send(&vec![b'x'; 4097]);
+    expect_line(
+        &mut long,
+        "ERR line-too-long",
+        "a line over 4096 bytes is refused",
+    );
+    long.expect_closed("after ERR line-too-long, the server should close the connection");
+    expect_line(
+        &mut watcher,
+        "LEFT long",
+        "the dropped client is announced as gone",
+    );
+    server.wait_for("long left (line longer than 4096 bytes)");
+}
+
+#[test]
+fn a_line_of_exactly_the_limit_is_read_as_a_command() {
+    let server = start_server(&[]);
+    let mut alice = register(server.addr(), "alice");
+    let line = format!("ALL {}", "x".repeat(4092));
+    assert_eq!(line.len(), 4096);
+    // Read whole and answered (its text is over TEXT_LIMIT), not cut off.
+    exchange(&mut alice, &line, "ERR text-too-long");
+    exchange(&mut alice, "LIST", "PEERS alice");
+}
+
+// ---------------------------------------------------------------------------
+// Limits: HELLO deadline, the cap
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_connection_without_hello_is_closed_after_the_deadline() {
+    let mut server = start_server(&["--hello-timeout", "1"]);
+    let mut alice = register(server.addr(), "alice");
+    let mut silent = Connection::open(server.addr());
+    let addr = silent.local_addr();
+    expect_line(
+        &mut silent,
+        "ERR hello-first",
+        "a connection that sends no HELLO within --hello-timeout is told so",
+    );
+    silent.expect_closed("and then closed");
+    server.wait_for(&format!("[{addr}] no HELLO within 1 s, closing"));
+    // Alice registered before the silent one connected, and has been quiet
+    // for longer than the deadline since: registered clients may be.
+    exchange(&mut alice, "LIST", "PEERS alice");
+}
+
+#[test]
+fn a_client_over_the_cap_is_told_busy() {
+    let mut server = start_server(&["--max-clients", "2"]);
+    let mut alice = register(server.addr(), "alice");
+    let _bob = register(server.addr(), "bob");
+    expect_line(
+        &mut alice,
+        "JOINED bob",
+        "alice should hear that bob joined",
+    );
+    let mut third = Connection::open(server.addr());
+    let got = third.read_to_end("with --max-clients 2, a third client should be refused");
+    assert_eq!(
+        got,
+        b"ERR busy\n",
+        "with --max-clients 2, a third client should get exactly `ERR busy`, then the connection closed; got {}",
+        show(&got)
+    );
+    server.wait_for("busy");
+    exchange(&mut alice, "LIST", "PEERS alice bob");
+}
+
+// ---------------------------------------------------------------------------
+// The slow receiver
+// ---------------------------------------------------------------------------
+
+/// The reason for the bounded queues: a client that registers and never
+/// reads must not slow down anyone else. With the simple design (the
+/// sender's thread locks the registry and writes to each receiver's socket
+/// itself), the sender's write blocks as soon as the stuck client's buffers
+/// are full, with the lock held, and every other client waits with it.
+#[test]
+fn a_stuck_receiver_delays_nobody_and_is_dropped() {
+    let mut server = start_server(&[]);
+    let stuck = register(server.addr(), "stuck");
+    let mut alice = register(server.addr(), "alice");
+    let mut bob = register(server.addr(), "bob");
+    expect_line(
+        &mut alice,
+        "JOINED bob",
+        "alice should hear that bob joined",
+    );
+
+    // Broadcast 4 KB lines until the stuck client has been dropped: its
+    // socket buffers fill (a few MB), then its queue (128 lines), then the
+    // server drops it. Every line must reach bob at once all the while.
+    let text = "x".repeat(4000);
+    let most = 20_000; // 80 MB: far more than any socket buffers hold
+    let started = Instant::now();
+    let mut dropped_after = None;
+    for n in 0..most {
+        alice.send_line(&format!("ALL {n} {text}"));
+        let expected = format!("FROM alice {n} {text}");
+        let mut got = bob.read_line(&format!(
+            "bob should get line {n} of alice's broadcast at once, however full the stuck client's queue is"
+        ));
+        if got == "LEFT stuck" {
+            got = bob.read_line("after LEFT stuck, bob should get alice's line");
+        }
+        assert!(
+            got == expected,
+            "bob should get alice's line {n}, in order; got {:?}",
+            &got[..got.len().min(60)]
+        );
+        let mut reply = alice.read_line(
+            "alice should get `SENT *` for each ALL at once: the server must never wait for a receiver (here a stuck one) before it answers the sender",
+        );
+        if reply == "LEFT stuck" {
+            dropped_after = Some(n);
+            reply = alice.read_line("after LEFT stuck, alice should get `SENT *`");
+        }
+        assert_eq!(reply, "SENT *", "alice's reply to ALL");
+        if dropped_after.is_some() {
+            break;
+        }
+    }
+    let Some(n) = dropped_after else {
+        panic!(
+            "after {most} lines of 4 KB that it never read, the stuck client should have been dropped (LEFT stuck)"
+        );
+    };
+    println!(
+        "the stuck client was dropped after {n} lines, {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    server.wait_for("stuck left (dropped: 128 lines were waiting, it is not reading)");
+    exchange(&mut alice, "LIST", "PEERS alice bob");
+    // The stuck client's connection is closed: after everything that was
+    // already in its buffers, it reads the end.
+    let stuck_stream = stuck.stream();
+    stuck_stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut drained = 0usize;
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        match std::io::Read::read(&mut &*stuck_stream, &mut buf) {
+            Ok(0) => break,
+            Ok(got) => drained += got,
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(err) => panic!(
+                "the dropped client's connection should be closed; after {drained} bytes: {err}"
+            ),
+        }
+    }
+}

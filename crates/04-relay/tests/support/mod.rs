@@ -1,0 +1,90 @@
+//! What lesson 4's test files share: the server and clients started the
+//! same way every time, and a raw client that registers.
+
+// Each test file uses a part of this module. Helpers outside #[test]
+// functions fail the way tests do: by panicking.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use testkit::{Connection, Process, snapshot_settings};
+
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_04-relay"))
+}
+
+/// The relay server on a free port, with `extra` options.
+pub fn start_server(extra: &[&str]) -> Process {
+    let mut args = vec!["serve"];
+    args.extend(extra);
+    Process::server(bin(), &args)
+}
+
+/// A raw client that has sent `HELLO <name>` and checked the exact
+/// `WELCOME <name> <its own address>`.
+pub fn register(addr: SocketAddr, name: &str) -> Connection {
+    register_with(addr, &format!("HELLO {name}"), name)
+}
+
+/// [`register`] with the HELLO line given whole (to announce a port).
+pub fn register_with(addr: SocketAddr, hello: &str, name: &str) -> Connection {
+    let mut conn = Connection::open(addr);
+    conn.send_line(hello);
+    let welcome = format!("WELCOME {name} {}", conn.local_addr());
+    expect_line(
+        &mut conn,
+        &welcome,
+        &format!(
+            "`{hello}` should be answered with WELCOME, the name, and the client's address as the server sees it"
+        ),
+    );
+    conn
+}
+
+/// Reads one line and asserts it is exactly `expected`.
+pub fn expect_line(conn: &mut Connection, expected: &str, why: &str) {
+    let got = conn.read_line(&format!("{why}: expected {:?}", short(expected)));
+    assert!(
+        got == expected,
+        "{why}: expected {:?}; got {:?}",
+        short(expected),
+        short(&got)
+    );
+}
+
+/// Sends `line` and asserts the next line back is exactly `expected`.
+pub fn exchange(conn: &mut Connection, line: &str, expected: &str) {
+    conn.send_line(line);
+    expect_line(
+        conn,
+        expected,
+        &format!("the server should answer `{}`", short(line)),
+    );
+}
+
+/// A long line cut to its start and length, for failure messages.
+pub fn short(line: &str) -> String {
+    match line.char_indices().nth(60) {
+        Some((at, _)) => format!("{}... ({} bytes)", &line[..at], line.len()),
+        None => line.to_string(),
+    }
+}
+
+/// A `04-relay join NAME` client of `server`, past its `joined as NAME` line.
+pub fn join(server: &Process, name: &str, extra: &[&str]) -> Process {
+    let addr = server.addr().to_string();
+    let mut args = vec!["join", name, "--server", &addr];
+    args.extend(extra);
+    let mut client = Process::start(bin(), &args);
+    client.wait_for(&format!("joined as {name}"));
+    client
+}
+
+/// Snapshot settings for this lesson: the kit's (ephemeral ports become
+/// `[PORT]`), plus the bare port a client announces for direct messages.
+pub fn settings() -> insta::Settings {
+    let mut settings = snapshot_settings();
+    settings.add_filter(r"\bport \d{5}\b", "port [PORT]");
+    settings
+}
