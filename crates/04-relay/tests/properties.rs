@@ -1,0 +1,191 @@
+//! Property tests for what lesson 4 parses: the server's command parser,
+//! and the client's typed commands. No input may make either panic, and
+//! how TCP cuts the stream into reads must not change the commands.
+
+use std::io::{BufReader, Read};
+
+use proptest::prelude::*;
+use relay::{Command, LINE_LIMIT, TEXT_LIMIT, Typed, parse_command, typed, valid_name};
+
+/// A valid name: 1 to 32 of the allowed characters.
+fn name() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9_-]{1,32}"
+}
+
+/// Any command a well-behaved client can send, and its line.
+fn command() -> impl Strategy<Value = (Command, String)> {
+    let text = "[^\n\r]{0,40}";
+    prop_oneof![
+        (name(), proptest::option::of(1u16..)).prop_map(|(name, listen_port)| {
+            let line = match listen_port {
+                Some(port) => format!("HELLO {name} {port}"),
+                None => format!("HELLO {name}"),
+            };
+            (Command::Hello { name, listen_port }, line)
+        }),
+        Just((Command::List, "LIST".to_string())),
+        (name(), text).prop_map(|(to, text)| {
+            let line = format!("SEND {to} {text}");
+            (Command::Send { to, text }, line)
+        }),
+        text.prop_map(|text| {
+            let line = format!("ALL {text}");
+            (Command::All { text }, line)
+        }),
+        name().prop_map(|name| {
+            let line = format!("WHERE {name}");
+            (Command::Where { name }, line)
+        }),
+        Just((Command::Bye, "BYE".to_string())),
+    ]
+}
+
+/// A reader that hands out `bytes` in pieces cut at `cuts`, as a socket
+/// hands out whatever has arrived.
+struct Pieces {
+    bytes: Vec<u8>,
+    cuts: Vec<usize>,
+    at: usize,
+}
+
+impl Read for Pieces {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let next_cut = self
+            .cuts
+            .iter()
+            .copied()
+            .find(|&cut| cut > self.at)
+            .unwrap_or(self.bytes.len());
+        let n = (next_cut - self.at).min(buf.len());
+        buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Every command in `bytes`, read line by line as the server reads them.
+fn commands(bytes: &[u8], cuts: &[usize]) -> Vec<Result<Command, String>> {
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    cuts.sort_unstable();
+    let pieces = Pieces {
+        bytes: bytes.to_vec(),
+        cuts,
+        at: 0,
+    };
+    let mut reader = BufReader::with_capacity(16, pieces);
+    let mut found = Vec::new();
+    loop {
+        match common::read_line(&mut reader, LINE_LIMIT).unwrap() {
+            common::ReadLine::Line(line) => {
+                found.push(parse_command(&line).map_err(|refusal| refusal.line()));
+            }
+            common::ReadLine::TooLong => found.push(Err("too long".to_string())),
+            common::ReadLine::Closed => return found,
+        }
+    }
+}
+
+proptest! {
+    /// No line makes the parser panic, and every refusal is one `ERR` line.
+    #[test]
+    fn any_bytes_are_a_command_or_one_err_line(line in proptest::collection::vec(any::<u8>(), 0..200)) {
+        if let Err(refusal) = parse_command(&line) {
+            let err = refusal.line();
+            prop_assert!(err.starts_with("ERR ") && err.ends_with('\n'));
+            prop_assert_eq!(err.matches('\n').count(), 1);
+        }
+    }
+
+    /// Lines that look almost right: a real command word and random rest.
+    #[test]
+    fn near_misses_never_panic(word in "(HELLO|LIST|SEND|ALL|WHERE|BYE)", rest in "[ -~\u{80}-\u{10ffff}]{0,60}") {
+        let _ = parse_command(format!("{word}{rest}").as_bytes());
+        let _ = parse_command(format!("{word} {rest}").as_bytes());
+    }
+
+    /// Every command a client can send is read back as that command.
+    #[test]
+    fn every_command_reads_back((command, line) in command()) {
+        prop_assert_eq!(parse_command(line.as_bytes()), Ok(command));
+    }
+
+    /// A name the parser accepts in HELLO is a name by the rules: never a
+    /// space, a control character or anything outside ASCII.
+    #[test]
+    fn accepted_names_follow_the_rules(name in "\\PC{0,40}") {
+        if let Ok(Command::Hello { name: got, .. }) = parse_command(format!("HELLO {name}").as_bytes()) {
+            prop_assert!(valid_name(&got));
+            prop_assert!(got.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+            prop_assert!((1..=32).contains(&got.len()));
+        }
+    }
+
+    /// Relayed text never exceeds TEXT_LIMIT, so FROM lines fit the line limit.
+    #[test]
+    fn relayed_text_fits(text_len in 0usize..5000) {
+        let line = format!("ALL {}", "x".repeat(text_len));
+        match parse_command(line.as_bytes()) {
+            Ok(Command::All { text }) => prop_assert!(text.len() <= TEXT_LIMIT),
+            Ok(other) => prop_assert!(false, "ALL read as {:?}", other),
+            Err(refusal) => prop_assert_eq!(refusal.line(), "ERR text-too-long\n"),
+        }
+    }
+
+    /// However TCP cuts the stream into reads, the server reads the same
+    /// commands as from one piece.
+    #[test]
+    fn commands_do_not_depend_on_where_reads_split_the_stream(
+        sent in proptest::collection::vec(command(), 0..12),
+        cuts in proptest::collection::vec(0usize..2000, 0..30),
+    ) {
+        let stream: String = sent.iter().map(|(_, line)| format!("{line}\n")).collect();
+        let whole = commands(stream.as_bytes(), &[]);
+        let split = commands(stream.as_bytes(), &cuts);
+        let expected: Vec<Result<Command, String>> =
+            sent.into_iter().map(|(command, _)| Ok(command)).collect();
+        prop_assert_eq!(&whole, &expected);
+        prop_assert_eq!(split, expected);
+    }
+
+    /// No typed line makes the client panic, and every protocol line it
+    /// makes is one line.
+    #[test]
+    fn any_typed_line_is_handled(line in "\\PC{0,80}") {
+        if let Typed::Line(sent) = typed(&line) {
+            prop_assert!(!sent.contains('\n'));
+        }
+    }
+
+    /// `/to NAME TEXT` becomes exactly `SEND NAME TEXT`.
+    #[test]
+    fn to_becomes_send(to in name(), text in "[^\n\r]{0,40}") {
+        let Typed::Line(line) = typed(&format!("/to {to} {text}")) else {
+            return Err(TestCaseError::fail("/to should make a protocol line"));
+        };
+        prop_assert_eq!(parse_command(line.as_bytes()), Ok(Command::Send { to, text }));
+    }
+}
+
+#[test]
+fn typed_commands_become_protocol_lines() {
+    let line = |text: &str| Typed::Line(text.to_string());
+    assert_eq!(typed("/list"), line("LIST"));
+    assert_eq!(typed("/to bob hi there"), line("SEND bob hi there"));
+    assert_eq!(typed("/all hi everyone"), line("ALL hi everyone"));
+    assert_eq!(typed("hi everyone"), line("ALL hi everyone"));
+    assert_eq!(typed("/where bob"), line("WHERE bob"));
+    assert_eq!(
+        typed("/direct bob hi"),
+        Typed::Direct {
+            to: "bob".to_string(),
+            text: "hi".to_string()
+        }
+    );
+    assert_eq!(typed("/quit"), Typed::Quit);
+    assert_eq!(typed(""), Typed::Nothing);
+    assert_eq!(typed("\r"), Typed::Nothing);
+    assert!(
+        matches!(typed("/dance"), Typed::Help(help) if help.starts_with("unknown command /dance;"))
+    );
+    assert!(matches!(typed("/direct"), Typed::Help(_)));
+}
