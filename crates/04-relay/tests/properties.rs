@@ -2,6 +2,9 @@
 //! and the client's typed commands. No input may make either panic, and
 //! how TCP cuts the stream into reads must not change the commands.
 
+// Helpers outside #[test] functions fail the way tests do: by panicking.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufReader, Read};
 
 use proptest::prelude::*;
