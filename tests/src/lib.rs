@@ -267,10 +267,17 @@ impl Process {
         self.stdin = None;
     }
 
-    /// Waits (at most [`WAIT`]) for the program to exit by itself, and
-    /// returns its status and all it printed.
+    /// Closes the program's standard input, waits (at most [`WAIT`]) for it
+    /// to exit by itself, and returns its status and all it printed.
     pub fn finish(&mut self) -> Finished {
         self.close_stdin();
+        self.wait_exit()
+    }
+
+    /// Waits (at most [`WAIT`]) for the program to exit by itself, its
+    /// standard input left open (for a program that reads the end of its
+    /// input as "quit", when the test wants to see it exit for another reason).
+    pub fn wait_exit(&mut self) -> Finished {
         let deadline = Instant::now() + WAIT;
         while let Ok(line) = self
             .lines

@@ -27,10 +27,10 @@ use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use common::{ReadLine, describe, printable, read_line, say};
+use common::{Deadline, ReadLine, describe, printable, read_line, say};
 
 // ANCHOR: limits
 /// Where the server listens, and the client connects, unless told
@@ -61,9 +61,10 @@ pub const DEFAULT_MAX_CLIENTS: usize = 64;
 /// and 100 names of 32 bytes still fit in LINE_LIMIT.
 pub const MAX_CLIENTS_LIMIT: usize = 100;
 const _: () = assert!("PEERS".len() + MAX_CLIENTS_LIMIT * (1 + NAME_LIMIT) <= LINE_LIMIT);
-/// How long a new connection has to send `HELLO` unless `--hello-timeout`
-/// says otherwise. Until it registers, a connection holds a client slot and
-/// can do nothing else; it is closed rather than held for ever.
+/// How long a new connection has to send `HELLO`, counted from the
+/// connect, unless `--hello-timeout` says otherwise. Until it registers, a
+/// connection holds a client slot and can do nothing else; it is closed
+/// rather than held for ever.
 pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one write to a client may wait for room in its socket. A client
 /// that stops reading fills its receive buffer and then our send buffer;
@@ -353,15 +354,17 @@ enum Leaving {
 
 impl Registry {
     /// Registers `name`, queues `welcome` as its very first line, and tells
-    /// everyone else `JOINED <name>`.
-    fn register(&mut self, name: &str, peer: Peer, welcome: &str) -> Result<(), Refusal> {
+    /// everyone else `JOINED <name>`. False when `welcome` found no room:
+    /// the client is not reading its answers, and is not registered.
+    fn register(&mut self, name: &str, peer: Peer, welcome: &str) -> Result<bool, Refusal> {
         if self.peers.contains_key(name) {
             return Err(Refusal::NameTaken);
         }
         // Queued while we hold the lock, so nothing relayed to the new
-        // client can get ahead of its WELCOME.
+        // client can get ahead of its WELCOME. Its queue is empty unless it
+        // sent a pile of lines before HELLO without reading the answers.
         if !matches!(enqueue(&peer.outbox, welcome), Delivery::Queued) {
-            return Ok(()); // it is gone already; its own thread cleans up
+            return Ok(false);
         }
         match peer.listen_port {
             Some(port) => say!("{name} joined from {}, direct port {port}", peer.seen_as),
@@ -369,7 +372,7 @@ impl Registry {
         }
         self.peers.insert(name.to_string(), peer);
         self.broadcast(name, &format!("JOINED {name}\n"));
-        Ok(())
+        Ok(true)
     }
 
     /// Removes `name`, if it is still the client connected from `seen_as`
@@ -466,10 +469,11 @@ pub fn serve_client(
     registry: Shared,
     hello_timeout: Duration,
 ) {
+    // The HELLO deadline counts from now, however the bytes trickle in.
+    let hello_by = Instant::now() + hello_timeout;
     // Socket options belong to the socket, so every handle shares them.
     let handles = stream
         .set_write_timeout(Some(WRITE_TIMEOUT))
-        .and_then(|()| stream.set_read_timeout(Some(hello_timeout)))
         .and_then(|()| Ok((stream.try_clone()?, stream.try_clone()?)));
     let (writer, socket) = match handles {
         Ok(handles) => handles,
@@ -491,7 +495,7 @@ pub fn serve_client(
         name: None,
         registry,
     };
-    let why = client.converse(stream, hello_timeout);
+    let why = client.converse(stream, hello_by);
     match client.name.take() {
         Some(name) => lock(&client.registry).remove(&name, seen_as, why),
         None => match why {
@@ -502,7 +506,8 @@ pub fn serve_client(
             ),
             Leaving::Failed(err) => say!("[{seen_as}] connection error: {}", describe(&err)),
             Leaving::TooLong => say!("[{seen_as}] line longer than {LINE_LIMIT} bytes, closing"),
-            Leaving::Stuck | Leaving::Lost => say!("[{seen_as}] dropped: it is not reading"),
+            Leaving::Stuck => say!("[{seen_as}] dropped: it is not reading"),
+            Leaving::Lost => say!("[{seen_as}] dropped: could not write to it"),
         },
     }
     // `client.outbox` goes here: once the registry has let go of its copy
@@ -513,8 +518,13 @@ pub fn serve_client(
 // ANCHOR: converse
 impl Client {
     /// Reads lines and answers them until the client leaves, and says why.
-    fn converse(&mut self, stream: TcpStream, hello_timeout: Duration) -> Leaving {
-        let mut lines = BufReader::new(stream);
+    fn converse(&mut self, stream: TcpStream, hello_by: Instant) -> Leaving {
+        // Until HELLO, every read may only wait for what is left of the
+        // HELLO deadline (lesson 5 explains why a timeout is not enough).
+        let mut lines = BufReader::new(Deadline {
+            stream: &stream,
+            until: Some(hello_by),
+        });
         loop {
             let line = match read_line(&mut lines, LINE_LIMIT) {
                 Ok(ReadLine::Line(line)) => line,
@@ -524,8 +534,7 @@ impl Client {
                     return Leaving::TooLong;
                 }
                 Err(err) => {
-                    // Before HELLO, the read timeout is hello_timeout: say
-                    // why we close.
+                    // Only the HELLO deadline times out: say why we close.
                     if is_timeout(&err) && self.name.is_none() {
                         self.reply(&Refusal::HelloFirst.line());
                     }
@@ -538,7 +547,16 @@ impl Client {
                     return Leaving::Bye;
                 }
                 (None, Ok(Command::Hello { name, listen_port })) => {
-                    self.register(name, listen_port, hello_timeout)
+                    match self.register(name, listen_port) {
+                        Ok(true) => {
+                            // Registered clients may stay quiet as long as they like.
+                            lines.get_mut().until = None;
+                            let _ = stream.set_read_timeout(None);
+                            Ok(None)
+                        }
+                        Ok(false) => return Leaving::Stuck,
+                        Err(refusal) => Err(refusal),
+                    }
                 }
                 (None, Err(refusal)) if is_hello(&line) => Err(refusal),
                 (None, _) => Err(Refusal::HelloFirst),
@@ -560,15 +578,20 @@ impl Client {
                 }
             };
             if !delivered {
-                return Leaving::Stuck;
+                return Leaving::Lost;
             }
         }
     }
 
-    /// Queues a reply for this client. False when its queue is full: it
-    /// sends commands but does not read the answers.
+    /// Queues a reply for this client, waiting for room if its queue is
+    /// full. Other clients' lines never wait (`try_send`); a client's own
+    /// replies do, because the only one held up is the client that sends
+    /// commands faster than it reads the answers: it is slowed down to the
+    /// pace it reads at, as TCP itself would do. A client that stops reading
+    /// altogether makes its writer give up after WRITE_TIMEOUT, and then
+    /// this returns false.
     fn reply(&self, line: &str) -> bool {
-        matches!(enqueue(&self.outbox, line), Delivery::Queued)
+        self.outbox.send(line.as_bytes().to_vec()).is_ok()
     }
 
     /// The client as the log names it: its name, or its address before that.
@@ -596,13 +619,8 @@ fn is_timeout(err: &io::Error) -> bool {
 impl Client {
     /// `HELLO <name> [<listen-port>]`: joins the registry. The answer,
     /// `WELCOME <name> <address>`, is queued by the registry itself, first
-    /// of all the lines this client gets, so there is nothing more to reply.
-    fn register(
-        &mut self,
-        name: String,
-        listen_port: Option<u16>,
-        hello_timeout: Duration,
-    ) -> Result<Option<String>, Refusal> {
+    /// of all the lines this client gets. False: see [`Registry::register`].
+    fn register(&mut self, name: String, listen_port: Option<u16>) -> Result<bool, Refusal> {
         let peer = Peer {
             outbox: self.outbox.clone(),
             socket: Arc::clone(&self.socket),
@@ -613,17 +631,11 @@ impl Client {
         // ::ffff:127.0.0.1; to_canonical() gives back 127.0.0.1.
         let seen_as = SocketAddr::new(self.seen_as.ip().to_canonical(), self.seen_as.port());
         let welcome = format!("WELCOME {name} {seen_as}\n");
-        // Registered clients may stay quiet as long as they like: lift the
-        // HELLO deadline first, so it cannot strike just after WELCOME.
-        let _ = self.socket.set_read_timeout(None);
-        let registered = lock(&self.registry).register(&name, peer, &welcome);
-        match registered {
-            Ok(()) => self.name = Some(name),
-            Err(_) => {
-                let _ = self.socket.set_read_timeout(Some(hello_timeout));
-            }
+        let welcomed = lock(&self.registry).register(&name, peer, &welcome)?;
+        if welcomed {
+            self.name = Some(name);
         }
-        registered.map(|()| None)
+        Ok(welcomed)
     }
 }
 // ANCHOR_END: register

@@ -235,7 +235,8 @@ fn the_server_going_away_ends_the_client_with_an_error() {
     let mut server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     server.kill();
-    let done = alice.finish();
+    // Its standard input stays open: the end of input would be a /quit.
+    let done = alice.wait_exit();
     done.assert_failure("a client whose server went away");
     assert_eq!(
         done.stderr.lines().count(),

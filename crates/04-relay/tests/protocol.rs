@@ -550,3 +550,70 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Clients that send faster than they read, or very slowly
+// ---------------------------------------------------------------------------
+
+/// A client may send many commands before reading any answer (pipelining).
+/// The server must slow it down to the pace it reads at, not drop it: its
+/// own answers wait for room in its queue, and TCP holds back the rest.
+#[test]
+fn a_client_that_sends_many_commands_at_once_gets_every_answer() {
+    let server = start_server(&[]);
+    let mut conn = Connection::open(server.addr());
+    let commands = 5000;
+    let mut all = String::from("HELLO eager\n");
+    all.push_str(&"LIST\n".repeat(commands));
+    all.push_str("BYE\n");
+    // Send on a second thread while this one reads, as a pipelining client
+    // does: the answers (45 KB) and the commands together are more than the
+    // socket buffers hold while nobody reads.
+    let mut writer = conn.stream().try_clone().unwrap();
+    let sending =
+        std::thread::spawn(move || std::io::Write::write_all(&mut writer, all.as_bytes()));
+    let welcome = format!("WELCOME eager {}", conn.local_addr());
+    expect_line(&mut conn, &welcome, "the first answer");
+    for n in 0..commands {
+        let got = conn.read_line(&format!(
+            "a client that sends {commands} commands in one go, and reads all along, should get every answer; answer {n} did not come"
+        ));
+        assert_eq!(got, "PEERS eager", "answer {n} to LIST");
+    }
+    expect_line(&mut conn, "BYE", "the answer to the last command, BYE");
+    conn.expect_closed("after BYE the server closes the connection");
+    sending.join().unwrap().unwrap();
+}
+
+/// The HELLO deadline counts from the connect. A read timeout alone starts
+/// again at every read, and a client sending a byte every 250 ms would
+/// never trip it, holding a client slot for as long as it likes.
+#[test]
+fn the_hello_deadline_counts_from_the_connect_not_from_each_read() {
+    let server = start_server(&["--hello-timeout", "1"]);
+    let mut conn = Connection::open(server.addr());
+    let hello = b"HELLO slowpoke\n"; // 15 bytes, 3.75 s at this pace
+    let mut writer = conn.stream().try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        let mut sent = 0;
+        for byte in hello {
+            if std::io::Write::write_all(&mut writer, &[*byte]).is_err() {
+                break;
+            }
+            sent += 1;
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        sent
+    });
+    expect_line(
+        &mut conn,
+        "ERR hello-first",
+        "a client that trickles its HELLO a byte every 250 ms should be cut off when --hello-timeout (1 s) has passed since it connected",
+    );
+    conn.expect_closed("and the connection closed");
+    let sent = sending.join().unwrap();
+    assert!(
+        sent < hello.len(),
+        "the server should close the connection before the slow HELLO is complete; all {sent} bytes were sent first"
+    );
+}

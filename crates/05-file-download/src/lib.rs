@@ -32,7 +32,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, anyhow, bail};
-use common::{ReadLine, describe, printable, read_line, say};
+use common::{Deadline, ReadLine, describe, printable, read_line, say};
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
@@ -502,9 +502,11 @@ impl Server {
 // ANCHOR: read_request
 /// Reads the request line, within `timeout` in all.
 fn read_request(stream: &TcpStream, timeout: Duration) -> Result<Option<Vec<u8>>, Failure> {
+    // A deadline for the whole line, not a timeout for each read (see
+    // `common::Deadline`).
     let mut reader = BufReader::new(Deadline {
         stream,
-        until: Instant::now() + timeout,
+        until: Some(Instant::now() + timeout),
     });
     match read_line(&mut reader, LINE_LIMIT) {
         Ok(ReadLine::Line(line)) => Ok(Some(line)),
@@ -524,26 +526,6 @@ fn read_request(stream: &TcpStream, timeout: Duration) -> Result<Option<Vec<u8>>
     }
 }
 
-/// A reader with a deadline. A read timeout alone is not one: it starts
-/// again at every read, so a client sending a byte every 9 seconds would
-/// never hit a 10-second timeout and could hold its thread for good. Here
-/// each read may only wait for what is left of the time.
-struct Deadline<'a> {
-    stream: &'a TcpStream,
-    until: Instant,
-}
-
-impl Read for Deadline<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::from(ErrorKind::TimedOut));
-        }
-        self.stream.set_read_timeout(Some(left))?;
-        let mut stream = self.stream;
-        stream.read(buf)
-    }
-}
 // ANCHOR_END: read_request
 
 impl Server {

@@ -12,10 +12,12 @@
 //! | [`line`]   | [`read_line`]: one line, at most N bytes, however the bytes arrive |
 //! | [`errors`] | [`describe`] an I/O error in plain words; [`report`] it and exit   |
 //! | [`close`]  | [`close_gently`]: close without a reset destroying the last reply |
+//! | [`deadline`] | [`Deadline`]: a read that must finish by a time, not just wait less |
 //! | [`serve`]  | [`serve_threads`]: a thread per client, at most N at once          |
 
 pub mod addr;
 pub mod close;
+pub mod deadline;
 pub mod errors;
 pub mod line;
 pub mod serve;
@@ -23,6 +25,7 @@ pub mod text;
 
 pub use addr::{announce, bind_error, connect, listen, resolve};
 pub use close::close_gently;
+pub use deadline::Deadline;
 pub use errors::{describe, report};
 pub use line::{ReadLine, read_line};
 pub use serve::{ClientLimit, Slot, serve_threads};
