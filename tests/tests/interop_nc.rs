@@ -2,6 +2,7 @@
 //! each is a script in tests/interop/nc/, which the book includes and this
 //! test runs with `PORT` set to the port of a server it started.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -49,6 +50,97 @@ fn lesson_3_two_lines() {
         done.stdout, "ok\nok\n",
         "nc should print one `ok` per line; {done}"
     );
+}
+
+#[test]
+fn lesson_4_registering_relaying_and_introducing_by_hand() {
+    if tool("nc").is_none() {
+        return;
+    }
+    let relay = binary("relay", "04-relay");
+    let server = Process::server(&relay, &["serve"]);
+    let port = server.addr().port();
+    let addr = server.addr().to_string();
+    let mut alice = Process::start(&relay, &["join", "alice", "--server", &addr]);
+    // Where alice listens for direct connections: the address `AT` must name.
+    let line = alice.wait_for("listening for direct messages on ");
+    let direct: SocketAddr = line
+        .strip_prefix("listening for direct messages on ")
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| {
+            alice.fail(&format!(
+                "expected `listening for direct messages on IP:PORT`; got {line:?}"
+            ))
+        });
+    alice.wait_for("joined as alice");
+
+    // nc writes all four lines at once, before the server has answered
+    // HELLO: the server reads them in order, so that is fine.
+    let done = run_script("04-relay.sh", port);
+    done.assert_success("04-relay.sh");
+    let (welcome, rest) = done.stdout.split_once('\n').unwrap_or_default();
+    assert!(
+        is_welcome(welcome, "nc"),
+        "the first line should be `WELCOME nc 127.0.0.1:<port>` (the port nc's kernel picked); {done}"
+    );
+    assert_eq!(
+        rest, "PEERS alice nc\nSENT alice\nBYE\n",
+        "then the answers to LIST, SEND and BYE, one line each; {done}"
+    );
+    expect_line(
+        &mut alice,
+        "[nc] hi from nc",
+        "alice should print nc's line",
+    );
+    // Once alice hears it, the server has let go of the name `nc`, and the
+    // next script can register it again.
+    expect_line(&mut alice, "-- nc left", "alice should hear that nc left");
+
+    let done = run_script("04-relay-where.sh", port);
+    done.assert_success("04-relay-where.sh");
+    let (welcome, rest) = done.stdout.split_once('\n').unwrap_or_default();
+    assert!(
+        is_welcome(welcome, "nc"),
+        "the first line should be `WELCOME nc 127.0.0.1:<port>`; {done}"
+    );
+    assert_eq!(
+        rest,
+        format!("AT alice {direct}\nBYE\n"),
+        "WHERE alice should answer with the address alice listens on, {direct}; {done}"
+    );
+
+    // Then straight to alice, at the address from AT, as `join` does for
+    // `/direct`: the server has no part in this connection.
+    let done = run_script("04-relay-direct.sh", direct.port());
+    done.assert_success("04-relay-direct.sh");
+    assert_eq!(
+        done.stdout, "",
+        "alice answers nothing on a direct connection; {done}"
+    );
+    expect_line(
+        &mut alice,
+        "[direct from nc] hello without the server",
+        "alice should print the line nc sent her directly",
+    );
+}
+
+/// Whether `line` is `WELCOME <name> 127.0.0.1:<port>`: the port is the one
+/// nc's kernel picked for the connection, different on every run.
+fn is_welcome(line: &str, name: &str) -> bool {
+    line.strip_prefix(&format!("WELCOME {name} 127.0.0.1:"))
+        .and_then(|port| port.parse::<u16>().ok())
+        .is_some_and(|port| port != 0)
+}
+
+/// Waits for the line of `process` that contains `exact`, and asserts it is
+/// that whole line and nothing more.
+fn expect_line(process: &mut Process, exact: &str, what: &str) {
+    let line = process.wait_for(exact);
+    if line != exact {
+        process.fail(&format!(
+            "{what}: expected the line {exact:?}; got {line:?}"
+        ));
+    }
 }
 
 #[test]

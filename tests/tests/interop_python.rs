@@ -114,6 +114,108 @@ fn the_original_client_against_lesson_3_in_both_modes() {
     }
 }
 
+/// Whether `line` is `WELCOME <name> 127.0.0.1:<port>`: the port is the
+/// client's ephemeral one, different on every run.
+fn is_welcome(line: &str, name: &str) -> bool {
+    line.strip_prefix(&format!("WELCOME {name} 127.0.0.1:"))
+        .and_then(|port| port.parse::<u16>().ok())
+        .is_some_and(|port| port != 0)
+}
+
+#[test]
+fn a_python_client_chats_with_a_rust_client_through_lesson_4() {
+    let Some(python) = tool("python3") else {
+        return;
+    };
+    let mut server = Process::server(&binary("relay", "04-relay"), &["serve"]);
+    let addr = server.addr().to_string();
+    let port = server.addr().port().to_string();
+
+    let mut alice = Process::start(
+        &binary("relay", "04-relay"),
+        &["join", "alice", "--server", &addr],
+    );
+    alice.wait_for("joined as alice");
+
+    let mut py = Process::start(
+        &python,
+        &[&script("relay_client.py"), "127.0.0.1", &port, "py"],
+    );
+    let welcome = py.next_line("the Python client should print the server's WELCOME first");
+    assert!(
+        is_welcome(&welcome, "py"),
+        "the relay should answer `HELLO py` with `WELCOME py 127.0.0.1:<port>`; got {welcome:?}"
+    );
+    expect_line(
+        &mut alice,
+        "-- py joined",
+        "alice should hear that py joined",
+    );
+
+    // Python to Rust, through the server.
+    py.send("SEND alice hello from python");
+    expect_next(&mut py, "SENT alice", "the relay confirms `SEND alice ...`");
+    expect_line(
+        &mut alice,
+        "[py] hello from python",
+        "alice should print the Python client's line as `[py] ...`",
+    );
+
+    // Rust to Python, through the server.
+    alice.send("/to py hi from rust");
+    expect_next(
+        &mut py,
+        "FROM alice hi from rust",
+        "alice's `/to py hi from rust` should reach the Python client",
+    );
+    expect_line(
+        &mut alice,
+        "-- sent to py",
+        "alice should see her line confirmed",
+    );
+
+    py.send("LIST");
+    expect_next(&mut py, "PEERS alice py", "`LIST` names everyone, sorted");
+
+    // BYE: the server answers BYE and closes, and the client exits 0.
+    py.send("BYE");
+    expect_next(&mut py, "BYE", "the relay answers `BYE` before it closes");
+    let done = py.finish();
+    done.assert_success("the Python client after BYE");
+    assert_eq!(
+        done.stdout,
+        format!("{welcome}\nSENT alice\nFROM alice hi from rust\nPEERS alice py\nBYE\n"),
+        "the Python client should print exactly the lines the server sent; {done}"
+    );
+    expect_line(&mut alice, "-- py left", "alice should hear that py left");
+    server.wait_for("py left");
+
+    alice
+        .finish()
+        .assert_success("lesson 4's client after its input ends");
+}
+
+/// Waits for the line of `process` that contains `exact`, and asserts it is
+/// that whole line and nothing more.
+fn expect_line(process: &mut Process, exact: &str, what: &str) {
+    let line = process.wait_for(exact);
+    if line != exact {
+        process.fail(&format!(
+            "{what}: expected the line {exact:?}; got {line:?}"
+        ));
+    }
+}
+
+/// Asserts the very next line of `process` is `exact`.
+fn expect_next(process: &mut Process, exact: &str, what: &str) {
+    let line = process.next_line(&format!("{what}: expected the line {exact:?}"));
+    if line != exact {
+        process.fail(&format!(
+            "{what}: expected the line {exact:?}; got {line:?}"
+        ));
+    }
+}
+
 #[test]
 fn a_python_client_downloads_from_lesson_5_and_checks_the_digest() {
     let Some(python) = tool("python3") else {
