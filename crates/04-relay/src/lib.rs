@@ -472,8 +472,14 @@ pub fn serve_client(
     // The HELLO deadline counts from now, however the bytes trickle in.
     let hello_by = Instant::now() + hello_timeout;
     // Socket options belong to the socket, so every handle shares them.
+    // TCP_NODELAY: send each line at once. By default the kernel holds a
+    // small write back until the previous one is acknowledged (Nagle's
+    // algorithm), and the receiver delays its acknowledgements by up to
+    // 40 ms hoping to send them with a reply: a chat of short lines would
+    // stall for 40 ms at a time.
     let handles = stream
-        .set_write_timeout(Some(WRITE_TIMEOUT))
+        .set_nodelay(true)
+        .and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)))
         .and_then(|()| Ok((stream.try_clone()?, stream.try_clone()?)));
     let (writer, socket) = match handles {
         Ok(handles) => handles,
@@ -809,6 +815,8 @@ impl Session {
             Some(port) => format!("HELLO {name} {port}\n"),
             None => format!("HELLO {name}\n"),
         };
+        // Each typed line goes out at once (see TCP_NODELAY in serve_client).
+        stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(options.timeout))?;
         stream
             .write_all(hello.as_bytes())
