@@ -21,10 +21,12 @@
 //! | [`tool`] | an outside program (`nc`, `python3`), or a clear skip |
 //! | [`TempDir`] | a folder of the test's own, removed afterwards |
 //! | [`hostile`] | misbehaving clients, and the battery every server must survive |
+//! | [`bench`] | what the benchmarks share: percentiles, durations in words |
 
 // A test kit fails by panicking, with a message; that is what tests do.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod bench;
 pub mod hostile;
 
 use std::collections::HashMap;

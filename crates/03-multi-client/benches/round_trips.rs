@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use clap::Parser;
+use testkit::bench::{percentile, show};
 
 /// Round trips per second and latency: a thread per client against one
 /// client at a time.
@@ -186,24 +187,6 @@ impl Figures {
             first_ok_p99: middle(runs, |f| f.first_ok_p99),
             slow_connects: middle(runs, |f| f.slow_connects),
         }
-    }
-}
-
-/// The duration that `percent` % of the `sorted` ones do not exceed.
-fn percentile(sorted: &[Duration], percent: f64) -> Duration {
-    let last = sorted.len().saturating_sub(1);
-    let at = ((percent / 100.0) * last as f64).round() as usize;
-    sorted.get(at).copied().unwrap_or_default()
-}
-
-/// A duration in the unit that suits it.
-fn show(d: Duration) -> String {
-    if d < Duration::from_millis(10) {
-        format!("{:.3} ms", d.as_secs_f64() * 1e3)
-    } else if d < Duration::from_secs(10) {
-        format!("{:.0} ms", d.as_secs_f64() * 1e3)
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
     }
 }
 

@@ -1,1 +1,951 @@
-fn main() {}
+//! Does one client that stops reading slow everyone else down? The relay
+//! gives each client a queue of 128 lines and drops a client whose queue is
+//! full, so it should not. This benchmark measures it instead of claiming it:
+//!
+//! ```console
+//! $ cargo bench -p relay
+//! $ cargo bench -p relay -- --clients 20 --messages 500 --runs 5
+//! ```
+//!
+//! It starts the real server (built with optimisations) and registers one
+//! extra client, then N clients `c0`..`c(N-1)` (default 50, `--clients`),
+//! in a ring: each sends M messages (default 2000, `--messages`) of B bytes
+//! of text (default 500, `--size`) with `SEND`, one at a time, waiting for
+//! its `SENT` (or `ERR`) before the next. Message j of client i goes to the
+//! extra client when (i + j) is one less than a multiple of E (default 5,
+//! `--extra-every`), and to the next client in the ring otherwise. Each
+//! client reads its socket all the time: its replies and the `FROM` lines
+//! from the client before it arrive mixed on the same connection. The clock
+//! starts once every client has registered and read the `JOINED` notices of
+//! those after it.
+//!
+//! Two scenarios, with the same traffic:
+//!
+//! - **no stuck**: the extra client, `sink`, reads everything it is sent;
+//! - **stuck**: the extra client, `stuck`, never reads its socket. Its
+//!   socket buffers fill (on Linux the server's send buffer grows to
+//!   `net.ipv4.tcp_wmem`'s maximum, 4 MiB by default, hence the long
+//!   texts), then its queue of 128 lines, and the server drops it: the
+//!   clients see `LEFT stuck`, and from then on their `SEND stuck` gets
+//!   `ERR no-such-peer stuck`, which counts as the reply.
+//!
+//! `SENT` means the line is in the receiver's queue, not that it was read,
+//! so a sender can run ahead of a receiver that is slow to get the CPU, and
+//! a healthy receiver with 128 lines waiting is dropped too. So the
+//! benchmark adds flow control of its own: a client sends to the next one,
+//! or to the sink, only while fewer than W (default 100, `--window`) of the
+//! messages sent to that receiver are unread. The stuck client gets no such
+//! care.
+//! `--window 0` turns it off; then, now and then on a busy machine, a
+//! healthy client is dropped and the run fails.
+//!
+//! For each scenario it prints:
+//!
+//! - ring messages relayed per second: the `FROM` lines the ring clients
+//!   received, from the start until the last client has sent all its
+//!   messages and received all of its predecessor's (the messages to the
+//!   extra client are load, not counted);
+//! - the delivery latency of a ring message, p50 and p99: each text starts
+//!   with the nanoseconds since an instant shared by the whole benchmark at
+//!   the moment it is sent, and the receiver subtracts that from the moment
+//!   it reads the `FROM` line;
+//! - how many messages to the extra client got `SENT`, and how many
+//!   `ERR no-such-peer`;
+//! - in the stuck scenario, how long from the start until the first client
+//!   read `LEFT stuck` (`-` if the stuck client was never dropped);
+//! - how many messages had to wait for room under the flow control.
+//!
+//! Each scenario runs 5 times (`--runs`), the two taking turns, and the
+//! summary is the median of each figure. Then it prints the ratios (stuck
+//! against no stuck) and what the server logged when the stuck client left.
+//!
+//! It is a plain program (`harness = false`), not a test: its figures depend
+//! on the machine and pass or fail nothing. A client waits at most 10 s
+//! (`--timeout`) for anything: a server that stops answering, or drops a
+//! client that reads, makes it fail with one line.
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use common::{describe, printable};
+use relay::{LINE_LIMIT, MAX_CLIENTS_LIMIT, TEXT_LIMIT};
+use testkit::bench::{percentile, show};
+
+/// Relayed messages per second and delivery latency, with and without one
+/// client that never reads.
+#[derive(Parser)]
+struct Args {
+    /// How many clients send (in a ring), besides the extra receiver.
+    #[arg(long, default_value_t = 50)]
+    clients: usize,
+
+    /// How many messages each client sends, one at a time.
+    #[arg(long, default_value_t = 2000)]
+    messages: usize,
+
+    /// Every this many messages, a client sends to the extra receiver
+    /// (`sink` or `stuck`) instead of the next client in the ring.
+    #[arg(long, value_name = "E", default_value_t = 5)]
+    extra_every: usize,
+
+    /// The length of each message's text in bytes (a timestamp, then
+    /// padding).
+    #[arg(long, value_name = "BYTES", default_value_t = 500)]
+    size: usize,
+
+    /// The most messages a client may have sent to one receiver (the next
+    /// client, or the sink) that it has not read yet; 0 for no limit. The
+    /// relay answers `SENT` once a line is in the receiver's queue, not once
+    /// it is read, so waiting for `SENT` does not keep a sender from running
+    /// ahead of a receiver whose turn on the CPU is late, and with 128 lines
+    /// in its queue the server drops it. The default leaves room in the
+    /// queue for the replies and notices that share it.
+    #[arg(long, value_name = "W", default_value_t = 100)]
+    window: usize,
+
+    /// How many times to run each scenario; the summary is the median.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+
+    /// Seconds any read may wait before the run counts as failed.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    timeout: u64,
+
+    /// `cargo bench` passes this to every benchmark; it means nothing here.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// How often a client that has no room to send looks again.
+const POLL: Duration = Duration::from_millis(1);
+
+/// The timestamp at the start of every text: nanoseconds, zero-padded so
+/// that every text has the same length; then a space and padding.
+const STAMP_WIDTH: usize = 20;
+
+fn main() -> std::process::ExitCode {
+    common::report(run(&Args::parse()))
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    if args.clients < 2 || args.messages == 0 || args.runs == 0 {
+        bail!("--clients must be at least 2, --messages and --runs at least 1");
+    }
+    if args.clients + 1 > MAX_CLIENTS_LIMIT {
+        bail!(
+            "--clients is at most {}: the server serves at most {MAX_CLIENTS_LIMIT} clients, one of them the extra receiver",
+            MAX_CLIENTS_LIMIT - 1
+        );
+    }
+    if args.extra_every < 2 {
+        bail!("--extra-every must be at least 2 (1 would leave nothing for the ring)");
+    }
+    if !(STAMP_WIDTH + 1..=TEXT_LIMIT).contains(&args.size) {
+        bail!(
+            "--size must be between {} and {TEXT_LIMIT} bytes",
+            STAMP_WIDTH + 1
+        );
+    }
+    let cpus = thread::available_parallelism().map_or(0, |n| n.get());
+    common::say!(
+        "04-relay: {} clients in a ring, {} messages each of {} bytes, 1 in {} to the extra receiver, window {}; {} runs of each scenario ({} CPUs, {} {})",
+        args.clients,
+        args.messages,
+        args.size,
+        args.extra_every,
+        match args.window {
+            0 => "off".to_string(),
+            window => window.to_string(),
+        },
+        args.runs,
+        cpus,
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+    );
+    header();
+    let mut healthy = Vec::new();
+    let mut stuck = Vec::new();
+    let mut server_said = None;
+    // The scenarios take turns, so that whatever else the machine is doing
+    // meanwhile slows both alike.
+    for _ in 0..args.runs {
+        let figures = measure(Scenario::Healthy, args)?;
+        figures.print();
+        healthy.push(figures);
+        let figures = measure(Scenario::Stuck, args)?;
+        figures.print();
+        server_said = server_said.or(figures.server_said.clone());
+        stuck.push(figures);
+    }
+    let healthy = Figures::median(&healthy);
+    let stuck = Figures::median(&stuck);
+    common::say!("median of the runs:");
+    healthy.print();
+    stuck.print();
+    common::say!(
+        "stuck against no stuck: {:.2}x the ring messages per second; {:.2}x the latency at p50, {:.2}x at p99",
+        stuck.rate / healthy.rate,
+        stuck.p50.as_secs_f64() / healthy.p50.as_secs_f64(),
+        stuck.p99.as_secs_f64() / healthy.p99.as_secs_f64(),
+    );
+    match server_said {
+        Some(line) => common::say!("the server logged: {line}"),
+        None => common::say!("the server never logged that the stuck client left"),
+    }
+    Ok(())
+}
+
+/// Whether the extra receiver reads what it is sent.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    Healthy,
+    Stuck,
+}
+
+impl Scenario {
+    fn label(self) -> &'static str {
+        match self {
+            Scenario::Healthy => "no stuck",
+            Scenario::Stuck => "stuck",
+        }
+    }
+
+    /// The extra receiver's name.
+    fn extra(self) -> &'static str {
+        match self {
+            Scenario::Healthy => "sink",
+            Scenario::Stuck => "stuck",
+        }
+    }
+}
+
+/// What one run of one scenario measured.
+struct Figures {
+    scenario: Scenario,
+    /// Ring messages received per second, from the start until the last
+    /// client is done.
+    rate: f64,
+    /// The delivery latency of a ring message.
+    p50: Duration,
+    p99: Duration,
+    /// Messages to the extra receiver answered `SENT`.
+    extra_sent: usize,
+    /// Messages to the extra receiver answered `ERR no-such-peer`.
+    extra_refused: usize,
+    /// Messages that waited for room under `--window`.
+    waited: usize,
+    /// From the start until the first client read `LEFT <extra>`.
+    dropped_after: Option<Duration>,
+    /// The server's log line about the extra receiver leaving.
+    server_said: Option<String>,
+}
+
+fn header() {
+    common::say!(
+        "{:<9} {:>12} {:>9} {:>9} {:>10} {:>9} {:>13} {:>7}",
+        "scenario",
+        "ring msgs/s",
+        "p50",
+        "p99",
+        "extra SENT",
+        "extra ERR",
+        "dropped after",
+        "waited"
+    );
+}
+
+impl Figures {
+    fn print(&self) {
+        common::say!(
+            "{:<9} {:>12.0} {:>9} {:>9} {:>10} {:>9} {:>13} {:>7}",
+            self.scenario.label(),
+            self.rate,
+            show(self.p50),
+            show(self.p99),
+            self.extra_sent,
+            self.extra_refused,
+            self.dropped_after.map_or("-".to_string(), show),
+            self.waited,
+        );
+    }
+
+    /// Each figure's median over `runs` (with an even number of runs, the
+    /// upper of the two middle values). A run where the extra receiver was
+    /// never dropped counts as the longest time to drop it.
+    fn median(runs: &[Figures]) -> Figures {
+        fn middle<T: Copy + PartialOrd>(runs: &[Figures], field: impl Fn(&Figures) -> T) -> T {
+            let mut values: Vec<T> = runs.iter().map(field).collect();
+            values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+            values[values.len() / 2]
+        }
+        let dropped = middle(runs, |f| f.dropped_after.unwrap_or(Duration::MAX));
+        Figures {
+            scenario: runs[0].scenario,
+            rate: middle(runs, |f| f.rate),
+            p50: middle(runs, |f| f.p50),
+            p99: middle(runs, |f| f.p99),
+            extra_sent: middle(runs, |f| f.extra_sent),
+            extra_refused: middle(runs, |f| f.extra_refused),
+            waited: middle(runs, |f| f.waited),
+            dropped_after: (dropped != Duration::MAX).then_some(dropped),
+            server_said: None,
+        }
+    }
+}
+
+/// The ring client number `n`.
+fn ring_name(n: usize) -> String {
+    format!("c{n}")
+}
+
+/// Whether message `j` of ring client `n` goes to the extra receiver.
+/// Offset by `n`, so the clients do not all turn to it at once.
+fn to_extra(n: usize, j: usize, every: usize) -> bool {
+    (n + j) % every == every - 1
+}
+
+/// Starts the server, registers the extra receiver and the ring, runs the
+/// ring, and stops the server.
+fn measure(scenario: Scenario, args: &Args) -> anyhow::Result<Figures> {
+    let timeout = Duration::from_secs(args.timeout);
+    let server = Server::start(args.clients + 1)?;
+    let epoch = Instant::now();
+    let flow = Arc::new(Flow {
+        window: match args.window {
+            0 => usize::MAX,
+            window => window,
+        },
+        ring_read: (0..args.clients).map(|_| AtomicUsize::new(0)).collect(),
+        extra_sent: AtomicUsize::new(0),
+        extra_read: AtomicUsize::new(0),
+    });
+
+    // The extra receiver first, then the ring, one at a time: ring client
+    // n is then told `JOINED` for exactly the clients after it.
+    let extra = Member::register(server.addr, scenario.extra(), timeout)?;
+    let mut members = Vec::with_capacity(args.clients);
+    for n in 0..args.clients {
+        members.push(Member::register(server.addr, &ring_name(n), timeout)?);
+    }
+    let for_extra: usize = (0..args.clients)
+        .map(|n| {
+            (0..args.messages)
+                .filter(|&j| to_extra(n, j, args.extra_every))
+                .count()
+        })
+        .sum();
+    // The sink reads everything; the stuck client is held, never read, and
+    // closed when this function returns.
+    let (sink, _stuck) = match scenario {
+        Scenario::Healthy => {
+            let (clients, flow) = (args.clients, Arc::clone(&flow));
+            let sink = thread::Builder::new()
+                .name("sink".to_string())
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    let mut extra = extra;
+                    extra.sink(clients, for_extra, &flow).map(|()| extra)
+                })
+                .context("could not start the sink's thread")?;
+            (Some(sink), None)
+        }
+        Scenario::Stuck => (None, Some(extra)),
+    };
+
+    let (ready_tx, ready) = mpsc::channel();
+    let mut gos = Vec::with_capacity(args.clients);
+    let mut handles: Vec<JoinHandle<Result<(ClientRun, Member), Failure>>> = Vec::new();
+    for (n, member) in members.into_iter().enumerate() {
+        let plan = Plan {
+            n,
+            clients: args.clients,
+            messages: args.messages,
+            size: args.size,
+            every: args.extra_every,
+            extra: scenario.extra(),
+            stuck: scenario == Scenario::Stuck,
+            epoch,
+            flow: Arc::clone(&flow),
+        };
+        let (go_tx, go) = mpsc::channel();
+        gos.push(go_tx);
+        let ready = ready_tx.clone();
+        let handle = thread::Builder::new()
+            .name(ring_name(n))
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                // A client that is done keeps its connection open until
+                // all are, or the others would be told it left. One that
+                // fails closes it at once, so the others fail soon too; the
+                // time of its failure is taken before that.
+                let mut member = member;
+                match member.converse(&plan, &ready, &go) {
+                    Ok(run) => Ok((run, member)),
+                    Err(err) => Err(Failure {
+                        at: Instant::now(),
+                        err,
+                    }),
+                }
+            })
+            .context("could not start a client thread")?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+
+    // Start the clock once every client is ready, then tell them all to go.
+    // If one cannot get ready, dropping `gos` makes the others give up.
+    let mut all_ready = true;
+    for _ in 0..args.clients {
+        if ready.recv_timeout(timeout).is_err() {
+            all_ready = false;
+            break;
+        }
+    }
+    let start = Instant::now();
+    if all_ready {
+        for go in &gos {
+            let _ = go.send(start);
+        }
+    }
+    drop(gos);
+
+    let mut runs = Vec::with_capacity(args.clients);
+    let mut failures = Vec::new();
+    // The connections of the clients that are done, closed at the end.
+    let mut done = Vec::with_capacity(args.clients + 1);
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok((run, member))) => {
+                runs.push(run);
+                done.push(member);
+            }
+            Ok(Err(failure)) => failures.push(failure),
+            Err(_) => bail!("a client thread panicked"),
+        }
+    }
+    if let Some(sink) = sink {
+        match sink.join() {
+            Ok(Ok(member)) => done.push(member),
+            Ok(Err(err)) => failures.push(Failure {
+                at: Instant::now(),
+                err,
+            }),
+            Err(_) => bail!("the sink's thread panicked"),
+        }
+    }
+    // The first failure is the cause; the others (timeouts, mostly) follow.
+    let first = failures
+        .into_iter()
+        .min_by_key(|failure| (failure.err.is::<GaveUp>(), failure.at));
+    if let Some(first) = first {
+        let left = server.left();
+        let said = match left.len() {
+            0 => String::new(),
+            1..=3 => format!(" (the server logged: {})", left.join("; ")),
+            n => format!(
+                " (the server logged: {}; and {} more)",
+                left[..3].join("; "),
+                n - 3
+            ),
+        };
+        bail!("{} scenario: {:#}{said}", scenario.label(), first.err);
+    }
+    if !all_ready {
+        bail!(
+            "{} scenario: the clients did not get ready",
+            scenario.label()
+        );
+    }
+
+    let finished = runs.iter().map(|run| run.finished).max().unwrap_or(start);
+    let wall = finished.saturating_duration_since(start);
+    let dropped_after = runs
+        .iter()
+        .filter_map(|run| run.left_extra)
+        .min()
+        .map(|at| at.saturating_duration_since(start));
+    let extra_sent = runs.iter().map(|run| run.extra_sent).sum();
+    let extra_refused = runs.iter().map(|run| run.extra_refused).sum();
+    let waited = runs.iter().map(|run| run.waited).sum();
+    let mut latencies: Vec<Duration> = runs.into_iter().flat_map(|run| run.latencies).collect();
+    latencies.sort_unstable();
+    let server_said = server
+        .left()
+        .into_iter()
+        .find(|line| line.starts_with(&format!("{} left", scenario.extra())));
+    drop(server);
+    Ok(Figures {
+        scenario,
+        rate: latencies.len() as f64 / wall.as_secs_f64(),
+        p50: percentile(&latencies, 50.0),
+        p99: percentile(&latencies, 99.0),
+        extra_sent,
+        extra_refused,
+        waited,
+        dropped_after,
+        server_said,
+    })
+}
+
+/// Why a client thread gave up, and when: the earliest failure is the
+/// cause, the others usually follow from it.
+struct Failure {
+    at: Instant,
+    err: anyhow::Error,
+}
+
+/// The error of a client told to give up before the start because another
+/// could not get ready: never the cause.
+#[derive(Debug)]
+struct GaveUp;
+
+impl std::fmt::Display for GaveUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("the benchmark gave up before the start")
+    }
+}
+
+/// The benchmark's own flow control (see `--window`): how many messages
+/// each receiver has read, shared by all the clients.
+struct Flow {
+    /// The most messages sent to one receiver and not read yet.
+    window: usize,
+    /// Ring messages read by each ring client.
+    ring_read: Vec<AtomicUsize>,
+    /// Messages sent to the sink (counted before they are sent).
+    extra_sent: AtomicUsize,
+    /// Messages the sink has read.
+    extra_read: AtomicUsize,
+}
+
+impl Flow {
+    /// Takes a place for one more message to the sink, if fewer than
+    /// `window` are unread. In one atomic step, so that two clients can never
+    /// both take the last place.
+    fn to_sink(&self) -> bool {
+        self.extra_sent
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |sent| {
+                let read = self.extra_read.load(Ordering::SeqCst);
+                (sent - read < self.window).then_some(sent + 1)
+            })
+            .is_ok()
+    }
+}
+
+/// What one ring client does.
+struct Plan {
+    n: usize,
+    clients: usize,
+    messages: usize,
+    size: usize,
+    every: usize,
+    /// The extra receiver's name.
+    extra: &'static str,
+    /// Whether the extra receiver is the stuck one: no flow control for
+    /// it, and its `LEFT` and `ERR no-such-peer` are expected.
+    stuck: bool,
+    /// The instant the timestamps in the texts count from.
+    epoch: Instant,
+    flow: Arc<Flow>,
+}
+
+/// What one ring client measured.
+struct ClientRun {
+    /// When it had sent all its messages and received all its
+    /// predecessor's.
+    finished: Instant,
+    /// The delivery latency of each message it received.
+    latencies: Vec<Duration>,
+    /// Its messages to the extra receiver answered `SENT`.
+    extra_sent: usize,
+    /// Its messages to the extra receiver answered `ERR no-such-peer`.
+    extra_refused: usize,
+    /// How many of its messages waited for room under `--window`.
+    waited: usize,
+    /// When it read `LEFT <extra>`.
+    left_extra: Option<Instant>,
+}
+
+/// A registered client: its connection, for writing and for reading lines.
+struct Member {
+    name: String,
+    writer: TcpStream,
+    lines: Lines,
+}
+
+/// The answer to one `SEND`.
+enum Reply {
+    Sent,
+    NoSuchPeer,
+}
+
+impl Member {
+    /// Connects, sends `HELLO <name>` and waits for `WELCOME`.
+    fn register(addr: SocketAddr, name: &str, timeout: Duration) -> anyhow::Result<Member> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)
+            .with_context(|| format!("{name} could not connect to {addr}"))?;
+        stream.set_write_timeout(Some(timeout))?;
+        // Each line goes out at once, rather than wait for an ACK.
+        stream.set_nodelay(true)?;
+        let lines = Lines::new(stream.try_clone()?, timeout)?;
+        let mut member = Member {
+            name: name.to_string(),
+            writer: stream,
+            lines,
+        };
+        member.send(&format!("HELLO {name}"))?;
+        let line = member.next_line("WELCOME")?;
+        if !line.starts_with(&format!("WELCOME {name} ")) {
+            bail!("{name} expected WELCOME, got {line:?}");
+        }
+        Ok(member)
+    }
+
+    fn send(&mut self, line: &str) -> anyhow::Result<()> {
+        self.writer
+            .write_all(format!("{line}\n").as_bytes())
+            .with_context(|| format!("{} could not send to the server", self.name))
+    }
+
+    /// The next line from the server; `waiting_for` says what for, in the
+    /// error if none comes within the timeout.
+    fn next_line(&mut self, waiting_for: &str) -> anyhow::Result<String> {
+        self.lines.poll(false)?;
+        self.lines
+            .next()
+            .with_context(|| format!("{} (waiting for {waiting_for})", self.name))?
+            .with_context(|| {
+                format!(
+                    "{}: nothing from the server within {} s (waiting for {waiting_for})",
+                    self.name,
+                    self.lines.timeout.as_secs_f64()
+                )
+            })
+    }
+
+    /// The sink: reads everything until it has received `expected` `FROM`
+    /// lines.
+    fn sink(&mut self, clients: usize, expected: usize, flow: &Flow) -> anyhow::Result<()> {
+        let (mut joined, mut received) = (0, 0);
+        while received < expected {
+            let line = self.next_line(&format!("message {} of {expected}", received + 1))?;
+            match line.split(' ').next() {
+                Some("FROM") => {
+                    received += 1;
+                    flow.extra_read.fetch_add(1, Ordering::SeqCst);
+                }
+                Some("JOINED") if joined < clients => joined += 1,
+                _ => bail!("sink: unexpected line {line:?}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// One ring client: reads the `JOINED` notices of the clients after it,
+    /// says it is ready, waits for the start, then sends its messages one
+    /// at a time and reads until it has its predecessor's too.
+    fn converse(
+        &mut self,
+        plan: &Plan,
+        ready: &Sender<()>,
+        go: &Receiver<Instant>,
+    ) -> anyhow::Result<ClientRun> {
+        let Plan { n, clients, .. } = *plan;
+        for _ in n + 1..clients {
+            let line = self.next_line("JOINED")?;
+            if !line.starts_with("JOINED ") {
+                bail!("{}: expected JOINED, got {line:?}", self.name);
+            }
+        }
+        let _ = ready.send(());
+        if go.recv_timeout(self.lines.timeout).is_err() {
+            bail!(GaveUp);
+        }
+
+        let previous = (n + clients - 1) % clients;
+        let next = (n + 1) % clients;
+        let next_name = ring_name(next);
+        let expected = (0..plan.messages)
+            .filter(|&j| !to_extra(previous, j, plan.every))
+            .count();
+        let mut inbox = Inbox {
+            index: n,
+            previous: ring_name(previous),
+            plan,
+            latencies: Vec::with_capacity(expected),
+            left_extra: None,
+        };
+        let padding = "x".repeat(plan.size - STAMP_WIDTH - 1);
+        let (mut extra_sent, mut extra_refused, mut waited) = (0, 0, 0);
+        // Message j is the next to send; `awaiting` names the receiver of
+        // the one whose reply has not come yet.
+        let mut j = 0;
+        let mut ring_sent = 0;
+        let mut awaiting: Option<&str> = None;
+        let mut counted_wait = false;
+        let mut progress = Instant::now();
+        loop {
+            if awaiting.is_none() && j == plan.messages && inbox.latencies.len() >= expected {
+                break;
+            }
+            let mut blocked = false;
+            if awaiting.is_none() && j < plan.messages {
+                let to_x = to_extra(n, j, plan.every);
+                let room = match (to_x, plan.stuck) {
+                    (true, true) => true,
+                    (true, false) => plan.flow.to_sink(),
+                    (false, _) => {
+                        ring_sent - plan.flow.ring_read[next].load(Ordering::SeqCst)
+                            < plan.flow.window
+                    }
+                };
+                if room {
+                    let to = if to_x { plan.extra } else { next_name.as_str() };
+                    let stamp = plan.epoch.elapsed().as_nanos();
+                    self.send(&format!("SEND {to} {stamp:0STAMP_WIDTH$} {padding}"))?;
+                    if !to_x {
+                        ring_sent += 1;
+                    }
+                    awaiting = Some(to);
+                    (j, counted_wait, progress) = (j + 1, false, Instant::now());
+                } else {
+                    blocked = true;
+                    if !counted_wait {
+                        (waited, counted_wait) = (waited + 1, true);
+                    }
+                }
+            }
+            // While there is no room to send, look again every POLL.
+            self.lines.poll(blocked)?;
+            let line = match self.lines.next().context(self.name.clone())? {
+                Some(line) => line,
+                None if progress.elapsed() < self.lines.timeout => continue,
+                None => {
+                    let why = match awaiting {
+                        Some(to) => format!("the reply to message {} (to {to})", j - 1),
+                        None if j < plan.messages => format!(
+                            "room to send message {j}: {} or the sink is not reading",
+                            next_name
+                        ),
+                        None => format!(
+                            "message {} of {expected} from {}",
+                            inbox.latencies.len() + 1,
+                            inbox.previous
+                        ),
+                    };
+                    bail!(
+                        "{}: nothing from the server within {} s (waiting for {why})",
+                        self.name,
+                        self.lines.timeout.as_secs_f64()
+                    );
+                }
+            };
+            progress = Instant::now();
+            match (inbox.take(&self.name, &line)?, awaiting) {
+                (None, _) => {}
+                (Some((Reply::Sent, who)), Some(to)) if who == to => {
+                    if to == plan.extra {
+                        extra_sent += 1;
+                    }
+                    awaiting = None;
+                }
+                (Some((Reply::NoSuchPeer, who)), Some(to))
+                    if who == to && plan.stuck && to == plan.extra =>
+                {
+                    extra_refused += 1;
+                    awaiting = None;
+                }
+                (Some(_), _) => bail!("{}: unexpected reply {line:?}", self.name),
+            }
+        }
+        Ok(ClientRun {
+            finished: Instant::now(),
+            latencies: inbox.latencies,
+            extra_sent,
+            extra_refused,
+            waited,
+            left_extra: inbox.left_extra,
+        })
+    }
+}
+
+/// What a ring client makes of the lines that arrive unasked.
+struct Inbox<'a> {
+    index: usize,
+    previous: String,
+    plan: &'a Plan,
+    latencies: Vec<Duration>,
+    left_extra: Option<Instant>,
+}
+
+impl Inbox<'_> {
+    /// Takes one line: a `FROM` (its latency is noted) or a `LEFT` of the
+    /// stuck client gives `None`; a reply to a `SEND` gives the reply and
+    /// the name it is about. Anything else is an error.
+    fn take(&mut self, me: &str, line: &str) -> anyhow::Result<Option<(Reply, String)>> {
+        let words: Vec<&str> = line.splitn(3, ' ').collect();
+        match words[..] {
+            ["FROM", from, text] if from == self.previous => {
+                let now = self.plan.epoch.elapsed();
+                let stamp: u64 = text
+                    .get(..STAMP_WIDTH)
+                    .and_then(|stamp| stamp.parse().ok())
+                    .with_context(|| format!("{me}: no timestamp in {line:?}"))?;
+                self.latencies
+                    .push(now.saturating_sub(Duration::from_nanos(stamp)));
+                self.plan.flow.ring_read[self.index].fetch_add(1, Ordering::SeqCst);
+                Ok(None)
+            }
+            ["SENT", to] => Ok(Some((Reply::Sent, to.to_string()))),
+            ["ERR", "no-such-peer", to] => Ok(Some((Reply::NoSuchPeer, to.to_string()))),
+            ["LEFT", who] if who == self.plan.extra && self.plan.stuck => {
+                self.left_extra.get_or_insert_with(Instant::now);
+                Ok(None)
+            }
+            ["LEFT", who] => bail!(
+                "{me}: the server dropped {who}, which reads all the time (its queue filled up, or writing to it failed)"
+            ),
+            _ => bail!("{me}: unexpected line {line:?}"),
+        }
+    }
+}
+
+/// Lines from the server, read with a timeout that can be short (POLL)
+/// without losing a line cut in two by it, as `common::read_line` would.
+struct Lines {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+    /// The bytes read and not yet taken: `buffer[start..end]`.
+    start: usize,
+    end: usize,
+    /// The long timeout, and whether the short one is set instead.
+    timeout: Duration,
+    polling: bool,
+}
+
+impl Lines {
+    fn new(stream: TcpStream, timeout: Duration) -> anyhow::Result<Lines> {
+        stream.set_read_timeout(Some(timeout))?;
+        Ok(Lines {
+            stream,
+            buffer: vec![0; 64 * 1024],
+            start: 0,
+            end: 0,
+            timeout,
+            polling: false,
+        })
+    }
+
+    /// Sets the read timeout to POLL (true) or to the long timeout.
+    fn poll(&mut self, polling: bool) -> anyhow::Result<()> {
+        if polling != self.polling {
+            let wait = if polling { POLL } else { self.timeout };
+            self.stream.set_read_timeout(Some(wait))?;
+            self.polling = polling;
+        }
+        Ok(())
+    }
+
+    /// The next line, without its newline; `None` if none came within the
+    /// read timeout.
+    fn next(&mut self) -> anyhow::Result<Option<String>> {
+        loop {
+            let unread = &self.buffer[self.start..self.end];
+            if let Some(newline) = unread.iter().position(|&byte| byte == b'\n') {
+                let line = printable(&unread[..newline]);
+                self.start += newline + 1;
+                return Ok(Some(line));
+            }
+            if unread.len() > LINE_LIMIT {
+                bail!("the server sent a line over {LINE_LIMIT} bytes");
+            }
+            // Keep the part of a line at the front, and read after it.
+            self.buffer.copy_within(self.start..self.end, 0);
+            (self.start, self.end) = (0, self.end - self.start);
+            match self.stream.read(&mut self.buffer[self.end..]) {
+                Ok(0) => bail!("the server closed the connection"),
+                Ok(n) => self.end += n,
+                Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return Ok(None);
+                }
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(err) => bail!("lost the connection: {}", describe(&err)),
+            }
+        }
+    }
+}
+
+/// The server under test; dropping it stops it.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    /// The server's log lines that say a client left.
+    left: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn start(max_clients: usize) -> anyhow::Result<Server> {
+        // Cargo builds the package's binary for its benchmarks, in the same
+        // (optimised) profile, and says where it is.
+        let bin = env!("CARGO_BIN_EXE_04-relay");
+        let cap = max_clients.to_string();
+        let mut child = Command::new(bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--max-clients", &cap])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("could not start {bin}"))?;
+        let stdout = child.stdout.take().context("no stdout pipe")?;
+        let mut log = BufReader::new(stdout);
+        let mut first = String::new();
+        log.read_line(&mut first)?;
+        let addr = first
+            .trim_end()
+            .strip_prefix("listening on ")
+            .and_then(|addr| addr.parse().ok())
+            .with_context(|| format!("the server's first line was {first:?}"))?;
+        // The server logs every message it relays. Read the log, or the pipe
+        // fills up and the server blocks on printing; keep the lines that
+        // say a client left, and why.
+        let left = Arc::new(Mutex::new(Vec::new()));
+        let noted = Arc::clone(&left);
+        thread::spawn(move || {
+            let mut line = Vec::new();
+            while matches!(log.read_until(b'\n', &mut line), Ok(1..)) {
+                let words = line.splitn(3, |&byte| byte == b' ').nth(1);
+                if matches!(words, Some(b"left" | b"left\n")) {
+                    let line = printable(line.trim_ascii_end());
+                    noted
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(line);
+                }
+                line.clear();
+            }
+        });
+        Ok(Server { child, addr, left })
+    }
+
+    /// The server's log lines that say a client left.
+    fn left(&self) -> Vec<String> {
+        self.left
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
