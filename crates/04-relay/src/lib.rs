@@ -760,11 +760,13 @@ pub fn join(options: &JoinOptions, input: impl BufRead + Send + 'static) -> anyh
     say!("connected to {server} (local {local})");
 
     // Nobody can connect to that ephemeral port: it belongs to this one
-    // connection. To be reachable we listen on a port of our own, on the
-    // same IP the server sees us at, and announce it.
-    let direct = match options.listen {
-        true => Some(listen_for_direct(local.ip())?),
-        false => None,
+    // connection. To be reachable we listen on a port of our own, on the IP
+    // this connection leaves from (the one the server sees, unless a NAT
+    // router stands between us), and announce it.
+    let direct = if options.listen {
+        Some(listen_for_direct(local.ip())?)
+    } else {
+        None
     };
     let direct_port = direct.as_ref().map(|(_, addr)| addr.port());
 
@@ -993,11 +995,11 @@ pub const HELP: &str = "commands: /list, /to NAME TEXT, /all TEXT (or just TEXT)
 /// Turns a typed line into what to do. A plain line goes to everyone.
 pub fn typed(line: &str) -> Typed {
     let line = line.trim_end_matches('\r');
+    if line.is_empty() {
+        return Typed::Nothing;
+    }
     if !line.starts_with('/') {
-        return match line.is_empty() {
-            true => Typed::Nothing,
-            false => Typed::Line(format!("ALL {line}")),
-        };
+        return Typed::Line(format!("ALL {line}"));
     }
     let (command, rest) = line.split_once(' ').unwrap_or((line, ""));
     let (first, text) = rest.split_once(' ').unwrap_or((rest, ""));
