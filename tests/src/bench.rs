@@ -1,7 +1,11 @@
-//! What the benchmarks share: figures from samples, in units that suit them.
+//! What the benchmarks share: starting the server, and figures from
+//! samples in units that suit them.
 //! (The benchmarks are plain programs in each lesson's `benches/`; they use
 //! the test kit as a dev-dependency.)
 
+use std::io::{self, BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 /// The duration that `percent` % of the `sorted` ones do not exceed.
@@ -20,4 +24,34 @@ pub fn show(d: Duration) -> String {
     } else {
         format!("{:.1} s", d.as_secs_f64())
     }
+}
+
+/// Starts server `bin` with `args` and `--listen 127.0.0.1:0`, and reads its
+/// first line, `listening on ADDR`. Returns the process, the address, and
+/// the rest of its standard output (its log): keep reading that, or the
+/// server blocks when the pipe is full.
+pub fn start_server(
+    bin: &str,
+    args: &[&str],
+) -> io::Result<(Child, SocketAddr, BufReader<ChildStdout>)> {
+    let mut child = Command::new(bin)
+        .args(args)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|err| io::Error::other(format!("could not start {bin}: {err}")))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| io::Error::other("no stdout pipe"))?;
+    let mut log = BufReader::new(stdout);
+    let mut first = String::new();
+    log.read_line(&mut first)?;
+    let addr = first
+        .trim_end()
+        .strip_prefix("listening on ")
+        .and_then(|addr| addr.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("the server's first line was {first:?}")))?;
+    Ok((child, addr, log))
 }

@@ -420,6 +420,23 @@ pub fn run(bin: &Path, args: &[&str], stdin: &str) -> Finished {
     process.finish()
 }
 
+/// Runs `bin` with `args` and `--listen` on `taken` (the address of a
+/// server that is running), and asserts it fails with one line on standard
+/// error that names the address and says it is in use.
+pub fn assert_port_in_use_is_one_line(bin: &Path, args: &[&str], taken: SocketAddr) {
+    let addr = taken.to_string();
+    let mut args = args.to_vec();
+    args.extend(["--listen", &addr]);
+    let second = run(bin, &args, "");
+    second.assert_failure("a second server on a port that is taken");
+    assert!(
+        second.stderr.starts_with(&format!(
+            "error: could not listen on {addr}: address already in use"
+        )) && second.stderr.lines().count() == 1,
+        "the error should be one line naming the address; {second}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Sockets
 // ---------------------------------------------------------------------------

@@ -29,7 +29,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -324,22 +324,7 @@ impl Server {
         // Cargo builds the package's binary for its benchmarks, in the same
         // (optimised) profile, and says where it is.
         let bin = env!("CARGO_BIN_EXE_03-multi-client");
-        let mut child = Command::new(bin)
-            .args(mode_args)
-            .args(["--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("could not start {bin}"))?;
-        let stdout = child.stdout.take().context("no stdout pipe")?;
-        let mut log = BufReader::new(stdout);
-        let mut first = String::new();
-        log.read_line(&mut first)?;
-        let addr = first
-            .trim_end()
-            .strip_prefix("listening on ")
-            .and_then(|addr| addr.parse().ok())
-            .with_context(|| format!("the server's first line was {first:?}"))?;
+        let (child, addr, mut log) = testkit::bench::start_server(bin, mode_args)?;
         // The server logs every line it receives. Read the log and throw it
         // away, or the pipe fills up and the server blocks on printing.
         thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));

@@ -443,13 +443,5 @@ fn nc_without_half_close_is_ended_by_the_idle_timeout() {
 #[test]
 fn a_port_in_use_is_one_line_on_stderr() {
     let first = start_server(&[]);
-    let addr = first.addr().to_string();
-    let second = run(server_bin(), &["--listen", &addr], "");
-    second.assert_failure("a second server on a port that is taken");
-    assert!(
-        second.stderr.starts_with(&format!(
-            "error: could not listen on {addr}: address already in use"
-        )) && second.stderr.lines().count() == 1,
-        "the error should be one line naming the address; {second}"
-    );
+    testkit::assert_port_in_use_is_one_line(server_bin(), &[], first.addr());
 }

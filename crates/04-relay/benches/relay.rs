@@ -64,9 +64,9 @@
 //! (`--timeout`) for anything: a server that stops answering, or drops a
 //! client that reads, makes it fail with one line.
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{BufRead, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -897,21 +897,8 @@ impl Server {
         // (optimised) profile, and says where it is.
         let bin = env!("CARGO_BIN_EXE_04-relay");
         let cap = max_clients.to_string();
-        let mut child = Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--max-clients", &cap])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("could not start {bin}"))?;
-        let stdout = child.stdout.take().context("no stdout pipe")?;
-        let mut log = BufReader::new(stdout);
-        let mut first = String::new();
-        log.read_line(&mut first)?;
-        let addr = first
-            .trim_end()
-            .strip_prefix("listening on ")
-            .and_then(|addr| addr.parse().ok())
-            .with_context(|| format!("the server's first line was {first:?}"))?;
+        let (child, addr, mut log) =
+            testkit::bench::start_server(bin, &["serve", "--max-clients", &cap])?;
         // The server logs every message it relays. Read the log, or the pipe
         // fills up and the server blocks on printing; keep the lines that
         // say a client left, and why.

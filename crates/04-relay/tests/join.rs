@@ -253,13 +253,5 @@ fn the_server_going_away_ends_the_client_with_an_error() {
 #[test]
 fn a_port_in_use_is_one_line_on_stderr() {
     let first = start_server(&[]);
-    let addr = first.addr().to_string();
-    let second = run(bin(), &["serve", "--listen", &addr], "");
-    second.assert_failure("a second server on a port that is taken");
-    assert!(
-        second.stderr.starts_with(&format!(
-            "error: could not listen on {addr}: address already in use"
-        )) && second.stderr.lines().count() == 1,
-        "the error should be one line naming the address; {second}"
-    );
+    testkit::assert_port_in_use_is_one_line(bin(), &["serve"], first.addr());
 }
