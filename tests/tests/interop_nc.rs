@@ -53,6 +53,26 @@ fn lesson_3_two_lines() {
 }
 
 #[test]
+fn lesson_3_without_half_close_ends_at_the_idle_timeout() {
+    if tool("nc").is_none() {
+        return;
+    }
+    // Without -N, nc never says its input has ended: the server answers
+    // each line, then closes the silent connection after --idle-timeout.
+    let mut server = Process::server(
+        &binary("multi-client", "03-multi-client"),
+        &["--idle-timeout", "1"],
+    );
+    let done = run_script("03-multi-client-no-half-close.sh", server.addr().port());
+    done.assert_success("03-multi-client-no-half-close.sh, with --idle-timeout 1");
+    assert_eq!(
+        done.stdout, "ok\nok\n",
+        "nc should print one `ok` per line, then exit when the server closes; {done}"
+    );
+    server.wait_for("] idle for 1 s, closing");
+}
+
+#[test]
 fn lesson_4_registering_relaying_and_introducing_by_hand() {
     if tool("nc").is_none() {
         return;
