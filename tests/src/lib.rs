@@ -375,6 +375,16 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
+        // A failing test shows what every program it started said on standard
+        // error: a panic there (such as an exercise's `todo!`) is often the
+        // real reason the test failed.
+        if thread::panicking() {
+            let _ = self.stderr_done.recv_timeout(Duration::from_secs(1));
+            let stderr = self.stderr();
+            if !stderr.trim().is_empty() {
+                eprintln!("--- `{}` wrote on standard error ---\n{stderr}---", self.name);
+            }
+        }
     }
 }
 
@@ -559,9 +569,52 @@ impl Connection {
         got
     }
 
-    /// Asserts the peer closes the connection (read returns 0, or a reset)
-    /// within [`WAIT`], with no more bytes before that.
-    pub fn expect_closed(&mut self, what: &str) {
+    /// Asserts the peer closes the connection gently: a FIN, so that a read
+    /// returns 0 within [`WAIT`], with no more bytes before it. A reset (RST)
+    /// fails: it is what a server sends when it closes a socket whose input it
+    /// did not read, and on the way it can destroy a reply still on its way
+    /// (the book: 02-server.md § Step 7: close without losing the reply).
+    pub fn expect_orderly_close(&mut self, what: &str) {
+        let mut got = Vec::new();
+        match self.reader.read_to_end(&mut got) {
+            Ok(_) if got.is_empty() => {}
+            Ok(_) => panic!(
+                "{what}: expected the connection to close; got {} first",
+                show(&got)
+            ),
+            Err(err) if err.kind() == ErrorKind::ConnectionReset => panic!(
+                "{what}: expected a clean end of stream (FIN, a read returning 0); \
+                 the connection was reset (RST) instead{}. A socket closed with unread \
+                 input is reset; read what the client sent (drain) or half-close \
+                 first (book: 02-server.md § Step 7: close without losing the reply)",
+                if got.is_empty() { String::new() } else { format!(" after {}", show(&got)) }
+            ),
+            Err(err) => panic!(
+                "{what}: expected the connection to close; got {}",
+                waited(&err)
+            ),
+        }
+    }
+
+    /// Asserts the peer resets the connection (RST) within [`WAIT`], with no
+    /// more bytes before it. For the cases where a reset is the right ending.
+    pub fn expect_reset(&mut self, what: &str) {
+        let mut got = Vec::new();
+        match self.reader.read_to_end(&mut got) {
+            Err(err) if got.is_empty() && err.kind() == ErrorKind::ConnectionReset => {}
+            Ok(_) if got.is_empty() => panic!(
+                "{what}: expected a reset (RST); the connection was closed gently (FIN) instead"
+            ),
+            Ok(_) => panic!("{what}: expected a reset (RST); got {} first", show(&got)),
+            Err(err) => panic!("{what}: expected a reset (RST); got {}", waited(&err)),
+        }
+    }
+
+    /// Asserts the peer closes the connection, gently or with a reset, within
+    /// [`WAIT`], with no more bytes before that. Only for cases where either
+    /// ending is right: a server that drops a client who would not stop
+    /// sending may well reset it.
+    pub fn expect_closed_or_reset(&mut self, what: &str) {
         let mut got = Vec::new();
         match self.reader.read_to_end(&mut got) {
             Ok(_) if got.is_empty() => {}

@@ -26,7 +26,7 @@ fn replies_ok_to_a_line_then_closes_and_exits() {
     client.send(b"hello\n");
     client.half_close();
     client.expect_bytes(b"OK\n", "the server should reply `OK` and a newline");
-    client.expect_closed("after `OK` the server should close the connection");
+    client.expect_orderly_close("after `OK` the server should close the connection");
 
     let done = server.finish();
     done.assert_success("a one-shot server that served its client");
@@ -94,7 +94,7 @@ fn only_the_first_1024_bytes_are_read() {
         "the server should keep exactly the first 1024 bytes, like recv(1024)"
     );
     server.wait_for("the rest was not read");
-    client.expect_closed("after `OK` the server should close the connection");
+    client.expect_orderly_close("after `OK` the server should close the connection");
     server
         .finish()
         .assert_success("after a message over the limit");
@@ -165,7 +165,7 @@ fn a_silent_client_is_given_up_after_the_timeout() {
     let mut server = start_server(&["--timeout", "1"]);
     let mut client = Connection::open(server.addr());
     server.wait_for("no message from");
-    client.expect_closed("after giving up, the server should close the connection");
+    client.expect_orderly_close("after giving up, the server should close the connection");
     server
         .finish()
         .assert_success("giving up on a silent client");

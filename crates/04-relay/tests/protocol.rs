@@ -89,7 +89,7 @@ fn a_taken_name_is_refused_until_it_is_free_again() {
     let mut other = Connection::open(server.addr());
     exchange(&mut other, "HELLO alice", "ERR name-taken");
     exchange(&mut alice, "BYE", "BYE");
-    alice.expect_closed("after answering BYE, the server should close the connection");
+    alice.expect_closed_or_reset("after answering BYE, the server should close the connection");
     server.wait_for("alice left");
     let welcome = format!("WELCOME alice {}", other.local_addr());
     exchange(&mut other, "HELLO alice", &welcome);
@@ -278,12 +278,12 @@ fn bye_is_answered_and_the_connection_closed() {
     let mut server = start_server(&[]);
     let mut alice = register(server.addr(), "alice");
     exchange(&mut alice, "BYE", "BYE");
-    alice.expect_closed("after answering BYE, the server should close the connection");
+    alice.expect_closed_or_reset("after answering BYE, the server should close the connection");
     server.wait_for("alice left");
     // BYE before HELLO is fine too: leaving is always allowed.
     let mut shy = Connection::open(server.addr());
     exchange(&mut shy, "BYE", "BYE");
-    shy.expect_closed("after answering BYE, the server should close the connection");
+    shy.expect_closed_or_reset("after answering BYE, the server should close the connection");
     exchange(
         &mut register(server.addr(), "bob"),
         "BYE x",
@@ -404,7 +404,7 @@ fn a_line_over_the_limit_is_refused_and_the_connection_closed() {
         "ERR line-too-long",
         "a line over 4096 bytes is refused",
     );
-    long.expect_closed("after ERR line-too-long, the server should close the connection");
+    long.expect_closed_or_reset("after ERR line-too-long, the server should close the connection");
     expect_line(
         &mut watcher,
         "LEFT long",
@@ -439,7 +439,7 @@ fn a_connection_without_hello_is_closed_after_the_deadline() {
         "ERR hello-first",
         "a connection that sends no HELLO within --hello-timeout is told so",
     );
-    silent.expect_closed("and then closed");
+    silent.expect_closed_or_reset("and then closed");
     server.wait_for(&format!("[{addr}] no HELLO within 1 s, closing"));
     // Alice registered before the silent one connected, and has been quiet
     // for longer than the deadline since: registered clients may be.
@@ -581,7 +581,7 @@ fn a_client_that_sends_many_commands_at_once_gets_every_answer() {
         assert_eq!(got, "PEERS eager", "answer {n} to LIST");
     }
     expect_line(&mut conn, "BYE", "the answer to the last command, BYE");
-    conn.expect_closed("after BYE the server closes the connection");
+    conn.expect_closed_or_reset("after BYE the server closes the connection");
     sending.join().unwrap().unwrap();
 }
 
@@ -622,6 +622,6 @@ fn the_hello_deadline_counts_from_the_connect_not_from_each_read() {
         when < hello.len(),
         "the server should give up on the slow HELLO while it is still coming in; it answered only after all {when} bytes"
     );
-    conn.expect_closed("after ERR hello-first, the server closes the connection");
+    conn.expect_closed_or_reset("after ERR hello-first, the server closes the connection");
     sending.join().unwrap();
 }
