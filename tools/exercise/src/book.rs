@@ -1,0 +1,182 @@
+//! The book's Exercises sections, made from the catalogues so the two can
+//! never drift: `cargo exercise book` writes `docs/src/exercises/NN-name.md`,
+//! each chapter includes its page, and `verify` (and this crate's tests)
+//! fail while a page is out of date.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::catalogue::Exercise;
+use crate::workspace::Workspace;
+
+/// The headings of a chapter, as a reader sees them (backticks dropped),
+/// outside code blocks.
+pub fn headings(chapter: &str) -> Vec<String> {
+    let mut in_code = false;
+    let mut found = Vec::new();
+    for line in chapter.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        let hashes = line.chars().take_while(|&c| c == '#').count();
+        if (1..=6).contains(&hashes) && line[hashes..].starts_with(' ') {
+            found.push(plain(line[hashes..].trim()));
+        }
+    }
+    found
+}
+
+/// A heading without Markdown's code marks.
+pub fn plain(heading: &str) -> String {
+    heading.replace('`', "")
+}
+
+/// The id mdBook gives a heading: lower case, spaces to `-`, and only
+/// letters, digits, `-` and `_` kept.
+pub fn anchor(heading: &str) -> String {
+    plain(heading)
+        .chars()
+        .filter_map(|c| {
+            if c.is_alphanumeric() || c == '_' || c == '-' {
+                Some(c.to_ascii_lowercase())
+            } else if c.is_whitespace() {
+                Some('-')
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// Where a chapter's exercise page goes, relative to the root.
+pub fn page_path(chapter: &str) -> PathBuf {
+    Path::new("docs/src/exercises").join(chapter)
+}
+
+/// Every lesson's page: (path relative to the root, text).
+pub fn pages(workspace: &Workspace) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let mut chapters: Vec<&str> = workspace
+        .exercises
+        .iter()
+        .map(|e| e.chapter.as_str())
+        .collect();
+    chapters.dedup();
+    let mut out = Vec::new();
+    for chapter in chapters {
+        let exercises: Vec<&Exercise> = workspace
+            .exercises
+            .iter()
+            .filter(|e| e.chapter == chapter)
+            .collect();
+        out.push((page_path(chapter), page(workspace, &exercises)?));
+    }
+    Ok(out)
+}
+
+fn page(workspace: &Workspace, exercises: &[&Exercise]) -> anyhow::Result<String> {
+    let Some(first) = exercises.first() else {
+        return Ok(String::new());
+    };
+    let mut text = format!(
+        "<!-- Made by `cargo exercise book` from {}: edit that file and run the command again. -->\n\n",
+        first.catalogue.display()
+    );
+    text.push_str("| exercise | what your code must do | read first |\n|---|---|---|\n");
+    for exercise in exercises {
+        text.push_str(&format!(
+            "| {} {} | {} | [{}](#{}) |\n",
+            exercise.id,
+            exercise.title,
+            exercise.behaviour,
+            plain(&exercise.section),
+            anchor(&exercise.section)
+        ));
+    }
+    for exercise in exercises {
+        let files = workspace
+            .files_of(&exercise.id)?
+            .iter()
+            .map(|path| format!("`{}`", path.display()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let tests = exercise
+            .tests
+            .iter()
+            .map(|test| format!("- {}", test.sentence()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        text.push_str(&format!(
+            "\n### Exercise {id}: {title}\n\n\
+             **Your code must** {behaviour}.\n\n\
+             It lives in {files}; read [{section}](#{anchor}) first.\n\n\
+             ```console\n\
+             $ cargo exercise start {id}   # blanks the code (your other changes are kept)\n\
+             $ cargo exercise check {id}   # builds and runs only its tests\n\
+             $ cargo exercise hint {id}    # one hint at a time\n\
+             ```\n\n\
+             The check passes when these hold:\n\n{tests}\n",
+            id = exercise.id,
+            title = exercise.title,
+            behaviour = exercise.behaviour.trim_end_matches('.'),
+            section = plain(&exercise.section),
+            anchor = anchor(&exercise.section),
+        ));
+    }
+    Ok(text)
+}
+
+/// Writes every page; returns the paths written.
+pub fn write_pages(workspace: &Workspace) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (path, text) in pages(workspace)? {
+        let full = workspace.root.join(&path);
+        if let Some(parent) = full.parent() {
+            fs::create_dir_all(parent)
+                .with_context(|| format!("could not create {}", parent.display()))?;
+        }
+        fs::write(&full, text).with_context(|| format!("could not write {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// The pages that differ from what the catalogues make.
+pub fn stale_pages(workspace: &Workspace) -> anyhow::Result<Vec<PathBuf>> {
+    let mut stale = Vec::new();
+    for (path, text) in pages(workspace)? {
+        if fs::read_to_string(workspace.root.join(&path))
+            .ok()
+            .as_deref()
+            != Some(text.as_str())
+        {
+            stale.push(path);
+        }
+    }
+    Ok(stale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_are_what_mdbook_makes() {
+        assert_eq!(
+            anchor("Steps 1 to 3: socket, bind, listen"),
+            "steps-1-to-3-socket-bind-listen"
+        );
+        assert_eq!(anchor("The `WHERE` trap"), "the-where-trap");
+    }
+
+    #[test]
+    fn headings_skip_code_blocks() {
+        let text = "# One\n\n```console\n# not a heading\n```\n## Two `x`\n";
+        assert_eq!(headings(text), ["One", "Two x"]);
+    }
+}

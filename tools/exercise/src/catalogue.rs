@@ -1,0 +1,174 @@
+//! The catalogues: one `exercises.toml` per lesson crate, listing its
+//! exercises smallest first (the format is in FORMAT.md beside this crate).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// One exercise, as its lesson's catalogue describes it.
+#[derive(Debug, Clone)]
+pub struct Exercise {
+    /// `2.1`: the lesson, a dot, and its place in the lesson.
+    pub id: String,
+    pub title: String,
+    /// One sentence: what a correct program does.
+    pub behaviour: String,
+    /// A heading of the chapter, exactly as written there.
+    pub section: String,
+    /// Two or three, the last one nearly the answer.
+    pub hints: Vec<String>,
+    /// The tests that prove it, simplest first.
+    pub tests: Vec<TestRef>,
+    pub lesson: u32,
+    /// The chapter's file name under docs/src (`02-server.md`).
+    pub chapter: String,
+    /// The catalogue it came from, relative to the workspace root.
+    pub catalogue: PathBuf,
+}
+
+/// One test: `PACKAGE:TARGET:NAME` in the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TestRef {
+    pub package: String,
+    /// A file of the package's `tests/` without `.rs`, or `lib`.
+    pub target: String,
+    pub name: String,
+}
+
+impl TestRef {
+    fn parse(text: &str) -> anyhow::Result<TestRef> {
+        let mut parts = text.splitn(3, ':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(package), Some(target), Some(name))
+                if !package.is_empty() && !target.is_empty() && !name.is_empty() =>
+            {
+                Ok(TestRef {
+                    package: package.to_string(),
+                    target: target.to_string(),
+                    name: name.to_string(),
+                })
+            }
+            _ => bail!("`{text}` is not PACKAGE:TARGET:NAME"),
+        }
+    }
+
+    /// The cargo arguments that build and run this test's target.
+    pub fn cargo_target_args(&self) -> Vec<String> {
+        let mut args = vec!["-p".to_string(), self.package.clone()];
+        if self.target == "lib" {
+            args.push("--lib".to_string());
+        } else {
+            args.extend(["--test".to_string(), self.target.clone()]);
+        }
+        args
+    }
+
+    /// The test's name as a sentence: `replies_ok_to_a_line` reads
+    /// "replies ok to a line"; a unit test's module path is left out.
+    pub fn sentence(&self) -> String {
+        let last = self.name.rsplit("::").next().unwrap_or(&self.name);
+        last.replace('_', " ")
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogueFile {
+    lesson: u32,
+    chapter: String,
+    #[serde(rename = "exercise", default)]
+    exercises: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    id: String,
+    title: String,
+    behaviour: String,
+    section: String,
+    hints: Vec<String>,
+    tests: Vec<String>,
+}
+
+/// Every lesson's exercises, lesson by lesson, each lesson's in its
+/// catalogue's order.
+pub fn load(root: &Path) -> anyhow::Result<Vec<Exercise>> {
+    let mut exercises = Vec::new();
+    for path in catalogue_files(root)? {
+        let relative = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("could not read {}", relative.display()))?;
+        let file: CatalogueFile = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid catalogue", relative.display()))?;
+        for entry in file.exercises {
+            let tests = entry
+                .tests
+                .iter()
+                .map(|test| TestRef::parse(test))
+                .collect::<anyhow::Result<Vec<_>>>()
+                .with_context(|| format!("{}, exercise {}", relative.display(), entry.id))?;
+            exercises.push(Exercise {
+                id: entry.id,
+                title: entry.title,
+                behaviour: entry.behaviour,
+                section: entry.section,
+                hints: entry.hints,
+                tests,
+                lesson: file.lesson,
+                chapter: file.chapter.clone(),
+                catalogue: relative.clone(),
+            });
+        }
+    }
+    Ok(exercises)
+}
+
+/// `crates/*/exercises.toml`, sorted, so lesson 1 comes first.
+pub fn catalogue_files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let crates = root.join("crates");
+    let mut found = Vec::new();
+    let entries =
+        fs::read_dir(&crates).with_context(|| format!("could not read {}", crates.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path().join("exercises.toml");
+        if path.is_file() {
+            found.push(path);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The exercise called `id`, or an error that lists what there is.
+pub fn find<'a>(exercises: &'a [Exercise], id: &str) -> anyhow::Result<&'a Exercise> {
+    match exercises.iter().find(|exercise| exercise.id == id) {
+        Some(exercise) => Ok(exercise),
+        None => {
+            let ids: Vec<&str> = exercises.iter().map(|e| e.id.as_str()).collect();
+            bail!(
+                "there is no exercise {id}; the exercises are {} (`cargo exercise` lists them)",
+                ids.join(", ")
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_test_reference_has_three_parts_and_a_unit_test_keeps_its_path() {
+        let test = TestRef::parse("file-download:lib:paths::tests::rejects_dotfiles").unwrap();
+        assert_eq!(test.package, "file-download");
+        assert_eq!(test.target, "lib");
+        assert_eq!(test.name, "paths::tests::rejects_dotfiles");
+        assert_eq!(test.sentence(), "rejects dotfiles");
+        assert_eq!(test.cargo_target_args(), ["-p", "file-download", "--lib"]);
+        assert!(TestRef::parse("server:server").is_err());
+        assert!(TestRef::parse("server::name").is_err());
+    }
+}

@@ -1,0 +1,440 @@
+//! `cargo exercise verify`: what CI runs to prove every exercise is real.
+//!
+//! 1. Statically: the catalogues are complete (hints, tests, a chapter
+//!    section that exists), the markers are well formed and match the
+//!    catalogues, every test named exists, and the book's pages are current.
+//! 2. In a copy of the workspace (never the learner's tree), for each
+//!    exercise: blank it; it must compile, every test it lists must fail, and
+//!    the failures must show its `exercise ID:` message; then put the
+//!    reference back, byte for byte.
+//! 3. On the restored copy, every listed test passes.
+//!
+//! Snapshots cannot be written on the way (see `run`), and a tracked `.snap`
+//! that changed anyway fails the exercise.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use crate::book;
+use crate::catalogue::{Exercise, TestRef};
+use crate::regions::{self, Source};
+use crate::run::{self, Verdict};
+use crate::workspace::Workspace;
+
+pub fn verify(workspace: &Workspace, only: Option<&str>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let problems = static_problems(workspace)?;
+    if !problems.is_empty() {
+        for problem in &problems {
+            eprintln!("- {problem}");
+        }
+        bail!(
+            "{} problem(s) with the exercises (listed above)",
+            problems.len()
+        );
+    }
+    println!(
+        "{} exercises: catalogues, markers, sections, test names and book pages are consistent",
+        workspace.exercises.len()
+    );
+
+    let selected: Vec<&Exercise> = workspace
+        .exercises
+        .iter()
+        .filter(|e| only.is_none_or(|id| e.id == id))
+        .collect();
+    if selected.is_empty() {
+        bail!("no exercise matches {}", only.unwrap_or_default());
+    }
+
+    let copy = workspace.root.join("target/exercise-verify/workspace");
+    copy_workspace(&workspace.root, &copy)?;
+    // The copy builds into the workspace's own target folder: the
+    // dependencies are compiled once for both.
+    let target_dir = workspace.root.join("target");
+    let copied = Workspace::open(&copy)?;
+    let snapshots = snapshot_files(&copy)?;
+
+    let mut failed = Vec::new();
+    for exercise in &selected {
+        let clock = Instant::now();
+        match blank_must_fail(&copied, exercise, &target_dir, &snapshots) {
+            Ok(()) => println!(
+                "ok    {} {}: blank, its {} test(s) fail with its message ({:.0} s)",
+                exercise.id,
+                exercise.title,
+                exercise.tests.len(),
+                clock.elapsed().as_secs_f64()
+            ),
+            Err(err) => {
+                println!("FAIL  {} {}: {err:#}", exercise.id, exercise.title);
+                failed.push(exercise.id.clone());
+            }
+        }
+    }
+
+    let all: Vec<TestRef> = selected
+        .iter()
+        .flat_map(|e| e.tests.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let outcome = run::run_tests(&copy, &all, Some(&target_dir));
+    if let Some(error) = &outcome.build_error {
+        println!("FAIL  the reference does not build:\n{error}");
+        failed.push("reference".to_string());
+    } else {
+        let broken: Vec<&TestRef> = all
+            .iter()
+            .filter(|test| outcome.verdict(test) != Verdict::Passed)
+            .collect();
+        if broken.is_empty() {
+            println!(
+                "ok    restored: all {} listed tests pass on the reference",
+                all.len()
+            );
+        } else {
+            for test in &broken {
+                println!(
+                    "FAIL  restored: {}:{}:{} does not pass on the reference\n{}",
+                    test.package,
+                    test.target,
+                    test.name,
+                    outcome.messages.get(test).cloned().unwrap_or_default()
+                );
+            }
+            failed.push("reference".to_string());
+        }
+    }
+
+    println!(
+        "verify: {} exercise(s) in {:.0} s",
+        selected.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if failed.is_empty() {
+        println!("{} passed, 0 failed", selected.len() + 1);
+        Ok(())
+    } else {
+        bail!("verify failed for: {}", failed.join(", "))
+    }
+}
+
+/// Blanks `exercise` in the copy, runs its tests, and puts the files back.
+fn blank_must_fail(
+    copy: &Workspace,
+    exercise: &Exercise,
+    target_dir: &Path,
+    snapshots: &BTreeMap<PathBuf, Vec<u8>>,
+) -> anyhow::Result<()> {
+    let files = copy.load(exercise)?;
+    let originals: Vec<(PathBuf, String)> = files
+        .iter()
+        .map(|file| (copy.root.join(&file.path), file.current.text()))
+        .collect();
+    copy.rewrite(exercise, &files, |body, region| {
+        regions::blank_body(body, region, exercise)
+    })?;
+    let outcome = run::run_tests(&copy.root, &exercise.tests, Some(target_dir));
+    for (path, text) in &originals {
+        fs::write(path, text).with_context(|| format!("could not restore {}", path.display()))?;
+    }
+    for (path, text) in &originals {
+        if fs::read_to_string(path).ok().as_deref() != Some(text.as_str()) {
+            bail!("{} did not read back as the reference", path.display());
+        }
+    }
+    for (path, bytes) in snapshots {
+        if fs::read(copy.root.join(path)).ok().as_ref() != Some(bytes) {
+            fs::write(copy.root.join(path), bytes)?;
+            bail!(
+                "{} changed while its tests ran: snapshots must never be written",
+                path.display()
+            );
+        }
+    }
+    if let Some(error) = outcome.build_error {
+        bail!(
+            "blank, it does not compile; fix its stub lines:\n{}",
+            last_lines(&error, 30)
+        );
+    }
+    let passing: Vec<String> = exercise
+        .tests
+        .iter()
+        .filter(|test| outcome.verdict(test) != Verdict::Failed)
+        .map(|test| format!("{} ({:?})", test.name, outcome.verdict(test)))
+        .collect();
+    if !passing.is_empty() {
+        bail!(
+            "blank, these tests did not fail, so they do not prove it: {}",
+            passing.join(", ")
+        );
+    }
+    let tag = format!("exercise {}:", exercise.id);
+    if !outcome.output.contains(&tag) {
+        bail!("blank, its tests failed but their output never shows `{tag}` (the todo! message)");
+    }
+    Ok(())
+}
+
+/// What is wrong before anything runs.
+fn static_problems(workspace: &Workspace) -> anyhow::Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let mut ids = BTreeSet::new();
+    let packages = package_dirs(&workspace.root)?;
+
+    for exercise in &workspace.exercises {
+        let id = &exercise.id;
+        if !ids.insert(id.clone()) {
+            problems.push(format!("exercise {id} is listed twice"));
+        }
+        if !id.starts_with(&format!("{}.", exercise.lesson)) {
+            problems.push(format!(
+                "exercise {id} is in lesson {}'s catalogue but its id does not start with `{}.`",
+                exercise.lesson, exercise.lesson
+            ));
+        }
+        if exercise.behaviour.trim().is_empty() || exercise.title.trim().is_empty() {
+            problems.push(format!("exercise {id} has no title or no behaviour"));
+        }
+        if exercise.hints.len() < 2 || exercise.hints.iter().any(|h| h.trim().is_empty()) {
+            problems.push(format!(
+                "exercise {id} needs two or three hints, none empty"
+            ));
+        }
+        if exercise.tests.is_empty() {
+            problems.push(format!("exercise {id} names no test that proves it"));
+        }
+        let chapter = workspace.root.join("docs/src").join(&exercise.chapter);
+        match fs::read_to_string(&chapter) {
+            Ok(text) => {
+                if !book::headings(&text).contains(&book::plain(&exercise.section)) {
+                    problems.push(format!(
+                        "exercise {id}: its section `{}` is not a heading of docs/src/{}",
+                        exercise.section, exercise.chapter
+                    ));
+                }
+            }
+            Err(_) => problems.push(format!(
+                "exercise {id}: its chapter docs/src/{} does not exist",
+                exercise.chapter
+            )),
+        }
+        for test in &exercise.tests {
+            if let Some(problem) = missing_test(&workspace.root, &packages, test) {
+                problems.push(format!("exercise {id}: {problem}"));
+            }
+        }
+    }
+
+    let mut marked = BTreeSet::new();
+    for path in regions::candidate_files(&workspace.root)? {
+        let source = Source::read(&workspace.root.join(&path))?;
+        match regions::regions(&source) {
+            Ok(found) => {
+                for region in found {
+                    let Some(exercise) = workspace.exercises.iter().find(|e| e.id == region.id)
+                    else {
+                        problems.push(format!(
+                            "{}:{}: exercise {} is in no catalogue",
+                            path.display(),
+                            region.begin + 1,
+                            region.id
+                        ));
+                        continue;
+                    };
+                    let body = region.body(&source);
+                    if body == regions::blank_body(body, &region, exercise).as_slice() {
+                        problems.push(format!(
+                            "{}:{}: exercise {} is blank: verify checks the reference (`cargo exercise restore {}`)",
+                            path.display(),
+                            region.begin + 1,
+                            region.id,
+                            region.id
+                        ));
+                    }
+                    marked.insert(region.id);
+                }
+            }
+            Err(found) => {
+                for problem in found {
+                    problems.push(format!("{}: {problem}", path.display()));
+                }
+            }
+        }
+    }
+    for exercise in &workspace.exercises {
+        if !marked.contains(&exercise.id) {
+            problems.push(format!(
+                "exercise {} has no `// exercise {}: begin` region in the code",
+                exercise.id, exercise.id
+            ));
+        }
+    }
+    if problems.is_empty() {
+        for path in book::stale_pages(workspace)? {
+            problems.push(format!(
+                "{} is out of date: run `cargo exercise book`",
+                path.display()
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+/// Package name -> its folder, for every workspace member with a manifest.
+fn package_dirs(root: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let mut found = BTreeMap::new();
+    let mut dirs = vec![root.join("tests")];
+    for entry in fs::read_dir(root.join("crates"))?.flatten() {
+        dirs.push(entry.path());
+    }
+    for dir in dirs {
+        let Ok(manifest) = fs::read_to_string(dir.join("Cargo.toml")) else {
+            continue;
+        };
+        let name = manifest.lines().find_map(|line| {
+            let value = line.trim().strip_prefix("name = \"")?;
+            Some(value.trim_end_matches('"').to_string())
+        });
+        if let Some(name) = name {
+            found.insert(name, dir);
+        }
+    }
+    Ok(found)
+}
+
+/// Why `test` cannot be found, if it cannot: its package, its target file,
+/// or a `fn NAME(` in them.
+fn missing_test(
+    root: &Path,
+    packages: &BTreeMap<String, PathBuf>,
+    test: &TestRef,
+) -> Option<String> {
+    let Some(dir) = packages.get(&test.package) else {
+        return Some(format!("no package `{}`", test.package));
+    };
+    let sources: Vec<PathBuf> = if test.target == "lib" {
+        let mut found = Vec::new();
+        collect_rs(&dir.join("src"), &mut found);
+        found
+    } else {
+        let mut found = vec![dir.join("tests").join(format!("{}.rs", test.target))];
+        collect_rs(&dir.join("tests").join(&test.target), &mut found);
+        collect_rs(&dir.join("tests/support"), &mut found);
+        found
+    };
+    let function = test.name.rsplit("::").next().unwrap_or(&test.name);
+    let needle = format!("fn {function}(");
+    let exists = sources
+        .iter()
+        .any(|path| fs::read_to_string(path).is_ok_and(|text| text.contains(&needle)));
+    (!exists).then(|| {
+        format!(
+            "test `{}` not found in target `{}` of `{}` ({})",
+            test.name,
+            test.target,
+            test.package,
+            dir.strip_prefix(root).unwrap_or(dir).display()
+        )
+    })
+}
+
+fn collect_rs(dir: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_rs(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// Copies the workspace's files (what git tracks, and new files it does not
+/// ignore) into `to`, fresh.
+fn copy_workspace(root: &Path, to: &Path) -> anyhow::Result<()> {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .output()
+        .context("verify needs git to list the workspace's files")?;
+    if !output.status.success() {
+        bail!(
+            "git ls-files failed in {}: {}",
+            root.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    if to.exists() {
+        fs::remove_dir_all(to).with_context(|| format!("could not empty {}", to.display()))?;
+    }
+    for name in output.stdout.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let relative = PathBuf::from(String::from_utf8_lossy(name).into_owned());
+        let from = root.join(&relative);
+        if !from.is_file() {
+            continue; // deleted in the working tree
+        }
+        let dest = to.join(&relative);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::copy(&from, &dest).with_context(|| format!("could not copy {}", from.display()))?;
+    }
+    Ok(())
+}
+
+/// Every `.snap` file under the copy, with its bytes.
+fn snapshot_files(root: &Path) -> anyhow::Result<BTreeMap<PathBuf, Vec<u8>>> {
+    let mut all = Vec::new();
+    collect_all(root, &mut all);
+    let mut found = BTreeMap::new();
+    for path in all {
+        if path.extension().is_some_and(|e| e == "snap") {
+            let bytes = fs::read(&path)?;
+            found.insert(
+                path.strip_prefix(root).unwrap_or(&path).to_path_buf(),
+                bytes,
+            );
+        }
+    }
+    Ok(found)
+}
+
+fn collect_all(dir: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_all(&path, found);
+        } else {
+            found.push(path);
+        }
+    }
+}
+
+fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("Compiling"))
+        .collect();
+    lines[lines.len().saturating_sub(count)..].join("\n")
+}

@@ -1,0 +1,384 @@
+//! The workspace as the tool sees it: the catalogues, the regions in the
+//! code, the reference they came from, and the learner's progress.
+//!
+//! Everything the tool keeps lives in `.exercise/` at the workspace root,
+//! which git ignores:
+//!
+//! - `reference/PATH`: a lesson file as it was before the tool first blanked
+//!   anything in it (the reference solution);
+//! - `saved/`: every region the tool ever replaced, so no work is lost;
+//! - `progress`: which exercises passed their check, and how many hints
+//!   were shown.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+
+use crate::catalogue::{self, Exercise};
+use crate::regions::{self, Region, Source};
+
+pub struct Workspace {
+    pub root: PathBuf,
+    pub exercises: Vec<Exercise>,
+}
+
+/// Where one exercise stands in the learner's tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Every region holds the reference solution.
+    NotStarted,
+    /// Every region is blank, as `start` left it.
+    Blank,
+    /// The learner has written something in a region.
+    Started,
+    /// Its check passed with exactly the code that is there now.
+    Passing,
+}
+
+impl State {
+    pub fn words(self) -> &'static str {
+        match self {
+            State::NotStarted => "not started",
+            State::Blank => "started (blank)",
+            State::Started => "started",
+            State::Passing => "passing",
+        }
+    }
+}
+
+/// One file's regions of one exercise, now and in the reference.
+pub struct FileRegions {
+    pub path: PathBuf,
+    pub current: Source,
+    /// All regions of the current file (every exercise's).
+    pub current_regions: Vec<Region>,
+    pub reference: Source,
+    pub reference_regions: Vec<Region>,
+}
+
+impl FileRegions {
+    /// The indexes (into both region lists) of `id`'s regions.
+    pub fn of(&self, id: &str) -> Vec<usize> {
+        (0..self.current_regions.len())
+            .filter(|&index| self.current_regions[index].id == id)
+            .collect()
+    }
+
+    pub fn current_body(&self, index: usize) -> &[String] {
+        self.current_regions[index].body(&self.current)
+    }
+
+    pub fn reference_body(&self, index: usize) -> &[String] {
+        self.reference_regions[index].body(&self.reference)
+    }
+}
+
+impl Workspace {
+    pub fn open(root: &Path) -> anyhow::Result<Workspace> {
+        let exercises = catalogue::load(root)?;
+        Ok(Workspace {
+            root: root.to_path_buf(),
+            exercises,
+        })
+    }
+
+    pub fn find(&self, id: &str) -> anyhow::Result<&Exercise> {
+        catalogue::find(&self.exercises, id)
+    }
+
+    fn store(&self) -> PathBuf {
+        self.root.join(".exercise")
+    }
+
+    /// The files that hold regions of `id`, relative to the root.
+    pub fn files_of(&self, id: &str) -> anyhow::Result<Vec<PathBuf>> {
+        let mut files = Vec::new();
+        for path in regions::candidate_files(&self.root)? {
+            let source = Source::read(&self.root.join(&path))?;
+            if source
+                .lines
+                .iter()
+                .any(|line| line.trim() == format!("// exercise {id}: begin"))
+            {
+                files.push(path);
+            }
+        }
+        if files.is_empty() {
+            bail!(
+                "no code is marked for exercise {id}: its `// exercise {id}: begin` line is gone; \
+                 `git checkout` the lesson's files, or `cargo exercise restore {id}`"
+            );
+        }
+        Ok(files)
+    }
+
+    /// The reference version of `path`: the copy kept when the tool first
+    /// changed it, else the committed version, else the file as it is.
+    pub fn reference(&self, path: &Path) -> anyhow::Result<Source> {
+        let kept = self.store().join("reference").join(path);
+        if kept.is_file() {
+            return Source::read(&kept);
+        }
+        if let Some(text) = self.committed(path) {
+            return Ok(Source::parse(&text));
+        }
+        Source::read(&self.root.join(path))
+    }
+
+    /// `path` as committed in git's HEAD, if this is a git checkout.
+    fn committed(&self, path: &Path) -> Option<String> {
+        let spec = format!("HEAD:{}", path.to_string_lossy().replace('\\', "/"));
+        let output = Command::new("git")
+            .arg("-C")
+            .arg(&self.root)
+            .args(["show", &spec])
+            .output()
+            .ok()?;
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Keeps the reference of `path` before the tool changes it for the
+    /// first time.
+    pub fn keep_reference(&self, path: &Path, reference: &Source) -> anyhow::Result<()> {
+        let kept = self.store().join("reference").join(path);
+        if kept.is_file() {
+            return Ok(());
+        }
+        write(&kept, &reference.text())
+    }
+
+    /// The current and the reference regions of `path`, checked to match.
+    pub fn load_file(&self, path: &Path) -> anyhow::Result<FileRegions> {
+        let current = Source::read(&self.root.join(path))?;
+        let current_regions = regions::regions(&current).map_err(|problems| {
+            anyhow::anyhow!(
+                "the exercise markers in {} are broken: {}",
+                path.display(),
+                problems.join("; ")
+            )
+        })?;
+        let reference = self.reference(path)?;
+        let reference_regions = regions::regions(&reference).map_err(|problems| {
+            anyhow::anyhow!(
+                "the reference of {} has broken markers: {}",
+                path.display(),
+                problems.join("; ")
+            )
+        })?;
+        let ids = |list: &[Region]| list.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+        if ids(&current_regions) != ids(&reference_regions) {
+            bail!(
+                "the exercise markers in {} are not the reference's (regions {:?}, the reference has {:?}); \
+                 put the `// exercise ID: begin/end` lines back as they were",
+                path.display(),
+                ids(&current_regions),
+                ids(&reference_regions)
+            );
+        }
+        Ok(FileRegions {
+            path: path.to_path_buf(),
+            current,
+            current_regions,
+            reference,
+            reference_regions,
+        })
+    }
+
+    /// Every file of `exercise`, loaded.
+    pub fn load(&self, exercise: &Exercise) -> anyhow::Result<Vec<FileRegions>> {
+        self.files_of(&exercise.id)?
+            .iter()
+            .map(|path| self.load_file(path))
+            .collect()
+    }
+
+    /// Where `exercise` stands.
+    pub fn state(&self, exercise: &Exercise, progress: &Progress) -> anyhow::Result<State> {
+        let files = self.load(exercise)?;
+        if progress.passed.get(&exercise.id) == Some(&fingerprint(&files, &exercise.id)) {
+            return Ok(State::Passing);
+        }
+        let mut all_reference = true;
+        let mut all_blank = true;
+        for file in &files {
+            for index in file.of(&exercise.id) {
+                let reference = file.reference_body(index);
+                let current = file.current_body(index);
+                let blank =
+                    regions::blank_body(reference, &file.reference_regions[index], exercise);
+                all_reference &= current == reference;
+                all_blank &= current == blank.as_slice();
+            }
+        }
+        Ok(if all_reference {
+            State::NotStarted
+        } else if all_blank {
+            State::Blank
+        } else {
+            State::Started
+        })
+    }
+
+    /// Writes what `exercise`'s regions hold now into `.exercise/saved/`,
+    /// so that replacing them never loses work. Returns the file written.
+    pub fn save_regions(
+        &self,
+        exercise: &Exercise,
+        files: &[FileRegions],
+        why: &str,
+    ) -> anyhow::Result<PathBuf> {
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let path = self
+            .store()
+            .join("saved")
+            .join(format!("{stamp}-exercise-{}.txt", exercise.id));
+        let mut text = format!("# exercise {} before `{why}`\n", exercise.id);
+        for file in files {
+            for index in file.of(&exercise.id) {
+                let region = &file.current_regions[index];
+                text.push_str(&format!(
+                    "\n## {} line {}\n",
+                    file.path.display(),
+                    region.begin + 2
+                ));
+                for line in file.current_body(index) {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+        }
+        write(&path, &text)?;
+        Ok(path.strip_prefix(&self.root).unwrap_or(&path).to_path_buf())
+    }
+
+    /// Replaces `exercise`'s regions in every file with `make(reference body,
+    /// reference region)`, and writes the files.
+    pub fn rewrite(
+        &self,
+        exercise: &Exercise,
+        files: &[FileRegions],
+        make: impl Fn(&[String], &Region) -> Vec<String>,
+    ) -> anyhow::Result<()> {
+        for file in files {
+            let bodies: Vec<Vec<String>> = (0..file.current_regions.len())
+                .map(|index| {
+                    if file.current_regions[index].id == exercise.id {
+                        make(file.reference_body(index), &file.reference_regions[index])
+                    } else {
+                        file.current_body(index).to_vec()
+                    }
+                })
+                .collect();
+            let source = regions::replace_bodies(&file.current, &file.current_regions, &bodies);
+            write(&self.root.join(&file.path), &source.text())?;
+        }
+        Ok(())
+    }
+
+    pub fn progress(&self) -> Progress {
+        Progress::load(&self.store().join("progress"))
+    }
+
+    pub fn save_progress(&self, progress: &Progress) -> anyhow::Result<()> {
+        write(&self.store().join("progress"), &progress.text())
+    }
+}
+
+/// A fingerprint of what `id`'s regions hold now (FNV-1a, stable across
+/// builds), so `passing` means "passed with exactly this code".
+pub fn fingerprint(files: &[FileRegions], id: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for file in files {
+        for index in file.of(id) {
+            for line in file.current_body(index) {
+                for byte in line.bytes().chain([b'\n']) {
+                    hash ^= u64::from(byte);
+                    hash = hash.wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+        }
+    }
+    hash
+}
+
+/// The learner's progress, in a small text file:
+/// `passed ID FINGERPRINT` and `hints ID SHOWN`, a line each.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub passed: BTreeMap<String, u64>,
+    pub hints: BTreeMap<String, usize>,
+}
+
+impl Progress {
+    fn load(path: &Path) -> Progress {
+        let mut progress = Progress::default();
+        let Ok(text) = fs::read_to_string(path) else {
+            return progress;
+        };
+        for line in text.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["passed", id, hash] => {
+                    if let Ok(hash) = hash.parse() {
+                        progress.passed.insert(id.to_string(), hash);
+                    }
+                }
+                ["hints", id, shown] => {
+                    if let Ok(shown) = shown.parse() {
+                        progress.hints.insert(id.to_string(), shown);
+                    }
+                }
+                // A line from another version of the tool: ignore it.
+                _ => {}
+            }
+        }
+        progress
+    }
+
+    fn text(&self) -> String {
+        let mut text = String::from("# cargo exercise: your progress (safe to delete)\n");
+        for (id, hash) in &self.passed {
+            text.push_str(&format!("passed {id} {hash}\n"));
+        }
+        for (id, shown) in &self.hints {
+            text.push_str(&format!("hints {id} {shown}\n"));
+        }
+        text
+    }
+
+    /// Forgets exercises the catalogues no longer have (renamed or removed
+    /// after a `git pull`) and returns their ids, to be reported once.
+    pub fn forget_unknown(&mut self, exercises: &[Exercise]) -> Vec<String> {
+        let known = |id: &String| exercises.iter().any(|e| &e.id == id);
+        let mut unknown: Vec<String> = self
+            .passed
+            .keys()
+            .chain(self.hints.keys())
+            .filter(|id| !known(id))
+            .cloned()
+            .collect();
+        unknown.sort();
+        unknown.dedup();
+        self.passed.retain(|id, _| known(id));
+        self.hints.retain(|id, _| known(id));
+        unknown
+    }
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)
+            .with_context(|| format!("could not create {}", parent.display()))?;
+    }
+    fs::write(path, text).with_context(|| format!("could not write {}", path.display()))
+}
