@@ -576,7 +576,7 @@ impl Connection {
     /// returns 0 within [`WAIT`], with no more bytes before it. A reset (RST)
     /// fails: it is what a server sends when it closes a socket whose input it
     /// did not read, and on the way it can destroy a reply still on its way
-    /// (the book: 02-server.md § Step 7: close without losing the reply).
+    /// (book: 02-server.md § Close without losing the reply).
     pub fn expect_orderly_close(&mut self, what: &str) {
         let mut got = Vec::new();
         match self.reader.read_to_end(&mut got) {
@@ -589,7 +589,7 @@ impl Connection {
                 "{what}: expected a clean end of stream (FIN, a read returning 0); \
                  the connection was reset (RST) instead{}. A socket closed with unread \
                  input is reset; read what the client sent (drain) or half-close \
-                 first (book: 02-server.md § Step 7: close without losing the reply)",
+                 first (book: 02-server.md § Close without losing the reply)",
                 if got.is_empty() {
                     String::new()
                 } else {

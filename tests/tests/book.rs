@@ -121,3 +121,111 @@ fn rust_code_in_the_book_comes_from_the_crates() {
         problems.join("\n")
     );
 }
+
+/// The text of a heading as a reader sees it (code marks dropped).
+fn plain_heading(line: &str) -> Option<String> {
+    let hashes = line.chars().take_while(|&c| c == '#').count();
+    ((1..=6).contains(&hashes) && line[hashes..].starts_with(' '))
+        .then(|| line[hashes..].trim().replace('`', ""))
+}
+
+fn headings(chapter: &str) -> Vec<String> {
+    let mut in_code = false;
+    let mut found = Vec::new();
+    for line in chapter.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code && let Some(heading) = plain_heading(line) {
+            found.push(heading);
+        }
+    }
+    found
+}
+
+fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() && !path.ends_with("target") {
+            rust_files(&path, found);
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// A failing test sends the learner to the book as `(book: FILE § HEADING)`;
+/// every such reference in the lessons' code and tests must lead somewhere.
+#[test]
+fn every_book_reference_in_the_code_names_a_real_section() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    rust_files(&root.join("crates"), &mut files);
+    rust_files(&root.join("tests"), &mut files);
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    // This file, which spells the pattern out, is not a reference.
+    files.retain(|file| !file.ends_with("tests/tests/book.rs"));
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            for (at, _) in line.match_indices("(book: ") {
+                let rest = &line[at + "(book: ".len()..];
+                let place = format!("{}:{}", file.display(), number + 1);
+                let Some((chapter, rest)) = rest.split_once(" § ") else {
+                    problems.push(format!("{place}: write it as `(book: FILE § HEADING)`"));
+                    continue;
+                };
+                let Some(end) = rest.find(')') else {
+                    problems.push(format!("{place}: keep the reference on one line"));
+                    continue;
+                };
+                let heading = rest[..end].replace('`', "");
+                seen += 1;
+                match fs::read_to_string(book_src().join(chapter)) {
+                    Ok(text) if headings(&text).contains(&heading) => {}
+                    Ok(_) => problems.push(format!(
+                        "{place}: docs/src/{chapter} has no heading `{heading}`"
+                    )),
+                    Err(_) => problems.push(format!("{place}: there is no docs/src/{chapter}")),
+                }
+            }
+        }
+    }
+    assert!(seen > 0, "no `(book: FILE § HEADING)` reference was found at all");
+    assert!(
+        problems.is_empty(),
+        "references to the book that lead nowhere:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// Each lesson that has exercises shows them at the end of its chapter,
+/// from the page `cargo exercise book` makes of its catalogue.
+#[test]
+fn every_chapter_with_exercises_includes_its_exercise_page() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut problems = Vec::new();
+    for entry in fs::read_dir(root.join("crates")).unwrap() {
+        let catalogue = entry.unwrap().path().join("exercises.toml");
+        let Ok(text) = fs::read_to_string(&catalogue) else {
+            continue;
+        };
+        let chapter = text
+            .lines()
+            .find_map(|line| line.strip_prefix("chapter = \""))
+            .map(|rest| rest.trim_end_matches('"').to_string())
+            .unwrap_or_else(|| panic!("{} names no chapter", catalogue.display()));
+        let include = format!("{{{{#include exercises/{chapter}}}}}");
+        let body = fs::read_to_string(book_src().join(&chapter)).unwrap_or_default();
+        let section = body.split("\n## Exercises\n").nth(1).unwrap_or("");
+        if !section.contains(&include) {
+            problems.push(format!(
+                "docs/src/{chapter} should end with a `## Exercises` section that has {include}"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

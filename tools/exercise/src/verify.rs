@@ -28,7 +28,7 @@ use crate::workspace::Workspace;
 
 pub fn verify(workspace: &Workspace, only: Option<&str>) -> anyhow::Result<()> {
     let started = Instant::now();
-    let problems = static_problems(workspace)?;
+    let problems = static_problems(workspace, Blanks::AreProblems)?;
     if !problems.is_empty() {
         for problem in &problems {
             eprintln!("- {problem}");
@@ -54,9 +54,11 @@ pub fn verify(workspace: &Workspace, only: Option<&str>) -> anyhow::Result<()> {
 
     let copy = workspace.root.join("target/exercise-verify/workspace");
     copy_workspace(&workspace.root, &copy)?;
-    // The copy builds into the workspace's own target folder: the
-    // dependencies are compiled once for both.
-    let target_dir = workspace.root.join("target");
+    // The copy builds into the workspace's own target folder (or the one
+    // Cargo was told to use): the dependencies are compiled once for both.
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.root.join("target"));
     let copied = Workspace::open(&copy)?;
     let snapshots = snapshot_files(&copy)?;
 
@@ -183,8 +185,16 @@ fn blank_must_fail(
     Ok(())
 }
 
+/// Whether a blank region counts as a problem: for `verify`, which checks
+/// the reference, it does; for the tests a learner runs, it does not.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Blanks {
+    AreProblems,
+    AreFine,
+}
+
 /// What is wrong before anything runs.
-fn static_problems(workspace: &Workspace) -> anyhow::Result<Vec<String>> {
+pub fn static_problems(workspace: &Workspace, blanks: Blanks) -> anyhow::Result<Vec<String>> {
     let mut problems = Vec::new();
     let mut ids = BTreeSet::new();
     let packages = package_dirs(&workspace.root)?;
@@ -250,7 +260,9 @@ fn static_problems(workspace: &Workspace) -> anyhow::Result<Vec<String>> {
                         continue;
                     };
                     let body = region.body(&source);
-                    if body == regions::blank_body(body, &region, exercise).as_slice() {
+                    if blanks == Blanks::AreProblems
+                        && body == regions::blank_body(body, &region, exercise).as_slice()
+                    {
                         problems.push(format!(
                             "{}:{}: exercise {} is blank: verify checks the reference (`cargo exercise restore {}`)",
                             path.display(),
@@ -437,4 +449,23 @@ fn last_lines(text: &str, count: usize) -> String {
         .filter(|line| !line.trim_start().starts_with("Compiling"))
         .collect();
     lines[lines.len().saturating_sub(count)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The real workspace's catalogues, markers, chapter sections, test
+    /// names and book pages agree (blank regions allowed: a learner may
+    /// have started an exercise). `cargo exercise book` mends stale pages.
+    #[test]
+    fn the_lessons_catalogues_and_markers_agree() {
+        let workspace = Workspace::open(&crate::default_root()).unwrap();
+        let problems = static_problems(&workspace, Blanks::AreFine).unwrap();
+        assert!(
+            problems.is_empty(),
+            "the exercises and the code disagree:\n{}",
+            problems.join("\n")
+        );
+    }
 }
