@@ -15,6 +15,7 @@
 //! |------|-----|
 //! | [`binary`] | the path of a lesson's binary, built with Cargo on first use |
 //! | [`Process`] | a running program: its output line by line, its stdin, its exit |
+//! | [`UnreadServer`] | a server whose log nobody reads (a paused terminal, a pager) |
 //! | [`Connection`] | a client socket with timeouts, and assertions on the bytes |
 //! | [`FakeServer`] | a listening socket in the test, to check what a client sends |
 //! | [`snapshot_settings`] | insta settings that redact ports and other things that change |
@@ -99,6 +100,76 @@ pub struct Process {
     /// Says when the stderr reader has reached end-of-file.
     stderr_done: Receiver<()>,
     addr: Option<SocketAddr>,
+}
+
+/// A server whose standard output nobody reads after its first line, as
+/// with `server | less` waiting for a key, or a terminal paused by Ctrl-S:
+/// the pipe fills, and every further write to it would wait. Dropping it
+/// kills the server.
+pub struct UnreadServer {
+    child: Child,
+    /// Kept open and never read: closing it would make writes fail at once
+    /// instead of waiting, which is a different (and easier) case.
+    _stdout: std::process::ChildStdout,
+    addr: SocketAddr,
+}
+
+impl UnreadServer {
+    /// Starts `bin` with `args` and `--listen 127.0.0.1:0`, reads its first
+    /// line (`listening on ADDR`) and then nothing more.
+    pub fn start(bin: &Path, args: &[&str]) -> UnreadServer {
+        let mut child = Command::new(bin)
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("could not start {}: {err}", bin.display()));
+        let mut stdout = child.stdout.take().unwrap();
+        let (sender, first) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = Vec::new();
+            let mut byte = [0u8; 1];
+            while let Ok(1) = stdout.read(&mut byte) {
+                if byte[0] == b'\n' {
+                    break;
+                }
+                line.push(byte[0]);
+            }
+            let _ = sender.send((String::from_utf8_lossy(&line).into_owned(), stdout));
+        });
+        let Ok((line, stdout)) = first.recv_timeout(WAIT) else {
+            let _ = child.kill();
+            panic!(
+                "{}: no first line `listening on ADDR` within {} s",
+                bin.display(),
+                WAIT.as_secs()
+            );
+        };
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| {
+                panic!("the first line should be `listening on ADDR`; got {line:?}")
+            });
+        UnreadServer {
+            child,
+            _stdout: stdout,
+            addr,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for UnreadServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A program that has exited: its status and everything it printed.

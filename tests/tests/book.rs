@@ -194,7 +194,10 @@ fn every_book_reference_in_the_code_names_a_real_section() {
             }
         }
     }
-    assert!(seen > 0, "no `(book: FILE § HEADING)` reference was found at all");
+    assert!(
+        seen > 0,
+        "no `(book: FILE § HEADING)` reference was found at all"
+    );
     assert!(
         problems.is_empty(),
         "references to the book that lead nowhere:\n{}",

@@ -149,6 +149,9 @@ pub fn announce(listener: &TcpListener) -> anyhow::Result<SocketAddr> {
     let local = listener
         .local_addr()
         .context("could not read the listening socket's address")?;
+    // From here on this program is a server: its log must never make it
+    // wait for whoever reads standard output (see common::log).
+    crate::log_without_blocking();
     crate::say!("listening on {local}");
     Ok(local)
 }

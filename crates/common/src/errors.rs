@@ -49,6 +49,8 @@ fn without_os_code(message: &str) -> String {
 /// Ends `main`: nothing on success; on failure one line on standard error,
 /// `error: ` and the message with its causes, and a non-zero exit code.
 pub fn report(result: anyhow::Result<()>) -> ExitCode {
+    // A server's last log lines may still be queued (see common::log).
+    crate::flush_log();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -10,6 +10,7 @@
 //! | [`text`]   | [`printable`]: network bytes made safe for a terminal; [`say!`]   |
 //! | [`addr`]   | [`resolve`], [`connect`], [`listen`]: addresses with a default port |
 //! | [`line`]   | [`read_line`]: one line, at most N bytes, however the bytes arrive |
+//! | [`log`]    | a server's log never waits for its reader: a bounded queue, lines dropped and counted |
 //! | [`errors`] | [`describe`] an I/O error in plain words; [`report`] it and exit   |
 //! | [`close`]  | [`close_gently`]: close without a reset destroying the last reply |
 //! | [`deadline`] | [`Deadline`]: a read that must finish by a time, not just wait less |
@@ -20,6 +21,7 @@ pub mod close;
 pub mod deadline;
 pub mod errors;
 pub mod line;
+pub mod log;
 pub mod serve;
 pub mod text;
 
@@ -28,5 +30,6 @@ pub use close::close_gently;
 pub use deadline::Deadline;
 pub use errors::{describe, report};
 pub use line::{ReadLine, read_line};
+pub use log::{flush_log, log_without_blocking};
 pub use serve::{ClientLimit, Slot, serve_threads};
 pub use text::{print_line, printable};

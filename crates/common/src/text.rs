@@ -6,7 +6,6 @@
 //! terminal raw: it goes through [`printable`] first.
 
 use std::fmt;
-use std::io::{self, Write};
 
 // ANCHOR: printable
 /// Turns bytes from the network into one line that is safe to print.
@@ -48,12 +47,11 @@ fn is_direction_mark(c: char) -> bool {
 /// `println!` panics when standard output is gone (say the program was piped
 /// into `head`, which has exited). A server must not die because nobody reads
 /// its log, so this ignores a failed write. It flushes after every line so a
-/// test, or a person running `tail -f`, sees each event as it happens.
+/// test, or a person running `tail -f`, sees each event as it happens. And
+/// once a program listens, it never waits for a reader at all: see
+/// [`crate::log`].
 pub fn print_line(line: fmt::Arguments) {
-    let mut out = io::stdout().lock();
-    let _ = out.write_fmt(line);
-    let _ = out.write_all(b"\n");
-    let _ = out.flush();
+    crate::log::write_line(line);
 }
 
 /// `println!` that never panics: see [`print_line`].

@@ -190,6 +190,7 @@ fn blank_must_fail(
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Blanks {
     AreProblems,
+    #[cfg(test)]
     AreFine,
 }
 

@@ -1,0 +1,152 @@
+//! A server's log, which must never stop the service.
+//!
+//! Writing to standard output blocks once the pipe or terminal behind it is
+//! full and nobody reads: a terminal paused with Ctrl-S, `server | less`
+//! waiting for a key, a stalled log collector. A server that logs from its
+//! client threads would then freeze, one thread after another, the accept
+//! loop included. Escaping makes it worse: one control byte from a peer
+//! prints as six.
+//!
+//! So once a server starts listening ([`crate::announce`] switches it on),
+//! each line goes into a bounded queue that one writer thread empties. A
+//! line that finds the queue full is dropped and counted, never waited for;
+//! when the writer gets going again it says how many were lost. And one
+//! line is at most [`LOG_LINE_LIMIT`] bytes: a peer's 64 KiB of escapes is
+//! cut, with a marker saying how much.
+//!
+//! A client is different: what it prints is its work (the reply it was
+//! asked for), so until a program listens, [`crate::say!`] writes directly
+//! and waits for the reader.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+// ANCHOR: limits
+/// How many lines may wait for the writer before new ones are dropped.
+pub const LOG_QUEUE_LINES: usize = 4096;
+/// The most bytes of one log line; the rest is cut, with a marker.
+pub const LOG_LINE_LIMIT: usize = 4096;
+/// At exit, how long we wait for the writer to get the queued lines out.
+pub const LOG_EXIT_WAIT: Duration = Duration::from_secs(2);
+// ANCHOR_END: limits
+
+struct Queue {
+    sender: SyncSender<String>,
+    /// Lines handed to the queue and not yet written.
+    waiting: AtomicUsize,
+    /// Lines dropped since the writer last said so.
+    dropped: AtomicU64,
+}
+
+static QUEUE: OnceLock<Queue> = OnceLock::new();
+
+/// From now on, [`crate::say!`] never waits for standard output: lines go
+/// through the bounded queue. Called by [`crate::announce`], so every server
+/// logs this way from its `listening on` line on. Calling it again does
+/// nothing.
+pub fn log_without_blocking() {
+    QUEUE.get_or_init(|| {
+        let (sender, lines) = mpsc::sync_channel(LOG_QUEUE_LINES);
+        // If the thread cannot start, lines stay queued and are then
+        // dropped and counted: the service goes on.
+        let _ = thread::Builder::new()
+            .name("log writer".into())
+            .spawn(|| write_lines(lines));
+        Queue {
+            sender,
+            waiting: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    });
+}
+
+/// The writer thread: the only one that may wait for standard output.
+fn write_lines(lines: Receiver<String>) {
+    for line in lines {
+        let mut out = io::stdout().lock();
+        let _ = out.write_all(line.as_bytes());
+        let _ = out.flush();
+        if let Some(queue) = QUEUE.get() {
+            queue.waiting.fetch_sub(1, Ordering::SeqCst);
+            let dropped = queue.dropped.swap(0, Ordering::SeqCst);
+            if dropped > 0 {
+                let _ = writeln!(
+                    out,
+                    "... {dropped} log line{} dropped (the log was not being read fast enough)",
+                    if dropped == 1 { "" } else { "s" }
+                );
+                let _ = out.flush();
+            }
+        }
+    }
+}
+
+/// Writes one line: through the queue once a server listens, or else
+/// straight to standard output (see the module's notes).
+pub(crate) fn write_line(line: std::fmt::Arguments) {
+    let Some(queue) = QUEUE.get() else {
+        let mut out = io::stdout().lock();
+        let _ = out.write_fmt(line);
+        let _ = out.write_all(b"\n");
+        let _ = out.flush();
+        return;
+    };
+    let mut text = String::new();
+    let _ = text.write_fmt(line);
+    let mut text = cut(text, LOG_LINE_LIMIT);
+    text.push('\n');
+    queue.waiting.fetch_add(1, Ordering::SeqCst);
+    match queue.sender.try_send(text) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+            queue.waiting.fetch_sub(1, Ordering::SeqCst);
+            queue.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// `text` cut to at most `limit` bytes (on a character boundary), with a
+/// marker saying how many bytes were left out.
+fn cut(mut text: String, limit: usize) -> String {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut at = limit;
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let left_out = text.len() - at;
+    text.truncate(at);
+    text.push_str(&format!(" ... [cut: {left_out} more bytes]"));
+    text
+}
+
+/// Waits, at most [`LOG_EXIT_WAIT`], until every queued line is written.
+/// Called before a program exits, so its last lines are not lost.
+pub fn flush_log() {
+    let Some(queue) = QUEUE.get() else {
+        return;
+    };
+    let deadline = Instant::now() + LOG_EXIT_WAIT;
+    while queue.waiting.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut;
+
+    #[test]
+    fn a_long_line_is_cut_on_a_character_boundary_with_a_marker() {
+        assert_eq!(cut("short".to_string(), 10), "short");
+        assert_eq!(cut("abcdef".to_string(), 4), "abcd ... [cut: 2 more bytes]");
+        // `你` is three bytes: a cut inside it moves back before it.
+        assert_eq!(cut("a你好".to_string(), 2), "a ... [cut: 6 more bytes]");
+    }
+}
