@@ -885,20 +885,32 @@ pub fn snapshot_settings() -> insta::Settings {
 /// The path of an outside program such as `nc` or `python3`, or `None` after
 /// printing why the test is skipped. In CI (`CI` is set) a missing tool fails
 /// the test instead: `.ci/run` installs them, so CI skips nothing.
+///
+/// `nc` counts only if it is the OpenBSD netcat: the tests use its `-N`.
+/// Tests in this package are also marked ignored when a tool is missing
+/// (see `tests/build.rs`), so the test result says so.
 pub fn tool(name: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
             .map(|dir| dir.join(name))
             .find(|candidate| candidate.is_file())
     });
+    let found = found.filter(|path| name != "nc" || is_openbsd_nc(path));
     if found.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
-            "`{name}` is not installed, and CI must skip nothing: .ci/run should install it"
+            "`{name}` is not installed (for nc: the OpenBSD one), and CI must skip nothing: .ci/run should install it"
         );
         eprintln!(
-            "skipped: `{name}` is not installed (install it, or run .ci/run, to run this test)"
+            "skipped: `{name}` is not installed (for nc: the OpenBSD one; install it, or run .ci/run, to run this test)"
         );
     }
     found
+}
+
+/// Whether `nc` is the OpenBSD netcat, whose help says so.
+fn is_openbsd_nc(path: &Path) -> bool {
+    Command::new(path).arg("-h").output().is_ok_and(|out| {
+        String::from_utf8_lossy(&[out.stdout, out.stderr].concat()).contains("OpenBSD")
+    })
 }

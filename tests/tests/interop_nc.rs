@@ -22,6 +22,10 @@ fn run_script(name: &str, port: u16) -> Finished {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_nc),
+    ignore = "needs OpenBSD nc (netcat-openbsd): install it, or run .ci/run"
+)]
 fn lesson_2_with_and_without_half_close() {
     if tool("nc").is_none() {
         return;
@@ -39,6 +43,10 @@ fn lesson_2_with_and_without_half_close() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_nc),
+    ignore = "needs OpenBSD nc (netcat-openbsd): install it, or run .ci/run"
+)]
 fn lesson_3_two_lines() {
     if tool("nc").is_none() {
         return;
@@ -53,6 +61,10 @@ fn lesson_3_two_lines() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_nc),
+    ignore = "needs OpenBSD nc (netcat-openbsd): install it, or run .ci/run"
+)]
 fn lesson_3_without_half_close_ends_at_the_idle_timeout() {
     if tool("nc").is_none() {
         return;
@@ -73,6 +85,10 @@ fn lesson_3_without_half_close_ends_at_the_idle_timeout() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_nc),
+    ignore = "needs OpenBSD nc (netcat-openbsd): install it, or run .ci/run"
+)]
 fn lesson_4_registering_relaying_and_introducing_by_hand() {
     if tool("nc").is_none() {
         return;
@@ -164,6 +180,10 @@ fn expect_line(process: &mut Process, exact: &str, what: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_nc),
+    ignore = "needs OpenBSD nc (netcat-openbsd): install it, or run .ci/run"
+)]
 fn lesson_5_fetch_and_list() {
     if tool("nc").is_none() {
         return;

@@ -17,6 +17,7 @@ fn script(name: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(has_python3), ignore = "needs python3: install it, or run .ci/run")]
 fn the_original_client_against_lesson_2() {
     let Some(python) = tool("python3") else {
         return;
@@ -44,6 +45,7 @@ fn the_original_client_against_lesson_2() {
 }
 
 #[test]
+#[cfg_attr(not(has_python3), ignore = "needs python3: install it, or run .ci/run")]
 fn lesson_1_against_the_original_one_shot_server() {
     let Some(python) = tool("python3") else {
         return;
@@ -69,6 +71,7 @@ fn lesson_1_against_the_original_one_shot_server() {
 }
 
 #[test]
+#[cfg_attr(not(has_python3), ignore = "needs python3: install it, or run .ci/run")]
 fn lesson_1_against_the_original_multi_client_server() {
     let Some(python) = tool("python3") else {
         return;
@@ -93,6 +96,7 @@ fn lesson_1_against_the_original_multi_client_server() {
 }
 
 #[test]
+#[cfg_attr(not(has_python3), ignore = "needs python3: install it, or run .ci/run")]
 fn the_original_client_against_lesson_3_in_both_modes() {
     let Some(python) = tool("python3") else {
         return;
@@ -123,6 +127,7 @@ fn is_welcome(line: &str, name: &str) -> bool {
 }
 
 #[test]
+#[cfg_attr(not(has_python3), ignore = "needs python3: install it, or run .ci/run")]
 fn a_python_client_chats_with_a_rust_client_through_lesson_4() {
     let Some(python) = tool("python3") else {
         return;
@@ -217,6 +222,7 @@ fn expect_next(process: &mut Process, exact: &str, what: &str) {
 }
 
 #[test]
+#[cfg_attr(not(has_python3), ignore = "needs python3: install it, or run .ci/run")]
 fn a_python_client_downloads_from_lesson_5_and_checks_the_digest() {
     let Some(python) = tool("python3") else {
         return;
