@@ -79,6 +79,7 @@ impl Refusal {
 /// spaces; the text of `SEND` and `ALL` is the rest of the line, spaces
 /// and all, and may be empty (`SEND bob ` sends an empty line).
 pub fn parse_command(line: &[u8]) -> Result<Command, Refusal> {
+    // exercise 4.1: begin
     let line = std::str::from_utf8(line).map_err(|_| Refusal::NotUtf8)?;
     let (word, rest) = match line.split_once(' ') {
         Some((word, rest)) => (word, Some(rest)),
@@ -131,6 +132,7 @@ pub fn parse_command(line: &[u8]) -> Result<Command, Refusal> {
         ("BYE", Some(_)) => Err(Refusal::Usage("BYE")),
         _ => Err(Refusal::UnknownCommand),
     }
+    // exercise 4.1: end
 }
 
 /// A name is 1 to NAME_LIMIT ASCII letters, digits, `_` and `-`. No spaces

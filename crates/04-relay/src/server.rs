@@ -67,11 +67,13 @@ enum Delivery {
 /// thread that relays a line belongs to the *sender*, and must not stop
 /// because the receiver is slow.
 fn enqueue(outbox: &SyncSender<Vec<u8>>, line: &str) -> Delivery {
+    // exercise 4.2: begin
     match outbox.try_send(line.as_bytes().to_vec()) {
         Ok(()) => Delivery::Queued,
         Err(TrySendError::Full(_)) => Delivery::Full,
         Err(TrySendError::Disconnected(_)) => Delivery::Gone,
     }
+    // exercise 4.2: end
 }
 
 impl Registry {
@@ -79,6 +81,7 @@ impl Registry {
     /// no such client, or when it had to be dropped because it stopped
     /// reading (the line is then lost with it).
     fn deliver(&mut self, to: &str, line: &str) -> bool {
+        // exercise 4.2: begin
         let Some(peer) = self.peers.get(to) else {
             return false;
         };
@@ -90,6 +93,7 @@ impl Registry {
         let seen_as = peer.seen_as;
         self.remove(to, seen_as, why);
         false
+        // exercise 4.2: end
     }
 
     /// Relays `line` to every client but `from`.
@@ -117,6 +121,21 @@ enum Leaving {
     Stuck,
     /// Its writer thread ended: writing to it failed or timed out.
     Lost,
+}
+
+impl Leaving {
+    /// The server's log line for registered client `name` leaving this way.
+    fn say_left(&self, name: &str) {
+        match self {
+            Leaving::Bye | Leaving::Closed => say!("{name} left"),
+            Leaving::Failed(err) => say!("{name} left (connection error: {})", describe(err)),
+            Leaving::TooLong => say!("{name} left (line longer than {LINE_LIMIT} bytes)"),
+            Leaving::Stuck => {
+                say!("{name} left (dropped: {QUEUE_LIMIT} lines were waiting, it is not reading)")
+            }
+            Leaving::Lost => say!("{name} left (dropped: could not write to it)"),
+        }
+    }
 }
 
 impl Registry {
@@ -149,6 +168,7 @@ impl Registry {
     /// Telling them can find another client's queue full, and that client
     /// leaves too: the loop works through them all.
     fn remove(&mut self, name: &str, seen_as: SocketAddr, why: Leaving) {
+        // exercise 4.3: begin
         let mut leaving = vec![(name.to_string(), seen_as, why)];
         while let Some((name, seen_as, why)) = leaving.pop() {
             match self.peers.get(&name) {
@@ -158,17 +178,7 @@ impl Registry {
             let Some(peer) = self.peers.remove(&name) else {
                 continue;
             };
-            match &why {
-                Leaving::Bye | Leaving::Closed => say!("{name} left"),
-                Leaving::Failed(err) => say!("{name} left (connection error: {})", describe(err)),
-                Leaving::TooLong => say!("{name} left (line longer than {LINE_LIMIT} bytes)"),
-                Leaving::Stuck => {
-                    say!(
-                        "{name} left (dropped: {QUEUE_LIMIT} lines were waiting, it is not reading)"
-                    )
-                }
-                Leaving::Lost => say!("{name} left (dropped: could not write to it)"),
-            }
+            why.say_left(&name);
             if matches!(why, Leaving::Stuck | Leaving::Lost) {
                 // Disconnect it: its reader thread sees the end and stops, and
                 // a write its writer thread is stuck in fails at once.
@@ -183,6 +193,7 @@ impl Registry {
                 }
             }
         }
+        // exercise 4.3: end
     }
 }
 // ANCHOR_END: join_leave
@@ -436,6 +447,8 @@ impl Client {
                 Ok("SENT *\n".to_string())
             }
             Command::Where { name } => {
+                // exercise 4.4: begin
+                //~ let at: SocketAddr = todo!();
                 let Some(peer) = registry.peers.get(&name) else {
                     return Err(Refusal::NoSuchPeer(name));
                 };
@@ -446,6 +459,7 @@ impl Client {
                     return Err(Refusal::NotListening(name));
                 };
                 let at = SocketAddr::new(peer.seen_as.ip().to_canonical(), port);
+                // exercise 4.4: end
                 say!("{me} asked where {name} is: {at}");
                 Ok(format!("AT {name} {at}\n"))
             }
