@@ -12,6 +12,8 @@ use relay::{Command, LINE_LIMIT, Refusal, TEXT_LIMIT, Typed, parse_command, type
 
 /// Where the chapter explains the parser, for failure messages.
 const READING: &str = "(book: 04-relay.md § Reading a command)";
+/// Where it explains how the client turns typed lines into commands.
+const CLIENT: &str = "(book: 04-relay.md § The client)";
 
 /// A valid name: 1 to 32 of the allowed characters.
 fn name() -> impl Strategy<Value = String> {
@@ -269,7 +271,11 @@ proptest! {
     #[test]
     fn any_typed_line_is_handled(line in "\\PC{0,80}") {
         if let Typed::Line(sent) = typed(&line) {
-            prop_assert!(!sent.contains('\n'));
+            prop_assert!(
+                !sent.contains('\n'),
+                "a typed line should become one protocol line; {:?} became {:?} {}",
+                line, sent, CLIENT
+            );
         }
     }
 
@@ -277,32 +283,46 @@ proptest! {
     #[test]
     fn to_becomes_send(to in name(), text in "[^\n\r]{0,40}") {
         let Typed::Line(line) = typed(&format!("/to {to} {text}")) else {
-            return Err(TestCaseError::fail("/to should make a protocol line"));
+            return Err(TestCaseError::fail(format!("`/to {to} {text}` should become a protocol line {CLIENT}")));
         };
-        prop_assert_eq!(parse_command(line.as_bytes()), Ok(Command::Send { to, text }));
+        prop_assert_eq!(
+            parse_command(line.as_bytes()), Ok(Command::Send { to, text }),
+            "a typed `/to NAME TEXT` should become exactly `SEND NAME TEXT`; it became {:?} {}",
+            line, CLIENT
+        );
     }
 }
 
 #[test]
 fn typed_commands_become_protocol_lines() {
     let line = |text: &str| Typed::Line(text.to_string());
-    assert_eq!(typed("/list"), line("LIST"));
-    assert_eq!(typed("/to bob hi there"), line("SEND bob hi there"));
-    assert_eq!(typed("/all hi everyone"), line("ALL hi everyone"));
-    assert_eq!(typed("hi everyone"), line("ALL hi everyone"));
-    assert_eq!(typed("/where bob"), line("WHERE bob"));
-    assert_eq!(
-        typed("/direct bob hi"),
-        Typed::Direct {
-            to: "bob".to_string(),
-            text: "hi".to_string()
-        }
-    );
-    assert_eq!(typed("/quit"), Typed::Quit);
-    assert_eq!(typed(""), Typed::Nothing);
-    assert_eq!(typed("\r"), Typed::Nothing);
+    let direct = Typed::Direct {
+        to: "bob".to_string(),
+        text: "hi".to_string(),
+    };
+    for (typed_line, expected) in [
+        ("/list", line("LIST")),
+        ("/to bob hi there", line("SEND bob hi there")),
+        ("/all hi everyone", line("ALL hi everyone")),
+        ("hi everyone", line("ALL hi everyone")),
+        ("/where bob", line("WHERE bob")),
+        ("/direct bob hi", direct),
+        ("/quit", Typed::Quit),
+        ("", Typed::Nothing),
+        ("\r", Typed::Nothing),
+    ] {
+        assert_eq!(
+            typed(typed_line),
+            expected,
+            "the typed line {typed_line:?} should become {expected:?} {CLIENT}"
+        );
+    }
     assert!(
-        matches!(typed("/dance"), Typed::Help(help) if help.starts_with("unknown command /dance;"))
+        matches!(typed("/dance"), Typed::Help(help) if help.starts_with("unknown command /dance;")),
+        "an unknown typed command, `/dance`, should print help starting `unknown command /dance;` {CLIENT}"
     );
-    assert!(matches!(typed("/direct"), Typed::Help(_)));
+    assert!(
+        matches!(typed("/direct"), Typed::Help(_)),
+        "`/direct` without a name should print its usage {CLIENT}"
+    );
 }
