@@ -1,4 +1,4 @@
-//! The command line of lesson 4. The lesson itself is in lib.rs.
+//! The command line of lesson 4. The lesson itself is in lib.rs and its modules.
 
 use std::process::ExitCode;
 use std::time::Duration;

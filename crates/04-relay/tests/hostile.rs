@@ -5,7 +5,7 @@ mod support;
 
 use std::net::SocketAddr;
 
-use support::start_server;
+use support::{GENTLE_CLOSE, book, see, start_server};
 use testkit::Connection;
 use testkit::hostile::run_battery;
 
@@ -15,7 +15,8 @@ use testkit::hostile::run_battery;
 fn next_line(conn: &mut Connection, names: &[&str], expected: &str) -> String {
     loop {
         let line = conn.read_line(&format!(
-            "after a misbehaving client, a good one should still get {expected:?}"
+            "after a misbehaving client (the case is printed above), a good one should still get `{expected}` {}",
+            see()
         ));
         let news_of = line
             .strip_prefix("JOINED ")
@@ -30,8 +31,10 @@ fn next_line(conn: &mut Connection, names: &[&str], expected: &str) -> String {
 fn expect(conn: &mut Connection, expected: &str) {
     let got = next_line(conn, &["good-a", "good-b"], expected);
     assert_eq!(
-        got, expected,
-        "after a misbehaving client, a good one should still be served"
+        got,
+        expected,
+        "after a misbehaving client (the case is printed above), a good one should still be served: expected `{expected}` {}",
+        see()
     );
 }
 
@@ -50,15 +53,20 @@ fn well_behaved(addr: SocketAddr) {
     expect(&mut b, "FROM good-a are you still there?");
     b.send_line("BYE");
     expect(&mut b, "BYE");
-    b.expect_closed_or_reset("a good client that says BYE should see the server close");
+    b.expect_orderly_close(&format!(
+        "after a misbehaving client, a good client that says BYE should see the server close its connection gently {GENTLE_CLOSE}"
+    ));
     expect(&mut a, "LEFT good-b");
     a.send_line("BYE");
     expect(&mut a, "BYE");
-    a.expect_closed_or_reset("a good client that says BYE should see the server close");
+    a.expect_orderly_close(&format!(
+        "after a misbehaving client, a good client that says BYE should see the server close its connection gently {GENTLE_CLOSE}"
+    ));
 }
 
 #[test]
 fn the_relay_survives_every_misbehaving_client() {
+    book("The limits");
     // The whole battery, twice, with a check that memory does not grow. A
     // short HELLO deadline frees the slots of connections that say nothing.
     let mut server = start_server(&["--hello-timeout", "1"]);

@@ -6,7 +6,7 @@
 
 mod support;
 
-use support::{bin, join, register, settings, start_server};
+use support::{bin, book, join, register, see, settings, start_server, wait_for};
 use testkit::{Process, closed_port, run};
 
 /// The address in `line` after `prefix` (e.g. `listening for direct messages on `).
@@ -19,32 +19,77 @@ fn addr_after(line: &str, prefix: &str) -> std::net::SocketAddr {
 
 #[test]
 fn two_clients_talk_through_the_server() {
+    book("Run it");
     let mut server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let mut bob = join(&server, "bob", &[]);
-    alice.wait_for("-- bob joined");
+    wait_for(
+        &mut alice,
+        "-- bob joined",
+        "alice should hear that bob joined",
+    );
 
     alice.send("/to bob hi bob");
-    bob.wait_for("[alice] hi bob");
-    alice.wait_for("-- sent to bob");
+    wait_for(
+        &mut bob,
+        "[alice] hi bob",
+        "alice typed `/to bob hi bob`: bob should print `[alice] hi bob`",
+    );
+    wait_for(
+        &mut alice,
+        "-- sent to bob",
+        "alice typed `/to bob hi bob`: she should print the server's SENT",
+    );
 
     bob.send("/list");
-    bob.wait_for("-- here: alice bob");
+    wait_for(
+        &mut bob,
+        "-- here: alice bob",
+        "bob typed `/list`: he should print who is here",
+    );
 
     bob.send("hello, whoever is here");
-    alice.wait_for("[bob] hello, whoever is here");
-    bob.wait_for("-- sent to everyone");
+    wait_for(
+        &mut alice,
+        "[bob] hello, whoever is here",
+        "bob typed a plain line: it goes to everyone, alice included",
+    );
+    wait_for(
+        &mut bob,
+        "-- sent to everyone",
+        "bob typed a plain line: he should print the server's `SENT *`",
+    );
 
     alice.send("/all and hello to you");
-    bob.wait_for("[alice] and hello to you");
-    alice.wait_for("-- sent to everyone");
+    wait_for(
+        &mut bob,
+        "[alice] and hello to you",
+        "alice typed `/all and hello to you`: bob should print it",
+    );
+    wait_for(
+        &mut alice,
+        "-- sent to everyone",
+        "alice typed `/all ...`: she should print the server's `SENT *`",
+    );
 
     alice.send("/quit");
-    alice.wait_for("-- bye");
+    wait_for(
+        &mut alice,
+        "-- bye",
+        "alice typed `/quit`: she should say BYE and print the server's BYE",
+    );
     let alice_done = alice.finish();
-    alice_done.assert_success("alice after /quit");
-    bob.wait_for("-- alice left");
-    server.wait_for("alice left");
+    alice_done.assert_success(&format!("alice after /quit {}", see()));
+    wait_for(
+        &mut bob,
+        "-- alice left",
+        "when alice has quit, bob should hear that she left",
+    );
+    wait_for(
+        &mut server,
+        "alice left",
+        "when alice has quit, the server should log `alice left`",
+    );
 
     let _guard = settings().bind_to_scope();
     insta::assert_snapshot!("two_clients_alice", alice_done.stdout);
@@ -54,60 +99,114 @@ fn two_clients_talk_through_the_server() {
 
 #[test]
 fn a_broadcast_reaches_everyone_but_its_sender() {
+    book("The client");
     let server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let mut bob = join(&server, "bob", &[]);
     let mut carol = join(&server, "carol", &[]);
-    alice.wait_for("-- carol joined");
-    bob.wait_for("-- carol joined");
+    wait_for(
+        &mut alice,
+        "-- carol joined",
+        "alice should hear that carol joined",
+    );
+    wait_for(
+        &mut bob,
+        "-- carol joined",
+        "bob should hear that carol joined",
+    );
 
     carol.send("anyone there?");
-    alice.wait_for("[carol] anyone there?");
-    bob.wait_for("[carol] anyone there?");
-    carol.wait_for("-- sent to everyone");
-    carol.expect_no_line("the sender of a broadcast should not get its own line back");
+    wait_for(
+        &mut alice,
+        "[carol] anyone there?",
+        "carol typed a plain line: it goes to everyone, alice included",
+    );
+    wait_for(
+        &mut bob,
+        "[carol] anyone there?",
+        "carol typed a plain line: it goes to everyone, bob included",
+    );
+    wait_for(
+        &mut carol,
+        "-- sent to everyone",
+        "carol typed a plain line: she should print the server's `SENT *`",
+    );
+    carol.expect_no_line(&format!(
+        "carol typed a plain line: the sender of a broadcast should not get its own line back {}",
+        see()
+    ));
 }
 
 #[test]
 fn leaving_is_announced_even_when_a_client_is_killed() {
+    book("Joining and leaving");
     let mut server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let mut bob = join(&server, "bob", &[]);
-    alice.wait_for("-- bob joined");
+    wait_for(
+        &mut alice,
+        "-- bob joined",
+        "alice should hear that bob joined",
+    );
     // As Ctrl-C would: the kernel closes bob's sockets, the server reads the
     // end of bob's connection and tells the others.
     bob.kill();
-    alice.wait_for("-- bob left");
-    server.wait_for("bob left");
+    wait_for(
+        &mut alice,
+        "-- bob left",
+        "bob's client was killed, without BYE: alice should still hear that bob left",
+    );
+    wait_for(
+        &mut server,
+        "bob left",
+        "bob's client was killed: the server should log `bob left`",
+    );
     // And the name is free again.
     let mut bob_again = join(&server, "bob", &[]);
-    alice.wait_for("-- bob joined");
+    wait_for(
+        &mut alice,
+        "-- bob joined",
+        "a new bob may register once the old one has left, and alice should hear of it",
+    );
     bob_again.send("/list");
-    bob_again.wait_for("-- here: alice bob");
+    wait_for(
+        &mut bob_again,
+        "-- here: alice bob",
+        "the new bob typed `/list`: only alice and he are here",
+    );
 }
 
 #[test]
 fn end_of_input_says_bye_and_exits_cleanly() {
+    book("The client");
     let server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let done = alice.finish(); // closes alice's standard input
-    done.assert_success("a client whose input ends");
+    done.assert_success(&format!("a client whose input ends {}", see()));
     assert!(
         done.stdout.ends_with("-- bye\n"),
-        "at the end of its input the client should say BYE and print the server's answer; {done}"
+        "at the end of its input the client should say BYE and print the server's answer, `-- bye`; {done} {}",
+        see()
     );
 }
 
 #[test]
 fn text_from_the_network_is_printed_escaped() {
+    book("The client");
     let server = start_server(&[]);
     let mut bob = join(&server, "bob", &[]);
     let mut raw = register(server.addr(), "mallory");
     raw.send(b"SEND bob \x1b[2J\x07 caf\xc3\xa9\n");
-    let line = bob.wait_for("[mallory]");
+    let line = wait_for(
+        &mut bob,
+        "[mallory]",
+        "mallory sent bob a line: bob should print it",
+    );
     assert_eq!(
-        line, "[mallory] \\u{1b}[2J\\u{7} café",
-        "the client must escape control characters from the network, never print them raw"
+        line,
+        "[mallory] \\u{1b}[2J\\u{7} café",
+        "mallory sent bob ESC [2J, BEL and `café`: the client must escape control characters from the network, never print them raw {}",
+        see()
     );
 }
 
@@ -117,47 +216,96 @@ fn text_from_the_network_is_printed_escaped() {
 
 #[test]
 fn an_introduction_then_a_direct_message_that_skips_the_server() {
+    book("Relay or direct");
     let mut server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let mut bob = Process::start(
         bin(),
         &["join", "bob", "--server", &server.addr().to_string()],
     );
-    let connected = bob.wait_for("connected to");
+    let connected = wait_for(
+        &mut bob,
+        "connected to",
+        "`join bob` should say where it connected, and from which local address",
+    );
     let bob_connection = addr_after(&connected, "(local ");
-    let listening = bob.wait_for("listening for direct messages on");
+    let listening = wait_for(
+        &mut bob,
+        "listening for direct messages on",
+        "`join bob` should say where it listens for direct messages",
+    );
     let bob_listens = addr_after(&listening, "listening for direct messages on ");
-    bob.wait_for("joined as bob");
-    alice.wait_for("-- bob joined");
+    wait_for(
+        &mut bob,
+        "joined as bob",
+        "`join bob` should register and say so once WELCOME comes",
+    );
+    wait_for(
+        &mut alice,
+        "-- bob joined",
+        "alice should hear that bob joined",
+    );
 
     // The trap: the port the server sees bob at is the port of bob's own
     // connection, picked by bob's kernel. Nobody listens there. WHERE must
     // answer with the port bob announced.
-    assert_ne!(bob_connection.port(), bob_listens.port());
+    assert_ne!(
+        bob_connection.port(),
+        bob_listens.port(),
+        "bob should listen for direct messages on a port of its own, not its connection's {}",
+        see()
+    );
+    book("WHERE: the introduction");
     alice.send("/where bob");
-    alice.wait_for(&format!(
-        "-- bob listens for direct messages at {bob_listens}"
-    ));
+    wait_for(
+        &mut alice,
+        &format!("-- bob listens for direct messages at {bob_listens}"),
+        &format!(
+            "alice typed `/where bob`: the server's AT answer should give the port bob announced in HELLO ({}), where he listens, not his connection's ephemeral port ({}); alice",
+            bob_listens.port(),
+            bob_connection.port()
+        ),
+    );
 
+    book("Relay or direct");
     // Freeze the server: it runs no code at all now. A message that still
     // arrives cannot have passed through it.
     server.freeze();
     alice.send("/direct bob psst, only for you");
-    bob.wait_for("[direct from alice] psst, only for you");
-    alice.wait_for(&format!(
-        "[direct to bob at {bob_listens}] psst, only for you"
-    ));
+    wait_for(
+        &mut bob,
+        "[direct from alice] psst, only for you",
+        "alice typed `/direct bob psst, only for you` while the server was frozen: bob should get it straight from alice",
+    );
+    wait_for(
+        &mut alice,
+        &format!("[direct to bob at {bob_listens}] psst, only for you"),
+        "alice typed `/direct bob ...`: she should print what she sent, and where",
+    );
     server.thaw();
 
     // The server is alive again, and never saw the text.
     alice.send("/to bob back through the server");
-    bob.wait_for("[alice] back through the server");
-    alice.wait_for("-- sent to bob");
-    server.wait_for("alice -> bob: back through the server");
+    wait_for(
+        &mut bob,
+        "[alice] back through the server",
+        "alice typed `/to bob ...` once the server ran again: bob should get it through the server",
+    );
+    wait_for(
+        &mut alice,
+        "-- sent to bob",
+        "alice typed `/to bob ...`: she should print the server's SENT",
+    );
+    wait_for(
+        &mut server,
+        "alice -> bob: back through the server",
+        "the server should log the line it relayed",
+    );
     let log = server.stdout_now();
     assert!(
         !log.contains("psst"),
-        "a direct message must not pass through the server; its log:\n{log}"
+        "a direct message must not pass through the server; its log:\n{log}\n{}",
+        see()
     );
 
     let _guard = settings().bind_to_scope();
@@ -167,31 +315,66 @@ fn an_introduction_then_a_direct_message_that_skips_the_server() {
 
 #[test]
 fn direct_asks_the_server_first_when_it_does_not_know_the_address() {
+    book("Relay or direct");
     let mut server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let mut bob = join(&server, "bob", &[]);
-    alice.wait_for("-- bob joined");
+    wait_for(
+        &mut alice,
+        "-- bob joined",
+        "alice should hear that bob joined",
+    );
     alice.send("/direct bob hello directly");
-    alice.wait_for("-- bob listens for direct messages at");
-    bob.wait_for("[direct from alice] hello directly");
-    server.wait_for("alice asked where bob is");
+    wait_for(
+        &mut alice,
+        "-- bob listens for direct messages at",
+        "alice typed `/direct bob ...` without knowing where bob listens: she should ask the server `WHERE bob` and print its AT answer",
+    );
+    wait_for(
+        &mut bob,
+        "[direct from alice] hello directly",
+        "alice typed `/direct bob hello directly`: bob should get it straight from alice, at the port he announced in HELLO",
+    );
+    wait_for(
+        &mut server,
+        "alice asked where bob is",
+        "the server should log the introduction",
+    );
 }
 
 #[test]
 fn a_client_that_does_not_listen_cannot_be_reached_directly() {
+    book("Relay or direct");
     let server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let mut carol = join(&server, "carol", &["--no-listen"]);
-    alice.wait_for("-- carol joined");
+    wait_for(
+        &mut alice,
+        "-- carol joined",
+        "alice should hear that carol joined",
+    );
     alice.send("/direct carol hi");
-    alice.wait_for("-- error: not-listening carol");
-    alice.wait_for("-- not sent directly to carol: hi");
+    wait_for(
+        &mut alice,
+        "-- error: not-listening carol",
+        "carol joined with --no-listen and announced no port: `WHERE carol` should be answered `ERR not-listening carol`",
+    );
+    wait_for(
+        &mut alice,
+        "-- not sent directly to carol: hi",
+        "alice's direct message to carol cannot be sent: she should say so",
+    );
     carol.send("/list");
-    carol.wait_for("-- here: alice carol");
+    wait_for(
+        &mut carol,
+        "-- here: alice carol",
+        "carol typed `/list`: she should print who is here",
+    );
     let out = carol.stdout_now();
     assert!(
         !out.contains("listening for direct messages"),
-        "with --no-listen the client should not listen; its output:\n{out}"
+        "with --no-listen the client should not listen; its output:\n{out}\n{}",
+        see()
     );
 }
 
@@ -201,57 +384,78 @@ fn a_client_that_does_not_listen_cannot_be_reached_directly() {
 
 #[test]
 fn a_taken_name_is_one_error_line() {
+    book("The client");
     let server = start_server(&[]);
     let _alice = join(&server, "alice", &[]);
     let addr = server.addr().to_string();
     let second = run(bin(), &["join", "alice", "--server", &addr], "");
-    second.assert_failure("a second client called alice");
+    second.assert_failure(&format!(
+        "a second client called alice should be told the name is taken, in one line {}",
+        see()
+    ));
     let _guard = settings().bind_to_scope();
     insta::assert_snapshot!("name_taken", second.stderr);
 }
 
 #[test]
 fn a_server_that_is_not_running_is_one_error_line_with_the_fix() {
+    book("The client");
     let addr = closed_port().to_string();
     let done = run(bin(), &["join", "alice", "--server", &addr], "");
-    done.assert_failure("a client when no server is running");
+    done.assert_failure(&format!(
+        "a client when no server is running should say so in one line, with the command that starts one {}",
+        see()
+    ));
     let _guard = settings().bind_to_scope();
     insta::assert_snapshot!("not_running", done.stderr);
 }
 
 #[test]
 fn a_bad_name_is_refused_before_connecting() {
+    book("The client");
     let addr = closed_port().to_string();
     let done = run(bin(), &["join", "al ice", "--server", &addr], "");
-    done.assert_failure("a client with a bad name");
+    done.assert_failure(&format!(
+        "`join \"al ice\"`: a bad name should be refused before connecting {}",
+        see()
+    ));
     assert_eq!(
-        done.stderr, "error: bad name \"al ice\": a name is 1 to 32 letters, digits, `_` or `-`\n",
-        "a bad name should be refused before connecting; {done}"
+        done.stderr,
+        "error: bad name \"al ice\": a name is 1 to 32 letters, digits, `_` or `-`\n",
+        "`join \"al ice\"`: a bad name should be refused before connecting, in one line; {done} {}",
+        see()
     );
 }
 
 #[test]
 fn the_server_going_away_ends_the_client_with_an_error() {
+    book("The client");
     let mut server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     server.kill();
     // Its standard input stays open: the end of input would be a /quit.
     let done = alice.wait_exit();
-    done.assert_failure("a client whose server went away");
+    done.assert_failure(&format!(
+        "the server was killed while alice was joined: her client should end with an error {}",
+        see()
+    ));
     assert_eq!(
         done.stderr.lines().count(),
         1,
-        "the client should say what happened in one line; {done}"
+        "the server was killed: the client should say what happened in one line; {done} {}",
+        see()
     );
     assert!(
         done.stderr.starts_with("error: the server at 127.0.0.1:")
             && done.stderr.ends_with(" closed the connection\n"),
-        "the client should name the server that went away; {done}"
+        "the server was killed: the client should say `error: the server at ADDRESS closed the connection`; {done} {}",
+        see()
     );
 }
 
 #[test]
 fn a_port_in_use_is_one_line_on_stderr() {
+    book("The server");
     let first = start_server(&[]);
     testkit::assert_port_in_use_is_one_line(bin(), &["serve"], first.addr());
 }

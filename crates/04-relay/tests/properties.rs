@@ -8,7 +8,12 @@
 use std::io::{BufReader, Read};
 
 use proptest::prelude::*;
-use relay::{Command, LINE_LIMIT, TEXT_LIMIT, Typed, parse_command, typed, valid_name};
+use relay::{Command, LINE_LIMIT, Refusal, TEXT_LIMIT, Typed, parse_command, typed, valid_name};
+
+/// Where the chapter explains the parser, for failure messages.
+const READING: &str = "(book: 04-relay.md § Reading a command)";
+/// Where it explains how the client turns typed lines into commands.
+const CLIENT: &str = "(book: 04-relay.md § The client)";
 
 /// A valid name: 1 to 32 of the allowed characters.
 fn name() -> impl Strategy<Value = String> {
@@ -88,14 +93,105 @@ fn commands(bytes: &[u8], cuts: &[usize]) -> Vec<Result<Command, String>> {
     }
 }
 
+/// One line of each form, well-formed or not, and exactly what it reads as:
+/// the quickest check of the parser, one case at a time.
+#[test]
+fn each_line_reads_as_its_command_or_its_refusal() {
+    let name = |name: &str| name.to_string();
+    let usage = Refusal::Usage;
+    let cases: Vec<(&[u8], Result<Command, Refusal>)> = vec![
+        (
+            b"HELLO alice",
+            Ok(Command::Hello {
+                name: name("alice"),
+                listen_port: None,
+            }),
+        ),
+        (
+            b"HELLO bob 40123",
+            Ok(Command::Hello {
+                name: name("bob"),
+                listen_port: Some(40123),
+            }),
+        ),
+        (b"HELLO", Err(Refusal::BadName)),
+        (b"HELLO al!ce", Err(Refusal::BadName)),
+        (b"HELLO  alice", Err(Refusal::BadName)),
+        (b"HELLO alice 0", Err(usage("HELLO <name> [<listen-port>]"))),
+        (
+            b"HELLO alice +80",
+            Err(usage("HELLO <name> [<listen-port>]")),
+        ),
+        (
+            b"HELLO alice 80 x",
+            Err(usage("HELLO <name> [<listen-port>]")),
+        ),
+        (b"LIST", Ok(Command::List)),
+        (b"LIST everyone", Err(usage("LIST"))),
+        (
+            b"SEND bob hi  there ",
+            Ok(Command::Send {
+                to: name("bob"),
+                text: name("hi  there "),
+            }),
+        ),
+        (
+            b"SEND bob ",
+            Ok(Command::Send {
+                to: name("bob"),
+                text: name(""),
+            }),
+        ),
+        (b"SEND bob", Err(usage("SEND <name> <text>"))),
+        (b"SEND", Err(usage("SEND <name> <text>"))),
+        (b"SEND c@rol hi", Err(Refusal::BadName)),
+        (
+            b"ALL hi everyone",
+            Ok(Command::All {
+                text: name("hi everyone"),
+            }),
+        ),
+        (b"ALL ", Ok(Command::All { text: name("") })),
+        (b"ALL", Err(usage("ALL <text>"))),
+        (b"WHERE bob", Ok(Command::Where { name: name("bob") })),
+        (b"WHERE", Err(usage("WHERE <name>"))),
+        (b"WHERE bob carol", Err(Refusal::BadName)),
+        (b"BYE", Ok(Command::Bye)),
+        (b"BYE now", Err(usage("BYE"))),
+        (b"", Err(Refusal::UnknownCommand)),
+        (b"list", Err(Refusal::UnknownCommand)),
+        (b"FOO bar", Err(Refusal::UnknownCommand)),
+        (b"SEND bob caf\xe9", Err(Refusal::NotUtf8)),
+    ];
+    for (line, expected) in cases {
+        let got = parse_command(line);
+        let shown = |read: &Result<Command, Refusal>| match read {
+            Ok(command) => format!("{command:?}"),
+            Err(refusal) => format!("the refusal `{}`", refusal.line().trim_end()),
+        };
+        assert!(
+            got == expected,
+            "the line {:?} should read as {}; got {}. The command word and its \
+             arguments are separated by single spaces, and the text of SEND and \
+             ALL is the rest of the line {READING}",
+            String::from_utf8_lossy(line),
+            shown(&expected),
+            shown(&got)
+        );
+    }
+}
+
 proptest! {
     /// No line makes the parser panic, and every refusal is one `ERR` line.
     #[test]
     fn any_bytes_are_a_command_or_one_err_line(line in proptest::collection::vec(any::<u8>(), 0..200)) {
         if let Err(refusal) = parse_command(&line) {
             let err = refusal.line();
-            prop_assert!(err.starts_with("ERR ") && err.ends_with('\n'));
-            prop_assert_eq!(err.matches('\n').count(), 1);
+            prop_assert!(
+                err.starts_with("ERR ") && err.ends_with('\n') && err.matches('\n').count() == 1,
+                "a refused line should be answered with one `ERR ...` line; the line {:?} got {:?} {}",
+                String::from_utf8_lossy(&line), err, READING
+            );
         }
     }
 
@@ -109,7 +205,11 @@ proptest! {
     /// Every command a client can send is read back as that command.
     #[test]
     fn every_command_reads_back((command, line) in command()) {
-        prop_assert_eq!(parse_command(line.as_bytes()), Ok(command));
+        prop_assert_eq!(
+            parse_command(line.as_bytes()), Ok(command),
+            "every line a well-behaved client sends should read back as the command it is; the line {:?} {}",
+            line, READING
+        );
     }
 
     /// A name the parser accepts in HELLO is a name by the rules: never a
@@ -117,9 +217,13 @@ proptest! {
     #[test]
     fn accepted_names_follow_the_rules(name in "\\PC{0,40}") {
         if let Ok(Command::Hello { name: got, .. }) = parse_command(format!("HELLO {name}").as_bytes()) {
-            prop_assert!(valid_name(&got));
-            prop_assert!(got.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
-            prop_assert!((1..=32).contains(&got.len()));
+            prop_assert!(
+                valid_name(&got)
+                    && got.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                    && (1..=32).contains(&got.len()),
+                "HELLO should accept only names of 1 to 32 ASCII letters, digits, `_` or `-`; it accepted {:?} {}",
+                got, READING
+            );
         }
     }
 
@@ -128,9 +232,17 @@ proptest! {
     fn relayed_text_fits(text_len in 0usize..5000) {
         let line = format!("ALL {}", "x".repeat(text_len));
         match parse_command(line.as_bytes()) {
-            Ok(Command::All { text }) => prop_assert!(text.len() <= TEXT_LIMIT),
-            Ok(other) => prop_assert!(false, "ALL read as {:?}", other),
-            Err(refusal) => prop_assert_eq!(refusal.line(), "ERR text-too-long\n"),
+            Ok(Command::All { text }) => prop_assert!(
+                text.len() <= TEXT_LIMIT,
+                "ALL with a text of {} bytes should be refused with ERR text-too-long: at most TEXT_LIMIT ({}) bytes are relayed, so that every FROM line fits in {} {}",
+                text_len, TEXT_LIMIT, LINE_LIMIT, READING
+            ),
+            Ok(other) => prop_assert!(false, "`ALL` and {} bytes of text should read as Command::All; got {:?} {}", text_len, other, READING),
+            Err(refusal) => prop_assert_eq!(
+                refusal.line(), "ERR text-too-long\n",
+                "ALL with a text of {} bytes should be relayed up to TEXT_LIMIT ({}) bytes and refused with ERR text-too-long beyond {}",
+                text_len, TEXT_LIMIT, READING
+            ),
         }
     }
 
@@ -146,8 +258,12 @@ proptest! {
         let split = commands(stream.as_bytes(), &cuts);
         let expected: Vec<Result<Command, String>> =
             sent.into_iter().map(|(command, _)| Ok(command)).collect();
-        prop_assert_eq!(&whole, &expected);
-        prop_assert_eq!(split, expected);
+        prop_assert_eq!(&whole, &expected, "each line sent should read back as its command {}", READING);
+        prop_assert_eq!(
+            split, expected,
+            "the commands should not depend on where TCP cuts the stream into reads (cut at {:?}) {}",
+            cuts, READING
+        );
     }
 
     /// No typed line makes the client panic, and every protocol line it
@@ -155,7 +271,11 @@ proptest! {
     #[test]
     fn any_typed_line_is_handled(line in "\\PC{0,80}") {
         if let Typed::Line(sent) = typed(&line) {
-            prop_assert!(!sent.contains('\n'));
+            prop_assert!(
+                !sent.contains('\n'),
+                "a typed line should become one protocol line; {:?} became {:?} {}",
+                line, sent, CLIENT
+            );
         }
     }
 
@@ -163,32 +283,46 @@ proptest! {
     #[test]
     fn to_becomes_send(to in name(), text in "[^\n\r]{0,40}") {
         let Typed::Line(line) = typed(&format!("/to {to} {text}")) else {
-            return Err(TestCaseError::fail("/to should make a protocol line"));
+            return Err(TestCaseError::fail(format!("`/to {to} {text}` should become a protocol line {CLIENT}")));
         };
-        prop_assert_eq!(parse_command(line.as_bytes()), Ok(Command::Send { to, text }));
+        prop_assert_eq!(
+            parse_command(line.as_bytes()), Ok(Command::Send { to, text }),
+            "a typed `/to NAME TEXT` should become exactly `SEND NAME TEXT`; it became {:?} {}",
+            line, CLIENT
+        );
     }
 }
 
 #[test]
 fn typed_commands_become_protocol_lines() {
     let line = |text: &str| Typed::Line(text.to_string());
-    assert_eq!(typed("/list"), line("LIST"));
-    assert_eq!(typed("/to bob hi there"), line("SEND bob hi there"));
-    assert_eq!(typed("/all hi everyone"), line("ALL hi everyone"));
-    assert_eq!(typed("hi everyone"), line("ALL hi everyone"));
-    assert_eq!(typed("/where bob"), line("WHERE bob"));
-    assert_eq!(
-        typed("/direct bob hi"),
-        Typed::Direct {
-            to: "bob".to_string(),
-            text: "hi".to_string()
-        }
-    );
-    assert_eq!(typed("/quit"), Typed::Quit);
-    assert_eq!(typed(""), Typed::Nothing);
-    assert_eq!(typed("\r"), Typed::Nothing);
+    let direct = Typed::Direct {
+        to: "bob".to_string(),
+        text: "hi".to_string(),
+    };
+    for (typed_line, expected) in [
+        ("/list", line("LIST")),
+        ("/to bob hi there", line("SEND bob hi there")),
+        ("/all hi everyone", line("ALL hi everyone")),
+        ("hi everyone", line("ALL hi everyone")),
+        ("/where bob", line("WHERE bob")),
+        ("/direct bob hi", direct),
+        ("/quit", Typed::Quit),
+        ("", Typed::Nothing),
+        ("\r", Typed::Nothing),
+    ] {
+        assert_eq!(
+            typed(typed_line),
+            expected,
+            "the typed line {typed_line:?} should become {expected:?} {CLIENT}"
+        );
+    }
     assert!(
-        matches!(typed("/dance"), Typed::Help(help) if help.starts_with("unknown command /dance;"))
+        matches!(typed("/dance"), Typed::Help(help) if help.starts_with("unknown command /dance;")),
+        "an unknown typed command, `/dance`, should print help starting `unknown command /dance;` {CLIENT}"
     );
-    assert!(matches!(typed("/direct"), Typed::Help(_)));
+    assert!(
+        matches!(typed("/direct"), Typed::Help(_)),
+        "`/direct` without a name should print its usage {CLIENT}"
+    );
 }

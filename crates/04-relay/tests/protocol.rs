@@ -9,7 +9,9 @@ mod support;
 
 use std::time::Instant;
 
-use support::{exchange, expect_line, register, register_with, start_server};
+use support::{
+    GENTLE_CLOSE, book, exchange, expect_line, register, register_with, see, start_server, wait_for,
+};
 use testkit::{Connection, WAIT, show};
 
 // ---------------------------------------------------------------------------
@@ -18,18 +20,25 @@ use testkit::{Connection, WAIT, show};
 
 #[test]
 fn hello_is_welcomed_with_the_address_the_server_sees() {
+    book("The protocol");
     let mut server = start_server(&[]);
     // register() checks the exact line: WELCOME alice 127.0.0.1:<our port>.
     let _alice = register(server.addr(), "alice");
-    let line = server.wait_for("joined");
+    let line = wait_for(
+        &mut server,
+        "joined",
+        "when alice registers, the server should log it",
+    );
     assert!(
         line.starts_with("alice joined from 127.0.0.1:"),
-        "the server should log who joined from where; got {line:?}"
+        "when alice registers, the server should log `alice joined from 127.0.0.1:PORT`, her name and the address it sees her at; got {line:?} {}",
+        see()
     );
 }
 
 #[test]
 fn nothing_but_hello_is_accepted_before_it() {
+    book("The protocol");
     let server = start_server(&[]);
     let mut conn = Connection::open(server.addr());
     for line in [
@@ -49,6 +58,7 @@ fn nothing_but_hello_is_accepted_before_it() {
 
 #[test]
 fn bad_names_are_refused() {
+    book("Reading a command");
     let server = start_server(&[]);
     let mut conn = Connection::open(server.addr());
     let too_long = "x".repeat(33);
@@ -84,19 +94,27 @@ fn bad_names_are_refused() {
 
 #[test]
 fn a_taken_name_is_refused_until_it_is_free_again() {
+    book("Joining and leaving");
     let mut server = start_server(&[]);
     let mut alice = register(server.addr(), "alice");
     let mut other = Connection::open(server.addr());
     exchange(&mut other, "HELLO alice", "ERR name-taken");
     exchange(&mut alice, "BYE", "BYE");
-    alice.expect_closed_or_reset("after answering BYE, the server should close the connection");
-    server.wait_for("alice left");
+    alice.expect_orderly_close(&format!(
+        "after answering alice's BYE, the server should close her connection gently {GENTLE_CLOSE}"
+    ));
+    wait_for(
+        &mut server,
+        "alice left",
+        "when alice has left, the server should log `alice left`",
+    );
     let welcome = format!("WELCOME alice {}", other.local_addr());
     exchange(&mut other, "HELLO alice", &welcome);
 }
 
 #[test]
 fn a_second_hello_is_refused() {
+    book("The protocol");
     let server = start_server(&[]);
     let mut alice = register(server.addr(), "alice");
     exchange(&mut alice, "HELLO alice", "ERR already-registered");
@@ -106,6 +124,7 @@ fn a_second_hello_is_refused() {
 
 #[test]
 fn crlf_line_ends_work_as_telnet_sends_them() {
+    book("The protocol");
     let server = start_server(&[]);
     let mut conn = Connection::open(server.addr());
     conn.send(b"HELLO alice\r\nLIST\r\n");
@@ -124,6 +143,7 @@ fn crlf_line_ends_work_as_telnet_sends_them() {
 
 #[test]
 fn list_names_every_client_sorted() {
+    book("The protocol");
     let server = start_server(&[]);
     let mut carol = register(server.addr(), "carol");
     let _alice = register(server.addr(), "alice");
@@ -143,6 +163,7 @@ fn list_names_every_client_sorted() {
 
 #[test]
 fn send_relays_one_line_to_one_client() {
+    book("The registry, and why every client has a queue");
     let mut server = start_server(&[]);
     let mut alice = register(server.addr(), "alice");
     let mut bob = register(server.addr(), "bob");
@@ -170,12 +191,20 @@ fn send_relays_one_line_to_one_client() {
         "a client may send to itself",
     );
     expect_line(&mut bob, "SENT bob", "and gets SENT for it");
-    server.wait_for("alice -> bob: hi bob, 你好");
-    alice.expect_nothing("alice should get nothing more: the relayed lines went to bob");
+    wait_for(
+        &mut server,
+        "alice -> bob: hi bob, 你好",
+        "the server should log each relayed line, `SENDER -> RECEIVER: TEXT`",
+    );
+    alice.expect_nothing(&format!(
+        "alice should get nothing more: the lines she sent went to bob {}",
+        see()
+    ));
 }
 
 #[test]
 fn send_to_a_client_that_is_not_there() {
+    book("The protocol");
     let server = start_server(&[]);
     let mut alice = register(server.addr(), "alice");
     exchange(&mut alice, "SEND carol hello?", "ERR no-such-peer carol");
@@ -186,6 +215,7 @@ fn send_to_a_client_that_is_not_there() {
 
 #[test]
 fn all_reaches_every_other_client_and_not_the_sender() {
+    book("The registry, and why every client has a queue");
     let mut server = start_server(&[]);
     let mut alice = register(server.addr(), "alice");
     let mut bob = register(server.addr(), "bob");
@@ -209,13 +239,21 @@ fn all_reaches_every_other_client_and_not_the_sender() {
     exchange(&mut carol, "ALL hello everyone", "SENT *");
     expect_line(&mut alice, "FROM carol hello everyone", "ALL reaches alice");
     expect_line(&mut bob, "FROM carol hello everyone", "ALL reaches bob");
-    carol.expect_nothing("the sender of ALL should not get its own line back");
+    carol.expect_nothing(&format!(
+        "carol sent `ALL hello everyone`: she should not get her own line back {}",
+        see()
+    ));
     exchange(&mut carol, "ALL", "ERR usage ALL <text>");
-    server.wait_for("carol -> everyone: hello everyone");
+    wait_for(
+        &mut server,
+        "carol -> everyone: hello everyone",
+        "the server should log each broadcast, `SENDER -> everyone: TEXT`",
+    );
 }
 
 #[test]
 fn text_is_limited_so_that_every_from_line_fits() {
+    book("The limits");
     let server = start_server(&[]);
     let longest_name = "n".repeat(32);
     let mut sender = register(server.addr(), &longest_name);
@@ -229,7 +267,11 @@ fn text_is_limited_so_that_every_from_line_fits() {
     let text = "t".repeat(4058);
     exchange(&mut sender, &format!("SEND b {text}"), "SENT b");
     let from = format!("FROM {longest_name} {text}");
-    assert_eq!(from.len(), 4096, "the longest FROM line is the line limit");
+    assert_eq!(
+        from.len(),
+        4096,
+        "the test's longest FROM line should be 4096 bytes"
+    );
     expect_line(&mut b, &from, "a text of 4058 bytes is relayed");
     let text = "t".repeat(4059);
     exchange(&mut sender, &format!("SEND b {text}"), "ERR text-too-long");
@@ -242,6 +284,7 @@ fn text_is_limited_so_that_every_from_line_fits() {
 
 #[test]
 fn where_gives_the_announced_port_not_the_connection_port() {
+    book("WHERE: the introduction");
     let mut server = start_server(&[]);
     let mut alice = register(server.addr(), "alice");
     let bob = register_with(server.addr(), "HELLO bob 40123", "bob");
@@ -261,12 +304,23 @@ fn where_gives_the_announced_port_not_the_connection_port() {
 
     // The IP the server saw bob at, and the port bob announced: not the
     // port of bob's connection to the server, where nobody listens.
-    exchange(&mut alice, "WHERE bob", "AT bob 127.0.0.1:40123");
+    let why = format!(
+        "alice sent `WHERE bob`, and bob had registered with `HELLO bob 40123`: the answer must be \
+         the IP the server saw bob at with the port bob announced in HELLO, where bob listens, \
+         not the port of bob's connection to the server ({bob_port}), an ephemeral port his \
+         kernel picked for that one connection, where nobody listens"
+    );
+    alice.send_line("WHERE bob");
+    expect_line(&mut alice, "AT bob 127.0.0.1:40123", &why);
     exchange(&mut alice, "WHERE carol", "ERR not-listening carol");
     exchange(&mut alice, "WHERE dave", "ERR no-such-peer dave");
     exchange(&mut alice, "WHERE", "ERR usage WHERE <name>");
     exchange(&mut alice, "WHERE bob carol", "ERR bad-name");
-    server.wait_for("alice asked where bob is: 127.0.0.1:40123");
+    wait_for(
+        &mut server,
+        "alice asked where bob is: 127.0.0.1:40123",
+        "the server should log each introduction, `ASKER asked where NAME is: ADDRESS`",
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -275,15 +329,24 @@ fn where_gives_the_announced_port_not_the_connection_port() {
 
 #[test]
 fn bye_is_answered_and_the_connection_closed() {
+    book("Joining and leaving");
     let mut server = start_server(&[]);
     let mut alice = register(server.addr(), "alice");
     exchange(&mut alice, "BYE", "BYE");
-    alice.expect_closed_or_reset("after answering BYE, the server should close the connection");
-    server.wait_for("alice left");
+    alice.expect_orderly_close(&format!(
+        "after answering alice's BYE, the server should close her connection gently {GENTLE_CLOSE}"
+    ));
+    wait_for(
+        &mut server,
+        "alice left",
+        "when alice has said BYE, the server should log `alice left`",
+    );
     // BYE before HELLO is fine too: leaving is always allowed.
     let mut shy = Connection::open(server.addr());
     exchange(&mut shy, "BYE", "BYE");
-    shy.expect_closed_or_reset("after answering BYE, the server should close the connection");
+    shy.expect_orderly_close(&format!(
+        "a client that says BYE before HELLO gets BYE too, and then the server should close its connection gently {GENTLE_CLOSE}"
+    ));
     exchange(
         &mut register(server.addr(), "bob"),
         "BYE x",
@@ -293,6 +356,7 @@ fn bye_is_answered_and_the_connection_closed() {
 
 #[test]
 fn joined_and_left_are_announced_however_a_client_leaves() {
+    book("Joining and leaving");
     let server = start_server(&[]);
     let mut watcher = register(server.addr(), "watcher");
 
@@ -347,6 +411,7 @@ fn joined_and_left_are_announced_however_a_client_leaves() {
 
 #[test]
 fn unknown_commands_and_wrong_forms() {
+    book("Reading a command");
     let mut server = start_server(&[]);
     let mut alice = register(server.addr(), "alice");
     exchange(&mut alice, "FOO", "ERR unknown-command");
@@ -355,16 +420,23 @@ fn unknown_commands_and_wrong_forms() {
     exchange(&mut alice, "LIST everyone", "ERR usage LIST");
     alice.send(b"SEND bob caf\xe9\n");
     expect_line(&mut alice, "ERR not-utf8", "the protocol is UTF-8 lines");
-    let line = server.wait_for("not-utf8");
+    let line = wait_for(
+        &mut server,
+        "not-utf8",
+        "the server should log each refused line",
+    );
     assert_eq!(
-        line, "alice sent \"SEND bob caf\\xe9\": ERR not-utf8",
-        "the log should show the refused line with its bad byte escaped"
+        line,
+        "alice sent \"SEND bob caf\\xe9\": ERR not-utf8",
+        "alice sent `SEND bob caf` and the byte 0xe9: the log should show the refused line with its bad byte escaped {}",
+        see()
     );
     exchange(&mut alice, "LIST", "PEERS alice");
 }
 
 #[test]
 fn control_characters_are_relayed_but_logged_escaped() {
+    book("Run it");
     let mut server = start_server(&[]);
     let mut alice = register(server.addr(), "alice");
     let mut bob = register(server.addr(), "bob");
@@ -379,17 +451,27 @@ fn control_characters_are_relayed_but_logged_escaped() {
     // prints (the join client does).
     bob.expect_bytes(
         b"FROM alice \x1b[31mred\x07\n",
-        "bob gets the text as it was sent",
+        &format!(
+            "alice sent `SEND bob ESC [31mred BEL`: bob should get the text as it was sent, control characters and all (the client that prints it escapes it) {}",
+            see()
+        ),
     );
-    let line = server.wait_for("alice -> bob");
+    let line = wait_for(
+        &mut server,
+        "alice -> bob",
+        "the server should log each relayed line",
+    );
     assert_eq!(
-        line, "alice -> bob: \\u{1b}[31mred\\u{7}",
-        "the server's log must escape what it prints from the network"
+        line,
+        "alice -> bob: \\u{1b}[31mred\\u{7}",
+        "alice sent bob ESC [31mred and BEL: the server's log must escape what it prints from the network {}",
+        see()
     );
 }
 
 #[test]
 fn a_line_over_the_limit_is_refused_and_the_connection_closed() {
+    book("The limits");
     let mut server = start_server(&[]);
     let mut watcher = register(server.addr(), "watcher");
     let mut long = register(server.addr(), "long");
@@ -398,27 +480,37 @@ fn a_line_over_the_limit_is_refused_and_the_connection_closed() {
         "JOINED long",
         "a new client is announced to the others",
     );
-    long.send(&vec![b'x'; 4097]);
+    // One byte over the limit, and then more the server will never read: a
+    // socket closed with unread input is reset, which would destroy the
+    // ERR line before `long` reads it, unless the server closes gently.
+    long.send(&vec![b'x'; 4097 + 64 * 1024]);
     expect_line(
         &mut long,
         "ERR line-too-long",
         "a line over 4096 bytes is refused",
     );
-    long.expect_closed_or_reset("after ERR line-too-long, the server should close the connection");
+    long.expect_orderly_close(&format!(
+        "after ERR line-too-long, the server should close the connection gently, so that the ERR line is not destroyed by a reset {GENTLE_CLOSE}"
+    ));
     expect_line(
         &mut watcher,
         "LEFT long",
         "the dropped client is announced as gone",
     );
-    server.wait_for("long left (line longer than 4096 bytes)");
+    wait_for(
+        &mut server,
+        "long left (line longer than 4096 bytes)",
+        "the server should log why it dropped the client `long`",
+    );
 }
 
 #[test]
 fn a_line_of_exactly_the_limit_is_read_as_a_command() {
+    book("The limits");
     let server = start_server(&[]);
     let mut alice = register(server.addr(), "alice");
     let line = format!("ALL {}", "x".repeat(4092));
-    assert_eq!(line.len(), 4096);
+    assert_eq!(line.len(), 4096, "the test's line should be 4096 bytes");
     // Read whole and answered (its text is over TEXT_LIMIT), not cut off.
     exchange(&mut alice, &line, "ERR text-too-long");
     exchange(&mut alice, "LIST", "PEERS alice");
@@ -430,6 +522,7 @@ fn a_line_of_exactly_the_limit_is_read_as_a_command() {
 
 #[test]
 fn a_connection_without_hello_is_closed_after_the_deadline() {
+    book("One client's conversation");
     let mut server = start_server(&["--hello-timeout", "1"]);
     let mut alice = register(server.addr(), "alice");
     let mut silent = Connection::open(server.addr());
@@ -439,8 +532,14 @@ fn a_connection_without_hello_is_closed_after_the_deadline() {
         "ERR hello-first",
         "a connection that sends no HELLO within --hello-timeout is told so",
     );
-    silent.expect_closed_or_reset("and then closed");
-    server.wait_for(&format!("[{addr}] no HELLO within 1 s, closing"));
+    silent.expect_orderly_close(&format!(
+        "after ERR hello-first, the server should close the silent connection gently {GENTLE_CLOSE}"
+    ));
+    wait_for(
+        &mut server,
+        &format!("[{addr}] no HELLO within 1 s, closing"),
+        "the server should log why it closed the silent connection",
+    );
     // Alice registered before the silent one connected, and has been quiet
     // for longer than the deadline since: registered clients may be.
     exchange(&mut alice, "LIST", "PEERS alice");
@@ -448,6 +547,7 @@ fn a_connection_without_hello_is_closed_after_the_deadline() {
 
 #[test]
 fn a_client_over_the_cap_is_told_busy() {
+    book("The server");
     let mut server = start_server(&["--max-clients", "2"]);
     let mut alice = register(server.addr(), "alice");
     let _bob = register(server.addr(), "bob");
@@ -457,14 +557,22 @@ fn a_client_over_the_cap_is_told_busy() {
         "alice should hear that bob joined",
     );
     let mut third = Connection::open(server.addr());
-    let got = third.read_to_end("with --max-clients 2, a third client should be refused");
+    let got = third.read_to_end(&format!(
+        "with --max-clients 2 and two clients registered, a third client should get `ERR busy` and then the end of the connection {}",
+        see()
+    ));
     assert_eq!(
         got,
         b"ERR busy\n",
-        "with --max-clients 2, a third client should get exactly `ERR busy`, then the connection closed; got {}",
-        show(&got)
+        "with --max-clients 2 and two clients registered, a third client should get exactly `ERR busy`, then the connection closed; got {} {}",
+        show(&got),
+        see()
     );
-    server.wait_for("busy");
+    wait_for(
+        &mut server,
+        "busy",
+        "the server should log that it turned a client away",
+    );
     exchange(&mut alice, "LIST", "PEERS alice bob");
 }
 
@@ -479,6 +587,7 @@ fn a_client_over_the_cap_is_told_busy() {
 /// are full, with the lock held, and every other client waits with it.
 #[test]
 fn a_stuck_receiver_delays_nobody_and_is_dropped() {
+    book("The slow receiver, tested");
     let mut server = start_server(&[]);
     let stuck = register(server.addr(), "stuck");
     let mut alice = register(server.addr(), "alice");
@@ -500,41 +609,62 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
         alice.send_line(&format!("ALL {n} {text}"));
         let expected = format!("FROM alice {n} {text}");
         let mut got = bob.read_line(&format!(
-            "bob should get line {n} of alice's broadcast at once, however full the stuck client's queue is"
+            "bob should get line {n} of alice's broadcast at once, however full the stuck client's queue is: the server must never wait for a receiver {}",
+            see()
         ));
         if got == "LEFT stuck" {
-            got = bob.read_line("after LEFT stuck, bob should get alice's line");
+            got = bob.read_line(&format!(
+                "after LEFT stuck, bob should get alice's line {n} {}",
+                see()
+            ));
         }
         assert!(
             got == expected,
-            "bob should get alice's line {n}, in order; got {:?}",
-            &got[..got.len().min(60)]
+            "bob should get alice's broadcast lines in order, line {n} now; got {:?} {}",
+            &got[..got.len().min(60)],
+            see()
         );
-        let mut reply = alice.read_line(
-            "alice should get `SENT *` for each ALL at once: the server must never wait for a receiver (here a stuck one) before it answers the sender",
-        );
+        let mut reply = alice.read_line(&format!(
+            "alice should get `SENT *` for each ALL at once: the server must never wait for a receiver (here a stuck one) before it answers the sender (ALL number {n}) {}",
+            see()
+        ));
         if reply == "LEFT stuck" {
             dropped_after = Some(n);
-            reply = alice.read_line("after LEFT stuck, alice should get `SENT *`");
+            reply = alice.read_line(&format!(
+                "after LEFT stuck, alice should get `SENT *` for line {n} {}",
+                see()
+            ));
         }
-        assert_eq!(reply, "SENT *", "alice's reply to ALL");
+        assert_eq!(
+            reply,
+            "SENT *",
+            "alice sent `ALL {n} ...`: the server should answer `SENT *` {}",
+            see()
+        );
         if dropped_after.is_some() {
             break;
         }
     }
     let Some(n) = dropped_after else {
         panic!(
-            "after {most} lines of 4 KB that it never read, the stuck client should have been dropped (LEFT stuck)"
+            "after {most} lines of 4 KB that it never read, the stuck client should have been dropped and the others told `LEFT stuck`: a client whose queue is full has stopped reading {}",
+            see()
         );
     };
     println!(
         "the stuck client was dropped after {n} lines, {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    server.wait_for("stuck left (dropped: 128 lines were waiting, it is not reading)");
+    wait_for(
+        &mut server,
+        "stuck left (dropped: 128 lines were waiting, it is not reading)",
+        "the server should log why it dropped the stuck client",
+    );
     exchange(&mut alice, "LIST", "PEERS alice bob");
     // The stuck client's connection is closed: after everything that was
-    // already in its buffers, it reads the end.
+    // already in its buffers, it reads the end. A reset is a right ending
+    // too: the server gave up on a client that would not read, and lines it
+    // never took may still sit in the server's socket.
     let stuck_stream = stuck.stream();
     stuck_stream.set_read_timeout(Some(WAIT)).unwrap();
     let mut drained = 0usize;
@@ -545,7 +675,8 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
             Ok(got) => drained += got,
             Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => break,
             Err(err) => panic!(
-                "the dropped client's connection should be closed; after {drained} bytes: {err}"
+                "the dropped client's connection should be closed; after {drained} bytes: {err} {}",
+                see()
             ),
         }
     }
@@ -560,6 +691,7 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
 /// own answers wait for room in its queue, and TCP holds back the rest.
 #[test]
 fn a_client_that_sends_many_commands_at_once_gets_every_answer() {
+    book("One client's conversation");
     let server = start_server(&[]);
     let mut conn = Connection::open(server.addr());
     let commands = 5000;
@@ -576,12 +708,20 @@ fn a_client_that_sends_many_commands_at_once_gets_every_answer() {
     expect_line(&mut conn, &welcome, "the first answer");
     for n in 0..commands {
         let got = conn.read_line(&format!(
-            "a client that sends {commands} commands in one go, and reads all along, should get every answer; answer {n} did not come"
+            "a client that sends {commands} commands in one go, and reads all along, should get every answer: the server waits for room in the client's own queue rather than drop it; answer {n} did not come {}",
+            see()
         ));
-        assert_eq!(got, "PEERS eager", "answer {n} to LIST");
+        assert_eq!(
+            got,
+            "PEERS eager",
+            "answer {n} to LIST, of {commands} sent in one go {}",
+            see()
+        );
     }
     expect_line(&mut conn, "BYE", "the answer to the last command, BYE");
-    conn.expect_closed_or_reset("after BYE the server closes the connection");
+    conn.expect_orderly_close(&format!(
+        "after BYE the server should close the connection gently {GENTLE_CLOSE}"
+    ));
     sending.join().unwrap().unwrap();
 }
 
@@ -590,6 +730,7 @@ fn a_client_that_sends_many_commands_at_once_gets_every_answer() {
 /// never trip it, holding a client slot for as long as it likes.
 #[test]
 fn the_hello_deadline_counts_from_the_connect_not_from_each_read() {
+    book("One client's conversation");
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -620,8 +761,11 @@ fn the_hello_deadline_counts_from_the_connect_not_from_each_read() {
     stop.store(true, Ordering::SeqCst);
     assert!(
         when < hello.len(),
-        "the server should give up on the slow HELLO while it is still coming in; it answered only after all {when} bytes"
+        "the server should give up on the slow HELLO while it is still coming in, 1 s after the connect; it answered only after all {when} bytes {}",
+        see()
     );
-    conn.expect_closed_or_reset("after ERR hello-first, the server closes the connection");
+    conn.expect_orderly_close(&format!(
+        "after ERR hello-first, the server should close the connection gently {GENTLE_CLOSE}"
+    ));
     sending.join().unwrap();
 }

@@ -5,10 +5,36 @@
 // functions fail the way tests do: by panicking.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Instant;
 
-use testkit::{Connection, Process, snapshot_settings};
+use testkit::{Connection, Process, WAIT, snapshot_settings};
+
+thread_local! {
+    /// The chapter section that explains what the running test checks.
+    /// Each test runs on a thread of its own, so each sets its own.
+    static SECTION: Cell<&'static str> = const { Cell::new("The protocol") };
+}
+
+/// Names the heading of docs/src/04-relay.md that explains what the
+/// running test checks. Called first in each test: every failure message
+/// the helpers below make ends with it, as [`see`] writes it.
+pub fn book(heading: &'static str) {
+    SECTION.set(heading);
+}
+
+/// Where the chapter promises that the server closes gently after its last
+/// line (`BYE`, `ERR line-too-long`, `ERR hello-first`): its writer thread
+/// half-closes and drains, so that no reset destroys that line.
+pub const GENTLE_CLOSE: &str = "(book: 04-relay.md § One client's conversation)";
+
+/// `(book: 04-relay.md § HEADING)` for the running test: the end of every
+/// failure message, so that a failure says where the chapter explains it.
+pub fn see() -> String {
+    format!("(book: 04-relay.md § {})", SECTION.get())
+}
 
 pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_04-relay"))
@@ -36,20 +62,22 @@ pub fn register_with(addr: SocketAddr, hello: &str, name: &str) -> Connection {
         &mut conn,
         &welcome,
         &format!(
-            "`{hello}` should be answered with WELCOME, the name, and the client's address as the server sees it"
+            "a client that sends `{hello}` should be answered with WELCOME, the name, and the client's address as the server sees it"
         ),
     );
     conn
 }
 
-/// Reads one line and asserts it is exactly `expected`.
+/// Reads one line and asserts it is exactly `expected`. `why` says what a
+/// correct server does, and for whom; the chapter section is added.
 pub fn expect_line(conn: &mut Connection, expected: &str, why: &str) {
-    let got = conn.read_line(&format!("{why}: expected {:?}", short(expected)));
+    let got = conn.read_line(&format!("{why}: expected `{}` {}", short(expected), see()));
     assert!(
         got == expected,
-        "{why}: expected {:?}; got {:?}",
+        "{why}: expected `{}`; got `{}` {}",
         short(expected),
-        short(&got)
+        short(&got),
+        see()
     );
 }
 
@@ -61,6 +89,29 @@ pub fn exchange(conn: &mut Connection, line: &str, expected: &str) {
         expected,
         &format!("the server should answer `{}`", short(line)),
     );
+}
+
+/// Waits (about [`WAIT`]) for a line of `process`'s output that contains
+/// `text`, as `Process::wait_for` does, and fails with `why` (what a
+/// correct program prints, and when) and the chapter section.
+pub fn wait_for(process: &mut Process, text: &str, why: &str) -> String {
+    let expected = format!(
+        "{why}: it should print a line containing `{text}` {}",
+        see()
+    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let line = process.next_line(&expected);
+        if line.contains(text) {
+            return line;
+        }
+        if Instant::now() >= deadline {
+            process.fail(&format!(
+                "{expected}; none came within {} s",
+                WAIT.as_secs()
+            ));
+        }
+    }
 }
 
 /// A long line cut to its start and length, for failure messages.
@@ -77,7 +128,11 @@ pub fn join(server: &Process, name: &str, extra: &[&str]) -> Process {
     let mut args = vec!["join", name, "--server", &addr];
     args.extend(extra);
     let mut client = Process::start(bin(), &args);
-    client.wait_for(&format!("joined as {name}"));
+    wait_for(
+        &mut client,
+        &format!("joined as {name}"),
+        &format!("`04-relay join {name}` should register and say so once WELCOME comes"),
+    );
     client
 }
 

@@ -1,0 +1,466 @@
+//! The client, `04-relay join NAME`: it registers, listens on a port of its
+//! own for direct messages, and turns what you type into commands.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use common::{ReadLine, describe, printable, read_line, say};
+
+use crate::limits::{
+    BUSY_REPLY, DEFAULT_PORT, DIRECT_IDLE_TIMEOUT, LINE_LIMIT, MAX_DIRECT_PEERS, NAME_LIMIT,
+    START_SERVER,
+};
+use crate::protocol::valid_name;
+use crate::server::is_timeout;
+
+// ANCHOR: join_options
+/// How the client runs, from the command line.
+pub struct JoinOptions {
+    /// The name to register.
+    pub name: String,
+    /// The relay server's address.
+    pub server: String,
+    /// Listen for direct connections (and announce the port in `HELLO`).
+    pub listen: bool,
+    /// How long to wait to connect, for `WELCOME`, and for the close after `BYE`.
+    pub timeout: Duration,
+}
+// ANCHOR_END: join_options
+
+// ANCHOR: join
+/// Joins the relay as `options.name`, then sends what is typed on `input`
+/// and prints what arrives, until `/quit` or the end of `input`.
+pub fn join(options: &JoinOptions, input: impl BufRead + Send + 'static) -> anyhow::Result<()> {
+    if !valid_name(&options.name) {
+        bail!(
+            "bad name {:?}: a name is 1 to {NAME_LIMIT} letters, digits, `_` or `-`",
+            options.name
+        );
+    }
+    // Connect, as in lesson 1. The kernel picks our local (ephemeral) port.
+    let stream = common::connect(&options.server, DEFAULT_PORT, options.timeout, START_SERVER)?;
+    let server = stream
+        .peer_addr()
+        .context("could not read the server's address")?;
+    let local = stream
+        .local_addr()
+        .context("could not read our own address")?;
+    say!("connected to {server} (local {local})");
+
+    // Nobody can connect to that ephemeral port: it belongs to this one
+    // connection. To be reachable we listen on a port of our own, on the IP
+    // this connection leaves from (the one the server sees, unless a NAT
+    // router stands between us), and announce it.
+    let direct = if options.listen {
+        Some(listen_for_direct(local.ip())?)
+    } else {
+        None
+    };
+    let direct_port = direct.as_ref().map(|(_, addr)| addr.port());
+
+    let (mut session, lines) = Session::hello(stream, server, options, direct_port)?;
+    if let Some((listener, _)) = direct {
+        thread::spawn(move || receive_direct(listener));
+    }
+    session.run(lines, input)
+}
+
+/// Listens for direct connections on `ip`, on a port the kernel picks.
+fn listen_for_direct(ip: IpAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener =
+        TcpListener::bind((ip, 0)).map_err(|err| common::bind_error(&format!("{ip}:0"), &err))?;
+    let addr = listener
+        .local_addr()
+        .context("could not read the address we listen on")?;
+    say!("listening for direct messages on {addr}");
+    Ok((listener, addr))
+}
+// ANCHOR_END: join
+
+// ANCHOR: hello
+/// A client that has joined: its connection and what it has learned.
+struct Session {
+    stream: TcpStream,
+    server: SocketAddr,
+    name: String,
+    timeout: Duration,
+    /// Where peers listen, from the server's `AT` answers.
+    known: HashMap<String, SocketAddr>,
+    /// Direct messages waiting for an `AT` answer: (to, text).
+    waiting: Vec<(String, String)>,
+}
+
+impl Session {
+    /// Sends `HELLO` and waits for `WELCOME`. Returns the session and the
+    /// reader of the server's lines, which may already hold the lines that
+    /// came right after `WELCOME`.
+    fn hello(
+        mut stream: TcpStream,
+        server: SocketAddr,
+        options: &JoinOptions,
+        direct_port: Option<u16>,
+    ) -> anyhow::Result<(Session, BufReader<TcpStream>)> {
+        let name = options.name.as_str();
+        let hello = match direct_port {
+            Some(port) => format!("HELLO {name} {port}\n"),
+            None => format!("HELLO {name}\n"),
+        };
+        // Each typed line goes out at once (see TCP_NODELAY in serve_client).
+        stream.set_nodelay(true)?;
+        stream.set_write_timeout(Some(options.timeout))?;
+        stream
+            .write_all(hello.as_bytes())
+            .map_err(|err| anyhow!("could not send to {server}: {}", describe(&err)))?;
+
+        stream.set_read_timeout(Some(options.timeout))?;
+        let mut lines = BufReader::new(stream.try_clone().context("could not clone the socket")?);
+        let answer = match read_line(&mut lines, LINE_LIMIT) {
+            Ok(ReadLine::Line(line)) => printable(&line),
+            Ok(ReadLine::Closed) => {
+                bail!("the server at {server} closed the connection before answering HELLO")
+            }
+            Ok(ReadLine::TooLong) => {
+                bail!("the server at {server} sent a line longer than {LINE_LIMIT} bytes")
+            }
+            Err(err) if is_timeout(&err) => bail!(
+                "no answer to HELLO from {server} within {} s (is it a relay server? try: {START_SERVER})",
+                options.timeout.as_secs_f64()
+            ),
+            Err(err) => bail!("lost the connection to {server}: {}", describe(&err)),
+        };
+        let words: Vec<&str> = answer.split(' ').collect();
+        let seen_as = match words[..] {
+            ["WELCOME", welcomed, seen_as] if welcomed == name => seen_as,
+            ["ERR", "name-taken"] => bail!(
+                "the server at {server} already has a client called {name}: pick another name"
+            ),
+            ["ERR", "busy"] => bail!(
+                "the server at {server} is serving the most clients it allows: try again later"
+            ),
+            _ => bail!("the server at {server} did not welcome us: {answer}"),
+        };
+        say!("joined as {name}; the server sees us as {seen_as}");
+        if let Some(port) = direct_port {
+            say!(
+                "(that port belongs to this one connection, and nobody listens there; peers reach us directly on port {port}, which we announced)"
+            );
+        }
+        // From now on we wait for the server as long as it takes.
+        stream.set_read_timeout(None)?;
+        let session = Session {
+            stream,
+            server,
+            name: name.to_string(),
+            timeout: options.timeout,
+            known: HashMap::new(),
+            waiting: Vec::new(),
+        };
+        Ok((session, lines))
+    }
+}
+// ANCHOR_END: hello
+
+// ANCHOR: run
+/// What the client's threads report to the main one.
+enum Event {
+    /// A line typed on standard input (without its newline).
+    Typed(Vec<u8>),
+    /// Standard input ended (Ctrl-D, or the end of a piped file).
+    EndOfInput,
+    /// A line from the server.
+    FromServer(Vec<u8>),
+    /// The server closed the connection, or reading from it failed: why.
+    ServerGone(String),
+}
+
+impl Session {
+    /// The event loop: a thread waits for typed lines, another for the
+    /// server's lines, and this one handles whichever comes first (lesson 1
+    /// does the same with replies).
+    fn run(
+        &mut self,
+        lines: BufReader<TcpStream>,
+        input: impl BufRead + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (events, next_event) = mpsc::channel();
+
+        let (to_main, server) = (events.clone(), self.server);
+        thread::spawn(move || read_server_lines(lines, server, &to_main));
+
+        thread::spawn(move || {
+            for line in input.split(b'\n') {
+                let Ok(line) = line else { break };
+                if events.send(Event::Typed(line)).is_err() {
+                    return;
+                }
+            }
+            let _ = events.send(Event::EndOfInput);
+        });
+
+        loop {
+            match next_event.recv() {
+                Ok(Event::Typed(line)) => {
+                    if !self.typed(&line)? {
+                        return self.quit(&next_event);
+                    }
+                }
+                Ok(Event::EndOfInput) => return self.quit(&next_event),
+                Ok(Event::FromServer(line)) => self.heard(&line),
+                Ok(Event::ServerGone(why)) => bail!("{why}"),
+                Err(mpsc::RecvError) => bail!("lost track of the connection to {}", self.server),
+            }
+        }
+    }
+
+    /// `/quit`: says `BYE`, and waits for the server's `BYE` and close.
+    fn quit(&mut self, next_event: &Receiver<Event>) -> anyhow::Result<()> {
+        self.send("BYE")?;
+        loop {
+            match next_event.recv_timeout(self.timeout) {
+                Ok(Event::FromServer(line)) => self.heard(&line),
+                Ok(Event::ServerGone(_)) => return Ok(()),
+                Ok(Event::Typed(_) | Event::EndOfInput) => {}
+                Err(_) => bail!(
+                    "the server at {} did not close the connection within {} s of BYE",
+                    self.server,
+                    self.timeout.as_secs_f64()
+                ),
+            }
+        }
+    }
+
+    /// Sends one protocol line.
+    fn send(&mut self, line: &str) -> anyhow::Result<()> {
+        self.stream
+            .write_all(format!("{line}\n").as_bytes())
+            .map_err(|err| anyhow!("could not send to {}: {}", self.server, describe(&err)))
+    }
+}
+
+/// The server-reading thread: each line to the main thread, then why it ended.
+fn read_server_lines(
+    mut lines: BufReader<TcpStream>,
+    server: SocketAddr,
+    events: &mpsc::Sender<Event>,
+) {
+    let why = loop {
+        match read_line(&mut lines, LINE_LIMIT) {
+            Ok(ReadLine::Line(line)) => {
+                if events.send(Event::FromServer(line)).is_err() {
+                    return;
+                }
+            }
+            Ok(ReadLine::Closed) => break format!("the server at {server} closed the connection"),
+            Ok(ReadLine::TooLong) => {
+                break format!("the server at {server} sent a line longer than {LINE_LIMIT} bytes");
+            }
+            Err(err) => break format!("lost the connection to {server}: {}", describe(&err)),
+        }
+    };
+    let _ = events.send(Event::ServerGone(why));
+}
+// ANCHOR_END: run
+
+// ANCHOR: typed
+/// What a typed line asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Typed {
+    /// A protocol line to send to the server as it is.
+    Line(String),
+    /// `/direct NAME TEXT`: send TEXT straight to NAME, not through the server.
+    Direct { to: String, text: String },
+    /// `/quit`.
+    Quit,
+    /// `/help`, or a command we do not know: print this.
+    Help(String),
+    /// An empty line: nothing.
+    Nothing,
+}
+
+/// The commands, for `/help`.
+pub const HELP: &str = "commands: /list, /to NAME TEXT, /all TEXT (or just TEXT), /where NAME, /direct NAME TEXT, /quit";
+
+/// Turns a typed line into what to do. A plain line goes to everyone.
+pub fn typed(line: &str) -> Typed {
+    let line = line.trim_end_matches('\r');
+    if line.is_empty() {
+        return Typed::Nothing;
+    }
+    if !line.starts_with('/') {
+        return Typed::Line(format!("ALL {line}"));
+    }
+    let (command, rest) = line.split_once(' ').unwrap_or((line, ""));
+    let (first, text) = rest.split_once(' ').unwrap_or((rest, ""));
+    match command {
+        "/list" => Typed::Line("LIST".to_string()),
+        "/to" => Typed::Line(format!("SEND {first} {text}")),
+        "/all" => Typed::Line(format!("ALL {rest}")),
+        "/where" => Typed::Line(format!("WHERE {rest}")),
+        "/direct" if valid_name(first) => Typed::Direct {
+            to: first.to_string(),
+            text: text.to_string(),
+        },
+        "/direct" => Typed::Help("usage: /direct NAME TEXT".to_string()),
+        "/quit" => Typed::Quit,
+        "/help" => Typed::Help(HELP.to_string()),
+        _ => Typed::Help(format!("unknown command {command}; {HELP}")),
+    }
+}
+
+impl Session {
+    /// Acts on one typed line. False for `/quit`.
+    fn typed(&mut self, line: &[u8]) -> anyhow::Result<bool> {
+        let Ok(line) = std::str::from_utf8(line) else {
+            say!("-- not sent: the protocol carries UTF-8 text only");
+            return Ok(true);
+        };
+        match typed(line) {
+            Typed::Line(line) if line.len() > LINE_LIMIT => {
+                say!("-- not sent: longer than {LINE_LIMIT} bytes");
+            }
+            Typed::Line(line) => self.send(&line)?,
+            Typed::Direct { to, text } => match self.known.get(&to) {
+                Some(&addr) => send_direct(&self.name, &to, addr, text, self.timeout),
+                None => {
+                    // Ask the server first; `heard` sends it on `AT`.
+                    self.waiting.push((to.clone(), text));
+                    self.send(&format!("WHERE {to}"))?;
+                }
+            },
+            Typed::Quit => return Ok(false),
+            Typed::Help(help) => say!("-- {help}"),
+            Typed::Nothing => {}
+        }
+        Ok(true)
+    }
+}
+// ANCHOR_END: typed
+
+// ANCHOR: heard
+impl Session {
+    /// Prints one line from the server in words, and acts on introductions.
+    fn heard(&mut self, line: &[u8]) {
+        let text = printable(line);
+        let words: Vec<&str> = text.splitn(3, ' ').collect();
+        match words[..] {
+            ["FROM", from, said] => say!("[{from}] {said}"),
+            ["FROM", from] => say!("[{from}] "),
+            ["JOINED", name] => say!("-- {name} joined"),
+            ["LEFT", name] => {
+                // Where it listened is no longer worth anything.
+                self.known.remove(name);
+                say!("-- {name} left");
+            }
+            ["PEERS", ..] => say!("-- here: {}", words[1..].join(" ")),
+            ["SENT", "*"] => say!("-- sent to everyone"),
+            ["SENT", name] => say!("-- sent to {name}"),
+            ["AT", name, at] => {
+                say!("-- {name} listens for direct messages at {at}");
+                if let Ok(addr) = at.parse() {
+                    self.known.insert(name.to_string(), addr);
+                    self.send_waiting(name, Some(addr));
+                }
+            }
+            ["ERR", "not-listening" | "no-such-peer", name] => {
+                say!("-- error: {}", words[1..].join(" "));
+                self.send_waiting(name, None);
+            }
+            ["ERR", ..] => say!("-- error: {}", words[1..].join(" ")),
+            ["BYE"] => say!("-- bye"),
+            _ => say!("-- unexpected line from the server: {text}"),
+        }
+    }
+
+    /// Sends the direct messages that waited for `name`'s address, or drops
+    /// them when it has none.
+    fn send_waiting(&mut self, name: &str, addr: Option<SocketAddr>) {
+        let (ready, still): (Vec<_>, Vec<_>) =
+            self.waiting.drain(..).partition(|(to, _)| to == name);
+        self.waiting = still;
+        for (to, text) in ready {
+            match addr {
+                Some(addr) => send_direct(&self.name, &to, addr, text, self.timeout),
+                None => say!(
+                    "-- not sent directly to {to}: {}",
+                    printable(text.as_bytes())
+                ),
+            }
+        }
+    }
+}
+// ANCHOR_END: heard
+
+// ---------------------------------------------------------------------------
+// Direct connections
+// ---------------------------------------------------------------------------
+
+// ANCHOR: direct
+/// Sends `text` straight to the peer at `addr`, on a thread of its own so
+/// that a slow connect does not hold up the rest: connect, `HI <me>`, the
+/// line, half-close. The server never sees it.
+fn send_direct(me: &str, to: &str, addr: SocketAddr, text: String, timeout: Duration) {
+    let (me, to) = (me.to_string(), to.to_string());
+    thread::spawn(move || {
+        let sent = TcpStream::connect_timeout(&addr, timeout).and_then(|mut stream| {
+            stream.set_write_timeout(Some(timeout))?;
+            stream.write_all(format!("HI {me}\n{text}\n").as_bytes())?;
+            stream.shutdown(Shutdown::Write)
+        });
+        match sent {
+            Ok(()) => say!("[direct to {to} at {addr}] {}", printable(text.as_bytes())),
+            Err(err) => say!(
+                "-- could not reach {to} directly at {addr}: {}",
+                describe(&err)
+            ),
+        }
+    });
+}
+
+/// Accepts direct connections from peers, a thread each (at most
+/// MAX_DIRECT_PEERS), and prints what they send.
+fn receive_direct(listener: TcpListener) {
+    common::serve_threads(listener, MAX_DIRECT_PEERS, BUSY_REPLY, |stream, peer| {
+        if let Err(why) = read_direct(stream) {
+            say!("-- direct connection from {peer}: {why}");
+        }
+    });
+}
+
+/// One direct connection: `HI <name>`, then lines until the peer closes.
+fn read_direct(stream: TcpStream) -> Result<(), String> {
+    stream
+        .set_read_timeout(Some(DIRECT_IDLE_TIMEOUT))
+        .map_err(|err| describe(&err))?;
+    let mut lines = BufReader::new(stream);
+    let mut next = || match read_line(&mut lines, LINE_LIMIT) {
+        Ok(ReadLine::Line(line)) => Ok(Some(line)),
+        Ok(ReadLine::Closed) => Ok(None),
+        Ok(ReadLine::TooLong) => Err(format!("a line longer than {LINE_LIMIT} bytes, closed")),
+        Err(err) => Err(describe(&err)),
+    };
+    // The peer says who it is. Nothing proves it: anyone who can reach
+    // this port can claim any name (the chapter says more).
+    let first = next()?.unwrap_or_default();
+    let from = match std::str::from_utf8(&first)
+        .ok()
+        .and_then(|l| l.strip_prefix("HI "))
+    {
+        Some(name) if valid_name(name) => name.to_string(),
+        _ => {
+            return Err(format!(
+                "expected HI <name>, got \"{}\"; closed",
+                printable(&first)
+            ));
+        }
+    };
+    while let Some(line) = next()? {
+        say!("[direct from {from}] {}", printable(&line));
+    }
+    Ok(())
+}
+// ANCHOR_END: direct

@@ -1,0 +1,59 @@
+//! The limits every part of lesson 4 respects, server and client: each one
+//! answers a question a careless program leaves open.
+
+use std::time::Duration;
+
+// ANCHOR: limits
+/// Where the server listens, and the client connects, unless told
+/// otherwise: loopback, on the original lesson's port.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7788";
+/// The port used when an address names only a host.
+pub const DEFAULT_PORT: u16 = 7788;
+/// The longest line either side sends or accepts, without its newline. A
+/// peer that sends more without a newline is told `ERR line-too-long` and
+/// disconnected: without a limit, a peer that never sends `\n` makes us
+/// buffer until memory runs out.
+pub const LINE_LIMIT: usize = 4096;
+/// The longest name: 1 to 32 ASCII letters, digits, `_` and `-`.
+pub const NAME_LIMIT: usize = 32;
+/// The longest text a client may relay. `SEND bob <text>` arrives as
+/// `FROM <sender> <text>`, and a long sender name makes that line longer
+/// than the one that was sent: this limit keeps every `FROM` line within
+/// LINE_LIMIT, whoever sends it.
+pub const TEXT_LIMIT: usize = LINE_LIMIT - "FROM ".len() - NAME_LIMIT - " ".len();
+/// How many lines may wait for one client. The server never waits for a
+/// receiver: it puts the line in the receiver's queue and goes on. A client
+/// whose queue is full has stopped reading, and is dropped rather than let
+/// its queue grow without end.
+pub const QUEUE_LIMIT: usize = 128;
+/// How many clients are served at once unless `--max-clients` says otherwise.
+pub const DEFAULT_MAX_CLIENTS: usize = 64;
+/// The most `--max-clients` allows: `PEERS` names every client on one line,
+/// and 100 names of 32 bytes still fit in LINE_LIMIT.
+pub const MAX_CLIENTS_LIMIT: usize = 100;
+const _: () = assert!("PEERS".len() + MAX_CLIENTS_LIMIT * (1 + NAME_LIMIT) <= LINE_LIMIT);
+/// How long a new connection has to send `HELLO`, counted from the
+/// connect, unless `--hello-timeout` says otherwise. Until it registers, a
+/// connection holds a client slot and can do nothing else; it is closed
+/// rather than held for ever.
+pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one write to a client may wait for room in its socket. A client
+/// that stops reading fills its receive buffer and then our send buffer;
+/// its writer thread gives up after this and drops it.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After our last line to a client, how long we read and discard what it
+/// still sends while waiting for it to close (see `common::close_gently`).
+pub const LINGER: Duration = Duration::from_secs(2);
+/// The line a client over the cap gets before its connection is closed.
+pub const BUSY_REPLY: &[u8] = b"ERR busy\n";
+
+/// The client waits this long to connect, for `WELCOME`, and for the
+/// server to close after `BYE`, unless `--timeout` says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many peers may be connected to a client directly at once.
+pub const MAX_DIRECT_PEERS: usize = 16;
+/// How long a direct connection may stay silent before the client closes it.
+pub const DIRECT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// What to run when nobody is listening.
+pub(crate) const START_SERVER: &str = "cargo run -p relay -- serve";
+// ANCHOR_END: limits

@@ -1,0 +1,162 @@
+//! The protocol: the commands a client sends, the refusals it can get, and
+//! the parser that turns one line into one or the other. No I/O here.
+
+use crate::limits::{NAME_LIMIT, TEXT_LIMIT};
+
+// ANCHOR: command
+/// What a client can ask of the server: one line each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `HELLO <name> [<listen-port>]`: register, optionally with the port
+    /// this client listens on for direct connections.
+    Hello {
+        name: String,
+        listen_port: Option<u16>,
+    },
+    /// `LIST`: who is here.
+    List,
+    /// `SEND <name> <text>`: relay one line to one client.
+    Send { to: String, text: String },
+    /// `ALL <text>`: relay one line to every other client.
+    All { text: String },
+    /// `WHERE <name>`: where that client listens for direct connections.
+    Where { name: String },
+    /// `BYE`: leave.
+    Bye,
+}
+
+/// Why a line was refused: the `ERR` line the client gets. The server
+/// stays connected, except after `LineTooLong`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Anything but `HELLO` (or `BYE`) before registering.
+    HelloFirst,
+    /// A `HELLO` after registering.
+    AlreadyRegistered,
+    /// A name that breaks the rules (see [`valid_name`]).
+    BadName,
+    /// Someone else has this name.
+    NameTaken,
+    /// No registered client has this name.
+    NoSuchPeer(String),
+    /// This client registered without a listen port.
+    NotListening(String),
+    /// A known command with the wrong arguments; holds the right form.
+    Usage(&'static str),
+    /// Text longer than TEXT_LIMIT.
+    TextTooLong,
+    /// The line is not UTF-8.
+    NotUtf8,
+    /// A command word the server does not know (or an empty line).
+    UnknownCommand,
+    /// More than LINE_LIMIT bytes without a newline.
+    LineTooLong,
+}
+
+impl Refusal {
+    /// The whole `ERR` line, with its newline.
+    pub fn line(&self) -> String {
+        match self {
+            Refusal::HelloFirst => "ERR hello-first\n".to_string(),
+            Refusal::AlreadyRegistered => "ERR already-registered\n".to_string(),
+            Refusal::BadName => "ERR bad-name\n".to_string(),
+            Refusal::NameTaken => "ERR name-taken\n".to_string(),
+            Refusal::NoSuchPeer(name) => format!("ERR no-such-peer {name}\n"),
+            Refusal::NotListening(name) => format!("ERR not-listening {name}\n"),
+            Refusal::Usage(form) => format!("ERR usage {form}\n"),
+            Refusal::TextTooLong => "ERR text-too-long\n".to_string(),
+            Refusal::NotUtf8 => "ERR not-utf8\n".to_string(),
+            Refusal::UnknownCommand => "ERR unknown-command\n".to_string(),
+            Refusal::LineTooLong => "ERR line-too-long\n".to_string(),
+        }
+    }
+}
+
+/// Reads one command line (without its newline). It does no I/O, so a
+/// test can throw any bytes at it.
+///
+/// The command word and the first arguments are separated by single
+/// spaces; the text of `SEND` and `ALL` is the rest of the line, spaces
+/// and all, and may be empty (`SEND bob ` sends an empty line).
+pub fn parse_command(line: &[u8]) -> Result<Command, Refusal> {
+    // exercise 4.1: begin
+    let line = std::str::from_utf8(line).map_err(|_| Refusal::NotUtf8)?;
+    let (word, rest) = match line.split_once(' ') {
+        Some((word, rest)) => (word, Some(rest)),
+        None => (line, None),
+    };
+    match (word, rest) {
+        ("HELLO", rest) => {
+            let mut args = rest.unwrap_or("").split(' ');
+            let name = args.next().unwrap_or("");
+            if !valid_name(name) {
+                return Err(Refusal::BadName);
+            }
+            let usage = Refusal::Usage("HELLO <name> [<listen-port>]");
+            let listen_port = match args.next() {
+                None => None,
+                Some(port) => Some(parse_port(port).ok_or(usage.clone())?),
+            };
+            if args.next().is_some() {
+                return Err(usage);
+            }
+            Ok(Command::Hello {
+                name: name.to_string(),
+                listen_port,
+            })
+        }
+        ("LIST", None) => Ok(Command::List),
+        ("LIST", Some(_)) => Err(Refusal::Usage("LIST")),
+        ("SEND", rest) => {
+            let Some((to, text)) = rest.and_then(|rest| rest.split_once(' ')) else {
+                return Err(Refusal::Usage("SEND <name> <text>"));
+            };
+            if !valid_name(to) {
+                return Err(Refusal::BadName);
+            }
+            Ok(Command::Send {
+                to: to.to_string(),
+                text: checked_text(text)?,
+            })
+        }
+        ("ALL", Some(text)) => Ok(Command::All {
+            text: checked_text(text)?,
+        }),
+        ("ALL", None) => Err(Refusal::Usage("ALL <text>")),
+        ("WHERE", Some(name)) if valid_name(name) => Ok(Command::Where {
+            name: name.to_string(),
+        }),
+        ("WHERE", Some(_)) => Err(Refusal::BadName),
+        ("WHERE", None) => Err(Refusal::Usage("WHERE <name>")),
+        ("BYE", None) => Ok(Command::Bye),
+        ("BYE", Some(_)) => Err(Refusal::Usage("BYE")),
+        _ => Err(Refusal::UnknownCommand),
+    }
+    // exercise 4.1: end
+}
+
+/// A name is 1 to NAME_LIMIT ASCII letters, digits, `_` and `-`. No spaces
+/// (names are separated by spaces in `PEERS`), nothing invisible, and no
+/// two names that look alike but differ in their bytes.
+pub fn valid_name(name: &str) -> bool {
+    (1..=NAME_LIMIT).contains(&name.len())
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+}
+
+/// A port in decimal digits, 1 to 65535 (`str::parse` would also take `+5`).
+fn parse_port(text: &str) -> Option<u16> {
+    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok().filter(|&port| port != 0)
+}
+
+fn checked_text(text: &str) -> Result<String, Refusal> {
+    if text.len() > TEXT_LIMIT {
+        return Err(Refusal::TextTooLong);
+    }
+    Ok(text.to_string())
+}
+// ANCHOR_END: command
