@@ -5,10 +5,12 @@ checks it with `hashlib`: the protocol needs no Rust on the other end.
     python3 download.py HOST PORT PATH OUT
 
 Sends `GET PATH`, reads the header line `OK <size> <sha256>`, then exactly
-<size> bytes, checks their SHA-256, and writes them to OUT. A refusal
+<size> bytes into OUT.part, and renames OUT.part to OUT only if their SHA-256
+matches (a mismatch removes it), so OUT is never a cut or wrong file. A refusal
 (`ERR <code> <message>`) is printed and ends with status 1.
 """
 import hashlib
+import os
 import socket
 import sys
 
@@ -24,7 +26,8 @@ with socket.create_connection((host, port), timeout=5) as sock:
     _, size_text, expected = header.split(" ")
     size = int(size_text)
     digest = hashlib.sha256()
-    with open(out, "wb") as file:
+    part = out + ".part"
+    with open(part, "wb") as file:
         left = size
         while left > 0:
             chunk = reader.read(min(left, 65536))
@@ -35,6 +38,8 @@ with socket.create_connection((host, port), timeout=5) as sock:
             file.write(chunk)
             left -= len(chunk)
     if digest.hexdigest() != expected:
+        os.remove(part)
         print("sha256 mismatch")
         sys.exit(1)
+    os.replace(part, out)
 print("saved %d bytes, sha256 ok" % size)

@@ -75,10 +75,12 @@ pub fn send_message(server: &str, timeout: Duration, message: &str) -> anyhow::R
 }
 // ANCHOR_END: send_message
 
-/// Step 3: shutdown(Write). A server that already replied and closed the
-/// whole connection (the original one-shot server does) makes this fail
-/// with "not connected": that is no error for us, its reply is waiting in
-/// our receive buffer all the same.
+/// Step 3: shutdown(Write). After a server replied and closed the whole
+/// connection (the original one-shot server does), this still succeeds on
+/// Linux: the server's FIN does not end our sending side. Only a reset (a
+/// server that closed with bytes of ours unread) makes it fail with "not
+/// connected": that is no error for us, and on Linux the reply that came
+/// before the reset is still waiting in our receive buffer.
 fn half_close(stream: &TcpStream, peer: SocketAddr) -> anyhow::Result<()> {
     match stream.shutdown(Shutdown::Write) {
         Ok(()) => Ok(()),

@@ -79,9 +79,12 @@ fn open_listener(listen_addr: &str) -> anyhow::Result<TcpListener> {
 
     // SO_REUSEADDR lets us bind the port again right after a previous run
     // of this server closed a connection on it. Without it, restarting the
-    // server can fail with "address already in use" for a minute or two,
-    // while the old connection sits in TIME_WAIT. It does not let two
-    // servers listen on the same port at once.
+    // server can fail with "address already in use" for 60 s on Linux
+    // (TCP_TIMEWAIT_LEN), while the old connection sits in TIME_WAIT. On
+    // Unix it does not let two servers listen on the same port at once. On
+    // Windows it does (a socket may then bind a port that is in use), so,
+    // like std's TcpListener::bind, we set it only on Unix.
+    #[cfg(unix)]
     socket
         .set_reuse_address(true)
         .context("could not set SO_REUSEADDR")?;

@@ -371,7 +371,7 @@ pub fn open_file(real: &Path) -> Result<(File, Metadata), Refusal> {
             ));
         }
     };
-    // fstat: the metadata of what we opened.
+    // fstat (statx on Linux): the metadata of what we opened.
     match file.metadata() {
         Ok(meta) if meta.is_file() => Ok((file, meta)),
         Ok(meta) if meta.is_dir() => Err(Refusal::new(

@@ -76,10 +76,15 @@ where
         let (stream, client) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(err) => {
-                // accept() can fail for reasons that pass: the client gave
-                // up before we accepted it, or we are out of file
-                // descriptors for a moment. Report it and go on; the short
-                // pause keeps a lasting error from spinning a core.
+                // accept() can fail for reasons that pass (accept(2)): out
+                // of file descriptors (EMFILE, ENFILE) or memory (ENOBUFS,
+                // ENOMEM) for a moment, or, on Linux, a network error the
+                // new connection already had (ENETDOWN, EHOSTUNREACH and
+                // the others accept(2) lists). A client that reset while
+                // queued is not one: Linux still returns its connection,
+                // and the reset comes on the first read. Report it and go
+                // on; the short pause keeps a lasting error from spinning
+                // a core.
                 say!("could not accept a connection: {}", describe(&err));
                 thread::sleep(Duration::from_millis(100));
                 continue;
