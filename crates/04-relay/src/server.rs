@@ -252,9 +252,10 @@ pub fn serve_client(
     // Socket options belong to the socket, so every handle shares them.
     // TCP_NODELAY: send each line at once. By default the kernel holds a
     // small write back until the previous one is acknowledged (Nagle's
-    // algorithm), and the receiver delays its acknowledgements by up to
-    // 40 ms hoping to send them with a reply: a chat of short lines would
-    // stall for 40 ms at a time.
+    // algorithm), and the receiver delays its acknowledgements, hoping to
+    // send them with a reply (on Linux for 40 ms at least, TCP_DELACK_MIN,
+    // and up to 200 ms): a chat of short lines would stall that long at a
+    // time.
     let handles = stream
         .set_nodelay(true)
         .and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)))

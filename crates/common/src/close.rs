@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 /// Dropping the socket would close it at once. But if the peer sent more
 /// than we read (a second line, or more bytes than a limit allowed), those
 /// bytes sit unread in our receive buffer, and closing a socket with unread
-/// data makes the kernel send a reset (RST) instead of the orderly FIN. A
-/// reset can throw away our last reply on the peer's side before it reads it.
+/// data makes the kernel send a reset (RST) instead of the orderly FIN. The
+/// reset throws away whatever of our reply is still in our send queue (on
+/// Linux a 3 MiB reply arrived as 128,000 bytes), and the peer's next read
+/// fails with "connection reset" instead of reading end-of-input; on some
+/// stacks the peer also loses what it had received but not yet read.
 ///
 /// So: shutdown(Write) first, which sends FIN after the reply (the peer reads
 /// the reply and then end-of-input); then read and discard whatever the peer
