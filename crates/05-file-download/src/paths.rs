@@ -1,0 +1,218 @@
+//! Paths: from the text of a request to an open file, in three stages,
+//! each a function that answers with a path or a refusal.
+
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use crate::{Code, Refusal};
+
+// ANCHOR: check_path
+/// Checks a requested path by its text alone, before the file system is
+/// asked anything, and turns it into a relative path. Pure.
+///
+/// Each rule closes a way out of the served folder that real file servers
+/// have been caught by; the chapter tells the stories.
+pub fn check_path(path: &str, hidden: bool) -> Result<PathBuf, Refusal> {
+    let forbidden = |message: &str| Err(Refusal::new(Code::Forbidden, message));
+    if path.is_empty() {
+        return Err(Refusal::new(Code::BadRequest, "the path is empty"));
+    }
+    // NUL ends a string for the C functions beneath us (`a.txt\0.png` is
+    // `a.txt` to them); the other control characters are never part of an
+    // honest name and make logs lie.
+    if path.chars().any(char::is_control) {
+        return forbidden("a path may not contain control characters");
+    }
+    // On Windows `\` separates folders, so `..\secret` climbs out there.
+    if path.contains('\\') {
+        return forbidden("a path may not contain backslashes; use / between folders");
+    }
+    // `/etc/passwd` would replace the folder: Path::join keeps only the
+    // absolute part.
+    if path.starts_with('/') {
+        return forbidden("a path must be relative to the served folder");
+    }
+    // `C:` and `C:\...` name a drive on Windows: another absolute path.
+    if matches!(path.as_bytes(), [letter, b':', ..] if letter.is_ascii_alphabetic()) {
+        return forbidden("a path may not start with a drive such as C:");
+    }
+    let mut relative = PathBuf::new();
+    for component in path.split('/') {
+        match component {
+            // `a//b`, `a/` or `/`: harmless here, but a path has one
+            // spelling, so that checks and logs see the same name.
+            "" => return forbidden("a path may not have empty components, as in a//b or a/"),
+            // `..` climbs out of the folder; `.` is refused with it, so
+            // there is no second way to write a name.
+            "." | ".." => return forbidden("a path may not have . or .. components"),
+            // Dotfiles hold secrets by custom: .env, .git/config, .ssh/.
+            name if name.starts_with('.') && !hidden => {
+                return forbidden("dotfiles such as .env are not served");
+            }
+            name => relative.push(name),
+        }
+    }
+    Ok(relative)
+}
+// ANCHOR_END: check_path
+
+// ANCHOR: resolve_inside
+/// The message for every path that leaves the folder through a link. It is
+/// the same whether or not the target exists, so that it tells nothing
+/// about the machine outside the folder.
+const OUTSIDE: &str = "the path leads outside the served folder, or through a broken link";
+
+/// Finds the real file behind a checked `relative` path, following links,
+/// and refuses it unless it lies inside `root` (an absolute, canonical path).
+pub fn resolve_inside(root: &Path, relative: &Path, hidden: bool) -> Result<PathBuf, Refusal> {
+    // canonicalize asks the kernel for the real path: every link followed,
+    // every `..` applied. Text checks cannot see where a link leads.
+    let real = match fs::canonicalize(root.join(relative)) {
+        Ok(real) => real,
+        // A link to /etc/nothing fails here and a link to /etc/passwd does
+        // not: answering `not-found` for one and `forbidden` for the other
+        // would let a client probe what exists outside. Behind a link, every
+        // failure is `forbidden`.
+        Err(_) if passes_through_link(root, relative) => {
+            return Err(Refusal::new(Code::Forbidden, OUTSIDE));
+        }
+        Err(_) => return Err(Refusal::new(Code::NotFound, "no such file")),
+    };
+    // strip_prefix compares whole components: /srv/files2/x is not inside
+    // /srv/files, as a comparison of strings would say it is.
+    let Ok(inside) = real.strip_prefix(root) else {
+        return Err(Refusal::new(Code::Forbidden, OUTSIDE));
+    };
+    // The real path must pass the dotfile rule too: a link `notes` that
+    // points at `.git/config` inside the folder is still refused.
+    let hidden_part = inside
+        .components()
+        .any(|part| part.as_os_str().as_encoded_bytes().starts_with(b"."));
+    if hidden_part && !hidden {
+        return Err(Refusal::new(
+            Code::Forbidden,
+            "dotfiles such as .env are not served",
+        ));
+    }
+    Ok(real)
+}
+
+/// Whether a step of `relative` under `root` is a symbolic link (looking
+/// at the steps that exist, up to the first that does not).
+fn passes_through_link(root: &Path, relative: &Path) -> bool {
+    let mut here = root.to_path_buf();
+    for step in relative.components() {
+        here.push(step);
+        match fs::symlink_metadata(&here) {
+            Ok(meta) if meta.file_type().is_symlink() => return true,
+            Ok(_) => continue,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+// ANCHOR_END: resolve_inside
+
+// ANCHOR: open_file
+/// Opens the file at `real` (from [`resolve_inside`]) and checks, on the
+/// open handle, that it is a regular file.
+///
+/// The check comes after the open, not before: what a name points to can
+/// change between a check by name and an open by name, while the handle
+/// stays the file we opened. Everything after this uses the handle: the
+/// size, the digest, the bytes sent.
+pub fn open_file(real: &Path) -> Result<(File, Metadata), Refusal> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    // Opening a fifo waits until something opens its other end, maybe
+    // forever. O_NONBLOCK makes open return at once; it changes nothing
+    // for regular files.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        rustix::fs::OFlags::NONBLOCK.bits() as i32,
+    );
+    let file = match options.open(real) {
+        Ok(file) => file,
+        Err(err) if err.kind() == ErrorKind::NotFound => {
+            return Err(Refusal::new(Code::NotFound, "no such file"));
+        }
+        Err(err) if err.kind() == ErrorKind::PermissionDenied => {
+            return Err(Refusal::new(
+                Code::Forbidden,
+                "the server may not read this file",
+            ));
+        }
+        // A Unix socket, for example, cannot be opened at all.
+        Err(_) => {
+            return Err(Refusal::new(
+                Code::NotAFile,
+                "only regular files are served",
+            ));
+        }
+    };
+    // fstat: the metadata of what we opened.
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => Ok((file, meta)),
+        Ok(meta) if meta.is_dir() => Err(Refusal::new(
+            Code::NotAFile,
+            "that is a folder; LIST shows the files",
+        )),
+        _ => Err(Refusal::new(
+            Code::NotAFile,
+            "only regular files are served",
+        )),
+    }
+}
+// ANCHOR_END: open_file
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn path_rules_refuse_by_text_alone() {
+        for good in [
+            "a",
+            "a/b.txt",
+            "my notes.txt",
+            "données/été.txt",
+            "a..b",
+            "x.",
+            "%2e%2e",
+        ] {
+            assert!(check_path(good, false).is_ok(), "{good:?} should pass");
+        }
+        for bad in [
+            "/a",
+            "..",
+            "../a",
+            "a/../b",
+            ".",
+            "./a",
+            "a//b",
+            "a/",
+            "a\\b",
+            "C:a",
+            "c:/a",
+            "a\0b",
+            "a\nb",
+            "a\u{1b}b",
+            ".env",
+            "a/.git/config",
+        ] {
+            let refusal = check_path(bad, false).unwrap_err();
+            assert_eq!(refusal.code, Code::Forbidden, "{bad:?}");
+        }
+        assert_eq!(check_path("", false).unwrap_err().code, Code::BadRequest);
+        assert!(check_path(".env", true).is_ok());
+        assert!(
+            check_path("../a", true).is_err(),
+            "--hidden never allows .."
+        );
+        assert_eq!(
+            check_path("a/b c/d", false).unwrap(),
+            Path::new("a").join("b c").join("d")
+        );
+    }
+}
