@@ -48,6 +48,8 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
     // Step 1: what an earlier attempt left. Its bytes are hashed now, so
     // the digest at the end covers the whole file.
     let mut hasher = Sha256::new();
+    // exercise 5.4: begin
+    //~ let mut have: u64 = todo!();
     let mut have = match File::open(&part) {
         Ok(file) => io::copy(
             &mut BufReader::with_capacity(BUFFER_SIZE, file),
@@ -57,6 +59,7 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
         Err(err) if err.kind() == ErrorKind::NotFound => 0,
         Err(err) => bail!("could not open {}: {}", part.display(), describe(&err)),
     };
+    // exercise 5.4: end
 
     // Step 2: ask for the whole file, or for the rest of it.
     let started = Instant::now();
@@ -66,11 +69,14 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
         .context("could not read the server's address")?;
     stream.set_read_timeout(Some(options.timeout))?;
     stream.set_write_timeout(Some(options.timeout))?;
+    // exercise 5.4: begin
+    //~ let request: String = todo!();
     let request = if have == 0 {
         format!("GET {path}\n")
     } else {
         format!("RESUME {have} {path}\n")
     };
+    // exercise 5.4: end
     (&stream)
         .write_all(request.as_bytes())
         .map_err(|err| anyhow!("could not send the request to {peer}: {}", describe(&err)))?;
@@ -99,11 +105,14 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
     };
 
     // Step 4: receive the rest into the .part file.
+    // exercise 5.4: begin
+    //~ let mut file: File = todo!();
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&part)
         .map_err(|err| anyhow!("could not create {}: {}", part.display(), describe(&err)))?;
+    // exercise 5.4: end
     let resumed_at = have;
     let bar = progress_bar(size, have);
     let cut = receive(&mut reader, &mut file, &mut hasher, &mut have, size, &bar)
@@ -123,14 +132,12 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
     file.sync_all()
         .with_context(|| format!("could not flush {} to disk", part.display()))?;
     drop(file);
+    // exercise 5.3: begin
     if format!("{:x}", hasher.finalize()) != sha256 {
         remove(&part)?;
-        bail!(
-            "\"{shown}\" arrived whole but its SHA-256 does not match the server's (the file changed on the server during the download, or since {} was started); removed {}: run the same command again to download it afresh",
-            part.display(),
-            part.display()
-        );
+        return Err(digest_mismatch(&shown, &part));
     }
+    // exercise 5.3: end
     refuse_to_overwrite(&out, options.force)?;
     fs::rename(&part, &out).map_err(|err| {
         anyhow!(
@@ -189,7 +196,9 @@ fn receive(
         // scope waits for it, so `hasher` has seen every byte after it.
         scope.spawn(move || {
             for (buffer, count) in filled {
+                // exercise 5.3: begin
                 hasher.update(&buffer[..count]);
+                // exercise 5.3: end
                 let _ = to_fill.send(buffer);
             }
         });
@@ -251,6 +260,17 @@ fn not_understood(peer: SocketAddr, line: &[u8]) -> anyhow::Error {
     )
 }
 
+/// The error for a file whose bytes, all there, do not make the SHA-256
+/// the server announced. Its `.part` is removed by then: a part of an
+/// older version would only fail again.
+fn digest_mismatch(shown: &str, part: &Path) -> anyhow::Error {
+    anyhow!(
+        "\"{shown}\" arrived whole but its SHA-256 does not match the server's (the file changed on the server during the download, or since {} was started); removed {}: run the same command again to download it afresh",
+        part.display(),
+        part.display()
+    )
+}
+
 /// The name to save `path` under when `-o` is not given: its last part.
 fn default_name(path: &str) -> anyhow::Result<PathBuf> {
     let name = path.rsplit('/').next().unwrap_or_default();
@@ -265,9 +285,11 @@ fn default_name(path: &str) -> anyhow::Result<PathBuf> {
 
 /// `notes.txt` becomes `notes.txt.part`.
 fn part_name(out: &Path) -> PathBuf {
+    // exercise 5.4: begin
     let mut name = out.as_os_str().to_owned();
     name.push(".part");
     PathBuf::from(name)
+    // exercise 5.4: end
 }
 
 fn refuse_to_overwrite(out: &Path, force: bool) -> anyhow::Result<()> {

@@ -8,52 +8,63 @@ use std::path::{Path, PathBuf};
 use crate::{Code, Refusal};
 
 // ANCHOR: check_path
+// What each rule of `check_path` answers, word for word: the client sees
+// it after `ERR forbidden ` (or `ERR bad-request `), and the log too.
+const EMPTY: &str = "the path is empty";
+const CONTROL: &str = "a path may not contain control characters";
+const BACKSLASH: &str = "a path may not contain backslashes; use / between folders";
+const ABSOLUTE: &str = "a path must be relative to the served folder";
+const DRIVE: &str = "a path may not start with a drive such as C:";
+const EMPTY_PART: &str = "a path may not have empty components, as in a//b or a/";
+const DOTS: &str = "a path may not have . or .. components";
+const DOTFILE: &str = "dotfiles such as .env are not served";
+
 /// Checks a requested path by its text alone, before the file system is
 /// asked anything, and turns it into a relative path. Pure.
 ///
 /// Each rule closes a way out of the served folder that real file servers
 /// have been caught by; the chapter tells the stories.
 pub fn check_path(path: &str, hidden: bool) -> Result<PathBuf, Refusal> {
+    // exercise 5.2: begin
     let forbidden = |message: &str| Err(Refusal::new(Code::Forbidden, message));
     if path.is_empty() {
-        return Err(Refusal::new(Code::BadRequest, "the path is empty"));
+        return Err(Refusal::new(Code::BadRequest, EMPTY));
     }
     // NUL ends a string for the C functions beneath us (`a.txt\0.png` is
     // `a.txt` to them); the other control characters are never part of an
     // honest name and make logs lie.
     if path.chars().any(char::is_control) {
-        return forbidden("a path may not contain control characters");
+        return forbidden(CONTROL);
     }
     // On Windows `\` separates folders, so `..\secret` climbs out there.
     if path.contains('\\') {
-        return forbidden("a path may not contain backslashes; use / between folders");
+        return forbidden(BACKSLASH);
     }
     // `/etc/passwd` would replace the folder: Path::join keeps only the
     // absolute part.
     if path.starts_with('/') {
-        return forbidden("a path must be relative to the served folder");
+        return forbidden(ABSOLUTE);
     }
     // `C:` and `C:\...` name a drive on Windows: another absolute path.
     if matches!(path.as_bytes(), [letter, b':', ..] if letter.is_ascii_alphabetic()) {
-        return forbidden("a path may not start with a drive such as C:");
+        return forbidden(DRIVE);
     }
     let mut relative = PathBuf::new();
     for component in path.split('/') {
         match component {
             // `a//b`, `a/` or `/`: harmless here, but a path has one
             // spelling, so that checks and logs see the same name.
-            "" => return forbidden("a path may not have empty components, as in a//b or a/"),
+            "" => return forbidden(EMPTY_PART),
             // `..` climbs out of the folder; `.` is refused with it, so
             // there is no second way to write a name.
-            "." | ".." => return forbidden("a path may not have . or .. components"),
+            "." | ".." => return forbidden(DOTS),
             // Dotfiles hold secrets by custom: .env, .git/config, .ssh/.
-            name if name.starts_with('.') && !hidden => {
-                return forbidden("dotfiles such as .env are not served");
-            }
+            name if name.starts_with('.') && !hidden => return forbidden(DOTFILE),
             name => relative.push(name),
         }
     }
     Ok(relative)
+    // exercise 5.2: end
 }
 // ANCHOR_END: check_path
 
@@ -90,10 +101,7 @@ pub fn resolve_inside(root: &Path, relative: &Path, hidden: bool) -> Result<Path
         .components()
         .any(|part| part.as_os_str().as_encoded_bytes().starts_with(b"."));
     if hidden_part && !hidden {
-        return Err(Refusal::new(
-            Code::Forbidden,
-            "dotfiles such as .env are not served",
-        ));
+        return Err(Refusal::new(Code::Forbidden, DOTFILE));
     }
     Ok(real)
 }

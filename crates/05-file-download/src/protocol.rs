@@ -130,6 +130,7 @@ pub enum Reply {
 /// Reads a reply header line (without its newline); `None` if it is not
 /// one of the three shapes. Pure, like [`parse_request`].
 pub fn parse_reply(line: &[u8]) -> Option<Reply> {
+    // exercise 5.1: begin
     let line = std::str::from_utf8(line).ok()?;
     if let Some(rest) = line.strip_prefix("ERR ") {
         let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -151,6 +152,7 @@ pub fn parse_reply(line: &[u8]) -> Option<Reply> {
         }
         Some(_) => None,
     }
+    // exercise 5.1: end
 }
 // ANCHOR_END: reply
 

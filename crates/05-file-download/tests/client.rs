@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 
 use file_download::BUFFER_SIZE;
-use support::{TempDir, bin, bytes, client, get, settings, sha256_hex, start_server};
+use support::{TempDir, bin, book, bytes, client, get, settings, sha256_hex, start_server};
 use testkit::{FakeServer, Finished, Process, closed_port};
 
 /// Every file name in `folder`, sorted: to check what a run left behind.
@@ -390,6 +390,33 @@ fn a_server_that_closes_without_replying_is_one_line() {
         names_in(cwd.path()).is_empty(),
         "nothing should be written; {done}"
     );
+}
+
+#[test]
+fn a_reply_the_client_does_not_understand_is_one_error_line() {
+    // A digest of 3 hex digits, a size that is not a number, a lowercase
+    // `ok`: none is a reply of the protocol.
+    for header in ["OK 5 abc", "OK five 0123", "ok 5"] {
+        let cwd = TempDir::new();
+        let fake = FakeServer::start();
+        let mut client = start_get(&fake, cwd.path(), "x.txt");
+        let mut conn = fake.accept("the client should connect");
+        conn.read_line("the client should send its request line");
+        conn.send(format!("{header}\nhello").as_bytes());
+        drop(conn);
+        let done = client.finish();
+        let expected = format!("sent a line this program does not understand: {header}");
+        assert!(
+            !done.status.success()
+                && done.stderr.starts_with("error: the server at 127.0.0.1:")
+                && done.stderr.ends_with(&format!(" {expected}\n"))
+                && names_in(cwd.path()).is_empty(),
+            "a server that answers `GET x.txt` with the header {header:?} has not said \
+             `OK <size> <64 hex digits>`, so parse_reply should give None, and get should fail \
+             with the one line `error: the server at ADDR {expected}` and write nothing {}; {done}",
+            book::PROTOCOL
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------

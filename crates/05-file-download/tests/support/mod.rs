@@ -94,3 +94,26 @@ pub fn settings(temp: &TempDir) -> insta::Settings {
     settings.add_filter(r"\(\d+(\.\d+)? [KMGT]?i?B/s\)", "([RATE])");
     settings
 }
+
+/// The chapter's sections, as failure messages name them: where to read
+/// about what a failing test checks.
+pub mod book {
+    pub const RUN_IT: &str = "(book: 05-file-download.md § Run it)";
+    pub const BY_HAND: &str = "(book: 05-file-download.md § By hand, with nc)";
+    pub const PROTOCOL: &str = "(book: 05-file-download.md § The protocol)";
+    pub const PATHS: &str =
+        "(book: 05-file-download.md § Paths: keeping every request inside the folder)";
+    pub const STAGE_1: &str = "(book: 05-file-download.md § Stage 1: the text of the path)";
+    pub const STAGE_2: &str = "(book: 05-file-download.md § Stage 2: where the path really leads)";
+    pub const STAGE_3: &str = "(book: 05-file-download.md § Stage 3: open once, then look)";
+    pub const SERVING: &str =
+        "(book: 05-file-download.md § Serving: a thread per client, a deadline for the request)";
+    pub const DEADLINE: &str = "(book: 05-file-download.md § A deadline is not a timeout)";
+    pub const SENDING: &str =
+        "(book: 05-file-download.md § Sending: the bytes never come up into the program)";
+    pub const DIGEST_ONCE: &str = "(book: 05-file-download.md § The digest, computed once)";
+    pub const CLIENT: &str =
+        "(book: 05-file-download.md § The client: `.part`, the digest, and resuming)";
+    pub const GOES_WRONG: &str = "(book: 05-file-download.md § When things go wrong)";
+    pub const MEMORY: &str = "(book: 05-file-download.md § How fast, and how much memory)";
+}
