@@ -17,7 +17,10 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use file_download::LINE_LIMIT;
-use support::{TempDir, ask, bin, bytes, settings, sha256_hex, start_server, whole_reply};
+use support::{
+    TempDir, ask, bin, book, bytes, peak_resident_kib, settings, sha256_hex, start_server,
+    whole_reply,
+};
 use testkit::{Connection, run, tool};
 
 const HELLO: &[u8] = b"hello world\n";
@@ -504,6 +507,64 @@ fn a_big_file_arrives_whole_and_matches_its_digest() {
     assert!(
         ask(server.addr(), b"GET big.bin\n") == whole_reply(&content),
         "GET of a 5 MiB file should send the header and every byte, unchanged"
+    );
+}
+
+/// A file far larger than the memory the server may use to send it.
+const HUGE: u64 = 256 * 1024 * 1024;
+/// The most memory the server may ever hold while it hashes and sends
+/// HUGE: a few buffers and its threads, not the file.
+const MEMORY_BOUND_KIB: u64 = 64 * 1024;
+
+#[test]
+fn the_server_sends_a_file_far_larger_than_its_memory_bound() {
+    if cfg!(not(target_os = "linux")) {
+        eprintln!(
+            "skipped: the server's peak memory is read from /proc/PID/status (VmHWM), which only Linux has"
+        );
+        return;
+    }
+    let fixture = Fixture::new();
+    // A sparse file: 256 MiB long, holding no blocks on disk; reading it
+    // gives zeros.
+    let huge = fs::File::create(fixture.served().join("huge.bin")).unwrap();
+    huge.set_len(HUGE).unwrap();
+    drop(huge);
+    let server = start_server(&fixture.served(), &[]);
+
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    // The server reads the whole file to hash it before the header: in a
+    // debug build that takes seconds, longer than the kit's usual wait.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    stream.write_all(b"GET huge.bin\n").unwrap();
+    let mut reader = std::io::BufReader::with_capacity(1024 * 1024, stream);
+    let mut header = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut header).unwrap();
+    assert!(
+        header.starts_with(&format!("OK {HUGE} ")),
+        "GET huge.bin (a file of {HUGE} bytes) should be answered `OK {HUGE} <sha256>`; got {header:?} {}",
+        book::PROTOCOL
+    );
+    let received = std::io::copy(&mut reader, &mut std::io::sink()).unwrap();
+    assert_eq!(
+        received,
+        HUGE,
+        "GET huge.bin should send all {HUGE} bytes after the header {}",
+        book::SENDING
+    );
+    let peak = peak_resident_kib(server.pid());
+    assert!(
+        peak <= MEMORY_BOUND_KIB,
+        "while it hashed and sent a {} MiB file, the server's peak memory (VmHWM) should stay \
+         under {} MiB; it reached {} MiB. A server that reads the whole file into memory needs \
+         as much memory as the file: hash it and send it a buffer at a time, or let the kernel \
+         send it (sendfile) {}",
+        HUGE >> 20,
+        MEMORY_BOUND_KIB >> 10,
+        peak >> 10,
+        book::SENDING
     );
 }
 

@@ -117,3 +117,16 @@ pub mod book {
     pub const GOES_WRONG: &str = "(book: 05-file-download.md § When things go wrong)";
     pub const MEMORY: &str = "(book: 05-file-download.md § How fast, and how much memory)";
 }
+
+/// The peak resident memory of process `pid` so far, in KiB: `VmHWM`
+/// ("high water mark") in /proc/PID/status. Linux only.
+pub fn peak_resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|err| panic!("could not read /proc/{pid}/status: {err}"));
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or_else(|| panic!("/proc/{pid}/status has no `VmHWM: N kB` line"))
+}
