@@ -178,49 +178,198 @@ pub fn open_file(real: &Path) -> Result<(File, Metadata), Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SECTION: &str = "(book: 05-file-download.md § Stage 1: the text of the path)";
+
+    /// Paths check_path must refuse, the code it must answer, and why.
+    const REFUSED: [(&str, bool, Code, &str); 18] = [
+        ("", false, Code::BadRequest, "an empty path names nothing"),
+        (
+            "/a",
+            false,
+            Code::Forbidden,
+            "a leading / would replace the served folder",
+        ),
+        (
+            "..",
+            false,
+            Code::Forbidden,
+            "`..` climbs out of the folder",
+        ),
+        (
+            "../a",
+            false,
+            Code::Forbidden,
+            "`..` climbs out of the folder",
+        ),
+        ("a/../b", false, Code::Forbidden, "`..` is refused anywhere"),
+        (
+            "../a",
+            true,
+            Code::Forbidden,
+            "--hidden allows dotfiles, never `..`",
+        ),
+        (
+            ".",
+            false,
+            Code::Forbidden,
+            "`.` is a second spelling of a name",
+        ),
+        (
+            "./a",
+            false,
+            Code::Forbidden,
+            "`.` is a second spelling of a name",
+        ),
+        (
+            "a//b",
+            false,
+            Code::Forbidden,
+            "an empty component is a second spelling",
+        ),
+        (
+            "a/",
+            false,
+            Code::Forbidden,
+            "an empty component is a second spelling",
+        ),
+        (
+            "a\\b",
+            false,
+            Code::Forbidden,
+            "`\\` separates folders on Windows",
+        ),
+        (
+            "C:a",
+            false,
+            Code::Forbidden,
+            "a drive like C: is an absolute path on Windows",
+        ),
+        (
+            "c:/a",
+            false,
+            Code::Forbidden,
+            "a drive like c: is an absolute path on Windows",
+        ),
+        (
+            "a\0b",
+            false,
+            Code::Forbidden,
+            "NUL ends a name for the C functions beneath",
+        ),
+        (
+            "a\nb",
+            false,
+            Code::Forbidden,
+            "a control character is never part of an honest name",
+        ),
+        (
+            "a\u{1b}b",
+            false,
+            Code::Forbidden,
+            "a control character is never part of an honest name",
+        ),
+        (
+            ".env",
+            false,
+            Code::Forbidden,
+            "dotfiles hold secrets and are served only with --hidden",
+        ),
+        (
+            "a/.git/config",
+            false,
+            Code::Forbidden,
+            "dotfiles hold secrets and are served only with --hidden",
+        ),
+    ];
+
+    /// Paths check_path must accept, with `hidden`.
+    const ACCEPTED: [(&str, bool); 8] = [
+        ("a", false),
+        ("a/b.txt", false),
+        ("my notes.txt", false),
+        ("données/été.txt", false),
+        ("a..b", false),
+        ("x.", false),
+        ("%2e%2e", false),
+        (".env", true),
+    ];
+
+    /// What is wrong with `got`, check_path's answer for (`path`, `hidden`)
+    /// when it should be a refusal with `code` because `why`; None if right.
+    fn wrong_refusal(
+        path: &str,
+        hidden: bool,
+        code: Code,
+        why: &str,
+        got: &Result<PathBuf, Refusal>,
+    ) -> Option<String> {
+        let should = format!(
+            "check_path({path:?}, hidden: {hidden}) should refuse it with {} ({why})",
+            code.as_str()
+        );
+        match got {
+            Err(refusal) if refusal.code == code => None,
+            Err(refusal) => Some(format!(
+                "{should}; it refused it with {} instead {SECTION}",
+                refusal.code.as_str()
+            )),
+            Ok(relative) => Some(format!(
+                "{should}; it accepted it as the path {relative:?} {SECTION}"
+            )),
+        }
+    }
+
     #[test]
     fn path_rules_refuse_by_text_alone() {
-        for good in [
-            "a",
-            "a/b.txt",
-            "my notes.txt",
-            "données/été.txt",
-            "a..b",
-            "x.",
-            "%2e%2e",
-        ] {
-            assert!(check_path(good, false).is_ok(), "{good:?} should pass");
+        for (path, hidden) in ACCEPTED {
+            if let Err(refusal) = check_path(path, hidden) {
+                panic!(
+                    "check_path({path:?}, hidden: {hidden}) should accept it: it has no rule's \
+                     shape (nothing is decoded, and a dot inside a name is fine); it refused it \
+                     with {} ({}) {SECTION}",
+                    refusal.code.as_str(),
+                    refusal.message
+                );
+            }
         }
-        for bad in [
-            "/a",
-            "..",
-            "../a",
-            "a/../b",
-            ".",
-            "./a",
-            "a//b",
-            "a/",
-            "a\\b",
-            "C:a",
-            "c:/a",
-            "a\0b",
-            "a\nb",
-            "a\u{1b}b",
-            ".env",
-            "a/.git/config",
-        ] {
-            let refusal = check_path(bad, false).unwrap_err();
-            assert_eq!(refusal.code, Code::Forbidden, "{bad:?}");
+        for (path, hidden, code, why) in REFUSED {
+            if let Some(wrong) = wrong_refusal(path, hidden, code, why, &check_path(path, hidden)) {
+                panic!("{wrong}");
+            }
         }
-        assert_eq!(check_path("", false).unwrap_err().code, Code::BadRequest);
-        assert!(check_path(".env", true).is_ok());
-        assert!(
-            check_path("../a", true).is_err(),
-            "--hidden never allows .."
-        );
         assert_eq!(
-            check_path("a/b c/d", false).unwrap(),
-            Path::new("a").join("b c").join("d")
+            check_path("a/b c/d", false).ok(),
+            Some(Path::new("a").join("b c").join("d")),
+            "check_path(\"a/b c/d\", hidden: false) should give the relative path a, b c, d, \
+             one component per name between slashes {SECTION}"
         );
+    }
+
+    /// The message of a failing check names the rule and the path: a
+    /// check_path that accepts `.env` is told so in those words, not with
+    /// `called Result::unwrap_err() on an Ok value`.
+    #[test]
+    fn a_path_rule_broken_says_which_rule_and_which_path() {
+        let accepted = Ok(PathBuf::from(".env"));
+        let message = wrong_refusal(
+            ".env",
+            false,
+            Code::Forbidden,
+            "dotfiles hold secrets and are served only with --hidden",
+            &accepted,
+        )
+        .unwrap_or_default();
+        for words in [
+            "check_path(\".env\", hidden: false) should refuse it with forbidden",
+            "dotfiles",
+            "it accepted it as the path \".env\"",
+            "(book: 05-file-download.md § Stage 1: the text of the path)",
+        ] {
+            assert!(
+                message.contains(words),
+                "the message for a check_path that accepts .env should contain {words:?}; it is {message:?}"
+            );
+        }
     }
 }

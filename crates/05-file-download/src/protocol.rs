@@ -160,6 +160,8 @@ pub fn parse_reply(line: &[u8]) -> Option<Reply> {
 mod tests {
     use super::*;
 
+    const SECTION: &str = "(book: 05-file-download.md § The protocol)";
+
     fn get(path: &str) -> Request {
         Request::Get {
             path: path.to_string(),
@@ -168,16 +170,35 @@ mod tests {
 
     #[test]
     fn requests_have_three_shapes() {
-        assert_eq!(parse_request(b"GET a b.txt"), Ok(get("a b.txt")));
-        assert_eq!(parse_request(b"GET "), Ok(get("")));
-        assert_eq!(
-            parse_request(b"RESUME 12 x/y"),
-            Ok(Request::Resume {
-                offset: 12,
-                path: "x/y".to_string()
-            })
-        );
-        assert_eq!(parse_request(b"LIST"), Ok(Request::List));
+        let good = [
+            (
+                &b"GET a b.txt"[..],
+                get("a b.txt"),
+                "the path is the rest of the line, spaces and all",
+            ),
+            (
+                b"GET ",
+                get(""),
+                "an empty path is the path check's to refuse, not the parser's",
+            ),
+            (
+                b"RESUME 12 x/y",
+                Request::Resume {
+                    offset: 12,
+                    path: "x/y".to_string(),
+                },
+                "the offset in decimal digits, then the path",
+            ),
+            (b"LIST", Request::List, "LIST alone"),
+        ];
+        for (line, expected, why) in good {
+            assert_eq!(
+                parse_request(line),
+                Ok(expected),
+                "parse_request({}) should read it as shown ({why}) {SECTION}",
+                testkit::show(line)
+            );
+        }
         for bad in [
             &b"get x"[..],
             b"GET",
@@ -189,29 +210,46 @@ mod tests {
             b"GET \xff",
             b"",
         ] {
-            let refusal = parse_request(bad).unwrap_err();
-            assert_eq!(refusal.code, Code::BadRequest, "{bad:?}");
+            let got = parse_request(bad).map_err(|refusal| refusal.code);
+            assert_eq!(
+                got,
+                Err(Code::BadRequest),
+                "parse_request({}) should refuse it with bad-request: a request is `GET <path>`, \
+                 `RESUME <offset in decimal digits> <path>` or `LIST`, in UTF-8 {SECTION}",
+                testkit::show(bad)
+            );
         }
     }
 
     #[test]
     fn replies_have_three_shapes() {
         let sha = "A".repeat(64);
-        assert_eq!(
-            parse_reply(format!("OK 5 {sha}").as_bytes()),
-            Some(Reply::File {
-                size: 5,
-                sha256: "a".repeat(64)
-            })
-        );
-        assert_eq!(parse_reply(b"OK 3"), Some(Reply::Count(3)));
-        assert_eq!(
-            parse_reply(b"ERR not-found no such file"),
-            Some(Reply::Refused {
-                code: "not-found".to_string(),
-                message: "no such file".to_string()
-            })
-        );
+        let good = [
+            (
+                format!("OK 5 {sha}"),
+                Reply::File {
+                    size: 5,
+                    sha256: "a".repeat(64),
+                },
+                "a file's size and digest (in lowercase, whatever case it came in)",
+            ),
+            ("OK 3".to_string(), Reply::Count(3), "a listing's count"),
+            (
+                "ERR not-found no such file".to_string(),
+                Reply::Refused {
+                    code: "not-found".to_string(),
+                    message: "no such file".to_string(),
+                },
+                "a refusal: the code, then the message",
+            ),
+        ];
+        for (line, expected, why) in good {
+            assert_eq!(
+                parse_reply(line.as_bytes()),
+                Some(expected),
+                "parse_reply({line:?}) should read it as shown ({why}) {SECTION}"
+            );
+        }
         for bad in [
             &b"OK"[..],
             b"OK x",
@@ -220,7 +258,13 @@ mod tests {
             b"HELLO",
             b"OK -1",
         ] {
-            assert_eq!(parse_reply(bad), None, "{bad:?}");
+            assert_eq!(
+                parse_reply(bad),
+                None,
+                "parse_reply({}) should be None: a reply is `OK <size> <64 hex digits>`, \
+                 `OK <count>` or `ERR <code> <message>`, numbers in decimal digits {SECTION}",
+                testkit::show(bad)
+            );
         }
     }
 
@@ -229,7 +273,8 @@ mod tests {
         let refusal = Refusal::new(Code::NotAFile, "only regular files are served");
         assert_eq!(
             refusal.line(),
-            "ERR not-a-file only regular files are served\n"
+            "ERR not-a-file only regular files are served\n",
+            "a refusal goes on the wire as one line `ERR <code> <message>\\n` {SECTION}"
         );
     }
 }

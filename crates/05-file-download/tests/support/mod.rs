@@ -55,7 +55,9 @@ pub fn start_server(folder: &Path, extra: &[&str]) -> Process {
     assert_eq!(
         second,
         format!("serving {folder}"),
-        "the server should say which folder it serves, as an absolute path"
+        "after `listening on ADDR`, the server should say which folder it serves, as an \
+         absolute path with every link resolved {}",
+        book::RUN_IT
     );
     server
 }
@@ -80,8 +82,9 @@ pub fn ask(server: std::net::SocketAddr, request: &[u8]) -> Vec<u8> {
     let mut conn = Connection::open(server);
     conn.send(request);
     conn.read_to_end(&format!(
-        "the server should reply to {} and close",
-        testkit::show(request)
+        "the server should reply to {} and then close {}",
+        testkit::show(request),
+        book::PROTOCOL
     ))
 }
 
@@ -100,6 +103,7 @@ pub fn settings(temp: &TempDir) -> insta::Settings {
 pub mod book {
     pub const RUN_IT: &str = "(book: 05-file-download.md § Run it)";
     pub const BY_HAND: &str = "(book: 05-file-download.md § By hand, with nc)";
+    pub const LIMITS: &str = "(book: 05-file-download.md § The limits)";
     pub const PROTOCOL: &str = "(book: 05-file-download.md § The protocol)";
     pub const PATHS: &str =
         "(book: 05-file-download.md § Paths: keeping every request inside the folder)";
@@ -112,6 +116,7 @@ pub mod book {
     pub const SENDING: &str =
         "(book: 05-file-download.md § Sending: the bytes never come up into the program)";
     pub const DIGEST_ONCE: &str = "(book: 05-file-download.md § The digest, computed once)";
+    pub const LIST_AND_CLOSE: &str = "(book: 05-file-download.md § LIST, refusals, and the close)";
     pub const CLIENT: &str =
         "(book: 05-file-download.md § The client: `.part`, the digest, and resuming)";
     pub const GOES_WRONG: &str = "(book: 05-file-download.md § When things go wrong)";
