@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 
 use file_download::BUFFER_SIZE;
-use support::{TempDir, bin, bytes, client, get, settings, sha256_hex, start_server};
+use support::{TempDir, bin, book, bytes, client, get, settings, sha256_hex, start_server};
 use testkit::{FakeServer, Finished, Process, closed_port};
 
 /// Every file name in `folder`, sorted: to check what a run left behind.
@@ -39,46 +39,91 @@ fn start_get(fake: &FakeServer, cwd: &Path, path: &str) -> Process {
     )
 }
 
+/// Accepts the connection of `get PATH --server ADDR` at the fake server.
+fn accept_get(fake: &FakeServer, path: &str) -> testkit::Connection {
+    fake.accept(&format!(
+        "get {path} --server ADDR should connect to ADDR {}",
+        book::CLIENT
+    ))
+}
+
 /// Plays a server that sends the header for `whole` and then only `sent`
 /// bytes of it, and closes: a server killed in the middle of the file.
 fn cut_transfer(cwd: &Path, path: &str, whole: &[u8], sent: usize) -> Finished {
     let fake = FakeServer::start();
     let mut client = start_get(&fake, cwd, path);
-    let mut conn = fake.accept("the client should connect to the server it was given");
-    assert_eq!(
-        conn.read_line("the client should send its request line"),
-        format!("GET {path}"),
-        "with no .part file yet, the client should ask for the whole file"
+    let mut conn = accept_get(&fake, path);
+    let asked = format!(
+        "with no {path}.part yet, get {path} should ask for the whole file: `GET {path}` {}",
+        book::CLIENT
     );
+    assert_eq!(conn.read_line(&asked), format!("GET {path}"), "{asked}");
     conn.send(format!("OK {} {}\n", whole.len(), sha256_hex(whole)).as_bytes());
     conn.send(&whole[..sent]);
     drop(conn);
     client.finish()
 }
 
+/// Asserts `get` saved `name` in `cwd`, holding exactly `content`.
 fn assert_saved(done: &Finished, cwd: &Path, name: &str, content: &[u8]) {
-    done.assert_success(&format!("get {name}"));
-    let saved = fs::read(cwd.join(name))
-        .unwrap_or_else(|err| panic!("get should have saved {name:?}: {err}; {done}"));
+    let len = content.len();
+    done.assert_success(&format!(
+        "get of {name:?} ({len} bytes) should save it and exit with status 0 {}",
+        book::CLIENT
+    ));
+    let saved = fs::read(cwd.join(name)).unwrap_or_else(|err| {
+        panic!(
+            "get of {name:?} ({len} bytes) should have saved it as {name:?}: {err} {}; {done}",
+            book::CLIENT
+        )
+    });
     assert!(
         saved == content,
-        "{name:?} should arrive byte for byte ({} bytes); got {} bytes that differ",
-        content.len(),
-        saved.len()
+        "{name:?} should arrive byte for byte ({len} bytes); got {} bytes that differ {}",
+        saved.len(),
+        book::CLIENT
     );
     assert!(
         !cwd.join(format!("{name}.part")).exists(),
-        "after a complete download, {name}.part should be gone (renamed to {name})"
+        "after a complete download of {name:?}, {name}.part should be gone (renamed to {name}) {}",
+        book::CLIENT
     );
     assert!(
         done.stdout.starts_with(&format!("saved {name}: "))
             && done.stdout.ends_with(", sha256 ok\n"),
-        "get should print one summary line `saved {name}: ..., sha256 ok`; {done}"
+        "get of {name:?} should print one summary line `saved {name}: ..., sha256 ok` {}; {done}",
+        book::RUN_IT
     );
     assert_eq!(
-        done.stderr, "",
-        "with stderr not a terminal, get should print no progress bar; {done}"
+        done.stderr,
+        "",
+        "with stderr not a terminal, get of {name:?} should print no progress bar, and no \
+         error {}; {done}",
+        book::RUN_IT
     );
+}
+
+/// The message for a `get` that did not refuse what failed its digest, or
+/// None if it did: exit non-zero, say the SHA-256 does not match, and
+/// leave nothing in `cwd`. `case` says what the server did.
+fn digest_not_refused(done: &Finished, left: &[String], case: &str) -> Option<String> {
+    let refused =
+        !done.status.success() && done.stderr.contains("SHA-256 does not match") && left.is_empty();
+    (!refused).then(|| {
+        format!(
+            "{case}: the bytes that arrived do not have the SHA-256 the server announced, so get \
+             should fail: exit with a non-zero status, print `error: \"PATH\" arrived whole but its \
+             SHA-256 does not match the server's ...`, and leave nothing unverified, neither the \
+             file nor its .part (left: {left:?}) {}; {done}",
+            book::CLIENT
+        )
+    })
+}
+
+fn assert_digest_refused(done: &Finished, cwd: &Path, case: &str) {
+    if let Some(message) = digest_not_refused(done, &names_in(cwd), case) {
+        panic!("{message}");
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -135,17 +180,19 @@ fn output_goes_where_dash_o_says() {
         "sub/notes.txt",
         &["-o", "keep/mine.txt"],
     );
-    done.assert_success("get sub/notes.txt -o keep/mine.txt");
-    assert_eq!(
-        fs::read(cwd.path().join("keep/mine.txt")).unwrap(),
-        b"notes\n"
+    let case = format!(
+        "get sub/notes.txt -o keep/mine.txt should save the file as keep/mine.txt, and write \
+         nothing else {}",
+        book::CLIENT
     );
-    assert_eq!(names_in(&cwd.path().join("keep")), ["mine.txt"]);
+    done.assert_success(&case);
     assert_eq!(
-        names_in(cwd.path()),
-        ["keep"],
-        "nothing else should be written"
+        fs::read(cwd.path().join("keep/mine.txt")).ok(),
+        Some(b"notes\n".to_vec()),
+        "{case}"
     );
+    assert_eq!(names_in(&cwd.path().join("keep")), ["mine.txt"], "{case}");
+    assert_eq!(names_in(cwd.path()), ["keep"], "{case}");
 }
 
 #[test]
@@ -155,7 +202,10 @@ fn the_summary_line_says_what_was_saved() {
     let server = start_server(served.path(), &[]);
     let cwd = TempDir::new();
     let done = get(server.addr(), cwd.path(), "hello.txt", &[]);
-    done.assert_success("get hello.txt");
+    done.assert_success(&format!(
+        "get hello.txt should save it and exit with status 0 {}",
+        book::RUN_IT
+    ));
     let _guard = settings(&cwd).bind_to_scope();
     insta::assert_snapshot!("get_summary", done.stdout);
 }
@@ -174,15 +224,25 @@ fn a_cut_transfer_leaves_a_part_file_and_running_again_resumes_it() {
 
     // A server that dies halfway through the file.
     let done = cut_transfer(cwd.path(), "big.bin", &content, half);
-    done.assert_failure("a transfer cut in the middle");
+    let case = format!(
+        "a server that sends the header of big.bin ({} bytes) and then only {half} of them, \
+         and closes",
+        content.len()
+    );
+    done.assert_failure(&format!(
+        "{case}: get should fail, since the file is not whole {}",
+        book::GOES_WRONG
+    ));
     assert_eq!(
         names_in(cwd.path()),
         ["big.bin.part"],
-        "a cut transfer must leave only big.bin.part, never big.bin; {done}"
+        "{case}: get must leave only big.bin.part, never big.bin {}; {done}",
+        book::CLIENT
     );
     assert!(
-        fs::read(cwd.path().join("big.bin.part")).unwrap() == content[..half],
-        "big.bin.part should hold exactly the {half} bytes that arrived"
+        fs::read(cwd.path().join("big.bin.part")).ok().as_deref() == Some(&content[..half]),
+        "{case}: big.bin.part should hold exactly the {half} bytes that arrived {}",
+        book::CLIENT
     );
     {
         let _guard = settings(&cwd).bind_to_scope();
@@ -205,12 +265,12 @@ fn a_part_file_makes_the_client_ask_for_the_rest_only() {
     fs::write(cwd.path().join("f.txt.part"), &content[..10]).unwrap();
     let fake = FakeServer::start();
     let mut client = start_get(&fake, cwd.path(), "f.txt");
-    let mut conn = fake.accept("the client should connect");
-    assert_eq!(
-        conn.read_line("the client should send its request line"),
-        "RESUME 10 f.txt",
-        "with 10 bytes in f.txt.part, the client should ask for the rest: RESUME 10 f.txt"
+    let mut conn = accept_get(&fake, "f.txt");
+    let asked = format!(
+        "with 10 bytes in f.txt.part, get f.txt should ask for the rest: `RESUME 10 f.txt` {}",
+        book::CLIENT
     );
+    assert_eq!(conn.read_line(&asked), "RESUME 10 f.txt", "{asked}");
     conn.send(format!("OK 16 {}\n", sha256_hex(content)).as_bytes());
     conn.send(&content[10..]);
     drop(conn);
@@ -224,17 +284,22 @@ fn a_file_that_changed_between_two_runs_fails_its_digest_and_the_part_is_removed
     let before = bytes(2 * BUFFER_SIZE, 5);
     let cwd = TempDir::new();
     let half = before.len() / 2;
-    cut_transfer(cwd.path(), "big.bin", &before, half).assert_failure("a cut transfer");
+    cut_transfer(cwd.path(), "big.bin", &before, half).assert_failure(&format!(
+        "a server that sends half of big.bin and closes: get should fail {}",
+        book::GOES_WRONG
+    ));
 
     // The file changes on the server (same size), then we resume.
     let after = bytes(2 * BUFFER_SIZE, 6);
     served.write("big.bin", &after);
     let server = start_server(served.path(), &[]);
     let done = get(server.addr(), cwd.path(), "big.bin", &[]);
-    done.assert_failure("resuming a file that changed since the .part was started");
-    assert!(
-        names_in(cwd.path()).is_empty(),
-        "a download whose SHA-256 does not match must leave nothing: no big.bin, no big.bin.part; {done}"
+    assert_digest_refused(
+        &done,
+        cwd.path(),
+        "big.bin.part holds the first half of an older big.bin, and the server now has \
+         another big.bin of the same size: get resumes, and the two halves do not make the \
+         new file's digest",
     );
     {
         let _guard = settings(&cwd).bind_to_scope();
@@ -251,20 +316,51 @@ fn a_wrong_digest_leaves_nothing_behind() {
     let cwd = TempDir::new();
     let fake = FakeServer::start();
     let mut client = start_get(&fake, cwd.path(), "lie.txt");
-    let mut conn = fake.accept("the client should connect");
-    conn.read_line("the client should send its request line");
+    let mut conn = accept_get(&fake, "lie.txt");
+    conn.read_line(&format!(
+        "get lie.txt should send `GET lie.txt` {}",
+        book::CLIENT
+    ));
     conn.send(format!("OK 5 {}\nlies!", sha256_hex(b"truth")).as_bytes());
     drop(conn);
     let done = client.finish();
-    done.assert_failure("a file whose bytes do not match the announced SHA-256");
-    assert!(
-        names_in(cwd.path()).is_empty(),
-        "nothing unverified may be left, under any name; {done}"
+    assert_digest_refused(
+        &done,
+        cwd.path(),
+        "a server that announces the SHA-256 of `truth` and sends `lies!`",
     );
-    assert!(
-        done.stderr.contains("SHA-256 does not match"),
-        "the error should say the digest did not match; {done}"
-    );
+}
+
+/// When a get keeps what failed its digest, its failure says that the
+/// digest is the reason, and where the chapter explains it: not only that
+/// get should have exited with a non-zero status.
+#[test]
+fn a_digest_failure_message_names_the_digest_and_the_chapter() {
+    use std::os::unix::process::ExitStatusExt;
+    let kept_a_lie = Finished {
+        status: std::process::ExitStatus::from_raw(0),
+        stdout: "saved lie.txt: 5 B in 0.00 s (5 B/s), sha256 ok\n".to_string(),
+        stderr: String::new(),
+    };
+    let message = digest_not_refused(
+        &kept_a_lie,
+        &["lie.txt".to_string()],
+        "a server that announces the SHA-256 of `truth` and sends `lies!`",
+    )
+    .unwrap_or_default();
+    for words in [
+        "the bytes that arrived do not have the SHA-256 the server announced",
+        "exit with a non-zero status",
+        "SHA-256 does not match",
+        "left: [\"lie.txt\"]",
+        "(book: 05-file-download.md § The client: `.part`, the digest, and resuming)",
+    ] {
+        assert!(
+            message.contains(words),
+            "the failure for a get that kept a file whose digest did not match should contain \
+             {words:?}; it is {message:?}"
+        );
+    }
 }
 
 #[test]
@@ -279,14 +375,17 @@ fn a_part_file_longer_than_the_servers_file_is_removed() {
     )
     .unwrap();
     let done = get(server.addr(), cwd.path(), "small.txt", &[]);
-    done.assert_failure("a .part longer than the file on the server");
-    assert!(
-        names_in(cwd.path()).is_empty(),
-        "the .part of a file that has changed should be removed; {done}"
+    let case = format!(
+        "small.txt.part holds 28 bytes and the server's small.txt has 6: get asks `RESUME 28 \
+         small.txt`, the server answers `ERR bad-offset ...`, so the file has changed, and get \
+         should fail, remove small.txt.part, and say `... so the file has changed; removed \
+         small.txt.part ...` {}",
+        book::GOES_WRONG
     );
+    done.assert_failure(&case);
     assert!(
-        done.stderr.contains("the file has changed"),
-        "the error should say the file changed; {done}"
+        names_in(cwd.path()).is_empty() && done.stderr.contains("the file has changed"),
+        "{case}; {done}"
     );
     let done = get(server.addr(), cwd.path(), "small.txt", &[]);
     assert_saved(&done, cwd.path(), "small.txt", b"small\n");
@@ -301,17 +400,18 @@ fn an_existing_file_is_never_overwritten_without_force() {
     fs::write(cwd.path().join("hello.txt"), b"my own precious file\n").unwrap();
 
     let done = get(server.addr(), cwd.path(), "hello.txt", &[]);
-    done.assert_failure("get over an existing file without --force");
-    assert_eq!(
-        fs::read(cwd.path().join("hello.txt")).unwrap(),
-        b"my own precious file\n",
-        "an existing file must stay as it was"
+    let case = format!(
+        "get hello.txt where hello.txt already exists, without --force, should fail before it \
+         connects, leave hello.txt as it was, and make no .part {}",
+        book::GOES_WRONG
     );
+    done.assert_failure(&case);
     assert_eq!(
-        names_in(cwd.path()),
-        ["hello.txt"],
-        "and no .part is made; {done}"
+        fs::read(cwd.path().join("hello.txt")).ok(),
+        Some(b"my own precious file\n".to_vec()),
+        "{case}"
     );
+    assert_eq!(names_in(cwd.path()), ["hello.txt"], "{case}; {done}");
     {
         let _guard = settings(&cwd).bind_to_scope();
         insta::assert_snapshot!("no_overwrite", done.stderr);
@@ -332,12 +432,14 @@ fn a_refusal_is_one_line_naming_the_path_and_the_code() {
     let server = start_server(&served.path().join("served"), &[]);
     let cwd = TempDir::new();
     let done = get(server.addr(), cwd.path(), "secret/../x", &[]);
-    done.assert_failure("get of a path the server refuses");
-    assert_eq!(done.stdout, "", "nothing on stdout; {done}");
-    assert!(
-        names_in(cwd.path()).is_empty(),
-        "nothing should be written; {done}"
+    let case = format!(
+        "get secret/../x, which the server refuses with `ERR forbidden ...`, should fail with \
+         one line on stderr, print nothing on stdout, and write nothing {}",
+        book::GOES_WRONG
     );
+    done.assert_failure(&case);
+    assert_eq!(done.stdout, "", "{case}; {done}");
+    assert!(names_in(cwd.path()).is_empty(), "{case}; {done}");
     let _guard = settings(&cwd).bind_to_scope();
     insta::assert_snapshot!("refused", done.stderr);
 }
@@ -348,15 +450,18 @@ fn a_missing_file_is_an_error_and_leaves_nothing() {
     let server = start_server(served.path(), &[]);
     let cwd = TempDir::new();
     let done = get(server.addr(), cwd.path(), "nothing.txt", &[]);
-    done.assert_failure("get of a file that does not exist");
+    let case = format!(
+        "get nothing.txt, which the server answers with `ERR not-found no such file`, should \
+         fail with the one line `error: the server refused \"nothing.txt\": not-found (no such \
+         file)` and write nothing {}",
+        book::GOES_WRONG
+    );
+    done.assert_failure(&case);
     assert_eq!(
-        done.stderr,
-        "error: the server refused \"nothing.txt\": not-found (no such file)\n"
+        done.stderr, "error: the server refused \"nothing.txt\": not-found (no such file)\n",
+        "{case}"
     );
-    assert!(
-        names_in(cwd.path()).is_empty(),
-        "nothing should be written; {done}"
-    );
+    assert!(names_in(cwd.path()).is_empty(), "{case}; {done}");
 }
 
 #[test]
@@ -364,7 +469,10 @@ fn a_server_that_is_not_running_is_one_line_with_the_fix() {
     let cwd = TempDir::new();
     let addr = closed_port().to_string();
     let done = client(cwd.path(), &["get", "x.txt", "--server", &addr]);
-    done.assert_failure("get when no server listens");
+    done.assert_failure(&format!(
+        "get when no server listens should fail with one line that says how to start one {}",
+        book::GOES_WRONG
+    ));
     let _guard = settings(&cwd).bind_to_scope();
     insta::assert_snapshot!("not_running", done.stderr);
 }
@@ -374,22 +482,58 @@ fn a_server_that_closes_without_replying_is_one_line() {
     let cwd = TempDir::new();
     let fake = FakeServer::start();
     let mut client = start_get(&fake, cwd.path(), "x.txt");
-    let mut conn = fake.accept("the client should connect");
-    conn.read_line("the client should send its request line");
+    let mut conn = accept_get(&fake, "x.txt");
+    conn.read_line(&format!(
+        "get x.txt should send `GET x.txt` {}",
+        book::CLIENT
+    ));
     drop(conn);
     let done = client.finish();
-    done.assert_failure("a server that closes without a reply");
+    let case = format!(
+        "a server that reads `GET x.txt` and closes without a word: get should fail with the one \
+         line `error: the server at ADDR closed the connection without replying`, and write \
+         nothing {}",
+        book::GOES_WRONG
+    );
+    done.assert_failure(&case);
     assert!(
         done.stderr.starts_with("error: the server at 127.0.0.1:")
             && done
                 .stderr
                 .ends_with(" closed the connection without replying\n"),
-        "{done}"
+        "{case}; {done}"
     );
-    assert!(
-        names_in(cwd.path()).is_empty(),
-        "nothing should be written; {done}"
-    );
+    assert!(names_in(cwd.path()).is_empty(), "{case}; {done}");
+}
+
+#[test]
+fn a_reply_the_client_does_not_understand_is_one_error_line() {
+    // A digest of 3 hex digits, a size that is not a number, a lowercase
+    // `ok`: none is a reply of the protocol.
+    for header in ["OK 5 abc", "OK five 0123", "ok 5"] {
+        let cwd = TempDir::new();
+        let fake = FakeServer::start();
+        let mut client = start_get(&fake, cwd.path(), "x.txt");
+        let mut conn = accept_get(&fake, "x.txt");
+        conn.read_line(&format!(
+            "get x.txt should send `GET x.txt` {}",
+            book::CLIENT
+        ));
+        conn.send(format!("{header}\nhello").as_bytes());
+        drop(conn);
+        let done = client.finish();
+        let expected = format!("sent a line this program does not understand: {header}");
+        assert!(
+            !done.status.success()
+                && done.stderr.starts_with("error: the server at 127.0.0.1:")
+                && done.stderr.ends_with(&format!(" {expected}\n"))
+                && names_in(cwd.path()).is_empty(),
+            "a server that answers `GET x.txt` with the header {header:?} has not said \
+             `OK <size> <64 hex digits>`, so parse_reply should give None, and get should fail \
+             with the one line `error: the server at ADDR {expected}` and write nothing {}; {done}",
+            book::PROTOCOL
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -407,7 +551,10 @@ fn list_prints_a_table_of_the_servers_files() {
     let cwd = TempDir::new();
     let addr = server.addr().to_string();
     let done = client(cwd.path(), &["list", "--server", &addr]);
-    done.assert_success("list");
+    done.assert_success(&format!(
+        "list should print the server's files as a table and exit with status 0 {}",
+        book::RUN_IT
+    ));
     let _guard = settings(&cwd).bind_to_scope();
     insta::assert_snapshot!("list", done.stdout);
 }

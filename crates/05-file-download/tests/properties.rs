@@ -2,11 +2,14 @@
 //! line makes the parser panic, and every path the checks accept resolves
 //! inside the served folder, whatever links the folder holds.
 
+mod support;
+
 use std::os::unix::fs::symlink;
 use std::path::Component;
 
 use file_download::{check_path, parse_request, resolve_inside};
 use proptest::prelude::*;
+use support::book;
 use testkit::TempDir;
 
 /// Path-like text built from the pieces that matter: names, dots, slashes,
@@ -35,28 +38,64 @@ fn path_text() -> impl Strategy<Value = String> {
     proptest::collection::vec(piece, 0..8).prop_map(|pieces| pieces.concat())
 }
 
+/// No `.proptest-regressions` file is written next to this one when a
+/// property fails: a learner's unfinished exercise is not a regression to
+/// keep, and the tree stays as `cargo exercise` left it.
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        failure_persistence: None,
+        ..ProptestConfig::with_cases(cases)
+    }
+}
+
 proptest! {
+    #![proptest_config(config(ProptestConfig::default().cases))]
+
     #[test]
     fn no_request_line_makes_the_parser_panic(line in proptest::collection::vec(any::<u8>(), 0..64)) {
-        let _ = parse_request(&line);
+        let answered = std::panic::catch_unwind(|| parse_request(&line));
+        prop_assert!(
+            answered.is_ok(),
+            "parse_request({}) should answer with a request or a bad-request refusal, never \
+             panic: these bytes come from anyone on the network {}",
+            testkit::show(&line),
+            book::PROTOCOL
+        );
     }
 
     #[test]
     fn request_lines_of_the_protocol_parse_back(path in "[^\r\n]{1,40}", offset in any::<u64>()) {
         let get = parse_request(format!("GET {path}").as_bytes());
         let resume = parse_request(format!("RESUME {offset} {path}").as_bytes());
-        prop_assert!(get.is_ok());
-        prop_assert!(resume.is_ok());
+        prop_assert!(
+            get.is_ok(),
+            "parse_request(\"GET {path}\") should read it as GET of {path:?}: the path is the \
+             rest of the line, whatever it holds; got {get:?} {}",
+            book::PROTOCOL
+        );
+        prop_assert!(
+            resume.is_ok(),
+            "parse_request(\"RESUME {offset} {path}\") should read it as RESUME at {offset}; got \
+             {resume:?} {}",
+            book::PROTOCOL
+        );
     }
 
     #[test]
     fn an_accepted_path_has_only_plain_names(path in path_text(), hidden in any::<bool>()) {
         if let Ok(relative) = check_path(&path, hidden) {
-            prop_assert!(relative.components().count() > 0);
+            prop_assert!(
+                relative.components().count() > 0,
+                "check_path({path:?}, hidden: {hidden}) accepted it as an empty path; an empty \
+                 path should be refused {}",
+                book::STAGE_1
+            );
             for part in relative.components() {
                 prop_assert!(
                     matches!(part, Component::Normal(_)),
-                    "{path:?} was accepted as {relative:?}, which has a {part:?} component"
+                    "check_path({path:?}, hidden: {hidden}) accepted it as {relative:?}, which has \
+                     a {part:?} component; an accepted path should hold only plain names {}",
+                    book::STAGE_1
                 );
             }
         }
@@ -78,13 +117,16 @@ fn every_accepted_path_resolves_inside_the_folder_whatever_its_links() {
     symlink("..", served.path().join("loop")).unwrap();
     let root = served.path();
 
-    proptest!(ProptestConfig::with_cases(512), |(path in path_text(), hidden in any::<bool>())| {
+    proptest!(config(512), |(path in path_text(), hidden in any::<bool>())| {
         if let Ok(relative) = check_path(&path, hidden)
             && let Ok(real) = resolve_inside(root, &relative, hidden)
         {
             prop_assert!(
                 real.starts_with(root),
-                "{path:?} was accepted and resolved to {real:?}, outside {root:?}"
+                "check_path({path:?}, hidden: {hidden}) accepted it and resolve_inside resolved it \
+                 to {real:?}, outside the served folder {root:?}: whatever the links, a resolved \
+                 path must lie inside {}",
+                book::STAGE_2
             );
         }
     });

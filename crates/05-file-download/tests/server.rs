@@ -17,7 +17,10 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use file_download::LINE_LIMIT;
-use support::{TempDir, ask, bin, bytes, settings, sha256_hex, start_server, whole_reply};
+use support::{
+    TempDir, ask, bin, book, bytes, peak_resident_kib, settings, sha256_hex, start_server,
+    whole_reply,
+};
 use testkit::{Connection, run, tool};
 
 const HELLO: &[u8] = b"hello world\n";
@@ -75,23 +78,27 @@ impl Fixture {
     }
 }
 
-/// Asserts `GET hello.txt` still gets the whole file.
-fn still_serves(addr: std::net::SocketAddr, after: &str) {
+/// Asserts `GET hello.txt` still gets the whole file; `section` is where
+/// the chapter explains why it should.
+fn still_serves(addr: std::net::SocketAddr, after: &str, section: &str) {
     assert_eq!(
         testkit::show(&ask(addr, b"GET hello.txt\n")),
         testkit::show(&whole_reply(HELLO)),
-        "after {after}, the server should still answer `GET hello.txt` with `OK 12 <sha256>` and the file"
+        "after {after}, the server should still answer `GET hello.txt` with `OK 12 <sha256>` \
+         and the file {section}"
     );
 }
 
-/// Asserts `reply` is exactly one line `ERR <code> <message>\n`.
-fn assert_refused(reply: &[u8], code: &str, request: &str) {
+/// Asserts `reply`, to `request`, is exactly one line `ERR <code> <message>\n`
+/// because `why`; `section` is where the chapter explains it.
+fn assert_refused(reply: &[u8], code: &str, request: &str, why: &str, section: &str) {
     let text = String::from_utf8_lossy(reply);
     assert!(
         text.starts_with(&format!("ERR {code} "))
             && text.ends_with('\n')
             && text.lines().count() == 1,
-        "{request:?} should be refused with one line `ERR {code} <message>` and then a close; got {}",
+        "{request} should be refused with one line `ERR {code} <message>` and then a close \
+         ({why}); got {} {section}",
         testkit::show(reply)
     );
 }
@@ -108,10 +115,23 @@ fn get_replies_ok_size_and_sha256_then_exactly_the_bytes_then_closes() {
     conn.send(b"GET hello.txt\n");
     conn.expect_bytes(
         format!("OK 12 {}\n", sha256_hex(HELLO)).as_bytes(),
-        "the header should be `OK <size> <sha256 in lowercase hex>`",
+        &format!(
+            "GET hello.txt (12 bytes): the header should be `OK <size> <sha256 in lowercase hex>` {}",
+            book::PROTOCOL
+        ),
     );
-    conn.expect_bytes(HELLO, "the file's bytes should follow the header");
-    conn.expect_closed_or_reset("after exactly <size> bytes the server should close");
+    conn.expect_bytes(
+        HELLO,
+        &format!(
+            "GET hello.txt: the file's 12 bytes should follow the header {}",
+            book::PROTOCOL
+        ),
+    );
+    conn.expect_orderly_close(&format!(
+        "GET hello.txt: after exactly <size> bytes the server should close gently, \
+         with a FIN {}",
+        book::LIST_AND_CLOSE
+    ));
 }
 
 #[test]
@@ -122,23 +142,30 @@ fn resume_sends_the_rest_with_the_whole_files_size_and_digest() {
     assert_eq!(
         testkit::show(&ask(server.addr(), b"RESUME 6 hello.txt\n")),
         testkit::show(format!("{header}world\n").as_bytes()),
-        "RESUME 6 should send the whole file's size and digest, then bytes 6 to 12"
+        "RESUME 6 hello.txt should be answered with the whole file's size and digest, \
+         `OK 12 <sha256>`, then bytes 6 to 12 {}",
+        book::PROTOCOL
     );
     assert_eq!(
         testkit::show(&ask(server.addr(), b"RESUME 12 hello.txt\n")),
         testkit::show(header.as_bytes()),
-        "RESUME at the very end (offset = size) is allowed: the header and no bytes"
+        "RESUME 12 hello.txt, at the very end (offset = size), is allowed: the header and \
+         no bytes {}",
+        book::PROTOCOL
     );
     assert_eq!(
         testkit::show(&ask(server.addr(), b"RESUME 0 hello.txt\n")),
         testkit::show(&whole_reply(HELLO)),
-        "RESUME 0 is the whole file"
+        "RESUME 0 hello.txt should send the whole file, as GET does {}",
+        book::PROTOCOL
     );
     let reply = ask(server.addr(), b"RESUME 13 hello.txt\n");
     assert_refused(
         &reply,
         "bad-offset",
-        "RESUME 13 hello.txt (the file has 12 bytes)",
+        "RESUME 13 hello.txt",
+        "the file has 12 bytes: 0 <= offset <= size",
+        book::PROTOCOL,
     );
 }
 
@@ -163,14 +190,16 @@ fn list_offers_exactly_what_get_would_serve_sorted_by_path() {
         "OK 4\n12 hello.txt\n12 inside-link\n16 my notes.txt\n6 sub/notes.txt\n",
         "LIST should reply `OK <count>` and one `<size> <path>` line per file GET would serve, \
          sorted by path: no dotfiles, no links out of the folder, no fifo, no folders, \
-         no names GET cannot spell"
+         no names GET cannot spell {}",
+        book::LIST_AND_CLOSE
     );
     for path in ["hello.txt", "inside-link", "my notes.txt", "sub/notes.txt"] {
         let reply = ask(server.addr(), format!("GET {path}\n").as_bytes());
         assert!(
             reply.starts_with(b"OK "),
-            "GET {path:?} should serve what LIST offers; got {}",
-            testkit::show(&reply)
+            "GET {path} should serve what LIST offers; got {} {}",
+            testkit::show(&reply),
+            book::LIST_AND_CLOSE
         );
     }
 
@@ -179,7 +208,8 @@ fn list_offers_exactly_what_get_would_serve_sorted_by_path() {
     assert_eq!(
         String::from_utf8_lossy(&reply),
         "OK 8\n13 .env\n7 .git/config\n13 dot-link\n12 hello.txt\n12 inside-link\n16 my notes.txt\n7 sub/.hidden\n6 sub/notes.txt\n",
-        "with --hidden, LIST should offer the dotfiles too, and still nothing outside the folder"
+        "with --hidden, LIST should offer the dotfiles too, and still nothing outside the folder {}",
+        book::LIST_AND_CLOSE
     );
 }
 
@@ -201,9 +231,16 @@ fn bad_requests_are_refused_with_bad_request() {
     ];
     for request in cases {
         let reply = ask(server.addr(), request);
-        assert_refused(&reply, "bad-request", &String::from_utf8_lossy(request));
+        assert_refused(
+            &reply,
+            "bad-request",
+            &testkit::show(request),
+            "a request is `GET <path>`, `RESUME <offset> <path>` or `LIST`, in UTF-8, \
+             the offset in decimal digits",
+            book::PROTOCOL,
+        );
     }
-    still_serves(server.addr(), "bad requests");
+    still_serves(server.addr(), "bad requests", book::PROTOCOL);
 }
 
 #[test]
@@ -213,7 +250,8 @@ fn a_request_ending_in_crlf_works_like_one_ending_in_lf() {
     assert_eq!(
         testkit::show(&ask(server.addr(), b"GET hello.txt\r\n")),
         testkit::show(&whole_reply(HELLO)),
-        "a `\\r` before the newline (nc -C, telnet) should be ignored"
+        "GET hello.txt\\r\\n: a `\\r` before the newline (nc -C, telnet) should be ignored {}",
+        book::PROTOCOL
     );
 }
 
@@ -227,62 +265,69 @@ fn every_path_out_of_the_folder_is_refused_and_the_server_keeps_serving() {
     let served = fixture.served();
     let server = start_server(&served, &[]);
     let inside_absolute = format!("{}/hello.txt", served.display());
-    let cases: Vec<(&str, &str)> = vec![
-        // absolute paths
-        ("/etc/passwd", "forbidden"),
-        (&inside_absolute, "forbidden"),
-        // `..` and `.`
-        ("../secret.txt", "forbidden"),
-        ("../nothing.txt", "forbidden"),
-        ("sub/../../secret.txt", "forbidden"),
-        ("sub/../hello.txt", "forbidden"),
-        ("./hello.txt", "forbidden"),
-        ("..", "forbidden"),
-        // empty components
-        ("sub//notes.txt", "forbidden"),
-        ("sub/", "forbidden"),
-        ("/", "forbidden"),
-        // NUL and other control characters
-        ("hello.txt\0.png", "forbidden"),
-        ("a\u{1b}[2Jb", "forbidden"),
-        ("tab\there", "forbidden"),
-        // backslashes and drive prefixes
-        ("..\\secret.txt", "forbidden"),
-        ("sub\\notes.txt", "forbidden"),
-        ("C:secret.txt", "forbidden"),
-        ("C:/Windows/win.ini", "forbidden"),
-        ("c:\\boot.ini", "forbidden"),
-        // dotfiles
-        (".env", "forbidden"),
-        (".git/config", "forbidden"),
-        ("sub/.hidden", "forbidden"),
+    const ABSOLUTE: &str = "a path must be relative to the served folder";
+    const DOTS: &str = "`.` and `..` are refused anywhere in a path";
+    const EMPTY: &str = "a path has no empty components";
+    const CONTROL: &str = "a path has no control characters";
+    const WINDOWS: &str = "no backslashes and no drive letters: they leave the folder on Windows";
+    const DOTFILE: &str = "dotfiles are served only with --hidden";
+    const LINK: &str =
+        "where a link leads is checked, and every failure behind a link is forbidden";
+    const NOT_A_FILE: &str = "only regular files are served, checked on the opened file";
+    const NOT_FOUND: &str =
+        "nothing is decoded: the name is taken as it is, and there is no such file";
+    let (stage_1, stage_2, stage_3) = (book::STAGE_1, book::STAGE_2, book::STAGE_3);
+    let cases: Vec<(&str, &str, &str, &str)> = vec![
+        ("/etc/passwd", "forbidden", ABSOLUTE, stage_1),
+        (&inside_absolute, "forbidden", ABSOLUTE, stage_1),
+        ("../secret.txt", "forbidden", DOTS, stage_1),
+        ("../nothing.txt", "forbidden", DOTS, stage_1),
+        ("sub/../../secret.txt", "forbidden", DOTS, stage_1),
+        ("sub/../hello.txt", "forbidden", DOTS, stage_1),
+        ("./hello.txt", "forbidden", DOTS, stage_1),
+        ("..", "forbidden", DOTS, stage_1),
+        ("sub//notes.txt", "forbidden", EMPTY, stage_1),
+        ("sub/", "forbidden", EMPTY, stage_1),
+        ("/", "forbidden", ABSOLUTE, stage_1),
+        ("hello.txt\0.png", "forbidden", CONTROL, stage_1),
+        ("a\u{1b}[2Jb", "forbidden", CONTROL, stage_1),
+        ("tab\there", "forbidden", CONTROL, stage_1),
+        ("..\\secret.txt", "forbidden", WINDOWS, stage_1),
+        ("sub\\notes.txt", "forbidden", WINDOWS, stage_1),
+        ("C:secret.txt", "forbidden", WINDOWS, stage_1),
+        ("C:/Windows/win.ini", "forbidden", WINDOWS, stage_1),
+        ("c:\\boot.ini", "forbidden", WINDOWS, stage_1),
+        (".env", "forbidden", DOTFILE, stage_1),
+        (".git/config", "forbidden", DOTFILE, stage_1),
+        ("sub/.hidden", "forbidden", DOTFILE, stage_1),
         // links: out of the folder, to nothing, to a dotfile
-        ("escape", "forbidden"),
-        ("dangling", "forbidden"),
-        ("escape-dir/secret.txt", "forbidden"),
-        ("escape-dir/nothing.txt", "forbidden"),
-        ("sibling", "forbidden"),
-        ("dot-link", "forbidden"),
+        ("escape", "forbidden", LINK, stage_2),
+        ("dangling", "forbidden", LINK, stage_2),
+        ("escape-dir/secret.txt", "forbidden", LINK, stage_2),
+        ("escape-dir/nothing.txt", "forbidden", LINK, stage_2),
+        ("sibling", "forbidden", LINK, stage_2),
+        ("dot-link", "forbidden", DOTFILE, stage_2),
         // not regular files
-        ("sub", "not-a-file"),
-        ("fifo", "not-a-file"),
+        ("sub", "not-a-file", NOT_A_FILE, stage_3),
+        ("fifo", "not-a-file", NOT_A_FILE, stage_3),
         // names taken as they are: nothing is decoded
-        ("missing.txt", "not-found"),
-        ("%2e%2e/secret.txt", "not-found"),
-        ("sub/missing/deeper.txt", "not-found"),
-        ("hello.txt/x", "not-found"),
+        ("missing.txt", "not-found", NOT_FOUND, stage_1),
+        ("%2e%2e/secret.txt", "not-found", NOT_FOUND, stage_1),
+        ("sub/missing/deeper.txt", "not-found", NOT_FOUND, stage_2),
+        ("hello.txt/x", "not-found", NOT_FOUND, stage_2),
     ];
-    for (path, code) in cases {
+    for (path, code, why, section) in cases {
         let mut request = b"GET ".to_vec();
         request.extend_from_slice(path.as_bytes());
         request.push(b'\n');
         let reply = ask(server.addr(), &request);
-        assert_refused(&reply, code, path);
+        let shown = testkit::show(&request);
+        assert_refused(&reply, code, &shown, why, section);
         assert!(
             !reply.windows(SECRET.len()).any(|w| w == SECRET),
-            "GET {path:?}: a refusal must not contain the file's bytes"
+            "{shown}: a refusal must not contain the secret file's bytes {section}"
         );
-        still_serves(server.addr(), &format!("GET {path:?}"));
+        still_serves(server.addr(), &shown, book::SERVING);
     }
 }
 
@@ -301,9 +346,10 @@ fn a_refusal_never_tells_whether_something_outside_exists() {
         assert_eq!(
             testkit::show(&a),
             testkit::show(&b),
-            "GET {exists:?} (its target exists) and GET {missing:?} (its target does not) \
+            "GET {exists} (its target exists) and GET {missing} (its target does not) \
              should get the same refusal, byte for byte: a difference tells a client \
-             what exists outside the folder"
+             what exists outside the folder {}",
+            book::STAGE_2
         );
     }
 }
@@ -315,16 +361,39 @@ fn hidden_serves_dotfiles_but_nothing_outside() {
     assert_eq!(
         testkit::show(&ask(server.addr(), b"GET .env\n")),
         testkit::show(&whole_reply(b"TOKEN=secret\n")),
-        "with --hidden, dotfiles are served"
+        "with --hidden, GET .env should serve the dotfile {}",
+        book::STAGE_1
     );
     assert_eq!(
         testkit::show(&ask(server.addr(), b"GET dot-link\n")),
         testkit::show(&whole_reply(b"TOKEN=secret\n")),
-        "with --hidden, a link to a dotfile inside is served"
+        "with --hidden, GET dot-link (a link to .env, inside the folder) should serve it {}",
+        book::STAGE_2
     );
-    for path in ["../secret.txt", "escape", "./.env", "sub/../.env"] {
+    for (path, why, section) in [
+        (
+            "../secret.txt",
+            "--hidden allows dotfiles, never `..`",
+            book::STAGE_1,
+        ),
+        (
+            "escape",
+            "--hidden never allows a link out of the folder",
+            book::STAGE_2,
+        ),
+        (
+            "./.env",
+            "--hidden allows dotfiles, never `.`",
+            book::STAGE_1,
+        ),
+        (
+            "sub/../.env",
+            "--hidden allows dotfiles, never `..`",
+            book::STAGE_1,
+        ),
+    ] {
         let reply = ask(server.addr(), format!("GET {path}\n").as_bytes());
-        assert_refused(&reply, "forbidden", path);
+        assert_refused(&reply, "forbidden", &format!("GET {path}"), why, section);
     }
 }
 
@@ -335,7 +404,8 @@ fn a_link_that_stays_inside_is_served() {
     assert_eq!(
         testkit::show(&ask(server.addr(), b"GET inside-link\n")),
         testkit::show(&whole_reply(HELLO)),
-        "a link to a file inside the folder is fine"
+        "GET inside-link (a link to hello.txt, inside the folder) should serve hello.txt {}",
+        book::STAGE_2
     );
 }
 
@@ -353,23 +423,33 @@ fn a_request_line_over_the_limit_is_refused() {
     assert_refused(
         &reply,
         "not-found",
-        "a request line of exactly LINE_LIMIT bytes",
+        "`GET aaa...` of exactly LINE_LIMIT (4096) bytes",
+        "a line of exactly the limit is allowed; no file has that name",
+        book::LIMITS,
     );
     // One more: line-too-long.
     let reply = ask(server.addr(), format!("GET {name}a\n").as_bytes());
     assert_eq!(
         String::from_utf8_lossy(&reply),
         "ERR line-too-long a request line is at most 4096 bytes\n",
-        "a request line of 4097 bytes should be refused with line-too-long"
+        "`GET aaa...` of 4097 bytes, one over LINE_LIMIT, should be refused with the line \
+         `ERR line-too-long a request line is at most 4096 bytes` {}",
+        book::LIMITS
     );
     // Far over it, never ending: refused as soon as the limit is passed.
     let mut conn = Connection::open(server.addr());
     conn.send(&vec![b'x'; 64 * 1024]);
-    assert_eq!(
-        conn.read_line("a client that sends 64 KiB without a newline should be refused at once"),
-        "ERR line-too-long a request line is at most 4096 bytes"
+    let too_long = format!(
+        "a client that sends 64 KiB without a newline should be refused as soon as it passes \
+         LINE_LIMIT, without waiting for the newline {}",
+        book::LIMITS
     );
-    still_serves(server.addr(), "lines over the limit");
+    assert_eq!(
+        conn.read_line(&too_long),
+        "ERR line-too-long a request line is at most 4096 bytes",
+        "{too_long}"
+    );
+    still_serves(server.addr(), "lines over the limit", book::LIMITS);
 }
 
 #[test]
@@ -377,11 +457,20 @@ fn a_silent_client_is_refused_after_the_request_timeout() {
     let fixture = Fixture::new();
     let mut server = start_server(&fixture.served(), &["--request-timeout", "1"]);
     let mut conn = Connection::open(server.addr());
-    assert_eq!(
-        conn.read_line("a client that sends nothing should be told so after --request-timeout"),
-        "ERR bad-request no complete request line within 1 s"
+    let silent = format!(
+        "a client that connects and sends nothing should be told, after --request-timeout 1, \
+         `ERR bad-request no complete request line within 1 s` {}",
+        book::DEADLINE
     );
-    conn.expect_closed_or_reset("after the refusal the server should close");
+    assert_eq!(
+        conn.read_line(&silent),
+        "ERR bad-request no complete request line within 1 s",
+        "{silent}"
+    );
+    conn.expect_orderly_close(&format!(
+        "after refusing a silent client, the server should close gently, with a FIN {}",
+        book::LIST_AND_CLOSE
+    ));
     server.wait_for("(no request): bad-request (no complete request line within 1 s)");
 }
 
@@ -406,21 +495,28 @@ fn the_request_deadline_counts_for_the_whole_line_not_for_each_read() {
         match stream.read(&mut buf) {
             Ok(n) => reply.extend_from_slice(&buf[..n]),
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(err) => panic!("reading the reply failed: {err}"),
+            Err(err) => panic!(
+                "a client sending its request a byte every 250 ms could not read the reply: \
+                 {err} {}",
+                book::DEADLINE
+            ),
         }
     }
     assert!(
         !reply.is_empty(),
         "a client that sends its request a byte every 250 ms must be cut off after \
          --request-timeout 1, while it is still sending: the deadline is for the whole line, \
-         and a read timeout alone starts again at every byte"
+         and a read timeout alone starts again at every byte {}",
+        book::DEADLINE
     );
     stream.set_read_timeout(Some(testkit::WAIT)).unwrap();
     let _ = stream.read_to_end(&mut reply);
     assert_eq!(
         String::from_utf8_lossy(&reply),
         "ERR bad-request no complete request line within 1 s\n",
-        "after the deadline the server should say so in one line and close"
+        "after the deadline the server should say so in one line, \
+         `ERR bad-request no complete request line within 1 s`, and close {}",
+        book::DEADLINE
     );
 }
 
@@ -432,9 +528,15 @@ fn clients_over_the_cap_are_told_busy() {
     let mut second = Connection::open(server.addr());
     second.expect_bytes(
         b"ERR busy all 1 client slots are taken; try again later\n",
-        "with --max-clients 1 and one client connected, the next should be told busy",
+        &format!(
+            "with --max-clients 1 and one client connected, the next should be told busy {}",
+            book::SERVING
+        ),
     );
-    second.expect_closed_or_reset("after the busy line the server should close");
+    second.expect_orderly_close(&format!(
+        "after the busy line the server should close gently, with a FIN {}",
+        book::SERVING
+    ));
     server.wait_for("busy: already serving the most clients allowed (1), refused");
     drop(holder);
     // The slot is free once the server has seen the first client close;
@@ -448,7 +550,9 @@ fn clients_over_the_cap_are_told_busy() {
     assert_eq!(
         testkit::show(&reply),
         testkit::show(&whole_reply(HELLO)),
-        "once the first client has left, its slot should be free for the next"
+        "with --max-clients 1, once the first client has left, its slot should be free for \
+         the next: GET hello.txt should get the file {}",
+        book::SERVING
     );
 }
 
@@ -467,13 +571,18 @@ fn a_client_that_stops_reading_does_not_hold_up_the_others() {
     let server = start_server(&fixture.served(), &[]);
     let mut slow = Connection::open(server.addr());
     slow.send(b"GET big.bin\n");
-    slow.read_line("the header of big.bin");
+    slow.read_line(&format!(
+        "GET big.bin should be answered `OK <size> <sha256>` {}",
+        book::PROTOCOL
+    ));
     // `slow` reads nothing more: its thread is stuck sending. Another client
     // must still be served at once; a server that serves one client at a
     // time would make it wait.
     still_serves(
         server.addr(),
-        "a client stopped reading in the middle of a big file",
+        "a client stopped reading in the middle of a 32 MiB file (a thread per client: \
+         the stuck one must not hold up the others)",
+        book::SERVING,
     );
 }
 
@@ -484,15 +593,30 @@ fn a_client_that_vanishes_mid_file_is_logged_and_costs_nothing_else() {
     let mut server = start_server(&fixture.served(), &[]);
     let mut gone = Connection::open(server.addr());
     gone.send(b"GET big.bin\n");
-    gone.read_line("the header of big.bin");
-    gone.expect_bytes(&bytes(BIG, 2)[..1000], "the first bytes of big.bin");
+    gone.read_line(&format!(
+        "GET big.bin should be answered `OK <size> <sha256>` {}",
+        book::PROTOCOL
+    ));
+    gone.expect_bytes(
+        &bytes(BIG, 2)[..1000],
+        &format!(
+            "GET big.bin: the first bytes of the file should follow the header {}",
+            book::SENDING
+        ),
+    );
     gone.reset();
     let line = server.wait_for("GET big.bin: ");
     assert!(
         line.contains(": the client went away after "),
-        "the server should log that the client went away mid-file; got {line:?}"
+        "when a client resets the connection in the middle of a 32 MiB file, the server \
+         should log `GET big.bin: the client went away after N of M bytes (...)`; got {line:?} {}",
+        book::SENDING
     );
-    still_serves(server.addr(), "a client reset the connection mid-file");
+    still_serves(
+        server.addr(),
+        "a client reset the connection mid-file",
+        book::SENDING,
+    );
 }
 
 #[test]
@@ -503,7 +627,78 @@ fn a_big_file_arrives_whole_and_matches_its_digest() {
     let server = start_server(&fixture.served(), &[]);
     assert!(
         ask(server.addr(), b"GET big.bin\n") == whole_reply(&content),
-        "GET of a 5 MiB file should send the header and every byte, unchanged"
+        "GET big.bin, a 5 MiB file, should send the header and every byte, unchanged {}",
+        book::SENDING
+    );
+}
+
+/// A file far larger than the memory the server may use to send it.
+const HUGE: u64 = 256 * 1024 * 1024;
+/// The most memory the server may ever hold while it hashes and sends
+/// HUGE: a few buffers and its threads, not the file.
+const MEMORY_BOUND_KIB: u64 = 64 * 1024;
+
+#[test]
+fn the_server_sends_a_file_far_larger_than_its_memory_bound() {
+    if cfg!(not(target_os = "linux")) {
+        eprintln!(
+            "skipped: the server's peak memory is read from /proc/PID/status (VmHWM), which only Linux has"
+        );
+        return;
+    }
+    let fixture = Fixture::new();
+    // A sparse file: 256 MiB long, holding no blocks on disk; reading it
+    // gives zeros.
+    let huge = fs::File::create(fixture.served().join("huge.bin")).unwrap();
+    huge.set_len(HUGE).unwrap();
+    drop(huge);
+    let server = start_server(&fixture.served(), &[]);
+
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    // The server reads the whole file to hash it before the header: in a
+    // debug build that takes seconds, longer than the kit's usual wait.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    stream.write_all(b"GET huge.bin\n").unwrap();
+    let mut reader = std::io::BufReader::with_capacity(1024 * 1024, stream);
+    let mut header = String::new();
+    if let Err(err) = std::io::BufRead::read_line(&mut reader, &mut header) {
+        panic!(
+            "GET huge.bin (256 MiB) should be answered `OK {HUGE} <sha256>` within 120 s; \
+             got {header:?} and then: {err} {}",
+            book::PROTOCOL
+        );
+    }
+    assert!(
+        header.starts_with(&format!("OK {HUGE} ")),
+        "GET huge.bin (a file of {HUGE} bytes) should be answered `OK {HUGE} <sha256>`; got {header:?} {}",
+        book::PROTOCOL
+    );
+    let received = std::io::copy(&mut reader, &mut std::io::sink()).unwrap_or_else(|err| {
+        panic!(
+            "GET huge.bin: all {HUGE} bytes should follow the header; the connection failed: \
+             {err} {}",
+            book::SENDING
+        )
+    });
+    assert_eq!(
+        received,
+        HUGE,
+        "GET huge.bin should send all {HUGE} bytes after the header {}",
+        book::SENDING
+    );
+    let peak = peak_resident_kib(server.pid());
+    assert!(
+        peak <= MEMORY_BOUND_KIB,
+        "while it hashed and sent a {} MiB file, the server's peak memory (VmHWM) should stay \
+         under {} MiB; it reached {} MiB. A server that reads the whole file into memory needs \
+         as much memory as the file: hash it and send it a buffer at a time, or let the kernel \
+         send it (sendfile) {}",
+        HUGE >> 20,
+        MEMORY_BOUND_KIB >> 10,
+        peak >> 10,
+        book::SENDING
     );
 }
 
@@ -516,22 +711,30 @@ fn a_changed_file_gets_its_new_digest_and_an_unchanged_one_is_not_hashed_again()
     let addr = server.addr();
 
     assert_eq!(
-        ask(addr, b"GET changing.txt\n"),
-        whole_reply(b"version one\n")
+        testkit::show(&ask(addr, b"GET changing.txt\n")),
+        testkit::show(&whole_reply(b"version one\n")),
+        "GET changing.txt should get the file {}",
+        book::PROTOCOL
     );
     server.wait_for("GET changing.txt: sent 12 bytes in");
     assert!(
         server.stdout_now().ends_with("sha256 computed\n"),
-        "the first GET computes the digest"
+        "the first GET of a file computes its digest, and its log line should end \
+         `sha256 computed` {}",
+        book::DIGEST_ONCE
     );
     assert_eq!(
-        ask(addr, b"GET changing.txt\n"),
-        whole_reply(b"version one\n")
+        testkit::show(&ask(addr, b"GET changing.txt\n")),
+        testkit::show(&whole_reply(b"version one\n")),
+        "a second GET changing.txt should get the same file {}",
+        book::DIGEST_ONCE
     );
     let line = server.wait_for("GET changing.txt: sent");
     assert!(
         line.ends_with("sha256 known"),
-        "a second GET of an unchanged file should use the digest kept in memory; got {line:?}"
+        "a second GET of an unchanged file should use the digest kept in memory, and its log \
+         line should end `sha256 known`; got {line:?} {}",
+        book::DIGEST_ONCE
     );
 
     // Another size: another digest.
@@ -539,7 +742,9 @@ fn a_changed_file_gets_its_new_digest_and_an_unchanged_one_is_not_hashed_again()
     assert_eq!(
         testkit::show(&ask(addr, b"GET changing.txt\n")),
         testkit::show(&whole_reply(b"version two, longer\n")),
-        "after the file changed size, the digest must be computed again"
+        "after changing.txt changed size, GET should announce its new digest: the digest \
+         kept is trusted only while size and modification time stay the same {}",
+        book::DIGEST_ONCE
     );
     // Same size, another modification time: another digest.
     fs::write(&file, b"version 3, as long\n\n").unwrap();
@@ -551,7 +756,9 @@ fn a_changed_file_gets_its_new_digest_and_an_unchanged_one_is_not_hashed_again()
     assert_eq!(
         testkit::show(&ask(addr, b"GET changing.txt\n")),
         testkit::show(&whole_reply(b"version 3, as long\n\n")),
-        "after the file changed (same size, new modification time), the digest must be computed again"
+        "after changing.txt changed (same size, new modification time), GET should announce \
+         its new digest {}",
+        book::DIGEST_ONCE
     );
 }
 
@@ -579,10 +786,18 @@ fn the_server_log_has_a_line_per_request() {
     ];
     for request in requests {
         let _ = ask(addr, request);
-        server.next_line("the server should print one line per request");
+        server.next_line(&format!(
+            "after {}, the server should print one line: who asked, what, and what came of it {}",
+            testkit::show(request),
+            book::RUN_IT
+        ));
     }
     drop(Connection::open(addr));
-    server.next_line("a client that closes without a request gets a line too");
+    server.next_line(&format!(
+        "a client that closes without a request should get a log line too, \
+         `[ADDR] closed the connection without a request` {}",
+        book::RUN_IT
+    ));
     server.kill();
     let _guard = settings(&temp).bind_to_scope();
     insta::assert_snapshot!("server_log", server.stdout());
@@ -593,10 +808,15 @@ fn a_folder_that_does_not_exist_is_one_error_line() {
     let temp = TempDir::new();
     let missing = temp.path().join("nothing-here");
     let done = run(bin(), &["serve", missing.to_str().unwrap()], "");
-    done.assert_failure("serving a folder that does not exist");
+    done.assert_failure(&format!(
+        "serve on a folder that does not exist should fail with one error line {}",
+        book::RUN_IT
+    ));
     assert_eq!(
-        done.stdout, "",
-        "nothing should be printed on stdout: {done}"
+        done.stdout,
+        "",
+        "serve on a folder that does not exist should print nothing on stdout {}: {done}",
+        book::RUN_IT
     );
     let _guard = settings(&temp).bind_to_scope();
     insta::assert_snapshot!("missing_folder", done.stderr);
@@ -610,11 +830,13 @@ fn nc_can_fetch_a_file_by_hand() {
     let port = server.addr().port().to_string();
     // The chapter's command: printf 'GET hello.txt\n' | nc -N 127.0.0.1 PORT
     let done = run(&nc, &["-N", "127.0.0.1", &port], "GET hello.txt\n");
-    done.assert_success("nc -N 127.0.0.1 PORT");
+    done.assert_success(&format!("nc -N 127.0.0.1 PORT {}", book::BY_HAND));
     assert_eq!(
         done.stdout,
         format!("OK 12 {}\nhello world\n", sha256_hex(HELLO)),
-        "`printf 'GET hello.txt\\n' | nc -N 127.0.0.1 PORT` should print the header and the file; {done}"
+        "`printf 'GET hello.txt\\n' | nc -N 127.0.0.1 PORT` should print the header and the \
+         file {}; {done}",
+        book::BY_HAND
     );
 }
 
@@ -623,7 +845,7 @@ fn survives_every_misbehaving_client() {
     let fixture = Fixture::new();
     let mut server = start_server(&fixture.served(), &["--request-timeout", "2"]);
     testkit::hostile::run_battery("lesson 5", &mut server, "GET hello.txt", |addr| {
-        still_serves(addr, "a misbehaving client");
+        still_serves(addr, "a misbehaving client", book::SERVING);
     });
 }
 
@@ -643,9 +865,11 @@ fn replies_never_show_the_servers_own_paths() {
         let reply = ask(server.addr(), request);
         assert!(
             !reply.windows(folder.len()).any(|w| w == folder),
-            "{}: a reply should not show where the folder is on the server; got {}",
+            "{}: a reply should not show where the folder is on the server, not even in an \
+             error: its messages are the server's own words; got {} {}",
             testkit::show(request),
-            testkit::show(&reply)
+            testkit::show(&reply),
+            book::PROTOCOL
         );
     }
 }

@@ -55,7 +55,9 @@ pub fn start_server(folder: &Path, extra: &[&str]) -> Process {
     assert_eq!(
         second,
         format!("serving {folder}"),
-        "the server should say which folder it serves, as an absolute path"
+        "after `listening on ADDR`, the server should say which folder it serves, as an \
+         absolute path with every link resolved {}",
+        book::RUN_IT
     );
     server
 }
@@ -80,8 +82,9 @@ pub fn ask(server: std::net::SocketAddr, request: &[u8]) -> Vec<u8> {
     let mut conn = Connection::open(server);
     conn.send(request);
     conn.read_to_end(&format!(
-        "the server should reply to {} and close",
-        testkit::show(request)
+        "the server should reply to {} and then close {}",
+        testkit::show(request),
+        book::PROTOCOL
     ))
 }
 
@@ -93,4 +96,42 @@ pub fn settings(temp: &TempDir) -> insta::Settings {
     settings.add_filter(r"\b\d+\.\d+ s\b", "[TIME] s");
     settings.add_filter(r"\(\d+(\.\d+)? [KMGT]?i?B/s\)", "([RATE])");
     settings
+}
+
+/// The chapter's sections, as failure messages name them: where to read
+/// about what a failing test checks.
+pub mod book {
+    pub const RUN_IT: &str = "(book: 05-file-download.md § Run it)";
+    pub const BY_HAND: &str = "(book: 05-file-download.md § By hand, with nc)";
+    pub const LIMITS: &str = "(book: 05-file-download.md § The limits)";
+    pub const PROTOCOL: &str = "(book: 05-file-download.md § The protocol)";
+    pub const PATHS: &str =
+        "(book: 05-file-download.md § Paths: keeping every request inside the folder)";
+    pub const STAGE_1: &str = "(book: 05-file-download.md § Stage 1: the text of the path)";
+    pub const STAGE_2: &str = "(book: 05-file-download.md § Stage 2: where the path really leads)";
+    pub const STAGE_3: &str = "(book: 05-file-download.md § Stage 3: open once, then look)";
+    pub const SERVING: &str =
+        "(book: 05-file-download.md § Serving: a thread per client, a deadline for the request)";
+    pub const DEADLINE: &str = "(book: 05-file-download.md § A deadline is not a timeout)";
+    pub const SENDING: &str =
+        "(book: 05-file-download.md § Sending: the bytes never come up into the program)";
+    pub const DIGEST_ONCE: &str = "(book: 05-file-download.md § The digest, computed once)";
+    pub const LIST_AND_CLOSE: &str = "(book: 05-file-download.md § LIST, refusals, and the close)";
+    pub const CLIENT: &str =
+        "(book: 05-file-download.md § The client: `.part`, the digest, and resuming)";
+    pub const GOES_WRONG: &str = "(book: 05-file-download.md § When things go wrong)";
+    pub const MEMORY: &str = "(book: 05-file-download.md § How fast, and how much memory)";
+}
+
+/// The peak resident memory of process `pid` so far, in KiB: `VmHWM`
+/// ("high water mark") in /proc/PID/status. Linux only.
+pub fn peak_resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|err| panic!("could not read /proc/{pid}/status: {err}"));
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or_else(|| panic!("/proc/{pid}/status has no `VmHWM: N kB` line"))
 }

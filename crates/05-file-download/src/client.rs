@@ -1,0 +1,386 @@
+//! The client: `get` into a `.part` file, the digest checked over every
+//! byte kept, resume where a transfer stopped; and `list`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, ErrorKind, IsTerminal, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use common::{ReadLine, describe, printable, read_line, say};
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+
+use crate::protocol::parse_number;
+use crate::{
+    BUFFER_SIZE, DEFAULT_PORT, HASH_AHEAD, LINE_LIMIT, Reply, START_SERVER, is_timeout, parse_reply,
+};
+
+/// What `get` needs to know; the command line fills it in.
+pub struct GetOptions {
+    pub server: String,
+    pub path: String,
+    pub output: Option<PathBuf>,
+    pub force: bool,
+    pub timeout: Duration,
+}
+
+// ANCHOR: get
+/// Downloads `options.path` into a `.part` file, checks its size and
+/// SHA-256, and only then gives it its name. Resumes a `.part` left by an
+/// earlier attempt.
+pub fn get(options: &GetOptions) -> anyhow::Result<()> {
+    let path = &options.path;
+    let shown = printable(path.as_bytes());
+    if path.contains(['\n', '\r']) {
+        bail!("a path cannot contain a line break: {shown}");
+    }
+    let out = match &options.output {
+        Some(out) => out.clone(),
+        None => default_name(path)?,
+    };
+    refuse_to_overwrite(&out, options.force)?;
+    let part = part_name(&out);
+
+    // Step 1: what an earlier attempt left. Its bytes are hashed now, so
+    // the digest at the end covers the whole file.
+    let mut hasher = Sha256::new();
+    // exercise 5.4: begin
+    //~ let mut have: u64 = todo!();
+    let mut have = match File::open(&part) {
+        Ok(file) => io::copy(
+            &mut BufReader::with_capacity(BUFFER_SIZE, file),
+            &mut hasher,
+        )
+        .with_context(|| format!("could not read {}", part.display()))?,
+        Err(err) if err.kind() == ErrorKind::NotFound => 0,
+        Err(err) => bail!("could not open {}: {}", part.display(), describe(&err)),
+    };
+    // exercise 5.4: end
+
+    // Step 2: ask for the whole file, or for the rest of it.
+    let started = Instant::now();
+    let stream = common::connect(&options.server, DEFAULT_PORT, options.timeout, START_SERVER)?;
+    let peer = stream
+        .peer_addr()
+        .context("could not read the server's address")?;
+    stream.set_read_timeout(Some(options.timeout))?;
+    stream.set_write_timeout(Some(options.timeout))?;
+    // exercise 5.4: begin
+    //~ let request: String = todo!();
+    let request = if have == 0 {
+        format!("GET {path}\n")
+    } else {
+        format!("RESUME {have} {path}\n")
+    };
+    // exercise 5.4: end
+    (&stream)
+        .write_all(request.as_bytes())
+        .map_err(|err| anyhow!("could not send the request to {peer}: {}", describe(&err)))?;
+
+    // Step 3: the header. The same BufReader then gives the file's bytes:
+    // whatever it read past the header's newline is the file's beginning.
+    let mut reader = BufReader::new(stream);
+    let line = read_header(&mut reader, peer, options.timeout)?;
+    let (size, sha256) = match parse_reply(&line) {
+        Some(Reply::File { size, sha256 }) if size >= have => (size, sha256),
+        Some(Reply::Refused { code, .. }) if code == "bad-offset" => {
+            // Our .part is longer than the file: the file has changed.
+            remove(&part)?;
+            bail!(
+                "{} holds more bytes than the server's {shown} has now, so the file has changed; removed {}: run the same command again to download it afresh",
+                part.display(),
+                part.display()
+            );
+        }
+        Some(Reply::Refused { code, message }) => bail!(
+            "the server refused \"{shown}\": {} ({})",
+            printable(code.as_bytes()),
+            printable(message.as_bytes())
+        ),
+        _ => return Err(not_understood(peer, &line)),
+    };
+
+    // Step 4: receive the rest into the .part file.
+    // exercise 5.4: begin
+    //~ let mut file: File = todo!();
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&part)
+        .map_err(|err| anyhow!("could not create {}: {}", part.display(), describe(&err)))?;
+    // exercise 5.4: end
+    let resumed_at = have;
+    let bar = progress_bar(size, have);
+    let cut = receive(&mut reader, &mut file, &mut hasher, &mut have, size, &bar)
+        .with_context(|| format!("could not write {}", part.display()))?;
+    bar.finish_and_clear();
+    if let Some(why) = cut {
+        bail!(
+            "the transfer of \"{shown}\" from {peer} stopped after {} of {} ({why}); {} keeps what arrived: run the same command again to resume",
+            HumanBytes(have),
+            HumanBytes(size),
+            part.display()
+        );
+    }
+    let seconds = started.elapsed().as_secs_f64();
+
+    // Step 5: on disk, checked, and only then under its name.
+    file.sync_all()
+        .with_context(|| format!("could not flush {} to disk", part.display()))?;
+    drop(file);
+    // exercise 5.3: begin
+    //~ todo!();
+    if format!("{:x}", hasher.finalize()) != sha256 {
+        remove(&part)?;
+        return Err(digest_mismatch(&shown, &part));
+    }
+    // exercise 5.3: end
+    refuse_to_overwrite(&out, options.force)?;
+    fs::rename(&part, &out).map_err(|err| {
+        anyhow!(
+            "could not rename {} to {}: {}",
+            part.display(),
+            out.display(),
+            describe(&err)
+        )
+    })?;
+    sync_folder(&out);
+
+    let received = size - resumed_at;
+    let resumed = if resumed_at > 0 {
+        format!(", resumed after {}", HumanBytes(resumed_at))
+    } else {
+        String::new()
+    };
+    say!(
+        "saved {}: {} in {seconds:.2} s ({}/s){resumed}, sha256 ok",
+        out.display(),
+        HumanBytes(size),
+        HumanBytes((received as f64 / seconds.max(1e-6)) as u64)
+    );
+    Ok(())
+}
+// ANCHOR_END: get
+
+// ANCHOR: receive
+/// Receives the bytes of the file up to `size` into `file`, hashing them
+/// on the way; `have` counts the bytes of the file we hold. Returns `None`
+/// when all arrived, or why they stopped. An error is a failure to write
+/// the file (a full disk).
+///
+/// SHA-256 costs about as much processor time as receiving and writing
+/// together, so it runs on a second thread, on another core: this thread
+/// fills a buffer from the socket and writes it to the file while the
+/// other hashes the buffer before. The buffers go round in a circle
+/// (`empty` -> filled here -> hashed there -> `empty`), so there are never
+/// more than HASH_AHEAD of them, whatever the file's size. One channel
+/// carries them in order, so the bytes are hashed in the order they came.
+fn receive(
+    reader: &mut impl Read,
+    file: &mut File,
+    hasher: &mut Sha256,
+    have: &mut u64,
+    size: u64,
+    bar: &ProgressBar,
+) -> io::Result<Option<String>> {
+    thread::scope(|scope| {
+        let (to_hash, filled) = mpsc::sync_channel::<(Vec<u8>, usize)>(HASH_AHEAD);
+        let (to_fill, empty) = mpsc::sync_channel::<Vec<u8>>(HASH_AHEAD);
+        for _ in 0..HASH_AHEAD {
+            let _ = to_fill.send(vec![0; BUFFER_SIZE]);
+        }
+        // Ends when `to_hash` is dropped, as this closure returns; the
+        // scope waits for it, so `hasher` has seen every byte after it.
+        scope.spawn(move || {
+            for (buffer, count) in filled {
+                // exercise 5.3: begin
+                //~ todo!();
+                hasher.update(&buffer[..count]);
+                // exercise 5.3: end
+                let _ = to_fill.send(buffer);
+            }
+        });
+        while *have < size {
+            let mut buffer = empty
+                .recv()
+                .map_err(|_| io::Error::other("the hashing thread stopped"))?;
+            // Never read past the announced size.
+            let want =
+                usize::try_from(size - *have).map_or(BUFFER_SIZE, |left| left.min(BUFFER_SIZE));
+            let count = match reader.read(&mut buffer[..want]) {
+                Ok(0) => return Ok(Some("the connection closed early".to_string())),
+                Ok(count) => count,
+                Err(err) if err.kind() == ErrorKind::Interrupted => {
+                    let _ = to_hash.send((buffer, 0));
+                    continue;
+                }
+                Err(err) if is_timeout(&err) => {
+                    return Ok(Some("the server sent nothing more".to_string()));
+                }
+                Err(err) => return Ok(Some(describe(&err))),
+            };
+            file.write_all(&buffer[..count])?;
+            *have += count as u64;
+            bar.inc(count as u64);
+            let _ = to_hash.send((buffer, count));
+        }
+        Ok(None)
+    })
+}
+// ANCHOR_END: receive
+
+// ANCHOR: client_helpers
+/// Reads one header line from the server, with the errors a person can act on.
+fn read_header(
+    reader: &mut impl BufRead,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> anyhow::Result<Vec<u8>> {
+    match read_line(reader, LINE_LIMIT) {
+        Ok(ReadLine::Line(line)) => Ok(line),
+        Ok(ReadLine::Closed) => {
+            bail!("the server at {peer} closed the connection without replying")
+        }
+        Ok(ReadLine::TooLong) => {
+            bail!("the server at {peer} sent a line longer than {LINE_LIMIT} bytes")
+        }
+        Err(err) if is_timeout(&err) => {
+            bail!("no reply from {peer} within {} s", timeout.as_secs_f64())
+        }
+        Err(err) => bail!("lost the connection to {peer}: {}", describe(&err)),
+    }
+}
+
+fn not_understood(peer: SocketAddr, line: &[u8]) -> anyhow::Error {
+    anyhow!(
+        "the server at {peer} sent a line this program does not understand: {}",
+        printable(line)
+    )
+}
+
+/// The error for a file whose bytes, all there, do not make the SHA-256
+/// the server announced. Its `.part` is removed by then: a part of an
+/// older version would only fail again.
+fn digest_mismatch(shown: &str, part: &Path) -> anyhow::Error {
+    anyhow!(
+        "\"{shown}\" arrived whole but its SHA-256 does not match the server's (the file changed on the server during the download, or since {} was started); removed {}: run the same command again to download it afresh",
+        part.display(),
+        part.display()
+    )
+}
+
+/// The name to save `path` under when `-o` is not given: its last part.
+fn default_name(path: &str) -> anyhow::Result<PathBuf> {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    if name.is_empty() || name == "." || name == ".." || name.contains('\\') {
+        bail!(
+            "cannot name the saved file after \"{}\"; choose a name with -o NAME",
+            printable(path.as_bytes())
+        );
+    }
+    Ok(PathBuf::from(name))
+}
+
+/// `notes.txt` becomes `notes.txt.part`.
+fn part_name(out: &Path) -> PathBuf {
+    // exercise 5.4: begin
+    let mut name = out.as_os_str().to_owned();
+    name.push(".part");
+    PathBuf::from(name)
+    // exercise 5.4: end
+}
+
+fn refuse_to_overwrite(out: &Path, force: bool) -> anyhow::Result<()> {
+    // symlink_metadata: a link there counts too, even a broken one.
+    if !force && fs::symlink_metadata(out).is_ok() {
+        bail!(
+            "{} already exists; add --force to replace it, or save elsewhere with -o",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+fn remove(part: &Path) -> anyhow::Result<()> {
+    fs::remove_file(part)
+        .map_err(|err| anyhow!("could not remove {}: {}", part.display(), describe(&err)))
+}
+
+/// Writes the folder's new entry to disk too. A rename changes the
+/// folder, not the file; after a crash the file could otherwise come back
+/// under its old name. Best effort: not every system can open a folder.
+fn sync_folder(file: &Path) {
+    let folder = match file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if let Ok(folder) = File::open(folder) {
+        let _ = folder.sync_all();
+    }
+}
+
+/// A progress bar on standard error when that is a terminal; when it is a
+/// file or a pipe, nothing (the summary line says it all).
+fn progress_bar(size: u64, have: u64) -> ProgressBar {
+    if !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(size).with_position(have);
+    if let Ok(style) =
+        ProgressStyle::with_template("{wide_bar} {bytes}/{total_bytes} {bytes_per_sec}, {eta} left")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+// ANCHOR_END: client_helpers
+
+// ANCHOR: list
+/// Asks the server for its files and prints them as a table.
+pub fn list(server: &str, timeout: Duration) -> anyhow::Result<()> {
+    let stream = common::connect(server, DEFAULT_PORT, timeout, START_SERVER)?;
+    let peer = stream
+        .peer_addr()
+        .context("could not read the server's address")?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    (&stream)
+        .write_all(b"LIST\n")
+        .map_err(|err| anyhow!("could not send the request to {peer}: {}", describe(&err)))?;
+    let mut reader = BufReader::new(stream);
+    let line = read_header(&mut reader, peer, timeout)?;
+    let count = match parse_reply(&line) {
+        Some(Reply::Count(count)) => count,
+        Some(Reply::Refused { code, message }) => bail!(
+            "the server refused to list its files: {} ({})",
+            printable(code.as_bytes()),
+            printable(message.as_bytes())
+        ),
+        _ => return Err(not_understood(peer, &line)),
+    };
+    say!("{:>12}  {:>10}  path", "bytes", "size");
+    let mut total = 0u64;
+    for _ in 0..count {
+        let line = read_header(&mut reader, peer, timeout)?;
+        let entry = std::str::from_utf8(&line)
+            .ok()
+            .and_then(|line| line.split_once(' '))
+            .and_then(|(size, path)| Some((parse_number(size)?, path)));
+        let Some((size, path)) = entry else {
+            return Err(not_understood(peer, &line));
+        };
+        say!(
+            "{size:>12}  {:>10}  {}",
+            HumanBytes(size).to_string(),
+            printable(path.as_bytes())
+        );
+        total = total.saturating_add(size);
+    }
+    say!("{count} files, {} in all", HumanBytes(total));
+    Ok(())
+}
+// ANCHOR_END: list

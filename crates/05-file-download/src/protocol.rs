@@ -1,0 +1,280 @@
+//! The protocol: one request line per connection, and a reply that says
+//! how many bytes follow and what their SHA-256 is. Pure functions: bytes
+//! in, a value out, no sockets, so a test can throw any bytes at them.
+
+// ANCHOR: request
+/// What a client asks for. One request line per connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `GET <path>`: the whole file.
+    Get { path: String },
+    /// `RESUME <offset> <path>`: the file from byte `offset` on.
+    Resume { offset: u64, path: String },
+    /// `LIST`: the files offered.
+    List,
+}
+
+/// Reads a request line (without its newline). It does no I/O, so a test
+/// can throw any bytes at it.
+///
+/// The path is the rest of the line, spaces and all: a name like
+/// `my notes.txt` needs no quoting. Nothing is decoded (no `%2e`, no
+/// escapes): the bytes that pass [`check_path`](crate::check_path) are the
+/// name that is opened.
+pub fn parse_request(line: &[u8]) -> Result<Request, Refusal> {
+    let Ok(line) = std::str::from_utf8(line) else {
+        return Err(Refusal::new(Code::BadRequest, "a request must be UTF-8"));
+    };
+    if line == "LIST" {
+        return Ok(Request::List);
+    }
+    if let Some(path) = line.strip_prefix("GET ") {
+        return Ok(Request::Get {
+            path: path.to_string(),
+        });
+    }
+    if let Some(rest) = line.strip_prefix("RESUME ") {
+        let (offset, path) = rest.split_once(' ').unwrap_or((rest, ""));
+        let Some(offset) = parse_number(offset) else {
+            return Err(Refusal::new(
+                Code::BadRequest,
+                "expected RESUME <offset> <path>, the offset in decimal digits",
+            ));
+        };
+        return Ok(Request::Resume {
+            offset,
+            path: path.to_string(),
+        });
+    }
+    Err(Refusal::new(
+        Code::BadRequest,
+        "expected GET <path>, RESUME <offset> <path> or LIST",
+    ))
+}
+
+/// A number in decimal digits and nothing else: `str::parse` would also
+/// take `+5`, which no client of ours sends.
+pub(crate) fn parse_number(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+// ANCHOR_END: request
+
+// ANCHOR: refusal
+/// Why a request is refused: the code of an `ERR` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    NotFound,
+    Forbidden,
+    NotAFile,
+    BadRequest,
+    BadOffset,
+    LineTooLong,
+    Busy,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::NotFound => "not-found",
+            Code::Forbidden => "forbidden",
+            Code::NotAFile => "not-a-file",
+            Code::BadRequest => "bad-request",
+            Code::BadOffset => "bad-offset",
+            Code::LineTooLong => "line-too-long",
+            Code::Busy => "busy",
+        }
+    }
+}
+
+/// A refused request: `ERR <code> <message>` on the wire.
+///
+/// The message is always our own text, never a piece of the request: a
+/// path sent back could carry control characters to the client's terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: Code,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: Code, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The reply line, newline included.
+    pub fn line(&self) -> String {
+        format!("ERR {} {}\n", self.code.as_str(), self.message)
+    }
+}
+// ANCHOR_END: refusal
+
+// ANCHOR: reply
+/// What the server answered, as the client reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `OK <size> <sha256-hex>`: the file's whole size and digest; the bytes
+    /// (from the requested offset on) follow.
+    File { size: u64, sha256: String },
+    /// `OK <count>`: that many lines `<size> <path>` follow.
+    Count(u64),
+    /// `ERR <code> <message>`.
+    Refused { code: String, message: String },
+}
+
+/// Reads a reply header line (without its newline); `None` if it is not
+/// one of the three shapes. Pure, like [`parse_request`].
+pub fn parse_reply(line: &[u8]) -> Option<Reply> {
+    // exercise 5.1: begin
+    let line = std::str::from_utf8(line).ok()?;
+    if let Some(rest) = line.strip_prefix("ERR ") {
+        let (code, message) = rest.split_once(' ').unwrap_or((rest, ""));
+        return Some(Reply::Refused {
+            code: code.to_string(),
+            message: message.to_string(),
+        });
+    }
+    let rest = line.strip_prefix("OK ")?;
+    match rest.split_once(' ') {
+        None => Some(Reply::Count(parse_number(rest)?)),
+        Some((size, sha256))
+            if sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Some(Reply::File {
+                size: parse_number(size)?,
+                sha256: sha256.to_ascii_lowercase(),
+            })
+        }
+        Some(_) => None,
+    }
+    // exercise 5.1: end
+}
+// ANCHOR_END: reply
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECTION: &str = "(book: 05-file-download.md § The protocol)";
+
+    fn get(path: &str) -> Request {
+        Request::Get {
+            path: path.to_string(),
+        }
+    }
+
+    #[test]
+    fn requests_have_three_shapes() {
+        let good = [
+            (
+                &b"GET a b.txt"[..],
+                get("a b.txt"),
+                "the path is the rest of the line, spaces and all",
+            ),
+            (
+                b"GET ",
+                get(""),
+                "an empty path is the path check's to refuse, not the parser's",
+            ),
+            (
+                b"RESUME 12 x/y",
+                Request::Resume {
+                    offset: 12,
+                    path: "x/y".to_string(),
+                },
+                "the offset in decimal digits, then the path",
+            ),
+            (b"LIST", Request::List, "LIST alone"),
+        ];
+        for (line, expected, why) in good {
+            assert_eq!(
+                parse_request(line),
+                Ok(expected),
+                "parse_request({}) should read it as shown ({why}) {SECTION}",
+                testkit::show(line)
+            );
+        }
+        for bad in [
+            &b"get x"[..],
+            b"GET",
+            b"LIST ",
+            b"RESUME x y",
+            b"RESUME +1 y",
+            b"RESUME  1 y",
+            b"RESUME 18446744073709551616 y",
+            b"GET \xff",
+            b"",
+        ] {
+            let got = parse_request(bad).map_err(|refusal| refusal.code);
+            assert_eq!(
+                got,
+                Err(Code::BadRequest),
+                "parse_request({}) should refuse it with bad-request: a request is `GET <path>`, \
+                 `RESUME <offset in decimal digits> <path>` or `LIST`, in UTF-8 {SECTION}",
+                testkit::show(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn replies_have_three_shapes() {
+        let sha = "A".repeat(64);
+        let good = [
+            (
+                format!("OK 5 {sha}"),
+                Reply::File {
+                    size: 5,
+                    sha256: "a".repeat(64),
+                },
+                "a file's size and digest (in lowercase, whatever case it came in)",
+            ),
+            ("OK 3".to_string(), Reply::Count(3), "a listing's count"),
+            (
+                "ERR not-found no such file".to_string(),
+                Reply::Refused {
+                    code: "not-found".to_string(),
+                    message: "no such file".to_string(),
+                },
+                "a refusal: the code, then the message",
+            ),
+        ];
+        for (line, expected, why) in good {
+            assert_eq!(
+                parse_reply(line.as_bytes()),
+                Some(expected),
+                "parse_reply({line:?}) should read it as shown ({why}) {SECTION}"
+            );
+        }
+        for bad in [
+            &b"OK"[..],
+            b"OK x",
+            b"OK 5 abc",
+            b"ok 5",
+            b"HELLO",
+            b"OK -1",
+        ] {
+            assert_eq!(
+                parse_reply(bad),
+                None,
+                "parse_reply({}) should be None: a reply is `OK <size> <64 hex digits>`, \
+                 `OK <count>` or `ERR <code> <message>`, numbers in decimal digits {SECTION}",
+                testkit::show(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_one_line() {
+        let refusal = Refusal::new(Code::NotAFile, "only regular files are served");
+        assert_eq!(
+            refusal.line(),
+            "ERR not-a-file only regular files are served\n",
+            "a refusal goes on the wire as one line `ERR <code> <message>\\n` {SECTION}"
+        );
+    }
+}

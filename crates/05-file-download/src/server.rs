@@ -1,0 +1,405 @@
+//! The server: a thread per client, a deadline for the request, the
+//! digest computed once, and the bytes moved by the kernel.
+
+use std::collections::HashMap;
+use std::fs::{self, File, Metadata};
+use std::io::{self, BufReader, BufWriter, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{anyhow, bail};
+use common::{Deadline, ReadLine, describe, printable, read_line, say};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    BUFFER_SIZE, Code, DEFAULT_PORT, LINE_LIMIT, LINGER, Refusal, Request, SEND_TIMEOUT,
+    check_path, is_timeout, open_file, parse_request, resolve_inside,
+};
+
+/// What `serve` needs to know; the command line fills it in.
+pub struct ServeOptions {
+    pub folder: PathBuf,
+    pub listen: String,
+    pub max_clients: usize,
+    pub hidden: bool,
+    pub request_timeout: Duration,
+}
+
+/// What every client's thread shares.
+struct Server {
+    /// The served folder, absolute and canonical.
+    root: PathBuf,
+    hidden: bool,
+    request_timeout: Duration,
+    digests: Digests,
+}
+
+// ANCHOR: serve
+/// Serves the files of `options.folder` until the process is stopped.
+pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
+    // The folder as the kernel sees it, every link resolved: the
+    // reference every requested file is compared with.
+    let root = fs::canonicalize(&options.folder).map_err(|err| {
+        anyhow!(
+            "cannot serve {}: {}",
+            options.folder.display(),
+            describe(&err)
+        )
+    })?;
+    if !root.is_dir() {
+        bail!("cannot serve {}: it is not a folder", root.display());
+    }
+    let listener = common::listen(&options.listen, DEFAULT_PORT)?;
+    say!("serving {}", root.display());
+
+    let busy = Refusal::new(
+        Code::Busy,
+        format!(
+            "all {} client slots are taken; try again later",
+            options.max_clients
+        ),
+    );
+    let server = Arc::new(Server {
+        root,
+        hidden: options.hidden,
+        request_timeout: options.request_timeout,
+        digests: Digests::default(),
+    });
+    // A thread per client, at most max_clients at once (lesson 3).
+    common::serve_threads(
+        listener,
+        options.max_clients,
+        busy.line().as_bytes(),
+        move |stream, client| server.serve_client(stream, client),
+    );
+    Ok(())
+}
+// ANCHOR_END: serve
+
+/// Why a request got no file: refused with an `ERR` line, or the
+/// connection failed (in words, for the log).
+enum Failure {
+    Refused(Refusal),
+    Lost(String),
+}
+
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Failure {
+        Failure::Refused(refusal)
+    }
+}
+
+impl Server {
+    // ANCHOR: serve_client
+    /// One client's whole conversation: a request, an answer, one log line.
+    fn serve_client(&self, stream: TcpStream, client: SocketAddr) {
+        let outcome = self.answer(&stream);
+        say!("[{client}] {outcome}");
+        // Lesson 2's careful close: FIN after the reply, then drop what the
+        // client still sends, so a reset cannot destroy the reply's end.
+        common::close_gently(stream, LINGER);
+    }
+
+    /// Reads the request and answers it; returns what to log.
+    fn answer(&self, stream: &TcpStream) -> String {
+        let line = match read_request(stream, self.request_timeout) {
+            Ok(Some(line)) => line,
+            Ok(None) => return "closed the connection without a request".to_string(),
+            Err(Failure::Refused(refusal)) => return refuse(stream, "(no request)", &refusal),
+            Err(Failure::Lost(why)) => return format!("(no request): {why}"),
+        };
+        // The request as the log shows it: escaped, never raw.
+        let shown = printable(&line);
+        let result = match parse_request(&line) {
+            Ok(Request::List) => self.send_list(stream),
+            Ok(Request::Get { path }) => self.send_file(stream, &path, 0),
+            Ok(Request::Resume { offset, path }) => self.send_file(stream, &path, offset),
+            Err(refusal) => Err(Failure::Refused(refusal)),
+        };
+        match result {
+            Ok(done) => format!("{shown}: {done}"),
+            Err(Failure::Refused(refusal)) => refuse(stream, &shown, &refusal),
+            Err(Failure::Lost(why)) => format!("{shown}: {why}"),
+        }
+    }
+    // ANCHOR_END: serve_client
+}
+
+// ANCHOR: read_request
+/// Reads the request line, within `timeout` in all.
+fn read_request(stream: &TcpStream, timeout: Duration) -> Result<Option<Vec<u8>>, Failure> {
+    // A deadline for the whole line, not a timeout for each read (see
+    // `common::Deadline`).
+    let mut reader = BufReader::new(Deadline {
+        stream,
+        until: Some(Instant::now() + timeout),
+    });
+    match read_line(&mut reader, LINE_LIMIT) {
+        Ok(ReadLine::Line(line)) => Ok(Some(line)),
+        Ok(ReadLine::Closed) => Ok(None),
+        Ok(ReadLine::TooLong) => Err(Failure::Refused(Refusal::new(
+            Code::LineTooLong,
+            format!("a request line is at most {LINE_LIMIT} bytes"),
+        ))),
+        Err(err) if is_timeout(&err) => Err(Failure::Refused(Refusal::new(
+            Code::BadRequest,
+            format!(
+                "no complete request line within {} s",
+                timeout.as_secs_f64()
+            ),
+        ))),
+        Err(err) => Err(Failure::Lost(describe(&err))),
+    }
+}
+
+// ANCHOR_END: read_request
+
+impl Server {
+    // ANCHOR: send_file
+    /// Answers `GET path` (offset 0) or `RESUME offset path`.
+    fn send_file(&self, stream: &TcpStream, path: &str, offset: u64) -> Result<String, Failure> {
+        let relative = check_path(path, self.hidden)?;
+        let real = resolve_inside(&self.root, &relative, self.hidden)?;
+        let (file, meta) = open_file(&real)?;
+        let size = meta.len();
+        if offset > size {
+            return Err(Failure::Refused(Refusal::new(
+                Code::BadOffset,
+                format!("the offset is past the end of the file, which has {size} bytes"),
+            )));
+        }
+        let (sha256, known) = self
+            .digests
+            .of(&real, &file, &meta)
+            .map_err(|err| Failure::Lost(format!("could not read the file: {}", describe(&err))))?;
+
+        let started = Instant::now();
+        stream
+            .set_write_timeout(Some(SEND_TIMEOUT))
+            .and_then(|()| (&*stream).write_all(format!("OK {size} {sha256}\n").as_bytes()))
+            .map_err(|err| Failure::Lost(format!("could not reply: {}", describe(&err))))?;
+        let mut position = offset;
+        let sent = send_range(&file, stream, &mut position, size);
+        let count = position - offset;
+        let digest = if known {
+            "sha256 known"
+        } else {
+            "sha256 computed"
+        };
+        match sent {
+            Ok(()) if position == size => Ok(format!(
+                "sent {} in {:.2} s, {digest}",
+                range(offset, count, size),
+                started.elapsed().as_secs_f64()
+            )),
+            // sendfile found the end of the file early: someone truncated it.
+            Ok(()) => Err(Failure::Lost(format!(
+                "stopped after {count} of {} bytes: the file got shorter while it was sent",
+                size - offset
+            ))),
+            Err(err) if is_timeout(&err) => Err(Failure::Lost(format!(
+                "gave up after {count} of {} bytes: the client took nothing for {} s",
+                size - offset,
+                SEND_TIMEOUT.as_secs()
+            ))),
+            Err(err) => Err(Failure::Lost(format!(
+                "the client went away after {count} of {} bytes ({})",
+                size - offset,
+                describe(&err)
+            ))),
+        }
+    }
+    // ANCHOR_END: send_file
+}
+
+// ANCHOR: send_range
+/// Sends the bytes of `file` from `position` up to `end`, moving `position`
+/// on as they go (so after an error it says how far the transfer got).
+///
+/// On Linux, sendfile(2): the kernel hands pages of the file, as they sit
+/// in its page cache, to the socket. The bytes never come up into this
+/// program: no buffer here, no copy in and out of it, one system call for
+/// many megabytes. The catch that keeps `std::io::copy` from doing this
+/// itself: the socket may still hold the pages after the call returns, so a
+/// file changed at that moment can send its new bytes. Our client checks
+/// the SHA-256 of everything it received, so it would notice.
+#[cfg(target_os = "linux")]
+fn send_range(file: &File, stream: &TcpStream, position: &mut u64, end: u64) -> io::Result<()> {
+    while *position < end {
+        let count = usize::try_from(end - *position).unwrap_or(usize::MAX);
+        match rustix::fs::sendfile(stream, file, Some(&mut *position), count) {
+            // The end of the file came early: it was truncated meanwhile.
+            Ok(0) => return Ok(()),
+            // sendfile moved `position` on by what it sent.
+            Ok(_) => continue,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Elsewhere: the portable way, through a buffer in this program.
+#[cfg(not(target_os = "linux"))]
+fn send_range(file: &File, stream: &TcpStream, position: &mut u64, end: u64) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = file;
+    file.seek(SeekFrom::Start(*position))?;
+    let mut stream = stream;
+    let sent = io::copy(&mut file.take(end - *position), &mut stream)?;
+    *position += sent;
+    Ok(())
+}
+// ANCHOR_END: send_range
+
+// ANCHOR: digests
+/// The SHA-256 of everything `reader` gives, as 64 hex digits, and how many
+/// bytes that was. Reads [`BUFFER_SIZE`] bytes at a time.
+pub fn sha256_of(reader: impl Read) -> io::Result<(String, u64)> {
+    let mut hasher = Sha256::new();
+    // Sha256 is a Write: io::copy feeds it the file a buffer at a time.
+    let count = io::copy(
+        &mut BufReader::with_capacity(BUFFER_SIZE, reader),
+        &mut hasher,
+    )?;
+    Ok((format!("{:x}", hasher.finalize()), count))
+}
+
+/// A digest computed earlier. It is the file's digest as long as the file
+/// keeps this size and modification time.
+struct Known {
+    size: u64,
+    modified: Option<SystemTime>,
+    sha256: String,
+}
+
+/// The digests computed so far, one per file (the newest), shared by every
+/// client's thread. The lock is held to look up and to store, never while
+/// hashing, so a client hashing a big file does not hold up the others.
+#[derive(Default)]
+struct Digests(Mutex<HashMap<PathBuf, Known>>);
+
+impl Digests {
+    /// The digest of `file` (open, found at `real`, with metadata `meta`),
+    /// and whether it was known already.
+    fn of(&self, real: &Path, file: &File, meta: &Metadata) -> io::Result<(String, bool)> {
+        let size = meta.len();
+        let modified = meta.modified().ok();
+        {
+            let known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(known) = known.get(real)
+                && known.size == size
+                && known.modified == modified
+                && modified.is_some()
+            {
+                return Ok((known.sha256.clone(), true));
+            }
+        }
+        // Read from the start of the file we opened (not from its name),
+        // exactly `size` bytes: the bytes announced.
+        let (sha256, count) = sha256_of(file.take(size))?;
+        if count != size {
+            return Err(io::Error::new(
+                ErrorKind::UnexpectedEof,
+                "the file got shorter while it was read",
+            ));
+        }
+        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        known.insert(
+            real.to_path_buf(),
+            Known {
+                size,
+                modified,
+                sha256: sha256.clone(),
+            },
+        );
+        Ok((sha256, false))
+    }
+}
+// ANCHOR_END: digests
+
+impl Server {
+    // ANCHOR: send_list
+    /// Answers `LIST`.
+    fn send_list(&self, stream: &TcpStream) -> Result<String, Failure> {
+        let files = self.offered_files();
+        let lost = |err: io::Error| Failure::Lost(format!("could not reply: {}", describe(&err)));
+        stream.set_write_timeout(Some(SEND_TIMEOUT)).map_err(lost)?;
+        // Many short lines: a BufWriter gathers them into few writes.
+        let mut out = BufWriter::new(stream);
+        writeln!(out, "OK {}", files.len()).map_err(lost)?;
+        for (size, path) in &files {
+            writeln!(out, "{size} {path}").map_err(lost)?;
+        }
+        out.flush().map_err(lost)?;
+        Ok(format!("listed {} files", files.len()))
+    }
+
+    /// Every file `GET` would serve, as (size, path), sorted by path.
+    ///
+    /// It asks the same questions `GET` asks, name by name, so the list
+    /// cannot offer what `GET` refuses. Folders are walked; links to
+    /// folders are not (a link can loop back to its own folder), so a file
+    /// is listed under its real name.
+    fn offered_files(&self) -> Vec<(u64, String)> {
+        let mut files = Vec::new();
+        let mut folders = vec![String::new()];
+        while let Some(folder) = folders.pop() {
+            let Ok(entries) = fs::read_dir(self.root.join(&folder)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                // A name that is not UTF-8 cannot be asked for: skip it.
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
+                let path = if folder.is_empty() {
+                    name
+                } else {
+                    format!("{folder}/{name}")
+                };
+                let Ok(relative) = check_path(&path, self.hidden) else {
+                    continue;
+                };
+                // file_type() does not follow links: a link is not a folder.
+                if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                    folders.push(path);
+                    continue;
+                }
+                let Ok(real) = resolve_inside(&self.root, &relative, self.hidden) else {
+                    continue;
+                };
+                if let Ok((_, meta)) = open_file(&real) {
+                    files.push((meta.len(), path));
+                }
+            }
+        }
+        files.sort_by(|a, b| a.1.cmp(&b.1));
+        files
+    }
+    // ANCHOR_END: send_list
+}
+
+// ANCHOR: refuse
+/// Says no to a request: the `ERR` line, and what to log.
+fn refuse(stream: &TcpStream, shown: &str, refusal: &Refusal) -> String {
+    let mut stream = stream;
+    let logged = format!("{shown}: {} ({})", refusal.code.as_str(), refusal.message);
+    match stream.write_all(refusal.line().as_bytes()) {
+        Ok(()) => logged,
+        Err(err) => format!("{logged}, could not reply: {}", describe(&err)),
+    }
+}
+
+// ANCHOR_END: refuse
+
+/// `sent 12 bytes`, or for a resumed transfer `sent 6 bytes (6 to 12 of 12)`.
+fn range(offset: u64, count: u64, size: u64) -> String {
+    if offset == 0 {
+        format!("{count} bytes")
+    } else {
+        format!("{count} bytes ({offset} to {size} of {size})")
+    }
+}
