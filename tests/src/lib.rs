@@ -382,7 +382,10 @@ impl Drop for Process {
             let _ = self.stderr_done.recv_timeout(Duration::from_secs(1));
             let stderr = self.stderr();
             if !stderr.trim().is_empty() {
-                eprintln!("--- `{}` wrote on standard error ---\n{stderr}---", self.name);
+                eprintln!(
+                    "--- `{}` wrote on standard error ---\n{stderr}---",
+                    self.name
+                );
             }
         }
     }
@@ -587,7 +590,11 @@ impl Connection {
                  the connection was reset (RST) instead{}. A socket closed with unread \
                  input is reset; read what the client sent (drain) or half-close \
                  first (book: 02-server.md § Step 7: close without losing the reply)",
-                if got.is_empty() { String::new() } else { format!(" after {}", show(&got)) }
+                if got.is_empty() {
+                    String::new()
+                } else {
+                    format!(" after {}", show(&got))
+                }
             ),
             Err(err) => panic!(
                 "{what}: expected the connection to close; got {}",

@@ -228,8 +228,9 @@ fn a_line_over_the_limit_is_refused_and_the_server_lives_on() {
         refusal, "error: line longer than 65536 bytes, closing the connection",
         "the error line for an over-long line"
     );
-    client
-        .expect_closed_or_reset("after refusing an over-long line, the server should close that connection");
+    client.expect_closed_or_reset(
+        "after refusing an over-long line, the server should close that connection",
+    );
     let line = server.wait_for("longer than");
     assert!(
         line.ends_with("] line longer than 65536 bytes, closing"),
@@ -306,7 +307,9 @@ fn a_silent_client_is_disconnected_after_the_idle_timeout() {
     let mut server = start_server(&["--idle-timeout", "1"]);
     let mut client = Connection::open(server.addr());
     round_trip(&mut client, "hello, and then nothing");
-    client.expect_closed_or_reset("a client silent for longer than --idle-timeout should be disconnected");
+    client.expect_closed_or_reset(
+        "a client silent for longer than --idle-timeout should be disconnected",
+    );
     let line = server.wait_for("idle");
     assert!(
         line.ends_with("] idle for 1 s, closing"),
