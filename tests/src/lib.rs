@@ -216,6 +216,18 @@ impl Process {
     /// Waits (at most [`WAIT`] in all) for a line that contains `text`, and
     /// returns it; the lines before it are kept for failure messages.
     pub fn wait_for(&mut self, text: &str) -> String {
+        self.expect_line(text, "")
+    }
+
+    /// [`wait_for`](Process::wait_for), with `what` at the start of the
+    /// failure message: the behaviour and the case, for a line the learner's
+    /// program may not print.
+    pub fn expect_line(&mut self, text: &str, what: &str) -> String {
+        let what = if what.is_empty() {
+            String::new()
+        } else {
+            format!("{what}: ")
+        };
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -227,7 +239,7 @@ impl Process {
                     }
                 }
                 Err(_) => self.fail(&format!(
-                    "it should print a line containing `{text}`; none came within {} s",
+                    "{what}it should print a line containing `{text}`; none came within {} s",
                     WAIT.as_secs()
                 )),
             }
