@@ -171,14 +171,16 @@ impl Process {
         args.extend(["--listen", "127.0.0.1:0"]);
         let mut server = Self::start(bin, &args);
         let first = server.next_line(
-            "a server's first line should be `listening on ADDR`, printed and flushed as soon as it listens",
+            "a server's first line should be `listening on ADDR`, printed and flushed as soon as it \
+             listens (book: 02-server.md § Steps 1 to 3: socket, bind, listen)",
         );
         let addr = first
             .strip_prefix("listening on ")
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| {
                 server.fail(&format!(
-                    "the first line should be `listening on ADDR` with the bound address, e.g. `listening on 127.0.0.1:7890`; got {first:?}"
+                    "the first line should be `listening on ADDR` with the bound address, e.g. `listening on 127.0.0.1:7890` \
+                     (book: 02-server.md § Steps 1 to 3: socket, bind, listen); got {first:?}"
                 ))
             });
         server.addr = Some(addr);

@@ -95,10 +95,17 @@ fn every_misbehaving_client_gets_the_one_right_report_and_a_clean_exit() {
             Path::new(env!("CARGO_BIN_EXE_02-server")),
             &["--timeout", &secs],
         );
-        server.wait_for("waiting for a client");
+        server.expect_line(
+            "waiting for a client",
+            "after `listening on ADDR` the server should print `waiting for a client...` before it \
+         waits in accept (book: 02-server.md § Step 4: accept)",
+        );
         let what = format!("02-server --timeout {secs}, after {}", case.describe(LINE));
         let held = case.act(server.addr(), LINE);
-        let connected = server.expect_line("client connected: ", &what);
+        let connected = server.expect_line(
+            "client connected: ",
+            &format!("{what}: the server should accept it (book: 02-server.md § Step 4: accept)"),
+        );
         let client = connected.trim_start_matches("client connected: ");
         let expected = expected_lines(case, client);
         let mut got = Vec::new();
@@ -131,7 +138,8 @@ fn every_misbehaving_client_gets_the_one_right_report_and_a_clean_exit() {
         ));
         assert_eq!(
             done.stderr, "",
-            "{what}: nothing should go to stderr; {done}"
+            "{what}: nothing should go to stderr: what a client does is reported on stdout, in one \
+             line (book: 02-server.md § A client that misbehaves); {done}"
         );
         assert!(
             !done.stdout.contains(['\u{1b}', '\u{7}', '\u{0}']),

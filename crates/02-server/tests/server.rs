@@ -17,7 +17,11 @@ fn server_bin() -> &'static Path {
 
 fn start_server(args: &[&str]) -> Process {
     let mut server = Process::server(server_bin(), args);
-    server.wait_for("waiting for a client");
+    server.expect_line(
+        "waiting for a client",
+        "after `listening on ADDR` the server should print `waiting for a client...` before it \
+         waits in accept (book: 02-server.md § Step 4: accept)",
+    );
     server
 }
 
@@ -116,7 +120,8 @@ fn only_the_first_1024_bytes_are_read() {
     );
     let received = server.expect_line(
         "received: ",
-        "the server should print the first 1024 bytes it received",
+        "a client sent 3000 bytes: the server should print the first 1024 it received \
+         (book: 02-server.md § Step 5: one read is not one message)",
     );
     assert_eq!(
         received,
@@ -126,11 +131,13 @@ fn only_the_first_1024_bytes_are_read() {
     );
     server.expect_line(
         "(the message filled all 1024 bytes; the rest was not read)",
-        "after a cut message the server should say so",
+        "a client sent 3000 bytes: after cutting the message at 1024 bytes the server should \
+         say so (book: 02-server.md § Step 5: one read is not one message)",
     );
     client.expect_orderly_close(
         "the server read 1024 of the 3000 bytes the client sent: after `OK` it should still \
-         close with a clean end of stream, not a reset",
+         close with a clean end of stream, not a reset \
+         (book: 02-server.md § Step 7: close without losing the reply)",
     );
     server.finish().assert_success(
         "after a message over the limit, the server should exit with status 0 \
@@ -158,7 +165,8 @@ fn a_client_that_sent_more_than_was_read_gets_ok_then_a_clean_end_of_stream() {
     client.expect_orderly_close(
         "a client sent `hello\\n` and a second line of 2000 bytes, and the server read at most \
          1024 of them: after `OK` the client must read a clean end of stream (FIN), which takes \
-         a half-close and reading what is left, not just dropping the socket",
+         a half-close and reading what is left, not just dropping the socket \
+         (book: 02-server.md § Step 7: close without losing the reply)",
     );
     drop(client);
     server.expect_line(
@@ -216,7 +224,8 @@ fn invalid_utf8_and_control_characters_are_printed_escaped() {
     );
     let line = server.expect_line(
         "received",
-        "the server should print the message it received",
+        "a client sent invalid UTF-8 and control characters: the server should print the \
+         message it received (book: 02-server.md § A client that misbehaves)",
     );
     assert_eq!(
         line, "received: caf\\xe9 \\u{1b}[31mred\\u{7} 你好",
@@ -268,7 +277,10 @@ fn a_reset_connection_is_reported_as_reset_by_peer() {
 fn a_silent_client_is_given_up_after_the_timeout() {
     let mut server = start_server(&["--timeout", "1"]);
     let mut client = Connection::open(server.addr());
-    let connected = server.expect_line("client connected: ", "the server should accept the client");
+    let connected = server.expect_line(
+        "client connected: ",
+        "a client connected: the server should accept it (book: 02-server.md § Step 4: accept)",
+    );
     let addr = connected.trim_start_matches("client connected: ");
     let what = "a client connected and sent nothing, not a byte, keeping the connection open: \
                 the server must give up after --timeout (1 s here) and close the connection, \
@@ -342,7 +354,9 @@ fn works_with_nc_with_and_without_half_close() {
         args.extend(["127.0.0.1", &port]);
         let command = format!("printf 'hello from nc\\n' | nc {}", args.join(" "));
         let done = run(&nc, &args, "hello from nc\n");
-        done.assert_success(&command);
+        done.assert_success(&format!(
+            "{command}: nc should get its reply and end (book: 02-server.md § Run it)"
+        ));
         assert_eq!(
             done.stdout, "OK\n",
             "`{command}` should print the server's reply: the newline ends the message, with or \

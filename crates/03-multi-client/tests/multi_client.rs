@@ -310,11 +310,15 @@ fn a_line_over_the_limit_is_refused_and_the_server_lives_on() {
     client.expect_orderly_close(&format!(
         "{what}: after the error line the server should close that connection gently \
          (common::close_gently: half-close, then read what is left), so that the client reads \
-         the error line and then a clean end of stream, not a reset"
+         the error line and then a clean end of stream, not a reset \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)"
     ));
     let line = server.expect_line(
         "longer than",
-        &format!("{what}: the server should log the refusal"),
+        &format!(
+            "{what}: the server should log the refusal \
+             (book: 03-multi-client.md § Clients that misbehave)"
+        ),
     );
     assert!(
         line.ends_with("] line longer than 65536 bytes, closing"),
@@ -417,7 +421,10 @@ fn a_silent_client_is_disconnected_after_the_idle_timeout() {
     ));
     let line = server.expect_line(
         "idle",
-        &format!("{what}: the server should log why it closed"),
+        &format!(
+            "{what}: the server should log why it closed \
+             (book: 03-multi-client.md § Clients that misbehave)"
+        ),
     );
     assert!(
         line.ends_with("] idle for 1 s, closing"),
@@ -436,7 +443,10 @@ fn a_reset_is_logged_as_one_line() {
     let what = "a client sent a line, got `ok`, then reset the connection (RST, SO_LINGER 0)";
     let line = server.expect_line(
         "connection error",
-        &format!("{what}: the server should log a connection error"),
+        &format!(
+            "{what}: the server should log a connection error \
+             (book: 03-multi-client.md § Clients that misbehave)"
+        ),
     );
     assert_eq!(
         line,
@@ -489,7 +499,10 @@ fn control_characters_and_invalid_utf8_are_logged_escaped() {
              (book: 03-multi-client.md § Lines, not reads, are the messages)"
         ),
     );
-    let line = server.expect_line("red", &format!("{what}: the server should log the line"));
+    let line = server.expect_line(
+        "red",
+        &format!("{what}: the server should log the line (book: 03-multi-client.md § Run it)"),
+    );
     assert!(
         line.ends_with("] \\u{1b}[31mred\\u{7} caf\\xe9"),
         "{what}: bytes from the network must be logged escaped, with common::printable; it \
@@ -557,11 +570,16 @@ fn nc_with_half_close_gets_ok_per_line() {
     );
     server.expect_line(
         "] from nc",
-        &format!("{what}: the server should log the second line"),
+        &format!(
+            "{what}: the server should log the second line (book: 03-multi-client.md § Run it)"
+        ),
     );
     server.expect_line(
         "] finished",
-        &format!("{what}: the server should log `[ADDR] finished`"),
+        &format!(
+            "{what}: the server should log `[ADDR] finished` \
+             (book: 03-multi-client.md § One client's conversation)"
+        ),
     );
 }
 
@@ -586,7 +604,7 @@ fn nc_without_half_close_is_ended_by_the_idle_timeout() {
     );
     server.expect_line(
         "] hello",
-        &format!("{what}: the server should log the line"),
+        &format!("{what}: the server should log the line (book: 03-multi-client.md § Run it)"),
     );
     server.expect_line(
         "] idle for 1 s, closing",
