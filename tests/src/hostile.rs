@@ -11,6 +11,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::panic::{self, AssertUnwindSafe};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,46 @@ pub enum Case {
 }
 
 impl Case {
+    /// What this client does, in words, for failure messages: which client,
+    /// and what it sent. `line` is the request given to [`Case::act`].
+    pub fn describe(self, line: &str) -> String {
+        let sent = |bytes: &str| crate::show(bytes.as_bytes());
+        match self {
+            Case::CloseAtOnce => {
+                "a client that connects and closes at once, without sending a byte".to_string()
+            }
+            Case::SendNothing => {
+                "a client that connects and sends nothing, keeping the connection open".to_string()
+            }
+            Case::ResetMidLine => format!(
+                "a client that sends half a line, {} (no newline), then resets the connection (RST)",
+                crate::show(&line.as_bytes()[..line.len() / 2])
+            ),
+            Case::FloodWithoutNewline => {
+                format!("a client that sends {FLOOD} bytes of `x` without a newline")
+            }
+            Case::Garbage => format!(
+                "a client that sends {} (invalid UTF-8 and control characters), then half-closes",
+                crate::show(GARBAGE)
+            ),
+            Case::ManyLinesInOneWrite => format!(
+                "a client that sends {} 100 times in one write, then half-closes",
+                sent(&format!("{line}\n"))
+            ),
+            Case::OneLineInManyWrites => format!(
+                "a client that sends {} one byte per write, then half-closes",
+                sent(&format!("{line}\n"))
+            ),
+            Case::Burst => format!(
+                "a client that opens {BURST} connections at once, sends nothing, then closes them all"
+            ),
+            Case::CloseWithoutReading => format!(
+                "a client that sends {} and closes without reading the reply",
+                sent(&format!("{line}\n"))
+            ),
+        }
+    }
+
     pub const ALL: [Case; 9] = [
         Case::CloseAtOnce,
         Case::SendNothing,
@@ -237,7 +278,20 @@ pub fn run_cases(
             if let Case::Burst = case {
                 wait_until_not_busy(addr);
             }
-            well_behaved(addr);
+            // A failure names the misbehaving client before it: the
+            // well-behaved client's own message says what came back.
+            let served = panic::catch_unwind(AssertUnwindSafe(|| well_behaved(addr)));
+            if let Err(failure) = served {
+                let message = failure
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| failure.downcast_ref::<&str>().copied())
+                    .unwrap_or("(no message)");
+                panic!(
+                    "{lesson}, round {round}: after {}, the server should still serve a well-behaved client; it did not:\n{message}",
+                    case.describe(line)
+                );
+            }
             drop(held);
         }
         let rss = resident_kib(server.pid());

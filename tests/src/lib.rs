@@ -242,14 +242,16 @@ impl Process {
         args.extend(["--listen", "127.0.0.1:0"]);
         let mut server = Self::start(bin, &args);
         let first = server.next_line(
-            "a server's first line should be `listening on ADDR`, printed and flushed as soon as it listens",
+            "a server's first line should be `listening on ADDR`, printed and flushed as soon as it \
+             listens (book: 02-server.md § Steps 1 to 3: socket, bind, listen)",
         );
         let addr = first
             .strip_prefix("listening on ")
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| {
                 server.fail(&format!(
-                    "the first line should be `listening on ADDR` with the bound address, e.g. `listening on 127.0.0.1:7890`; got {first:?}"
+                    "the first line should be `listening on ADDR` with the bound address, e.g. `listening on 127.0.0.1:7890` \
+                     (book: 02-server.md § Steps 1 to 3: socket, bind, listen); got {first:?}"
                 ))
             });
         server.addr = Some(addr);
@@ -287,6 +289,18 @@ impl Process {
     /// Waits (at most [`WAIT`] in all) for a line that contains `text`, and
     /// returns it; the lines before it are kept for failure messages.
     pub fn wait_for(&mut self, text: &str) -> String {
+        self.expect_line(text, "")
+    }
+
+    /// [`wait_for`](Process::wait_for), with `what` at the start of the
+    /// failure message: the behaviour and the case, for a line the learner's
+    /// program may not print.
+    pub fn expect_line(&mut self, text: &str, what: &str) -> String {
+        let what = if what.is_empty() {
+            String::new()
+        } else {
+            format!("{what}: ")
+        };
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -298,7 +312,7 @@ impl Process {
                     }
                 }
                 Err(_) => self.fail(&format!(
-                    "it should print a line containing `{text}`; none came within {} s",
+                    "{what}it should print a line containing `{text}`; none came within {} s",
                     WAIT.as_secs()
                 )),
             }
@@ -647,7 +661,7 @@ impl Connection {
     /// returns 0 within [`WAIT`], with no more bytes before it. A reset (RST)
     /// fails: it is what a server sends when it closes a socket whose input it
     /// did not read, and on the way it can destroy a reply still on its way
-    /// (book: 02-server.md § Close without losing the reply).
+    /// (book: 02-server.md § Step 7: close without losing the reply).
     pub fn expect_orderly_close(&mut self, what: &str) {
         let mut got = Vec::new();
         match self.reader.read_to_end(&mut got) {
@@ -660,7 +674,7 @@ impl Connection {
                 "{what}: expected a clean end of stream (FIN, a read returning 0); \
                  the connection was reset (RST) instead{}. A socket closed with unread \
                  input is reset; read what the client sent (drain) or half-close \
-                 first (book: 02-server.md § Close without losing the reply)",
+                 first (book: 02-server.md § Step 7: close without losing the reply)",
                 if got.is_empty() {
                     String::new()
                 } else {

@@ -52,10 +52,13 @@ pub fn send_message(server: &str, timeout: Duration, message: &str) -> anyhow::R
     // once (as the original does) should find the whole line there, not
     // the message now and its newline a moment later.
     stream.set_write_timeout(Some(timeout))?;
+    // exercise 1.2: begin
+    //~ todo!();
     let line = format!("{message}\n");
     stream
         .write_all(line.as_bytes())
         .map_err(|err| anyhow::anyhow!("could not send to {peer}: {}", describe(&err)))?;
+    // exercise 1.2: end
     say!(
         "sent {} bytes: {}",
         message.len(),
@@ -82,6 +85,7 @@ pub fn send_message(server: &str, timeout: Duration, message: &str) -> anyhow::R
 /// connected": that is no error for us, and on Linux the reply that came
 /// before the reset is still waiting in our receive buffer.
 fn half_close(stream: &TcpStream, peer: SocketAddr) -> anyhow::Result<()> {
+    // exercise 1.2: begin
     match stream.shutdown(Shutdown::Write) {
         Ok(()) => Ok(()),
         Err(err) if err.kind() == ErrorKind::NotConnected => Ok(()),
@@ -90,6 +94,7 @@ fn half_close(stream: &TcpStream, peer: SocketAddr) -> anyhow::Result<()> {
             describe(&err)
         ),
     }
+    // exercise 1.2: end
 }
 
 // ANCHOR: connect
@@ -113,6 +118,7 @@ fn connect(server: &str, timeout: Duration) -> anyhow::Result<TcpStream> {
 // ANCHOR: print_replies
 /// Step 4: prints each reply line until the server closes the connection.
 fn print_replies(stream: TcpStream, peer: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    // exercise 1.3: begin
     let mut replies = BufReader::new(stream);
     loop {
         match read_line(&mut replies, REPLY_LIMIT) {
@@ -131,6 +137,7 @@ fn print_replies(stream: TcpStream, peer: SocketAddr, timeout: Duration) -> anyh
             Err(err) => bail!("lost the connection to {peer}: {}", describe(&err)),
         }
     }
+    // exercise 1.3: end
 }
 // ANCHOR_END: print_replies
 

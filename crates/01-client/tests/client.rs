@@ -3,17 +3,73 @@
 //!
 //! Most tests stand in for the server with a `FakeServer`: a listening
 //! socket inside the test, which checks the exact bytes the client sends and
-//! answers by hand.
+//! answers by hand. A client given a message runs to completion, so it runs
+//! through `assert_cmd` while the fake server plays its part on a thread;
+//! a client typing lines runs as a `Process` the test talks to.
 
+use std::panic;
 use std::path::Path;
+use std::thread;
 
-use testkit::{FakeServer, Process, closed_port, run, snapshot_settings};
+use assert_cmd::Command;
+use assert_cmd::assert::Assert;
+use predicates::prelude::*;
+use testkit::{Connection, FakeServer, Process, WAIT, closed_port, snapshot_settings};
 
 fn client_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_01-client"))
 }
 
-/// Starts the client with `args` against `server`, in the background.
+/// The client run to completion with `args`, within [`WAIT`].
+fn client(args: &[&str]) -> Assert {
+    Command::cargo_bin("01-client")
+        .unwrap_or_else(|err| panic!("could not find the binary `01-client`: {err}"))
+        .args(args)
+        .timeout(WAIT)
+        .assert()
+}
+
+/// Runs the client with `--server` set to `server` and then `args`, to
+/// completion, while `play` acts the server's part on the connection it
+/// accepted. Returns the client's run and what `play` returned (a
+/// connection `play` keeps open stays open until the client has exited).
+/// A failure in `play` shows the client's output too.
+fn against<R: Send + 'static>(
+    server: FakeServer,
+    args: &[&str],
+    play: impl FnOnce(Connection) -> R + Send + 'static,
+) -> (Assert, R) {
+    let addr = server.addr().to_string();
+    against_at(server, &addr, args, play)
+}
+
+/// [`against`], with `--server` given as `addr` (a name, say).
+fn against_at<R: Send + 'static>(
+    server: FakeServer,
+    addr: &str,
+    args: &[&str],
+    play: impl FnOnce(Connection) -> R + Send + 'static,
+) -> (Assert, R) {
+    let playing = thread::spawn(move || {
+        play(server.accept(
+            "the client should connect to the address given with --server \
+             (book: 01-client.md § Step 1: connect)",
+        ))
+    });
+    let mut all = vec!["--server", addr];
+    all.extend(args);
+    let run = client(&all);
+    match playing.join() {
+        Ok(played) => (run, played),
+        Err(failure) => {
+            eprintln!("--- the client's run ---\n{run}");
+            panic::resume_unwind(failure)
+        }
+    }
+}
+
+/// Starts the client with `args` against `server`, in the background, to
+/// type lines on its standard input.
 fn start_client(server: &FakeServer, args: &[&str]) -> Process {
     let addr = server.addr().to_string();
     let mut all = vec!["--server", addr.as_str()];
@@ -21,96 +77,122 @@ fn start_client(server: &FakeServer, args: &[&str]) -> Process {
     Process::start(client_bin(), &all)
 }
 
+fn stdout(run: &Assert) -> String {
+    String::from_utf8_lossy(&run.get_output().stdout).into_owned()
+}
+
+fn stderr(run: &Assert) -> String {
+    String::from_utf8_lossy(&run.get_output().stderr).into_owned()
+}
+
 #[test]
 fn sends_the_message_and_a_newline_then_half_closes_then_prints_the_reply() {
-    let server = FakeServer::start();
-    let mut client = start_client(&server, &["hello", "world"]);
-    let mut conn = server.accept("the client should connect to the server it was given");
-
-    // read_to_end only returns when the client half-closes: if it did not
-    // shut down its writing side, this read would wait and fail.
-    let sent = conn.read_to_end(
-        "the client should send its message and then half-close (shutdown Write), \
-         so the server reads end-of-input",
-    );
-    assert_eq!(
-        sent, b"hello world\n",
-        "the client should send the words joined by spaces, then one newline"
-    );
-    conn.send(b"OK\n");
-    drop(conn);
-
-    let done = client.finish();
-    done.assert_success("the client, after the server replied and closed");
+    let (run, ()) = against(FakeServer::start(), &["hello", "world"], |mut conn| {
+        // read_to_end only returns when the client half-closes: if it did
+        // not shut down its writing side, this read would wait and fail.
+        let sent = conn.read_to_end(
+            "the client was run with `hello world`: it should send its message and then \
+             half-close (shutdown Write), so the server reads end-of-input \
+             (book: 01-client.md § Step 3: half-close)",
+        );
+        assert_eq!(
+            testkit::show(&sent),
+            testkit::show(b"hello world\n"),
+            "the client was run with the words `hello` and `world`: it should send them joined \
+             by a space, then one newline, in one write_all (book: 01-client.md § Step 2: send)"
+        );
+        conn.send(b"OK\n");
+    });
+    let run = run.success();
     let _guard = snapshot_settings().bind_to_scope();
-    insta::assert_snapshot!("hello_world", done.stdout);
+    insta::assert_snapshot!("hello_world", stdout(&run));
+}
+
+/// Runs the client with the message `hi` and answers it with `reply`,
+/// written in the pieces given, then closes.
+fn reply_to_hi(reply: &'static [&'static [u8]]) -> Assert {
+    let (run, ()) = against(FakeServer::start(), &["hi"], move |mut conn| {
+        conn.expect_bytes(
+            b"hi\n",
+            "the client was run with `hi`: it should send `hi` and a newline \
+             (book: 01-client.md § Step 2: send)",
+        );
+        for piece in reply {
+            conn.send(piece);
+        }
+    });
+    run
 }
 
 #[test]
 fn prints_every_reply_line_until_the_server_closes() {
-    let server = FakeServer::start();
-    let mut client = start_client(&server, &["hi"]);
-    let mut conn = server.accept("the client should connect");
-    conn.expect_bytes(b"hi\n", "the client should send `hi` and a newline");
     // A reply in pieces, with a last line that has no newline.
-    conn.send(b"first\nsec");
-    conn.send(b"ond\nno newline at the end");
-    drop(conn);
-    let done = client.finish();
-    done.assert_success("the client, after several reply lines");
-    assert!(
-        done.stdout.ends_with(
-            "reply: first\nreply: second\nreply: no newline at the end\nserver closed the connection\n"
-        ),
-        "the client should print each reply line as it is complete, however the bytes arrive; {done}"
-    );
+    let run = reply_to_hi(&[b"first\nsec", b"ond\nno newline at the end"]);
+    run.success().stdout(predicate::str::ends_with(
+        "reply: first\nreply: second\nreply: no newline at the end\nserver closed the connection\n",
+    ));
 }
 
 #[test]
 fn reply_bytes_are_printed_escaped_never_raw() {
-    let server = FakeServer::start();
-    let mut client = start_client(&server, &["hi"]);
-    let mut conn = server.accept("the client should connect");
-    conn.expect_bytes(b"hi\n", "the client should send `hi` and a newline");
-    conn.send(b"\x1b[2Jcleared? caf\xe9 \xe4\xbd\xa0\xe5\xa5\xbd\n");
-    drop(conn);
-    let done = client.finish();
-    done.assert_success("the client, after an odd reply");
-    assert!(
-        done.stdout
-            .contains("reply: \\u{1b}[2Jcleared? caf\\xe9 你好\n"),
-        "control characters and invalid UTF-8 from the server must be escaped; {done}"
-    );
+    let run = reply_to_hi(&[b"\x1b[2Jcleared? caf\xe9 \xe4\xbd\xa0\xe5\xa5\xbd\n"]);
+    // The server replied with a terminal escape (ESC [2J) and invalid UTF-8:
+    // they are printed escaped (book: 01-client.md § Step 4: read the reply).
+    run.success().stdout(predicate::str::contains(
+        "reply: \\u{1b}[2Jcleared? caf\\xe9 你好\n",
+    ));
 }
 
 #[test]
 fn lines_from_standard_input_are_sent_as_typed_and_replies_shown_as_they_come() {
     let server = FakeServer::start();
     let mut client = start_client(&server, &[]);
-    let mut conn = server.accept("the client should connect");
+    let mut conn = server.accept(
+        "the client should connect to the address given with --server \
+         (book: 01-client.md § Step 1: connect)",
+    );
 
     client.send("one");
     conn.expect_bytes(
         b"one\n",
-        "a typed line should be sent at once, with its newline",
+        "`one` was typed: a typed line should be sent at once, with its newline \
+         (book: 01-client.md § Typing lines)",
     );
     conn.send(b"ok\n");
-    client.wait_for("reply: ok");
+    client.expect_line(
+        "reply: ok",
+        "the server replied `ok\\n` to the typed line: the client should print it at once \
+         (book: 01-client.md § Typing lines)",
+    );
 
     client.send("two");
-    conn.expect_bytes(b"two\n", "the second typed line should be sent at once");
+    conn.expect_bytes(
+        b"two\n",
+        "`two` was typed: the second typed line should be sent at once \
+         (book: 01-client.md § Typing lines)",
+    );
     conn.send(b"ok\n");
-    client.wait_for("reply: ok");
+    client.expect_line(
+        "reply: ok",
+        "the server replied `ok\\n` to the second line: the client should print it at once \
+         (book: 01-client.md § Typing lines)",
+    );
 
     client.close_stdin();
-    let rest = conn.read_to_end("at the end of standard input the client should half-close");
+    let rest = conn.read_to_end(
+        "standard input ended: the client should half-close (book: 01-client.md § Typing lines)",
+    );
     assert_eq!(
-        rest, b"",
-        "nothing more should be sent after the typed lines"
+        testkit::show(&rest),
+        "nothing",
+        "nothing more should be sent after the typed lines (book: 01-client.md § Typing lines)"
     );
     drop(conn);
     let done = client.finish();
-    done.assert_success("the client, after standard input ended and the server closed");
+    done.assert_success(
+        "standard input ended and the server closed: the client should exit with status 0 \
+         (book: 01-client.md § Typing lines)",
+    );
     let _guard = snapshot_settings().bind_to_scope();
     insta::assert_snapshot!("typed_lines", done.stdout);
 }
@@ -119,108 +201,149 @@ fn lines_from_standard_input_are_sent_as_typed_and_replies_shown_as_they_come() 
 fn typed_bytes_that_are_not_utf8_are_sent_as_they_are() {
     let server = FakeServer::start();
     let mut client = start_client(&server, &[]);
-    let mut conn = server.accept("the client should connect");
+    let mut conn = server.accept(
+        "the client should connect to the address given with --server \
+         (book: 01-client.md § Step 1: connect)",
+    );
     client.send_bytes(b"caf\xe9 \x1b[1m\n");
     conn.expect_bytes(
         b"caf\xe9 \x1b[1m\n",
-        "a typed line should be sent byte for byte, even when it is not UTF-8",
+        "a line that is not UTF-8 was typed: it should be sent byte for byte \
+         (book: 01-client.md § Typing lines)",
     );
-    client.wait_for("sent 9 bytes: caf\\xe9 \\u{1b}[1m");
+    client.expect_line(
+        "sent 9 bytes: caf\\xe9 \\u{1b}[1m",
+        "after sending a typed line that is not UTF-8, the client should say so, escaped \
+         (book: 01-client.md § Step 4: read the reply)",
+    );
     client.close_stdin();
     drop(conn);
-    client
-        .finish()
-        .assert_success("the client after sending bytes that are not UTF-8");
+    client.finish().assert_success(
+        "standard input ended and the server closed: the client should exit with status 0 \
+         (book: 01-client.md § Typing lines)",
+    );
 }
 
 #[test]
 fn an_empty_standard_input_is_an_empty_conversation() {
     let server = FakeServer::start();
     let mut client = start_client(&server, &[]);
-    let mut conn = server.accept("the client should connect");
+    let mut conn = server.accept(
+        "the client should connect to the address given with --server \
+         (book: 01-client.md § Step 1: connect)",
+    );
     client.close_stdin();
     assert_eq!(
-        conn.read_to_end("at the end of standard input the client should half-close"),
-        b"",
-        "with nothing typed, nothing should be sent"
+        testkit::show(&conn.read_to_end(
+            "standard input was empty: the client should half-close at once \
+             (book: 01-client.md § Typing lines)"
+        )),
+        "nothing",
+        "standard input was empty: nothing should be sent (book: 01-client.md § Typing lines)"
     );
     drop(conn);
-    client.finish().assert_success("an empty standard input");
+    client.finish().assert_success(
+        "standard input was empty and the server closed: the client should exit with status 0 \
+         (book: 01-client.md § Typing lines)",
+    );
 }
 
 #[test]
 fn an_empty_message_is_an_empty_line() {
-    let server = FakeServer::start();
-    let mut client = start_client(&server, &[""]);
-    let mut conn = server.accept("the client should connect");
-    assert_eq!(
-        conn.read_to_end("the client should send its (empty) line and half-close"),
-        b"\n",
-        "an empty MESSAGE is sent as an empty line: just the newline"
-    );
-    drop(conn);
-    let done = client.finish();
-    done.assert_success("an empty message");
-    assert!(done.stdout.contains("sent 0 bytes: \n"), "{done}");
+    let (run, ()) = against(FakeServer::start(), &[""], |mut conn| {
+        assert_eq!(
+            testkit::show(&conn.read_to_end(
+                "the client was run with an empty MESSAGE: it should send its line and \
+                 half-close (book: 01-client.md § Step 3: half-close)"
+            )),
+            testkit::show(b"\n"),
+            "the client was run with an empty MESSAGE: it is sent as an empty line, just the \
+             newline (book: 01-client.md § Step 2: send)"
+        );
+    });
+    run.success()
+        .stdout(predicate::str::contains("sent 0 bytes: \n"));
 }
 
 #[test]
 fn a_refused_connection_names_the_address_and_the_fix() {
     let addr = closed_port().to_string();
-    let done = run(client_bin(), &["--server", &addr, "hello"], "");
-    done.assert_failure("connecting where nobody listens");
-    assert_eq!(
-        done.stdout, "",
-        "nothing should be printed on stdout; {done}"
-    );
+    // Nobody listens there: one line on stderr that names the address and
+    // says how to start the server (book: 01-client.md § When things go wrong).
+    let run = client(&["--server", &addr, "hello"])
+        .failure()
+        .stdout("")
+        .stderr(predicate::str::contains(format!(
+            "could not connect to {addr}: connection refused"
+        )));
     let _guard = snapshot_settings().bind_to_scope();
-    insta::assert_snapshot!("refused", done.stderr);
+    insta::assert_snapshot!("refused", stderr(&run));
 }
 
 #[test]
 fn a_server_that_never_answers_ends_after_the_timeout() {
-    let server = FakeServer::start();
-    let mut client = start_client(&server, &["--timeout", "1", "anyone there?"]);
-    let _conn = server.accept("the client should connect");
-    // We keep the connection open and say nothing.
-    let done = client.finish();
-    done.assert_failure("a server that never answers");
+    // The fake server accepts, keeps the connection open and says nothing:
+    // after --timeout the client gives up with one line
+    // (book: 01-client.md § When things go wrong).
+    let (run, _held) = against(
+        FakeServer::start(),
+        &["--timeout", "1", "anyone there?"],
+        |conn| conn,
+    );
+    let run = run.failure().stderr(predicate::str::contains("within 1 s"));
     let _guard = snapshot_settings().bind_to_scope();
-    insta::assert_snapshot!("no_reply", done.stderr);
+    insta::assert_snapshot!("no_reply", stderr(&run));
 }
 
 #[test]
 fn a_bad_address_is_one_error_line() {
-    let done = run(client_bin(), &["--server", "127.0.0.1:port", "hello"], "");
-    done.assert_failure("a server address that is not HOST:PORT");
+    // `127.0.0.1:port` is not HOST:PORT: one line that shows the right form
+    // (book: 01-client.md § When things go wrong).
+    let run = client(&["--server", "127.0.0.1:port", "hello"])
+        .failure()
+        .stdout("")
+        .stderr(predicate::str::starts_with("error: bad address"));
     let _guard = snapshot_settings().bind_to_scope();
-    insta::assert_snapshot!("bad_address", done.stderr);
+    insta::assert_snapshot!("bad_address", stderr(&run));
+}
+
+#[test]
+fn help_describes_the_client_and_its_options() {
+    client(&["--help"]).success().stdout(
+        predicate::str::contains("closes its sending side")
+            .and(predicate::str::contains("--server <ADDR>"))
+            .and(predicate::str::contains("--timeout <SECS>")),
+    );
 }
 
 #[test]
 fn connects_over_ipv6() {
-    let server = FakeServer::on("[::1]:0");
-    let mut client = start_client(&server, &["over", "six"]);
-    let mut conn = server.accept("the client should connect to an [IPv6]:PORT address");
-    conn.expect_bytes(b"over six\n", "the client should send its message");
-    drop(conn);
-    let done = client.finish();
-    done.assert_success("the client over IPv6");
-    assert!(done.stdout.starts_with("connected to [::1]:"), "{done}");
+    let (run, ()) = against(FakeServer::on("[::1]:0"), &["over", "six"], |mut conn| {
+        conn.expect_bytes(
+            b"over six\n",
+            "the client was given an [IPv6]:PORT address: it should connect and send its \
+             message (book: 01-client.md § Step 1: connect)",
+        );
+    });
+    run.success()
+        .stdout(predicate::str::starts_with("connected to [::1]:"));
 }
 
 #[test]
-fn a_name_is_resolved_and_each_address_tried() {
+fn a_name_like_localhost_is_resolved_and_connected_to() {
     // `localhost` names 127.0.0.1, and on many machines ::1 as well; the
-    // server listens on 127.0.0.1 only, so a client that gave up after a
-    // first refused ::1 would fail here.
+    // server listens on 127.0.0.1 only. Where ::1 comes first, a client that
+    // gave up after it refused fails here. Where it does not, the unit test
+    // `when_the_first_address_refuses_the_next_one_is_tried` in common
+    // checks the fallback with addresses it controls.
     let server = FakeServer::start();
-    let addr = format!("localhost:{}", server.addr().port());
-    let mut client = Process::start(client_bin(), &["--server", &addr, "by", "name"]);
-    let mut conn = server.accept("the client should resolve `localhost` and connect");
-    conn.expect_bytes(b"by name\n", "the client should send its message");
-    drop(conn);
-    client
-        .finish()
-        .assert_success("the client connecting to localhost by name");
+    let name = format!("localhost:{}", server.addr().port());
+    let (run, ()) = against_at(server, &name, &["by", "name"], |mut conn| {
+        conn.expect_bytes(
+            b"by name\n",
+            "the client was given `localhost:PORT`: it should resolve the name, connect to \
+             the address that listens and send its message (book: 01-client.md § Step 1: connect)",
+        );
+    });
+    run.success();
 }

@@ -57,9 +57,12 @@ pub fn run(listen_addr: &str, receive_timeout: Duration) -> anyhow::Result<()> {
     // for); accept() hands us the finished connection as a new socket, and
     // the address of the client's end.
     say!("waiting for a client...");
+    // exercise 2.2: begin
+    //~ let (stream, client): (TcpStream, SocketAddr) = todo!();
     let (stream, client) = listener
         .accept()
         .with_context(|| format!("could not accept a connection on {listen_addr}"))?;
+    // exercise 2.2: end
     say!("client connected: {client}");
 
     serve(stream, client, receive_timeout);
@@ -72,6 +75,7 @@ pub fn run(listen_addr: &str, receive_timeout: Duration) -> anyhow::Result<()> {
 fn open_listener(listen_addr: &str) -> anyhow::Result<TcpListener> {
     let addr: SocketAddr = common::resolve(listen_addr, DEFAULT_PORT)?[0];
 
+    // exercise 2.1: begin
     // Step 1: socket(). A TCP socket (a STREAM socket of the IPv4 or IPv6
     // family, matching the address). It has no address yet.
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
@@ -103,6 +107,7 @@ fn open_listener(listen_addr: &str) -> anyhow::Result<TcpListener> {
 
     // The same socket, as the standard library's listener type.
     Ok(socket.into())
+    // exercise 2.1: end
 }
 // ANCHOR_END: open_listener
 
@@ -111,10 +116,13 @@ fn open_listener(listen_addr: &str) -> anyhow::Result<TcpListener> {
 fn serve(mut stream: TcpStream, client: SocketAddr, receive_timeout: Duration) {
     // Without a timeout, a client that connects and sends nothing would
     // keep this one-shot server waiting forever.
+    // exercise 2.3: begin
+    //~ todo!();
     if let Err(err) = stream.set_read_timeout(Some(receive_timeout)) {
         say!("connection error: {}", describe(&err));
         return;
     }
+    // exercise 2.3: end
 
     // Step 5: receive.
     match receive(&mut stream) {
@@ -142,10 +150,13 @@ fn serve(mut stream: TcpStream, client: SocketAddr, receive_timeout: Duration) {
 
     // Step 6: reply. write_all() keeps writing until every byte is handed
     // to the kernel; a single write() may take only some of them.
+    // exercise 2.4: begin
+    //~ todo!();
     if let Err(err) = stream.write_all(b"OK\n") {
         say!("could not reply: {}", describe(&err));
         return;
     }
+    // exercise 2.4: end
     say!("replied: OK");
 
     // Step 7: close, without a reset destroying the reply (see close_gently).
@@ -173,6 +184,7 @@ enum Message {
 /// later, if the network split it so. So we keep reading until the message
 /// is complete; the newline (or the client closing its side) says when.
 fn receive(stream: &mut TcpStream) -> io::Result<Message> {
+    // exercise 2.3: begin
     let mut buffer = [0u8; MESSAGE_LIMIT];
     let mut filled = 0;
     loop {
@@ -194,6 +206,7 @@ fn receive(stream: &mut TcpStream) -> io::Result<Message> {
             Err(err) => return Err(err),
         }
     }
+    // exercise 2.3: end
 }
 // ANCHOR_END: receive
 

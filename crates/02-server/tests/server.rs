@@ -7,6 +7,8 @@
 use std::net::TcpListener;
 use std::path::Path;
 
+use assert_cmd::Command;
+use predicates::prelude::*;
 use testkit::{Connection, Process, run, snapshot_settings, tool};
 
 fn server_bin() -> &'static Path {
@@ -15,7 +17,11 @@ fn server_bin() -> &'static Path {
 
 fn start_server(args: &[&str]) -> Process {
     let mut server = Process::server(server_bin(), args);
-    server.wait_for("waiting for a client");
+    server.expect_line(
+        "waiting for a client",
+        "after `listening on ADDR` the server should print `waiting for a client...` before it \
+         waits in accept (book: 02-server.md § Step 4: accept)",
+    );
     server
 }
 
@@ -25,11 +31,21 @@ fn replies_ok_to_a_line_then_closes_and_exits() {
     let mut client = Connection::open(server.addr());
     client.send(b"hello\n");
     client.half_close();
-    client.expect_bytes(b"OK\n", "the server should reply `OK` and a newline");
-    client.expect_orderly_close("after `OK` the server should close the connection");
+    client.expect_bytes(
+        b"OK\n",
+        "a client sent `hello\\n` and half-closed: the server should reply `OK` and a newline \
+         (book: 02-server.md § Step 6: reply)",
+    );
+    client.expect_orderly_close(
+        "after `OK` the server should close the connection with a clean end of stream \
+         (book: 02-server.md § Step 7: close without losing the reply)",
+    );
 
     let done = server.finish();
-    done.assert_success("a one-shot server that served its client");
+    done.assert_success(
+        "a one-shot server that served its client should exit with status 0 \
+         (book: 02-server.md § The seven steps)",
+    );
     let _guard = snapshot_settings().bind_to_scope();
     insta::assert_snapshot!("one_client", done.stdout);
 }
@@ -43,12 +59,19 @@ fn a_message_without_newline_ends_when_the_client_half_closes() {
     client.half_close();
     client.expect_bytes(
         b"OK\n",
-        "without a newline, the end of input (a read returning 0) ends the message",
+        "a client sent `no newline here` and half-closed: without a newline, the end of input \
+         (a read returning 0) ends the message, and it gets `OK` \
+         (book: 02-server.md § Step 5: one read is not one message)",
     );
-    server.wait_for("received: no newline here");
-    server
-        .finish()
-        .assert_success("after a message ended by half-close");
+    server.expect_line(
+        "received: no newline here",
+        "the message ended by the half-close should be printed whole \
+         (book: 02-server.md § Step 5: one read is not one message)",
+    );
+    server.finish().assert_success(
+        "after a message ended by half-close, the server should exit with status 0 \
+         (book: 02-server.md § The seven steps)",
+    );
 }
 
 #[test]
@@ -60,7 +83,9 @@ fn the_reply_comes_before_the_client_closes_its_side() {
     client.send(b"hello\n");
     client.expect_bytes(
         b"OK\n",
-        "the newline ends the message: reply without waiting for the client to close",
+        "a client sent `hello\\n` and kept its side open (like `nc` without -N): the newline \
+         ends the message, so the server should reply without waiting for the client to close \
+         (book: 02-server.md § Step 5: one read is not one message)",
     );
 }
 
@@ -70,10 +95,15 @@ fn a_client_that_closes_without_reading_does_not_break_the_server() {
     let mut client = Connection::open(server.addr());
     client.send(b"fire and forget");
     drop(client);
-    server.wait_for("received: fire and forget");
-    server
-        .finish()
-        .assert_success("after a client that closed without reading the reply");
+    server.expect_line(
+        "received: fire and forget",
+        "a client sent `fire and forget` (no newline) and closed at once: the message is \
+         still received (book: 02-server.md § Step 5: one read is not one message)",
+    );
+    server.finish().assert_success(
+        "a client that closed without reading the reply is not the server's failure: \
+         it should exit with status 0 (book: 02-server.md § Step 6: reply)",
+    );
 }
 
 #[test]
@@ -85,19 +115,69 @@ fn only_the_first_1024_bytes_are_read() {
     client.half_close();
     client.expect_bytes(
         b"OK\n",
-        "a message over 1024 bytes is cut, and still answered",
+        "a client sent 3000 bytes of `a`, no newline, and half-closed: a message over 1024 \
+         bytes is cut, and still answered (book: 02-server.md § Step 5: one read is not one message)",
     );
-    let received = server.wait_for("received: ");
+    let received = server.expect_line(
+        "received: ",
+        "a client sent 3000 bytes: the server should print the first 1024 it received \
+         (book: 02-server.md § Step 5: one read is not one message)",
+    );
     assert_eq!(
         received,
         format!("received: {}", "a".repeat(1024)),
-        "the server should keep exactly the first 1024 bytes, like recv(1024)"
+        "a client sent 3000 bytes of `a`: the server should keep exactly the first 1024 bytes, \
+         like recv(1024) (book: 02-server.md § Step 5: one read is not one message)"
     );
-    server.wait_for("the rest was not read");
-    client.expect_orderly_close("after `OK` the server should close the connection");
-    server
-        .finish()
-        .assert_success("after a message over the limit");
+    server.expect_line(
+        "(the message filled all 1024 bytes; the rest was not read)",
+        "a client sent 3000 bytes: after cutting the message at 1024 bytes the server should \
+         say so (book: 02-server.md § Step 5: one read is not one message)",
+    );
+    client.expect_orderly_close(
+        "the server read 1024 of the 3000 bytes the client sent: after `OK` it should still \
+         close with a clean end of stream, not a reset \
+         (book: 02-server.md § Step 7: close without losing the reply)",
+    );
+    server.finish().assert_success(
+        "after a message over the limit, the server should exit with status 0 \
+         (book: 02-server.md § The seven steps)",
+    );
+}
+
+#[test]
+fn a_client_that_sent_more_than_was_read_gets_ok_then_a_clean_end_of_stream() {
+    // A line, then a second one of 2000 bytes in the same write. The server
+    // reads at most 1024 bytes, so about 1000 are still unread in its
+    // receive buffer when it is done: closing the socket then sends a reset
+    // instead of FIN.
+    let mut server = start_server(&[]);
+    let mut client = Connection::open(server.addr());
+    let mut sent = b"hello\n".to_vec();
+    sent.extend([b'x'; 2000]);
+    sent.push(b'\n');
+    client.send(&sent);
+    client.expect_bytes(
+        b"OK\n",
+        "a client sent `hello\\n` and a second line of 2000 bytes in one write: the first line \
+         is the message and gets `OK` (book: 02-server.md § Step 6: reply)",
+    );
+    client.expect_orderly_close(
+        "a client sent `hello\\n` and a second line of 2000 bytes, and the server read at most \
+         1024 of them: after `OK` the client must read a clean end of stream (FIN), which takes \
+         a half-close and reading what is left, not just dropping the socket \
+         (book: 02-server.md § Step 7: close without losing the reply)",
+    );
+    drop(client);
+    server.expect_line(
+        "closed the connection",
+        "after the client closed too, the server should print `closed the connection` \
+         (book: 02-server.md § Step 7: close without losing the reply)",
+    );
+    server.finish().assert_success(
+        "after a client that sent more than one line, the server should exit with status 0 \
+         (book: 02-server.md § The seven steps)",
+    );
 }
 
 #[test]
@@ -109,14 +189,26 @@ fn a_message_split_over_several_writes_is_one_message() {
     client.send(b"hel");
     // While the line is incomplete the server must not answer; waiting for
     // that also makes sure the first piece arrives on its own.
-    client.expect_nothing("one read is not one message: `hel` has no newline yet, so no reply");
+    client.expect_nothing(
+        "one read is not one message: a client sent `hel`, which has no newline yet, so no \
+         reply (book: 02-server.md § Step 5: one read is not one message)",
+    );
     client.send(b"lo wo");
     client.send(b"rld\n");
-    client.expect_bytes(b"OK\n", "once the newline arrives, the server should reply");
+    client.expect_bytes(
+        b"OK\n",
+        "a client sent `hel`, `lo wo` and `rld\\n` in three writes: once the newline arrives, \
+         the server should reply (book: 02-server.md § Step 5: one read is not one message)",
+    );
     assert_eq!(
-        server.wait_for("received"),
+        server.expect_line(
+            "received",
+            "the server should print the message it received"
+        ),
         "received: hello world",
-        "one read is not one message: the server should keep reading until the newline"
+        "a client sent `hel`, `lo wo` and `rld\\n` in three writes: one read is not one \
+         message, the server should keep reading until the newline \
+         (book: 02-server.md § Step 5: one read is not one message)"
     );
 }
 
@@ -125,11 +217,21 @@ fn invalid_utf8_and_control_characters_are_printed_escaped() {
     let mut server = start_server(&[]);
     let mut client = Connection::open(server.addr());
     client.send(b"caf\xe9 \x1b[31mred\x07 \xe4\xbd\xa0\xe5\xa5\xbd\n");
-    client.expect_bytes(b"OK\n", "any bytes are a message, even invalid UTF-8");
-    let line = server.wait_for("received");
+    client.expect_bytes(
+        b"OK\n",
+        "a client sent invalid UTF-8 and control characters, then a newline: any bytes are a \
+         message (book: 02-server.md § A client that misbehaves)",
+    );
+    let line = server.expect_line(
+        "received",
+        "a client sent invalid UTF-8 and control characters: the server should print the \
+         message it received (book: 02-server.md § A client that misbehaves)",
+    );
     assert_eq!(
         line, "received: caf\\xe9 \\u{1b}[31mred\\u{7} 你好",
-        "bytes from the network must never reach the terminal raw"
+        "a client sent invalid UTF-8 and control characters: bytes from the network must never \
+         reach the terminal raw, print them with common::printable \
+         (book: 02-server.md § A client that misbehaves)"
     );
 }
 
@@ -137,26 +239,37 @@ fn invalid_utf8_and_control_characters_are_printed_escaped() {
 fn a_client_that_sends_nothing_gives_one_line_and_a_clean_exit() {
     let mut server = start_server(&[]);
     drop(Connection::open(server.addr()));
-    server.wait_for("client connected");
+    server.expect_line(
+        "client connected",
+        "a client connected: the server should accept it and print `client connected: ADDR` \
+         (book: 02-server.md § Step 4: accept)",
+    );
     let done = server.finish();
-    done.assert_success("a client that connected and closed is not the server's failure");
+    done.assert_success(
+        "a client connected and closed without sending a byte: that is not the server's \
+         failure, it should exit with status 0 (book: 02-server.md § A client that misbehaves)",
+    );
     let _guard = snapshot_settings().bind_to_scope();
     insta::assert_snapshot!("client_sent_nothing", done.stdout);
 }
 
 #[test]
-fn a_reset_connection_gives_one_line_and_a_clean_exit() {
+fn a_reset_connection_is_reported_as_reset_by_peer() {
     let mut server = start_server(&[]);
     let client = Connection::open(server.addr());
     client.reset();
     let done = server.finish();
-    done.assert_success("a client that reset the connection is not the server's failure");
+    done.assert_success(
+        "a client that reset the connection is not the server's failure: it should exit with \
+         status 0 (book: 02-server.md § A client that misbehaves)",
+    );
     assert!(
-        done.stdout.contains("connection error: reset by peer")
-            || done
-                .stdout
-                .contains("client closed the connection without sending anything"),
-        "the server should report the reset in one line; {done}"
+        done.stdout.ends_with("\nconnection error: reset by peer\n"),
+        "a client connected and reset the connection (RST, SO_LINGER 0) without sending a byte: \
+         the read fails with ECONNRESET, and the server's last line should be \
+         `connection error: reset by peer` (a reset is not a clean close: do not report it as \
+         `client closed the connection without sending anything`) \
+         (book: 02-server.md § A client that misbehaves); {done}"
     );
 }
 
@@ -164,33 +277,71 @@ fn a_reset_connection_gives_one_line_and_a_clean_exit() {
 fn a_silent_client_is_given_up_after_the_timeout() {
     let mut server = start_server(&["--timeout", "1"]);
     let mut client = Connection::open(server.addr());
-    server.wait_for("no message from");
-    client.expect_orderly_close("after giving up, the server should close the connection");
-    server
-        .finish()
-        .assert_success("giving up on a silent client");
+    let connected = server.expect_line(
+        "client connected: ",
+        "a client connected: the server should accept it (book: 02-server.md § Step 4: accept)",
+    );
+    let addr = connected.trim_start_matches("client connected: ");
+    let what = "a client connected and sent nothing, not a byte, keeping the connection open: \
+                the server must give up after --timeout (1 s here) and close the connection, \
+                not wait for ever (book: 02-server.md § A client that misbehaves)";
+    let line = server.expect_line("no message from", what);
+    assert_eq!(
+        line,
+        format!("no message from {addr} within 1 s, giving up"),
+        "{what}"
+    );
+    client.expect_orderly_close(what);
+    server.finish().assert_success(what);
 }
 
 #[test]
 fn a_port_in_use_is_one_error_line() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let done = run(server_bin(), &["--listen", &addr], "");
-    done.assert_failure("listening on a port that is already taken");
-    assert_eq!(
-        done.stdout, "",
-        "nothing should be printed on stdout: {done}"
-    );
+    let assert = Command::cargo_bin("02-server")
+        .unwrap()
+        .args(["--listen", &addr])
+        .timeout(testkit::WAIT)
+        .assert()
+        .failure()
+        .stdout("")
+        .stderr(predicate::str::contains("address already in use").and(predicate::str::ends_with(
+            "(is another server running there? stop it, or pick a free port with --listen 127.0.0.1:0)\n",
+        )));
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
     let _guard = snapshot_settings().bind_to_scope();
-    insta::assert_snapshot!("port_in_use", done.stderr);
+    insta::assert_snapshot!("port_in_use", stderr);
 }
 
 #[test]
 fn a_bad_address_is_one_error_line() {
-    let done = run(server_bin(), &["--listen", "127.0.0.1:port"], "");
-    done.assert_failure("a listen address that is not HOST:PORT");
+    let assert = Command::cargo_bin("02-server")
+        .unwrap()
+        .args(["--listen", "127.0.0.1:port"])
+        .timeout(testkit::WAIT)
+        .assert()
+        .failure()
+        .stdout("")
+        .stderr(predicate::str::starts_with("error: bad address"));
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
     let _guard = snapshot_settings().bind_to_scope();
-    insta::assert_snapshot!("bad_address", done.stderr);
+    insta::assert_snapshot!("bad_address", stderr);
+}
+
+#[test]
+fn help_describes_the_server_and_its_options() {
+    Command::cargo_bin("02-server")
+        .unwrap()
+        .arg("--help")
+        .timeout(testkit::WAIT)
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("backlog 128")
+                .and(predicate::str::contains("--listen <ADDR>"))
+                .and(predicate::str::contains("--timeout <SECS>")),
+        );
 }
 
 #[test]
@@ -201,13 +352,15 @@ fn works_with_nc_with_and_without_half_close() {
         let port = server.addr().port().to_string();
         let mut args = flags.to_vec();
         args.extend(["127.0.0.1", &port]);
+        let command = format!("printf 'hello from nc\\n' | nc {}", args.join(" "));
         let done = run(&nc, &args, "hello from nc\n");
-        done.assert_success(&format!("nc {}", args.join(" ")));
+        done.assert_success(&format!(
+            "{command}: nc should get its reply and end (book: 02-server.md § Run it)"
+        ));
         assert_eq!(
-            done.stdout,
-            "OK\n",
-            "`nc {}` should print the server's reply; {done}",
-            args.join(" ")
+            done.stdout, "OK\n",
+            "`{command}` should print the server's reply: the newline ends the message, with or \
+             without the half-close (book: 02-server.md § Run it); {done}"
         );
     }
 }

@@ -60,6 +60,7 @@ pub const BUSY_REPLY: &[u8] = b"busy: too many clients, try again later\n";
 /// that connection's receive buffer. But nothing reads them, so it gets no
 /// `ok` until the first client has left and the loop comes round to it.
 pub fn serve_one_at_a_time(listener: &TcpListener, idle_timeout: Option<Duration>) {
+    // exercise 3.1: begin
     loop {
         match listener.accept() {
             Ok((stream, client)) => serve_client(stream, client, idle_timeout),
@@ -71,6 +72,7 @@ pub fn serve_one_at_a_time(listener: &TcpListener, idle_timeout: Option<Duration
             }
         }
     }
+    // exercise 3.1: end
 }
 // ANCHOR_END: one_at_a_time
 
@@ -115,14 +117,18 @@ fn converse(stream: TcpStream, client: SocketAddr, idle_timeout: Option<Duration
     // The read timeout turns "silent forever" into an error we can act on
     // (`None` means no timeout: a read may wait forever). The write timeout
     // does the same for a client that stops reading.
+    // exercise 3.2: begin
+    //~ todo!();
     if let Err(err) = stream.set_read_timeout(idle_timeout) {
         return Ending::Failed(err);
     }
+    // exercise 3.2: end
     if let Err(err) = stream.set_write_timeout(Some(WRITE_TIMEOUT)) {
         return Ending::Failed(err);
     }
     // The BufReader keeps the bytes that came after a newline (the start of
     // the next line) for the next call to read_line.
+    // exercise 3.3: begin
     let mut lines = BufReader::new(stream);
     loop {
         match read_line(&mut lines, LINE_LIMIT) {
@@ -161,6 +167,7 @@ fn converse(stream: TcpStream, client: SocketAddr, idle_timeout: Option<Duration
             Err(err) => return Ending::Failed(err),
         }
     }
+    // exercise 3.3: end
 }
 // ANCHOR_END: converse
 

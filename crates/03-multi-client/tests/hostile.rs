@@ -16,10 +16,14 @@ fn well_behaved(addr: SocketAddr) {
     client.send(b"are you still there?\nand now?\n");
     client.expect_bytes(
         b"ok\nok\n",
-        "after a misbehaving client, the server should still reply `ok` to each line of a good one",
+        "a good client sent `are you still there?\\nand now?\\n`: the server should reply `ok` \
+         to each line (book: 03-multi-client.md § Clients that misbehave)",
     );
     client.half_close();
-    client.expect_closed_or_reset("a good client that half-closes should see the server close too");
+    client.expect_orderly_close(
+        "the good client then half-closed: the server should close too, with a clean end of \
+         stream (book: 03-multi-client.md § One client's conversation)",
+    );
 }
 
 #[test]

@@ -9,6 +9,8 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use assert_cmd::Command;
+use predicates::prelude::*;
 use testkit::{Connection, Process, WAIT, run, snapshot_settings, tool};
 
 fn server_bin() -> &'static Path {
@@ -24,16 +26,29 @@ fn round_trip(conn: &mut Connection, line: &str) {
     conn.send_line(line);
     conn.expect_bytes(
         b"ok\n",
-        &format!("the server should reply `ok` to the line {line:?}"),
+        &format!(
+            "a client sent {line:?} and a newline: the server should reply `ok` to each line \
+             (book: 03-multi-client.md § One client's conversation)"
+        ),
     );
 }
 
 /// Half-closes, as a client does when it has nothing more to say, and
-/// expects the server to close in return.
+/// expects the server to close in return, gently: it has read everything.
 fn leave(conn: &mut Connection) {
     conn.half_close();
-    conn.expect_closed_or_reset(
-        "after the client half-closes (a read returns 0), the server should close the connection",
+    conn.expect_orderly_close(
+        "the client half-closed (the server's read returns 0): the server should close the \
+         connection too, with a clean end of stream (book: 03-multi-client.md § One client's conversation)",
+    );
+}
+
+/// Waits for the server to log that a client left after half-closing.
+fn expect_finished(server: &mut Process) {
+    server.expect_line(
+        "finished",
+        "a client half-closed after its lines: the server should log `[ADDR] finished` \
+         (book: 03-multi-client.md § One client's conversation)",
     );
 }
 
@@ -48,7 +63,7 @@ fn one_client_gets_ok_for_each_line_and_the_log_shows_the_session() {
     round_trip(&mut client, "hello");
     round_trip(&mut client, "你好");
     leave(&mut client);
-    server.wait_for("finished");
+    expect_finished(&mut server);
 
     let log = server.stdout_now();
     let _guard = snapshot_settings().bind_to_scope();
@@ -83,16 +98,18 @@ fn thread_per_client_answers_a_second_client_while_the_first_is_connected() {
     second.send_line("I am second");
     second.expect_bytes(
         b"ok\n",
-        "with a thread per client, the second client should get `ok` while the first is still connected",
+        "a first client is connected and stays; a second one sent `I am second`: with a thread \
+         per client, the second should get `ok` while the first is still connected \
+         (book: 03-multi-client.md § The fix: a thread per client, with a cap)",
     );
     // And the first is still served, after the second.
     round_trip(&mut first, "still here");
 
     // Each step waits for the server's log line, so this log has one order.
     leave(&mut second);
-    server.wait_for("finished");
+    expect_finished(&mut server);
     leave(&mut first);
-    server.wait_for("finished");
+    expect_finished(&mut server);
     let log = numbered(&server.stdout_now(), &[&first, &second]);
     let _guard = snapshot_settings().bind_to_scope();
     insta::assert_snapshot!("two_clients_at_once", log);
@@ -103,7 +120,11 @@ fn one_at_a_time_makes_the_second_client_wait_until_the_first_leaves() {
     let mut server = start_server(&["--one-at-a-time"]);
     let mut first = Connection::open(server.addr());
     round_trip(&mut first, "I am first, and I stay");
-    server.wait_for("] I am first");
+    server.expect_line(
+        "] I am first",
+        "a client sent `I am first, and I stay`: the server should log it \
+         (book: 03-multi-client.md § One client's conversation)",
+    );
 
     // The kernel completes the second client's handshake by itself (the
     // connection waits in the listen backlog) and takes its line into a
@@ -112,21 +133,30 @@ fn one_at_a_time_makes_the_second_client_wait_until_the_first_leaves() {
     second.send_line("I am second");
     // ...but nothing reads it while the server is busy with the first.
     second.expect_nothing(
-        "with --one-at-a-time, the second client must get no reply while the first is connected",
+        "with --one-at-a-time, a second client sent `I am second` while the first is still \
+         connected: it must get no reply until the first leaves \
+         (book: 03-multi-client.md § The original loop: one client at a time)",
     );
     server.expect_no_line(
-        "with --one-at-a-time, the server must not accept a second client while the first is connected",
+        "with --one-at-a-time, the server must not accept a second client while the first is \
+         connected (book: 03-multi-client.md § The original loop: one client at a time)",
     );
     round_trip(&mut first, "still here");
 
     leave(&mut first);
     second.expect_bytes(
         b"ok\n",
-        "once the first client has left, the waiting second client should get its `ok`",
+        "with --one-at-a-time, once the first client has left, the server should accept the \
+         waiting second client and reply `ok` to the line it sent \
+         (book: 03-multi-client.md § The original loop: one client at a time)",
     );
     leave(&mut second);
-    server.wait_for("] I am second");
-    server.wait_for("finished");
+    server.expect_line(
+        "] I am second",
+        "the second client's line should be logged once the server serves it \
+         (book: 03-multi-client.md § Try it: the second client waits)",
+    );
+    expect_finished(&mut server);
     let log = numbered(&server.stdout_now(), &[&first, &second]);
     let _guard = snapshot_settings().bind_to_scope();
     insta::assert_snapshot!("one_at_a_time", log);
@@ -143,7 +173,8 @@ fn two_lines_in_one_write_get_two_replies() {
     client.send(b"one\ntwo\n");
     client.expect_bytes(
         b"ok\nok\n",
-        "two lines arriving in one read are two messages: two `ok`s",
+        "a client sent `one\\ntwo\\n` in one write: two lines arriving in one read are two \
+         messages, so two `ok`s (book: 03-multi-client.md § Lines, not reads, are the messages)",
     );
 }
 
@@ -154,15 +185,31 @@ fn a_line_in_several_writes_gets_one_reply_when_it_is_whole() {
     // Send each piece at once instead of letting the kernel gather them.
     client.stream().set_nodelay(true).unwrap();
     client.send(b"hel");
-    client.expect_nothing("half a line is not a message: no reply until its newline arrives");
+    client.expect_nothing(
+        "a client sent `hel`: half a line is not a message, no reply until its newline \
+         arrives (book: 03-multi-client.md § Lines, not reads, are the messages)",
+    );
     client.send(b"lo wor");
-    client.expect_nothing("still no newline: still no reply");
+    client.expect_nothing(
+        "the client then sent `lo wor`: still no newline, so still no reply \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)",
+    );
     client.send(b"ld\n");
-    client.expect_bytes(b"ok\n", "the line is whole now: one `ok`");
-    let line = server.wait_for("hello");
+    client.expect_bytes(
+        b"ok\n",
+        "the client then sent `ld\\n`: the line `hello world` is whole now, one `ok` \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)",
+    );
+    let line = server.expect_line(
+        "hello",
+        "the server should log the line `hello world` once it is whole \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)",
+    );
     assert!(
         line.ends_with("] hello world"),
-        "the server should print the whole line once, not its pieces; got {line:?}"
+        "a client sent `hel`, `lo wor` and `ld\\n` in three writes: the server should log the \
+         whole line once, not its pieces; it logged {line:?} \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)"
     );
 }
 
@@ -173,13 +220,26 @@ fn a_utf8_character_split_between_reads_is_printed_whole() {
     client.stream().set_nodelay(true).unwrap();
     // 你 is e4 bd a0: the first two bytes now, the last one later.
     client.send(b"\xe4\xbd");
-    client.expect_nothing("half a character is not a line: no reply yet");
+    client.expect_nothing(
+        "a client sent the first two bytes of `你` (e4 bd): half a character is not a line, \
+         no reply yet (book: 03-multi-client.md § Lines, not reads, are the messages)",
+    );
     client.send(b"\xa0\xe5\xa5\xbd\n");
-    client.expect_bytes(b"ok\n", "the line is whole now: one `ok`");
-    let line = server.wait_for("好");
+    client.expect_bytes(
+        b"ok\n",
+        "the client then sent the rest of `你好` and a newline: the line is whole now, one `ok` \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)",
+    );
+    let line = server.expect_line(
+        "好",
+        "the server should log the line `你好` once it is whole \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)",
+    );
     assert!(
         line.ends_with("] 你好"),
-        "the server should print the line once it is whole, not the pieces of a character; got {line:?}"
+        "a client sent `你好` split inside its first character: the server should log the \
+         line once it is whole, not the pieces of a character; it logged {line:?} \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)"
     );
 }
 
@@ -192,11 +252,23 @@ fn a_last_line_without_newline_still_gets_its_reply() {
     client.half_close();
     client.expect_bytes(
         b"ok\n",
-        "a last line ended by the client closing its side (no newline) is still a message",
+        "a client sent `no newline` and half-closed: a last line ended by the client closing \
+         its side is still a message (book: 03-multi-client.md § Lines, not reads, are the messages)",
     );
-    client.expect_closed_or_reset("then the server should close the connection");
-    server.wait_for("] no newline");
-    server.wait_for("] finished");
+    client.expect_orderly_close(
+        "after replying to the last line, the server should close the connection with a clean \
+         end of stream (book: 03-multi-client.md § One client's conversation)",
+    );
+    server.expect_line(
+        "] no newline",
+        "the server should log the last line, `no newline` \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)",
+    );
+    server.expect_line(
+        "] finished",
+        "the client half-closed: the server should log `[ADDR] finished` \
+         (book: 03-multi-client.md § One client's conversation)",
+    );
 }
 
 #[test]
@@ -206,15 +278,17 @@ fn empty_lines_are_messages_too() {
     client.send(b"\n\r\n");
     client.expect_bytes(
         b"ok\nok\n",
-        "an empty line (and `\\r\\n`, as `nc -C` and telnet send) is a message: one `ok` each",
+        "a client sent `\\n\\r\\n`: an empty line (and `\\r\\n`, as `nc -C` and telnet send) is a \
+         message, one `ok` each (book: 03-multi-client.md § Lines, not reads, are the messages)",
     );
     leave(&mut client);
-    server.wait_for("finished");
+    expect_finished(&mut server);
     let log = server.stdout_now();
     let empty = log.lines().filter(|line| line.ends_with("] ")).count();
     assert_eq!(
         empty, 2,
-        "the server should log each empty line as `[ADDR] ` with nothing after it; log:\n{log}"
+        "a client sent two empty lines: the server should log each as `[ADDR] ` with nothing \
+         after it (book: 03-multi-client.md § Lines, not reads, are the messages); log:\n{log}"
     );
 }
 
@@ -223,18 +297,33 @@ fn a_line_over_the_limit_is_refused_and_the_server_lives_on() {
     let mut server = start_server(&[]);
     let mut client = Connection::open(server.addr());
     client.send(&vec![b'x'; 64 * 1024 + 1]);
-    let refusal = client.read_line("a line over 64 KiB should get one error line");
+    let what = "a client sent 65537 bytes without a newline, one more than LINE_LIMIT";
+    let refusal = client.read_line(&format!(
+        "{what}: it should get one error line \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)"
+    ));
     assert_eq!(
         refusal, "error: line longer than 65536 bytes, closing the connection",
-        "the error line for an over-long line"
+        "{what}: the error line should be exactly this \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)"
     );
-    client.expect_closed_or_reset(
-        "after refusing an over-long line, the server should close that connection",
+    client.expect_orderly_close(&format!(
+        "{what}: after the error line the server should close that connection gently \
+         (common::close_gently: half-close, then read what is left), so that the client reads \
+         the error line and then a clean end of stream, not a reset \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)"
+    ));
+    let line = server.expect_line(
+        "longer than",
+        &format!(
+            "{what}: the server should log the refusal \
+             (book: 03-multi-client.md § Clients that misbehave)"
+        ),
     );
-    let line = server.wait_for("longer than");
     assert!(
         line.ends_with("] line longer than 65536 bytes, closing"),
-        "the server should log the refusal; got {line:?}"
+        "{what}: the server should log `[ADDR] line longer than 65536 bytes, closing`; it logged \
+         {line:?} (book: 03-multi-client.md § Clients that misbehave)"
     );
 
     let mut other = Connection::open(server.addr());
@@ -250,7 +339,8 @@ fn a_line_of_exactly_the_limit_is_accepted() {
     client.send(&line);
     client.expect_bytes(
         b"ok\n",
-        "a line of exactly 64 KiB (without its newline) is within the limit",
+        "a client sent a line of exactly 65536 bytes (without its newline): that is within \
+         the limit, and gets `ok` (book: 03-multi-client.md § Lines, not reads, are the messages)",
     );
 }
 
@@ -267,16 +357,27 @@ fn a_client_over_the_cap_is_told_busy_and_the_others_keep_working() {
     round_trip(&mut second, "two");
 
     let mut third = Connection::open(server.addr());
-    let busy = third.read_to_end("with --max-clients 2, a third client should be told `busy`");
+    let what = "with --max-clients 2 and two clients connected, a third client connected";
+    let busy = third.read_to_end(&format!(
+        "{what}: it should be told `busy` and closed (book: 03-multi-client.md § Why the cap)"
+    ));
     assert_eq!(
-        busy, b"busy: too many clients, try again later\n",
-        "with --max-clients 2, a third client should get exactly the busy line, then the connection closed"
+        testkit::show(&busy),
+        testkit::show(b"busy: too many clients, try again later\n"),
+        "{what}: it should get exactly the busy line, then the connection closed \
+         (book: 03-multi-client.md § Why the cap)"
     );
-    server.wait_for("busy");
+    server.expect_line(
+        "busy",
+        &format!(
+            "{what}: the server should log `[ADDR] busy: already serving the most clients \
+             allowed (2), refused` (book: 03-multi-client.md § Why the cap)"
+        ),
+    );
     round_trip(&mut first, "one again");
     round_trip(&mut second, "two again");
     leave(&mut second);
-    server.wait_for("finished");
+    expect_finished(&mut server);
     let log = numbered(&server.stdout_now(), &[&first, &second, &third]);
     {
         let _guard = snapshot_settings().bind_to_scope();
@@ -286,16 +387,21 @@ fn a_client_over_the_cap_is_told_busy_and_the_others_keep_working() {
     // The second client's place is free again as soon as its thread ends,
     // just after it logs `finished`: a new client may need a second try.
     let deadline = Instant::now() + WAIT;
+    let what = "with --max-clients 2, one of two clients left and a fourth sent `my turn`";
     loop {
         let mut fourth = Connection::open(server.addr());
         fourth.send_line("my turn");
-        let reply = fourth.read_line("a client after one of two has left should get `ok`");
+        let reply = fourth.read_line(&format!(
+            "{what}: it should get `ok` (book: 03-multi-client.md § Why the cap)"
+        ));
         if reply == "ok" {
             break;
         }
         assert!(
             reply.starts_with("busy") && Instant::now() < deadline,
-            "once a client has left, its place should be free for the next; got {reply:?}"
+            "{what}: once a client has left, its place should be free for the next (a slot is \
+             given back when its thread ends); it got {reply:?} \
+             (book: 03-multi-client.md § Why the cap)"
         );
         thread::sleep(Duration::from_millis(20));
     }
@@ -307,13 +413,23 @@ fn a_silent_client_is_disconnected_after_the_idle_timeout() {
     let mut server = start_server(&["--idle-timeout", "1"]);
     let mut client = Connection::open(server.addr());
     round_trip(&mut client, "hello, and then nothing");
-    client.expect_closed_or_reset(
-        "a client silent for longer than --idle-timeout should be disconnected",
+    let what = "with --idle-timeout 1, a client sent one line and then nothing, keeping the \
+                connection open";
+    client.expect_orderly_close(&format!(
+        "{what}: after 1 s of silence the server should disconnect it, with a clean end of \
+         stream (book: 03-multi-client.md § Clients that misbehave)"
+    ));
+    let line = server.expect_line(
+        "idle",
+        &format!(
+            "{what}: the server should log why it closed \
+             (book: 03-multi-client.md § Clients that misbehave)"
+        ),
     );
-    let line = server.wait_for("idle");
     assert!(
         line.ends_with("] idle for 1 s, closing"),
-        "the server should log why it closed; got {line:?}"
+        "{what}: the server should log `[ADDR] idle for 1 s, closing`; it logged {line:?} \
+         (book: 03-multi-client.md § Clients that misbehave)"
     );
 }
 
@@ -324,11 +440,19 @@ fn a_reset_is_logged_as_one_line() {
     round_trip(&mut client, "about to vanish");
     let addr = client.local_addr();
     client.reset();
-    let line = server.wait_for("connection error");
+    let what = "a client sent a line, got `ok`, then reset the connection (RST, SO_LINGER 0)";
+    let line = server.expect_line(
+        "connection error",
+        &format!(
+            "{what}: the server should log a connection error \
+             (book: 03-multi-client.md § Clients that misbehave)"
+        ),
+    );
     assert_eq!(
         line,
         format!("[{addr}] connection error: reset by peer"),
-        "a reset should be logged as one line for that client"
+        "{what}: the server should log it as one line for that client \
+         (book: 03-multi-client.md § Clients that misbehave)"
     );
     let mut other = Connection::open(server.addr());
     round_trip(&mut other, "others are still served");
@@ -343,11 +467,20 @@ fn a_client_that_closes_without_reading_is_dropped_and_the_others_served() {
     let addr = rude.local_addr();
     rude.send("line\n".repeat(1000).as_bytes());
     drop(rude);
-    let line = server.wait_for(&format!("[{addr}] connection error: "));
+    let what = "a client sent `line\\n` 1000 times in one write and closed without reading a reply";
+    let line = server.expect_line(
+        &format!("[{addr}] connection error: "),
+        &format!(
+            "{what}: writing the `ok`s fails, and the server should log a connection error \
+             for that client (book: 03-multi-client.md § Clients that misbehave)"
+        ),
+    );
     assert!(
         line.ends_with("reset by peer")
             || line.ends_with("broken pipe (the peer closed the connection)"),
-        "a client that went away without reading should be logged as a connection error; got {line:?}"
+        "{what}: the server should log `connection error: reset by peer` or \
+         `connection error: broken pipe (the peer closed the connection)`; it logged {line:?} \
+         (book: 03-multi-client.md § Clients that misbehave)"
     );
     let mut polite = Connection::open(server.addr());
     round_trip(&mut polite, "others are still served");
@@ -358,11 +491,22 @@ fn control_characters_and_invalid_utf8_are_logged_escaped() {
     let mut server = start_server(&[]);
     let mut client = Connection::open(server.addr());
     client.send(b"\x1b[31mred\x07 caf\xe9\n");
-    client.expect_bytes(b"ok\n", "any bytes make a line, even invalid UTF-8");
-    let line = server.wait_for("red");
+    let what = "a client sent a terminal escape, a bell and invalid UTF-8, then a newline";
+    client.expect_bytes(
+        b"ok\n",
+        &format!(
+            "{what}: any bytes make a line and get `ok` \
+             (book: 03-multi-client.md § Lines, not reads, are the messages)"
+        ),
+    );
+    let line = server.expect_line(
+        "red",
+        &format!("{what}: the server should log the line (book: 03-multi-client.md § Run it)"),
+    );
     assert!(
         line.ends_with("] \\u{1b}[31mred\\u{7} caf\\xe9"),
-        "bytes from the network must be printed escaped; got {line:?}"
+        "{what}: bytes from the network must be logged escaped, with common::printable; it \
+         logged {line:?} (book: 03-multi-client.md § Run it)"
     );
 }
 
@@ -385,7 +529,7 @@ fn each_client_of_several_gets_its_own_replies_and_log_lines() {
         leave(client);
     }
     for _ in 0..3 {
-        server.wait_for("finished");
+        expect_finished(&mut server);
     }
 
     // The log interleaves the clients in whatever order their threads ran,
@@ -414,14 +558,29 @@ fn nc_with_half_close_gets_ok_per_line() {
     let port = server.addr().port().to_string();
     // -N: shut down the sending side when the input ends, so the server
     // reads end-of-input, replies to the last line and closes; nc then exits.
+    let what = "printf 'hello\\nfrom nc\\n' | nc -N 127.0.0.1 PORT";
     let done = run(&nc, &["-N", "127.0.0.1", &port], "hello\nfrom nc\n");
-    done.assert_success("printf 'hello\\nfrom nc\\n' | nc -N 127.0.0.1 PORT");
+    done.assert_success(&format!(
+        "{what}: nc half-closes at the end of its input, and the server should close in \
+         return (book: 03-multi-client.md § Run it)"
+    ));
     assert_eq!(
         done.stdout, "ok\nok\n",
-        "nc should print one `ok` per line; {done}"
+        "{what}: nc should print one `ok` per line (book: 03-multi-client.md § Run it); {done}"
     );
-    server.wait_for("] from nc");
-    server.wait_for("] finished");
+    server.expect_line(
+        "] from nc",
+        &format!(
+            "{what}: the server should log the second line (book: 03-multi-client.md § Run it)"
+        ),
+    );
+    server.expect_line(
+        "] finished",
+        &format!(
+            "{what}: the server should log `[ADDR] finished` \
+             (book: 03-multi-client.md § One client's conversation)"
+        ),
+    );
 }
 
 #[test]
@@ -433,18 +592,62 @@ fn nc_without_half_close_is_ended_by_the_idle_timeout() {
     // when the client has been silent for --idle-timeout, and nc exits.
     let mut server = start_server(&["--idle-timeout", "1"]);
     let port = server.addr().port().to_string();
+    let what = "printf 'hello\\n' | nc 127.0.0.1 PORT, with --idle-timeout 1";
     let done = run(&nc, &["127.0.0.1", &port], "hello\n");
-    done.assert_success("printf 'hello\\n' | nc 127.0.0.1 PORT, with --idle-timeout 1");
+    done.assert_success(&format!(
+        "{what}: nc keeps the connection open, and the server should end it after 1 s of \
+         silence (book: 03-multi-client.md § Run it)"
+    ));
     assert_eq!(
         done.stdout, "ok\n",
-        "nc should print the `ok` for its line; {done}"
+        "{what}: nc should print the `ok` for its line (book: 03-multi-client.md § Run it); {done}"
     );
-    server.wait_for("] hello");
-    server.wait_for("] idle for 1 s, closing");
+    server.expect_line(
+        "] hello",
+        &format!("{what}: the server should log the line (book: 03-multi-client.md § Run it)"),
+    );
+    server.expect_line(
+        "] idle for 1 s, closing",
+        &format!(
+            "{what}: the server should log `[ADDR] idle for 1 s, closing` \
+             (book: 03-multi-client.md § Clients that misbehave)"
+        ),
+    );
 }
 
 #[test]
 fn a_port_in_use_is_one_line_on_stderr() {
     let first = start_server(&[]);
     testkit::assert_port_in_use_is_one_line(server_bin(), &[], first.addr());
+}
+
+#[test]
+fn a_bad_address_is_one_error_line() {
+    Command::cargo_bin("03-multi-client")
+        .unwrap()
+        .args(["--listen", "127.0.0.1:port"])
+        .timeout(WAIT)
+        .assert()
+        .failure()
+        .stdout("")
+        .stderr(
+            "error: bad address \"127.0.0.1:port\": expected HOST:PORT, for example \
+             127.0.0.1:7890 or [::1]:7890\n",
+        );
+}
+
+#[test]
+fn help_describes_the_server_and_its_options() {
+    Command::cargo_bin("03-multi-client")
+        .unwrap()
+        .arg("--help")
+        .timeout(WAIT)
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("--listen <ADDR>")
+                .and(predicate::str::contains("--one-at-a-time"))
+                .and(predicate::str::contains("--max-clients <N>"))
+                .and(predicate::str::contains("--idle-timeout <SECS>")),
+        );
 }

@@ -65,8 +65,21 @@ pub fn connect(
     hint: &str,
 ) -> anyhow::Result<TcpStream> {
     let addrs = resolve(server, default_port)?;
+    connect_any(server, &addrs, timeout, hint)
+}
+
+/// Connects to the first of `addrs` (what `server` resolved to) that answers
+/// within `timeout`, trying them in order; when none does, the error names
+/// each address tried and what went wrong there.
+pub fn connect_any(
+    server: &str,
+    addrs: &[SocketAddr],
+    timeout: Duration,
+    hint: &str,
+) -> anyhow::Result<TcpStream> {
+    // exercise 1.1: begin
     let mut failures = Vec::new();
-    for addr in &addrs {
+    for addr in addrs {
         // connect() sends SYN and waits for SYN-ACK: the three-way handshake.
         // Without a timeout a silent host (a firewall that drops packets)
         // keeps us waiting for minutes while the kernel retries.
@@ -76,6 +89,7 @@ pub fn connect(
         }
     }
     Err(connect_error(server, &failures, timeout, hint))
+    // exercise 1.1: end
 }
 // ANCHOR_END: connect
 
@@ -180,6 +194,58 @@ mod tests {
             addrs
                 .iter()
                 .all(|a| a.port() == 7890 && a.ip().is_loopback())
+        );
+    }
+
+    /// `localhost` resolves to one address on some machines, so the
+    /// fallback is tested with a list we control: the first address
+    /// refuses, the second listens.
+    #[test]
+    fn when_the_first_address_refuses_the_next_one_is_tried() {
+        let refusing = TcpListener::bind("127.0.0.1:0").unwrap();
+        let refused = refusing.local_addr().unwrap();
+        drop(refusing);
+        let listening = TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listening.local_addr().unwrap();
+        let stream = connect_any(
+            "a name",
+            &[refused, open],
+            Duration::from_secs(5),
+            "start it",
+        )
+        .unwrap_or_else(|err| {
+            panic!(
+                "`{refused}` refuses and `{open}` listens: the client should try each \
+                     address a name has, in order, and connect to `{open}`; it failed: {err:#} \
+                     (book: 01-client.md § Step 1: connect)"
+            )
+        });
+        assert_eq!(
+            stream.peer_addr().unwrap(),
+            open,
+            "the connection should be to the address that listens (book: 01-client.md § Step 1: connect)"
+        );
+    }
+
+    #[test]
+    fn when_every_address_refuses_the_error_names_each_one_and_the_fix() {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addrs = [a.local_addr().unwrap(), b.local_addr().unwrap()];
+        drop((a, b));
+        let err = connect_any("a name", &addrs, Duration::from_secs(5), "start it")
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "could not connect to a name ({}: connection refused; {}: connection refused) \
+                 (is the server running? try: start it)",
+                addrs[0], addrs[1]
+            ),
+            "when no address of a name answers, the one error line should name each address \
+             tried and suggest starting the server (book: 01-client.md § Step 1: connect)"
         );
     }
 

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 /// the reply and then end-of-input); then read and discard whatever the peer
 /// still sends until it closes too, for at most `linger`.
 pub fn close_gently(mut stream: TcpStream, linger: Duration) {
+    // exercise 2.4: begin
     let _ = stream.shutdown(Shutdown::Write);
     let deadline = Instant::now() + linger;
     let _ = stream.set_read_timeout(Some(linger));
@@ -31,6 +32,7 @@ pub fn close_gently(mut stream: TcpStream, linger: Duration) {
             Ok(_) => continue,
         }
     }
+    // exercise 2.4: end
     // The socket is closed here, when `stream` goes out of scope.
 }
 // ANCHOR_END: close_gently

@@ -25,7 +25,7 @@ pub mod log;
 pub mod serve;
 pub mod text;
 
-pub use addr::{announce, bind_error, connect, listen, resolve};
+pub use addr::{announce, bind_error, connect, connect_any, listen, resolve};
 pub use close::close_gently;
 pub use deadline::Deadline;
 pub use errors::{describe, report};

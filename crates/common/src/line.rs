@@ -35,6 +35,7 @@ pub enum ReadLine {
 /// An error (a read timeout, a reset) is returned as it is; the part of a
 /// line read before it is dropped, because the caller closes the connection.
 pub fn read_line(reader: &mut impl BufRead, max_len: usize) -> io::Result<ReadLine> {
+    // exercise 3.4: begin
     let mut line = Vec::new();
     loop {
         let available = match reader.fill_buf() {
@@ -73,6 +74,7 @@ pub fn read_line(reader: &mut impl BufRead, max_len: usize) -> io::Result<ReadLi
             }
         }
     }
+    // exercise 3.4: end
 }
 // ANCHOR_END: read_line
 

@@ -42,6 +42,7 @@ impl ClientLimit {
 
     /// A slot for one more client, or `None` when all `max` are taken.
     pub fn try_take(&self) -> Option<Slot> {
+        // exercise 3.5: begin
         // Add one only if the count is below max, in a single atomic step,
         // so two threads can never both take the last slot.
         self.in_use
@@ -52,6 +53,7 @@ impl ClientLimit {
             .map(|_| Slot {
                 in_use: Arc::clone(&self.in_use),
             })
+        // exercise 3.5: end
     }
 }
 
@@ -70,6 +72,7 @@ pub fn serve_threads<F>(listener: TcpListener, max_clients: usize, busy_reply: &
 where
     F: Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
 {
+    // exercise 3.5: begin
     let handle = Arc::new(handle);
     let limit = ClientLimit::new(max_clients);
     loop {
@@ -108,6 +111,7 @@ where
             say!("[{client}] could not start a thread: {}", describe(&err));
         }
     }
+    // exercise 3.5: end
 }
 // ANCHOR_END: serve_threads
 
