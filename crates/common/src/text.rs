@@ -54,6 +54,7 @@ pub fn print_line(line: fmt::Arguments) {
     crate::log::write_line(line);
 }
 
+// ANCHOR: say
 /// `println!` that never panics: see [`print_line`].
 ///
 /// ```
@@ -65,6 +66,7 @@ macro_rules! say {
         $crate::print_line(::std::format_args!($($arg)*))
     };
 }
+// ANCHOR_END: say
 
 #[cfg(test)]
 mod tests {
