@@ -54,11 +54,15 @@ pub fn verify(workspace: &Workspace, only: Option<&str>) -> anyhow::Result<()> {
 
     let copy = workspace.root.join("target/exercise-verify/workspace");
     copy_workspace(&workspace.root, &copy)?;
-    // The copy builds into the workspace's own target folder (or the one
-    // Cargo was told to use): the dependencies are compiled once for both.
+    // The copy builds into a target folder of its own, kept between runs so
+    // that only what changed is rebuilt. Never the workspace's own: Cargo
+    // names a workspace member's artifacts without its path, so the copy's
+    // builds would overwrite the workspace's binaries and fingerprints, and
+    // the learner's next build could run the copy's stale binaries.
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.root.join("target"));
+        .unwrap_or_else(|| workspace.root.join("target"))
+        .join("exercise-verify-target");
     let copied = Workspace::open(&copy)?;
     let snapshots = snapshot_files(&copy)?;
 

@@ -301,6 +301,18 @@ fn verify_proves_each_exercise_and_rejects_a_test_that_passes_blank() {
     assert!(good.status.success(), "{}", text(&good));
     assert_eq!(lib(&dir), LIB, "verify works on a copy, never the tree");
 
+    // Nor its build: after verify, a blank exercise must still fail its
+    // check (the copy's artifacts once overwrote the tree's, and the check
+    // ran the copy's reference binary).
+    assert!(exercise(&dir, &["start", "2.1"]).status.success());
+    let checked = exercise(&dir, &["check", "2.1"]);
+    assert!(
+        !checked.status.success(),
+        "a blank 2.1 passed its check after verify: {}",
+        text(&checked)
+    );
+    assert!(exercise(&dir, &["restore", "2.1"]).status.success());
+
     // 2.2 claims a test that does not depend on it.
     let catalogue = honest.replace(
         "tests = [\"x:lib:tests::doubles_a_number\"]",
