@@ -40,6 +40,8 @@ use testkit::bench::{percentile, show};
 /// Round trips per second and latency: a thread per client against one
 /// client at a time.
 #[derive(Parser)]
+// The name a reader types, not the harness binary's hashed file name.
+#[command(bin_name = "cargo bench -p multi-client --")]
 struct Args {
     /// How many clients.
     #[arg(long, default_value_t = 200)]

@@ -82,6 +82,8 @@ use testkit::bench::{percentile, show};
 /// Relayed messages per second and delivery latency, with and without one
 /// client that never reads.
 #[derive(Parser)]
+// The name a reader types, not the harness binary's hashed file name.
+#[command(bin_name = "cargo bench -p relay --")]
 struct Args {
     /// How many clients send (in a ring), besides the extra receiver.
     #[arg(long, default_value_t = 50)]
