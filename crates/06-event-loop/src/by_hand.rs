@@ -508,12 +508,12 @@ impl Server {
     /// Closes the connections whose deadline has passed: silent for the
     /// idle timeout, or closing and out of time.
     fn expire_deadlines(&mut self, now: Instant) {
-        // exercise 6.3: begin
         while let Some(&Reverse((due, token))) = self.deadlines.peek() {
             if due > now {
                 break;
             }
             self.deadlines.pop();
+            // exercise 6.3: begin
             // An entry for a connection that is gone: skip it.
             let Some(conn) = self.connections.get_mut(&token) else {
                 continue;
@@ -530,8 +530,8 @@ impl Server {
                 }
                 None => {}
             }
+            // exercise 6.3: end
         }
-        // exercise 6.3: end
     }
     // ANCHOR_END: timers
 
@@ -543,6 +543,11 @@ impl Server {
         let now = Instant::now();
         let grace_end = now + self.grace;
         let mut tally = Shutdown::default();
+        say!(
+            "shutting down: telling {} bye, waiting at most {} s",
+            plural(self.connections.len(), "client"),
+            self.grace.as_secs()
+        );
         // exercise 6.4: begin
         // Closing the listener makes the kernel refuse new connections at
         // once, and reset those waiting in the backlog.
@@ -550,11 +555,6 @@ impl Server {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.accept_paused_until = None;
-        say!(
-            "shutting down: telling {} bye, waiting at most {} s",
-            plural(self.connections.len(), "client"),
-            self.grace.as_secs()
-        );
         let tokens: Vec<Token> = self.connections.keys().copied().collect();
         for token in tokens {
             let Some(conn) = self.connections.get_mut(&token) else {

@@ -315,8 +315,8 @@ fn a_second_sigint_stops_at_once(engine: &str) {
     done.assert_failure("a second SIGINT during the grace period");
     assert!(
         began.elapsed() < Duration::from_secs(3),
-        "a second SIGINT should stop the server at once, not after the grace period (book: \
-         06-event-loop.md § Graceful shutdown)"
+        "a second SIGINT should stop the server at once, not after the grace period \
+         (book: 06-event-loop.md § Graceful shutdown)"
     );
     assert_eq!(
         done.stderr, "error: a second signal: stopped at once, with 1 client still connected\n",

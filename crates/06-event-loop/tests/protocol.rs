@@ -29,8 +29,9 @@ fn tokio(args: &[&str]) -> Process {
 }
 
 /// Each check, once per engine: `mio_engine::NAME` and `tokio_engine::NAME`.
+/// (Written as `fn NAME();` so that each test's name is in this file.)
 macro_rules! on_both_engines {
-    ($($check:ident),* $(,)?) => {
+    ($(fn $check:ident();)*) => {
         mod mio_engine {
             $( #[test] fn $check() { testkit::line_protocol::$check(super::mio) } )*
         }
@@ -40,22 +41,22 @@ macro_rules! on_both_engines {
     };
 }
 
-on_both_engines!(
-    one_client_gets_ok_for_each_line,
-    a_second_client_is_answered_while_the_first_is_connected,
-    two_lines_in_one_write_get_two_replies,
-    a_line_in_several_writes_gets_one_reply_when_it_is_whole,
-    a_utf8_character_split_between_reads_is_logged_whole,
-    a_last_line_without_newline_still_gets_its_reply,
-    empty_lines_are_messages_too,
-    a_line_over_the_limit_is_refused_and_the_server_lives_on,
-    a_line_of_exactly_the_limit_is_accepted,
-    a_client_over_the_cap_is_told_busy_and_the_others_keep_working,
-    a_silent_client_is_disconnected_after_the_idle_timeout,
-    a_client_that_keeps_talking_is_not_idle,
-    a_reset_is_logged_as_one_line,
-    control_characters_and_invalid_utf8_are_logged_escaped,
-    each_client_of_several_gets_its_own_replies,
-    nc_with_half_close_gets_ok_per_line,
-    nc_without_half_close_is_ended_by_the_idle_timeout,
-);
+on_both_engines! {
+    fn one_client_gets_ok_for_each_line();
+    fn a_second_client_is_answered_while_the_first_is_connected();
+    fn two_lines_in_one_write_get_two_replies();
+    fn a_line_in_several_writes_gets_one_reply_when_it_is_whole();
+    fn a_utf8_character_split_between_reads_is_logged_whole();
+    fn a_last_line_without_newline_still_gets_its_reply();
+    fn empty_lines_are_messages_too();
+    fn a_line_over_the_limit_is_refused_and_the_server_lives_on();
+    fn a_line_of_exactly_the_limit_is_accepted();
+    fn a_client_over_the_cap_is_told_busy_and_the_others_keep_working();
+    fn a_silent_client_is_disconnected_after_the_idle_timeout();
+    fn a_client_that_keeps_talking_is_not_idle();
+    fn a_reset_is_logged_as_one_line();
+    fn control_characters_and_invalid_utf8_are_logged_escaped();
+    fn each_client_of_several_gets_its_own_replies();
+    fn nc_with_half_close_gets_ok_per_line();
+    fn nc_without_half_close_is_ended_by_the_idle_timeout();
+}
