@@ -360,7 +360,12 @@ pub fn serve(listener: std::net::TcpListener, config: &Config) -> anyhow::Result
                         server.begin_shutdown();
                     }
                 }
-                token => server.service(token, event.is_readable()),
+                // A reset or an error shows as readable too: the read
+                // that follows returns it.
+                token => server.service(
+                    token,
+                    event.is_readable() || event.is_read_closed() || event.is_error(),
+                ),
             }
         }
         for token in std::mem::take(&mut server.ready_again) {
