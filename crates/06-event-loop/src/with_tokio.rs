@@ -164,46 +164,53 @@ async fn converse(
 ) -> Ending {
     let mut input = Vec::new();
     let mut output = Vec::new();
+    // One timer for the idle timeout, moved later whenever the client
+    // speaks (a new one for every wait would be a timer added and removed
+    // per line).
+    let silence = sleep(idle_timeout.unwrap_or(Duration::MAX / 4));
+    tokio::pin!(silence);
     loop {
         // Wait until the socket has bytes for us, without a buffer: 10,000
         // waiting tasks hold 10,000 empty buffers, not 10,000 full ones.
-        let silence = async {
-            match idle_timeout {
-                Some(limit) => sleep(limit).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             ready = stream.readable() => {
                 if let Err(err) = ready {
                     return Ending::Failed(err);
                 }
             }
-            () = silence => return Ending::Idle(idle_timeout.unwrap_or_default()),
+            () = &mut silence, if idle_timeout.is_some() => {
+                return Ending::Idle(idle_timeout.unwrap_or_default());
+            }
             _ = stopping.changed() => {
                 let grace_end = stopping.borrow().unwrap_or_else(Instant::now);
                 return say_bye(stream, client, input, output, grace_end, tally).await;
             }
         }
-        let ended = match read_now(stream, &mut input) {
-            Ok(0) => true,
-            Ok(_) => false,
-            // Tokio said readable, but the bytes were gone: wait again.
-            Err(err) if err.kind() == ErrorKind::WouldBlock => continue,
-            Err(err) => return Ending::Failed(err),
-        };
-        let answered = answer(&mut input, ended, client, &mut output);
-        if answered.too_long {
-            let until = Instant::now() + LINGER;
-            let _ = timeout_at(until.into(), stream.write_all(&output)).await;
-            close_gently(stream, until).await;
-            return Ending::TooLong;
-        }
-        if let Err(ending) = send(stream, &mut output).await {
-            return ending;
-        }
-        if ended {
-            return Ending::Finished;
+        // Read until the kernel has nothing more (then Tokio knows to wait
+        // for the next bytes), answering each read's lines as they come.
+        for _ in 0..READS_PER_TURN {
+            let ended = match read_now(stream, &mut input) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                Err(err) => return Ending::Failed(err),
+            };
+            if let Some(limit) = idle_timeout {
+                silence.as_mut().reset((Instant::now() + limit).into());
+            }
+            let answered = answer(&mut input, ended, client, &mut output);
+            if answered.too_long {
+                let until = Instant::now() + LINGER;
+                let _ = timeout_at(until.into(), stream.write_all(&output)).await;
+                close_gently(stream, until).await;
+                return Ending::TooLong;
+            }
+            if let Err(ending) = send(stream, &mut output).await {
+                return ending;
+            }
+            if ended {
+                return Ending::Finished;
+            }
         }
     }
 }
