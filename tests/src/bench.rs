@@ -15,6 +15,15 @@ pub fn percentile(sorted: &[Duration], percent: f64) -> Duration {
     sorted.get(at).copied().unwrap_or_default()
 }
 
+/// The median of `values` (the upper middle one for an even number):
+/// what a benchmark reports over several runs, since one run on a busy
+/// machine can be far off. `values` must not be empty.
+pub fn median<T: Copy + PartialOrd>(values: impl IntoIterator<Item = T>) -> T {
+    let mut values: Vec<T> = values.into_iter().collect();
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    values[values.len() / 2]
+}
+
 /// A duration in the unit that suits it: `0.150 ms`, `38 ms`, `12.5 s`.
 pub fn show(d: Duration) -> String {
     if d < Duration::from_millis(10) {

@@ -22,6 +22,7 @@
 //! | [`tool`] | an outside program (`nc`, `python3`), or a clear skip |
 //! | [`TempDir`] | a folder of the test's own, removed afterwards |
 //! | [`hostile`] | misbehaving clients, and the battery every server must survive |
+//! | [`line_protocol`] | lesson 3's protocol as checks, for every server that speaks it |
 //! | [`bench`] | what the benchmarks share: percentiles, durations in words |
 
 // A test kit fails by panicking, with a message; that is what tests do.
@@ -29,6 +30,7 @@
 
 pub mod bench;
 pub mod hostile;
+pub mod line_protocol;
 
 use std::collections::HashMap;
 use std::fs;

@@ -31,5 +31,5 @@ pub use deadline::Deadline;
 pub use errors::{describe, report};
 pub use line::{ReadLine, read_line};
 pub use log::{flush_log, log_without_blocking};
-pub use serve::{ClientLimit, Slot, serve_threads};
+pub use serve::{ClientLimit, Slot, refuse, serve_threads};
 pub use text::{print_line, printable};

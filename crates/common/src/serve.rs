@@ -116,8 +116,8 @@ where
 // ANCHOR_END: serve_threads
 
 /// Tells a client over the cap that we are busy, and closes, without
-/// blocking the accept loop on it.
-fn refuse(mut stream: TcpStream, busy_reply: &[u8]) {
+/// blocking the accept loop on it. Lesson 6 refuses the same way.
+pub fn refuse(mut stream: TcpStream, busy_reply: &[u8]) {
     // The send buffer of a new connection is empty, so this short write
     // goes straight to the kernel; the timeout is only a safety net.
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));

@@ -1,0 +1,384 @@
+//! Ten thousand connections, three servers, side by side:
+//!
+//! ```console
+//! $ cargo bench -p event-loop
+//! $ cargo bench -p event-loop -- --idle 2000 --active 50
+//! ```
+//!
+//! For each of lesson 3's thread per client, this lesson's mio engine and
+//! its Tokio engine (all built with optimisations), it starts the server,
+//! opens 10,000 idle connections (`--idle`; each does one round trip, so
+//! the server surely holds it, then stays silent), and measures the
+//! server's memory (RSS, from /proc) and its threads. Then, with those
+//! connections still open, 200 active clients (`--active`) connect and all
+//! start at the same instant: each sends 100 lines (`--round-trips`), one at
+//! a time, waiting for each `ok`. It prints, for each server:
+//!
+//! - the server's RSS with the idle connections open, and per connection
+//!   (over its RSS when it had just started);
+//! - its thread count;
+//! - round trips per second, from that instant until the last client is
+//!   done, and the p50 and p99 of one round trip.
+//!
+//! All servers run with `--max-clients` at idle + active (10,200), so that
+//! nobody is told `busy`, and `--idle-timeout 0`, so the idle connections
+//! stay. Everything is on loopback. The benchmark needs twice idle + active
+//! open files in all (its clients and the server's side): it raises its own
+//! soft limit towards the hard one, and says so and stops if the hard limit
+//! is too low. Then it checks this lesson's targets: both engines hold the
+//! connections in at most 64 MiB, and do at least lesson 3's round trips
+//! per second.
+//!
+//! Each server runs 3 times (`--runs`), the three taking turns, and the
+//! summary is the median of each figure.
+//!
+//! It is a plain program (`harness = false`), not a test: its figures depend
+//! on the machine and pass or fail nothing.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use clap::Parser;
+use common::say;
+use testkit::bench::{median, percentile, show};
+use testkit::hostile::resident_kib;
+
+/// Lesson 3's thread per client against both engines of lesson 6, with
+/// 10,000 idle connections open.
+#[derive(Parser)]
+struct Args {
+    /// How many idle connections to hold open.
+    #[arg(long, default_value_t = 10_000)]
+    idle: usize,
+
+    /// How many active clients.
+    #[arg(long, default_value_t = 200)]
+    active: usize,
+
+    /// How many lines each active client sends, one at a time.
+    #[arg(long, default_value_t = 100)]
+    round_trips: usize,
+
+    /// How many times to run each server, taking turns; the summary is the
+    /// median of each figure, because one run on a busy machine can be far off.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+
+    /// The scheduling priority (nice value, 0 to 19) of the active clients'
+    /// threads. They stand in for clients on other machines: at 19 they
+    /// take the CPU only when the server does not want it. At 0 they
+    /// compete with the server for the same 2 cores, which a one-thread
+    /// server loses against 200 client threads.
+    #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
+    clients_nice: i32,
+
+    /// `cargo bench` passes this to every benchmark; it means nothing here.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// The most RSS either engine may use with the idle connections open.
+const RSS_TARGET_MIB: f64 = 64.0;
+/// How long a connect or a reply may take before the run counts as failed.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Open files besides the connections: standard streams, pipes, a margin.
+const SPARE_FILES: u64 = 256;
+
+fn main() -> std::process::ExitCode {
+    common::report(run(&Args::parse()))
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    if args.idle == 0 || args.active == 0 || args.round_trips == 0 || args.runs == 0 {
+        bail!("--idle, --active, --round-trips and --runs must be at least 1");
+    }
+    // This process holds one end of every connection, and the server it
+    // starts (which inherits the limit) the other end.
+    let files = (args.idle + args.active) as u64 + SPARE_FILES;
+    allow_open_files(files)?;
+    say!(
+        "event-loop: {} idle connections held open while {} clients (nice {}) do {} round trips each \
+         ({} in all); {} CPUs, {} {}",
+        args.idle,
+        args.active,
+        args.clients_nice,
+        args.round_trips,
+        args.active * args.round_trips,
+        thread::available_parallelism().map_or(0, |n| n.get()),
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+    );
+    let cap = (args.idle + args.active).to_string();
+    let common_args = ["--max-clients", &cap, "--idle-timeout", "0"];
+    let lesson3 = testkit::binary("multi-client", "03-multi-client");
+    let lesson6 = PathBuf::from(env!("CARGO_BIN_EXE_06-event-loop"));
+    let servers: [(&str, PathBuf, &[&str]); 3] = [
+        ("lesson 3, thread per client", lesson3, &[]),
+        ("lesson 6, mio", lesson6.clone(), &["--engine", "mio"]),
+        ("lesson 6, tokio", lesson6, &["--engine", "tokio"]),
+    ];
+    header(args.idle);
+    // The servers take turns, so that whatever else the machine is doing
+    // meanwhile slows them alike.
+    let mut runs: Vec<Vec<Figures>> = servers.iter().map(|_| Vec::new()).collect();
+    for _ in 0..args.runs {
+        for ((name, bin, engine), figures) in servers.iter().zip(&mut runs) {
+            let mut server_args: Vec<&str> = engine.to_vec();
+            server_args.extend(common_args);
+            let run = measure(name, bin, &server_args, args)?;
+            run.print();
+            figures.push(run);
+        }
+    }
+    say!("median of {} runs:", args.runs);
+    let all: Vec<Figures> = runs.iter().map(|runs| Figures::median(runs)).collect();
+    for figures in &all {
+        figures.print();
+    }
+    let threads = &all[0];
+    for engine in &all[1..] {
+        let rss_met = engine.rss_mib <= RSS_TARGET_MIB;
+        let rate_met = engine.rate >= threads.rate;
+        say!(
+            "{}: RSS {:.1} MiB with {} connections, target at most {RSS_TARGET_MIB} MiB: {}; \
+             {:.0} round trips/s against lesson 3's {:.0} ({:.2}x), target at least 1x: {}",
+            engine.server,
+            engine.rss_mib,
+            args.idle,
+            if rss_met { "met" } else { "MISSED" },
+            engine.rate,
+            threads.rate,
+            engine.rate / threads.rate,
+            if rate_met { "met" } else { "MISSED" },
+        );
+    }
+    Ok(())
+}
+
+/// Raises this process's soft limit of open files to `wanted`, if the hard
+/// limit allows; stops with a clear message if it does not.
+fn allow_open_files(wanted: u64) -> anyhow::Result<()> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let current = limit.current.unwrap_or(u64::MAX);
+    if current >= wanted {
+        return Ok(());
+    }
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    if hard < wanted {
+        bail!(
+            "this benchmark needs {wanted} open files, and the hard limit is {hard} (ulimit -Hn): \
+             raise it, or pass a smaller --idle"
+        );
+    }
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(wanted),
+            maximum: limit.maximum,
+        },
+    )
+    .with_context(|| format!("could not raise the open-file limit from {current} to {wanted}"))?;
+    say!("raised the open-file limit from {current} to {wanted} (the hard limit is {hard})");
+    Ok(())
+}
+
+/// What one server measured.
+struct Figures {
+    server: &'static str,
+    rss_mib: f64,
+    /// KiB per idle connection, over the RSS when the server had started.
+    per_connection_kib: f64,
+    threads: usize,
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn header(idle: usize) {
+    say!(
+        "{:<28} {:>14} {:>14} {:>8} {:>14} {:>10} {:>10}",
+        "server",
+        format!("RSS at {idle}"),
+        "per idle conn",
+        "threads",
+        "round trips/s",
+        "p50",
+        "p99"
+    );
+}
+
+impl Figures {
+    /// Each figure's median over `runs` (the upper middle one for an even
+    /// number).
+    fn median(runs: &[Figures]) -> Figures {
+        Figures {
+            server: runs[0].server,
+            rss_mib: median(runs.iter().map(|f| f.rss_mib)),
+            per_connection_kib: median(runs.iter().map(|f| f.per_connection_kib)),
+            threads: median(runs.iter().map(|f| f.threads)),
+            rate: median(runs.iter().map(|f| f.rate)),
+            p50: median(runs.iter().map(|f| f.p50)),
+            p99: median(runs.iter().map(|f| f.p99)),
+        }
+    }
+
+    fn print(&self) {
+        say!(
+            "{:<28} {:>14} {:>14} {:>8} {:>14.0} {:>10} {:>10}",
+            self.server,
+            format!("{:.1} MiB", self.rss_mib),
+            format!("{:.1} KiB", self.per_connection_kib),
+            self.threads,
+            self.rate,
+            show(self.p50),
+            show(self.p99),
+        );
+    }
+}
+
+/// Starts one server, holds the idle connections, runs the active clients,
+/// and stops it.
+fn measure(
+    name: &'static str,
+    bin: &std::path::Path,
+    server_args: &[&str],
+    args: &Args,
+) -> anyhow::Result<Figures> {
+    let bin = bin.to_string_lossy();
+    let server = Server::start(&bin, server_args)?;
+    let started_kib = resident_kib(server.pid()).unwrap_or(0);
+
+    let mut idle = Vec::with_capacity(args.idle);
+    for n in 0..args.idle {
+        idle.push(
+            idle_connection(server.addr)
+                .with_context(|| format!("{name}: idle connection {n} failed"))?,
+        );
+    }
+    let held_kib = resident_kib(server.pid()).unwrap_or(0);
+    let threads = thread_count(server.pid());
+
+    let start = Arc::new(Barrier::new(args.active + 1));
+    let mut clients = Vec::with_capacity(args.active);
+    for n in 0..args.active {
+        let start = Arc::clone(&start);
+        let (addr, lines, nice) = (server.addr, args.round_trips, args.clients_nice);
+        let client = thread::Builder::new()
+            .name(format!("client {n}"))
+            .stack_size(256 * 1024)
+            .spawn(move || active_client(addr, n, lines, nice, &start))
+            .context("could not start a client thread")?;
+        clients.push(client);
+    }
+    start.wait();
+    let began = Instant::now();
+    let mut latencies = Vec::with_capacity(args.active * args.round_trips);
+    for client in clients {
+        let run = client
+            .join()
+            .map_err(|_| anyhow!("{name}: a client thread panicked"))?;
+        latencies.extend(run.with_context(|| format!("{name}: an active client failed"))?);
+    }
+    let wall = began.elapsed();
+    drop(server);
+    drop(idle);
+    latencies.sort_unstable();
+    Ok(Figures {
+        server: name,
+        rss_mib: held_kib as f64 / 1024.0,
+        per_connection_kib: held_kib.saturating_sub(started_kib) as f64 / args.idle as f64,
+        threads,
+        rate: latencies.len() as f64 / wall.as_secs_f64(),
+        p50: percentile(&latencies, 50.0),
+        p99: percentile(&latencies, 99.0),
+    })
+}
+
+/// Connects, does one round trip (so the server has surely accepted and
+/// registered the connection), and returns the silent connection.
+fn idle_connection(addr: SocketAddr) -> anyhow::Result<TcpStream> {
+    let mut stream = TcpStream::connect_timeout(&addr, CLIENT_TIMEOUT)?;
+    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+    stream.write_all(b"idle\n")?;
+    let mut reply = [0u8; 3];
+    stream.read_exact(&mut reply)?;
+    if &reply != b"ok\n" {
+        bail!("expected `ok`, got {:?}", String::from_utf8_lossy(&reply));
+    }
+    Ok(stream)
+}
+
+/// One active client: connect, wait for the common start, then `lines`
+/// round trips, each timed.
+fn active_client(
+    addr: SocketAddr,
+    n: usize,
+    lines: usize,
+    nice: i32,
+    start: &Barrier,
+) -> anyhow::Result<Vec<Duration>> {
+    // On Linux a thread has its own nice value: this lowers only this one
+    // (raising a priority would need privileges; lowering one never does).
+    let lowered = rustix::process::setpriority_process(None, nice);
+    let connected = TcpStream::connect_timeout(&addr, CLIENT_TIMEOUT);
+    // Wait for the others even if connecting failed, or they wait forever.
+    start.wait();
+    lowered.with_context(|| format!("client {n} could not lower its priority to nice {nice}"))?;
+    let stream = connected.with_context(|| format!("client {n} could not connect"))?;
+    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+    let mut replies = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    let mut reply = String::new();
+    let mut latencies = Vec::with_capacity(lines);
+    for i in 0..lines {
+        let sent = Instant::now();
+        writer.write_all(format!("client {n} line {i}\n").as_bytes())?;
+        reply.clear();
+        replies.read_line(&mut reply)?;
+        latencies.push(sent.elapsed());
+        if reply != "ok\n" {
+            bail!("client {n} expected `ok` to line {i}, got {reply:?}");
+        }
+    }
+    Ok(latencies)
+}
+
+/// The server's thread count, from /proc (0 where that cannot be read).
+fn thread_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |tasks| tasks.count())
+}
+
+/// The server under test; dropping it stops it.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(bin: &str, args: &[&str]) -> anyhow::Result<Server> {
+        let (child, addr, mut log) = testkit::bench::start_server(bin, args)?;
+        // The server logs every line it receives. Read the log and throw it
+        // away, or the pipe fills up (lesson 3 would block on it; lesson 6
+        // would drop log lines and say so).
+        thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+        Ok(Server { child, addr })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

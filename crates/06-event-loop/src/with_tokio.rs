@@ -1,0 +1,290 @@
+//! The same server as Tokio tasks.
+//!
+//! Tokio runs the loop of [`crate::by_hand`] for us: its reactor waits on
+//! epoll, keeps the table of what waits for which socket, and the timers.
+//! Each client is a *task*: code written as if it blocked (`.await` where
+//! lesson 3's thread would wait), which Tokio turns into a state machine
+//! like our `Connection`, resumed when its socket is ready. So this reads
+//! like lesson 3's `converse`, and runs like the event loop: here on one
+//! thread too (Tokio's `current_thread` runtime), so that the two engines
+//! are compared fairly.
+
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use common::{describe, say};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::{sleep, timeout_at};
+
+use crate::protocol::{BUSY_REPLY, BYE_REPLY, Ending, Shutdown, answer, log_busy, plural};
+use crate::{ACCEPT_PAUSE, BUFFER_KEEP, Config, LINGER, READ_CHUNK, READS_PER_TURN};
+
+// ANCHOR: limits
+/// How long one reply may wait for the client to make room for it (lesson
+/// 3's `WRITE_TIMEOUT`). A task awaits its write before it reads again, so
+/// a client that does not read stops being read too, and holds at most one
+/// read's replies; past this, it is disconnected.
+pub const WRITE_TIMEOUT: Duration = multi_client::WRITE_TIMEOUT;
+// ANCHOR_END: limits
+
+/// What the connection tasks count for the shutdown's summary line.
+#[derive(Default)]
+struct Tally {
+    told: AtomicUsize,
+    answered: AtomicUsize,
+}
+
+// ANCHOR: serve
+/// Serves clients until SIGINT or SIGTERM, then shuts down gracefully. A
+/// second signal is an error: the server exits at once.
+pub fn serve(listener: std::net::TcpListener, config: &Config) -> anyhow::Result<()> {
+    listener
+        .set_nonblocking(true)
+        .context("could not make the listener non-blocking")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("could not start the Tokio runtime")?;
+    // When this returns, the runtime is dropped with every task still in
+    // it: the clients still connected after the grace period are closed.
+    runtime.block_on(accept_until_signal(listener, config.clone()))
+}
+
+async fn accept_until_signal(
+    listener: std::net::TcpListener,
+    config: Config,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::from_std(listener).context("could not register the listener")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("could not catch SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("could not catch SIGTERM")?;
+    // One permit per client: a task holds its permit until it ends.
+    let slots = Arc::new(Semaphore::new(config.max_clients));
+    // The shutdown, sent to every task at once: when the grace period ends.
+    let (stop, stopping) = watch::channel(None::<Instant>);
+    let tally = Arc::new(Tally::default());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, client)) => {
+                    // exercise 6.5: begin
+                    match Arc::clone(&slots).try_acquire_owned() {
+                        Ok(slot) => {
+                            let task = connection(stream, client, slot, config.idle_timeout, stopping.clone(), Arc::clone(&tally));
+                            tokio::spawn(task);
+                        }
+                        Err(_) => {
+                            log_busy(client, config.max_clients);
+                            if let Ok(stream) = stream.into_std() {
+                                common::refuse(stream, BUSY_REPLY);
+                            }
+                        }
+                    }
+                    // exercise 6.5: end
+                }
+                Err(err) => {
+                    // Out of file descriptors, most often: pause instead of
+                    // failing again at once, in a loop.
+                    say!("could not accept a connection: {}; pausing", describe(&err));
+                    sleep(ACCEPT_PAUSE).await;
+                }
+            },
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
+        }
+    }
+
+    // The first signal: close the listener (new connections are refused),
+    // tell every task, and wait until all permits are back or the grace
+    // period is over. A second signal ends it at once.
+    drop(listener);
+    let connected = config.max_clients - slots.available_permits();
+    say!(
+        "shutting down: telling {} bye, waiting at most {} s",
+        plural(connected, "client"),
+        config.grace.as_secs()
+    );
+    let grace_end = Instant::now() + config.grace;
+    let _ = stop.send(Some(grace_end));
+    let every_slot = u32::try_from(config.max_clients).unwrap_or(u32::MAX);
+    tokio::select! {
+        _ = slots.acquire_many(every_slot) => {}
+        _ = tokio::time::sleep_until(grace_end.into()) => {}
+        _ = interrupt.recv() => return Err(second_signal(&config, &slots)),
+        _ = terminate.recv() => return Err(second_signal(&config, &slots)),
+    }
+    let summary = Shutdown {
+        told: tally.told.load(Ordering::SeqCst),
+        answered: tally.answered.load(Ordering::SeqCst),
+        cut_off: config.max_clients - slots.available_permits(),
+    };
+    say!("{}", summary.summary());
+    Ok(())
+}
+// ANCHOR_END: serve
+
+fn second_signal(config: &Config, slots: &Semaphore) -> anyhow::Error {
+    let connected = config.max_clients - slots.available_permits();
+    anyhow!(
+        "a second signal: stopped at once, with {} still connected",
+        plural(connected, "client")
+    )
+}
+
+// ANCHOR: connection
+/// One client's task: lesson 3's `serve_client`, with `.await`.
+async fn connection(
+    mut stream: TcpStream,
+    client: SocketAddr,
+    _slot: OwnedSemaphorePermit,
+    idle_timeout: Option<Duration>,
+    mut stopping: watch::Receiver<Option<Instant>>,
+    tally: Arc<Tally>,
+) {
+    say!("[{client}] connected");
+    let ending = converse(&mut stream, client, idle_timeout, &mut stopping, &tally).await;
+    ending.log(client);
+    // The slot is given back here, when `_slot` is dropped.
+}
+
+/// Reads, answers, writes, until the client leaves, falls silent, or the
+/// server stops.
+async fn converse(
+    stream: &mut TcpStream,
+    client: SocketAddr,
+    idle_timeout: Option<Duration>,
+    stopping: &mut watch::Receiver<Option<Instant>>,
+    tally: &Tally,
+) -> Ending {
+    let mut input = Vec::new();
+    let mut output = Vec::new();
+    // One timer for the idle timeout, moved later whenever the client
+    // speaks (a new one for every wait would be a timer added and removed
+    // per line).
+    let silence = sleep(idle_timeout.unwrap_or(Duration::MAX / 4));
+    tokio::pin!(silence);
+    loop {
+        // Wait until the socket has bytes for us, without a buffer: 10,000
+        // waiting tasks hold 10,000 empty buffers, not 10,000 full ones.
+        tokio::select! {
+            ready = stream.readable() => {
+                if let Err(err) = ready {
+                    return Ending::Failed(err);
+                }
+            }
+            () = &mut silence, if idle_timeout.is_some() => {
+                return Ending::Idle(idle_timeout.unwrap_or_default());
+            }
+            _ = stopping.changed() => {
+                let grace_end = stopping.borrow().unwrap_or_else(Instant::now);
+                return say_bye(stream, client, input, output, grace_end, tally).await;
+            }
+        }
+        // Read until the kernel has nothing more (then Tokio knows to wait
+        // for the next bytes), answering each read's lines as they come.
+        for _ in 0..READS_PER_TURN {
+            let ended = match read_now(stream, &mut input) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
+                Err(err) => return Ending::Failed(err),
+            };
+            if let Some(limit) = idle_timeout {
+                silence.as_mut().reset((Instant::now() + limit).into());
+            }
+            let answered = answer(&mut input, ended, client, &mut output);
+            if answered.too_long {
+                let until = Instant::now() + LINGER;
+                let _ = timeout_at(until.into(), stream.write_all(&output)).await;
+                close_gently(stream, until).await;
+                return Ending::TooLong;
+            }
+            if let Err(ending) = send(stream, &mut output).await {
+                return ending;
+            }
+            if ended {
+                return Ending::Finished;
+            }
+        }
+    }
+}
+// ANCHOR_END: connection
+
+// ANCHOR: io
+/// Reads what has arrived, without waiting, into `input`. The read buffer
+/// is on the thread's stack for the length of this call only, not in the
+/// task (whatever a task holds across an `.await` is kept for every client).
+fn read_now(stream: &TcpStream, input: &mut Vec<u8>) -> io::Result<usize> {
+    let mut chunk = [0u8; READ_CHUNK];
+    let n = stream.try_read(&mut chunk)?;
+    input.extend_from_slice(&chunk[..n]);
+    Ok(n)
+}
+
+/// Sends all the waiting replies. The task waits here while the client is
+/// not reading; it does not read meanwhile, so the client's lines wait in
+/// the kernel instead of its replies in our memory.
+async fn send(stream: &mut TcpStream, output: &mut Vec<u8>) -> Result<(), Ending> {
+    if output.is_empty() {
+        return Ok(());
+    }
+    match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(output)).await {
+        Ok(Ok(())) => {
+            output.clear();
+            output.shrink_to(BUFFER_KEEP);
+            Ok(())
+        }
+        Ok(Err(err)) => Err(Ending::Failed(err)),
+        Err(_) => Err(Ending::NotReading(output.len())),
+    }
+}
+
+/// Lesson 3's `common::close_gently`, as a task: FIN after the last reply,
+/// then read and discard until the client closes too, or `until`.
+async fn close_gently(stream: &mut TcpStream, until: Instant) {
+    let _ = stream.shutdown().await;
+    let mut discard = [0u8; 1024];
+    while let Ok(Ok(1..)) = timeout_at(until.into(), stream.read(&mut discard)).await {}
+}
+// ANCHOR_END: io
+
+// ANCHOR: bye
+/// The server is stopping: answer the lines that have already arrived,
+/// then `bye`, then a gentle close, all by `grace_end`.
+async fn say_bye(
+    stream: &mut TcpStream,
+    client: SocketAddr,
+    mut input: Vec<u8>,
+    mut output: Vec<u8>,
+    grace_end: Instant,
+    tally: &Tally,
+) -> Ending {
+    for _ in 0..READS_PER_TURN {
+        let ended = match read_now(stream, &mut input) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(_) => break, // WouldBlock: nothing more has arrived
+        };
+        let answered = answer(&mut input, ended, client, &mut output);
+        tally.answered.fetch_add(answered.lines, Ordering::SeqCst);
+        if ended || answered.too_long {
+            break;
+        }
+    }
+    output.extend_from_slice(BYE_REPLY);
+    tally.told.fetch_add(1, Ordering::SeqCst);
+    match timeout_at(grace_end.into(), stream.write_all(&output)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => return Ending::Failed(err),
+        Err(_) => return Ending::ToldBye,
+    }
+    close_gently(stream, grace_end).await;
+    Ending::ToldBye
+}
+// ANCHOR_END: bye

@@ -1,0 +1,50 @@
+//! Lesson 6 against the test kit's misbehaving clients, on both engines:
+//! after each one, a well-behaved client must still get `ok` to its lines,
+//! and the server's memory must not keep growing.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use testkit::hostile::run_battery;
+use testkit::{Connection, Process};
+
+fn server_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_06-event-loop"))
+}
+
+fn well_behaved(addr: SocketAddr) {
+    let mut client = Connection::open(addr);
+    client.send(b"are you still there?\nand now?\n");
+    client.expect_bytes(
+        b"ok\nok\n",
+        "after a misbehaving client, the server should still reply `ok` to each line of a good one: \
+         one client's trouble ends at its own connection (book: 06-event-loop.md § The buffers a connection owns)",
+    );
+    client.half_close();
+    client.expect_orderly_close(
+        "a good client that half-closes should see the server close too, with a FIN \
+         (book: 06-event-loop.md § The buffers a connection owns)",
+    );
+}
+
+#[test]
+fn the_mio_engine_survives_every_misbehaving_client() {
+    let mut server = Process::server(server_bin(), &["--engine", "mio", "--idle-timeout", "1"]);
+    run_battery(
+        "06-event-loop --engine mio",
+        &mut server,
+        "hello",
+        well_behaved,
+    );
+}
+
+#[test]
+fn the_tokio_engine_survives_every_misbehaving_client() {
+    let mut server = Process::server(server_bin(), &["--engine", "tokio", "--idle-timeout", "1"]);
+    run_battery(
+        "06-event-loop --engine tokio",
+        &mut server,
+        "hello",
+        well_behaved,
+    );
+}

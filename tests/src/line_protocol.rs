@@ -1,0 +1,404 @@
+//! Lesson 3's line protocol, as checks any server that speaks it must pass:
+//! `ok` to each line however the bytes arrive, a last line ended by the
+//! end of input, the 64 KiB limit and its error line, the idle timeout,
+//! `--max-clients` and the busy line, escaped logging, `nc`.
+//!
+//! Each check takes `start`, which starts the server under test with the
+//! extra arguments given (through [`Process::server`], so with `--listen
+//! 127.0.0.1:0`), and says in its failure message which section of lesson
+//! 3's chapter defines the behaviour. Lesson 6 runs every check against
+//! both of its engines.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::{Connection, Process, WAIT, run, tool};
+
+/// Where lesson 3's chapter defines what a line is and what it gets back.
+const LINES: &str = "(book: 03-multi-client.md § Lines, not reads, are the messages)";
+/// Where it defines the limits, the idle timeout and the cap.
+const LIMITS: &str = "(book: 03-multi-client.md § The limits)";
+/// Where it says how a server survives clients that misbehave.
+const MISBEHAVE: &str = "(book: 03-multi-client.md § Clients that misbehave)";
+/// Where it explains the cap on clients and the busy line.
+const CAP: &str = "(book: 03-multi-client.md § Why the cap)";
+
+/// Sends `line` and a newline, and expects exactly `ok\n` back.
+pub fn round_trip(conn: &mut Connection, line: &str) {
+    conn.send_line(line);
+    conn.expect_bytes(
+        b"ok\n",
+        &format!("the server should reply `ok` to the line {line:?} {LINES}"),
+    );
+}
+
+/// Half-closes, as a client does when it has nothing more to say, and
+/// expects the server to close in return, gently (FIN): every line has had
+/// its reply and nothing is left unread.
+pub fn leave(conn: &mut Connection) {
+    conn.half_close();
+    conn.expect_orderly_close(&format!(
+        "after the client half-closes (the server's read returns 0) and every line has its `ok`, \
+         the server should close the connection with a FIN {LINES}"
+    ));
+}
+
+/// One client: `ok` for each line, a clean close after it leaves, and the
+/// log's `connected`, each line, `finished`.
+pub fn one_client_gets_ok_for_each_line(start: impl Fn(&[&str]) -> Process) {
+    let mut server = start(&[]);
+    let mut client = Connection::open(server.addr());
+    let me = client.local_addr();
+    round_trip(&mut client, "hello");
+    round_trip(&mut client, "你好");
+    leave(&mut client);
+    for expected in ["connected", "hello", "你好", "finished"] {
+        let line = server.wait_for(&format!("[{me}] {expected}"));
+        assert_eq!(
+            line,
+            format!("[{me}] {expected}"),
+            "the server should log `[ADDR] {expected}` for this client {LINES}"
+        );
+    }
+}
+
+/// Two clients at once: the second is answered while the first stays.
+pub fn a_second_client_is_answered_while_the_first_is_connected(
+    start: impl Fn(&[&str]) -> Process,
+) {
+    let server = start(&[]);
+    let mut first = Connection::open(server.addr());
+    round_trip(&mut first, "I am first, and I stay");
+    let mut second = Connection::open(server.addr());
+    second.send_line("I am second");
+    second.expect_bytes(
+        b"ok\n",
+        "the second client should get `ok` while the first is still connected: one silent \
+         client must not make the others wait (book: 03-multi-client.md § The fix: a thread per client, with a cap)",
+    );
+    round_trip(&mut first, "still here");
+    leave(&mut second);
+    leave(&mut first);
+}
+
+pub fn two_lines_in_one_write_get_two_replies(start: impl Fn(&[&str]) -> Process) {
+    let server = start(&[]);
+    let mut client = Connection::open(server.addr());
+    client.send(b"one\ntwo\n");
+    client.expect_bytes(
+        b"ok\nok\n",
+        &format!(
+            "the client sent `one\\ntwo\\n` in one write: two lines arriving in one read are two messages, two `ok`s {LINES}"
+        ),
+    );
+}
+
+pub fn a_line_in_several_writes_gets_one_reply_when_it_is_whole(
+    start: impl Fn(&[&str]) -> Process,
+) {
+    let mut server = start(&[]);
+    let mut client = Connection::open(server.addr());
+    // Send each piece at once instead of letting the kernel gather them.
+    client.stream().set_nodelay(true).unwrap();
+    client.send(b"hel");
+    client.expect_nothing(&format!(
+        "the client sent `hel`: half a line is not a message, no reply until its newline arrives {LINES}"
+    ));
+    client.send(b"lo wor");
+    client.expect_nothing(&format!(
+        "then `lo wor`: still no newline, so still no reply {LINES}"
+    ));
+    client.send(b"ld\n");
+    client.expect_bytes(
+        b"ok\n",
+        &format!("then `ld\\n`: the line is whole now, one `ok` {LINES}"),
+    );
+    let line = server.wait_for("hello");
+    assert!(
+        line.ends_with("] hello world"),
+        "the server should log the whole line once, not its pieces; got {line:?} {LINES}"
+    );
+}
+
+pub fn a_utf8_character_split_between_reads_is_logged_whole(start: impl Fn(&[&str]) -> Process) {
+    let mut server = start(&[]);
+    let mut client = Connection::open(server.addr());
+    client.stream().set_nodelay(true).unwrap();
+    // 你 is e4 bd a0: the first two bytes now, the last one later.
+    client.send(b"\xe4\xbd");
+    client.expect_nothing(&format!(
+        "the client sent the first two bytes of 你: half a character is not a line, no reply yet {LINES}"
+    ));
+    client.send(b"\xa0\xe5\xa5\xbd\n");
+    client.expect_bytes(
+        b"ok\n",
+        &format!("then the rest of `你好\\n`: the line is whole, one `ok` {LINES}"),
+    );
+    let line = server.wait_for("好");
+    assert!(
+        line.ends_with("] 你好"),
+        "the server should log the line once it is whole, not the pieces of a character; got {line:?} {LINES}"
+    );
+}
+
+pub fn a_last_line_without_newline_still_gets_its_reply(start: impl Fn(&[&str]) -> Process) {
+    // What the original lesson's Python client sends: no newline, then close.
+    let mut server = start(&[]);
+    let mut client = Connection::open(server.addr());
+    client.send(b"no newline");
+    client.half_close();
+    client.expect_bytes(
+        b"ok\n",
+        &format!(
+            "the client sent `no newline` and half-closed: a last line ended by the end of input is still a message {LINES}"
+        ),
+    );
+    client.expect_orderly_close(&format!(
+        "then the server should close the connection gently (FIN) {LINES}"
+    ));
+    server.wait_for("] no newline");
+    server.wait_for("] finished");
+}
+
+pub fn empty_lines_are_messages_too(start: impl Fn(&[&str]) -> Process) {
+    let mut server = start(&[]);
+    let mut client = Connection::open(server.addr());
+    let me = client.local_addr();
+    client.send(b"\n\r\n");
+    client.expect_bytes(
+        b"ok\nok\n",
+        &format!(
+            "the client sent `\\n\\r\\n`: an empty line (and `\\r\\n`, as `nc -C` and telnet send) is a message, one `ok` each {LINES}"
+        ),
+    );
+    leave(&mut client);
+    server.wait_for(&format!("[{me}] finished"));
+    let log = server.stdout_now();
+    let empty = log
+        .lines()
+        .filter(|line| *line == format!("[{me}] "))
+        .count();
+    assert_eq!(
+        empty, 2,
+        "the server should log each empty line as `[ADDR] ` with nothing after it {LINES}; log:\n{log}"
+    );
+}
+
+pub fn a_line_over_the_limit_is_refused_and_the_server_lives_on(
+    start: impl Fn(&[&str]) -> Process,
+) {
+    let mut server = start(&[]);
+    let mut client = Connection::open(server.addr());
+    client.send(&vec![b'x'; 64 * 1024 + 1]);
+    let refusal = client.read_line(&format!(
+        "the client sent 65,537 bytes without a newline: it should get one error line {LIMITS}"
+    ));
+    assert_eq!(
+        refusal, "error: line longer than 65536 bytes, closing the connection",
+        "the error line for a line over 64 KiB {LIMITS}"
+    );
+    client.expect_closed_or_reset(&format!(
+        "after refusing an over-long line, the server should close that connection {LIMITS}"
+    ));
+    let line = server.wait_for("longer than");
+    assert!(
+        line.ends_with("] line longer than 65536 bytes, closing"),
+        "the server should log the refusal as `[ADDR] line longer than 65536 bytes, closing`; got {line:?} {LIMITS}"
+    );
+    let mut other = Connection::open(server.addr());
+    round_trip(&mut other, "the server is still here");
+}
+
+pub fn a_line_of_exactly_the_limit_is_accepted(start: impl Fn(&[&str]) -> Process) {
+    let server = start(&[]);
+    let mut client = Connection::open(server.addr());
+    let mut line = vec![b'x'; 64 * 1024];
+    line.push(b'\n');
+    client.send(&line);
+    client.expect_bytes(
+        b"ok\n",
+        &format!(
+            "the client sent a line of exactly 65,536 bytes and a newline: that is within the limit, so `ok` {LIMITS}"
+        ),
+    );
+}
+
+pub fn a_client_over_the_cap_is_told_busy_and_the_others_keep_working(
+    start: impl Fn(&[&str]) -> Process,
+) {
+    let mut server = start(&["--max-clients", "2"]);
+    let mut first = Connection::open(server.addr());
+    round_trip(&mut first, "one");
+    let mut second = Connection::open(server.addr());
+    round_trip(&mut second, "two");
+
+    let mut third = Connection::open(server.addr());
+    let busy = third.read_to_end(&format!(
+        "with --max-clients 2 and two clients connected, a third should be told `busy` {CAP}"
+    ));
+    assert_eq!(
+        busy, b"busy: too many clients, try again later\n",
+        "with --max-clients 2, a third client should get exactly the busy line, then the connection closed {CAP}"
+    );
+    let line = server.wait_for("busy");
+    assert!(
+        line.ends_with("] busy: already serving the most clients allowed (2), refused"),
+        "the server should log the refusal; got {line:?} {CAP}"
+    );
+    round_trip(&mut first, "one again");
+    round_trip(&mut second, "two again");
+    leave(&mut second);
+    server.wait_for("finished");
+
+    // The second client's place is free once the server has seen it leave.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut fourth = Connection::open(server.addr());
+        fourth.send_line("my turn");
+        let reply = fourth.read_line(&format!(
+            "a client after one of two has left should get `ok` {CAP}"
+        ));
+        if reply == "ok" {
+            break;
+        }
+        assert!(
+            reply.starts_with("busy") && Instant::now() < deadline,
+            "once a client has left, its place should be free for the next; got {reply:?} {CAP}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    round_trip(&mut first, "the first is still served");
+}
+
+pub fn a_silent_client_is_disconnected_after_the_idle_timeout(start: impl Fn(&[&str]) -> Process) {
+    let mut server = start(&["--idle-timeout", "1"]);
+    let mut client = Connection::open(server.addr());
+    round_trip(&mut client, "hello, and then nothing");
+    let began = Instant::now();
+    client.expect_closed_or_reset(&format!(
+        "with --idle-timeout 1, a client silent for a second should be disconnected {LIMITS}"
+    ));
+    let line = server.wait_for("idle");
+    assert!(
+        line.ends_with("] idle for 1 s, closing"),
+        "the server should log why it closed: `[ADDR] idle for 1 s, closing`; got {line:?} {LIMITS}"
+    );
+    assert!(
+        began.elapsed() >= Duration::from_millis(800),
+        "with --idle-timeout 1 the client was closed after {:?}, before it had been silent for a second {LIMITS}",
+        began.elapsed()
+    );
+}
+
+pub fn a_client_that_keeps_talking_is_not_idle(start: impl Fn(&[&str]) -> Process) {
+    let server = start(&["--idle-timeout", "1"]);
+    let mut client = Connection::open(server.addr());
+    // Two and a half seconds of talk, a line every quarter second: the
+    // client is never silent for a second, so it must not be cut off.
+    for n in 0..10 {
+        round_trip(&mut client, &format!("still talking, {n}"));
+        thread::sleep(Duration::from_millis(250));
+    }
+    leave(&mut client);
+}
+
+pub fn a_reset_is_logged_as_one_line(start: impl Fn(&[&str]) -> Process) {
+    let mut server = start(&[]);
+    let mut client = Connection::open(server.addr());
+    round_trip(&mut client, "about to vanish");
+    let addr = client.local_addr();
+    client.reset();
+    let line = server.wait_for("connection error");
+    assert_eq!(
+        line,
+        format!("[{addr}] connection error: reset by peer"),
+        "a client that resets its connection should be logged as one line {MISBEHAVE}"
+    );
+    let mut other = Connection::open(server.addr());
+    round_trip(&mut other, "others are still served");
+}
+
+pub fn control_characters_and_invalid_utf8_are_logged_escaped(start: impl Fn(&[&str]) -> Process) {
+    let mut server = start(&[]);
+    let mut client = Connection::open(server.addr());
+    client.send(b"\x1b[31mred\x07 caf\xe9\n");
+    client.expect_bytes(
+        b"ok\n",
+        &format!("any bytes make a line, even invalid UTF-8 {LINES}"),
+    );
+    let line = server.wait_for("red");
+    assert!(
+        line.ends_with("] \\u{1b}[31mred\\u{7} caf\\xe9"),
+        "bytes from the network must be logged escaped (common::printable); got {line:?} {MISBEHAVE}"
+    );
+}
+
+pub fn each_client_of_several_gets_its_own_replies(start: impl Fn(&[&str]) -> Process) {
+    let mut server = start(&[]);
+    let mut clients: Vec<Connection> = (0..3).map(|_| Connection::open(server.addr())).collect();
+    for round in 0..3 {
+        for (n, client) in clients.iter_mut().enumerate() {
+            round_trip(client, &format!("client {n}, line {round}"));
+        }
+    }
+    let addrs: Vec<_> = clients.iter().map(Connection::local_addr).collect();
+    for client in &mut clients {
+        leave(client);
+    }
+    for addr in &addrs {
+        server.wait_for(&format!("[{addr}] finished"));
+    }
+    let log = server.stdout_now();
+    for (n, addr) in addrs.iter().enumerate() {
+        let tag = format!("[{addr}] ");
+        let own: Vec<&str> = log
+            .lines()
+            .filter_map(|line| line.strip_prefix(&tag))
+            .collect();
+        let expected = [
+            "connected".to_string(),
+            format!("client {n}, line 0"),
+            format!("client {n}, line 1"),
+            format!("client {n}, line 2"),
+            "finished".to_string(),
+        ];
+        assert_eq!(
+            own, expected,
+            "each client's log lines, tagged with its address, should be its own, in order {LINES}"
+        );
+    }
+}
+
+/// `printf 'hello\nfrom nc\n' | nc -N 127.0.0.1 PORT` prints `ok` twice.
+/// Skipped (with a message) where OpenBSD nc is missing.
+pub fn nc_with_half_close_gets_ok_per_line(start: impl Fn(&[&str]) -> Process) {
+    let Some(nc) = tool("nc") else { return };
+    let mut server = start(&[]);
+    let port = server.addr().port().to_string();
+    // -N: shut down the sending side when the input ends, so the server
+    // reads end-of-input, replies to the last line and closes; nc then exits.
+    let done = run(&nc, &["-N", "127.0.0.1", &port], "hello\nfrom nc\n");
+    done.assert_success("printf 'hello\\nfrom nc\\n' | nc -N 127.0.0.1 PORT");
+    assert_eq!(
+        done.stdout, "ok\nok\n",
+        "nc should print one `ok` per line {LINES}; {done}"
+    );
+    server.wait_for("] from nc");
+    server.wait_for("] finished");
+}
+
+/// Without -N, nc keeps the connection open after its input ends; the
+/// idle timeout ends it.
+pub fn nc_without_half_close_is_ended_by_the_idle_timeout(start: impl Fn(&[&str]) -> Process) {
+    let Some(nc) = tool("nc") else { return };
+    let mut server = start(&["--idle-timeout", "1"]);
+    let port = server.addr().port().to_string();
+    let done = run(&nc, &["127.0.0.1", &port], "hello\n");
+    done.assert_success("printf 'hello\\n' | nc 127.0.0.1 PORT, with --idle-timeout 1");
+    assert_eq!(
+        done.stdout, "ok\n",
+        "nc should print the `ok` for its line, and exit when the idle timeout closes the connection {LIMITS}; {done}"
+    );
+    server.wait_for("] hello");
+    server.wait_for("] idle for 1 s, closing");
+}
