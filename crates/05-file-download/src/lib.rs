@@ -18,7 +18,7 @@
 //!   follow and what their SHA-256 is ([`parse_request`], [`Refusal`],
 //!   [`parse_reply`]);
 //! - `paths.rs`: the path checks, from the text of the path to the file it
-//!   opens ([`check_path`], [`resolve_inside`], [`open_file`]);
+//!   opens ([`check_path`], [`open_inside`], [`check_opened`]);
 //! - `server.rs`: a thread per client, a deadline for the request, the
 //!   digest computed once, and the bytes moved by the kernel ([`serve`]);
 //! - `client.rs`: `.part` file, digest checked while receiving, resume
@@ -35,7 +35,7 @@ mod protocol;
 mod server;
 
 pub use client::{GetOptions, get, list};
-pub use paths::{check_path, open_file, resolve_inside};
+pub use paths::{MAX_LINKS, check_opened, check_path, open_inside};
 pub use protocol::{Code, Refusal, Reply, Request, parse_reply, parse_request};
 pub use server::{ServeOptions, serve, sha256_of};
 

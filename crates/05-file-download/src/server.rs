@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fs::{self, File, Metadata};
 use std::io::{self, BufReader, BufWriter, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     BUFFER_SIZE, Code, DEFAULT_PORT, LINE_LIMIT, LINGER, Refusal, Request, SEND_TIMEOUT,
-    check_path, is_timeout, open_file, parse_request, resolve_inside,
+    check_opened, check_path, is_timeout, open_inside, parse_request,
 };
 
 /// What `serve` needs to know; the command line fills it in.
@@ -29,8 +29,11 @@ pub struct ServeOptions {
 
 /// What every client's thread shares.
 struct Server {
-    /// The served folder, absolute and canonical.
+    /// The served folder, absolute and canonical: for the log and LIST.
     root: PathBuf,
+    /// The served folder, open: every file served is opened from this
+    /// handle, one name at a time (see `open_inside`).
+    folder: File,
     hidden: bool,
     request_timeout: Duration,
     digests: Digests,
@@ -51,6 +54,8 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
     if !root.is_dir() {
         bail!("cannot serve {}: it is not a folder", root.display());
     }
+    let folder = File::open(&root)
+        .map_err(|err| anyhow!("cannot serve {}: {}", root.display(), describe(&err)))?;
     let listener = common::listen(&options.listen, DEFAULT_PORT)?;
     say!("serving {}", root.display());
 
@@ -63,6 +68,7 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
     );
     let server = Arc::new(Server {
         root,
+        folder,
         hidden: options.hidden,
         request_timeout: options.request_timeout,
         digests: Digests::default(),
@@ -161,8 +167,7 @@ impl Server {
     /// Answers `GET path` (offset 0) or `RESUME offset path`.
     fn send_file(&self, stream: &TcpStream, path: &str, offset: u64) -> Result<String, Failure> {
         let relative = check_path(path, self.hidden)?;
-        let real = resolve_inside(&self.root, &relative, self.hidden)?;
-        let (file, meta) = open_file(&real)?;
+        let (file, meta) = check_opened(open_inside(&self.folder, &relative, self.hidden)?)?;
         let size = meta.len();
         if offset > size {
             return Err(Failure::Refused(Refusal::new(
@@ -172,7 +177,7 @@ impl Server {
         }
         let (sha256, known) = self
             .digests
-            .of(&real, &file, &meta)
+            .of(&file, &meta)
             .map_err(|err| Failure::Lost(format!("could not read the file: {}", describe(&err))))?;
 
         let started = Instant::now();
@@ -275,21 +280,39 @@ struct Known {
     sha256: String,
 }
 
+/// Which file a digest belongs to: its device and inode number, what stays
+/// the same for one file whatever names lead to it. The walk that opened
+/// it gives no path to key on, and needs none.
+type FileId = (u64, u64);
+
+#[cfg(unix)]
+fn file_id(meta: &Metadata) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+/// Elsewhere nothing is served (see `open_inside`).
+#[cfg(not(unix))]
+fn file_id(_meta: &Metadata) -> FileId {
+    (0, 0)
+}
+
 /// The digests computed so far, one per file (the newest), shared by every
 /// client's thread. The lock is held to look up and to store, never while
 /// hashing, so a client hashing a big file does not hold up the others.
 #[derive(Default)]
-struct Digests(Mutex<HashMap<PathBuf, Known>>);
+struct Digests(Mutex<HashMap<FileId, Known>>);
 
 impl Digests {
-    /// The digest of `file` (open, found at `real`, with metadata `meta`),
-    /// and whether it was known already.
-    fn of(&self, real: &Path, file: &File, meta: &Metadata) -> io::Result<(String, bool)> {
+    /// The digest of `file` (open, with metadata `meta`), and whether it
+    /// was known already.
+    fn of(&self, file: &File, meta: &Metadata) -> io::Result<(String, bool)> {
+        let id = file_id(meta);
         let size = meta.len();
         let modified = meta.modified().ok();
         {
             let known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(known) = known.get(real)
+            if let Some(known) = known.get(&id)
                 && known.size == size
                 && known.modified == modified
                 && modified.is_some()
@@ -308,7 +331,7 @@ impl Digests {
         }
         let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         known.insert(
-            real.to_path_buf(),
+            id,
             Known {
                 size,
                 modified,
@@ -368,10 +391,8 @@ impl Server {
                     folders.push(path);
                     continue;
                 }
-                let Ok(real) = resolve_inside(&self.root, &relative, self.hidden) else {
-                    continue;
-                };
-                if let Ok((_, meta)) = open_file(&real) {
+                let opened = open_inside(&self.folder, &relative, self.hidden);
+                if let Ok((_, meta)) = opened.and_then(check_opened) {
                     files.push((meta.len(), path));
                 }
             }

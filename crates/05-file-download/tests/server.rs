@@ -873,3 +873,104 @@ fn replies_never_show_the_servers_own_paths() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Races: names that change while the server resolves them
+// ---------------------------------------------------------------------------
+
+/// How many requests a race test sends at most, and for how long at most.
+const RACE_REQUESTS: usize = 1000;
+const RACE_TIME: Duration = Duration::from_secs(20);
+
+/// Sends `GET request_path` up to RACE_REQUESTS times (at most RACE_TIME)
+/// while a thread swaps the names `a` and `b` of folder `swapped` with one
+/// atomic renameat2(RENAME_EXCHANGE) after another; returns how many
+/// replies held a byte sequence of `secret`, and how many requests went out.
+fn race(
+    server: std::net::SocketAddr,
+    swapped: &std::path::Path,
+    (a, b): (&str, &str),
+    request_path: &str,
+    secret: &[u8],
+) -> (usize, usize) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let folder = fs::File::open(swapped).unwrap();
+    let swapper = {
+        let stop = std::sync::Arc::clone(&stop);
+        let (a, b) = (a.to_string(), b.to_string());
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                rustix::fs::renameat_with(
+                    &folder,
+                    a.as_str(),
+                    &folder,
+                    b.as_str(),
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .unwrap();
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let started = std::time::Instant::now();
+    let (mut leaks, mut sent) = (0, 0);
+    let request = format!("GET {request_path}\n");
+    while sent < RACE_REQUESTS && started.elapsed() < RACE_TIME {
+        let reply = ask(server, request.as_bytes());
+        sent += 1;
+        if reply.windows(secret.len()).any(|w| w == secret) {
+            leaks += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    assert!(
+        swaps > 0,
+        "the swapping thread should have swapped the names"
+    );
+    (leaks, sent)
+}
+
+#[test]
+fn a_file_swapped_with_a_link_out_never_sends_the_secret() {
+    let temp = TempDir::new();
+    let secret = b"FILE-SECRET: the key to the vault is 4711\n";
+    temp.write("secret.txt", secret);
+    temp.write("served/a.txt", b"public\n");
+    let served = temp.path().join("served");
+    symlink(temp.path().join("secret.txt"), served.join("out")).unwrap();
+    let server = start_server(&served, &[]);
+    let (leaks, sent) = race(server.addr(), &served, ("a.txt", "out"), "a.txt", secret);
+    assert_eq!(
+        leaks,
+        0,
+        "while a thread swapped `a.txt` (a file) and `out` (a link to a secret outside the \
+         folder) again and again, {leaks} of {sent} replies to GET a.txt held the secret: a path \
+         must be resolved and opened in one step that no rename can redirect (walk from a \
+         handle on the served folder, one name at a time, never following a link by name) {}",
+        book::STAGE_2
+    );
+}
+
+#[test]
+fn a_folder_swapped_with_a_link_out_never_sends_the_secret() {
+    let temp = TempDir::new();
+    let secret = b"FOLDER-SECRET: the key to the vault is 4711\n";
+    temp.write("outside/f.txt", secret);
+    temp.write("served/d/f.txt", b"public\n");
+    let served = temp.path().join("served");
+    symlink(temp.path().join("outside"), served.join("out")).unwrap();
+    let server = start_server(&served, &[]);
+    let (leaks, sent) = race(server.addr(), &served, ("d", "out"), "d/f.txt", secret);
+    assert_eq!(
+        leaks,
+        0,
+        "while a thread swapped `d` (a folder) and `out` (a link to a folder outside) again \
+         and again, {leaks} of {sent} replies to GET d/f.txt held the secret: every folder on \
+         the way must be opened from the one before it, never through a link by name {}",
+        book::STAGE_2
+    );
+}
