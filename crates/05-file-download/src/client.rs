@@ -1,7 +1,7 @@
 //! The client: `get` into a `.part` file, the digest checked over every
 //! byte kept, resume where a transfer stopped; and `list`.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, BufRead, BufReader, ErrorKind, IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -44,21 +44,36 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
     };
     refuse_to_overwrite(&out, options.force)?;
     let part = part_name(&out);
+    // The .part, ours alone until we are done with it (see `open_part`).
+    let file = open_part(&part, &out)?;
+    let result = download(options, &shown, &out, &part, &file);
+    if result.is_err() && file.metadata().is_ok_and(|meta| meta.len() == 0) {
+        // Nothing arrived (no server, a refusal): leave no empty .part.
+        let _ = fs::remove_file(&part);
+    }
+    result
+}
 
-    // Step 1: what an earlier attempt left. Its bytes are hashed now, so
-    // the digest at the end covers the whole file.
+/// `get` from the locked .part on: asks, receives, checks, renames.
+fn download(
+    options: &GetOptions,
+    shown: &str,
+    out: &Path,
+    part: &Path,
+    file: &File,
+) -> anyhow::Result<()> {
+    let path = &options.path;
+    // Step 1: what an earlier attempt left in the .part. Those bytes are
+    // hashed now, read from the file itself, so the digest at the end
+    // covers what is on disk.
     let mut hasher = Sha256::new();
     // exercise 5.4: begin
     //~ let mut have: u64 = todo!();
-    let mut have = match File::open(&part) {
-        Ok(file) => io::copy(
-            &mut BufReader::with_capacity(BUFFER_SIZE, file),
-            &mut hasher,
-        )
-        .with_context(|| format!("could not read {}", part.display()))?,
-        Err(err) if err.kind() == ErrorKind::NotFound => 0,
-        Err(err) => bail!("could not open {}: {}", part.display(), describe(&err)),
-    };
+    let mut have = io::copy(
+        &mut BufReader::with_capacity(BUFFER_SIZE, file),
+        &mut hasher,
+    )
+    .with_context(|| format!("could not read {}", part.display()))?;
     // exercise 5.4: end
 
     // Step 2: ask for the whole file, or for the rest of it.
@@ -89,7 +104,7 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
         Some(Reply::File { size, sha256 }) if size >= have => (size, sha256),
         Some(Reply::Refused { code, .. }) if code == "bad-offset" => {
             // Our .part is longer than the file: the file has changed.
-            remove(&part)?;
+            remove(part)?;
             bail!(
                 "{} holds more bytes than the server's {shown} has now, so the file has changed; removed {}: run the same command again to download it afresh",
                 part.display(),
@@ -104,18 +119,12 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
         _ => return Err(not_understood(peer, &line)),
     };
 
-    // Step 4: receive the rest into the .part file.
-    // exercise 5.4: begin
-    //~ let mut file: File = todo!();
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&part)
-        .map_err(|err| anyhow!("could not create {}: {}", part.display(), describe(&err)))?;
-    // exercise 5.4: end
+    // Step 4: receive the rest into the .part file, after what it holds
+    // (it is open for appending).
+    let mut writer = file;
     let resumed_at = have;
     let bar = progress_bar(size, have);
-    let cut = receive(&mut reader, &mut file, &mut hasher, &mut have, size, &bar)
+    let cut = receive(&mut reader, &mut writer, &mut hasher, &mut have, size, &bar)
         .with_context(|| format!("could not write {}", part.display()))?;
     bar.finish_and_clear();
     if let Some(why) = cut {
@@ -128,19 +137,33 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
     }
     let seconds = started.elapsed().as_secs_f64();
 
-    // Step 5: on disk, checked, and only then under its name.
+    // Step 5: on disk, checked, and only then under its name. The lock is
+    // held until after the rename: no other download of ours wrote a byte
+    // into the .part, so the digest of what we read and wrote is the
+    // digest of what is on disk; its length must be the size too.
     file.sync_all()
         .with_context(|| format!("could not flush {} to disk", part.display()))?;
-    drop(file);
+    let on_disk = file
+        .metadata()
+        .with_context(|| format!("could not read {}", part.display()))?
+        .len();
+    if on_disk != size {
+        remove(part)?;
+        bail!(
+            "{} holds {on_disk} bytes where {size} were written: another program wrote to it; removed {}: run the same command again",
+            part.display(),
+            part.display()
+        );
+    }
     // exercise 5.3: begin
     //~ todo!();
     if format!("{:x}", hasher.finalize()) != sha256 {
-        remove(&part)?;
-        return Err(digest_mismatch(&shown, &part));
+        remove(part)?;
+        return Err(digest_mismatch(shown, part));
     }
     // exercise 5.3: end
-    refuse_to_overwrite(&out, options.force)?;
-    fs::rename(&part, &out).map_err(|err| {
+    refuse_to_overwrite(out, options.force)?;
+    fs::rename(part, out).map_err(|err| {
         anyhow!(
             "could not rename {} to {}: {}",
             part.display(),
@@ -148,7 +171,7 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
             describe(&err)
         )
     })?;
-    sync_folder(&out);
+    sync_folder(out);
 
     let received = size - resumed_at;
     let resumed = if resumed_at > 0 {
@@ -181,7 +204,7 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
 /// carries them in order, so the bytes are hashed in the order they came.
 fn receive(
     reader: &mut impl Read,
-    file: &mut File,
+    file: &mut impl Write,
     hasher: &mut Sha256,
     have: &mut u64,
     size: u64,
@@ -292,6 +315,59 @@ fn part_name(out: &Path) -> PathBuf {
     name.push(".part");
     PathBuf::from(name)
     // exercise 5.4: end
+}
+
+/// Opens `part` for reading and appending, creating it if needed, and
+/// locks it for this download alone.
+///
+/// Two downloads of the same OUT at once would both append to one .part,
+/// each checking only the bytes it received itself, and one of them would
+/// rename a file holding both. The lock (flock(2) on Unix) is released
+/// when the file is closed, however the program ends, even killed.
+fn open_part(part: &Path, out: &Path) -> anyhow::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(part)
+        .map_err(|err| anyhow!("could not open {}: {}", part.display(), describe(&err)))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => bail!(
+            "another download of {} is in progress ({} is locked)",
+            out.display(),
+            part.display()
+        ),
+        Err(TryLockError::Error(err)) => {
+            bail!("could not lock {}: {}", part.display(), describe(&err))
+        }
+    }
+    // The download that held the lock may have finished just before we
+    // got it, and renamed the file we hold: then our handle is no longer
+    // the .part.
+    let still_part = match (file.metadata(), fs::symlink_metadata(part)) {
+        (Ok(held), Ok(named)) => same_file(&held, &named),
+        _ => false,
+    };
+    if !still_part {
+        bail!(
+            "another download of {} was in progress and has just ended; run the same command again",
+            out.display()
+        );
+    }
+    Ok(file)
+}
+
+/// Whether two metadata are of the same file (device and inode on Unix).
+#[cfg(unix)]
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+#[cfg(not(unix))]
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    a.len() == b.len() && a.modified().ok() == b.modified().ok()
 }
 
 fn refuse_to_overwrite(out: &Path, force: bool) -> anyhow::Result<()> {

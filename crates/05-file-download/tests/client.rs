@@ -259,6 +259,37 @@ fn a_cut_transfer_leaves_a_part_file_and_running_again_resumes_it() {
 }
 
 #[test]
+fn a_second_download_of_the_same_file_at_once_refuses_and_the_first_saves_it_whole() {
+    let cwd = TempDir::new();
+    let content = bytes(4 * 1024 * 1024, 11);
+    let half = content.len() / 2;
+    let fake = FakeServer::start();
+    let mut first = start_get(&fake, cwd.path(), "big.bin");
+    let mut conn = accept_get(&fake, "big.bin");
+    let asked = format!("get big.bin should ask `GET big.bin` {}", book::CLIENT);
+    assert_eq!(conn.read_line(&asked), "GET big.bin", "{asked}");
+    conn.send(format!("OK {} {}\n", content.len(), sha256_hex(&content)).as_bytes());
+    conn.send(&content[..half]);
+    // The first get is in the middle of the file now. A second one, in the
+    // same folder, would append to the same big.bin.part.
+    let second = get(fake.addr(), cwd.path(), "big.bin", &["--timeout", "2"]);
+    assert!(
+        !second.status.success()
+            && second.stderr
+                == "error: another download of big.bin is in progress (big.bin.part is locked)\n",
+        "while one get big.bin is in the middle of the file, a second get big.bin in the same \
+         folder should refuse at once with the one line `error: another download of big.bin is \
+         in progress (big.bin.part is locked)`: two downloads appending to one .part save a \
+         file holding both {}; the second {second}",
+        book::CLIENT
+    );
+    conn.send(&content[half..]);
+    drop(conn);
+    let done = first.finish();
+    assert_saved(&done, cwd.path(), "big.bin", &content);
+}
+
+#[test]
 fn a_part_file_makes_the_client_ask_for_the_rest_only() {
     let cwd = TempDir::new();
     let content = b"0123456789abcdef";
