@@ -324,13 +324,39 @@ fn part_name(out: &Path) -> PathBuf {
 /// each checking only the bytes it received itself, and one of them would
 /// rename a file holding both. The lock (flock(2) on Unix) is released
 /// when the file is closed, however the program ends, even killed.
+///
+/// It is never opened through a link: a link planted at OUT.part (to a
+/// file of yours, say) would have the download appended to its target.
+/// O_NOFOLLOW makes the open fail on a link instead, and the handle must
+/// be a regular file with no other name (a hard link is another name for
+/// someone's file too).
 fn open_part(part: &Path, out: &Path) -> anyhow::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(part)
-        .map_err(|err| anyhow!("could not open {}: {}", part.display(), describe(&err)))?;
+    let not_ours = || {
+        anyhow!(
+            "{} is not a plain file of its own (a link, or a file with another name); get never writes through one: remove it, or save elsewhere with -o",
+            part.display()
+        )
+    };
+    let mut options = OpenOptions::new();
+    options.read(true).append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        rustix::fs::OFlags::NOFOLLOW.bits() as i32,
+    );
+    let file = match options.open(part) {
+        Ok(file) => file,
+        Err(_) if fs::symlink_metadata(part).is_ok_and(|meta| meta.is_symlink()) => {
+            return Err(not_ours());
+        }
+        Err(err) => bail!("could not open {}: {}", part.display(), describe(&err)),
+    };
+    let meta = file
+        .metadata()
+        .with_context(|| format!("could not read {}", part.display()))?;
+    if !meta.is_file() || other_names(&meta) {
+        return Err(not_ours());
+    }
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => bail!(
@@ -356,6 +382,17 @@ fn open_part(part: &Path, out: &Path) -> anyhow::Result<File> {
         );
     }
     Ok(file)
+}
+
+/// Whether the file has names besides the one we opened (hard links).
+#[cfg(unix)]
+fn other_names(meta: &fs::Metadata) -> bool {
+    std::os::unix::fs::MetadataExt::nlink(meta) > 1
+}
+
+#[cfg(not(unix))]
+fn other_names(_meta: &fs::Metadata) -> bool {
+    false
 }
 
 /// Whether two metadata are of the same file (device and inode on Unix).

@@ -452,6 +452,43 @@ fn an_existing_file_is_never_overwritten_without_force() {
     assert_saved(&done, cwd.path(), "hello.txt", b"hello world\n");
 }
 
+#[test]
+fn a_link_planted_at_the_part_file_is_refused_and_its_target_untouched() {
+    let served = TempDir::new();
+    let report = bytes(100, 12);
+    served.write("report.txt", &report);
+    let server = start_server(served.path(), &[]);
+    let victim = b"the victim's own 19\n";
+    for kind in ["a symbolic link", "a hard link"] {
+        let cwd = TempDir::new();
+        fs::write(cwd.path().join("victim.txt"), victim).unwrap();
+        let part = cwd.path().join("report.txt.part");
+        if kind == "a hard link" {
+            fs::hard_link(cwd.path().join("victim.txt"), &part).unwrap();
+        } else {
+            std::os::unix::fs::symlink("victim.txt", &part).unwrap();
+        }
+        let done = get(server.addr(), cwd.path(), "report.txt", &[]);
+        let case = format!(
+            "get report.txt, with report.txt.part {kind} to victim.txt: get must never write \
+             through it (the download would be appended to victim.txt), and should fail with \
+             one line naming report.txt.part {}",
+            book::CLIENT
+        );
+        assert!(
+            !done.status.success()
+                && done.stderr.starts_with("error: report.txt.part ")
+                && done.stderr.lines().count() == 1,
+            "{case}; {done}"
+        );
+        assert!(
+            fs::read(cwd.path().join("victim.txt")).unwrap() == victim,
+            "{case}: victim.txt changed; {done}"
+        );
+        assert!(!cwd.path().join("report.txt").exists(), "{case}; {done}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Errors: one line, non-zero exit, nothing left behind
 // ---------------------------------------------------------------------------
