@@ -7,7 +7,7 @@ use std::io::{self, BufReader, BufWriter, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use common::{Deadline, ReadLine, describe, printable, read_line, say};
@@ -272,56 +272,71 @@ pub fn sha256_of(reader: impl Read) -> io::Result<(String, u64)> {
     Ok((format!("{:x}", hasher.finalize()), count))
 }
 
-/// A digest computed earlier. It is the file's digest as long as the file
-/// keeps this size and modification time.
-struct Known {
+/// What identifies one version of one file: its device and inode number
+/// (the same whatever names lead to it; the walk that opened it gives no
+/// path to key on), and what changes when its content is replaced.
+///
+/// Size and modification time alone are not enough: `cp -p`, `rsync -a`
+/// and `tar` give a new content the old time, and a file of the same size
+/// then looked unchanged. The change time (ctime) cannot be set by any
+/// program: the kernel moves it on every write and every change of the
+/// other times. A replacement by rename is a new inode.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Version {
+    device: u64,
+    inode: u64,
     size: u64,
-    modified: Option<SystemTime>,
-    sha256: String,
+    modified: (i64, i64),
+    changed: (i64, i64),
 }
 
-/// Which file a digest belongs to: its device and inode number, what stays
-/// the same for one file whatever names lead to it. The walk that opened
-/// it gives no path to key on, and needs none.
-type FileId = (u64, u64);
-
 #[cfg(unix)]
-fn file_id(meta: &Metadata) -> FileId {
+fn version(meta: &Metadata) -> Version {
     use std::os::unix::fs::MetadataExt;
-    (meta.dev(), meta.ino())
+    Version {
+        device: meta.dev(),
+        inode: meta.ino(),
+        size: meta.len(),
+        modified: (meta.mtime(), meta.mtime_nsec()),
+        changed: (meta.ctime(), meta.ctime_nsec()),
+    }
 }
 
 /// Elsewhere nothing is served (see `open_inside`).
 #[cfg(not(unix))]
-fn file_id(_meta: &Metadata) -> FileId {
-    (0, 0)
+fn version(meta: &Metadata) -> Version {
+    Version {
+        device: 0,
+        inode: 0,
+        size: meta.len(),
+        modified: (0, 0),
+        changed: (0, 0),
+    }
 }
 
 /// The digests computed so far, one per file (the newest), shared by every
 /// client's thread. The lock is held to look up and to store, never while
 /// hashing, so a client hashing a big file does not hold up the others.
 #[derive(Default)]
-struct Digests(Mutex<HashMap<FileId, Known>>);
+struct Digests(Mutex<HashMap<(u64, u64), (Version, String)>>);
 
 impl Digests {
     /// The digest of `file` (open, with metadata `meta`), and whether it
     /// was known already.
     fn of(&self, file: &File, meta: &Metadata) -> io::Result<(String, bool)> {
-        let id = file_id(meta);
-        let size = meta.len();
-        let modified = meta.modified().ok();
+        let before = version(meta);
+        let id = (before.device, before.inode);
         {
             let known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(known) = known.get(&id)
-                && known.size == size
-                && known.modified == modified
-                && modified.is_some()
+            if let Some((version, sha256)) = known.get(&id)
+                && *version == before
             {
-                return Ok((known.sha256.clone(), true));
+                return Ok((sha256.clone(), true));
             }
         }
         // Read from the start of the file we opened (not from its name),
         // exactly `size` bytes: the bytes announced.
+        let size = before.size;
         let (sha256, count) = sha256_of(file.take(size))?;
         if count != size {
             return Err(io::Error::new(
@@ -329,15 +344,13 @@ impl Digests {
                 "the file got shorter while it was read",
             ));
         }
-        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        known.insert(
-            id,
-            Known {
-                size,
-                modified,
-                sha256: sha256.clone(),
-            },
-        );
+        // Kept only if the file did not change while it was read: a digest
+        // of half old, half new bytes must not outlive this request, or a
+        // retry would get it again.
+        if file.metadata().is_ok_and(|after| version(&after) == before) {
+            let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            known.insert(id, (before, sha256.clone()));
+        }
         Ok((sha256, false))
     }
 }

@@ -489,6 +489,40 @@ fn a_link_planted_at_the_part_file_is_refused_and_its_target_untouched() {
     }
 }
 
+#[test]
+fn a_file_replaced_with_the_same_size_and_time_costs_at_most_one_retry() {
+    let served = TempDir::new();
+    let path = served.write("data.bin", &bytes(64 * 1024, 13));
+    let server = start_server(served.path(), &[]);
+    let cwd = TempDir::new();
+    let done = get(server.addr(), cwd.path(), "data.bin", &["-o", "first.bin"]);
+    assert_saved(&done, cwd.path(), "first.bin", &bytes(64 * 1024, 13));
+
+    // Replace the content in place, same size, and put the old
+    // modification time back, as `cp -p`, `rsync -a` and `tar` leave it.
+    let modified = fs::metadata(&path).unwrap().modified().unwrap();
+    let new = bytes(64 * 1024, 14);
+    fs::write(&path, &new).unwrap();
+    let file = fs::File::options().write(true).open(&path).unwrap();
+    file.set_modified(modified).unwrap();
+    drop(file);
+    assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), modified);
+
+    let mut done = get(server.addr(), cwd.path(), "data.bin", &["-o", "second.bin"]);
+    if !done.status.success() {
+        done = get(server.addr(), cwd.path(), "data.bin", &["-o", "second.bin"]);
+    }
+    assert!(
+        done.status.success() && fs::read(cwd.path().join("second.bin")).unwrap() == new,
+        "after data.bin was replaced by other bytes of the same size with the same \
+         modification time, get data.bin should save the new content, after at most one \
+         retry: the server must not keep announcing the old digest (key the digests it keeps \
+         on what changes when a file is replaced: device and inode, change time, size and \
+         modification time) {}; the second attempt {done}",
+        book::DIGEST_ONCE
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Errors: one line, non-zero exit, nothing left behind
 // ---------------------------------------------------------------------------
