@@ -100,8 +100,8 @@ fn download(
     // whatever it read past the header's newline is the file's beginning.
     let mut reader = BufReader::new(stream);
     let line = read_header(&mut reader, peer, options.timeout)?;
-    let (size, sha256) = match parse_reply(&line) {
-        Some(Reply::File { size, sha256 }) if size >= have => (size, sha256),
+    let size = match parse_reply(&line) {
+        Some(Reply::Ok(size)) if size >= have => size,
         Some(Reply::Refused { code, .. }) if code == "bad-offset" => {
             // Our .part is longer than the file: the file has changed.
             remove(part)?;
@@ -135,6 +135,8 @@ fn download(
             part.display()
         );
     }
+    // The server's digest comes after the bytes (see `read_digest`).
+    let sha256 = read_digest(&mut reader, peer, options.timeout, shown, part)?;
     let seconds = started.elapsed().as_secs_f64();
 
     // Step 5: on disk, checked, and only then under its name. The lock is
@@ -275,6 +277,31 @@ fn read_header(
             bail!("no reply from {peer} within {} s", timeout.as_secs_f64())
         }
         Err(err) => bail!("lost the connection to {peer}: {}", describe(&err)),
+    }
+}
+
+/// After the bytes, the server's SHA-256 of the whole file: `SHA256
+/// <hex>`, perhaps after `HASHING <done> <size>` lines while the server
+/// finishes computing it (each line restarts the wait).
+fn read_digest(
+    reader: &mut impl BufRead,
+    peer: SocketAddr,
+    timeout: Duration,
+    shown: &str,
+    part: &Path,
+) -> anyhow::Result<String> {
+    loop {
+        let line = read_header(reader, peer, timeout).with_context(|| {
+            format!(
+                "\"{shown}\" arrived whole, but not the server's SHA-256 of it; {} keeps it: run the same command again to check it",
+                part.display()
+            )
+        })?;
+        match parse_reply(&line) {
+            Some(Reply::Digest(sha256)) => return Ok(sha256),
+            Some(Reply::Hashing { .. }) => continue,
+            _ => return Err(not_understood(peer, &line)),
+        }
     }
 }
 
@@ -467,7 +494,7 @@ pub fn list(server: &str, timeout: Duration) -> anyhow::Result<()> {
     let mut reader = BufReader::new(stream);
     let line = read_header(&mut reader, peer, timeout)?;
     let count = match parse_reply(&line) {
-        Some(Reply::Count(count)) => count,
+        Some(Reply::Ok(count)) => count,
         Some(Reply::Refused { code, message }) => bail!(
             "the server refused to list its files: {} ({})",
             printable(code.as_bytes()),

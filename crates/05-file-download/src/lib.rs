@@ -15,12 +15,12 @@
 //! order the chapter goes:
 //!
 //! - `protocol.rs`: a request line, and a reply that says how many bytes
-//!   follow and what their SHA-256 is ([`parse_request`], [`Refusal`],
+//!   follow, and after them what their SHA-256 is ([`parse_request`], [`Refusal`],
 //!   [`parse_reply`]);
 //! - `paths.rs`: the path checks, from the text of the path to the file it
 //!   opens ([`check_path`], [`open_inside`], [`check_opened`]);
 //! - `server.rs`: a thread per client, a deadline for the request, the
-//!   digest computed once, and the bytes moved by the kernel ([`serve`]);
+//!   bytes moved by the kernel, the digest computed while they go ([`serve`]);
 //! - `client.rs`: `.part` file, digest checked while receiving, resume
 //!   ([`get`], [`list`]).
 //!
@@ -55,6 +55,11 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_CLIENTS: usize = 32;
 /// How long the server waits for a client that has stopped taking bytes.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// After a file's bytes, how often the server tells a client that it is
+/// still computing the digest (`HASHING <done> <size>`): well under the
+/// client's own timeout, so a file of any size never looks like a server
+/// that stopped answering.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// After its reply, how long the server waits for the client to close.
 pub const LINGER: Duration = Duration::from_secs(2);
 /// How many bytes the client receives at a time, and both sides hash at a

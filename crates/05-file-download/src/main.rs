@@ -15,7 +15,7 @@ Examples:
   cargo run -p file-download -- get src/SUMMARY.md
       download it as SUMMARY.md here (checked with SHA-256; resumed if cut)
   printf 'GET src/SUMMARY.md\\n' | nc -N 127.0.0.1 7788
-      the same request by hand: the reply is `OK <size> <sha256>` and the bytes";
+      the same request by hand: `OK <size>`, the bytes, then `SHA256 <hex>`";
 
 const SERVE_EXAMPLES: &str = "\
 Examples:
@@ -42,8 +42,9 @@ Examples:
 /// that was cut; `list` shows what a server offers.
 ///
 /// The protocol is one text line per request (`GET <path>`, `RESUME <offset>
-/// <path>`, `LIST`), answered by `OK <size> <sha256>` and the bytes, `OK
-/// <count>` and a line per file, or `ERR <code> <message>`.
+/// <path>`, `LIST`), answered by `OK <size>`, the bytes and `SHA256
+/// <sha256>`, by `OK <count>` and a line per file, or by `ERR <code>
+/// <message>`.
 #[derive(Parser)]
 #[command(name = "05-file-download", version, after_help = EXAMPLES)]
 struct Args {

@@ -1,12 +1,15 @@
-//! The server: a thread per client, a deadline for the request, the
-//! digest computed once, and the bytes moved by the kernel.
+//! The server: a thread per client, a deadline for the request, the bytes
+//! moved by the kernel, and the digest computed while they go.
 
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata};
 use std::io::{self, BufReader, BufWriter, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
@@ -14,8 +17,8 @@ use common::{Deadline, ReadLine, describe, printable, read_line, say};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    BUFFER_SIZE, Code, DEFAULT_PORT, LINE_LIMIT, LINGER, Refusal, Request, SEND_TIMEOUT,
-    check_opened, check_path, is_timeout, open_inside, parse_request,
+    BUFFER_SIZE, Code, DEFAULT_PORT, LINE_LIMIT, LINGER, PROGRESS_EVERY, Refusal, Request,
+    SEND_TIMEOUT, check_opened, check_path, is_timeout, open_inside, parse_request,
 };
 
 /// What `serve` needs to know; the command line fills it in.
@@ -175,49 +178,109 @@ impl Server {
                 format!("the offset is past the end of the file, which has {size} bytes"),
             )));
         }
-        let (sha256, known) = self
-            .digests
-            .of(&file, &meta)
-            .map_err(|err| Failure::Lost(format!("could not read the file: {}", describe(&err))))?;
-
+        let lost = |err: io::Error| Failure::Lost(format!("could not reply: {}", describe(&err)));
         let started = Instant::now();
-        stream
-            .set_write_timeout(Some(SEND_TIMEOUT))
-            .and_then(|()| (&*stream).write_all(format!("OK {size} {sha256}\n").as_bytes()))
-            .map_err(|err| Failure::Lost(format!("could not reply: {}", describe(&err))))?;
-        let mut position = offset;
-        let sent = send_range(&file, stream, &mut position, size);
-        let count = position - offset;
-        let digest = if known {
+        stream.set_write_timeout(Some(SEND_TIMEOUT)).map_err(lost)?;
+        (&*stream)
+            .write_all(format!("OK {size}\n").as_bytes())
+            .map_err(lost)?;
+        let known = self.digests.known(&meta);
+        let digest = if known.is_some() {
             "sha256 known"
         } else {
             "sha256 computed"
         };
-        match sent {
-            Ok(()) if position == size => Ok(format!(
+        // Until the digest is known, a second thread computes it while
+        // this one sends: both read the same open file, each at its own
+        // position (sendfile is told where to read; the hasher reads at
+        // its own offsets).
+        let stop = AtomicBool::new(false);
+        let hashed = AtomicU64::new(0);
+        thread::scope(|scope| {
+            let (to_us, digest_done) = mpsc::channel();
+            if known.is_none() {
+                let (file, meta, stop, hashed) = (&file, &meta, &stop, &hashed);
+                scope.spawn(move || {
+                    let _ = to_us.send(self.digests.compute(file, meta, hashed, stop));
+                });
+            }
+            let mut position = offset;
+            let sent = send_range(&file, stream, &mut position, size);
+            let count = position - offset;
+            let sent = match sent {
+                Ok(()) if position == size => Ok(()),
+                // sendfile found the end of the file early: someone truncated it.
+                Ok(()) => Err(format!(
+                    "stopped after {count} of {} bytes: the file got shorter while it was sent",
+                    size - offset
+                )),
+                Err(err) if is_timeout(&err) => Err(format!(
+                    "gave up after {count} of {} bytes: the client took nothing for {} s",
+                    size - offset,
+                    SEND_TIMEOUT.as_secs()
+                )),
+                Err(err) => Err(format!(
+                    "the client went away after {count} of {} bytes ({})",
+                    size - offset,
+                    describe(&err)
+                )),
+            };
+            if let Err(why) = sent {
+                // Nobody will read the digest: stop hashing.
+                stop.store(true, Ordering::Relaxed);
+                return Err(Failure::Lost(why));
+            }
+            let sha256 = match known {
+                Some(sha256) => sha256,
+                None => wait_for_digest(stream, &digest_done, &hashed, size)?,
+            };
+            (&*stream)
+                .write_all(format!("SHA256 {sha256}\n").as_bytes())
+                .map_err(lost)?;
+            Ok(format!(
                 "sent {} in {:.2} s, {digest}",
                 range(offset, count, size),
                 started.elapsed().as_secs_f64()
-            )),
-            // sendfile found the end of the file early: someone truncated it.
-            Ok(()) => Err(Failure::Lost(format!(
-                "stopped after {count} of {} bytes: the file got shorter while it was sent",
-                size - offset
-            ))),
-            Err(err) if is_timeout(&err) => Err(Failure::Lost(format!(
-                "gave up after {count} of {} bytes: the client took nothing for {} s",
-                size - offset,
-                SEND_TIMEOUT.as_secs()
-            ))),
-            Err(err) => Err(Failure::Lost(format!(
-                "the client went away after {count} of {} bytes ({})",
-                size - offset,
-                describe(&err)
-            ))),
-        }
+            ))
+        })
     }
     // ANCHOR_END: send_file
 }
+
+// ANCHOR: wait_for_digest
+/// Waits for the hashing thread's digest once every byte is sent. The
+/// hashing can still be going on (a disk slower than the network, a
+/// resumed download whose beginning is hashed too): every PROGRESS_EVERY
+/// the client is told `HASHING <done> <size>`, so that it knows the server
+/// is working and does not give up.
+fn wait_for_digest(
+    stream: &TcpStream,
+    digest_done: &mpsc::Receiver<io::Result<String>>,
+    hashed: &AtomicU64,
+    size: u64,
+) -> Result<String, Failure> {
+    loop {
+        match digest_done.recv_timeout(PROGRESS_EVERY) {
+            Ok(Ok(sha256)) => return Ok(sha256),
+            Ok(Err(err)) => {
+                return Err(Failure::Lost(format!(
+                    "could not read the file: {}",
+                    describe(&err)
+                )));
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let done = hashed.load(Ordering::Relaxed);
+                (&*stream)
+                    .write_all(format!("HASHING {done} {size}\n").as_bytes())
+                    .map_err(|err| Failure::Lost(format!("could not reply: {}", describe(&err))))?;
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(Failure::Lost("the hashing thread stopped".to_string()));
+            }
+        }
+    }
+}
+// ANCHOR_END: wait_for_digest
 
 // ANCHOR: send_range
 /// Sends the bytes of `file` from `position` up to `end`, moving `position`
@@ -321,23 +384,37 @@ fn version(meta: &Metadata) -> Version {
 struct Digests(Mutex<HashMap<(u64, u64), (Version, String)>>);
 
 impl Digests {
-    /// The digest of `file` (open, with metadata `meta`), and whether it
-    /// was known already.
-    fn of(&self, file: &File, meta: &Metadata) -> io::Result<(String, bool)> {
-        let before = version(meta);
-        let id = (before.device, before.inode);
-        {
-            let known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((version, sha256)) = known.get(&id)
-                && *version == before
-            {
-                return Ok((sha256.clone(), true));
-            }
+    /// The digest of the file with metadata `meta`, if it is known for
+    /// this very version of the file.
+    fn known(&self, meta: &Metadata) -> Option<String> {
+        let now = version(meta);
+        let known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match known.get(&(now.device, now.inode)) {
+            Some((version, sha256)) if *version == now => Some(sha256.clone()),
+            _ => None,
         }
-        // Read from the start of the file we opened (not from its name),
-        // exactly `size` bytes: the bytes announced.
+    }
+
+    /// Computes the digest of `file` (open, with metadata `meta`), its
+    /// first `meta.len()` bytes, counting them in `hashed`; gives up when
+    /// `stop` is set. Keeps it for the next request.
+    fn compute(
+        &self,
+        file: &File,
+        meta: &Metadata,
+        hashed: &AtomicU64,
+        stop: &AtomicBool,
+    ) -> io::Result<String> {
+        let before = version(meta);
         let size = before.size;
-        let (sha256, count) = sha256_of(file.take(size))?;
+        let reader = At {
+            file,
+            position: 0,
+            end: size,
+            hashed,
+            stop,
+        };
+        let (sha256, count) = sha256_of(reader)?;
         if count != size {
             return Err(io::Error::new(
                 ErrorKind::UnexpectedEof,
@@ -349,9 +426,38 @@ impl Digests {
         // retry would get it again.
         if file.metadata().is_ok_and(|after| version(&after) == before) {
             let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            known.insert(id, (before, sha256.clone()));
+            known.insert((before.device, before.inode), (before, sha256.clone()));
         }
-        Ok((sha256, false))
+        Ok(sha256)
+    }
+}
+
+/// Reads `file` from `position` to `end` at its own offsets (pread), never
+/// moving the file's shared position, counting in `hashed`, until `stop`.
+struct At<'a> {
+    file: &'a File,
+    position: u64,
+    end: u64,
+    hashed: &'a AtomicU64,
+    stop: &'a AtomicBool,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(io::Error::other("the transfer stopped"));
+        }
+        let left = usize::try_from(self.end - self.position).unwrap_or(usize::MAX);
+        let want = buf.len().min(left);
+        #[cfg(unix)]
+        let count =
+            std::os::unix::fs::FileExt::read_at(self.file, &mut buf[..want], self.position)?;
+        #[cfg(windows)]
+        let count =
+            std::os::windows::fs::FileExt::seek_read(self.file, &mut buf[..want], self.position)?;
+        self.position += count as u64;
+        self.hashed.store(self.position, Ordering::Relaxed);
+        Ok(count)
     }
 }
 // ANCHOR_END: digests

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 
 use file_download::BUFFER_SIZE;
-use support::{TempDir, bin, book, bytes, client, get, settings, sha256_hex, start_server};
+use support::{TempDir, bin, book, bytes, client, get, settings, start_server, trailer};
 use testkit::{FakeServer, Finished, Process, closed_port};
 
 /// Every file name in `folder`, sorted: to check what a run left behind.
@@ -58,7 +58,7 @@ fn cut_transfer(cwd: &Path, path: &str, whole: &[u8], sent: usize) -> Finished {
         book::CLIENT
     );
     assert_eq!(conn.read_line(&asked), format!("GET {path}"), "{asked}");
-    conn.send(format!("OK {} {}\n", whole.len(), sha256_hex(whole)).as_bytes());
+    conn.send(format!("OK {}\n", whole.len()).as_bytes());
     conn.send(&whole[..sent]);
     drop(conn);
     client.finish()
@@ -268,7 +268,7 @@ fn a_second_download_of_the_same_file_at_once_refuses_and_the_first_saves_it_who
     let mut conn = accept_get(&fake, "big.bin");
     let asked = format!("get big.bin should ask `GET big.bin` {}", book::CLIENT);
     assert_eq!(conn.read_line(&asked), "GET big.bin", "{asked}");
-    conn.send(format!("OK {} {}\n", content.len(), sha256_hex(&content)).as_bytes());
+    conn.send(format!("OK {}\n", content.len()).as_bytes());
     conn.send(&content[..half]);
     // The first get is in the middle of the file now. A second one, in the
     // same folder, would append to the same big.bin.part.
@@ -284,6 +284,7 @@ fn a_second_download_of_the_same_file_at_once_refuses_and_the_first_saves_it_who
         book::CLIENT
     );
     conn.send(&content[half..]);
+    conn.send(trailer(&content).as_bytes());
     drop(conn);
     let done = first.finish();
     assert_saved(&done, cwd.path(), "big.bin", &content);
@@ -302,11 +303,43 @@ fn a_part_file_makes_the_client_ask_for_the_rest_only() {
         book::CLIENT
     );
     assert_eq!(conn.read_line(&asked), "RESUME 10 f.txt", "{asked}");
-    conn.send(format!("OK 16 {}\n", sha256_hex(content)).as_bytes());
+    conn.send(b"OK 16\n");
     conn.send(&content[10..]);
+    conn.send(trailer(content).as_bytes());
     drop(conn);
     let done = client.finish();
     assert_saved(&done, cwd.path(), "f.txt", content);
+}
+
+#[test]
+fn get_waits_for_the_digest_as_long_as_the_server_says_it_is_hashing() {
+    let cwd = TempDir::new();
+    let fake = FakeServer::start();
+    let addr = fake.addr().to_string();
+    let mut client = Process::start_command(Command::new(bin()).current_dir(cwd.path()).args([
+        "get",
+        "f.txt",
+        "--server",
+        &addr,
+        "--timeout",
+        "1",
+    ]));
+    let mut conn = accept_get(&fake, "f.txt");
+    conn.read_line(&format!(
+        "get f.txt should send `GET f.txt` {}",
+        book::CLIENT
+    ));
+    conn.send(b"OK 6\nhello\n");
+    // Longer in all than the client's --timeout 1, a line every 0.4 s: a
+    // server still hashing a big file, telling the client so.
+    for done in [1, 2, 3, 4, 5] {
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        conn.send(format!("HASHING {done} 6\n").as_bytes());
+    }
+    conn.send(trailer(b"hello\n").as_bytes());
+    drop(conn);
+    let done = client.finish();
+    assert_saved(&done, cwd.path(), "f.txt", b"hello\n");
 }
 
 #[test]
@@ -352,7 +385,7 @@ fn a_wrong_digest_leaves_nothing_behind() {
         "get lie.txt should send `GET lie.txt` {}",
         book::CLIENT
     ));
-    conn.send(format!("OK 5 {}\nlies!", sha256_hex(b"truth")).as_bytes());
+    conn.send(format!("OK 5\nlies!{}", trailer(b"truth")).as_bytes());
     drop(conn);
     let done = client.finish();
     assert_digest_refused(
@@ -631,7 +664,7 @@ fn a_reply_the_client_does_not_understand_is_one_error_line() {
                 && done.stderr.ends_with(&format!(" {expected}\n"))
                 && names_in(cwd.path()).is_empty(),
             "a server that answers `GET x.txt` with the header {header:?} has not said \
-             `OK <size> <64 hex digits>`, so parse_reply should give None, and get should fail \
+             `OK <size>`, so parse_reply should give None, and get should fail \
              with the one line `error: the server at ADDR {expected}` and write nothing {}; {done}",
             book::PROTOCOL
         );
