@@ -53,8 +53,20 @@ pub const LINE_LIMIT: usize = 4096;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many clients are served at once unless `--max-clients` says otherwise.
 pub const DEFAULT_MAX_CLIENTS: usize = 32;
-/// How long the server waits for a client that has stopped taking bytes.
+/// How long the server waits for a client that has stopped taking the
+/// lines it writes (a header, a listing, the digest).
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// The slowest a client may take a file's bytes, in bytes per second,
+/// measured over each RATE_WINDOW: a slower one is dropped, so that a
+/// client reading a few bytes now and then cannot keep one of the
+/// server's slots for good. 4 KiB/s is 32 kbit/s, slower than any link
+/// worth downloading a file over.
+pub const MIN_RATE: u64 = 4096;
+/// How long the server measures a client's rate before judging it,
+/// unless `--rate-window` says otherwise: long enough for a honest
+/// client's pauses (a busy disk, a congested link), short enough that a
+/// crawler frees its slot soon.
+pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(30);
 /// After a file's bytes, how often the server tells a client that it is
 /// still computing the digest (`HASHING <done> <size>`): well under the
 /// client's own timeout, so a file of any size never looks like a server

@@ -85,6 +85,13 @@ enum Command {
               default_value_t = file_download::DEFAULT_REQUEST_TIMEOUT.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..=3600))]
         request_timeout: u64,
+
+        /// Seconds over which a client must take at least 4096 bytes/s of
+        /// a file; a slower one is dropped.
+        #[arg(long, value_name = "SECS",
+              default_value_t = file_download::DEFAULT_RATE_WINDOW.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        rate_window: u64,
     },
 
     /// Download one file; resume it if an earlier attempt was cut.
@@ -140,12 +147,14 @@ fn main() -> ExitCode {
             max_clients,
             hidden,
             request_timeout,
+            rate_window,
         } => file_download::serve(file_download::ServeOptions {
             folder: dir,
             listen,
             max_clients,
             hidden,
             request_timeout: Duration::from_secs(request_timeout),
+            rate_window: Duration::from_secs(rate_window),
         }),
         Command::Get {
             path,

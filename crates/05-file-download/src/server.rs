@@ -17,8 +17,8 @@ use common::{Deadline, ReadLine, describe, printable, read_line, say};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    BUFFER_SIZE, Code, DEFAULT_PORT, LINE_LIMIT, LINGER, PROGRESS_EVERY, Refusal, Request,
-    SEND_TIMEOUT, check_opened, check_path, is_timeout, open_inside, parse_request,
+    BUFFER_SIZE, Code, DEFAULT_PORT, LINE_LIMIT, LINGER, MIN_RATE, PROGRESS_EVERY, Refusal,
+    Request, SEND_TIMEOUT, check_opened, check_path, is_timeout, open_inside, parse_request,
 };
 
 /// What `serve` needs to know; the command line fills it in.
@@ -28,6 +28,8 @@ pub struct ServeOptions {
     pub max_clients: usize,
     pub hidden: bool,
     pub request_timeout: Duration,
+    /// Over each such window a client must take MIN_RATE bytes/s.
+    pub rate_window: Duration,
 }
 
 /// What every client's thread shares.
@@ -39,6 +41,7 @@ struct Server {
     folder: File,
     hidden: bool,
     request_timeout: Duration,
+    rate_window: Duration,
     digests: Digests,
 }
 
@@ -74,6 +77,7 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
         folder,
         hidden: options.hidden,
         request_timeout: options.request_timeout,
+        rate_window: options.rate_window,
         digests: Digests::default(),
     });
     // A thread per client, at most max_clients at once (lesson 3).
@@ -205,7 +209,7 @@ impl Server {
                 });
             }
             let mut position = offset;
-            let sent = send_range(&file, stream, &mut position, size);
+            let sent = send_range(&file, stream, &mut position, size, self.rate_window);
             let count = position - offset;
             let sent = match sent {
                 Ok(()) if position == size => Ok(()),
@@ -215,9 +219,10 @@ impl Server {
                     size - offset
                 )),
                 Err(err) if is_timeout(&err) => Err(format!(
-                    "gave up after {count} of {} bytes: the client took nothing for {} s",
+                    "dropped after {count} of {} bytes: the client took less than {MIN_RATE} \
+                     bytes/s over {} s",
                     size - offset,
-                    SEND_TIMEOUT.as_secs()
+                    self.rate_window.as_secs_f64()
                 )),
                 Err(err) => Err(format!(
                     "the client went away after {count} of {} bytes ({})",
@@ -285,6 +290,8 @@ fn wait_for_digest(
 // ANCHOR: send_range
 /// Sends the bytes of `file` from `position` up to `end`, moving `position`
 /// on as they go (so after an error it says how far the transfer got).
+/// Fails with TimedOut when the client takes less than MIN_RATE bytes/s
+/// over a `window`.
 ///
 /// On Linux, sendfile(2): the kernel hands pages of the file, as they sit
 /// in its page cache, to the socket. The bytes never come up into this
@@ -293,25 +300,76 @@ fn wait_for_digest(
 /// itself: the socket may still hold the pages after the call returns, so a
 /// file changed at that moment can send its new bytes. Our client checks
 /// the SHA-256 of everything it received, so it would notice.
+///
+/// The socket is non-blocking meanwhile: sendfile moves what fits and
+/// returns, and poll(2) waits for room, never past the end of the window.
+/// A blocking call would wait as long as the client takes a few bytes now
+/// and then, and the rate could not be checked until it returned.
 #[cfg(target_os = "linux")]
-fn send_range(file: &File, stream: &TcpStream, position: &mut u64, end: u64) -> io::Result<()> {
+fn send_range(
+    file: &File,
+    stream: &TcpStream,
+    position: &mut u64,
+    end: u64,
+    window: Duration,
+) -> io::Result<()> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    use rustix::io::Errno;
+
+    let least = MIN_RATE.saturating_mul(window.as_secs());
+    stream.set_nonblocking(true)?;
+    let mut window_start = Instant::now();
+    let mut window_from = *position;
+    let mut result = Ok(());
     while *position < end {
         let count = usize::try_from(end - *position).unwrap_or(usize::MAX);
         match rustix::fs::sendfile(stream, file, Some(&mut *position), count) {
             // The end of the file came early: it was truncated meanwhile.
-            Ok(0) => return Ok(()),
+            Ok(0) => break,
             // sendfile moved `position` on by what it sent.
-            Ok(_) => continue,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(err) => return Err(err.into()),
+            Ok(_) | Err(Errno::INTR) => {}
+            // The socket buffer is full: wait for room, until the window ends.
+            Err(Errno::AGAIN) => {
+                let left = window.saturating_sub(window_start.elapsed());
+                let left = Timespec::try_from(left).unwrap_or_default();
+                let mut room = [PollFd::new(stream, PollFlags::OUT)];
+                match poll(&mut room, Some(&left)) {
+                    Ok(_) | Err(Errno::INTR) => {}
+                    Err(err) => {
+                        result = Err(err.into());
+                        break;
+                    }
+                }
+            }
+            Err(err) => {
+                result = Err(err.into());
+                break;
+            }
+        }
+        if window_start.elapsed() >= window {
+            if *position - window_from < least {
+                result = Err(io::Error::from(ErrorKind::TimedOut));
+                break;
+            }
+            window_start = Instant::now();
+            window_from = *position;
         }
     }
-    Ok(())
+    // The header and the digest are written blocking, with SEND_TIMEOUT.
+    stream.set_nonblocking(false)?;
+    result
 }
 
-/// Elsewhere: the portable way, through a buffer in this program.
+/// Elsewhere: the portable way, through a buffer in this program, with only
+/// SEND_TIMEOUT for a client that stops reading (no rate is checked).
 #[cfg(not(target_os = "linux"))]
-fn send_range(file: &File, stream: &TcpStream, position: &mut u64, end: u64) -> io::Result<()> {
+fn send_range(
+    file: &File,
+    stream: &TcpStream,
+    position: &mut u64,
+    end: u64,
+    _window: Duration,
+) -> io::Result<()> {
     use std::io::{Seek, SeekFrom};
     let mut file = file;
     file.seek(SeekFrom::Start(*position))?;

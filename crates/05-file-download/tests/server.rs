@@ -595,6 +595,71 @@ fn a_client_that_stops_reading_does_not_hold_up_the_others() {
 }
 
 #[test]
+fn a_crawling_reader_is_dropped_and_the_only_slot_serves_the_next_client() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+    let fixture = Fixture::new();
+    fs::write(fixture.served().join("big.bin"), bytes(BIG, 4)).unwrap();
+    let mut server = start_server(
+        &fixture.served(),
+        &["--max-clients", "1", "--rate-window", "1"],
+    );
+    // The crawler takes 512 bytes every 250 ms (2 KiB/s, under MIN_RATE),
+    // for at most 20 s, on a thread of its own.
+    let crawler = std::net::TcpStream::connect(server.addr()).unwrap();
+    crawler
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    (&crawler).write_all(b"GET big.bin\n").unwrap();
+    let started = Instant::now();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let crawling = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut piece = [0u8; 512];
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(20) {
+                if !matches!((&crawler).read(&mut piece), Ok(1..)) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
+    let line = server.wait_for("GET big.bin: ");
+    assert!(
+        line.contains(": dropped after ") && line.contains("bytes/s over 1 s"),
+        "with --rate-window 1, a client that takes big.bin at 2 KiB/s (under MIN_RATE, 4096 \
+         bytes/s) should be dropped and logged `GET big.bin: dropped after N of M bytes: the \
+         client took less than 4096 bytes/s over 1 s`; got {line:?} {}",
+        book::SENDING
+    );
+    // Its slot is free once the server's careful close (LINGER) is over:
+    // the only slot must then serve another client. A retry every 100 ms,
+    // for at most LINGER and 3 s of slack.
+    let bound = file_download::LINGER + Duration::from_secs(3);
+    let dropped = Instant::now();
+    loop {
+        let reply = ask(server.addr(), b"GET hello.txt\n");
+        if reply == whole_reply(HELLO) {
+            break;
+        }
+        assert!(
+            reply.starts_with(b"ERR busy ") && dropped.elapsed() < bound,
+            "with --max-clients 1, once the crawling client was dropped, GET hello.txt should \
+             be served within {} s (LINGER and slack), {} s after the crawler started; got {} \
+             {}",
+            bound.as_secs(),
+            started.elapsed().as_secs(),
+            testkit::show(&reply),
+            book::SENDING
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+    crawling.join().unwrap();
+}
+
+#[test]
 fn a_client_that_vanishes_mid_file_is_logged_and_costs_nothing_else() {
     let fixture = Fixture::new();
     fs::write(fixture.served().join("big.bin"), bytes(BIG, 2)).unwrap();
