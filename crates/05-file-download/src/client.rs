@@ -2,7 +2,7 @@
 //! byte kept, resume where a transfer stopped; and `list`.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, BufRead, BufReader, ErrorKind, IsTerminal, Read, Write};
+use std::io::{self, BufReader, ErrorKind, IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use common::{ReadLine, describe, printable, read_line, say};
+use common::{Deadline, ReadLine, describe, printable, read_line, say};
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
@@ -18,6 +18,10 @@ use crate::protocol::parse_number;
 use crate::{
     BUFFER_SIZE, DEFAULT_PORT, HASH_AHEAD, LINE_LIMIT, Reply, START_SERVER, is_timeout, parse_reply,
 };
+
+/// How the client reads from the server: through a buffer, with a
+/// deadline for each header line (see `read_line_within`).
+type Reader<'a> = BufReader<Deadline<'a>>;
 
 /// What `get` needs to know; the command line fills it in.
 pub struct GetOptions {
@@ -73,7 +77,7 @@ fn download(
         &mut BufReader::with_capacity(BUFFER_SIZE, file),
         &mut hasher,
     )
-    .with_context(|| format!("could not read {}", part.display()))?;
+    .map_err(|err| failed("could not read", part, &err))?;
     // exercise 5.4: end
 
     // Step 2: ask for the whole file, or for the rest of it.
@@ -98,7 +102,10 @@ fn download(
 
     // Step 3: the header. The same BufReader then gives the file's bytes:
     // whatever it read past the header's newline is the file's beginning.
-    let mut reader = BufReader::new(stream);
+    let mut reader = BufReader::new(Deadline {
+        stream: &stream,
+        until: None,
+    });
     let line = read_header(&mut reader, peer, options.timeout)?;
     let size = match parse_reply(&line) {
         Some(Reply::Ok(size)) if size >= have => size,
@@ -125,7 +132,7 @@ fn download(
     let resumed_at = have;
     let bar = progress_bar(size, have);
     let cut = receive(&mut reader, &mut writer, &mut hasher, &mut have, size, &bar)
-        .with_context(|| format!("could not write {}", part.display()))?;
+        .map_err(|err| failed("could not write", part, &err))?;
     bar.finish_and_clear();
     if let Some(why) = cut {
         bail!(
@@ -144,10 +151,10 @@ fn download(
     // into the .part, so the digest of what we read and wrote is the
     // digest of what is on disk; its length must be the size too.
     file.sync_all()
-        .with_context(|| format!("could not flush {} to disk", part.display()))?;
+        .map_err(|err| failed("could not flush to disk", part, &err))?;
     let on_disk = file
         .metadata()
-        .with_context(|| format!("could not read {}", part.display()))?
+        .map_err(|err| failed("could not read", part, &err))?
         .len();
     if on_disk != size {
         remove(part)?;
@@ -259,13 +266,34 @@ fn receive(
 // ANCHOR_END: receive
 
 // ANCHOR: client_helpers
+/// Reads one line from the server within `timeout` in all: a deadline for
+/// the line, not a timeout for each read, so a server sending one byte
+/// every few seconds cannot hold the client (see `common::Deadline`).
+/// Afterwards reads wait `timeout` each again, as the file's bytes do.
+fn read_line_within(reader: &mut Reader<'_>, timeout: Duration) -> io::Result<ReadLine> {
+    reader.get_mut().until = Some(Instant::now() + timeout);
+    let line = read_line(reader, LINE_LIMIT);
+    reader.get_mut().until = None;
+    reader.get_ref().stream.set_read_timeout(Some(timeout))?;
+    line
+}
+
 /// Reads one header line from the server, with the errors a person can act on.
 fn read_header(
-    reader: &mut impl BufRead,
+    reader: &mut Reader<'_>,
     peer: SocketAddr,
     timeout: Duration,
 ) -> anyhow::Result<Vec<u8>> {
-    match read_line(reader, LINE_LIMIT) {
+    header_line(read_line_within(reader, timeout), peer, timeout)
+}
+
+/// The line that `read_line_within` read, or the error a person can act on.
+fn header_line(
+    read: io::Result<ReadLine>,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> anyhow::Result<Vec<u8>> {
+    match read {
         Ok(ReadLine::Line(line)) => Ok(line),
         Ok(ReadLine::Closed) => {
             bail!("the server at {peer} closed the connection without replying")
@@ -280,11 +308,17 @@ fn read_header(
     }
 }
 
+/// An I/O failure on a file, in one line: `could not write big.bin.part:
+/// no space left on device`, without the `(os error 28)`.
+fn failed(what: &str, file: &Path, err: &io::Error) -> anyhow::Error {
+    anyhow!("{what} {}: {}", file.display(), describe(err))
+}
+
 /// After the bytes, the server's SHA-256 of the whole file: `SHA256
 /// <hex>`, perhaps after `HASHING <done> <size>` lines while the server
 /// finishes computing it (each line restarts the wait).
 fn read_digest(
-    reader: &mut impl BufRead,
+    reader: &mut Reader<'_>,
     peer: SocketAddr,
     timeout: Duration,
     shown: &str,
@@ -380,7 +414,7 @@ fn open_part(part: &Path, out: &Path) -> anyhow::Result<File> {
     };
     let meta = file
         .metadata()
-        .with_context(|| format!("could not read {}", part.display()))?;
+        .map_err(|err| failed("could not read", part, &err))?;
     if !meta.is_file() || other_names(&meta) {
         return Err(not_ours());
     }
@@ -491,7 +525,10 @@ pub fn list(server: &str, timeout: Duration) -> anyhow::Result<()> {
     (&stream)
         .write_all(b"LIST\n")
         .map_err(|err| anyhow!("could not send the request to {peer}: {}", describe(&err)))?;
-    let mut reader = BufReader::new(stream);
+    let mut reader = BufReader::new(Deadline {
+        stream: &stream,
+        until: None,
+    });
     let line = read_header(&mut reader, peer, timeout)?;
     let count = match parse_reply(&line) {
         Some(Reply::Ok(count)) => count,
@@ -504,8 +541,13 @@ pub fn list(server: &str, timeout: Duration) -> anyhow::Result<()> {
     };
     say!("{:>12}  {:>10}  path", "bytes", "size");
     let mut total = 0u64;
-    for _ in 0..count {
-        let line = read_header(&mut reader, peer, timeout)?;
+    for listed in 0..count {
+        let line = match read_line_within(&mut reader, timeout) {
+            Ok(ReadLine::Closed) => bail!(
+                "the server at {peer} announced {count} files and closed the connection after {listed}"
+            ),
+            read => header_line(read, peer, timeout)?,
+        };
         let entry = std::str::from_utf8(&line)
             .ok()
             .and_then(|line| line.split_once(' '))
@@ -524,3 +566,23 @@ pub fn list(server: &str, timeout: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 // ANCHOR_END: list
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_one_line_without_the_os_error_number() {
+        // ENOSPC, as a write to a full disk fails on Linux.
+        let full = io::Error::from_raw_os_error(28);
+        let message = format!(
+            "{:#}",
+            failed("could not write", Path::new("big.bin.part"), &full)
+        );
+        assert_eq!(
+            message, "could not write big.bin.part: no space left on device",
+            "a write that fails because the disk is full should be told in one line, in words, \
+             without `(os error 28)` (book: 05-file-download.md § When things go wrong)"
+        );
+    }
+}

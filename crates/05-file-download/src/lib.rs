@@ -80,8 +80,9 @@ pub const BUFFER_SIZE: usize = 256 * 1024;
 /// How many buffers the client's hashing thread may lag behind its
 /// receiving thread (see `receive`).
 pub const HASH_AHEAD: usize = 4;
-/// How long the client waits to connect, and then for each piece of the
-/// reply, unless `--timeout` says otherwise.
+/// How long the client waits to connect, then for each whole line of the
+/// reply (a deadline, however the line arrives), and for each read of a
+/// file's bytes, unless `--timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// What to run when nobody is listening.
 const START_SERVER: &str = "cargo run -p file-download -- serve";

@@ -119,8 +119,8 @@ enum Command {
         #[arg(long)]
         force: bool,
 
-        /// Seconds to wait for the connection, and then for each piece of
-        /// the reply.
+        /// Seconds to wait for the connection, then for each whole line of
+        /// the reply, and for each read of the file's bytes.
         #[arg(long, value_name = "SECS", default_value_t = file_download::DEFAULT_TIMEOUT.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..=3600))]
         timeout: u64,

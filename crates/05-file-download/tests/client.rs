@@ -39,6 +39,26 @@ fn start_get(fake: &FakeServer, cwd: &Path, path: &str) -> Process {
     )
 }
 
+/// Starts `get f.txt --timeout SECS` against a fake server, in `cwd`, and
+/// reads its request: the client, and the fake's end of the connection.
+fn get_f_txt(fake: &FakeServer, cwd: &Path, timeout: &str) -> (Process, testkit::Connection) {
+    let addr = fake.addr().to_string();
+    let client = Process::start_command(Command::new(bin()).current_dir(cwd).args([
+        "get",
+        "f.txt",
+        "--server",
+        &addr,
+        "--timeout",
+        timeout,
+    ]));
+    let mut conn = accept_get(fake, "f.txt");
+    conn.read_line(&format!(
+        "get f.txt should send `GET f.txt` {}",
+        book::CLIENT
+    ));
+    (client, conn)
+}
+
 /// Accepts the connection of `get PATH --server ADDR` at the fake server.
 fn accept_get(fake: &FakeServer, path: &str) -> testkit::Connection {
     fake.accept(&format!(
@@ -315,20 +335,7 @@ fn a_part_file_makes_the_client_ask_for_the_rest_only() {
 fn get_waits_for_the_digest_as_long_as_the_server_says_it_is_hashing() {
     let cwd = TempDir::new();
     let fake = FakeServer::start();
-    let addr = fake.addr().to_string();
-    let mut client = Process::start_command(Command::new(bin()).current_dir(cwd.path()).args([
-        "get",
-        "f.txt",
-        "--server",
-        &addr,
-        "--timeout",
-        "1",
-    ]));
-    let mut conn = accept_get(&fake, "f.txt");
-    conn.read_line(&format!(
-        "get f.txt should send `GET f.txt` {}",
-        book::CLIENT
-    ));
+    let (mut client, mut conn) = get_f_txt(&fake, cwd.path(), "1");
     conn.send(b"OK 6\nhello\n");
     // Longer in all than the client's --timeout 1, a line every 0.4 s: a
     // server still hashing a big file, telling the client so.
@@ -669,6 +676,69 @@ fn a_reply_the_client_does_not_understand_is_one_error_line() {
             book::PROTOCOL
         );
     }
+}
+
+#[test]
+fn a_header_sent_a_byte_at_a_time_is_cut_off_at_the_timeout() {
+    use std::time::{Duration, Instant};
+    let cwd = TempDir::new();
+    let fake = FakeServer::start();
+    let started = Instant::now();
+    let (mut client, conn) = get_f_txt(&fake, cwd.path(), "2");
+    // A header that never ends, one byte every 250 ms (each read of the
+    // client waits far less than its 2 s), for at most 8 s.
+    let dribbling = std::thread::spawn(move || {
+        let stream = conn.stream().try_clone().unwrap();
+        let mut line = b"OK 1".iter().chain(std::iter::repeat(&b'1'));
+        while started.elapsed() < Duration::from_secs(8) {
+            let byte = [*line.next().unwrap()];
+            if std::io::Write::write_all(&mut &stream, &byte).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    });
+    let done = client.finish();
+    let took = started.elapsed();
+    assert!(
+        !done.status.success()
+            && done.stderr.contains(" within 2 s")
+            && took < Duration::from_secs(5),
+        "a server that sends its header one byte every 250 ms, and never its newline, should \
+         make get --timeout 2 fail within 2 s (a deadline for the whole line, not a timeout \
+         for each read); it took {:.1} s {}; {done}",
+        took.as_secs_f64(),
+        book::CLIENT
+    );
+    dribbling.join().unwrap();
+}
+
+#[test]
+fn list_says_when_the_server_sends_fewer_lines_than_it_announced() {
+    let cwd = TempDir::new();
+    let fake = FakeServer::start();
+    let addr = fake.addr().to_string();
+    let mut client = Process::start_command(
+        Command::new(bin())
+            .current_dir(cwd.path())
+            .args(["list", "--server", &addr]),
+    );
+    let mut conn = fake.accept(&format!("list should connect {}", book::CLIENT));
+    conn.read_line(&format!("list should send `LIST` {}", book::CLIENT));
+    conn.send(b"OK 3\n1 a.txt\n2 b.txt\n");
+    drop(conn);
+    let done = client.finish();
+    assert!(
+        !done.status.success()
+            && done.stderr.starts_with("error: the server at 127.0.0.1:")
+            && done
+                .stderr
+                .ends_with(" announced 3 files and closed the connection after 2\n"),
+        "a server that answers LIST with `OK 3` and then only 2 lines should make list fail \
+         with one line saying exactly that: `error: the server at ADDR announced 3 files and \
+         closed the connection after 2` {}; {done}",
+        book::CLIENT
+    );
 }
 
 // ---------------------------------------------------------------------------
