@@ -4,10 +4,12 @@ checks it with `hashlib`: the protocol needs no Rust on the other end.
 
     python3 download.py HOST PORT PATH OUT
 
-Sends `GET PATH`, reads the header line `OK <size> <sha256>`, then exactly
-<size> bytes into OUT.part, and renames OUT.part to OUT only if their SHA-256
-matches (a mismatch removes it), so OUT is never a cut or wrong file. A refusal
-(`ERR <code> <message>`) is printed and ends with status 1.
+Sends `GET PATH`, reads the header line `OK <size>`, then exactly <size> bytes
+into OUT.part, then the line `SHA256 <hex>` (after `HASHING <done> <size>`
+lines while the server is still computing it), and renames OUT.part to OUT
+only if the SHA-256 matches (a mismatch removes it), so OUT is never a cut or
+wrong file. A refusal (`ERR <code> <message>`) is printed and ends with
+status 1.
 """
 import hashlib
 import os
@@ -23,8 +25,7 @@ with socket.create_connection((host, port), timeout=5) as sock:
     if not header.startswith("OK "):
         print(header)
         sys.exit(1)
-    _, size_text, expected = header.split(" ")
-    size = int(size_text)
+    size = int(header[len("OK "):])
     digest = hashlib.sha256()
     part = out + ".part"
     with open(part, "wb") as file:
@@ -37,6 +38,14 @@ with socket.create_connection((host, port), timeout=5) as sock:
             digest.update(chunk)
             file.write(chunk)
             left -= len(chunk)
+    line = reader.readline(4097).decode("utf-8").rstrip("\r\n")
+    while line.startswith("HASHING "):
+        line = reader.readline(4097).decode("utf-8").rstrip("\r\n")
+    if not line.startswith("SHA256 "):
+        os.remove(part)
+        print("no digest after the bytes: %s" % line)
+        sys.exit(1)
+    expected = line[len("SHA256 "):].lower()
     if digest.hexdigest() != expected:
         os.remove(part)
         print("sha256 mismatch")

@@ -199,16 +199,11 @@ fn lesson_5_fetch_and_list() {
 
     let done = run_script("05-file-download.sh", port);
     done.assert_success("05-file-download.sh");
-    let (header, body) = done.stdout.split_once('\n').unwrap_or_default();
     assert_eq!(
-        header,
+        done.stdout,
         // The SHA-256 of "hello, file\n".
-        "OK 12 b33f4304b9a6bd81704e55c473a4133a4922f034c1c489cb05428cc1140b042c",
-        "the header line: OK, the size, the SHA-256; {done}"
-    );
-    assert_eq!(
-        body, "hello, file\n",
-        "then exactly the file's bytes; {done}"
+        "OK 12\nhello, file\nSHA256 b33f4304b9a6bd81704e55c473a4133a4922f034c1c489cb05428cc1140b042c\n",
+        "the header line `OK <size>`, exactly the file's bytes, then `SHA256 <hex>`; {done}"
     );
 
     let done = run_script("05-file-download-list.sh", port);

@@ -1,8 +1,8 @@
 //! The client: `get` into a `.part` file, the digest checked over every
 //! byte kept, resume where a transfer stopped; and `list`.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, ErrorKind, IsTerminal, Read, Write};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, BufReader, ErrorKind, IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use common::{ReadLine, describe, printable, read_line, say};
+use common::{Deadline, ReadLine, describe, printable, read_line, say};
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
@@ -18,6 +18,10 @@ use crate::protocol::parse_number;
 use crate::{
     BUFFER_SIZE, DEFAULT_PORT, HASH_AHEAD, LINE_LIMIT, Reply, START_SERVER, is_timeout, parse_reply,
 };
+
+/// How the client reads from the server: through a buffer, with a
+/// deadline for each header line (see `read_line_within`).
+type Reader<'a> = BufReader<Deadline<'a>>;
 
 /// What `get` needs to know; the command line fills it in.
 pub struct GetOptions {
@@ -44,21 +48,36 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
     };
     refuse_to_overwrite(&out, options.force)?;
     let part = part_name(&out);
+    // The .part, ours alone until we are done with it (see `open_part`).
+    let file = open_part(&part, &out)?;
+    let result = download(options, &shown, &out, &part, &file);
+    if result.is_err() && file.metadata().is_ok_and(|meta| meta.len() == 0) {
+        // Nothing arrived (no server, a refusal): leave no empty .part.
+        let _ = fs::remove_file(&part);
+    }
+    result
+}
 
-    // Step 1: what an earlier attempt left. Its bytes are hashed now, so
-    // the digest at the end covers the whole file.
+/// `get` from the locked .part on: asks, receives, checks, renames.
+fn download(
+    options: &GetOptions,
+    shown: &str,
+    out: &Path,
+    part: &Path,
+    file: &File,
+) -> anyhow::Result<()> {
+    let path = &options.path;
+    // Step 1: what an earlier attempt left in the .part. Those bytes are
+    // hashed now, read from the file itself, so the digest at the end
+    // covers what is on disk.
     let mut hasher = Sha256::new();
     // exercise 5.4: begin
     //~ let mut have: u64 = todo!();
-    let mut have = match File::open(&part) {
-        Ok(file) => io::copy(
-            &mut BufReader::with_capacity(BUFFER_SIZE, file),
-            &mut hasher,
-        )
-        .with_context(|| format!("could not read {}", part.display()))?,
-        Err(err) if err.kind() == ErrorKind::NotFound => 0,
-        Err(err) => bail!("could not open {}: {}", part.display(), describe(&err)),
-    };
+    let mut have = io::copy(
+        &mut BufReader::with_capacity(BUFFER_SIZE, file),
+        &mut hasher,
+    )
+    .map_err(|err| failed("could not read", part, &err))?;
     // exercise 5.4: end
 
     // Step 2: ask for the whole file, or for the rest of it.
@@ -83,13 +102,16 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
 
     // Step 3: the header. The same BufReader then gives the file's bytes:
     // whatever it read past the header's newline is the file's beginning.
-    let mut reader = BufReader::new(stream);
+    let mut reader = BufReader::new(Deadline {
+        stream: &stream,
+        until: None,
+    });
     let line = read_header(&mut reader, peer, options.timeout)?;
-    let (size, sha256) = match parse_reply(&line) {
-        Some(Reply::File { size, sha256 }) if size >= have => (size, sha256),
+    let size = match parse_reply(&line) {
+        Some(Reply::Ok(size)) if size >= have => size,
         Some(Reply::Refused { code, .. }) if code == "bad-offset" => {
             // Our .part is longer than the file: the file has changed.
-            remove(&part)?;
+            remove(part)?;
             bail!(
                 "{} holds more bytes than the server's {shown} has now, so the file has changed; removed {}: run the same command again to download it afresh",
                 part.display(),
@@ -104,19 +126,13 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
         _ => return Err(not_understood(peer, &line)),
     };
 
-    // Step 4: receive the rest into the .part file.
-    // exercise 5.4: begin
-    //~ let mut file: File = todo!();
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&part)
-        .map_err(|err| anyhow!("could not create {}: {}", part.display(), describe(&err)))?;
-    // exercise 5.4: end
+    // Step 4: receive the rest into the .part file, after what it holds
+    // (it is open for appending).
+    let mut writer = file;
     let resumed_at = have;
     let bar = progress_bar(size, have);
-    let cut = receive(&mut reader, &mut file, &mut hasher, &mut have, size, &bar)
-        .with_context(|| format!("could not write {}", part.display()))?;
+    let cut = receive(&mut reader, &mut writer, &mut hasher, &mut have, size, &bar)
+        .map_err(|err| failed("could not write", part, &err))?;
     bar.finish_and_clear();
     if let Some(why) = cut {
         bail!(
@@ -126,21 +142,37 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
             part.display()
         );
     }
+    // The server's digest comes after the bytes (see `read_digest`).
+    let sha256 = read_digest(&mut reader, peer, options.timeout, shown, part)?;
     let seconds = started.elapsed().as_secs_f64();
 
-    // Step 5: on disk, checked, and only then under its name.
+    // Step 5: on disk, checked, and only then under its name. The lock is
+    // held until after the rename: no other download of ours wrote a byte
+    // into the .part, so the digest of what we read and wrote is the
+    // digest of what is on disk; its length must be the size too.
     file.sync_all()
-        .with_context(|| format!("could not flush {} to disk", part.display()))?;
-    drop(file);
+        .map_err(|err| failed("could not flush to disk", part, &err))?;
+    let on_disk = file
+        .metadata()
+        .map_err(|err| failed("could not read", part, &err))?
+        .len();
+    if on_disk != size {
+        remove(part)?;
+        bail!(
+            "{} holds {on_disk} bytes where {size} were written: another program wrote to it; removed {}: run the same command again",
+            part.display(),
+            part.display()
+        );
+    }
     // exercise 5.3: begin
     //~ todo!();
     if format!("{:x}", hasher.finalize()) != sha256 {
-        remove(&part)?;
-        return Err(digest_mismatch(&shown, &part));
+        remove(part)?;
+        return Err(digest_mismatch(shown, part));
     }
     // exercise 5.3: end
-    refuse_to_overwrite(&out, options.force)?;
-    fs::rename(&part, &out).map_err(|err| {
+    refuse_to_overwrite(out, options.force)?;
+    fs::rename(part, out).map_err(|err| {
         anyhow!(
             "could not rename {} to {}: {}",
             part.display(),
@@ -148,7 +180,7 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
             describe(&err)
         )
     })?;
-    sync_folder(&out);
+    sync_folder(out);
 
     let received = size - resumed_at;
     let resumed = if resumed_at > 0 {
@@ -181,7 +213,7 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
 /// carries them in order, so the bytes are hashed in the order they came.
 fn receive(
     reader: &mut impl Read,
-    file: &mut File,
+    file: &mut impl Write,
     hasher: &mut Sha256,
     have: &mut u64,
     size: u64,
@@ -234,13 +266,34 @@ fn receive(
 // ANCHOR_END: receive
 
 // ANCHOR: client_helpers
+/// Reads one line from the server within `timeout` in all: a deadline for
+/// the line, not a timeout for each read, so a server sending one byte
+/// every few seconds cannot hold the client (see `common::Deadline`).
+/// Afterwards reads wait `timeout` each again, as the file's bytes do.
+fn read_line_within(reader: &mut Reader<'_>, timeout: Duration) -> io::Result<ReadLine> {
+    reader.get_mut().until = Some(Instant::now() + timeout);
+    let line = read_line(reader, LINE_LIMIT);
+    reader.get_mut().until = None;
+    reader.get_ref().stream.set_read_timeout(Some(timeout))?;
+    line
+}
+
 /// Reads one header line from the server, with the errors a person can act on.
 fn read_header(
-    reader: &mut impl BufRead,
+    reader: &mut Reader<'_>,
     peer: SocketAddr,
     timeout: Duration,
 ) -> anyhow::Result<Vec<u8>> {
-    match read_line(reader, LINE_LIMIT) {
+    header_line(read_line_within(reader, timeout), peer, timeout)
+}
+
+/// The line that `read_line_within` read, or the error a person can act on.
+fn header_line(
+    read: io::Result<ReadLine>,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> anyhow::Result<Vec<u8>> {
+    match read {
         Ok(ReadLine::Line(line)) => Ok(line),
         Ok(ReadLine::Closed) => {
             bail!("the server at {peer} closed the connection without replying")
@@ -252,6 +305,37 @@ fn read_header(
             bail!("no reply from {peer} within {} s", timeout.as_secs_f64())
         }
         Err(err) => bail!("lost the connection to {peer}: {}", describe(&err)),
+    }
+}
+
+/// An I/O failure on a file, in one line: `could not write big.bin.part:
+/// no space left on device`, without the `(os error 28)`.
+fn failed(what: &str, file: &Path, err: &io::Error) -> anyhow::Error {
+    anyhow!("{what} {}: {}", file.display(), describe(err))
+}
+
+/// After the bytes, the server's SHA-256 of the whole file: `SHA256
+/// <hex>`, perhaps after `HASHING <done> <size>` lines while the server
+/// finishes computing it (each line restarts the wait).
+fn read_digest(
+    reader: &mut Reader<'_>,
+    peer: SocketAddr,
+    timeout: Duration,
+    shown: &str,
+    part: &Path,
+) -> anyhow::Result<String> {
+    loop {
+        let line = read_header(reader, peer, timeout).with_context(|| {
+            format!(
+                "\"{shown}\" arrived whole, but not the server's SHA-256 of it; {} keeps it: run the same command again to check it",
+                part.display()
+            )
+        })?;
+        match parse_reply(&line) {
+            Some(Reply::Digest(sha256)) => return Ok(sha256),
+            Some(Reply::Hashing { .. }) => continue,
+            _ => return Err(not_understood(peer, &line)),
+        }
     }
 }
 
@@ -292,6 +376,96 @@ fn part_name(out: &Path) -> PathBuf {
     name.push(".part");
     PathBuf::from(name)
     // exercise 5.4: end
+}
+
+/// Opens `part` for reading and appending, creating it if needed, and
+/// locks it for this download alone.
+///
+/// Two downloads of the same OUT at once would both append to one .part,
+/// each checking only the bytes it received itself, and one of them would
+/// rename a file holding both. The lock (flock(2) on Unix) is released
+/// when the file is closed, however the program ends, even killed.
+///
+/// It is never opened through a link: a link planted at OUT.part (to a
+/// file of yours, say) would have the download appended to its target.
+/// O_NOFOLLOW makes the open fail on a link instead, and the handle must
+/// be a regular file with no other name (a hard link is another name for
+/// someone's file too).
+fn open_part(part: &Path, out: &Path) -> anyhow::Result<File> {
+    let not_ours = || {
+        anyhow!(
+            "{} is not a plain file of its own (a link, or a file with another name); get never writes through one: remove it, or save elsewhere with -o",
+            part.display()
+        )
+    };
+    let mut options = OpenOptions::new();
+    options.read(true).append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        rustix::fs::OFlags::NOFOLLOW.bits() as i32,
+    );
+    let file = match options.open(part) {
+        Ok(file) => file,
+        Err(_) if fs::symlink_metadata(part).is_ok_and(|meta| meta.is_symlink()) => {
+            return Err(not_ours());
+        }
+        Err(err) => bail!("could not open {}: {}", part.display(), describe(&err)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|err| failed("could not read", part, &err))?;
+    if !meta.is_file() || other_names(&meta) {
+        return Err(not_ours());
+    }
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => bail!(
+            "another download of {} is in progress ({} is locked)",
+            out.display(),
+            part.display()
+        ),
+        Err(TryLockError::Error(err)) => {
+            bail!("could not lock {}: {}", part.display(), describe(&err))
+        }
+    }
+    // The download that held the lock may have finished just before we
+    // got it, and renamed the file we hold: then our handle is no longer
+    // the .part.
+    let still_part = match (file.metadata(), fs::symlink_metadata(part)) {
+        (Ok(held), Ok(named)) => same_file(&held, &named),
+        _ => false,
+    };
+    if !still_part {
+        bail!(
+            "another download of {} was in progress and has just ended; run the same command again",
+            out.display()
+        );
+    }
+    Ok(file)
+}
+
+/// Whether the file has names besides the one we opened (hard links).
+#[cfg(unix)]
+fn other_names(meta: &fs::Metadata) -> bool {
+    std::os::unix::fs::MetadataExt::nlink(meta) > 1
+}
+
+#[cfg(not(unix))]
+fn other_names(_meta: &fs::Metadata) -> bool {
+    false
+}
+
+/// Whether two metadata are of the same file (device and inode on Unix).
+#[cfg(unix)]
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+#[cfg(not(unix))]
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    a.len() == b.len() && a.modified().ok() == b.modified().ok()
 }
 
 fn refuse_to_overwrite(out: &Path, force: bool) -> anyhow::Result<()> {
@@ -351,10 +525,13 @@ pub fn list(server: &str, timeout: Duration) -> anyhow::Result<()> {
     (&stream)
         .write_all(b"LIST\n")
         .map_err(|err| anyhow!("could not send the request to {peer}: {}", describe(&err)))?;
-    let mut reader = BufReader::new(stream);
+    let mut reader = BufReader::new(Deadline {
+        stream: &stream,
+        until: None,
+    });
     let line = read_header(&mut reader, peer, timeout)?;
     let count = match parse_reply(&line) {
-        Some(Reply::Count(count)) => count,
+        Some(Reply::Ok(count)) => count,
         Some(Reply::Refused { code, message }) => bail!(
             "the server refused to list its files: {} ({})",
             printable(code.as_bytes()),
@@ -364,8 +541,13 @@ pub fn list(server: &str, timeout: Duration) -> anyhow::Result<()> {
     };
     say!("{:>12}  {:>10}  path", "bytes", "size");
     let mut total = 0u64;
-    for _ in 0..count {
-        let line = read_header(&mut reader, peer, timeout)?;
+    for listed in 0..count {
+        let line = match read_line_within(&mut reader, timeout) {
+            Ok(ReadLine::Closed) => bail!(
+                "the server at {peer} announced {count} files and closed the connection after {listed}"
+            ),
+            read => header_line(read, peer, timeout)?,
+        };
         let entry = std::str::from_utf8(&line)
             .ok()
             .and_then(|line| line.split_once(' '))
@@ -384,3 +566,23 @@ pub fn list(server: &str, timeout: Duration) -> anyhow::Result<()> {
     Ok(())
 }
 // ANCHOR_END: list
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_one_line_without_the_os_error_number() {
+        // ENOSPC, as a write to a full disk fails on Linux.
+        let full = io::Error::from_raw_os_error(28);
+        let message = format!(
+            "{:#}",
+            failed("could not write", Path::new("big.bin.part"), &full)
+        );
+        assert_eq!(
+            message, "could not write big.bin.part: no space left on device",
+            "a write that fails because the disk is full should be told in one line, in words, \
+             without `(os error 28)` (book: 05-file-download.md § When things go wrong)"
+        );
+    }
+}

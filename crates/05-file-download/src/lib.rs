@@ -15,12 +15,12 @@
 //! order the chapter goes:
 //!
 //! - `protocol.rs`: a request line, and a reply that says how many bytes
-//!   follow and what their SHA-256 is ([`parse_request`], [`Refusal`],
+//!   follow, and after them what their SHA-256 is ([`parse_request`], [`Refusal`],
 //!   [`parse_reply`]);
 //! - `paths.rs`: the path checks, from the text of the path to the file it
-//!   opens ([`check_path`], [`resolve_inside`], [`open_file`]);
+//!   opens ([`check_path`], [`open_inside`], [`check_opened`]);
 //! - `server.rs`: a thread per client, a deadline for the request, the
-//!   digest computed once, and the bytes moved by the kernel ([`serve`]);
+//!   bytes moved by the kernel, the digest computed while they go ([`serve`]);
 //! - `client.rs`: `.part` file, digest checked while receiving, resume
 //!   ([`get`], [`list`]).
 //!
@@ -35,7 +35,7 @@ mod protocol;
 mod server;
 
 pub use client::{GetOptions, get, list};
-pub use paths::{check_path, open_file, resolve_inside};
+pub use paths::{MAX_LINKS, check_opened, check_path, open_inside};
 pub use protocol::{Code, Refusal, Reply, Request, parse_reply, parse_request};
 pub use server::{ServeOptions, serve, sha256_of};
 
@@ -53,8 +53,25 @@ pub const LINE_LIMIT: usize = 4096;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many clients are served at once unless `--max-clients` says otherwise.
 pub const DEFAULT_MAX_CLIENTS: usize = 32;
-/// How long the server waits for a client that has stopped taking bytes.
+/// How long the server waits for a client that has stopped taking the
+/// lines it writes (a header, a listing, the digest).
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// The slowest a client may take a file's bytes, in bytes per second,
+/// measured over each RATE_WINDOW: a slower one is dropped, so that a
+/// client reading a few bytes now and then cannot keep one of the
+/// server's slots for good. 4 KiB/s is 32 kbit/s, slower than any link
+/// worth downloading a file over.
+pub const MIN_RATE: u64 = 4096;
+/// How long the server measures a client's rate before judging it,
+/// unless `--rate-window` says otherwise: long enough for a honest
+/// client's pauses (a busy disk, a congested link), short enough that a
+/// crawler frees its slot soon.
+pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(30);
+/// After a file's bytes, how often the server tells a client that it is
+/// still computing the digest (`HASHING <done> <size>`): well under the
+/// client's own timeout, so a file of any size never looks like a server
+/// that stopped answering.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// After its reply, how long the server waits for the client to close.
 pub const LINGER: Duration = Duration::from_secs(2);
 /// How many bytes the client receives at a time, and both sides hash at a
@@ -63,8 +80,9 @@ pub const BUFFER_SIZE: usize = 256 * 1024;
 /// How many buffers the client's hashing thread may lag behind its
 /// receiving thread (see `receive`).
 pub const HASH_AHEAD: usize = 4;
-/// How long the client waits to connect, and then for each piece of the
-/// reply, unless `--timeout` says otherwise.
+/// How long the client waits to connect, then for each whole line of the
+/// reply (a deadline, however the line arrives), and for each read of a
+/// file's bytes, unless `--timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// What to run when nobody is listening.
 const START_SERVER: &str = "cargo run -p file-download -- serve";

@@ -15,7 +15,7 @@ Examples:
   cargo run -p file-download -- get src/SUMMARY.md
       download it as SUMMARY.md here (checked with SHA-256; resumed if cut)
   printf 'GET src/SUMMARY.md\\n' | nc -N 127.0.0.1 7788
-      the same request by hand: the reply is `OK <size> <sha256>` and the bytes";
+      the same request by hand: `OK <size>`, the bytes, then `SHA256 <hex>`";
 
 const SERVE_EXAMPLES: &str = "\
 Examples:
@@ -42,8 +42,9 @@ Examples:
 /// that was cut; `list` shows what a server offers.
 ///
 /// The protocol is one text line per request (`GET <path>`, `RESUME <offset>
-/// <path>`, `LIST`), answered by `OK <size> <sha256>` and the bytes, `OK
-/// <count>` and a line per file, or `ERR <code> <message>`.
+/// <path>`, `LIST`), answered by `OK <size>`, the bytes and `SHA256
+/// <sha256>`, by `OK <count>` and a line per file, or by `ERR <code>
+/// <message>`.
 #[derive(Parser)]
 #[command(name = "05-file-download", version, after_help = EXAMPLES)]
 struct Args {
@@ -84,6 +85,13 @@ enum Command {
               default_value_t = file_download::DEFAULT_REQUEST_TIMEOUT.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..=3600))]
         request_timeout: u64,
+
+        /// Seconds over which a client must take at least 4096 bytes/s of
+        /// a file; a slower one is dropped.
+        #[arg(long, value_name = "SECS",
+              default_value_t = file_download::DEFAULT_RATE_WINDOW.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        rate_window: u64,
     },
 
     /// Download one file; resume it if an earlier attempt was cut.
@@ -111,8 +119,8 @@ enum Command {
         #[arg(long)]
         force: bool,
 
-        /// Seconds to wait for the connection, and then for each piece of
-        /// the reply.
+        /// Seconds to wait for the connection, then for each whole line of
+        /// the reply, and for each read of the file's bytes.
         #[arg(long, value_name = "SECS", default_value_t = file_download::DEFAULT_TIMEOUT.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..=3600))]
         timeout: u64,
@@ -139,12 +147,14 @@ fn main() -> ExitCode {
             max_clients,
             hidden,
             request_timeout,
+            rate_window,
         } => file_download::serve(file_download::ServeOptions {
             folder: dir,
             listen,
             max_clients,
             hidden,
             request_timeout: Duration::from_secs(request_timeout),
+            rate_window: Duration::from_secs(rate_window),
         }),
         Command::Get {
             path,

@@ -1,8 +1,7 @@
 //! Paths: from the text of a request to an open file, in three stages,
-//! each a function that answers with a path or a refusal.
+//! each a function that answers with a path, a file, or a refusal.
 
-use std::fs::{self, File, Metadata, OpenOptions};
-use std::io::ErrorKind;
+use std::fs::{File, Metadata};
 use std::path::{Path, PathBuf};
 
 use crate::{Code, Refusal};
@@ -68,98 +67,144 @@ pub fn check_path(path: &str, hidden: bool) -> Result<PathBuf, Refusal> {
 }
 // ANCHOR_END: check_path
 
-// ANCHOR: resolve_inside
+// ANCHOR: open_inside
 /// The message for every path that leaves the folder through a link. It is
-/// the same whether or not the target exists, so that it tells nothing
-/// about the machine outside the folder.
+/// the same whether or not the target exists (the walk below never even
+/// looks outside), so that it tells nothing about the machine outside.
 const OUTSIDE: &str = "the path leads outside the served folder, or through a broken link";
 
-/// Finds the real file behind a checked `relative` path, following links,
-/// and refuses it unless it lies inside `root` (an absolute, canonical path).
-pub fn resolve_inside(root: &Path, relative: &Path, hidden: bool) -> Result<PathBuf, Refusal> {
-    // canonicalize asks the kernel for the real path: every link followed,
-    // every `..` applied. Text checks cannot see where a link leads.
-    let real = match fs::canonicalize(root.join(relative)) {
-        Ok(real) => real,
-        // A link to /etc/nothing fails here and a link to /etc/passwd does
-        // not: answering `not-found` for one and `forbidden` for the other
-        // would let a client probe what exists outside. Behind a link, every
-        // failure is `forbidden`.
-        Err(_) if passes_through_link(root, relative) => {
-            return Err(Refusal::new(Code::Forbidden, OUTSIDE));
+/// How many links one request may pass through. A link may point at a
+/// link, or at its own folder: without a count, `a -> a/a` would be walked
+/// forever. 40 is Linux's own limit for one path (path_resolution(7)).
+pub const MAX_LINKS: usize = 40;
+
+/// Opens the file that the checked `relative` path names, starting from
+/// `root`, an open handle on the served folder, and never leaving it.
+///
+/// One name at a time: each folder is opened from the handle of the one
+/// before it with O_NOFOLLOW, so a name that is a link is never followed by
+/// the kernel. A link inside the folder is read (readlinkat) and its target
+/// walked the same way: `..` goes back to the folder handle we came from
+/// (never above `root`), and a target starting with `/` is refused. No name
+/// is ever looked up twice, so there is no gap between a check and an open
+/// for a rename to slip into.
+#[cfg(unix)]
+pub fn open_inside(root: &File, relative: &Path, hidden: bool) -> Result<File, Refusal> {
+    use std::collections::VecDeque;
+    use std::ffi::{OsStr, OsString};
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+
+    use rustix::fs::{Mode, OFlags, openat, readlinkat};
+
+    let outside = || Refusal::new(Code::Forbidden, OUTSIDE);
+    // The folders we stand in below `root`, each opened from the one before.
+    let mut folders: Vec<OwnedFd> = Vec::new();
+    // The names still to walk: the request's, then those of link targets.
+    let mut names: VecDeque<OsString> = relative.iter().map(OsStr::to_os_string).collect();
+    let mut links = 0;
+    while let Some(name) = names.pop_front() {
+        let here = folders.last().map_or(root.as_fd(), |folder| folder.as_fd());
+        match name.as_bytes() {
+            // Only a link's target can hold these; check_path refuses them.
+            b"" | b"." => continue,
+            b".." => {
+                // Back to the handle we came from; above `root` is outside.
+                if folders.pop().is_none() {
+                    return Err(outside());
+                }
+                continue;
+            }
+            // Every name walked passes the dotfile rule, a link's too: a
+            // link `notes` to `.git/config` is refused like the file.
+            bytes if bytes.starts_with(b".") && !hidden => {
+                return Err(Refusal::new(Code::Forbidden, DOTFILE));
+            }
+            _ => {}
         }
-        Err(_) => return Err(Refusal::new(Code::NotFound, "no such file")),
-    };
-    // strip_prefix compares whole components: /srv/files2/x is not inside
-    // /srv/files, as a comparison of strings would say it is.
-    let Ok(inside) = real.strip_prefix(root) else {
-        return Err(Refusal::new(Code::Forbidden, OUTSIDE));
-    };
-    // The real path must pass the dotfile rule too: a link `notes` that
-    // points at `.git/config` inside the folder is still refused.
-    let hidden_part = inside
-        .components()
-        .any(|part| part.as_os_str().as_encoded_bytes().starts_with(b"."));
-    if hidden_part && !hidden {
-        return Err(Refusal::new(Code::Forbidden, DOTFILE));
+        let last = names.is_empty();
+        // O_NONBLOCK: opening a fifo would otherwise wait for a writer,
+        // maybe forever; it changes nothing for files and folders.
+        let mut flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        if !last {
+            flags |= OFlags::DIRECTORY;
+        }
+        let err = match openat(here, name.as_os_str(), flags, Mode::empty()) {
+            Ok(opened) if last => return Ok(File::from(opened)),
+            Ok(opened) => {
+                folders.push(opened);
+                continue;
+            }
+            Err(err) => err,
+        };
+        // It failed: a link (O_NOFOLLOW refused it), or really a failure.
+        // readlinkat answers only for a link.
+        let Ok(target) = readlinkat(here, name.as_os_str(), Vec::new()) else {
+            return Err(refusal_for(err, links > 0));
+        };
+        links += 1;
+        let target = target.as_bytes();
+        if links > MAX_LINKS || target.starts_with(b"/") {
+            return Err(outside());
+        }
+        for part in target.split(|&byte| byte == b'/').rev() {
+            names.push_front(OsStr::from_bytes(part).to_os_string());
+        }
     }
-    Ok(real)
+    // check_path never gives an empty path; a link to `.` can lead here.
+    Err(Refusal::new(
+        Code::NotAFile,
+        "that is a folder; LIST shows the files",
+    ))
 }
 
-/// Whether a step of `relative` under `root` is a symbolic link (looking
-/// at the steps that exist, up to the first that does not).
-fn passes_through_link(root: &Path, relative: &Path) -> bool {
-    let mut here = root.to_path_buf();
-    for step in relative.components() {
-        here.push(step);
-        match fs::symlink_metadata(&here) {
-            Ok(meta) if meta.file_type().is_symlink() => return true,
-            Ok(_) => continue,
-            Err(_) => return false,
+/// The refusal for an open that failed with `err`; `behind_link` when a
+/// link was followed on the way.
+#[cfg(unix)]
+fn refusal_for(err: rustix::io::Errno, behind_link: bool) -> Refusal {
+    use rustix::io::Errno;
+    match err {
+        // Behind a link, a name that is missing may be outside knowledge
+        // (a link to ../nothing): every such failure is `forbidden`.
+        Errno::NOENT | Errno::NOTDIR | Errno::NAMETOOLONG if behind_link => {
+            Refusal::new(Code::Forbidden, OUTSIDE)
         }
+        // `hello.txt/x`: a file where a folder should be is a missing path;
+        // so is a name longer than any file system allows (255 bytes).
+        Errno::NOENT | Errno::NOTDIR | Errno::NAMETOOLONG => {
+            Refusal::new(Code::NotFound, "no such file")
+        }
+        Errno::ACCESS | Errno::PERM => {
+            Refusal::new(Code::Forbidden, "the server may not read this file")
+        }
+        // A link that became something else between the open and the
+        // readlink: a name being swapped under us. Not followed.
+        Errno::LOOP => Refusal::new(Code::Forbidden, OUTSIDE),
+        // A Unix socket, for example, cannot be opened at all (ENXIO).
+        _ => Refusal::new(Code::NotAFile, "only regular files are served"),
     }
-    false
 }
-// ANCHOR_END: resolve_inside
+
+/// Elsewhere there is no openat(2) with O_NOFOLLOW to walk with, and a
+/// walk by names would have the very gap the walk above closes.
+#[cfg(not(unix))]
+pub fn open_inside(_root: &File, _relative: &Path, _hidden: bool) -> Result<File, Refusal> {
+    Err(Refusal::new(
+        Code::Forbidden,
+        "this server serves files only on Unix, where it can open them safely",
+    ))
+}
+// ANCHOR_END: open_inside
 
 // ANCHOR: open_file
-/// Opens the file at `real` (from [`resolve_inside`]) and checks, on the
-/// open handle, that it is a regular file.
+/// Checks, on the handle [`open_inside`] opened, that it is a regular
+/// file, and returns its metadata.
 ///
-/// The check comes after the open, not before: what a name points to can
-/// change between a check by name and an open by name, while the handle
-/// stays the file we opened. Everything after this uses the handle: the
-/// size, the digest, the bytes sent.
-pub fn open_file(real: &Path) -> Result<(File, Metadata), Refusal> {
-    let mut options = OpenOptions::new();
-    options.read(true);
-    // Opening a fifo waits until something opens its other end, maybe
-    // forever. O_NONBLOCK makes open return at once; it changes nothing
-    // for regular files.
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(
-        &mut options,
-        rustix::fs::OFlags::NONBLOCK.bits() as i32,
-    );
-    let file = match options.open(real) {
-        Ok(file) => file,
-        Err(err) if err.kind() == ErrorKind::NotFound => {
-            return Err(Refusal::new(Code::NotFound, "no such file"));
-        }
-        Err(err) if err.kind() == ErrorKind::PermissionDenied => {
-            return Err(Refusal::new(
-                Code::Forbidden,
-                "the server may not read this file",
-            ));
-        }
-        // A Unix socket, for example, cannot be opened at all.
-        Err(_) => {
-            return Err(Refusal::new(
-                Code::NotAFile,
-                "only regular files are served",
-            ));
-        }
-    };
+/// The handle answers "what is it", the walk answered "where is it": both
+/// about the one file we opened, whatever its name points to by now.
+/// Everything after this uses the handle: the size, the digest, the bytes
+/// sent.
+pub fn check_opened(file: File) -> Result<(File, Metadata), Refusal> {
     // fstat (statx on Linux): the metadata of what we opened.
     match file.metadata() {
         Ok(meta) if meta.is_file() => Ok((file, meta)),

@@ -1,5 +1,5 @@
 //! The protocol: one request line per connection, and a reply that says
-//! how many bytes follow and what their SHA-256 is. Pure functions: bytes
+//! how many bytes follow, and after them what their SHA-256 is. Pure functions: bytes
 //! in, a value out, no sockets, so a test can throw any bytes at them.
 
 // ANCHOR: request
@@ -115,20 +115,26 @@ impl Refusal {
 // ANCHOR_END: refusal
 
 // ANCHOR: reply
-/// What the server answered, as the client reads it.
+/// A line from the server, as the client reads it: a reply's header, or
+/// one of the lines after a file's bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// `OK <size> <sha256-hex>`: the file's whole size and digest; the bytes
-    /// (from the requested offset on) follow.
-    File { size: u64, sha256: String },
-    /// `OK <count>`: that many lines `<size> <path>` follow.
-    Count(u64),
+    /// `OK <number>`: for `GET` and `RESUME` the file's whole size (the
+    /// bytes from the requested offset on follow); for `LIST` the count of
+    /// lines `<size> <path>` that follow.
+    Ok(u64),
+    /// `SHA256 <64 hex digits>`, after a file's bytes: the whole file's
+    /// digest.
+    Digest(String),
+    /// `HASHING <done> <size>`, after a file's bytes, while the server is
+    /// still computing the digest: how far it got.
+    Hashing { done: u64, size: u64 },
     /// `ERR <code> <message>`.
     Refused { code: String, message: String },
 }
 
-/// Reads a reply header line (without its newline); `None` if it is not
-/// one of the three shapes. Pure, like [`parse_request`].
+/// Reads a line from the server (without its newline); `None` if it is
+/// not one of the four shapes. Pure, like [`parse_request`].
 pub fn parse_reply(line: &[u8]) -> Option<Reply> {
     // exercise 5.1: begin
     let line = std::str::from_utf8(line).ok()?;
@@ -139,19 +145,20 @@ pub fn parse_reply(line: &[u8]) -> Option<Reply> {
             message: message.to_string(),
         });
     }
-    let rest = line.strip_prefix("OK ")?;
-    match rest.split_once(' ') {
-        None => Some(Reply::Count(parse_number(rest)?)),
-        Some((size, sha256))
-            if sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit()) =>
-        {
-            Some(Reply::File {
-                size: parse_number(size)?,
-                sha256: sha256.to_ascii_lowercase(),
-            })
-        }
-        Some(_) => None,
+    if let Some(number) = line.strip_prefix("OK ") {
+        return Some(Reply::Ok(parse_number(number)?));
     }
+    if let Some(sha256) = line.strip_prefix("SHA256 ") {
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        return Some(Reply::Digest(sha256.to_ascii_lowercase()));
+    }
+    let (done, size) = line.strip_prefix("HASHING ")?.split_once(' ')?;
+    Some(Reply::Hashing {
+        done: parse_number(done)?,
+        size: parse_number(size)?,
+    })
     // exercise 5.1: end
 }
 // ANCHOR_END: reply
@@ -222,18 +229,24 @@ mod tests {
     }
 
     #[test]
-    fn replies_have_three_shapes() {
+    fn replies_have_four_shapes() {
         let sha = "A".repeat(64);
         let good = [
             (
-                format!("OK 5 {sha}"),
-                Reply::File {
-                    size: 5,
-                    sha256: "a".repeat(64),
-                },
-                "a file's size and digest (in lowercase, whatever case it came in)",
+                "OK 5".to_string(),
+                Reply::Ok(5),
+                "a file's size, or a listing's count",
             ),
-            ("OK 3".to_string(), Reply::Count(3), "a listing's count"),
+            (
+                format!("SHA256 {sha}"),
+                Reply::Digest("a".repeat(64)),
+                "a file's digest, after its bytes (in lowercase, whatever case it came in)",
+            ),
+            (
+                "HASHING 10 20".to_string(),
+                Reply::Hashing { done: 10, size: 20 },
+                "how far the server got computing the digest",
+            ),
             (
                 "ERR not-found no such file".to_string(),
                 Reply::Refused {
@@ -250,6 +263,7 @@ mod tests {
                 "parse_reply({line:?}) should read it as shown ({why}) {SECTION}"
             );
         }
+        let sha = format!("SHA256 {}", "a".repeat(63));
         for bad in [
             &b"OK"[..],
             b"OK x",
@@ -257,12 +271,18 @@ mod tests {
             b"ok 5",
             b"HELLO",
             b"OK -1",
+            b"OK +1",
+            sha.as_bytes(),
+            b"SHA256 ",
+            b"HASHING 1",
+            b"HASHING 1 x",
         ] {
             assert_eq!(
                 parse_reply(bad),
                 None,
-                "parse_reply({}) should be None: a reply is `OK <size> <64 hex digits>`, \
-                 `OK <count>` or `ERR <code> <message>`, numbers in decimal digits {SECTION}",
+                "parse_reply({}) should be None: a line from the server is `OK <number>`, \
+                 `SHA256 <64 hex digits>`, `HASHING <done> <size>` or `ERR <code> <message>`, \
+                 numbers in decimal digits {SECTION}",
                 testkit::show(bad)
             );
         }

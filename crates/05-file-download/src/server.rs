@@ -1,21 +1,24 @@
-//! The server: a thread per client, a deadline for the request, the
-//! digest computed once, and the bytes moved by the kernel.
+//! The server: a thread per client, a deadline for the request, the bytes
+//! moved by the kernel, and the digest computed while they go.
 
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata};
 use std::io::{self, BufReader, BufWriter, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use common::{Deadline, ReadLine, describe, printable, read_line, say};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    BUFFER_SIZE, Code, DEFAULT_PORT, LINE_LIMIT, LINGER, Refusal, Request, SEND_TIMEOUT,
-    check_path, is_timeout, open_file, parse_request, resolve_inside,
+    BUFFER_SIZE, Code, DEFAULT_PORT, LINE_LIMIT, LINGER, MIN_RATE, PROGRESS_EVERY, Refusal,
+    Request, SEND_TIMEOUT, check_opened, check_path, is_timeout, open_inside, parse_request,
 };
 
 /// What `serve` needs to know; the command line fills it in.
@@ -25,14 +28,20 @@ pub struct ServeOptions {
     pub max_clients: usize,
     pub hidden: bool,
     pub request_timeout: Duration,
+    /// Over each such window a client must take MIN_RATE bytes/s.
+    pub rate_window: Duration,
 }
 
 /// What every client's thread shares.
 struct Server {
-    /// The served folder, absolute and canonical.
+    /// The served folder, absolute and canonical: for the log and LIST.
     root: PathBuf,
+    /// The served folder, open: every file served is opened from this
+    /// handle, one name at a time (see `open_inside`).
+    folder: File,
     hidden: bool,
     request_timeout: Duration,
+    rate_window: Duration,
     digests: Digests,
 }
 
@@ -51,6 +60,8 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
     if !root.is_dir() {
         bail!("cannot serve {}: it is not a folder", root.display());
     }
+    let folder = File::open(&root)
+        .map_err(|err| anyhow!("cannot serve {}: {}", root.display(), describe(&err)))?;
     let listener = common::listen(&options.listen, DEFAULT_PORT)?;
     say!("serving {}", root.display());
 
@@ -63,8 +74,10 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
     );
     let server = Arc::new(Server {
         root,
+        folder,
         hidden: options.hidden,
         request_timeout: options.request_timeout,
+        rate_window: options.rate_window,
         digests: Digests::default(),
     });
     // A thread per client, at most max_clients at once (lesson 3).
@@ -161,8 +174,7 @@ impl Server {
     /// Answers `GET path` (offset 0) or `RESUME offset path`.
     fn send_file(&self, stream: &TcpStream, path: &str, offset: u64) -> Result<String, Failure> {
         let relative = check_path(path, self.hidden)?;
-        let real = resolve_inside(&self.root, &relative, self.hidden)?;
-        let (file, meta) = open_file(&real)?;
+        let (file, meta) = check_opened(open_inside(&self.folder, &relative, self.hidden)?)?;
         let size = meta.len();
         if offset > size {
             return Err(Failure::Refused(Refusal::new(
@@ -170,53 +182,116 @@ impl Server {
                 format!("the offset is past the end of the file, which has {size} bytes"),
             )));
         }
-        let (sha256, known) = self
-            .digests
-            .of(&real, &file, &meta)
-            .map_err(|err| Failure::Lost(format!("could not read the file: {}", describe(&err))))?;
-
+        let lost = |err: io::Error| Failure::Lost(format!("could not reply: {}", describe(&err)));
         let started = Instant::now();
-        stream
-            .set_write_timeout(Some(SEND_TIMEOUT))
-            .and_then(|()| (&*stream).write_all(format!("OK {size} {sha256}\n").as_bytes()))
-            .map_err(|err| Failure::Lost(format!("could not reply: {}", describe(&err))))?;
-        let mut position = offset;
-        let sent = send_range(&file, stream, &mut position, size);
-        let count = position - offset;
-        let digest = if known {
+        stream.set_write_timeout(Some(SEND_TIMEOUT)).map_err(lost)?;
+        (&*stream)
+            .write_all(format!("OK {size}\n").as_bytes())
+            .map_err(lost)?;
+        let known = self.digests.known(&meta);
+        let digest = if known.is_some() {
             "sha256 known"
         } else {
             "sha256 computed"
         };
-        match sent {
-            Ok(()) if position == size => Ok(format!(
+        // Until the digest is known, a second thread computes it while
+        // this one sends: both read the same open file, each at its own
+        // position (sendfile is told where to read; the hasher reads at
+        // its own offsets).
+        let stop = AtomicBool::new(false);
+        let hashed = AtomicU64::new(0);
+        thread::scope(|scope| {
+            let (to_us, digest_done) = mpsc::channel();
+            if known.is_none() {
+                let (file, meta, stop, hashed) = (&file, &meta, &stop, &hashed);
+                scope.spawn(move || {
+                    let _ = to_us.send(self.digests.compute(file, meta, hashed, stop));
+                });
+            }
+            let mut position = offset;
+            let sent = send_range(&file, stream, &mut position, size, self.rate_window);
+            let count = position - offset;
+            let sent = match sent {
+                Ok(()) if position == size => Ok(()),
+                // sendfile found the end of the file early: someone truncated it.
+                Ok(()) => Err(format!(
+                    "stopped after {count} of {} bytes: the file got shorter while it was sent",
+                    size - offset
+                )),
+                Err(err) if is_timeout(&err) => Err(format!(
+                    "dropped after {count} of {} bytes: the client took less than {MIN_RATE} \
+                     bytes/s over {} s",
+                    size - offset,
+                    self.rate_window.as_secs_f64()
+                )),
+                Err(err) => Err(format!(
+                    "the client went away after {count} of {} bytes ({})",
+                    size - offset,
+                    describe(&err)
+                )),
+            };
+            if let Err(why) = sent {
+                // Nobody will read the digest: stop hashing.
+                stop.store(true, Ordering::Relaxed);
+                return Err(Failure::Lost(why));
+            }
+            let sha256 = match known {
+                Some(sha256) => sha256,
+                None => wait_for_digest(stream, &digest_done, &hashed, size)?,
+            };
+            (&*stream)
+                .write_all(format!("SHA256 {sha256}\n").as_bytes())
+                .map_err(lost)?;
+            Ok(format!(
                 "sent {} in {:.2} s, {digest}",
                 range(offset, count, size),
                 started.elapsed().as_secs_f64()
-            )),
-            // sendfile found the end of the file early: someone truncated it.
-            Ok(()) => Err(Failure::Lost(format!(
-                "stopped after {count} of {} bytes: the file got shorter while it was sent",
-                size - offset
-            ))),
-            Err(err) if is_timeout(&err) => Err(Failure::Lost(format!(
-                "gave up after {count} of {} bytes: the client took nothing for {} s",
-                size - offset,
-                SEND_TIMEOUT.as_secs()
-            ))),
-            Err(err) => Err(Failure::Lost(format!(
-                "the client went away after {count} of {} bytes ({})",
-                size - offset,
-                describe(&err)
-            ))),
-        }
+            ))
+        })
     }
     // ANCHOR_END: send_file
 }
 
+// ANCHOR: wait_for_digest
+/// Waits for the hashing thread's digest once every byte is sent. The
+/// hashing can still be going on (a disk slower than the network, a
+/// resumed download whose beginning is hashed too): every PROGRESS_EVERY
+/// the client is told `HASHING <done> <size>`, so that it knows the server
+/// is working and does not give up.
+fn wait_for_digest(
+    stream: &TcpStream,
+    digest_done: &mpsc::Receiver<io::Result<String>>,
+    hashed: &AtomicU64,
+    size: u64,
+) -> Result<String, Failure> {
+    loop {
+        match digest_done.recv_timeout(PROGRESS_EVERY) {
+            Ok(Ok(sha256)) => return Ok(sha256),
+            Ok(Err(err)) => {
+                return Err(Failure::Lost(format!(
+                    "could not read the file: {}",
+                    describe(&err)
+                )));
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let done = hashed.load(Ordering::Relaxed);
+                (&*stream)
+                    .write_all(format!("HASHING {done} {size}\n").as_bytes())
+                    .map_err(|err| Failure::Lost(format!("could not reply: {}", describe(&err))))?;
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(Failure::Lost("the hashing thread stopped".to_string()));
+            }
+        }
+    }
+}
+// ANCHOR_END: wait_for_digest
+
 // ANCHOR: send_range
 /// Sends the bytes of `file` from `position` up to `end`, moving `position`
 /// on as they go (so after an error it says how far the transfer got).
+/// Fails with TimedOut when the client takes less than MIN_RATE bytes/s
+/// over a `window`.
 ///
 /// On Linux, sendfile(2): the kernel hands pages of the file, as they sit
 /// in its page cache, to the socket. The bytes never come up into this
@@ -225,25 +300,76 @@ impl Server {
 /// itself: the socket may still hold the pages after the call returns, so a
 /// file changed at that moment can send its new bytes. Our client checks
 /// the SHA-256 of everything it received, so it would notice.
+///
+/// The socket is non-blocking meanwhile: sendfile moves what fits and
+/// returns, and poll(2) waits for room, never past the end of the window.
+/// A blocking call would wait as long as the client takes a few bytes now
+/// and then, and the rate could not be checked until it returned.
 #[cfg(target_os = "linux")]
-fn send_range(file: &File, stream: &TcpStream, position: &mut u64, end: u64) -> io::Result<()> {
+fn send_range(
+    file: &File,
+    stream: &TcpStream,
+    position: &mut u64,
+    end: u64,
+    window: Duration,
+) -> io::Result<()> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    use rustix::io::Errno;
+
+    let least = MIN_RATE.saturating_mul(window.as_secs());
+    stream.set_nonblocking(true)?;
+    let mut window_start = Instant::now();
+    let mut window_from = *position;
+    let mut result = Ok(());
     while *position < end {
         let count = usize::try_from(end - *position).unwrap_or(usize::MAX);
         match rustix::fs::sendfile(stream, file, Some(&mut *position), count) {
             // The end of the file came early: it was truncated meanwhile.
-            Ok(0) => return Ok(()),
+            Ok(0) => break,
             // sendfile moved `position` on by what it sent.
-            Ok(_) => continue,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(err) => return Err(err.into()),
+            Ok(_) | Err(Errno::INTR) => {}
+            // The socket buffer is full: wait for room, until the window ends.
+            Err(Errno::AGAIN) => {
+                let left = window.saturating_sub(window_start.elapsed());
+                let left = Timespec::try_from(left).unwrap_or_default();
+                let mut room = [PollFd::new(stream, PollFlags::OUT)];
+                match poll(&mut room, Some(&left)) {
+                    Ok(_) | Err(Errno::INTR) => {}
+                    Err(err) => {
+                        result = Err(err.into());
+                        break;
+                    }
+                }
+            }
+            Err(err) => {
+                result = Err(err.into());
+                break;
+            }
+        }
+        if window_start.elapsed() >= window {
+            if *position - window_from < least {
+                result = Err(io::Error::from(ErrorKind::TimedOut));
+                break;
+            }
+            window_start = Instant::now();
+            window_from = *position;
         }
     }
-    Ok(())
+    // The header and the digest are written blocking, with SEND_TIMEOUT.
+    stream.set_nonblocking(false)?;
+    result
 }
 
-/// Elsewhere: the portable way, through a buffer in this program.
+/// Elsewhere: the portable way, through a buffer in this program, with only
+/// SEND_TIMEOUT for a client that stops reading (no rate is checked).
 #[cfg(not(target_os = "linux"))]
-fn send_range(file: &File, stream: &TcpStream, position: &mut u64, end: u64) -> io::Result<()> {
+fn send_range(
+    file: &File,
+    stream: &TcpStream,
+    position: &mut u64,
+    end: u64,
+    _window: Duration,
+) -> io::Result<()> {
     use std::io::{Seek, SeekFrom};
     let mut file = file;
     file.seek(SeekFrom::Start(*position))?;
@@ -267,55 +393,129 @@ pub fn sha256_of(reader: impl Read) -> io::Result<(String, u64)> {
     Ok((format!("{:x}", hasher.finalize()), count))
 }
 
-/// A digest computed earlier. It is the file's digest as long as the file
-/// keeps this size and modification time.
-struct Known {
+/// What identifies one version of one file: its device and inode number
+/// (the same whatever names lead to it; the walk that opened it gives no
+/// path to key on), and what changes when its content is replaced.
+///
+/// Size and modification time alone are not enough: `cp -p`, `rsync -a`
+/// and `tar` give a new content the old time, and a file of the same size
+/// then looked unchanged. The change time (ctime) cannot be set by any
+/// program: the kernel moves it on every write and every change of the
+/// other times. A replacement by rename is a new inode.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Version {
+    device: u64,
+    inode: u64,
     size: u64,
-    modified: Option<SystemTime>,
-    sha256: String,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+#[cfg(unix)]
+fn version(meta: &Metadata) -> Version {
+    use std::os::unix::fs::MetadataExt;
+    Version {
+        device: meta.dev(),
+        inode: meta.ino(),
+        size: meta.len(),
+        modified: (meta.mtime(), meta.mtime_nsec()),
+        changed: (meta.ctime(), meta.ctime_nsec()),
+    }
+}
+
+/// Elsewhere nothing is served (see `open_inside`).
+#[cfg(not(unix))]
+fn version(meta: &Metadata) -> Version {
+    Version {
+        device: 0,
+        inode: 0,
+        size: meta.len(),
+        modified: (0, 0),
+        changed: (0, 0),
+    }
 }
 
 /// The digests computed so far, one per file (the newest), shared by every
 /// client's thread. The lock is held to look up and to store, never while
 /// hashing, so a client hashing a big file does not hold up the others.
 #[derive(Default)]
-struct Digests(Mutex<HashMap<PathBuf, Known>>);
+struct Digests(Mutex<HashMap<(u64, u64), (Version, String)>>);
 
 impl Digests {
-    /// The digest of `file` (open, found at `real`, with metadata `meta`),
-    /// and whether it was known already.
-    fn of(&self, real: &Path, file: &File, meta: &Metadata) -> io::Result<(String, bool)> {
-        let size = meta.len();
-        let modified = meta.modified().ok();
-        {
-            let known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(known) = known.get(real)
-                && known.size == size
-                && known.modified == modified
-                && modified.is_some()
-            {
-                return Ok((known.sha256.clone(), true));
-            }
+    /// The digest of the file with metadata `meta`, if it is known for
+    /// this very version of the file.
+    fn known(&self, meta: &Metadata) -> Option<String> {
+        let now = version(meta);
+        let known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match known.get(&(now.device, now.inode)) {
+            Some((version, sha256)) if *version == now => Some(sha256.clone()),
+            _ => None,
         }
-        // Read from the start of the file we opened (not from its name),
-        // exactly `size` bytes: the bytes announced.
-        let (sha256, count) = sha256_of(file.take(size))?;
+    }
+
+    /// Computes the digest of `file` (open, with metadata `meta`), its
+    /// first `meta.len()` bytes, counting them in `hashed`; gives up when
+    /// `stop` is set. Keeps it for the next request.
+    fn compute(
+        &self,
+        file: &File,
+        meta: &Metadata,
+        hashed: &AtomicU64,
+        stop: &AtomicBool,
+    ) -> io::Result<String> {
+        let before = version(meta);
+        let size = before.size;
+        let reader = At {
+            file,
+            position: 0,
+            end: size,
+            hashed,
+            stop,
+        };
+        let (sha256, count) = sha256_of(reader)?;
         if count != size {
             return Err(io::Error::new(
                 ErrorKind::UnexpectedEof,
                 "the file got shorter while it was read",
             ));
         }
-        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        known.insert(
-            real.to_path_buf(),
-            Known {
-                size,
-                modified,
-                sha256: sha256.clone(),
-            },
-        );
-        Ok((sha256, false))
+        // Kept only if the file did not change while it was read: a digest
+        // of half old, half new bytes must not outlive this request, or a
+        // retry would get it again.
+        if file.metadata().is_ok_and(|after| version(&after) == before) {
+            let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            known.insert((before.device, before.inode), (before, sha256.clone()));
+        }
+        Ok(sha256)
+    }
+}
+
+/// Reads `file` from `position` to `end` at its own offsets (pread), never
+/// moving the file's shared position, counting in `hashed`, until `stop`.
+struct At<'a> {
+    file: &'a File,
+    position: u64,
+    end: u64,
+    hashed: &'a AtomicU64,
+    stop: &'a AtomicBool,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(io::Error::other("the transfer stopped"));
+        }
+        let left = usize::try_from(self.end - self.position).unwrap_or(usize::MAX);
+        let want = buf.len().min(left);
+        #[cfg(unix)]
+        let count =
+            std::os::unix::fs::FileExt::read_at(self.file, &mut buf[..want], self.position)?;
+        #[cfg(windows)]
+        let count =
+            std::os::windows::fs::FileExt::seek_read(self.file, &mut buf[..want], self.position)?;
+        self.position += count as u64;
+        self.hashed.store(self.position, Ordering::Relaxed);
+        Ok(count)
     }
 }
 // ANCHOR_END: digests
@@ -368,10 +568,8 @@ impl Server {
                     folders.push(path);
                     continue;
                 }
-                let Ok(real) = resolve_inside(&self.root, &relative, self.hidden) else {
-                    continue;
-                };
-                if let Ok((_, meta)) = open_file(&real) {
+                let opened = open_inside(&self.folder, &relative, self.hidden);
+                if let Ok((_, meta)) = opened.and_then(check_opened) {
                     files.push((meta.len(), path));
                 }
             }

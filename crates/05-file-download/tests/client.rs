@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 
 use file_download::BUFFER_SIZE;
-use support::{TempDir, bin, book, bytes, client, get, settings, sha256_hex, start_server};
+use support::{TempDir, bin, book, bytes, client, get, settings, start_server, trailer};
 use testkit::{FakeServer, Finished, Process, closed_port};
 
 /// Every file name in `folder`, sorted: to check what a run left behind.
@@ -39,6 +39,26 @@ fn start_get(fake: &FakeServer, cwd: &Path, path: &str) -> Process {
     )
 }
 
+/// Starts `get f.txt --timeout SECS` against a fake server, in `cwd`, and
+/// reads its request: the client, and the fake's end of the connection.
+fn get_f_txt(fake: &FakeServer, cwd: &Path, timeout: &str) -> (Process, testkit::Connection) {
+    let addr = fake.addr().to_string();
+    let client = Process::start_command(Command::new(bin()).current_dir(cwd).args([
+        "get",
+        "f.txt",
+        "--server",
+        &addr,
+        "--timeout",
+        timeout,
+    ]));
+    let mut conn = accept_get(fake, "f.txt");
+    conn.read_line(&format!(
+        "get f.txt should send `GET f.txt` {}",
+        book::CLIENT
+    ));
+    (client, conn)
+}
+
 /// Accepts the connection of `get PATH --server ADDR` at the fake server.
 fn accept_get(fake: &FakeServer, path: &str) -> testkit::Connection {
     fake.accept(&format!(
@@ -58,7 +78,7 @@ fn cut_transfer(cwd: &Path, path: &str, whole: &[u8], sent: usize) -> Finished {
         book::CLIENT
     );
     assert_eq!(conn.read_line(&asked), format!("GET {path}"), "{asked}");
-    conn.send(format!("OK {} {}\n", whole.len(), sha256_hex(whole)).as_bytes());
+    conn.send(format!("OK {}\n", whole.len()).as_bytes());
     conn.send(&whole[..sent]);
     drop(conn);
     client.finish()
@@ -259,6 +279,38 @@ fn a_cut_transfer_leaves_a_part_file_and_running_again_resumes_it() {
 }
 
 #[test]
+fn a_second_download_of_the_same_file_at_once_refuses_and_the_first_saves_it_whole() {
+    let cwd = TempDir::new();
+    let content = bytes(4 * 1024 * 1024, 11);
+    let half = content.len() / 2;
+    let fake = FakeServer::start();
+    let mut first = start_get(&fake, cwd.path(), "big.bin");
+    let mut conn = accept_get(&fake, "big.bin");
+    let asked = format!("get big.bin should ask `GET big.bin` {}", book::CLIENT);
+    assert_eq!(conn.read_line(&asked), "GET big.bin", "{asked}");
+    conn.send(format!("OK {}\n", content.len()).as_bytes());
+    conn.send(&content[..half]);
+    // The first get is in the middle of the file now. A second one, in the
+    // same folder, would append to the same big.bin.part.
+    let second = get(fake.addr(), cwd.path(), "big.bin", &["--timeout", "2"]);
+    assert!(
+        !second.status.success()
+            && second.stderr
+                == "error: another download of big.bin is in progress (big.bin.part is locked)\n",
+        "while one get big.bin is in the middle of the file, a second get big.bin in the same \
+         folder should refuse at once with the one line `error: another download of big.bin is \
+         in progress (big.bin.part is locked)`: two downloads appending to one .part save a \
+         file holding both {}; the second {second}",
+        book::CLIENT
+    );
+    conn.send(&content[half..]);
+    conn.send(trailer(&content).as_bytes());
+    drop(conn);
+    let done = first.finish();
+    assert_saved(&done, cwd.path(), "big.bin", &content);
+}
+
+#[test]
 fn a_part_file_makes_the_client_ask_for_the_rest_only() {
     let cwd = TempDir::new();
     let content = b"0123456789abcdef";
@@ -271,11 +323,30 @@ fn a_part_file_makes_the_client_ask_for_the_rest_only() {
         book::CLIENT
     );
     assert_eq!(conn.read_line(&asked), "RESUME 10 f.txt", "{asked}");
-    conn.send(format!("OK 16 {}\n", sha256_hex(content)).as_bytes());
+    conn.send(b"OK 16\n");
     conn.send(&content[10..]);
+    conn.send(trailer(content).as_bytes());
     drop(conn);
     let done = client.finish();
     assert_saved(&done, cwd.path(), "f.txt", content);
+}
+
+#[test]
+fn get_waits_for_the_digest_as_long_as_the_server_says_it_is_hashing() {
+    let cwd = TempDir::new();
+    let fake = FakeServer::start();
+    let (mut client, mut conn) = get_f_txt(&fake, cwd.path(), "1");
+    conn.send(b"OK 6\nhello\n");
+    // Longer in all than the client's --timeout 1, a line every 0.4 s: a
+    // server still hashing a big file, telling the client so.
+    for done in [1, 2, 3, 4, 5] {
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        conn.send(format!("HASHING {done} 6\n").as_bytes());
+    }
+    conn.send(trailer(b"hello\n").as_bytes());
+    drop(conn);
+    let done = client.finish();
+    assert_saved(&done, cwd.path(), "f.txt", b"hello\n");
 }
 
 #[test]
@@ -321,7 +392,7 @@ fn a_wrong_digest_leaves_nothing_behind() {
         "get lie.txt should send `GET lie.txt` {}",
         book::CLIENT
     ));
-    conn.send(format!("OK 5 {}\nlies!", sha256_hex(b"truth")).as_bytes());
+    conn.send(format!("OK 5\nlies!{}", trailer(b"truth")).as_bytes());
     drop(conn);
     let done = client.finish();
     assert_digest_refused(
@@ -419,6 +490,77 @@ fn an_existing_file_is_never_overwritten_without_force() {
 
     let done = get(server.addr(), cwd.path(), "hello.txt", &["--force"]);
     assert_saved(&done, cwd.path(), "hello.txt", b"hello world\n");
+}
+
+#[test]
+fn a_link_planted_at_the_part_file_is_refused_and_its_target_untouched() {
+    let served = TempDir::new();
+    let report = bytes(100, 12);
+    served.write("report.txt", &report);
+    let server = start_server(served.path(), &[]);
+    let victim = b"the victim's own 19\n";
+    for kind in ["a symbolic link", "a hard link"] {
+        let cwd = TempDir::new();
+        fs::write(cwd.path().join("victim.txt"), victim).unwrap();
+        let part = cwd.path().join("report.txt.part");
+        if kind == "a hard link" {
+            fs::hard_link(cwd.path().join("victim.txt"), &part).unwrap();
+        } else {
+            std::os::unix::fs::symlink("victim.txt", &part).unwrap();
+        }
+        let done = get(server.addr(), cwd.path(), "report.txt", &[]);
+        let case = format!(
+            "get report.txt, with report.txt.part {kind} to victim.txt: get must never write \
+             through it (the download would be appended to victim.txt), and should fail with \
+             one line naming report.txt.part {}",
+            book::CLIENT
+        );
+        assert!(
+            !done.status.success()
+                && done.stderr.starts_with("error: report.txt.part ")
+                && done.stderr.lines().count() == 1,
+            "{case}; {done}"
+        );
+        assert!(
+            fs::read(cwd.path().join("victim.txt")).unwrap() == victim,
+            "{case}: victim.txt changed; {done}"
+        );
+        assert!(!cwd.path().join("report.txt").exists(), "{case}; {done}");
+    }
+}
+
+#[test]
+fn a_file_replaced_with_the_same_size_and_time_costs_at_most_one_retry() {
+    let served = TempDir::new();
+    let path = served.write("data.bin", &bytes(64 * 1024, 13));
+    let server = start_server(served.path(), &[]);
+    let cwd = TempDir::new();
+    let done = get(server.addr(), cwd.path(), "data.bin", &["-o", "first.bin"]);
+    assert_saved(&done, cwd.path(), "first.bin", &bytes(64 * 1024, 13));
+
+    // Replace the content in place, same size, and put the old
+    // modification time back, as `cp -p`, `rsync -a` and `tar` leave it.
+    let modified = fs::metadata(&path).unwrap().modified().unwrap();
+    let new = bytes(64 * 1024, 14);
+    fs::write(&path, &new).unwrap();
+    let file = fs::File::options().write(true).open(&path).unwrap();
+    file.set_modified(modified).unwrap();
+    drop(file);
+    assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), modified);
+
+    let mut done = get(server.addr(), cwd.path(), "data.bin", &["-o", "second.bin"]);
+    if !done.status.success() {
+        done = get(server.addr(), cwd.path(), "data.bin", &["-o", "second.bin"]);
+    }
+    assert!(
+        done.status.success() && fs::read(cwd.path().join("second.bin")).unwrap() == new,
+        "after data.bin was replaced by other bytes of the same size with the same \
+         modification time, get data.bin should save the new content, after at most one \
+         retry: the server must not keep announcing the old digest (key the digests it keeps \
+         on what changes when a file is replaced: device and inode, change time, size and \
+         modification time) {}; the second attempt {done}",
+        book::DIGEST_ONCE
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -529,11 +671,74 @@ fn a_reply_the_client_does_not_understand_is_one_error_line() {
                 && done.stderr.ends_with(&format!(" {expected}\n"))
                 && names_in(cwd.path()).is_empty(),
             "a server that answers `GET x.txt` with the header {header:?} has not said \
-             `OK <size> <64 hex digits>`, so parse_reply should give None, and get should fail \
+             `OK <size>`, so parse_reply should give None, and get should fail \
              with the one line `error: the server at ADDR {expected}` and write nothing {}; {done}",
             book::PROTOCOL
         );
     }
+}
+
+#[test]
+fn a_header_sent_a_byte_at_a_time_is_cut_off_at_the_timeout() {
+    use std::time::{Duration, Instant};
+    let cwd = TempDir::new();
+    let fake = FakeServer::start();
+    let started = Instant::now();
+    let (mut client, conn) = get_f_txt(&fake, cwd.path(), "2");
+    // A header that never ends, one byte every 250 ms (each read of the
+    // client waits far less than its 2 s), for at most 8 s.
+    let dribbling = std::thread::spawn(move || {
+        let stream = conn.stream().try_clone().unwrap();
+        let mut line = b"OK 1".iter().chain(std::iter::repeat(&b'1'));
+        while started.elapsed() < Duration::from_secs(8) {
+            let byte = [*line.next().unwrap()];
+            if std::io::Write::write_all(&mut &stream, &byte).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    });
+    let done = client.finish();
+    let took = started.elapsed();
+    assert!(
+        !done.status.success()
+            && done.stderr.contains(" within 2 s")
+            && took < Duration::from_secs(5),
+        "a server that sends its header one byte every 250 ms, and never its newline, should \
+         make get --timeout 2 fail within 2 s (a deadline for the whole line, not a timeout \
+         for each read); it took {:.1} s {}; {done}",
+        took.as_secs_f64(),
+        book::CLIENT
+    );
+    dribbling.join().unwrap();
+}
+
+#[test]
+fn list_says_when_the_server_sends_fewer_lines_than_it_announced() {
+    let cwd = TempDir::new();
+    let fake = FakeServer::start();
+    let addr = fake.addr().to_string();
+    let mut client = Process::start_command(
+        Command::new(bin())
+            .current_dir(cwd.path())
+            .args(["list", "--server", &addr]),
+    );
+    let mut conn = fake.accept(&format!("list should connect {}", book::CLIENT));
+    conn.read_line(&format!("list should send `LIST` {}", book::CLIENT));
+    conn.send(b"OK 3\n1 a.txt\n2 b.txt\n");
+    drop(conn);
+    let done = client.finish();
+    assert!(
+        !done.status.success()
+            && done.stderr.starts_with("error: the server at 127.0.0.1:")
+            && done
+                .stderr
+                .ends_with(" announced 3 files and closed the connection after 2\n"),
+        "a server that answers LIST with `OK 3` and then only 2 lines should make list fail \
+         with one line saying exactly that: `error: the server at ADDR announced 3 files and \
+         closed the connection after 2` {}; {done}",
+        book::CLIENT
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use file_download::LINE_LIMIT;
 use support::{
-    TempDir, ask, bin, book, bytes, peak_resident_kib, settings, sha256_hex, start_server,
+    TempDir, ask, bin, book, bytes, peak_resident_kib, settings, sha256_hex, start_server, trailer,
     whole_reply,
 };
 use testkit::{Connection, run, tool};
@@ -84,8 +84,8 @@ fn still_serves(addr: std::net::SocketAddr, after: &str, section: &str) {
     assert_eq!(
         testkit::show(&ask(addr, b"GET hello.txt\n")),
         testkit::show(&whole_reply(HELLO)),
-        "after {after}, the server should still answer `GET hello.txt` with `OK 12 <sha256>` \
-         and the file {section}"
+        "after {after}, the server should still answer `GET hello.txt` with `OK 12`, the \
+         file and `SHA256 <hex>` {section}"
     );
 }
 
@@ -108,15 +108,15 @@ fn assert_refused(reply: &[u8], code: &str, request: &str, why: &str, section: &
 // ---------------------------------------------------------------------------
 
 #[test]
-fn get_replies_ok_size_and_sha256_then_exactly_the_bytes_then_closes() {
+fn get_replies_ok_size_then_exactly_the_bytes_then_their_sha256_then_closes() {
     let fixture = Fixture::new();
     let server = start_server(&fixture.served(), &[]);
     let mut conn = Connection::open(server.addr());
     conn.send(b"GET hello.txt\n");
     conn.expect_bytes(
-        format!("OK 12 {}\n", sha256_hex(HELLO)).as_bytes(),
+        b"OK 12\n",
         &format!(
-            "GET hello.txt (12 bytes): the header should be `OK <size> <sha256 in lowercase hex>` {}",
+            "GET hello.txt (12 bytes): the header should be `OK <size>` {}",
             book::PROTOCOL
         ),
     );
@@ -124,6 +124,14 @@ fn get_replies_ok_size_and_sha256_then_exactly_the_bytes_then_closes() {
         HELLO,
         &format!(
             "GET hello.txt: the file's 12 bytes should follow the header {}",
+            book::PROTOCOL
+        ),
+    );
+    conn.expect_bytes(
+        format!("SHA256 {}\n", sha256_hex(HELLO)).as_bytes(),
+        &format!(
+            "GET hello.txt: after the bytes, the line `SHA256 <the whole file's sha256 in \
+             lowercase hex>` {}",
             book::PROTOCOL
         ),
     );
@@ -138,19 +146,19 @@ fn get_replies_ok_size_and_sha256_then_exactly_the_bytes_then_closes() {
 fn resume_sends_the_rest_with_the_whole_files_size_and_digest() {
     let fixture = Fixture::new();
     let server = start_server(&fixture.served(), &[]);
-    let header = format!("OK 12 {}\n", sha256_hex(HELLO));
+    let digest = trailer(HELLO);
     assert_eq!(
         testkit::show(&ask(server.addr(), b"RESUME 6 hello.txt\n")),
-        testkit::show(format!("{header}world\n").as_bytes()),
-        "RESUME 6 hello.txt should be answered with the whole file's size and digest, \
-         `OK 12 <sha256>`, then bytes 6 to 12 {}",
+        testkit::show(format!("OK 12\nworld\n{digest}").as_bytes()),
+        "RESUME 6 hello.txt should be answered with the whole file's size, `OK 12`, then \
+         bytes 6 to 12, then the whole file's digest, `SHA256 <hex>` {}",
         book::PROTOCOL
     );
     assert_eq!(
         testkit::show(&ask(server.addr(), b"RESUME 12 hello.txt\n")),
-        testkit::show(header.as_bytes()),
-        "RESUME 12 hello.txt, at the very end (offset = size), is allowed: the header and \
-         no bytes {}",
+        testkit::show(format!("OK 12\n{digest}").as_bytes()),
+        "RESUME 12 hello.txt, at the very end (offset = size), is allowed: the header, no \
+         bytes, and the digest {}",
         book::PROTOCOL
     );
     assert_eq!(
@@ -572,7 +580,7 @@ fn a_client_that_stops_reading_does_not_hold_up_the_others() {
     let mut slow = Connection::open(server.addr());
     slow.send(b"GET big.bin\n");
     slow.read_line(&format!(
-        "GET big.bin should be answered `OK <size> <sha256>` {}",
+        "GET big.bin should be answered `OK <size>` {}",
         book::PROTOCOL
     ));
     // `slow` reads nothing more: its thread is stuck sending. Another client
@@ -587,6 +595,71 @@ fn a_client_that_stops_reading_does_not_hold_up_the_others() {
 }
 
 #[test]
+fn a_crawling_reader_is_dropped_and_the_only_slot_serves_the_next_client() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+    let fixture = Fixture::new();
+    fs::write(fixture.served().join("big.bin"), bytes(BIG, 4)).unwrap();
+    let mut server = start_server(
+        &fixture.served(),
+        &["--max-clients", "1", "--rate-window", "1"],
+    );
+    // The crawler takes 512 bytes every 250 ms (2 KiB/s, under MIN_RATE),
+    // for at most 20 s, on a thread of its own.
+    let crawler = std::net::TcpStream::connect(server.addr()).unwrap();
+    crawler
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    (&crawler).write_all(b"GET big.bin\n").unwrap();
+    let started = Instant::now();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let crawling = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut piece = [0u8; 512];
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(20) {
+                if !matches!((&crawler).read(&mut piece), Ok(1..)) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        })
+    };
+    let line = server.wait_for("GET big.bin: ");
+    assert!(
+        line.contains(": dropped after ") && line.contains("bytes/s over 1 s"),
+        "with --rate-window 1, a client that takes big.bin at 2 KiB/s (under MIN_RATE, 4096 \
+         bytes/s) should be dropped and logged `GET big.bin: dropped after N of M bytes: the \
+         client took less than 4096 bytes/s over 1 s`; got {line:?} {}",
+        book::SENDING
+    );
+    // Its slot is free once the server's careful close (LINGER) is over:
+    // the only slot must then serve another client. A retry every 100 ms,
+    // for at most LINGER and 3 s of slack.
+    let bound = file_download::LINGER + Duration::from_secs(3);
+    let dropped = Instant::now();
+    loop {
+        let reply = ask(server.addr(), b"GET hello.txt\n");
+        if reply == whole_reply(HELLO) {
+            break;
+        }
+        assert!(
+            reply.starts_with(b"ERR busy ") && dropped.elapsed() < bound,
+            "with --max-clients 1, once the crawling client was dropped, GET hello.txt should \
+             be served within {} s (LINGER and slack), {} s after the crawler started; got {} \
+             {}",
+            bound.as_secs(),
+            started.elapsed().as_secs(),
+            testkit::show(&reply),
+            book::SENDING
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+    crawling.join().unwrap();
+}
+
+#[test]
 fn a_client_that_vanishes_mid_file_is_logged_and_costs_nothing_else() {
     let fixture = Fixture::new();
     fs::write(fixture.served().join("big.bin"), bytes(BIG, 2)).unwrap();
@@ -594,7 +667,7 @@ fn a_client_that_vanishes_mid_file_is_logged_and_costs_nothing_else() {
     let mut gone = Connection::open(server.addr());
     gone.send(b"GET big.bin\n");
     gone.read_line(&format!(
-        "GET big.bin should be answered `OK <size> <sha256>` {}",
+        "GET big.bin should be answered `OK <size>` {}",
         book::PROTOCOL
     ));
     gone.expect_bytes(
@@ -655,8 +728,8 @@ fn the_server_sends_a_file_far_larger_than_its_memory_bound() {
     let server = start_server(&fixture.served(), &[]);
 
     let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
-    // The server reads the whole file to hash it before the header: in a
-    // debug build that takes seconds, longer than the kit's usual wait.
+    // In a debug build, hashing 256 MiB can lag the bytes by seconds;
+    // the server says `HASHING` every PROGRESS_EVERY meanwhile.
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
         .unwrap();
@@ -665,28 +738,44 @@ fn the_server_sends_a_file_far_larger_than_its_memory_bound() {
     let mut header = String::new();
     if let Err(err) = std::io::BufRead::read_line(&mut reader, &mut header) {
         panic!(
-            "GET huge.bin (256 MiB) should be answered `OK {HUGE} <sha256>` within 120 s; \
+            "GET huge.bin (256 MiB) should be answered `OK {HUGE}` within 120 s; \
              got {header:?} and then: {err} {}",
             book::PROTOCOL
         );
     }
-    assert!(
-        header.starts_with(&format!("OK {HUGE} ")),
-        "GET huge.bin (a file of {HUGE} bytes) should be answered `OK {HUGE} <sha256>`; got {header:?} {}",
+    assert_eq!(
+        header,
+        format!("OK {HUGE}\n"),
+        "GET huge.bin (a file of {HUGE} bytes) should be answered `OK {HUGE}` {}",
         book::PROTOCOL
     );
-    let received = std::io::copy(&mut reader, &mut std::io::sink()).unwrap_or_else(|err| {
-        panic!(
-            "GET huge.bin: all {HUGE} bytes should follow the header; the connection failed: \
-             {err} {}",
-            book::SENDING
-        )
-    });
+    let received = std::io::copy(&mut (&mut reader).take(HUGE), &mut std::io::sink())
+        .unwrap_or_else(|err| {
+            panic!(
+                "GET huge.bin: all {HUGE} bytes should follow the header; the connection \
+                 failed: {err} {}",
+                book::SENDING
+            )
+        });
     assert_eq!(
         received,
         HUGE,
         "GET huge.bin should send all {HUGE} bytes after the header {}",
         book::SENDING
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    let last = rest.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("SHA256 ")
+            && rest
+                .lines()
+                .rev()
+                .skip(1)
+                .all(|line| line.starts_with("HASHING ")),
+        "GET huge.bin: after the bytes, the server should send `SHA256 <hex>`, after \
+         `HASHING <done> <size>` lines if it is still hashing; got {rest:?} {}",
+        book::PROTOCOL
     );
     let peak = peak_resident_kib(server.pid());
     assert!(
@@ -699,6 +788,43 @@ fn the_server_sends_a_file_far_larger_than_its_memory_bound() {
         MEMORY_BOUND_KIB >> 10,
         peak >> 10,
         book::SENDING
+    );
+}
+
+/// A file that takes the server far longer to hash than a client waits
+/// for a reply (seconds, even at gigabytes per second): sparse, it costs
+/// no disk.
+const SLOW_TO_HASH: u64 = 16 * 1024 * 1024 * 1024;
+
+#[test]
+fn the_first_bytes_of_a_big_file_go_out_before_its_digest_is_computed() {
+    let fixture = Fixture::new();
+    let huge = fs::File::create(fixture.served().join("huge.bin")).unwrap();
+    huge.set_len(SLOW_TO_HASH).unwrap();
+    drop(huge);
+    let mut server = start_server(&fixture.served(), &[]);
+    let mut conn = Connection::open(server.addr());
+    conn.send(b"GET huge.bin\n");
+    let what = format!(
+        "GET huge.bin, a file of {SLOW_TO_HASH} bytes asked for the first time: the header \
+         `OK {SLOW_TO_HASH}` and the first bytes should come at once, within {} s, not after \
+         the server has read the whole file to hash it (the digest comes after the bytes) {}",
+        testkit::WAIT.as_secs(),
+        book::DIGEST_ONCE
+    );
+    conn.expect_bytes(format!("OK {SLOW_TO_HASH}\n").as_bytes(), &what);
+    conn.expect_bytes(&vec![0; 1024 * 1024], &what);
+    conn.reset();
+    let line = server.wait_for("GET huge.bin: ");
+    assert!(
+        line.contains(": the client went away after "),
+        "a client that resets in the middle of a file should be logged as gone; got {line:?} {}",
+        book::SENDING
+    );
+    still_serves(
+        server.addr(),
+        "a client went away while its file was being hashed",
+        book::SENDING,
     );
 }
 
@@ -833,9 +959,9 @@ fn nc_can_fetch_a_file_by_hand() {
     done.assert_success(&format!("nc -N 127.0.0.1 PORT {}", book::BY_HAND));
     assert_eq!(
         done.stdout,
-        format!("OK 12 {}\nhello world\n", sha256_hex(HELLO)),
-        "`printf 'GET hello.txt\\n' | nc -N 127.0.0.1 PORT` should print the header and the \
-         file {}; {done}",
+        format!("OK 12\nhello world\nSHA256 {}\n", sha256_hex(HELLO)),
+        "`printf 'GET hello.txt\\n' | nc -N 127.0.0.1 PORT` should print the header, the \
+         file and the digest line {}; {done}",
         book::BY_HAND
     );
 }
@@ -872,4 +998,105 @@ fn replies_never_show_the_servers_own_paths() {
             book::PROTOCOL
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// Races: names that change while the server resolves them
+// ---------------------------------------------------------------------------
+
+/// How many requests a race test sends at most, and for how long at most.
+const RACE_REQUESTS: usize = 1000;
+const RACE_TIME: Duration = Duration::from_secs(20);
+
+/// Sends `GET request_path` up to RACE_REQUESTS times (at most RACE_TIME)
+/// while a thread swaps the names `a` and `b` of folder `swapped` with one
+/// atomic renameat2(RENAME_EXCHANGE) after another; returns how many
+/// replies held a byte sequence of `secret`, and how many requests went out.
+fn race(
+    server: std::net::SocketAddr,
+    swapped: &std::path::Path,
+    (a, b): (&str, &str),
+    request_path: &str,
+    secret: &[u8],
+) -> (usize, usize) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let folder = fs::File::open(swapped).unwrap();
+    let swapper = {
+        let stop = std::sync::Arc::clone(&stop);
+        let (a, b) = (a.to_string(), b.to_string());
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                rustix::fs::renameat_with(
+                    &folder,
+                    a.as_str(),
+                    &folder,
+                    b.as_str(),
+                    rustix::fs::RenameFlags::EXCHANGE,
+                )
+                .unwrap();
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let started = std::time::Instant::now();
+    let (mut leaks, mut sent) = (0, 0);
+    let request = format!("GET {request_path}\n");
+    while sent < RACE_REQUESTS && started.elapsed() < RACE_TIME {
+        let reply = ask(server, request.as_bytes());
+        sent += 1;
+        if reply.windows(secret.len()).any(|w| w == secret) {
+            leaks += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    assert!(
+        swaps > 0,
+        "the swapping thread should have swapped the names"
+    );
+    (leaks, sent)
+}
+
+#[test]
+fn a_file_swapped_with_a_link_out_never_sends_the_secret() {
+    let temp = TempDir::new();
+    let secret = b"FILE-SECRET: the key to the vault is 4711\n";
+    temp.write("secret.txt", secret);
+    temp.write("served/a.txt", b"public\n");
+    let served = temp.path().join("served");
+    symlink(temp.path().join("secret.txt"), served.join("out")).unwrap();
+    let server = start_server(&served, &[]);
+    let (leaks, sent) = race(server.addr(), &served, ("a.txt", "out"), "a.txt", secret);
+    assert_eq!(
+        leaks,
+        0,
+        "while a thread swapped `a.txt` (a file) and `out` (a link to a secret outside the \
+         folder) again and again, {leaks} of {sent} replies to GET a.txt held the secret: a path \
+         must be resolved and opened in one step that no rename can redirect (walk from a \
+         handle on the served folder, one name at a time, never following a link by name) {}",
+        book::STAGE_2
+    );
+}
+
+#[test]
+fn a_folder_swapped_with_a_link_out_never_sends_the_secret() {
+    let temp = TempDir::new();
+    let secret = b"FOLDER-SECRET: the key to the vault is 4711\n";
+    temp.write("outside/f.txt", secret);
+    temp.write("served/d/f.txt", b"public\n");
+    let served = temp.path().join("served");
+    symlink(temp.path().join("outside"), served.join("out")).unwrap();
+    let server = start_server(&served, &[]);
+    let (leaks, sent) = race(server.addr(), &served, ("d", "out"), "d/f.txt", secret);
+    assert_eq!(
+        leaks,
+        0,
+        "while a thread swapped `d` (a folder) and `out` (a link to a folder outside) again \
+         and again, {leaks} of {sent} replies to GET d/f.txt held the secret: every folder on \
+         the way must be opened from the one before it, never through a link by name {}",
+        book::STAGE_2
+    );
 }

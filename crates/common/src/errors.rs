@@ -26,6 +26,8 @@ pub fn describe(err: &io::Error) -> String {
         ErrorKind::PermissionDenied => "permission denied",
         ErrorKind::NotFound => "not found",
         ErrorKind::UnexpectedEof => "the connection closed too early",
+        ErrorKind::StorageFull => "no space left on device",
+        ErrorKind::QuotaExceeded => "disk quota exceeded",
         _ => return without_os_code(&err.to_string()),
     };
     words.to_string()
@@ -74,6 +76,18 @@ mod tests {
         if reset.kind() == ErrorKind::ConnectionReset {
             assert_eq!(describe(&reset), "reset by peer");
         }
+    }
+
+    #[test]
+    fn a_full_disk_is_said_in_words() {
+        let full = io::Error::from_raw_os_error(28); // ENOSPC on Linux
+        if full.kind() == ErrorKind::StorageFull {
+            assert_eq!(describe(&full), "no space left on device");
+        }
+        assert_eq!(
+            describe(&io::Error::from(ErrorKind::StorageFull)),
+            "no space left on device"
+        );
     }
 
     #[test]

@@ -37,10 +37,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
-/// The exact reply to `GET` of a file holding `bytes`.
+/// The line after a file's bytes: `SHA256 <hex>` of the whole file.
+pub fn trailer(whole: &[u8]) -> String {
+    format!("SHA256 {}\n", sha256_hex(whole))
+}
+
+/// The exact reply to `GET` of a file holding `bytes`: the header, the
+/// bytes, the digest.
 pub fn whole_reply(bytes: &[u8]) -> Vec<u8> {
-    let mut reply = format!("OK {} {}\n", bytes.len(), sha256_hex(bytes)).into_bytes();
+    let mut reply = format!("OK {}\n", bytes.len()).into_bytes();
     reply.extend_from_slice(bytes);
+    reply.extend_from_slice(trailer(bytes).as_bytes());
     reply
 }
 
@@ -115,7 +122,8 @@ pub mod book {
     pub const DEADLINE: &str = "(book: 05-file-download.md § A deadline is not a timeout)";
     pub const SENDING: &str =
         "(book: 05-file-download.md § Sending: the bytes never come up into the program)";
-    pub const DIGEST_ONCE: &str = "(book: 05-file-download.md § The digest, computed once)";
+    pub const DIGEST_ONCE: &str =
+        "(book: 05-file-download.md § The digest, computed while the bytes go)";
     pub const LIST_AND_CLOSE: &str = "(book: 05-file-download.md § LIST, refusals, and the close)";
     pub const CLIENT: &str =
         "(book: 05-file-download.md § The client: `.part`, the digest, and resuming)";
