@@ -358,6 +358,7 @@ impl Session {
             }
             ["PEERS", ..] => say!("-- here: {}", words[1..].join(" ")),
             ["SENT", "*"] => say!("-- sent to everyone"),
+            ["SENT", "*", missed] => say!("-- sent to everyone {missed}: their queue stayed full"),
             ["SENT", name] => say!("-- sent to {name}"),
             ["AT", name, at] => {
                 say!("-- {name} listens for direct messages at {at}");
@@ -369,6 +370,11 @@ impl Session {
             ["ERR", "not-listening" | "no-such-peer", name] => {
                 say!("-- error: {}", words[1..].join(" "));
                 self.send_waiting(name, None);
+            }
+            ["ERR", "full", name] => {
+                say!(
+                    "-- not sent to {name}: its queue stayed full (it reads slower than it is sent to)"
+                )
             }
             ["ERR", ..] => say!("-- error: {}", words[1..].join(" ")),
             ["BYE"] => say!("-- bye"),

@@ -64,8 +64,10 @@ enum Command {
     ///
     /// Prints `listening on ADDR`, then one line per event: who joined from
     /// where, who sent what to whom, who left and why. Each client has a
-    /// queue of 128 lines; one that stops reading is dropped when its queue
-    /// is full, so it never holds up anyone else. Ctrl-C stops the server.
+    /// queue of 128 lines: a sender whose line finds it full waits for room,
+    /// 2 s at most (then `ERR full NAME`), and a client the server cannot
+    /// write a line to for 10 s is dropped, so a client that stops reading
+    /// never holds up anyone else. Ctrl-C stops the server.
     #[command(after_help = SERVE_EXAMPLES)]
     Serve {
         /// The address to listen on: IP:PORT, or just IP (port 7788). Port

@@ -39,6 +39,9 @@ pub enum Refusal {
     NameTaken,
     /// No registered client has this name.
     NoSuchPeer(String),
+    /// This client's queue stayed full for RELAY_WAIT: the line was not
+    /// relayed (the client reads slower than it is sent to, or not at all).
+    Full(String),
     /// This client registered without a listen port.
     NotListening(String),
     /// A known command with the wrong arguments; holds the right form.
@@ -62,6 +65,7 @@ impl Refusal {
             Refusal::BadName => "ERR bad-name\n".to_string(),
             Refusal::NameTaken => "ERR name-taken\n".to_string(),
             Refusal::NoSuchPeer(name) => format!("ERR no-such-peer {name}\n"),
+            Refusal::Full(name) => format!("ERR full {name}\n"),
             Refusal::NotListening(name) => format!("ERR not-listening {name}\n"),
             Refusal::Usage(form) => format!("ERR usage {form}\n"),
             Refusal::TextTooLong => "ERR text-too-long\n".to_string(),

@@ -137,6 +137,56 @@ fn a_broadcast_reaches_everyone_but_its_sender() {
     ));
 }
 
+/// `seq 300 | 04-relay join paster`, or 300 lines pasted at once: the
+/// server relays them as fast as the receiver reads, and a receiver that
+/// reads is never dropped for having a full queue.
+#[test]
+fn three_hundred_pasted_lines_all_reach_a_reader() {
+    book("A full queue slows the sender");
+    let mut server = start_server(&[]);
+    let mut reader = join(&server, "reader", &[]);
+    let mut paster = join(&server, "paster", &[]);
+    wait_for(
+        &mut reader,
+        "-- paster joined",
+        "reader should hear that paster joined",
+    );
+    // In one write, as `seq 300 |` or a paste gives them.
+    let paste: String = (1..=300).map(|n| format!("{n}\n")).collect();
+    paster.send_bytes(paste.as_bytes());
+    for n in 1..=300 {
+        let line = reader.next_line(&format!(
+            "paster's input was 300 lines in one go (`seq 300`), each relayed to everyone: reader, a normal `join` client, should print `[paster] {n}` {}",
+            see()
+        ));
+        assert_eq!(
+            line,
+            format!("[paster] {n}"),
+            "paster's input was 300 lines in one go: reader should print each, in order, and never be dropped (a full queue slows the sender, it does not drop the receiver) {}",
+            see()
+        );
+    }
+    for n in 1..=300 {
+        wait_for(
+            &mut paster,
+            "-- sent to everyone",
+            &format!("paster's line {n} of 300 should be answered `SENT *`"),
+        );
+    }
+    paster.send("/list");
+    wait_for(
+        &mut paster,
+        "-- here: paster reader",
+        "after 300 pasted lines, reader should still be here",
+    );
+    let log = server.stdout_now();
+    assert!(
+        !log.contains("reader left"),
+        "reader read every line and must not be dropped; the server's log:\n{log}\n{}",
+        see()
+    );
+}
+
 #[test]
 fn leaving_is_announced_even_when_a_client_is_killed() {
     book("Joining and leaving");

@@ -7,8 +7,9 @@
 
 mod support;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use relay::{RELAY_WAIT, STUCK_AFTER};
 use support::{
     GENTLE_CLOSE, book, exchange, expect_line, register, register_with, see, start_server, wait_for,
 };
@@ -585,6 +586,12 @@ fn a_client_over_the_cap_is_told_busy() {
 /// sender's thread locks the registry and writes to each receiver's socket
 /// itself), the sender's write blocks as soon as the stuck client's buffers
 /// are full, with the lock held, and every other client waits with it.
+///
+/// Here the stuck client's buffers fill, then its queue; from then on each
+/// of alice's broadcasts waits RELAY_WAIT for room and leaves it out
+/// (`SENT * except stuck`): the sender is slowed, nobody else. Bob gets
+/// every line at once and his `LIST` is answered at once, even while
+/// alice waits. After STUCK_AFTER without a byte written, it is dropped.
 #[test]
 fn a_stuck_receiver_delays_nobody_and_is_dropped() {
     book("The slow receiver, tested");
@@ -599,33 +606,64 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
     );
 
     // Broadcast 4 KB lines until the stuck client has been dropped: its
-    // socket buffers fill (a few MB), then its queue (128 lines), then the
-    // server drops it. Every line must reach bob at once all the while.
+    // socket buffers fill (a few MB), then its queue (QUEUE_LIMIT lines),
+    // then each broadcast waits RELAY_WAIT for it, until the server has
+    // written nothing to it for STUCK_AFTER and drops it.
     let text = "x".repeat(4000);
-    let most = 20_000; // 80 MB: far more than any socket buffers hold
+    let give_up = STUCK_AFTER + Duration::from_secs(30);
     let started = Instant::now();
+    let mut first_wait: Option<Instant> = None;
     let mut dropped_after = None;
-    for n in 0..most {
+    let mut bob_heard_left = false;
+    let mut bob_line = |bob: &mut Connection, expected: &str| {
+        let mut got = bob.read_line(&format!("{expected} {}", see()));
+        if got == "LEFT stuck" {
+            bob_heard_left = true;
+            got = bob.read_line(&format!("after LEFT stuck: {expected} {}", see()));
+        }
+        got
+    };
+    for n in 0.. {
+        assert!(
+            started.elapsed() < give_up,
+            "after {} s of 4 KB lines that it never read, the stuck client should have been dropped and the others told `LEFT stuck`: a client the server cannot write a byte to for STUCK_AFTER ({} s) has stopped reading {}",
+            give_up.as_secs(),
+            STUCK_AFTER.as_secs(),
+            see()
+        );
         alice.send_line(&format!("ALL {n} {text}"));
         let expected = format!("FROM alice {n} {text}");
-        let mut got = bob.read_line(&format!(
-            "bob should get line {n} of alice's broadcast at once, however full the stuck client's queue is: the server must never wait for a receiver {}",
-            see()
-        ));
-        if got == "LEFT stuck" {
-            got = bob.read_line(&format!(
-                "after LEFT stuck, bob should get alice's line {n} {}",
-                see()
-            ));
-        }
+        let got = bob_line(
+            &mut bob,
+            &format!(
+                "bob should get line {n} of alice's broadcast at once, however full the stuck client's queue is: a full queue delays only the sender, never the other receivers"
+            ),
+        );
         assert!(
             got == expected,
             "bob should get alice's broadcast lines in order, line {n} now; got {:?} {}",
             &got[..got.len().min(60)],
             see()
         );
+        // Meanwhile alice's thread may be waiting for room in the stuck
+        // client's queue: the registry must not be locked while it waits.
+        let asked = Instant::now();
+        bob.send_line("LIST");
+        let peers = bob_line(
+            &mut bob,
+            "bob sent `LIST` while alice's broadcast may be waiting for the stuck client: he should be answered at once",
+        );
+        let list_took = asked.elapsed();
+        assert!(
+            peers.starts_with("PEERS alice bob"),
+            "bob sent `LIST`: expected `PEERS alice bob ...`; got {peers:?} {}",
+            see()
+        );
+        // Alice's reply waits at most RELAY_WAIT (2 s), less than the
+        // 5 s every read may take.
         let mut reply = alice.read_line(&format!(
-            "alice should get `SENT *` for each ALL at once: the server must never wait for a receiver (here a stuck one) before it answers the sender (ALL number {n}) {}",
+            "alice should get `SENT *` for each ALL, or `SENT * except stuck` within RELAY_WAIT ({} s) when the stuck client's queue has no room (ALL number {n}) {}",
+            RELAY_WAIT.as_secs(),
             see()
         ));
         if reply == "LEFT stuck" {
@@ -635,31 +673,62 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
                 see()
             ));
         }
-        assert_eq!(
-            reply,
-            "SENT *",
-            "alice sent `ALL {n} ...`: the server should answer `SENT *` {}",
-            see()
-        );
+        match reply.as_str() {
+            "SENT *" => {}
+            "SENT * except stuck" => {
+                assert!(
+                    list_took < RELAY_WAIT / 2,
+                    "bob's `LIST` took {:.1} s while alice's ALL waited {} s for room in the stuck client's queue: a sender waiting for room must not hold the registry, nor delay anyone else {}",
+                    list_took.as_secs_f64(),
+                    RELAY_WAIT.as_secs(),
+                    see()
+                );
+                if first_wait.is_none() {
+                    first_wait = Some(Instant::now());
+                    // A SEND to it waits as long, and is refused.
+                    exchange(&mut alice, "SEND stuck hi", "ERR full stuck");
+                }
+            }
+            _ => panic!(
+                "alice sent `ALL {n} ...`: the server should answer `SENT *`, or `SENT * except stuck` when the stuck client's queue stayed full; got {reply:?} {}",
+                see()
+            ),
+        }
         if dropped_after.is_some() {
             break;
         }
     }
-    let Some(n) = dropped_after else {
+    let (Some(n), Some(first_wait)) = (dropped_after, first_wait) else {
         panic!(
-            "after {most} lines of 4 KB that it never read, the stuck client should have been dropped and the others told `LEFT stuck`: a client whose queue is full has stopped reading {}",
+            "alice's broadcasts should have found the stuck client's queue full, and waited for it, before it was dropped {}",
             see()
         );
     };
+    let after_first_wait = first_wait.elapsed();
     println!(
-        "the stuck client was dropped after {n} lines, {:.1} s",
-        started.elapsed().as_secs_f64()
+        "the stuck client was dropped after {n} lines, {:.1} s; {:.1} s after its queue was first found full",
+        started.elapsed().as_secs_f64(),
+        after_first_wait.as_secs_f64()
+    );
+    assert!(
+        after_first_wait < STUCK_AFTER + Duration::from_secs(5),
+        "the stuck client should be dropped within STUCK_AFTER ({} s) of the server's last write to it; it took {:.1} s after its queue was first found full {}",
+        STUCK_AFTER.as_secs(),
+        after_first_wait.as_secs_f64(),
+        see()
     );
     wait_for(
         &mut server,
-        "stuck left (dropped: 128 lines were waiting, it is not reading)",
+        "stuck left (dropped: it took no line for 10 s, it is not reading)",
         "the server should log why it dropped the stuck client",
     );
+    if !bob_heard_left {
+        expect_line(
+            &mut bob,
+            "LEFT stuck",
+            "bob should hear that stuck was dropped",
+        );
+    }
     exchange(&mut alice, "LIST", "PEERS alice bob");
     // The stuck client's connection is closed: after everything that was
     // already in its buffers, it reads the end. A reset is a right ending
@@ -680,6 +749,62 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
             ),
         }
     }
+}
+
+/// A full queue is not proof that a client stopped reading: a flood fills
+/// the queue of a receiver that reads as fast as it can. The flooder's own
+/// relayed lines wait for room; the receiver is never dropped.
+#[test]
+fn a_flood_of_sends_slows_its_sender_and_never_drops_a_reading_receiver() {
+    book("A full queue slows the sender");
+    let mut server = start_server(&[]);
+    let mut victim = register(server.addr(), "victim");
+    let mut attacker = register(server.addr(), "attacker");
+    expect_line(
+        &mut victim,
+        "JOINED attacker",
+        "victim should hear that attacker joined",
+    );
+    // Thousands of SENDs in one write, sent on a thread of their own while
+    // the victim reads (more than the socket buffers hold while nobody
+    // reads the attacker's answers).
+    let lines = 5000;
+    let flood = "SEND victim hi\n".repeat(lines);
+    let mut writer = attacker.stream().try_clone().unwrap();
+    let sending =
+        std::thread::spawn(move || std::io::Write::write_all(&mut writer, flood.as_bytes()));
+    for n in 0..lines {
+        let got = victim.read_line(&format!(
+            "attacker sent `SEND victim hi` {lines} times in one write, and victim reads all along: victim should get every line and never be dropped, since a full queue only slows the sender; line {n} did not come {}",
+            see()
+        ));
+        assert_eq!(
+            got,
+            "FROM attacker hi",
+            "attacker sent `SEND victim hi` {lines} times: line {n} of them should reach victim {}",
+            see()
+        );
+    }
+    for n in 0..lines {
+        let got = attacker.read_line(&format!(
+            "attacker sent `SEND victim hi` {lines} times, and victim read every line: answer {n} should be `SENT victim` {}",
+            see()
+        ));
+        assert_eq!(
+            got,
+            "SENT victim",
+            "attacker's SEND number {n} to victim, who reads all the time, should be relayed {}",
+            see()
+        );
+    }
+    sending.join().unwrap().unwrap();
+    exchange(&mut victim, "LIST", "PEERS attacker victim");
+    let log = server.stdout_now();
+    assert!(
+        !log.contains("victim left"),
+        "victim read every line and must not be dropped; the server's log:\n{log}\n{}",
+        see()
+    );
 }
 
 // ---------------------------------------------------------------------------
