@@ -66,6 +66,13 @@ pub const BUSY_REPLY: &[u8] = b"ERR busy\n";
 /// The client waits this long to connect, for `WELCOME`, and for the
 /// server to close after `BYE`, unless `--timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many lines from the server may wait for the client to print them.
+/// When its output is not read (a pager waiting for a key, Ctrl-S), the
+/// client stops reading the server once this many wait, and the server
+/// treats it as any slow reader: it slows down those who send to it, and
+/// drops it after STUCK_AFTER. Without a limit the client would keep every
+/// line in memory, for as long as its output is stuck.
+pub const EVENT_LIMIT: usize = 64;
 /// How many peers may be connected to a client directly at once.
 pub const MAX_DIRECT_PEERS: usize = 16;
 /// How long a direct connection may stay silent before the client closes it.

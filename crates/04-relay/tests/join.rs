@@ -6,7 +6,8 @@
 
 mod support;
 
-use support::{bin, book, join, register, see, settings, start_server, wait_for};
+use support::{bin, book, expect_line, join, register, see, settings, start_server, wait_for};
+use testkit::hostile::resident_kib;
 use testkit::{Process, closed_port, run};
 
 /// The address in `line` after `prefix` (e.g. `listening for direct messages on `).
@@ -183,6 +184,75 @@ fn three_hundred_pasted_lines_all_reach_a_reader() {
     assert!(
         !log.contains("reader left"),
         "reader read every line and must not be dropped; the server's log:\n{log}\n{}",
+        see()
+    );
+}
+
+/// `join bob | sleep 200`: nobody reads the client's output. Its memory
+/// must stay bounded while lines keep coming: it stops reading the server,
+/// and the server slows down whoever sends to it.
+#[test]
+fn a_client_whose_output_is_not_read_keeps_its_memory_bounded() {
+    book("The client");
+    let server = start_server(&[]);
+    let mut watcher = register(server.addr(), "watcher");
+    let mut child = std::process::Command::new(bin())
+        .args(["join", "bob", "--server", &server.addr().to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kept open and never read, as behind `| sleep 200`.
+    let _output = child.stdout.take();
+    let _input = child.stdin.take();
+    let pid = child.id();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(child);
+    expect_line(
+        &mut watcher,
+        "JOINED bob",
+        "watcher should hear that bob (a `join` client whose output nobody reads) joined",
+    );
+    let Some(before) = resident_kib(pid) else {
+        println!("skipped: no /proc/PID/status to read memory from");
+        return;
+    };
+    // 40 lines of 4 KB every 50 ms, 16 MB in all, as fast as the server
+    // takes them; the answers are read on a thread of their own.
+    let flooder = register(server.addr(), "flooder");
+    flooder
+        .stream()
+        .set_write_timeout(Some(std::time::Duration::from_secs(1)))
+        .unwrap();
+    let mut answers = flooder.stream().try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut sink = [0u8; 1 << 16];
+        while let Ok(1..) = std::io::Read::read(&mut answers, &mut sink) {}
+    });
+    let line = format!("SEND bob {}\n", "x".repeat(4000)).repeat(40);
+    let mut most = before;
+    for _ in 0..100 {
+        // The server waits when bob's queue is full: so does this write,
+        // and once its timeout passes the flood is over.
+        if std::io::Write::write_all(&mut flooder.stream(), line.as_bytes()).is_err() {
+            break;
+        }
+        most = most.max(resident_kib(pid).unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    most = most.max(resident_kib(pid).unwrap_or(0));
+    let grew = most.saturating_sub(before);
+    println!("bob's client: {before} KiB before, {most} KiB at most");
+    assert!(
+        grew < 8 * 1024,
+        "bob's output is not read while 16 MB of lines are sent to him: his client should stop reading the server once EVENT_LIMIT lines wait to be printed, and leave the rest to TCP and the server; it grew by {grew} KiB {}",
         see()
     );
 }
