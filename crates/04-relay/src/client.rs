@@ -10,10 +10,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use common::{ReadLine, describe, printable, read_line, say};
+use common::{Deadline, ReadLine, describe, printable, read_line, say};
 
 use crate::limits::{
-    BUSY_REPLY, DEFAULT_PORT, DIRECT_IDLE_TIMEOUT, EVENT_LIMIT, LINE_LIMIT, MAX_DIRECT_PEERS,
+    BUSY_REPLY, DEFAULT_PORT, DIRECT_DEADLINE, EVENT_LIMIT, LINE_LIMIT, MAX_DIRECT_PEERS,
     NAME_LIMIT, START_SERVER,
 };
 use crate::protocol::valid_name;
@@ -479,45 +479,94 @@ impl Session {
 // ANCHOR: direct
 /// Sends `text` straight to the peer at `addr`, on a thread of its own so
 /// that a slow connect does not hold up the rest: connect, `HI <me>`, the
-/// line, half-close. The server never sees it.
+/// line, half-close, and read the peer's answer. The server never sees it.
+/// Only a line the peer answered `OK` is printed as sent: a connection that
+/// connects and takes our bytes proves nothing (a peer at its cap of
+/// direct connections still completes the handshake, in its kernel, and
+/// then answers `ERR busy`).
 fn send_direct(me: &str, to: &str, addr: SocketAddr, text: String, timeout: Duration) {
     let (me, to) = (me.to_string(), to.to_string());
     thread::spawn(move || {
-        let sent = TcpStream::connect_timeout(&addr, timeout).and_then(|mut stream| {
-            stream.set_write_timeout(Some(timeout))?;
-            stream.write_all(format!("HI {me}\n{text}\n").as_bytes())?;
-            stream.shutdown(Shutdown::Write)
-        });
-        match sent {
-            Ok(()) => say!("[direct to {to} at {addr}] {}", printable(text.as_bytes())),
-            Err(err) => say!(
-                "-- could not reach {to} directly at {addr}: {}",
-                describe(&err)
+        let shown = printable(text.as_bytes());
+        match direct_answer(&me, addr, &text, timeout) {
+            Ok(answer) if answer == "OK" => say!("[direct to {to} at {addr}] {shown}"),
+            Ok(answer) if answer == "ERR busy" => say!(
+                "-- not sent directly to {to}: {to} is busy (as many direct connections as it allows), try again later: {shown}"
             ),
+            Ok(answer) => say!(
+                "-- not sent directly to {to}: {to} answered \"{}\": {shown}",
+                printable(answer.as_bytes())
+            ),
+            Err(why) => say!("-- not sent directly to {to} at {addr}: {why}: {shown}"),
         }
     });
+}
+
+/// Connects to `addr`, sends `HI <me>` and `text`, and returns the peer's
+/// answer line, all within `timeout`; or why there is none.
+fn direct_answer(
+    me: &str,
+    addr: SocketAddr,
+    text: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    let until = Instant::now() + timeout;
+    let stream = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|err| format!("could not connect: {}", describe(&err)))?;
+    let sent = stream
+        .set_write_timeout(Some(timeout))
+        .and_then(|()| (&stream).write_all(format!("HI {me}\n{text}\n").as_bytes()));
+    // The peer may have answered and closed already (`ERR busy`): then
+    // the write or the half-close fails, and the answer is still there to
+    // read. So read it whatever happened here.
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut answer = BufReader::new(Deadline {
+        stream: &stream,
+        until: Some(until),
+    });
+    match (read_line(&mut answer, LINE_LIMIT), sent) {
+        (Ok(ReadLine::Line(line)), _) => Ok(String::from_utf8_lossy(&line).into_owned()),
+        // No answer, and our bytes did not go out: that is why.
+        (_, Err(err)) => Err(describe(&err)),
+        (Ok(ReadLine::Closed), Ok(())) => {
+            Err("it closed the connection without answering".to_string())
+        }
+        (Ok(ReadLine::TooLong), Ok(())) => Err(format!("an answer longer than {LINE_LIMIT} bytes")),
+        (Err(err), Ok(())) if is_timeout(&err) => {
+            Err(format!("no answer within {} s", timeout.as_secs_f64()))
+        }
+        (Err(err), Ok(())) => Err(describe(&err)),
+    }
 }
 
 /// Accepts direct connections from peers, a thread each (at most
 /// MAX_DIRECT_PEERS), and prints what they send.
 fn receive_direct(listener: TcpListener) {
     common::serve_threads(listener, MAX_DIRECT_PEERS, BUSY_REPLY, |stream, peer| {
-        if let Err(why) = read_direct(stream) {
+        if let Err(why) = read_direct(&stream) {
             say!("-- direct connection from {peer}: {why}");
         }
     });
 }
 
-/// One direct connection: `HI <name>`, then lines until the peer closes.
-fn read_direct(stream: TcpStream) -> Result<(), String> {
-    stream
-        .set_read_timeout(Some(DIRECT_IDLE_TIMEOUT))
-        .map_err(|err| describe(&err))?;
-    let mut lines = BufReader::new(stream);
+/// One direct connection: `HI <name>`, then lines until the peer closes,
+/// each answered `OK`, all within DIRECT_DEADLINE of the accept. A
+/// deadline, not a read timeout: a timeout starts again with every byte,
+/// and a peer sending one byte now and then would hold one of our
+/// MAX_DIRECT_PEERS places for as long as it likes.
+fn read_direct(stream: &TcpStream) -> Result<(), String> {
+    let mut lines = BufReader::new(Deadline {
+        stream,
+        until: Some(Instant::now() + DIRECT_DEADLINE),
+    });
     let mut next = || match read_line(&mut lines, LINE_LIMIT) {
         Ok(ReadLine::Line(line)) => Ok(Some(line)),
         Ok(ReadLine::Closed) => Ok(None),
         Ok(ReadLine::TooLong) => Err(format!("a line longer than {LINE_LIMIT} bytes, closed")),
+        Err(err) if is_timeout(&err) => Err(format!(
+            "not finished within {} s, closed",
+            DIRECT_DEADLINE.as_secs()
+        )),
         Err(err) => Err(describe(&err)),
     };
     // The peer says who it is. Nothing proves it: anyone who can reach
@@ -535,8 +584,13 @@ fn read_direct(stream: TcpStream) -> Result<(), String> {
             ));
         }
     };
+    let _ = stream.set_write_timeout(Some(DIRECT_DEADLINE));
     while let Some(line) = next()? {
         say!("[direct from {from}] {}", printable(&line));
+        // The sender prints its message as sent only when this comes.
+        (&*stream)
+            .write_all(b"OK\n")
+            .map_err(|err| describe(&err))?;
     }
     Ok(())
 }

@@ -75,8 +75,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const EVENT_LIMIT: usize = 64;
 /// How many peers may be connected to a client directly at once.
 pub const MAX_DIRECT_PEERS: usize = 16;
-/// How long a direct connection may stay silent before the client closes it.
-pub const DIRECT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a direct connection may last, from the accept: `HI`, the
+/// message, the close. A deadline, so that a peer that trickles a byte now
+/// and then cannot hold one of the MAX_DIRECT_PEERS places for long.
+pub const DIRECT_DEADLINE: Duration = Duration::from_secs(10);
 /// What to run when nobody is listening.
 pub(crate) const START_SERVER: &str = "cargo run -p relay -- serve";
 // ANCHOR_END: limits

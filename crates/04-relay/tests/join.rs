@@ -6,9 +6,12 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
 use support::{bin, book, expect_line, join, register, see, settings, start_server, wait_for};
 use testkit::hostile::resident_kib;
-use testkit::{Process, closed_port, run};
+
+use relay::{DIRECT_DEADLINE, MAX_DIRECT_PEERS};
+use testkit::{Connection, Process, WAIT, closed_port, run};
 
 /// The address in `line` after `prefix` (e.g. `listening for direct messages on `).
 fn addr_after(line: &str, prefix: &str) -> std::net::SocketAddr {
@@ -496,6 +499,115 @@ fn a_client_that_does_not_listen_cannot_be_reached_directly() {
         "with --no-listen the client should not listen; its output:\n{out}\n{}",
         see()
     );
+}
+
+/// Where `client` (started by [`join`]) listens for direct messages, from
+/// its `listening for direct messages on ADDR` line.
+fn direct_port_of(client: &mut Process) -> std::net::SocketAddr {
+    let out = client.stdout_now();
+    let line = out
+        .lines()
+        .find(|line| line.starts_with("listening for direct messages on "))
+        .unwrap_or_else(|| {
+            panic!("`join` should say where it listens for direct messages; it printed:\n{out}")
+        });
+    addr_after(line, "listening for direct messages on ")
+}
+
+/// bob's direct port is at its cap: 16 silent connections hold every
+/// place. The kernel still completes alice's handshake and takes her bytes,
+/// so only bob's answer can tell her whether the message arrived.
+#[test]
+fn a_direct_message_is_printed_as_sent_only_when_the_peer_answers_ok() {
+    book("Relay or direct");
+    let server = start_server(&[]);
+    let mut alice = join(&server, "alice", &[]);
+    let mut bob = join(&server, "bob", &[]);
+    wait_for(
+        &mut alice,
+        "-- bob joined",
+        "alice should hear that bob joined",
+    );
+    let bob_listens = direct_port_of(&mut bob);
+    let silent: Vec<Connection> = (0..MAX_DIRECT_PEERS)
+        .map(|_| Connection::open(bob_listens))
+        .collect();
+    alice.send("/direct bob msg 1");
+    let line = wait_for(
+        &mut alice,
+        "msg 1",
+        &format!(
+            "alice typed `/direct bob msg 1` while {MAX_DIRECT_PEERS} silent connections held every place at bob's direct port: bob answers `ERR busy`, and alice should say the message was not sent"
+        ),
+    );
+    assert_eq!(
+        line,
+        "-- not sent directly to bob: bob is busy (as many direct connections as it allows), try again later: msg 1",
+        "alice's direct message to bob got `ERR busy`: she must not print it as sent {}",
+        see()
+    );
+    drop(silent);
+    let out = bob.stdout_now();
+    assert!(
+        !out.contains("msg 1"),
+        "bob was at his cap of direct connections: alice's message should not have reached him; he printed:\n{out}\n{}",
+        see()
+    );
+}
+
+/// A direct connection has DIRECT_DEADLINE from the accept to finish, however
+/// the bytes trickle in: a read timeout alone would start again with each.
+#[test]
+fn a_direct_connection_that_trickles_is_closed_at_its_deadline() {
+    book("Relay or direct");
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let server = start_server(&[]);
+    let mut bob = join(&server, "bob", &[]);
+    let bob_listens = direct_port_of(&mut bob);
+    let conn = Connection::open(bob_listens);
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writer = conn.stream().try_clone().unwrap();
+    let stopped = Arc::clone(&stop);
+    // `HI mallory`, then a byte a second, never a whole line.
+    let trickling = std::thread::spawn(move || {
+        let mut bytes = b"HI mallory\n".to_vec();
+        bytes.extend(std::iter::repeat_n(b'x', 60));
+        for byte in bytes {
+            if stopped.load(Ordering::SeqCst)
+                || std::io::Write::write_all(&mut writer, &[byte]).is_err()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let limit = DIRECT_DEADLINE + WAIT;
+    conn.stream().set_read_timeout(Some(limit)).unwrap();
+    let mut sink = Vec::new();
+    let ended = std::io::Read::read_to_end(&mut conn.stream(), &mut sink);
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let closed = match ended {
+        Ok(_) => true,
+        Err(err) => err.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(
+        closed && took < limit,
+        "a peer sent `HI mallory` and then one byte a second to bob's direct port: bob should close the connection DIRECT_DEADLINE ({} s) after accepting it; after {:.1} s it was {} {}",
+        DIRECT_DEADLINE.as_secs(),
+        took.as_secs_f64(),
+        if closed { "closed" } else { "still open" },
+        see()
+    );
+    wait_for(
+        &mut bob,
+        "not finished within 10 s, closed",
+        "bob should say why he closed the direct connection",
+    );
+    trickling.join().unwrap();
 }
 
 // ---------------------------------------------------------------------------
