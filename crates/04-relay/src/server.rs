@@ -372,6 +372,9 @@ struct Client {
     /// Its name, once registered.
     name: Option<String>,
     registry: Shared,
+    /// Whether the log shows the text of relayed and refused lines
+    /// (`--log-text`), or only how many bytes they had.
+    log_text: bool,
 }
 
 /// Serves one client until it leaves: starts its writer thread, reads its
@@ -381,6 +384,7 @@ pub fn serve_client(
     seen_as: SocketAddr,
     registry: Shared,
     hello_timeout: Duration,
+    log_text: bool,
 ) {
     // The HELLO deadline counts from now, however the bytes trickle in.
     let hello_by = Instant::now() + hello_timeout;
@@ -414,6 +418,7 @@ pub fn serve_client(
         outbox,
         name: None,
         registry,
+        log_text,
     };
     let mut why = client.converse(stream, hello_by);
     // If the writer gave up, that is why the conversation ended.
@@ -520,14 +525,37 @@ impl Client {
         self.outbox.lines.send(line.as_bytes().to_vec()).is_ok()
     }
 
-    /// Logs a refused line.
+    /// Logs a refused line: only its length, unless `--log-text` (it may
+    /// be someone's private text with a typo in the command).
     fn say_refused(&self, line: &[u8], refusal: &Refusal) {
-        say!(
-            "{} sent \"{}\": {}",
-            self.who(),
-            printable(line),
-            refusal.line().trim_end()
-        );
+        let refusal = refusal.line();
+        if self.log_text {
+            say!(
+                "{} sent \"{}\": {}",
+                self.who(),
+                printable(line),
+                refusal.trim_end()
+            );
+        } else {
+            say!(
+                "{} sent {}: {}",
+                self.who(),
+                bytes(line.len()),
+                refusal.trim_end()
+            );
+        }
+    }
+
+    /// What the log says of a relayed text: by default who sent how many
+    /// bytes to whom, never the text. The operator's log is no place for
+    /// everyone's private lines, and a log of every text grows as fast as
+    /// anyone can send. `--log-text` shows it, escaped, for a demo.
+    fn logged(&self, text: &str) -> String {
+        if self.log_text {
+            printable(text.as_bytes())
+        } else {
+            bytes(text.len())
+        }
     }
 
     /// The client as the log names it: its name, or its address before that.
@@ -536,6 +564,14 @@ impl Client {
             Some(name) => name.clone(),
             None => format!("[{}]", self.seen_as),
         }
+    }
+}
+
+/// `1 byte`, `12 bytes`.
+fn bytes(count: usize) -> String {
+    match count {
+        1 => "1 byte".to_string(),
+        _ => format!("{count} bytes"),
     }
 }
 
@@ -603,12 +639,12 @@ impl Client {
                     }
                     Delivery::Gone => return Err(Refusal::NoSuchPeer(to)),
                 }
-                say!("{me} -> {to}: {}", printable(text.as_bytes()));
+                say!("{me} -> {to}: {}", self.logged(&text));
                 Ok(format!("SENT {to}\n"))
             }
             Command::All { text } => {
                 let missed = self.broadcast(me, &format!("FROM {me} {text}\n"));
-                say!("{me} -> everyone: {}", printable(text.as_bytes()));
+                say!("{me} -> everyone: {}", self.logged(&text));
                 if missed.is_empty() {
                     return Ok("SENT *\n".to_string());
                 }
@@ -655,6 +691,8 @@ pub struct ServeOptions {
     pub max_clients: usize,
     /// How long a new connection has to send `HELLO`.
     pub hello_timeout: Duration,
+    /// Log the text of relayed and refused lines, not only their length.
+    pub log_text: bool,
 }
 
 /// Listens, then serves clients, a thread each, until the process is
@@ -662,13 +700,21 @@ pub struct ServeOptions {
 pub fn serve(options: &ServeOptions) -> anyhow::Result<()> {
     let listener = common::listen(&options.listen, DEFAULT_PORT)?;
     let registry = Shared::default();
-    let hello_timeout = options.hello_timeout;
+    let (hello_timeout, log_text) = (options.hello_timeout, options.log_text);
     // A thread per client, at most max_clients at once (lesson 3).
     common::serve_threads(
         listener,
         options.max_clients,
         BUSY_REPLY,
-        move |stream, client| serve_client(stream, client, Arc::clone(&registry), hello_timeout),
+        move |stream, client| {
+            serve_client(
+                stream,
+                client,
+                Arc::clone(&registry),
+                hello_timeout,
+                log_text,
+            );
+        },
     );
     Ok(())
 }

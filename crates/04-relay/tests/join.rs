@@ -421,8 +421,8 @@ fn an_introduction_then_a_direct_message_that_skips_the_server() {
     );
     wait_for(
         &mut server,
-        "alice -> bob: back through the server",
-        "the server should log the line it relayed",
+        &format!("alice -> bob: {} bytes", "back through the server".len()),
+        "the server should log the line it relayed: who to whom, and how many bytes",
     );
     let log = server.stdout_now();
     assert!(

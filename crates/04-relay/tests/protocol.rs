@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use relay::{RELAY_WAIT, STUCK_AFTER};
 use support::{
-    GENTLE_CLOSE, book, exchange, expect_line, register, register_with, see, start_server, wait_for,
+    GENTLE_CLOSE, book, exchange, expect_line, register, register_two, register_with, see,
+    start_server, wait_for,
 };
 use testkit::{Connection, WAIT, show};
 
@@ -194,8 +195,8 @@ fn send_relays_one_line_to_one_client() {
     expect_line(&mut bob, "SENT bob", "and gets SENT for it");
     wait_for(
         &mut server,
-        "alice -> bob: hi bob, 你好",
-        "the server should log each relayed line, `SENDER -> RECEIVER: TEXT`",
+        &format!("alice -> bob: {} bytes", "hi bob, 你好".len()),
+        "the server should log each relayed line, `SENDER -> RECEIVER: N bytes`",
     );
     alice.expect_nothing(&format!(
         "alice should get nothing more: the lines she sent went to bob {}",
@@ -247,8 +248,8 @@ fn all_reaches_every_other_client_and_not_the_sender() {
     exchange(&mut carol, "ALL", "ERR usage ALL <text>");
     wait_for(
         &mut server,
-        "carol -> everyone: hello everyone",
-        "the server should log each broadcast, `SENDER -> everyone: TEXT`",
+        "carol -> everyone: 14 bytes",
+        "the server should log each broadcast, `SENDER -> everyone: N bytes`",
     );
 }
 
@@ -413,7 +414,8 @@ fn joined_and_left_are_announced_however_a_client_leaves() {
 #[test]
 fn unknown_commands_and_wrong_forms() {
     book("Reading a command");
-    let mut server = start_server(&[]);
+    // With --log-text, the log shows each refused line, escaped.
+    let mut server = start_server(&["--log-text"]);
     let mut alice = register(server.addr(), "alice");
     exchange(&mut alice, "FOO", "ERR unknown-command");
     exchange(&mut alice, "", "ERR unknown-command");
@@ -429,7 +431,7 @@ fn unknown_commands_and_wrong_forms() {
     assert_eq!(
         line,
         "alice sent \"SEND bob caf\\xe9\": ERR not-utf8",
-        "alice sent `SEND bob caf` and the byte 0xe9: the log should show the refused line with its bad byte escaped {}",
+        "alice sent `SEND bob caf` and the byte 0xe9 to a server started with --log-text: the log should show the refused line with its bad byte escaped {}",
         see()
     );
     exchange(&mut alice, "LIST", "PEERS alice");
@@ -438,7 +440,7 @@ fn unknown_commands_and_wrong_forms() {
 #[test]
 fn control_characters_are_relayed_but_logged_escaped() {
     book("Run it");
-    let mut server = start_server(&[]);
+    let mut server = start_server(&["--log-text"]);
     let mut alice = register(server.addr(), "alice");
     let mut bob = register(server.addr(), "bob");
     expect_line(
@@ -465,7 +467,43 @@ fn control_characters_are_relayed_but_logged_escaped() {
     assert_eq!(
         line,
         "alice -> bob: \\u{1b}[31mred\\u{7}",
-        "alice sent bob ESC [31mred and BEL: the server's log must escape what it prints from the network {}",
+        "alice sent bob ESC [31mred and BEL to a server started with --log-text: the server's log must escape what it prints from the network {}",
+        see()
+    );
+}
+
+/// By default the log says who sent how many bytes to whom, never the
+/// text: the operator's log is no place for everyone's private lines, and
+/// a log of every text grows as fast as anyone can send.
+#[test]
+fn the_log_says_who_sent_how_many_bytes_to_whom_never_the_text() {
+    book("Run it");
+    let mut server = start_server(&[]);
+    let (mut alice, mut bob) = register_two(server.addr(), "alice", "bob");
+    exchange(&mut alice, "SEND bob my secret", "SENT bob");
+    expect_line(&mut bob, "FROM alice my secret", "bob gets alice's line");
+    exchange(&mut alice, "ALL secret plans", "SENT *");
+    expect_line(&mut bob, "FROM alice secret plans", "bob gets alice's line");
+    exchange(&mut alice, "SEND b@b secret", "ERR bad-name");
+    wait_for(
+        &mut server,
+        "alice -> bob: 9 bytes",
+        "alice sent `SEND bob my secret`: the server should log `alice -> bob: 9 bytes`",
+    );
+    wait_for(
+        &mut server,
+        "alice -> everyone: 12 bytes",
+        "alice sent `ALL secret plans`: the server should log `alice -> everyone: 12 bytes`",
+    );
+    wait_for(
+        &mut server,
+        "alice sent 15 bytes: ERR bad-name",
+        "alice sent `SEND b@b secret`: the server should log the refusal and the line's length",
+    );
+    let log = server.stdout_now();
+    assert!(
+        !log.contains("secret"),
+        "without --log-text the server must not log the text of anyone's lines; its log:\n{log}\n{}",
         see()
     );
 }
@@ -758,13 +796,7 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
 fn a_flood_of_sends_slows_its_sender_and_never_drops_a_reading_receiver() {
     book("A full queue slows the sender");
     let mut server = start_server(&[]);
-    let mut victim = register(server.addr(), "victim");
-    let mut attacker = register(server.addr(), "attacker");
-    expect_line(
-        &mut victim,
-        "JOINED attacker",
-        "victim should hear that attacker joined",
-    );
+    let (mut victim, mut attacker) = register_two(server.addr(), "victim", "attacker");
     // Thousands of SENDs in one write, sent on a thread of their own while
     // the victim reads (more than the socket buffers hold while nobody
     // reads the attacker's answers).
