@@ -97,10 +97,27 @@ struct Session {
 /// What the client has learned about where peers listen.
 #[derive(Default)]
 struct Introductions {
-    /// Where peers listen, from the server's `AT` answers.
+    /// Where peers listen, from the server's answers to our own `WHERE`.
     known: HashMap<String, SocketAddr>,
+    /// The names we sent `WHERE` for and have no answer to yet, in order.
+    /// An `AT` for any other name is ignored: nobody but the answer to our
+    /// own question may decide where our direct messages go.
+    asked: Vec<String>,
     /// Direct messages waiting for an `AT` answer: (to, text).
     waiting: Vec<(String, String)>,
+}
+
+impl Introductions {
+    /// Whether we asked where `name` is (and now have the answer).
+    fn answered(&mut self, name: &str) -> bool {
+        match self.asked.iter().position(|asked| asked == name) {
+            Some(at) => {
+                self.asked.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl Session {
@@ -361,7 +378,13 @@ impl Typist {
             Typed::Line(line) if line.len() > LINE_LIMIT => {
                 say!("-- not sent: longer than {LINE_LIMIT} bytes");
             }
-            Typed::Line(line) => self.send(&line)?,
+            Typed::Line(line) => {
+                // `/where NAME`: its answer is one we asked for.
+                if let Some(name) = line.strip_prefix("WHERE ").filter(|name| valid_name(name)) {
+                    lock(&self.introductions).asked.push(name.to_string());
+                }
+                self.send(&line)?;
+            }
             Typed::Direct { to, text } => {
                 let mut introductions = lock(&self.introductions);
                 match introductions.known.get(&to) {
@@ -371,6 +394,7 @@ impl Typist {
                     }
                     None => {
                         // Ask the server first; `heard` sends it on `AT`.
+                        introductions.asked.push(to.clone());
                         introductions.waiting.push((to.clone(), text));
                         drop(introductions);
                         self.send(&format!("WHERE {to}"))?;
@@ -420,13 +444,20 @@ impl Session {
             ["SENT", name] => say!("-- sent to {name}"),
             ["AT", name, at] => {
                 let addr = at.parse().ok();
+                let mut introductions = lock(&self.introductions);
+                if !introductions.answered(name) {
+                    drop(introductions);
+                    say!(
+                        "-- unexpected line from the server: {text} (we did not ask where {name} is)"
+                    );
+                    return;
+                }
                 // Known before it is printed: what is typed after seeing
                 // the line finds it.
                 if let Some(addr) = addr {
-                    lock(&self.introductions)
-                        .known
-                        .insert(name.to_string(), addr);
+                    introductions.known.insert(name.to_string(), addr);
                 }
+                drop(introductions);
                 say!("-- {name} listens for direct messages at {at}");
                 if addr.is_some() {
                     self.send_waiting(name, addr);
@@ -434,7 +465,10 @@ impl Session {
             }
             ["ERR", "not-listening" | "no-such-peer", name] => {
                 say!("-- error: {}", words[1..].join(" "));
-                self.send_waiting(name, None);
+                // The answer to our WHERE, or to a SEND to nobody.
+                if lock(&self.introductions).answered(name) {
+                    self.send_waiting(name, None);
+                }
             }
             ["ERR", "full", name] => {
                 say!(

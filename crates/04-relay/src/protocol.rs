@@ -140,8 +140,12 @@ pub fn parse_command(line: &[u8]) -> Result<Command, Refusal> {
 }
 
 /// A name is 1 to NAME_LIMIT ASCII letters, digits, `_` and `-`. No spaces
-/// (names are separated by spaces in `PEERS`), nothing invisible, and no
-/// two names that look alike but differ in their bytes.
+/// (names are separated by spaces in `PEERS`), nothing invisible, and
+/// nothing outside ASCII, so no Unicode look-alike (a Cyrillic `а` in
+/// `аlice`). Names are compared byte for byte: `alice`, `Alice` and `aIice`
+/// (a capital i) are three names, and ASCII look-alikes (`l`, `I`, `1`;
+/// `O`, `0`) stay possible. A name says who registered it first, nothing
+/// more: it proves no one's identity.
 pub fn valid_name(name: &str) -> bool {
     (1..=NAME_LIMIT).contains(&name.len())
         && name

@@ -11,7 +11,7 @@ use support::{bin, book, expect_line, join, register, see, settings, start_serve
 use testkit::hostile::resident_kib;
 
 use relay::{DIRECT_DEADLINE, MAX_DIRECT_PEERS};
-use testkit::{Connection, Process, WAIT, closed_port, run};
+use testkit::{Connection, FakeServer, Process, WAIT, closed_port, run};
 
 /// The address in `line` after `prefix` (e.g. `listening for direct messages on `).
 fn addr_after(line: &str, prefix: &str) -> std::net::SocketAddr {
@@ -608,6 +608,60 @@ fn a_direct_connection_that_trickles_is_closed_at_its_deadline() {
         "bob should say why he closed the direct connection",
     );
     trickling.join().unwrap();
+}
+
+/// Only the answer to the client's own `WHERE` says where its direct
+/// messages go. A server (or anyone who gets a line onto the connection)
+/// that sends an `AT` unasked must not redirect them.
+#[test]
+fn an_at_the_client_did_not_ask_for_is_ignored() {
+    book("The client");
+    let fake = FakeServer::start();
+    // Where a hijacked direct message would go.
+    let trap = FakeServer::start();
+    let mut alice = Process::start(
+        bin(),
+        &[
+            "join",
+            "alice",
+            "--server",
+            &fake.addr().to_string(),
+            "--no-listen",
+        ],
+    );
+    let mut conn = fake.accept("`join alice` should connect to the server it is given");
+    let hello = conn.read_line("`join alice --no-listen` should send `HELLO alice`");
+    assert_eq!(hello, "HELLO alice", "{}", see());
+    conn.send_line("WELCOME alice 127.0.0.1:50000");
+    wait_for(
+        &mut alice,
+        "joined as alice",
+        "alice was welcomed: she should say so",
+    );
+    let unasked = format!("AT bob {}", trap.addr());
+    conn.send_line(&unasked);
+    wait_for(
+        &mut alice,
+        &trap.addr().to_string(),
+        &format!("the server sent `{unasked}` although alice never asked: she should print it"),
+    );
+    alice.send("/direct bob secret");
+    let asked = conn.read_line(&format!(
+        "the server sent `{unasked}` unasked, then alice typed `/direct bob secret`: she must ignore an AT she did not ask for, and ask the server `WHERE bob` {}",
+        see()
+    ));
+    assert_eq!(
+        asked,
+        "WHERE bob",
+        "alice typed `/direct bob secret` after an unasked AT: she should ask `WHERE bob` {}",
+        see()
+    );
+    conn.send_line("ERR no-such-peer bob");
+    wait_for(
+        &mut alice,
+        "-- not sent directly to bob: secret",
+        "the answer to alice's WHERE was `ERR no-such-peer bob`: her message cannot be sent",
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -94,6 +94,29 @@ fn bad_names_are_refused() {
     exchange(&mut conn, &format!("HELLO {longest} 65535"), &welcome);
 }
 
+/// Names are compared byte for byte. Only ASCII is allowed, so no Unicode
+/// look-alike; ASCII ones remain: `alice`, `Alice` and `aIice` (a capital
+/// i) are three clients. A name proves nothing about who uses it.
+#[test]
+fn names_are_compared_byte_for_byte_so_ascii_look_alikes_are_different_names() {
+    book("Reading a command");
+    let server = start_server(&[]);
+    let mut alice = register(server.addr(), "alice");
+    let _capital = register(server.addr(), "Alice");
+    let _look_alike = register(server.addr(), "aIice");
+    expect_line(
+        &mut alice,
+        "JOINED Alice",
+        "a new client is announced to the others",
+    );
+    expect_line(
+        &mut alice,
+        "JOINED aIice",
+        "a new client is announced to the others",
+    );
+    exchange(&mut alice, "LIST", "PEERS Alice aIice alice");
+}
+
 #[test]
 fn a_taken_name_is_refused_until_it_is_free_again() {
     book("Joining and leaving");
