@@ -150,8 +150,8 @@ fn lesson_4_registering_relaying_and_introducing_by_hand() {
     let done = run_script("04-relay-direct.sh", direct.port());
     done.assert_success("04-relay-direct.sh");
     assert_eq!(
-        done.stdout, "",
-        "alice answers nothing on a direct connection; {done}"
+        done.stdout, "OK\n",
+        "alice answers each line of a direct connection with OK; {done}"
     );
     expect_line(
         &mut alice,

@@ -41,7 +41,8 @@ fn lesson_3_keeps_serving_when_nobody_reads_its_log() {
 
 #[test]
 fn lesson_4_keeps_serving_when_nobody_reads_its_log() {
-    let server = UnreadServer::start(&binary("relay", "04-relay"), &["serve"]);
+    // --log-text: the relay logs what is relayed, not only its length.
+    let server = UnreadServer::start(&binary("relay", "04-relay"), &["serve", "--log-text"]);
     let mut flooder = Connection::open(server.addr());
     flooder.send_line("HELLO flooder");
     let welcome = flooder.read_line("WELCOME for the flooder");

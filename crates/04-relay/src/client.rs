@@ -4,16 +4,17 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use common::{ReadLine, describe, printable, read_line, say};
+use common::{Deadline, ReadLine, describe, printable, read_line, say};
 
 use crate::limits::{
-    BUSY_REPLY, DEFAULT_PORT, DIRECT_IDLE_TIMEOUT, LINE_LIMIT, MAX_DIRECT_PEERS, NAME_LIMIT,
-    START_SERVER,
+    BUSY_REPLY, DEFAULT_PORT, DIRECT_DEADLINE, EVENT_LIMIT, LINE_LIMIT, MAX_DIRECT_PEERS,
+    NAME_LIMIT, START_SERVER,
 };
 use crate::protocol::valid_name;
 use crate::server::is_timeout;
@@ -89,10 +90,34 @@ struct Session {
     server: SocketAddr,
     name: String,
     timeout: Duration,
-    /// Where peers listen, from the server's `AT` answers.
+    /// Shared by the thread that reads what you type and the main thread.
+    introductions: Arc<Mutex<Introductions>>,
+}
+
+/// What the client has learned about where peers listen.
+#[derive(Default)]
+struct Introductions {
+    /// Where peers listen, from the server's answers to our own `WHERE`.
     known: HashMap<String, SocketAddr>,
+    /// The names we sent `WHERE` for and have no answer to yet, in order.
+    /// An `AT` for any other name is ignored: nobody but the answer to our
+    /// own question may decide where our direct messages go.
+    asked: Vec<String>,
     /// Direct messages waiting for an `AT` answer: (to, text).
     waiting: Vec<(String, String)>,
+}
+
+impl Introductions {
+    /// Whether we asked where `name` is (and now have the answer).
+    fn answered(&mut self, name: &str) -> bool {
+        match self.asked.iter().position(|asked| asked == name) {
+            Some(at) => {
+                self.asked.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl Session {
@@ -157,8 +182,7 @@ impl Session {
             server,
             name: name.to_string(),
             timeout: options.timeout,
-            known: HashMap::new(),
-            waiting: Vec::new(),
+            introductions: Arc::default(),
         };
         Ok((session, lines))
     }
@@ -168,77 +192,75 @@ impl Session {
 // ANCHOR: run
 /// What the client's threads report to the main one.
 enum Event {
-    /// A line typed on standard input (without its newline).
-    Typed(Vec<u8>),
-    /// Standard input ended (Ctrl-D, or the end of a piped file).
-    EndOfInput,
     /// A line from the server.
     FromServer(Vec<u8>),
     /// The server closed the connection, or reading from it failed: why.
     ServerGone(String),
+    /// The typing thread has said `BYE` (after `/quit`, or the end of input).
+    Quitting,
+    /// The typing thread could not send to the server: why.
+    CannotSend(String),
 }
 
 impl Session {
-    /// The event loop: a thread waits for typed lines, another for the
-    /// server's lines, and this one handles whichever comes first (lesson 1
-    /// does the same with replies).
+    /// The event loop. A thread reads the server's lines, another what you
+    /// type, which it sends to the server itself; this one prints what
+    /// arrives, in order (lesson 1 does the same with replies).
+    ///
+    /// The channel to this thread is bounded (EVENT_LIMIT): when nobody
+    /// reads our output, printing waits, the channel fills, the reading
+    /// thread waits, and the server sees a client that reads slowly, or
+    /// not at all. It slows its senders down, and after STUCK_AFTER drops
+    /// us, rather than we buffer its lines without end. Typed lines do not
+    /// go through this thread: if it had to wait to send while the server
+    /// waited for us to read, neither would move.
     fn run(
         &mut self,
         lines: BufReader<TcpStream>,
         input: impl BufRead + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (events, next_event) = mpsc::channel();
+        let (events, next_event) = mpsc::sync_channel(EVENT_LIMIT);
 
         let (to_main, server) = (events.clone(), self.server);
         thread::spawn(move || read_server_lines(lines, server, &to_main));
 
-        thread::spawn(move || {
-            for line in input.split(b'\n') {
-                let Ok(line) = line else { break };
-                if events.send(Event::Typed(line)).is_err() {
-                    return;
-                }
-            }
-            let _ = events.send(Event::EndOfInput);
-        });
+        let typist = Typist {
+            stream: self
+                .stream
+                .try_clone()
+                .context("could not clone the socket")?,
+            server: self.server,
+            name: self.name.clone(),
+            timeout: self.timeout,
+            introductions: Arc::clone(&self.introductions),
+        };
+        thread::spawn(move || typist.run(input, &events));
 
+        // Once BYE is sent, the server has `timeout` to close.
+        let mut close_by: Option<Instant> = None;
         loop {
-            match next_event.recv() {
-                Ok(Event::Typed(line)) => {
-                    if !self.typed(&line)? {
-                        return self.quit(&next_event);
-                    }
+            let event = match close_by {
+                None => next_event
+                    .recv()
+                    .map_err(|_| anyhow!("lost track of the connection to {}", self.server))?,
+                Some(by) => {
+                    let left = by.saturating_duration_since(Instant::now());
+                    next_event.recv_timeout(left).map_err(|_| {
+                        anyhow!(
+                            "the server at {} did not close the connection within {} s of BYE",
+                            self.server,
+                            self.timeout.as_secs_f64()
+                        )
+                    })?
                 }
-                Ok(Event::EndOfInput) => return self.quit(&next_event),
-                Ok(Event::FromServer(line)) => self.heard(&line),
-                Ok(Event::ServerGone(why)) => bail!("{why}"),
-                Err(mpsc::RecvError) => bail!("lost track of the connection to {}", self.server),
+            };
+            match event {
+                Event::FromServer(line) => self.heard(&line),
+                Event::ServerGone(_) if close_by.is_some() => return Ok(()),
+                Event::ServerGone(why) | Event::CannotSend(why) => bail!("{why}"),
+                Event::Quitting => close_by = Some(Instant::now() + self.timeout),
             }
         }
-    }
-
-    /// `/quit`: says `BYE`, and waits for the server's `BYE` and close.
-    fn quit(&mut self, next_event: &Receiver<Event>) -> anyhow::Result<()> {
-        self.send("BYE")?;
-        loop {
-            match next_event.recv_timeout(self.timeout) {
-                Ok(Event::FromServer(line)) => self.heard(&line),
-                Ok(Event::ServerGone(_)) => return Ok(()),
-                Ok(Event::Typed(_) | Event::EndOfInput) => {}
-                Err(_) => bail!(
-                    "the server at {} did not close the connection within {} s of BYE",
-                    self.server,
-                    self.timeout.as_secs_f64()
-                ),
-            }
-        }
-    }
-
-    /// Sends one protocol line.
-    fn send(&mut self, line: &str) -> anyhow::Result<()> {
-        self.stream
-            .write_all(format!("{line}\n").as_bytes())
-            .map_err(|err| anyhow!("could not send to {}: {}", self.server, describe(&err)))
     }
 }
 
@@ -246,11 +268,12 @@ impl Session {
 fn read_server_lines(
     mut lines: BufReader<TcpStream>,
     server: SocketAddr,
-    events: &mpsc::Sender<Event>,
+    events: &SyncSender<Event>,
 ) {
     let why = loop {
         match read_line(&mut lines, LINE_LIMIT) {
             Ok(ReadLine::Line(line)) => {
+                // Waits while the main thread is behind: see `run`.
                 if events.send(Event::FromServer(line)).is_err() {
                     return;
                 }
@@ -312,9 +335,41 @@ pub fn typed(line: &str) -> Typed {
     }
 }
 
-impl Session {
+/// The thread that reads what you type, and sends it to the server.
+struct Typist {
+    stream: TcpStream,
+    server: SocketAddr,
+    name: String,
+    timeout: Duration,
+    introductions: Arc<Mutex<Introductions>>,
+}
+
+impl Typist {
+    /// Sends each typed line until `/quit` or the end of input, then `BYE`,
+    /// and tells the main thread.
+    fn run(mut self, input: impl BufRead, events: &SyncSender<Event>) {
+        let typed = (|| {
+            for line in input.split(b'\n') {
+                let Ok(line) = line else { break };
+                if !self.typed(&line)? {
+                    break;
+                }
+            }
+            Ok(())
+        })();
+        // The main thread hears of it before the server can answer BYE and
+        // close, so it takes that close for the end it asked for.
+        let said = typed.and_then(|()| {
+            let _ = events.send(Event::Quitting);
+            self.send("BYE")
+        });
+        if let Err(why) = said {
+            let _ = events.send(Event::CannotSend(why));
+        }
+    }
+
     /// Acts on one typed line. False for `/quit`.
-    fn typed(&mut self, line: &[u8]) -> anyhow::Result<bool> {
+    fn typed(&mut self, line: &[u8]) -> Result<bool, String> {
         let Ok(line) = std::str::from_utf8(line) else {
             say!("-- not sent: the protocol carries UTF-8 text only");
             return Ok(true);
@@ -323,21 +378,48 @@ impl Session {
             Typed::Line(line) if line.len() > LINE_LIMIT => {
                 say!("-- not sent: longer than {LINE_LIMIT} bytes");
             }
-            Typed::Line(line) => self.send(&line)?,
-            Typed::Direct { to, text } => match self.known.get(&to) {
-                Some(&addr) => send_direct(&self.name, &to, addr, text, self.timeout),
-                None => {
-                    // Ask the server first; `heard` sends it on `AT`.
-                    self.waiting.push((to.clone(), text));
-                    self.send(&format!("WHERE {to}"))?;
+            Typed::Line(line) => {
+                // `/where NAME`: its answer is one we asked for.
+                if let Some(name) = line.strip_prefix("WHERE ").filter(|name| valid_name(name)) {
+                    lock(&self.introductions).asked.push(name.to_string());
                 }
-            },
+                self.send(&line)?;
+            }
+            Typed::Direct { to, text } => {
+                let mut introductions = lock(&self.introductions);
+                match introductions.known.get(&to) {
+                    Some(&addr) => {
+                        drop(introductions);
+                        send_direct(&self.name, &to, addr, text, self.timeout);
+                    }
+                    None => {
+                        // Ask the server first; `heard` sends it on `AT`.
+                        introductions.asked.push(to.clone());
+                        introductions.waiting.push((to.clone(), text));
+                        drop(introductions);
+                        self.send(&format!("WHERE {to}"))?;
+                    }
+                }
+            }
             Typed::Quit => return Ok(false),
             Typed::Help(help) => say!("-- {help}"),
             Typed::Nothing => {}
         }
         Ok(true)
     }
+
+    /// Sends one protocol line.
+    fn send(&mut self, line: &str) -> Result<(), String> {
+        self.stream
+            .write_all(format!("{line}\n").as_bytes())
+            .map_err(|err| format!("could not send to {}: {}", self.server, describe(&err)))
+    }
+}
+
+/// Takes a lock; a thread that panicked while holding it leaves the
+/// introductions whole (each change is one insert or remove), so go on.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 // ANCHOR_END: typed
 
@@ -353,22 +435,45 @@ impl Session {
             ["JOINED", name] => say!("-- {name} joined"),
             ["LEFT", name] => {
                 // Where it listened is no longer worth anything.
-                self.known.remove(name);
+                lock(&self.introductions).known.remove(name);
                 say!("-- {name} left");
             }
             ["PEERS", ..] => say!("-- here: {}", words[1..].join(" ")),
             ["SENT", "*"] => say!("-- sent to everyone"),
+            ["SENT", "*", missed] => say!("-- sent to everyone {missed}: their queue stayed full"),
             ["SENT", name] => say!("-- sent to {name}"),
             ["AT", name, at] => {
+                let addr = at.parse().ok();
+                let mut introductions = lock(&self.introductions);
+                if !introductions.answered(name) {
+                    drop(introductions);
+                    say!(
+                        "-- unexpected line from the server: {text} (we did not ask where {name} is)"
+                    );
+                    return;
+                }
+                // Known before it is printed: what is typed after seeing
+                // the line finds it.
+                if let Some(addr) = addr {
+                    introductions.known.insert(name.to_string(), addr);
+                }
+                drop(introductions);
                 say!("-- {name} listens for direct messages at {at}");
-                if let Ok(addr) = at.parse() {
-                    self.known.insert(name.to_string(), addr);
-                    self.send_waiting(name, Some(addr));
+                if addr.is_some() {
+                    self.send_waiting(name, addr);
                 }
             }
             ["ERR", "not-listening" | "no-such-peer", name] => {
                 say!("-- error: {}", words[1..].join(" "));
-                self.send_waiting(name, None);
+                // The answer to our WHERE, or to a SEND to nobody.
+                if lock(&self.introductions).answered(name) {
+                    self.send_waiting(name, None);
+                }
+            }
+            ["ERR", "full", name] => {
+                say!(
+                    "-- not sent to {name}: its queue stayed full (it reads slower than it is sent to)"
+                )
             }
             ["ERR", ..] => say!("-- error: {}", words[1..].join(" ")),
             ["BYE"] => say!("-- bye"),
@@ -379,9 +484,15 @@ impl Session {
     /// Sends the direct messages that waited for `name`'s address, or drops
     /// them when it has none.
     fn send_waiting(&mut self, name: &str, addr: Option<SocketAddr>) {
-        let (ready, still): (Vec<_>, Vec<_>) =
-            self.waiting.drain(..).partition(|(to, _)| to == name);
-        self.waiting = still;
+        let ready: Vec<_> = {
+            let mut introductions = lock(&self.introductions);
+            let (ready, still) = introductions
+                .waiting
+                .drain(..)
+                .partition(|(to, _)| to == name);
+            introductions.waiting = still;
+            ready
+        };
         for (to, text) in ready {
             match addr {
                 Some(addr) => send_direct(&self.name, &to, addr, text, self.timeout),
@@ -402,45 +513,94 @@ impl Session {
 // ANCHOR: direct
 /// Sends `text` straight to the peer at `addr`, on a thread of its own so
 /// that a slow connect does not hold up the rest: connect, `HI <me>`, the
-/// line, half-close. The server never sees it.
+/// line, half-close, and read the peer's answer. The server never sees it.
+/// Only a line the peer answered `OK` is printed as sent: a connection that
+/// connects and takes our bytes proves nothing (a peer at its cap of
+/// direct connections still completes the handshake, in its kernel, and
+/// then answers `ERR busy`).
 fn send_direct(me: &str, to: &str, addr: SocketAddr, text: String, timeout: Duration) {
     let (me, to) = (me.to_string(), to.to_string());
     thread::spawn(move || {
-        let sent = TcpStream::connect_timeout(&addr, timeout).and_then(|mut stream| {
-            stream.set_write_timeout(Some(timeout))?;
-            stream.write_all(format!("HI {me}\n{text}\n").as_bytes())?;
-            stream.shutdown(Shutdown::Write)
-        });
-        match sent {
-            Ok(()) => say!("[direct to {to} at {addr}] {}", printable(text.as_bytes())),
-            Err(err) => say!(
-                "-- could not reach {to} directly at {addr}: {}",
-                describe(&err)
+        let shown = printable(text.as_bytes());
+        match direct_answer(&me, addr, &text, timeout) {
+            Ok(answer) if answer == "OK" => say!("[direct to {to} at {addr}] {shown}"),
+            Ok(answer) if answer == "ERR busy" => say!(
+                "-- not sent directly to {to}: {to} is busy (as many direct connections as it allows), try again later: {shown}"
             ),
+            Ok(answer) => say!(
+                "-- not sent directly to {to}: {to} answered \"{}\": {shown}",
+                printable(answer.as_bytes())
+            ),
+            Err(why) => say!("-- not sent directly to {to} at {addr}: {why}: {shown}"),
         }
     });
+}
+
+/// Connects to `addr`, sends `HI <me>` and `text`, and returns the peer's
+/// answer line, all within `timeout`; or why there is none.
+fn direct_answer(
+    me: &str,
+    addr: SocketAddr,
+    text: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    let until = Instant::now() + timeout;
+    let stream = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|err| format!("could not connect: {}", describe(&err)))?;
+    let sent = stream
+        .set_write_timeout(Some(timeout))
+        .and_then(|()| (&stream).write_all(format!("HI {me}\n{text}\n").as_bytes()));
+    // The peer may have answered and closed already (`ERR busy`): then
+    // the write or the half-close fails, and the answer is still there to
+    // read. So read it whatever happened here.
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut answer = BufReader::new(Deadline {
+        stream: &stream,
+        until: Some(until),
+    });
+    match (read_line(&mut answer, LINE_LIMIT), sent) {
+        (Ok(ReadLine::Line(line)), _) => Ok(String::from_utf8_lossy(&line).into_owned()),
+        // No answer, and our bytes did not go out: that is why.
+        (_, Err(err)) => Err(describe(&err)),
+        (Ok(ReadLine::Closed), Ok(())) => {
+            Err("it closed the connection without answering".to_string())
+        }
+        (Ok(ReadLine::TooLong), Ok(())) => Err(format!("an answer longer than {LINE_LIMIT} bytes")),
+        (Err(err), Ok(())) if is_timeout(&err) => {
+            Err(format!("no answer within {} s", timeout.as_secs_f64()))
+        }
+        (Err(err), Ok(())) => Err(describe(&err)),
+    }
 }
 
 /// Accepts direct connections from peers, a thread each (at most
 /// MAX_DIRECT_PEERS), and prints what they send.
 fn receive_direct(listener: TcpListener) {
     common::serve_threads(listener, MAX_DIRECT_PEERS, BUSY_REPLY, |stream, peer| {
-        if let Err(why) = read_direct(stream) {
+        if let Err(why) = read_direct(&stream) {
             say!("-- direct connection from {peer}: {why}");
         }
     });
 }
 
-/// One direct connection: `HI <name>`, then lines until the peer closes.
-fn read_direct(stream: TcpStream) -> Result<(), String> {
-    stream
-        .set_read_timeout(Some(DIRECT_IDLE_TIMEOUT))
-        .map_err(|err| describe(&err))?;
-    let mut lines = BufReader::new(stream);
+/// One direct connection: `HI <name>`, then lines until the peer closes,
+/// each answered `OK`, all within DIRECT_DEADLINE of the accept. A
+/// deadline, not a read timeout: a timeout starts again with every byte,
+/// and a peer sending one byte now and then would hold one of our
+/// MAX_DIRECT_PEERS places for as long as it likes.
+fn read_direct(stream: &TcpStream) -> Result<(), String> {
+    let mut lines = BufReader::new(Deadline {
+        stream,
+        until: Some(Instant::now() + DIRECT_DEADLINE),
+    });
     let mut next = || match read_line(&mut lines, LINE_LIMIT) {
         Ok(ReadLine::Line(line)) => Ok(Some(line)),
         Ok(ReadLine::Closed) => Ok(None),
         Ok(ReadLine::TooLong) => Err(format!("a line longer than {LINE_LIMIT} bytes, closed")),
+        Err(err) if is_timeout(&err) => Err(format!(
+            "not finished within {} s, closed",
+            DIRECT_DEADLINE.as_secs()
+        )),
         Err(err) => Err(describe(&err)),
     };
     // The peer says who it is. Nothing proves it: anyone who can reach
@@ -458,8 +618,13 @@ fn read_direct(stream: TcpStream) -> Result<(), String> {
             ));
         }
     };
+    let _ = stream.set_write_timeout(Some(DIRECT_DEADLINE));
     while let Some(line) = next()? {
         say!("[direct from {from}] {}", printable(&line));
+        // The sender prints its message as sent only when this comes.
+        (&*stream)
+            .write_all(b"OK\n")
+            .map_err(|err| describe(&err))?;
     }
     Ok(())
 }

@@ -21,26 +21,42 @@ pub const NAME_LIMIT: usize = 32;
 /// than the one that was sent: this limit keeps every `FROM` line within
 /// LINE_LIMIT, whoever sends it.
 pub const TEXT_LIMIT: usize = LINE_LIMIT - "FROM ".len() - NAME_LIMIT - " ".len();
-/// How many lines may wait for one client. The server never waits for a
-/// receiver: it puts the line in the receiver's queue and goes on. A client
-/// whose queue is full has stopped reading, and is dropped rather than let
-/// its queue grow without end.
+/// How many relayed lines may wait for one client. A line relayed to a
+/// client whose queue holds this many waits for room, on the *sender's*
+/// thread, at most RELAY_WAIT: a sender that outruns its receiver is slowed
+/// down to the receiver's pace. A full queue is not proof that a client
+/// has stopped reading (it may only be slower than a flood), so nobody is
+/// dropped for it.
 pub const QUEUE_LIMIT: usize = 128;
+/// Room in every queue beyond QUEUE_LIMIT, which relayed lines never take:
+/// it is kept for the lines a client must not miss because someone else
+/// floods it, `WELCOME`, `JOINED` and `LEFT`, and its own replies.
+pub const NOTICE_ROOM: usize = 128;
+/// How long a relayed line may wait for room in its receiver's queue.
+/// Then `SEND` is answered `ERR full <name>`, and `ALL` leaves that
+/// receiver out (`SENT * except <name>`). Long enough that a receiver
+/// which reads, but is short of CPU for a moment, does not lose lines;
+/// short enough that a sender is not held for long by one that has stopped.
+pub const RELAY_WAIT: Duration = Duration::from_secs(2);
+/// A client is dropped when the server could not write one line to it (at
+/// most 4 KiB) for this long: it has stopped reading. Its socket buffers
+/// are full (a few megabytes), and its queue behind them. A client that
+/// reads at all, however slowly, takes a line far sooner, and is never
+/// dropped.
+pub const STUCK_AFTER: Duration = Duration::from_secs(10);
 /// How many clients are served at once unless `--max-clients` says otherwise.
 pub const DEFAULT_MAX_CLIENTS: usize = 64;
 /// The most `--max-clients` allows: `PEERS` names every client on one line,
 /// and 100 names of 32 bytes still fit in LINE_LIMIT.
 pub const MAX_CLIENTS_LIMIT: usize = 100;
 const _: () = assert!("PEERS".len() + MAX_CLIENTS_LIMIT * (1 + NAME_LIMIT) <= LINE_LIMIT);
+// `SENT * except` names at most every other client on one line too.
+const _: () = assert!("SENT * except".len() + MAX_CLIENTS_LIMIT * (1 + NAME_LIMIT) <= LINE_LIMIT);
 /// How long a new connection has to send `HELLO`, counted from the
 /// connect, unless `--hello-timeout` says otherwise. Until it registers, a
 /// connection holds a client slot and can do nothing else; it is closed
 /// rather than held for ever.
 pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long one write to a client may wait for room in its socket. A client
-/// that stops reading fills its receive buffer and then our send buffer;
-/// its writer thread gives up after this and drops it.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// After our last line to a client, how long we read and discard what it
 /// still sends while waiting for it to close (see `common::close_gently`).
 pub const LINGER: Duration = Duration::from_secs(2);
@@ -50,10 +66,19 @@ pub const BUSY_REPLY: &[u8] = b"ERR busy\n";
 /// The client waits this long to connect, for `WELCOME`, and for the
 /// server to close after `BYE`, unless `--timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many lines from the server may wait for the client to print them.
+/// When its output is not read (a pager waiting for a key, Ctrl-S), the
+/// client stops reading the server once this many wait, and the server
+/// treats it as any slow reader: it slows down those who send to it, and
+/// drops it after STUCK_AFTER. Without a limit the client would keep every
+/// line in memory, for as long as its output is stuck.
+pub const EVENT_LIMIT: usize = 64;
 /// How many peers may be connected to a client directly at once.
 pub const MAX_DIRECT_PEERS: usize = 16;
-/// How long a direct connection may stay silent before the client closes it.
-pub const DIRECT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a direct connection may last, from the accept: `HI`, the
+/// message, the close. A deadline, so that a peer that trickles a byte now
+/// and then cannot hold one of the MAX_DIRECT_PEERS places for long.
+pub const DIRECT_DEADLINE: Duration = Duration::from_secs(10);
 /// What to run when nobody is listening.
 pub(crate) const START_SERVER: &str = "cargo run -p relay -- serve";
 // ANCHOR_END: limits

@@ -22,7 +22,9 @@ Examples:
   cargo run -p relay -- serve --listen 0.0.0.0:7788
       accept clients from other machines too
   cargo run -p relay -- serve --listen 127.0.0.1:0 --max-clients 4
-      a free port (printed on the first line), at most 4 clients";
+      a free port (printed on the first line), at most 4 clients
+  cargo run -p relay -- serve --log-text
+      log what everyone says, not only how many bytes (for a demo)";
 
 const JOIN_EXAMPLES: &str = "\
 Examples:
@@ -63,9 +65,12 @@ enum Command {
     /// Run the relay server.
     ///
     /// Prints `listening on ADDR`, then one line per event: who joined from
-    /// where, who sent what to whom, who left and why. Each client has a
-    /// queue of 128 lines; one that stops reading is dropped when its queue
-    /// is full, so it never holds up anyone else. Ctrl-C stops the server.
+    /// where, who sent how many bytes to whom (never the text, unless
+    /// --log-text), who left and why. Each client has a
+    /// queue of 128 lines: a sender whose line finds it full waits for room,
+    /// 2 s at most (then `ERR full NAME`), and a client the server cannot
+    /// write a line to for 10 s is dropped, so a client that stops reading
+    /// never holds up anyone else. Ctrl-C stops the server.
     #[command(after_help = SERVE_EXAMPLES)]
     Serve {
         /// The address to listen on: IP:PORT, or just IP (port 7788). Port
@@ -84,6 +89,11 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = relay::DEFAULT_HELLO_TIMEOUT.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..=3600))]
         hello_timeout: u64,
+
+        /// Also log the text of every relayed (and refused) line, escaped.
+        /// Off by default: the log is no place for everyone's private lines.
+        #[arg(long)]
+        log_text: bool,
     },
 
     /// Join the relay as NAME, and chat.
@@ -123,10 +133,12 @@ fn main() -> ExitCode {
             listen,
             max_clients,
             hello_timeout,
+            log_text,
         } => relay::serve(&relay::ServeOptions {
             listen,
             max_clients,
             hello_timeout: Duration::from_secs(hello_timeout),
+            log_text,
         }),
         Command::Join {
             name,

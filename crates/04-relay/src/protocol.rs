@@ -39,6 +39,9 @@ pub enum Refusal {
     NameTaken,
     /// No registered client has this name.
     NoSuchPeer(String),
+    /// This client's queue stayed full for RELAY_WAIT: the line was not
+    /// relayed (the client reads slower than it is sent to, or not at all).
+    Full(String),
     /// This client registered without a listen port.
     NotListening(String),
     /// A known command with the wrong arguments; holds the right form.
@@ -62,6 +65,7 @@ impl Refusal {
             Refusal::BadName => "ERR bad-name\n".to_string(),
             Refusal::NameTaken => "ERR name-taken\n".to_string(),
             Refusal::NoSuchPeer(name) => format!("ERR no-such-peer {name}\n"),
+            Refusal::Full(name) => format!("ERR full {name}\n"),
             Refusal::NotListening(name) => format!("ERR not-listening {name}\n"),
             Refusal::Usage(form) => format!("ERR usage {form}\n"),
             Refusal::TextTooLong => "ERR text-too-long\n".to_string(),
@@ -136,8 +140,12 @@ pub fn parse_command(line: &[u8]) -> Result<Command, Refusal> {
 }
 
 /// A name is 1 to NAME_LIMIT ASCII letters, digits, `_` and `-`. No spaces
-/// (names are separated by spaces in `PEERS`), nothing invisible, and no
-/// two names that look alike but differ in their bytes.
+/// (names are separated by spaces in `PEERS`), nothing invisible, and
+/// nothing outside ASCII, so no Unicode look-alike (a Cyrillic `а` in
+/// `аlice`). Names are compared byte for byte: `alice`, `Alice` and `aIice`
+/// (a capital i) are three names, and ASCII look-alikes (`l`, `I`, `1`;
+/// `O`, `0`) stay possible. A name says who registered it first, nothing
+/// more: it proves no one's identity.
 pub fn valid_name(name: &str) -> bool {
     (1..=NAME_LIMIT).contains(&name.len())
         && name

@@ -4,14 +4,17 @@
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, ErrorKind, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{Deadline, ReadLine, describe, printable, read_line, say};
 
-use crate::limits::{BUSY_REPLY, DEFAULT_PORT, LINE_LIMIT, LINGER, QUEUE_LIMIT, WRITE_TIMEOUT};
+use crate::limits::{
+    BUSY_REPLY, DEFAULT_PORT, LINE_LIMIT, LINGER, NOTICE_ROOM, QUEUE_LIMIT, RELAY_WAIT, STUCK_AFTER,
+};
 use crate::protocol::{Command, Refusal, parse_command};
 
 // ---------------------------------------------------------------------------
@@ -19,13 +22,30 @@ use crate::protocol::{Command, Refusal, parse_command};
 // ---------------------------------------------------------------------------
 
 // ANCHOR: registry
+/// One client's queue of lines to send, as every thread reaches it: a
+/// bounded channel that only the client's writer thread reads from.
+#[derive(Clone)]
+struct Outbox {
+    lines: SyncSender<Vec<u8>>,
+    room: Arc<Room>,
+}
+
+/// What the senders to a queue and its writer thread share.
+#[derive(Default)]
+struct Room {
+    /// How many lines wait in the queue (the channel does not say).
+    waiting: AtomicUsize,
+    /// Signalled by the writer thread each time it takes a line out, and
+    /// when it ends: a sender waiting for room looks again.
+    lock: Mutex<()>,
+    signal: Condvar,
+}
+
 /// One registered client, as the other clients' threads reach it.
 struct Peer {
-    /// Its queue of lines to send. Only its own writer thread writes to its
-    /// socket; everyone else puts lines here, without waiting.
-    outbox: SyncSender<Vec<u8>>,
-    /// A handle to its socket, to disconnect it when it is dropped.
-    socket: Arc<TcpStream>,
+    /// Its queue. Only its own writer thread writes to its socket; everyone
+    /// else puts lines here.
+    outbox: Outbox,
     /// Its address as `accept()` gave it: the client's IP, and the
     /// ephemeral port its kernel picked for this one connection.
     seen_as: SocketAddr,
@@ -44,64 +64,132 @@ pub struct Registry {
 /// The registry as every client's thread shares it.
 pub type Shared = Arc<Mutex<Registry>>;
 
-/// Takes the lock on the registry. A thread that panicked while holding it
-/// "poisons" the lock; nothing here panics, and every change to the map is
-/// one insert or remove, so the map is whole either way and we go on.
-fn lock(registry: &Shared) -> MutexGuard<'_, Registry> {
-    registry.lock().unwrap_or_else(PoisonError::into_inner)
+/// Takes a lock. A thread that panicked while holding it "poisons" the
+/// lock; nothing here panics, and every change under a lock is one insert
+/// or remove, so what it guards is whole either way and we go on.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 // ANCHOR_END: registry
 
 // ANCHOR: deliver
-/// What happens to a line put in a client's queue.
+/// What happens to a line offered to a client's queue.
 enum Delivery {
     Queued,
-    /// The queue is full: the client has stopped reading.
+    /// The queue stayed full until the time given: the client reads
+    /// slower than it is sent to, or not at all.
     Full,
-    /// Its writer thread has ended: the connection is gone.
+    /// Its writer thread has ended, or it has left: the connection is gone.
     Gone,
 }
 
-/// Puts `line` in `outbox` without waiting. `try_send` never blocks: a
-/// full queue is an answer, not a wait. That is the whole point: the
-/// thread that relays a line belongs to the *sender*, and must not stop
-/// because the receiver is slow.
-fn enqueue(outbox: &SyncSender<Vec<u8>>, line: &str) -> Delivery {
+/// How much of a queue a line may fill.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A line relayed from another client: QUEUE_LIMIT lines at most.
+    Relayed,
+    /// `WELCOME`, `JOINED`, `LEFT`: also the NOTICE_ROOM kept beyond it.
+    Notice,
+}
+
+impl Outbox {
+    /// A new queue, and its receiving end for the writer thread.
+    fn new() -> (Outbox, Receiver<Vec<u8>>) {
+        let (lines, queue) = mpsc::sync_channel(QUEUE_LIMIT + NOTICE_ROOM);
+        let room = Arc::new(Room::default());
+        (Outbox { lines, room }, queue)
+    }
+}
+
+impl Room {
+    /// Tells whoever waits for room to look again (the writer calls it).
+    fn wake(&self) {
+        let _guard = lock(&self.lock);
+        self.signal.notify_all();
+    }
+}
+
+/// Puts `line` in `outbox`, waiting for room until `until` at most; with
+/// `until` already past, it never waits. The wait is the *sender's*: the
+/// thread that relays a line belongs to the client that sent it, so a
+/// sender that outruns its receiver is slowed down to the receiver's pace,
+/// and nobody else is. The registry is never locked while this waits.
+fn enqueue(outbox: &Outbox, line: &str, kind: Kind, until: Instant) -> Delivery {
     // exercise 4.2: begin
-    match outbox.try_send(line.as_bytes().to_vec()) {
-        Ok(()) => Delivery::Queued,
-        Err(TrySendError::Full(_)) => Delivery::Full,
-        Err(TrySendError::Disconnected(_)) => Delivery::Gone,
+    let limit = match kind {
+        Kind::Relayed => QUEUE_LIMIT,
+        Kind::Notice => QUEUE_LIMIT + NOTICE_ROOM,
+    };
+    let room = &outbox.room;
+    // Checked and sent under the room lock, so that the writer's signal
+    // cannot come between "no room" and the wait, and be missed.
+    let mut guard = lock(&room.lock);
+    loop {
+        if room.waiting.load(Ordering::SeqCst) < limit {
+            room.waiting.fetch_add(1, Ordering::SeqCst);
+            match outbox.lines.try_send(line.as_bytes().to_vec()) {
+                Ok(()) => return Delivery::Queued,
+                Err(TrySendError::Disconnected(_)) => return Delivery::Gone,
+                // Full although under the limit: a reply of the client's
+                // own took the last place. Wait like any full queue.
+                Err(TrySendError::Full(_)) => {
+                    room.waiting.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Delivery::Full;
+        }
+        guard = room
+            .signal
+            .wait_timeout(guard, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
     }
     // exercise 4.2: end
 }
 
-impl Registry {
-    /// Relays `line` to the client called `to`. Returns false when there is
-    /// no such client, or when it had to be dropped because it stopped
-    /// reading (the line is then lost with it).
-    fn deliver(&mut self, to: &str, line: &str) -> bool {
+impl Client {
+    /// Relays `line` to the client called `to`, waiting at most RELAY_WAIT
+    /// for room in its queue. The registry is locked only to find the
+    /// queue, never during the wait.
+    fn deliver(&self, to: &str, line: &str) -> Delivery {
         // exercise 4.2: begin
-        let Some(peer) = self.peers.get(to) else {
-            return false;
+        let outbox = match lock(&self.registry).peers.get(to) {
+            Some(peer) => peer.outbox.clone(),
+            None => return Delivery::Gone,
         };
-        let why = match enqueue(&peer.outbox, line) {
-            Delivery::Queued => return true,
-            Delivery::Full => Leaving::Stuck,
-            Delivery::Gone => Leaving::Lost,
-        };
-        let seen_as = peer.seen_as;
-        self.remove(to, seen_as, why);
-        false
+        enqueue(&outbox, line, Kind::Relayed, Instant::now() + RELAY_WAIT)
         // exercise 4.2: end
     }
 
-    /// Relays `line` to every client but `from`.
-    fn broadcast(&mut self, from: &str, line: &str) {
-        let others: Vec<String> = self.peers.keys().filter(|n| *n != from).cloned().collect();
-        for name in others {
-            self.deliver(&name, line);
-        }
+    /// Relays `line` to every client but `me`. Returns the names of those
+    /// whose queue stayed full for RELAY_WAIT: they miss this line.
+    fn broadcast(&self, me: &str, line: &str) -> Vec<String> {
+        let others: Vec<(String, Outbox)> = lock(&self.registry)
+            .peers
+            .iter()
+            .filter(|(name, _)| *name != me)
+            .map(|(name, peer)| (name.clone(), peer.outbox.clone()))
+            .collect();
+        // First every queue with room, without waiting: a full queue must
+        // not delay the line for anyone else.
+        let now = Instant::now();
+        let full: Vec<(String, Outbox)> = others
+            .into_iter()
+            .filter(|(_, outbox)| {
+                matches!(enqueue(outbox, line, Kind::Relayed, now), Delivery::Full)
+            })
+            .collect();
+        // Then the full ones, all within one RELAY_WAIT.
+        let until = Instant::now() + RELAY_WAIT;
+        full.into_iter()
+            .filter(|(_, outbox)| {
+                matches!(enqueue(outbox, line, Kind::Relayed, until), Delivery::Full)
+            })
+            .map(|(name, _)| name)
+            .collect()
     }
 }
 // ANCHOR_END: deliver
@@ -117,9 +205,9 @@ enum Leaving {
     Failed(io::Error),
     /// It sent a line over LINE_LIMIT.
     TooLong,
-    /// Its queue was full: it stopped reading.
+    /// Its writer could not write a byte for STUCK_AFTER: it stopped reading.
     Stuck,
-    /// Its writer thread ended: writing to it failed or timed out.
+    /// Writing to it failed.
     Lost,
 }
 
@@ -130,69 +218,82 @@ impl Leaving {
             Leaving::Bye | Leaving::Closed => say!("{name} left"),
             Leaving::Failed(err) => say!("{name} left (connection error: {})", describe(err)),
             Leaving::TooLong => say!("{name} left (line longer than {LINE_LIMIT} bytes)"),
-            Leaving::Stuck => {
-                say!("{name} left (dropped: {QUEUE_LIMIT} lines were waiting, it is not reading)")
-            }
+            Leaving::Stuck => say!(
+                "{name} left (dropped: it took no line for {} s, it is not reading)",
+                STUCK_AFTER.as_secs()
+            ),
             Leaving::Lost => say!("{name} left (dropped: could not write to it)"),
         }
     }
 }
 
+/// Says, once the registry is unlocked, who missed a notice because its
+/// queue was full even for notices (it is far behind; it is not dropped
+/// for that: its writer drops it if it stops reading).
+fn say_missed(missed: &[String], notice: &str) {
+    if !missed.is_empty() {
+        say!("{} missed `{notice}`: queue full", missed.join(", "));
+    }
+}
+
 impl Registry {
     /// Registers `name`, queues `welcome` as its very first line, and tells
-    /// everyone else `JOINED <name>`. False when `welcome` found no room:
-    /// the client is not reading its answers, and is not registered.
-    fn register(&mut self, name: &str, peer: Peer, welcome: &str) -> Result<bool, Refusal> {
+    /// everyone else `JOINED <name>`, never waiting (the registry is
+    /// locked). Returns who missed the notice, or `None` when `welcome`
+    /// found no room: the client is not reading its answers, and is not
+    /// registered. Nothing is logged here: nothing logs while holding the
+    /// lock that every client needs.
+    fn register(
+        &mut self,
+        name: &str,
+        peer: Peer,
+        welcome: &str,
+    ) -> Result<Option<Vec<String>>, Refusal> {
         if self.peers.contains_key(name) {
             return Err(Refusal::NameTaken);
         }
         // Queued while we hold the lock, so nothing relayed to the new
         // client can get ahead of its WELCOME. Its queue is empty unless it
         // sent a pile of lines before HELLO without reading the answers.
-        if !matches!(enqueue(&peer.outbox, welcome), Delivery::Queued) {
-            return Ok(false);
+        if !matches!(
+            enqueue(&peer.outbox, welcome, Kind::Notice, Instant::now()),
+            Delivery::Queued
+        ) {
+            return Ok(None);
         }
-        match peer.listen_port {
-            Some(port) => say!("{name} joined from {}, direct port {port}", peer.seen_as),
-            None => say!("{name} joined from {}", peer.seen_as),
-        }
+        let missed = self.notify(&format!("JOINED {name}\n"));
         self.peers.insert(name.to_string(), peer);
-        self.broadcast(name, &format!("JOINED {name}\n"));
-        Ok(true)
+        Ok(Some(missed))
+    }
+
+    /// Queues `notice` for every registered client, never waiting. Returns
+    /// those whose queue had no room even for a notice.
+    fn notify(&self, notice: &str) -> Vec<String> {
+        let now = Instant::now();
+        self.peers
+            .iter()
+            .filter(|(_, peer)| {
+                matches!(
+                    enqueue(&peer.outbox, notice, Kind::Notice, now),
+                    Delivery::Full
+                )
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// Removes `name`, if it is still the client connected from `seen_as`
     /// (its name may already belong to someone new), and tells everyone
-    /// else `LEFT <name>`.
-    ///
-    /// Telling them can find another client's queue full, and that client
-    /// leaves too: the loop works through them all.
-    fn remove(&mut self, name: &str, seen_as: SocketAddr, why: Leaving) {
+    /// else `LEFT <name>`. Returns `None` if it was not registered, else who
+    /// missed the notice.
+    fn remove(&mut self, name: &str, seen_as: SocketAddr) -> Option<Vec<String>> {
         // exercise 4.3: begin
-        let mut leaving = vec![(name.to_string(), seen_as, why)];
-        while let Some((name, seen_as, why)) = leaving.pop() {
-            match self.peers.get(&name) {
-                Some(peer) if peer.seen_as == seen_as => {}
-                _ => continue, // gone already
-            }
-            let Some(peer) = self.peers.remove(&name) else {
-                continue;
-            };
-            why.say_left(&name);
-            if matches!(why, Leaving::Stuck | Leaving::Lost) {
-                // Disconnect it: its reader thread sees the end and stops, and
-                // a write its writer thread is stuck in fails at once.
-                let _ = peer.socket.shutdown(Shutdown::Both);
-            }
-            let notice = format!("LEFT {name}\n");
-            for (other, peer) in &self.peers {
-                match enqueue(&peer.outbox, &notice) {
-                    Delivery::Queued => {}
-                    Delivery::Full => leaving.push((other.clone(), peer.seen_as, Leaving::Stuck)),
-                    Delivery::Gone => leaving.push((other.clone(), peer.seen_as, Leaving::Lost)),
-                }
-            }
+        match self.peers.get(name) {
+            Some(peer) if peer.seen_as == seen_as => {}
+            _ => return None, // gone already, or the name is someone else's now
         }
+        self.peers.remove(name);
+        Some(self.notify(&format!("LEFT {name}\n")))
         // exercise 4.3: end
     }
 }
@@ -203,19 +304,35 @@ impl Registry {
 // ---------------------------------------------------------------------------
 
 // ANCHOR: writer
+/// Why a writer thread gave up on its client, for the reader thread to say.
+type GaveUp = Arc<Mutex<Option<Leaving>>>;
+
 /// A client's writer thread: takes lines from its queue and writes them to
 /// its socket, until every sender of the queue is gone (the client has
 /// left the registry and its reader thread has ended).
 ///
 /// This is the only thread that writes to this socket, so lines never mix,
-/// and the only one that waits for this client to read. If it waits too
-/// long (WRITE_TIMEOUT), or writing fails, it disconnects the client.
-fn write_lines(mut stream: TcpStream, queue: Receiver<Vec<u8>>) {
-    for line in queue {
-        if stream.write_all(&line).is_err() {
+/// and the only one that waits for this client to read. Each line it takes
+/// out makes room, and wakes any sender waiting for room. A line it cannot
+/// write within STUCK_AFTER means the client has stopped reading: it is
+/// dropped. A client that reads, however slowly, takes a line (4 KiB at
+/// most) far sooner, and is never dropped for being slow.
+fn write_lines(mut stream: TcpStream, queue: Receiver<Vec<u8>>, room: Arc<Room>, gave_up: GaveUp) {
+    for line in &queue {
+        room.waiting.fetch_sub(1, Ordering::SeqCst);
+        room.wake();
+        if let Err(err) = write_by(&mut stream, &line, Instant::now() + STUCK_AFTER) {
+            *lock(&gave_up) = Some(if is_timeout(&err) {
+                Leaving::Stuck
+            } else {
+                Leaving::Lost
+            });
             // Wake the reader thread (its read returns at once), so the
-            // client leaves the registry.
+            // client leaves the registry; and let senders waiting for room
+            // see that the queue is gone.
             let _ = stream.shutdown(Shutdown::Both);
+            drop(queue);
+            room.wake();
             return;
         }
     }
@@ -223,20 +340,41 @@ fn write_lines(mut stream: TcpStream, queue: Receiver<Vec<u8>>) {
     // without a reset destroying it (lesson 2).
     common::close_gently(stream, LINGER);
 }
+
+/// Writes all of `bytes` by `until`. A write timeout alone is not a
+/// deadline: it starts again whenever a write takes a few bytes, and a
+/// client whose buffers take a few bytes now and then would hold a write
+/// for ever. So each write may only wait for what is left of the time.
+fn write_by(stream: &mut TcpStream, mut bytes: &[u8], until: Instant) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::from(ErrorKind::TimedOut));
+        }
+        stream.set_write_timeout(Some(left))?;
+        match stream.write(bytes) {
+            Ok(0) => return Err(io::Error::from(ErrorKind::WriteZero)),
+            Ok(written) => bytes = &bytes[written..],
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
 // ANCHOR_END: writer
 
 // ANCHOR: serve_client
 /// What one client's reader thread knows about its client.
 struct Client {
     seen_as: SocketAddr,
-    /// A handle to the socket, for the registry (to disconnect a client
-    /// that stops reading) and for the socket's options.
-    socket: Arc<TcpStream>,
     /// Its own queue: replies go through the writer thread too.
-    outbox: SyncSender<Vec<u8>>,
+    outbox: Outbox,
     /// Its name, once registered.
     name: Option<String>,
     registry: Shared,
+    /// Whether the log shows the text of relayed and refused lines
+    /// (`--log-text`), or only how many bytes they had.
+    log_text: bool,
 }
 
 /// Serves one client until it leaves: starts its writer thread, reads its
@@ -246,6 +384,7 @@ pub fn serve_client(
     seen_as: SocketAddr,
     registry: Shared,
     hello_timeout: Duration,
+    log_text: bool,
 ) {
     // The HELLO deadline counts from now, however the bytes trickle in.
     let hello_by = Instant::now() + hello_timeout;
@@ -256,12 +395,9 @@ pub fn serve_client(
     // send them with a reply (on Linux for 40 ms at least, TCP_DELACK_MIN,
     // and up to 200 ms): a chat of short lines would stall that long at a
     // time.
-    let handles = stream
-        .set_nodelay(true)
-        .and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)))
-        .and_then(|()| Ok((stream.try_clone()?, stream.try_clone()?)));
-    let (writer, socket) = match handles {
-        Ok(handles) => handles,
+    let writer = stream.set_nodelay(true).and_then(|()| stream.try_clone());
+    let writer = match writer {
+        Ok(writer) => writer,
         Err(err) => {
             say!(
                 "[{seen_as}] could not set up the connection: {}",
@@ -270,19 +406,34 @@ pub fn serve_client(
             return;
         }
     };
-    let (outbox, queue) = mpsc::sync_channel(QUEUE_LIMIT);
-    thread::spawn(move || write_lines(writer, queue));
+    let (outbox, queue) = Outbox::new();
+    let gave_up = GaveUp::default();
+    // The writer holds no sender of its own queue: the queue ends when the
+    // client's reader thread and the registry have both let go of it.
+    let (room, why_writer) = (Arc::clone(&outbox.room), Arc::clone(&gave_up));
+    thread::spawn(move || write_lines(writer, queue, room, why_writer));
 
     let mut client = Client {
         seen_as,
-        socket: Arc::new(socket),
         outbox,
         name: None,
         registry,
+        log_text,
     };
-    let why = client.converse(stream, hello_by);
+    let mut why = client.converse(stream, hello_by);
+    // If the writer gave up, that is why the conversation ended.
+    if let Some(writer_why) = lock(&gave_up).take() {
+        why = writer_why;
+    }
     match client.name.take() {
-        Some(name) => lock(&client.registry).remove(&name, seen_as, why),
+        Some(name) => {
+            let removed = lock(&client.registry).remove(&name, seen_as);
+            // Logged once the registry is unlocked.
+            if let Some(missed) = removed {
+                why.say_left(&name);
+                say_missed(&missed, &format!("LEFT {name}"));
+            }
+        }
         None => match why {
             Leaving::Bye | Leaving::Closed => say!("[{seen_as}] left without registering"),
             Leaving::Failed(err) if is_timeout(&err) => say!(
@@ -353,12 +504,7 @@ impl Client {
                 Ok(None) => true,
                 Ok(Some(reply)) => self.reply(&reply),
                 Err(refusal) => {
-                    say!(
-                        "{} sent \"{}\": {}",
-                        self.who(),
-                        printable(&line),
-                        refusal.line().trim_end()
-                    );
+                    self.say_refused(&line, &refusal);
                     self.reply(&refusal.line())
                 }
             };
@@ -369,14 +515,47 @@ impl Client {
     }
 
     /// Queues a reply for this client, waiting for room if its queue is
-    /// full. Other clients' lines never wait (`try_send`); a client's own
-    /// replies do, because the only one held up is the client that sends
-    /// commands faster than it reads the answers: it is slowed down to the
-    /// pace it reads at, as TCP itself would do. A client that stops reading
-    /// altogether makes its writer give up after WRITE_TIMEOUT, and then
-    /// this returns false.
+    /// full. The only one held up is the client that sends commands faster
+    /// than it reads the answers: it is slowed down to the pace it reads
+    /// at, as TCP itself would do. A client that stops reading altogether
+    /// makes its writer give up after STUCK_AFTER, and then this returns
+    /// false.
     fn reply(&self, line: &str) -> bool {
-        self.outbox.send(line.as_bytes().to_vec()).is_ok()
+        self.outbox.room.waiting.fetch_add(1, Ordering::SeqCst);
+        self.outbox.lines.send(line.as_bytes().to_vec()).is_ok()
+    }
+
+    /// Logs a refused line: only its length, unless `--log-text` (it may
+    /// be someone's private text with a typo in the command).
+    fn say_refused(&self, line: &[u8], refusal: &Refusal) {
+        let refusal = refusal.line();
+        if self.log_text {
+            say!(
+                "{} sent \"{}\": {}",
+                self.who(),
+                printable(line),
+                refusal.trim_end()
+            );
+        } else {
+            say!(
+                "{} sent {}: {}",
+                self.who(),
+                bytes(line.len()),
+                refusal.trim_end()
+            );
+        }
+    }
+
+    /// What the log says of a relayed text: by default who sent how many
+    /// bytes to whom, never the text. The operator's log is no place for
+    /// everyone's private lines, and a log of every text grows as fast as
+    /// anyone can send. `--log-text` shows it, escaped, for a demo.
+    fn logged(&self, text: &str) -> String {
+        if self.log_text {
+            printable(text.as_bytes())
+        } else {
+            bytes(text.len())
+        }
     }
 
     /// The client as the log names it: its name, or its address before that.
@@ -385,6 +564,14 @@ impl Client {
             Some(name) => name.clone(),
             None => format!("[{}]", self.seen_as),
         }
+    }
+}
+
+/// `1 byte`, `12 bytes`.
+fn bytes(count: usize) -> String {
+    match count {
+        1 => "1 byte".to_string(),
+        _ => format!("{count} bytes"),
     }
 }
 
@@ -408,7 +595,6 @@ impl Client {
     fn register(&mut self, name: String, listen_port: Option<u16>) -> Result<bool, Refusal> {
         let peer = Peer {
             outbox: self.outbox.clone(),
-            socket: Arc::clone(&self.socket),
             seen_as: self.seen_as,
             listen_port,
         };
@@ -416,38 +602,58 @@ impl Client {
         // ::ffff:127.0.0.1; to_canonical() gives back 127.0.0.1.
         let seen_as = SocketAddr::new(self.seen_as.ip().to_canonical(), self.seen_as.port());
         let welcome = format!("WELCOME {name} {seen_as}\n");
-        let welcomed = lock(&self.registry).register(&name, peer, &welcome)?;
-        if welcomed {
-            self.name = Some(name);
+        let registered = lock(&self.registry).register(&name, peer, &welcome)?;
+        // Logged once the registry is unlocked.
+        let Some(missed) = registered else {
+            return Ok(false);
+        };
+        match listen_port {
+            Some(port) => say!("{name} joined from {}, direct port {port}", self.seen_as),
+            None => say!("{name} joined from {}", self.seen_as),
         }
-        Ok(welcomed)
+        say_missed(&missed, &format!("JOINED {name}"));
+        self.name = Some(name);
+        Ok(true)
     }
 }
 // ANCHOR_END: register
 
 // ANCHOR: act
 impl Client {
-    /// A registered client's command. Returns the reply line.
+    /// A registered client's command. Returns the reply line. The registry
+    /// is locked only to look something up, never while waiting, and
+    /// nothing is logged while it is locked.
     fn act(&self, me: &str, command: Command) -> Result<String, Refusal> {
-        let mut registry = lock(&self.registry);
         match command {
             Command::List => {
+                let registry = lock(&self.registry);
                 let names: Vec<&str> = registry.peers.keys().map(String::as_str).collect();
                 Ok(format!("PEERS {}\n", names.join(" ")))
             }
             Command::Send { to, text } => {
-                if !registry.deliver(&to, &format!("FROM {me} {text}\n")) {
-                    return Err(Refusal::NoSuchPeer(to));
+                match self.deliver(&to, &format!("FROM {me} {text}\n")) {
+                    Delivery::Queued => {}
+                    Delivery::Full => {
+                        say!("{me} -> {to}: not relayed, {to}'s queue stayed full");
+                        return Err(Refusal::Full(to));
+                    }
+                    Delivery::Gone => return Err(Refusal::NoSuchPeer(to)),
                 }
-                say!("{me} -> {to}: {}", printable(text.as_bytes()));
+                say!("{me} -> {to}: {}", self.logged(&text));
                 Ok(format!("SENT {to}\n"))
             }
             Command::All { text } => {
-                registry.broadcast(me, &format!("FROM {me} {text}\n"));
-                say!("{me} -> everyone: {}", printable(text.as_bytes()));
-                Ok("SENT *\n".to_string())
+                let missed = self.broadcast(me, &format!("FROM {me} {text}\n"));
+                say!("{me} -> everyone: {}", self.logged(&text));
+                if missed.is_empty() {
+                    return Ok("SENT *\n".to_string());
+                }
+                let missed = missed.join(" ");
+                say!("{me} -> everyone: not relayed to {missed}, their queue stayed full");
+                Ok(format!("SENT * except {missed}\n"))
             }
             Command::Where { name } => {
+                let registry = lock(&self.registry);
                 // exercise 4.4: begin
                 //~ let at: SocketAddr = todo!();
                 let Some(peer) = registry.peers.get(&name) else {
@@ -461,6 +667,7 @@ impl Client {
                 };
                 let at = SocketAddr::new(peer.seen_as.ip().to_canonical(), port);
                 // exercise 4.4: end
+                drop(registry);
                 say!("{me} asked where {name} is: {at}");
                 Ok(format!("AT {name} {at}\n"))
             }
@@ -484,6 +691,8 @@ pub struct ServeOptions {
     pub max_clients: usize,
     /// How long a new connection has to send `HELLO`.
     pub hello_timeout: Duration,
+    /// Log the text of relayed and refused lines, not only their length.
+    pub log_text: bool,
 }
 
 /// Listens, then serves clients, a thread each, until the process is
@@ -491,13 +700,21 @@ pub struct ServeOptions {
 pub fn serve(options: &ServeOptions) -> anyhow::Result<()> {
     let listener = common::listen(&options.listen, DEFAULT_PORT)?;
     let registry = Shared::default();
-    let hello_timeout = options.hello_timeout;
+    let (hello_timeout, log_text) = (options.hello_timeout, options.log_text);
     // A thread per client, at most max_clients at once (lesson 3).
     common::serve_threads(
         listener,
         options.max_clients,
         BUSY_REPLY,
-        move |stream, client| serve_client(stream, client, Arc::clone(&registry), hello_timeout),
+        move |stream, client| {
+            serve_client(
+                stream,
+                client,
+                Arc::clone(&registry),
+                hello_timeout,
+                log_text,
+            );
+        },
     );
     Ok(())
 }

@@ -6,8 +6,12 @@
 
 mod support;
 
-use support::{bin, book, join, register, see, settings, start_server, wait_for};
-use testkit::{Process, closed_port, run};
+use std::time::{Duration, Instant};
+use support::{bin, book, expect_line, join, register, see, settings, start_server, wait_for};
+use testkit::hostile::resident_kib;
+
+use relay::{DIRECT_DEADLINE, MAX_DIRECT_PEERS};
+use testkit::{Connection, FakeServer, Process, WAIT, closed_port, run};
 
 /// The address in `line` after `prefix` (e.g. `listening for direct messages on `).
 fn addr_after(line: &str, prefix: &str) -> std::net::SocketAddr {
@@ -135,6 +139,125 @@ fn a_broadcast_reaches_everyone_but_its_sender() {
         "carol typed a plain line: the sender of a broadcast should not get its own line back {}",
         see()
     ));
+}
+
+/// `seq 300 | 04-relay join paster`, or 300 lines pasted at once: the
+/// server relays them as fast as the receiver reads, and a receiver that
+/// reads is never dropped for having a full queue.
+#[test]
+fn three_hundred_pasted_lines_all_reach_a_reader() {
+    book("A full queue slows the sender");
+    let mut server = start_server(&[]);
+    let mut reader = join(&server, "reader", &[]);
+    let mut paster = join(&server, "paster", &[]);
+    wait_for(
+        &mut reader,
+        "-- paster joined",
+        "reader should hear that paster joined",
+    );
+    // In one write, as `seq 300 |` or a paste gives them.
+    let paste: String = (1..=300).map(|n| format!("{n}\n")).collect();
+    paster.send_bytes(paste.as_bytes());
+    for n in 1..=300 {
+        let line = reader.next_line(&format!(
+            "paster's input was 300 lines in one go (`seq 300`), each relayed to everyone: reader, a normal `join` client, should print `[paster] {n}` {}",
+            see()
+        ));
+        assert_eq!(
+            line,
+            format!("[paster] {n}"),
+            "paster's input was 300 lines in one go: reader should print each, in order, and never be dropped (a full queue slows the sender, it does not drop the receiver) {}",
+            see()
+        );
+    }
+    for n in 1..=300 {
+        wait_for(
+            &mut paster,
+            "-- sent to everyone",
+            &format!("paster's line {n} of 300 should be answered `SENT *`"),
+        );
+    }
+    paster.send("/list");
+    wait_for(
+        &mut paster,
+        "-- here: paster reader",
+        "after 300 pasted lines, reader should still be here",
+    );
+    let log = server.stdout_now();
+    assert!(
+        !log.contains("reader left"),
+        "reader read every line and must not be dropped; the server's log:\n{log}\n{}",
+        see()
+    );
+}
+
+/// `join bob | sleep 200`: nobody reads the client's output. Its memory
+/// must stay bounded while lines keep coming: it stops reading the server,
+/// and the server slows down whoever sends to it.
+#[test]
+fn a_client_whose_output_is_not_read_keeps_its_memory_bounded() {
+    book("The client");
+    let server = start_server(&[]);
+    let mut watcher = register(server.addr(), "watcher");
+    let mut child = std::process::Command::new(bin())
+        .args(["join", "bob", "--server", &server.addr().to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kept open and never read, as behind `| sleep 200`.
+    let _output = child.stdout.take();
+    let _input = child.stdin.take();
+    let pid = child.id();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(child);
+    expect_line(
+        &mut watcher,
+        "JOINED bob",
+        "watcher should hear that bob (a `join` client whose output nobody reads) joined",
+    );
+    let Some(before) = resident_kib(pid) else {
+        println!("skipped: no /proc/PID/status to read memory from");
+        return;
+    };
+    // 40 lines of 4 KB every 50 ms, 16 MB in all, as fast as the server
+    // takes them; the answers are read on a thread of their own.
+    let flooder = register(server.addr(), "flooder");
+    flooder
+        .stream()
+        .set_write_timeout(Some(std::time::Duration::from_secs(1)))
+        .unwrap();
+    let mut answers = flooder.stream().try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut sink = [0u8; 1 << 16];
+        while let Ok(1..) = std::io::Read::read(&mut answers, &mut sink) {}
+    });
+    let line = format!("SEND bob {}\n", "x".repeat(4000)).repeat(40);
+    let mut most = before;
+    for _ in 0..100 {
+        // The server waits when bob's queue is full: so does this write,
+        // and once its timeout passes the flood is over.
+        if std::io::Write::write_all(&mut flooder.stream(), line.as_bytes()).is_err() {
+            break;
+        }
+        most = most.max(resident_kib(pid).unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    most = most.max(resident_kib(pid).unwrap_or(0));
+    let grew = most.saturating_sub(before);
+    println!("bob's client: {before} KiB before, {most} KiB at most");
+    assert!(
+        grew < 8 * 1024,
+        "bob's output is not read while 16 MB of lines are sent to him: his client should stop reading the server once EVENT_LIMIT lines wait to be printed, and leave the rest to TCP and the server; it grew by {grew} KiB {}",
+        see()
+    );
 }
 
 #[test]
@@ -298,8 +421,8 @@ fn an_introduction_then_a_direct_message_that_skips_the_server() {
     );
     wait_for(
         &mut server,
-        "alice -> bob: back through the server",
-        "the server should log the line it relayed",
+        &format!("alice -> bob: {} bytes", "back through the server".len()),
+        "the server should log the line it relayed: who to whom, and how many bytes",
     );
     let log = server.stdout_now();
     assert!(
@@ -375,6 +498,169 @@ fn a_client_that_does_not_listen_cannot_be_reached_directly() {
         !out.contains("listening for direct messages"),
         "with --no-listen the client should not listen; its output:\n{out}\n{}",
         see()
+    );
+}
+
+/// Where `client` (started by [`join`]) listens for direct messages, from
+/// its `listening for direct messages on ADDR` line.
+fn direct_port_of(client: &mut Process) -> std::net::SocketAddr {
+    let out = client.stdout_now();
+    let line = out
+        .lines()
+        .find(|line| line.starts_with("listening for direct messages on "))
+        .unwrap_or_else(|| {
+            panic!("`join` should say where it listens for direct messages; it printed:\n{out}")
+        });
+    addr_after(line, "listening for direct messages on ")
+}
+
+/// bob's direct port is at its cap: 16 silent connections hold every
+/// place. The kernel still completes alice's handshake and takes her bytes,
+/// so only bob's answer can tell her whether the message arrived.
+#[test]
+fn a_direct_message_is_printed_as_sent_only_when_the_peer_answers_ok() {
+    book("Relay or direct");
+    let server = start_server(&[]);
+    let mut alice = join(&server, "alice", &[]);
+    let mut bob = join(&server, "bob", &[]);
+    wait_for(
+        &mut alice,
+        "-- bob joined",
+        "alice should hear that bob joined",
+    );
+    let bob_listens = direct_port_of(&mut bob);
+    let silent: Vec<Connection> = (0..MAX_DIRECT_PEERS)
+        .map(|_| Connection::open(bob_listens))
+        .collect();
+    alice.send("/direct bob msg 1");
+    let line = wait_for(
+        &mut alice,
+        "msg 1",
+        &format!(
+            "alice typed `/direct bob msg 1` while {MAX_DIRECT_PEERS} silent connections held every place at bob's direct port: bob answers `ERR busy`, and alice should say the message was not sent"
+        ),
+    );
+    assert_eq!(
+        line,
+        "-- not sent directly to bob: bob is busy (as many direct connections as it allows), try again later: msg 1",
+        "alice's direct message to bob got `ERR busy`: she must not print it as sent {}",
+        see()
+    );
+    drop(silent);
+    let out = bob.stdout_now();
+    assert!(
+        !out.contains("msg 1"),
+        "bob was at his cap of direct connections: alice's message should not have reached him; he printed:\n{out}\n{}",
+        see()
+    );
+}
+
+/// A direct connection has DIRECT_DEADLINE from the accept to finish, however
+/// the bytes trickle in: a read timeout alone would start again with each.
+#[test]
+fn a_direct_connection_that_trickles_is_closed_at_its_deadline() {
+    book("Relay or direct");
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let server = start_server(&[]);
+    let mut bob = join(&server, "bob", &[]);
+    let bob_listens = direct_port_of(&mut bob);
+    let conn = Connection::open(bob_listens);
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writer = conn.stream().try_clone().unwrap();
+    let stopped = Arc::clone(&stop);
+    // `HI mallory`, then a byte a second, never a whole line.
+    let trickling = std::thread::spawn(move || {
+        let mut bytes = b"HI mallory\n".to_vec();
+        bytes.extend(std::iter::repeat_n(b'x', 60));
+        for byte in bytes {
+            if stopped.load(Ordering::SeqCst)
+                || std::io::Write::write_all(&mut writer, &[byte]).is_err()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let limit = DIRECT_DEADLINE + WAIT;
+    conn.stream().set_read_timeout(Some(limit)).unwrap();
+    let mut sink = Vec::new();
+    let ended = std::io::Read::read_to_end(&mut conn.stream(), &mut sink);
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let closed = match ended {
+        Ok(_) => true,
+        Err(err) => err.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(
+        closed && took < limit,
+        "a peer sent `HI mallory` and then one byte a second to bob's direct port: bob should close the connection DIRECT_DEADLINE ({} s) after accepting it; after {:.1} s it was {} {}",
+        DIRECT_DEADLINE.as_secs(),
+        took.as_secs_f64(),
+        if closed { "closed" } else { "still open" },
+        see()
+    );
+    wait_for(
+        &mut bob,
+        "not finished within 10 s, closed",
+        "bob should say why he closed the direct connection",
+    );
+    trickling.join().unwrap();
+}
+
+/// Only the answer to the client's own `WHERE` says where its direct
+/// messages go. A server (or anyone who gets a line onto the connection)
+/// that sends an `AT` unasked must not redirect them.
+#[test]
+fn an_at_the_client_did_not_ask_for_is_ignored() {
+    book("The client");
+    let fake = FakeServer::start();
+    // Where a hijacked direct message would go.
+    let trap = FakeServer::start();
+    let mut alice = Process::start(
+        bin(),
+        &[
+            "join",
+            "alice",
+            "--server",
+            &fake.addr().to_string(),
+            "--no-listen",
+        ],
+    );
+    let mut conn = fake.accept("`join alice` should connect to the server it is given");
+    let hello = conn.read_line("`join alice --no-listen` should send `HELLO alice`");
+    assert_eq!(hello, "HELLO alice", "{}", see());
+    conn.send_line("WELCOME alice 127.0.0.1:50000");
+    wait_for(
+        &mut alice,
+        "joined as alice",
+        "alice was welcomed: she should say so",
+    );
+    let unasked = format!("AT bob {}", trap.addr());
+    conn.send_line(&unasked);
+    wait_for(
+        &mut alice,
+        &trap.addr().to_string(),
+        &format!("the server sent `{unasked}` although alice never asked: she should print it"),
+    );
+    alice.send("/direct bob secret");
+    let asked = conn.read_line(&format!(
+        "the server sent `{unasked}` unasked, then alice typed `/direct bob secret`: she must ignore an AT she did not ask for, and ask the server `WHERE bob` {}",
+        see()
+    ));
+    assert_eq!(
+        asked,
+        "WHERE bob",
+        "alice typed `/direct bob secret` after an unasked AT: she should ask `WHERE bob` {}",
+        see()
+    );
+    conn.send_line("ERR no-such-peer bob");
+    wait_for(
+        &mut alice,
+        "-- not sent directly to bob: secret",
+        "the answer to alice's WHERE was `ERR no-such-peer bob`: her message cannot be sent",
     );
 }
 

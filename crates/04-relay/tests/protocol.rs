@@ -7,10 +7,12 @@
 
 mod support;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use relay::{RELAY_WAIT, STUCK_AFTER};
 use support::{
-    GENTLE_CLOSE, book, exchange, expect_line, register, register_with, see, start_server, wait_for,
+    GENTLE_CLOSE, book, exchange, expect_line, register, register_two, register_with, see,
+    start_server, wait_for,
 };
 use testkit::{Connection, WAIT, show};
 
@@ -90,6 +92,29 @@ fn bad_names_are_refused() {
     let longest = format!("Az09_-{}", "n".repeat(26));
     let welcome = format!("WELCOME {longest} {}", conn.local_addr());
     exchange(&mut conn, &format!("HELLO {longest} 65535"), &welcome);
+}
+
+/// Names are compared byte for byte. Only ASCII is allowed, so no Unicode
+/// look-alike; ASCII ones remain: `alice`, `Alice` and `aIice` (a capital
+/// i) are three clients. A name proves nothing about who uses it.
+#[test]
+fn names_are_compared_byte_for_byte_so_ascii_look_alikes_are_different_names() {
+    book("Reading a command");
+    let server = start_server(&[]);
+    let mut alice = register(server.addr(), "alice");
+    let _capital = register(server.addr(), "Alice");
+    let _look_alike = register(server.addr(), "aIice");
+    expect_line(
+        &mut alice,
+        "JOINED Alice",
+        "a new client is announced to the others",
+    );
+    expect_line(
+        &mut alice,
+        "JOINED aIice",
+        "a new client is announced to the others",
+    );
+    exchange(&mut alice, "LIST", "PEERS Alice aIice alice");
 }
 
 #[test]
@@ -193,8 +218,8 @@ fn send_relays_one_line_to_one_client() {
     expect_line(&mut bob, "SENT bob", "and gets SENT for it");
     wait_for(
         &mut server,
-        "alice -> bob: hi bob, 你好",
-        "the server should log each relayed line, `SENDER -> RECEIVER: TEXT`",
+        &format!("alice -> bob: {} bytes", "hi bob, 你好".len()),
+        "the server should log each relayed line, `SENDER -> RECEIVER: N bytes`",
     );
     alice.expect_nothing(&format!(
         "alice should get nothing more: the lines she sent went to bob {}",
@@ -246,8 +271,8 @@ fn all_reaches_every_other_client_and_not_the_sender() {
     exchange(&mut carol, "ALL", "ERR usage ALL <text>");
     wait_for(
         &mut server,
-        "carol -> everyone: hello everyone",
-        "the server should log each broadcast, `SENDER -> everyone: TEXT`",
+        "carol -> everyone: 14 bytes",
+        "the server should log each broadcast, `SENDER -> everyone: N bytes`",
     );
 }
 
@@ -412,7 +437,8 @@ fn joined_and_left_are_announced_however_a_client_leaves() {
 #[test]
 fn unknown_commands_and_wrong_forms() {
     book("Reading a command");
-    let mut server = start_server(&[]);
+    // With --log-text, the log shows each refused line, escaped.
+    let mut server = start_server(&["--log-text"]);
     let mut alice = register(server.addr(), "alice");
     exchange(&mut alice, "FOO", "ERR unknown-command");
     exchange(&mut alice, "", "ERR unknown-command");
@@ -428,7 +454,7 @@ fn unknown_commands_and_wrong_forms() {
     assert_eq!(
         line,
         "alice sent \"SEND bob caf\\xe9\": ERR not-utf8",
-        "alice sent `SEND bob caf` and the byte 0xe9: the log should show the refused line with its bad byte escaped {}",
+        "alice sent `SEND bob caf` and the byte 0xe9 to a server started with --log-text: the log should show the refused line with its bad byte escaped {}",
         see()
     );
     exchange(&mut alice, "LIST", "PEERS alice");
@@ -437,7 +463,7 @@ fn unknown_commands_and_wrong_forms() {
 #[test]
 fn control_characters_are_relayed_but_logged_escaped() {
     book("Run it");
-    let mut server = start_server(&[]);
+    let mut server = start_server(&["--log-text"]);
     let mut alice = register(server.addr(), "alice");
     let mut bob = register(server.addr(), "bob");
     expect_line(
@@ -464,7 +490,43 @@ fn control_characters_are_relayed_but_logged_escaped() {
     assert_eq!(
         line,
         "alice -> bob: \\u{1b}[31mred\\u{7}",
-        "alice sent bob ESC [31mred and BEL: the server's log must escape what it prints from the network {}",
+        "alice sent bob ESC [31mred and BEL to a server started with --log-text: the server's log must escape what it prints from the network {}",
+        see()
+    );
+}
+
+/// By default the log says who sent how many bytes to whom, never the
+/// text: the operator's log is no place for everyone's private lines, and
+/// a log of every text grows as fast as anyone can send.
+#[test]
+fn the_log_says_who_sent_how_many_bytes_to_whom_never_the_text() {
+    book("Run it");
+    let mut server = start_server(&[]);
+    let (mut alice, mut bob) = register_two(server.addr(), "alice", "bob");
+    exchange(&mut alice, "SEND bob my secret", "SENT bob");
+    expect_line(&mut bob, "FROM alice my secret", "bob gets alice's line");
+    exchange(&mut alice, "ALL secret plans", "SENT *");
+    expect_line(&mut bob, "FROM alice secret plans", "bob gets alice's line");
+    exchange(&mut alice, "SEND b@b secret", "ERR bad-name");
+    wait_for(
+        &mut server,
+        "alice -> bob: 9 bytes",
+        "alice sent `SEND bob my secret`: the server should log `alice -> bob: 9 bytes`",
+    );
+    wait_for(
+        &mut server,
+        "alice -> everyone: 12 bytes",
+        "alice sent `ALL secret plans`: the server should log `alice -> everyone: 12 bytes`",
+    );
+    wait_for(
+        &mut server,
+        "alice sent 15 bytes: ERR bad-name",
+        "alice sent `SEND b@b secret`: the server should log the refusal and the line's length",
+    );
+    let log = server.stdout_now();
+    assert!(
+        !log.contains("secret"),
+        "without --log-text the server must not log the text of anyone's lines; its log:\n{log}\n{}",
         see()
     );
 }
@@ -585,6 +647,12 @@ fn a_client_over_the_cap_is_told_busy() {
 /// sender's thread locks the registry and writes to each receiver's socket
 /// itself), the sender's write blocks as soon as the stuck client's buffers
 /// are full, with the lock held, and every other client waits with it.
+///
+/// Here the stuck client's buffers fill, then its queue; from then on each
+/// of alice's broadcasts waits RELAY_WAIT for room and leaves it out
+/// (`SENT * except stuck`): the sender is slowed, nobody else. Bob gets
+/// every line at once and his `LIST` is answered at once, even while
+/// alice waits. After STUCK_AFTER without a byte written, it is dropped.
 #[test]
 fn a_stuck_receiver_delays_nobody_and_is_dropped() {
     book("The slow receiver, tested");
@@ -599,33 +667,64 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
     );
 
     // Broadcast 4 KB lines until the stuck client has been dropped: its
-    // socket buffers fill (a few MB), then its queue (128 lines), then the
-    // server drops it. Every line must reach bob at once all the while.
+    // socket buffers fill (a few MB), then its queue (QUEUE_LIMIT lines),
+    // then each broadcast waits RELAY_WAIT for it, until the server has
+    // written nothing to it for STUCK_AFTER and drops it.
     let text = "x".repeat(4000);
-    let most = 20_000; // 80 MB: far more than any socket buffers hold
+    let give_up = STUCK_AFTER + Duration::from_secs(30);
     let started = Instant::now();
+    let mut first_wait: Option<Instant> = None;
     let mut dropped_after = None;
-    for n in 0..most {
+    let mut bob_heard_left = false;
+    let mut bob_line = |bob: &mut Connection, expected: &str| {
+        let mut got = bob.read_line(&format!("{expected} {}", see()));
+        if got == "LEFT stuck" {
+            bob_heard_left = true;
+            got = bob.read_line(&format!("after LEFT stuck: {expected} {}", see()));
+        }
+        got
+    };
+    for n in 0.. {
+        assert!(
+            started.elapsed() < give_up,
+            "after {} s of 4 KB lines that it never read, the stuck client should have been dropped and the others told `LEFT stuck`: a client the server cannot write a byte to for STUCK_AFTER ({} s) has stopped reading {}",
+            give_up.as_secs(),
+            STUCK_AFTER.as_secs(),
+            see()
+        );
         alice.send_line(&format!("ALL {n} {text}"));
         let expected = format!("FROM alice {n} {text}");
-        let mut got = bob.read_line(&format!(
-            "bob should get line {n} of alice's broadcast at once, however full the stuck client's queue is: the server must never wait for a receiver {}",
-            see()
-        ));
-        if got == "LEFT stuck" {
-            got = bob.read_line(&format!(
-                "after LEFT stuck, bob should get alice's line {n} {}",
-                see()
-            ));
-        }
+        let got = bob_line(
+            &mut bob,
+            &format!(
+                "bob should get line {n} of alice's broadcast at once, however full the stuck client's queue is: a full queue delays only the sender, never the other receivers"
+            ),
+        );
         assert!(
             got == expected,
             "bob should get alice's broadcast lines in order, line {n} now; got {:?} {}",
             &got[..got.len().min(60)],
             see()
         );
+        // Meanwhile alice's thread may be waiting for room in the stuck
+        // client's queue: the registry must not be locked while it waits.
+        let asked = Instant::now();
+        bob.send_line("LIST");
+        let peers = bob_line(
+            &mut bob,
+            "bob sent `LIST` while alice's broadcast may be waiting for the stuck client: he should be answered at once",
+        );
+        let list_took = asked.elapsed();
+        assert!(
+            peers.starts_with("PEERS alice bob"),
+            "bob sent `LIST`: expected `PEERS alice bob ...`; got {peers:?} {}",
+            see()
+        );
+        // Alice's reply waits at most RELAY_WAIT (2 s), less than the
+        // 5 s every read may take.
         let mut reply = alice.read_line(&format!(
-            "alice should get `SENT *` for each ALL at once: the server must never wait for a receiver (here a stuck one) before it answers the sender (ALL number {n}) {}",
+            "alice should get `SENT *` for each ALL, or `SENT * except stuck` within RELAY_WAIT ({} s) when the stuck client's queue has no room (ALL number {n}) {}",
+            RELAY_WAIT.as_secs(),
             see()
         ));
         if reply == "LEFT stuck" {
@@ -635,31 +734,62 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
                 see()
             ));
         }
-        assert_eq!(
-            reply,
-            "SENT *",
-            "alice sent `ALL {n} ...`: the server should answer `SENT *` {}",
-            see()
-        );
+        match reply.as_str() {
+            "SENT *" => {}
+            "SENT * except stuck" => {
+                assert!(
+                    list_took < RELAY_WAIT / 2,
+                    "bob's `LIST` took {:.1} s while alice's ALL waited {} s for room in the stuck client's queue: a sender waiting for room must not hold the registry, nor delay anyone else {}",
+                    list_took.as_secs_f64(),
+                    RELAY_WAIT.as_secs(),
+                    see()
+                );
+                if first_wait.is_none() {
+                    first_wait = Some(Instant::now());
+                    // A SEND to it waits as long, and is refused.
+                    exchange(&mut alice, "SEND stuck hi", "ERR full stuck");
+                }
+            }
+            _ => panic!(
+                "alice sent `ALL {n} ...`: the server should answer `SENT *`, or `SENT * except stuck` when the stuck client's queue stayed full; got {reply:?} {}",
+                see()
+            ),
+        }
         if dropped_after.is_some() {
             break;
         }
     }
-    let Some(n) = dropped_after else {
+    let (Some(n), Some(first_wait)) = (dropped_after, first_wait) else {
         panic!(
-            "after {most} lines of 4 KB that it never read, the stuck client should have been dropped and the others told `LEFT stuck`: a client whose queue is full has stopped reading {}",
+            "alice's broadcasts should have found the stuck client's queue full, and waited for it, before it was dropped {}",
             see()
         );
     };
+    let after_first_wait = first_wait.elapsed();
     println!(
-        "the stuck client was dropped after {n} lines, {:.1} s",
-        started.elapsed().as_secs_f64()
+        "the stuck client was dropped after {n} lines, {:.1} s; {:.1} s after its queue was first found full",
+        started.elapsed().as_secs_f64(),
+        after_first_wait.as_secs_f64()
+    );
+    assert!(
+        after_first_wait < STUCK_AFTER + Duration::from_secs(5),
+        "the stuck client should be dropped within STUCK_AFTER ({} s) of the server's last write to it; it took {:.1} s after its queue was first found full {}",
+        STUCK_AFTER.as_secs(),
+        after_first_wait.as_secs_f64(),
+        see()
     );
     wait_for(
         &mut server,
-        "stuck left (dropped: 128 lines were waiting, it is not reading)",
+        "stuck left (dropped: it took no line for 10 s, it is not reading)",
         "the server should log why it dropped the stuck client",
     );
+    if !bob_heard_left {
+        expect_line(
+            &mut bob,
+            "LEFT stuck",
+            "bob should hear that stuck was dropped",
+        );
+    }
     exchange(&mut alice, "LIST", "PEERS alice bob");
     // The stuck client's connection is closed: after everything that was
     // already in its buffers, it reads the end. A reset is a right ending
@@ -680,6 +810,56 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
             ),
         }
     }
+}
+
+/// A full queue is not proof that a client stopped reading: a flood fills
+/// the queue of a receiver that reads as fast as it can. The flooder's own
+/// relayed lines wait for room; the receiver is never dropped.
+#[test]
+fn a_flood_of_sends_slows_its_sender_and_never_drops_a_reading_receiver() {
+    book("A full queue slows the sender");
+    let mut server = start_server(&[]);
+    let (mut victim, mut attacker) = register_two(server.addr(), "victim", "attacker");
+    // Thousands of SENDs in one write, sent on a thread of their own while
+    // the victim reads (more than the socket buffers hold while nobody
+    // reads the attacker's answers).
+    let lines = 5000;
+    let flood = "SEND victim hi\n".repeat(lines);
+    let mut writer = attacker.stream().try_clone().unwrap();
+    let sending =
+        std::thread::spawn(move || std::io::Write::write_all(&mut writer, flood.as_bytes()));
+    for n in 0..lines {
+        let got = victim.read_line(&format!(
+            "attacker sent `SEND victim hi` {lines} times in one write, and victim reads all along: victim should get every line and never be dropped, since a full queue only slows the sender; line {n} did not come {}",
+            see()
+        ));
+        assert_eq!(
+            got,
+            "FROM attacker hi",
+            "attacker sent `SEND victim hi` {lines} times: line {n} of them should reach victim {}",
+            see()
+        );
+    }
+    for n in 0..lines {
+        let got = attacker.read_line(&format!(
+            "attacker sent `SEND victim hi` {lines} times, and victim read every line: answer {n} should be `SENT victim` {}",
+            see()
+        ));
+        assert_eq!(
+            got,
+            "SENT victim",
+            "attacker's SEND number {n} to victim, who reads all the time, should be relayed {}",
+            see()
+        );
+    }
+    sending.join().unwrap().unwrap();
+    exchange(&mut victim, "LIST", "PEERS attacker victim");
+    let log = server.stdout_now();
+    assert!(
+        !log.contains("victim left"),
+        "victim read every line and must not be dropped; the server's log:\n{log}\n{}",
+        see()
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -53,6 +53,19 @@ pub fn register(addr: SocketAddr, name: &str) -> Connection {
     register_with(addr, &format!("HELLO {name}"), name)
 }
 
+/// Two raw clients registered as `first` and `second`, once `first` has
+/// heard `JOINED <second>`.
+pub fn register_two(addr: SocketAddr, first: &str, second: &str) -> (Connection, Connection) {
+    let mut one = register(addr, first);
+    let two = register(addr, second);
+    expect_line(
+        &mut one,
+        &format!("JOINED {second}"),
+        &format!("{first} should hear that {second} joined"),
+    );
+    (one, two)
+}
+
 /// [`register`] with the HELLO line given whole (to announce a port).
 pub fn register_with(addr: SocketAddr, hello: &str, name: &str) -> Connection {
     let mut conn = Connection::open(addr);
