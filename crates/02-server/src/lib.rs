@@ -17,10 +17,10 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use common::{describe, printable, say};
+use common::{Deadline, describe, printable, say};
 use socket2::{Domain, Protocol, Socket, Type};
 
 // ANCHOR: limits
@@ -35,7 +35,8 @@ pub const DEFAULT_PORT: u16 = 7890;
 pub const BACKLOG: i32 = 128;
 /// The most bytes we read of the message, like the original's `recv(1024)`.
 pub const MESSAGE_LIMIT: usize = 1024;
-/// How long we wait for the client's message unless `--timeout` says otherwise.
+/// The deadline for the client's whole message, counted from the accept,
+/// unless `--timeout` says otherwise.
 pub const DEFAULT_RECEIVE_TIMEOUT: Duration = Duration::from_secs(30);
 /// After replying, how long we wait for the client to close before we do.
 pub const LINGER: Duration = Duration::from_secs(2);
@@ -114,18 +115,15 @@ fn open_listener(listen_addr: &str) -> anyhow::Result<TcpListener> {
 // ANCHOR: serve
 /// Steps 5 to 7 for one client, each outcome reported as one line.
 fn serve(mut stream: TcpStream, client: SocketAddr, receive_timeout: Duration) {
-    // Without a timeout, a client that connects and sends nothing would
-    // keep this one-shot server waiting forever.
-    // exercise 2.3: begin
-    //~ todo!();
-    if let Err(err) = stream.set_read_timeout(Some(receive_timeout)) {
-        say!("connection error: {}", describe(&err));
-        return;
-    }
-    // exercise 2.3: end
+    // Without a limit, a client that connects and sends nothing would keep
+    // this one-shot server waiting forever. And the limit is a deadline for
+    // the whole message, counted from now: a read timeout alone starts
+    // again at every read, so a client sending one byte every few seconds
+    // would never reach it.
+    let deadline = Instant::now() + receive_timeout;
 
     // Step 5: receive.
-    match receive(&mut stream) {
+    match receive(&stream, deadline) {
         Ok(Message::Line(text)) => say!("received: {}", printable(&text)),
         Ok(Message::Cut(text)) => {
             say!("received: {}", printable(&text));
@@ -177,14 +175,21 @@ enum Message {
 
 // ANCHOR: receive
 /// Step 5: reads until the first newline, the end of input, or
-/// MESSAGE_LIMIT bytes, whichever comes first.
+/// MESSAGE_LIMIT bytes, whichever comes first, and gives up at `deadline`
+/// (a read then fails with a timeout).
 ///
 /// One `read()` is not one message. TCP delivers a stream of bytes, and a
 /// read returns whatever has arrived so far: `hel` now and `lo\n` a moment
 /// later, if the network split it so. So we keep reading until the message
 /// is complete; the newline (or the client closing its side) says when.
-fn receive(stream: &mut TcpStream) -> io::Result<Message> {
+fn receive(stream: &TcpStream, deadline: Instant) -> io::Result<Message> {
     // exercise 2.3: begin
+    // Each read through `Deadline` may wait only for what is left of the
+    // time (it sets the socket's read timeout to that before reading).
+    let mut reader = Deadline {
+        stream,
+        until: Some(deadline),
+    };
     let mut buffer = [0u8; MESSAGE_LIMIT];
     let mut filled = 0;
     loop {
@@ -197,7 +202,7 @@ fn receive(stream: &mut TcpStream) -> io::Result<Message> {
         if filled == MESSAGE_LIMIT {
             return Ok(Message::Cut(buffer.to_vec()));
         }
-        match stream.read(&mut buffer[filled..]) {
+        match reader.read(&mut buffer[filled..]) {
             // 0 bytes: the client closed (or half-closed) its side.
             Ok(0) if filled == 0 => return Ok(Message::Nothing),
             Ok(0) => return Ok(Message::Line(buffer[..filled].to_vec())),

@@ -32,7 +32,8 @@ struct Args {
     #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_ADDR)]
     listen: String,
 
-    /// How many seconds to wait for the client's message before giving up.
+    /// The deadline, in seconds from the accept, for the client's whole
+    /// message: a client still sending when it passes is given up on.
     #[arg(long, value_name = "SECS", default_value_t = server::DEFAULT_RECEIVE_TIMEOUT.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     timeout: u64,

@@ -296,6 +296,45 @@ fn a_silent_client_is_given_up_after_the_timeout() {
 }
 
 #[test]
+fn a_client_that_sends_a_byte_at_a_time_is_given_up_at_the_deadline() {
+    let mut server = start_server(&["--timeout", "1"]);
+    let client = Connection::open(server.addr());
+    let connected = server.expect_line(
+        "client connected: ",
+        "a client connected: the server should accept it (book: 02-server.md § Step 4: accept)",
+    );
+    let addr = connected
+        .trim_start_matches("client connected: ")
+        .to_string();
+    // One byte every 300 ms, never a newline, for longer than the test waits
+    // for the server's line: a read timeout of 1 s would never expire.
+    let stream = client.stream().try_clone().unwrap();
+    let dribbler = std::thread::spawn(move || {
+        let mut stream = stream;
+        for _ in 0..30 {
+            if std::io::Write::write_all(&mut stream, b"a").is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    });
+    let what = "with --timeout 1, a client sent one byte every 300 ms and never a newline: \
+                `--timeout` is a deadline for the whole message, counted from the accept, \
+                so the server must give up after 1 s however the bytes trickle in; a read \
+                timeout alone starts again at every read and never expires here \
+                (book: 02-server.md § A client that misbehaves)";
+    let line = server.expect_line("no message from", what);
+    assert_eq!(
+        line,
+        format!("no message from {addr} within 1 s, giving up"),
+        "{what}"
+    );
+    server.finish().assert_success(what);
+    drop(client);
+    let _ = dribbler.join();
+}
+
+#[test]
 fn a_port_in_use_is_one_error_line() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
