@@ -28,19 +28,30 @@ pub fn round_trip(conn: &mut Connection, line: &str) {
     conn.send_line(line);
     conn.expect_bytes(
         b"ok\n",
-        &format!("the server should reply `ok` to the line {line:?} {LINES}"),
+        &format!(
+            "a client sent {line:?} and a newline: the server should reply `ok` to each line \
+             (book: 03-multi-client.md § One client's conversation)"
+        ),
     );
 }
 
 /// Half-closes, as a client does when it has nothing more to say, and
-/// expects the server to close in return, gently (FIN): every line has had
-/// its reply and nothing is left unread.
+/// expects the server to close in return, gently: it has read everything.
 pub fn leave(conn: &mut Connection) {
     conn.half_close();
-    conn.expect_orderly_close(&format!(
-        "after the client half-closes (the server's read returns 0) and every line has its `ok`, \
-         the server should close the connection with a FIN {LINES}"
-    ));
+    conn.expect_orderly_close(
+        "the client half-closed (the server's read returns 0): the server should close the \
+         connection too, with a clean end of stream (book: 03-multi-client.md § One client's conversation)",
+    );
+}
+
+/// Waits for the server to log that a client left after half-closing.
+pub fn expect_finished(server: &mut Process) {
+    server.expect_line(
+        "finished",
+        "a client half-closed after its lines: the server should log `[ADDR] finished` \
+         (book: 03-multi-client.md § One client's conversation)",
+    );
 }
 
 /// One client: `ok` for each line, a clean close after it leaves, and the
@@ -87,9 +98,8 @@ pub fn two_lines_in_one_write_get_two_replies(start: impl Fn(&[&str]) -> Process
     client.send(b"one\ntwo\n");
     client.expect_bytes(
         b"ok\nok\n",
-        &format!(
-            "the client sent `one\\ntwo\\n` in one write: two lines arriving in one read are two messages, two `ok`s {LINES}"
-        ),
+        "a client sent `one\\ntwo\\n` in one write: two lines arriving in one read are two \
+         messages, so two `ok`s (book: 03-multi-client.md § Lines, not reads, are the messages)",
     );
 }
 
@@ -101,22 +111,31 @@ pub fn a_line_in_several_writes_gets_one_reply_when_it_is_whole(
     // Send each piece at once instead of letting the kernel gather them.
     client.stream().set_nodelay(true).unwrap();
     client.send(b"hel");
-    client.expect_nothing(&format!(
-        "the client sent `hel`: half a line is not a message, no reply until its newline arrives {LINES}"
-    ));
+    client.expect_nothing(
+        "a client sent `hel`: half a line is not a message, no reply until its newline \
+         arrives (book: 03-multi-client.md § Lines, not reads, are the messages)",
+    );
     client.send(b"lo wor");
-    client.expect_nothing(&format!(
-        "then `lo wor`: still no newline, so still no reply {LINES}"
-    ));
+    client.expect_nothing(
+        "the client then sent `lo wor`: still no newline, so still no reply \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)",
+    );
     client.send(b"ld\n");
     client.expect_bytes(
         b"ok\n",
-        &format!("then `ld\\n`: the line is whole now, one `ok` {LINES}"),
+        "the client then sent `ld\\n`: the line `hello world` is whole now, one `ok` \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)",
     );
-    let line = server.wait_for("hello");
+    let line = server.expect_line(
+        "hello",
+        "the server should log the line `hello world` once it is whole \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)",
+    );
     assert!(
         line.ends_with("] hello world"),
-        "the server should log the whole line once, not its pieces; got {line:?} {LINES}"
+        "a client sent `hel`, `lo wor` and `ld\\n` in three writes: the server should log the \
+         whole line once, not its pieces; it logged {line:?} \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)"
     );
 }
 
@@ -126,18 +145,26 @@ pub fn a_utf8_character_split_between_reads_is_logged_whole(start: impl Fn(&[&st
     client.stream().set_nodelay(true).unwrap();
     // 你 is e4 bd a0: the first two bytes now, the last one later.
     client.send(b"\xe4\xbd");
-    client.expect_nothing(&format!(
-        "the client sent the first two bytes of 你: half a character is not a line, no reply yet {LINES}"
-    ));
+    client.expect_nothing(
+        "a client sent the first two bytes of `你` (e4 bd): half a character is not a line, \
+         no reply yet (book: 03-multi-client.md § Lines, not reads, are the messages)",
+    );
     client.send(b"\xa0\xe5\xa5\xbd\n");
     client.expect_bytes(
         b"ok\n",
-        &format!("then the rest of `你好\\n`: the line is whole, one `ok` {LINES}"),
+        "the client then sent the rest of `你好` and a newline: the line is whole now, one `ok` \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)",
     );
-    let line = server.wait_for("好");
+    let line = server.expect_line(
+        "好",
+        "the server should log the line `你好` once it is whole \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)",
+    );
     assert!(
         line.ends_with("] 你好"),
-        "the server should log the line once it is whole, not the pieces of a character; got {line:?} {LINES}"
+        "a client sent `你好` split inside its first character: the server should log the \
+         line once it is whole, not the pieces of a character; it logged {line:?} \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)"
     );
 }
 
@@ -149,38 +176,42 @@ pub fn a_last_line_without_newline_still_gets_its_reply(start: impl Fn(&[&str]) 
     client.half_close();
     client.expect_bytes(
         b"ok\n",
-        &format!(
-            "the client sent `no newline` and half-closed: a last line ended by the end of input is still a message {LINES}"
-        ),
+        "a client sent `no newline` and half-closed: a last line ended by the client closing \
+         its side is still a message (book: 03-multi-client.md § Lines, not reads, are the messages)",
     );
-    client.expect_orderly_close(&format!(
-        "then the server should close the connection gently (FIN) {LINES}"
-    ));
-    server.wait_for("] no newline");
-    server.wait_for("] finished");
+    client.expect_orderly_close(
+        "after replying to the last line, the server should close the connection with a clean \
+         end of stream (book: 03-multi-client.md § One client's conversation)",
+    );
+    server.expect_line(
+        "] no newline",
+        "the server should log the last line, `no newline` \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)",
+    );
+    server.expect_line(
+        "] finished",
+        "the client half-closed: the server should log `[ADDR] finished` \
+         (book: 03-multi-client.md § One client's conversation)",
+    );
 }
 
 pub fn empty_lines_are_messages_too(start: impl Fn(&[&str]) -> Process) {
     let mut server = start(&[]);
     let mut client = Connection::open(server.addr());
-    let me = client.local_addr();
     client.send(b"\n\r\n");
     client.expect_bytes(
         b"ok\nok\n",
-        &format!(
-            "the client sent `\\n\\r\\n`: an empty line (and `\\r\\n`, as `nc -C` and telnet send) is a message, one `ok` each {LINES}"
-        ),
+        "a client sent `\\n\\r\\n`: an empty line (and `\\r\\n`, as `nc -C` and telnet send) is a \
+         message, one `ok` each (book: 03-multi-client.md § Lines, not reads, are the messages)",
     );
     leave(&mut client);
-    server.wait_for(&format!("[{me}] finished"));
+    expect_finished(&mut server);
     let log = server.stdout_now();
-    let empty = log
-        .lines()
-        .filter(|line| *line == format!("[{me}] "))
-        .count();
+    let empty = log.lines().filter(|line| line.ends_with("] ")).count();
     assert_eq!(
         empty, 2,
-        "the server should log each empty line as `[ADDR] ` with nothing after it {LINES}; log:\n{log}"
+        "a client sent two empty lines: the server should log each as `[ADDR] ` with nothing \
+         after it (book: 03-multi-client.md § Lines, not reads, are the messages); log:\n{log}"
     );
 }
 
@@ -190,21 +221,35 @@ pub fn a_line_over_the_limit_is_refused_and_the_server_lives_on(
     let mut server = start(&[]);
     let mut client = Connection::open(server.addr());
     client.send(&vec![b'x'; 64 * 1024 + 1]);
+    let what = "a client sent 65537 bytes without a newline, one more than LINE_LIMIT";
     let refusal = client.read_line(&format!(
-        "the client sent 65,537 bytes without a newline: it should get one error line {LIMITS}"
+        "{what}: it should get one error line \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)"
     ));
     assert_eq!(
         refusal, "error: line longer than 65536 bytes, closing the connection",
-        "the error line for a line over 64 KiB {LIMITS}"
+        "{what}: the error line should be exactly this \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)"
     );
-    client.expect_closed_or_reset(&format!(
-        "after refusing an over-long line, the server should close that connection {LIMITS}"
+    client.expect_orderly_close(&format!(
+        "{what}: after the error line the server should close that connection gently \
+         (common::close_gently: half-close, then read what is left), so that the client reads \
+         the error line and then a clean end of stream, not a reset \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)"
     ));
-    let line = server.wait_for("longer than");
+    let line = server.expect_line(
+        "longer than",
+        &format!(
+            "{what}: the server should log the refusal \
+             (book: 03-multi-client.md § Clients that misbehave)"
+        ),
+    );
     assert!(
         line.ends_with("] line longer than 65536 bytes, closing"),
-        "the server should log the refusal as `[ADDR] line longer than 65536 bytes, closing`; got {line:?} {LIMITS}"
+        "{what}: the server should log `[ADDR] line longer than 65536 bytes, closing`; it logged \
+         {line:?} (book: 03-multi-client.md § Clients that misbehave)"
     );
+
     let mut other = Connection::open(server.addr());
     round_trip(&mut other, "the server is still here");
 }
@@ -217,9 +262,8 @@ pub fn a_line_of_exactly_the_limit_is_accepted(start: impl Fn(&[&str]) -> Proces
     client.send(&line);
     client.expect_bytes(
         b"ok\n",
-        &format!(
-            "the client sent a line of exactly 65,536 bytes and a newline: that is within the limit, so `ok` {LIMITS}"
-        ),
+        "a client sent a line of exactly 65536 bytes (without its newline): that is within \
+         the limit, and gets `ok` (book: 03-multi-client.md § Lines, not reads, are the messages)",
     );
 }
 
@@ -274,19 +318,23 @@ pub fn a_silent_client_is_disconnected_after_the_idle_timeout(start: impl Fn(&[&
     let mut server = start(&["--idle-timeout", "1"]);
     let mut client = Connection::open(server.addr());
     round_trip(&mut client, "hello, and then nothing");
-    let began = Instant::now();
-    client.expect_closed_or_reset(&format!(
-        "with --idle-timeout 1, a client silent for a second should be disconnected {LIMITS}"
+    let what = "with --idle-timeout 1, a client sent one line and then nothing, keeping the \
+                connection open";
+    client.expect_orderly_close(&format!(
+        "{what}: after 1 s of silence the server should disconnect it, with a clean end of \
+         stream (book: 03-multi-client.md § Clients that misbehave)"
     ));
-    let line = server.wait_for("idle");
-    assert!(
-        line.ends_with("] idle for 1 s, closing"),
-        "the server should log why it closed: `[ADDR] idle for 1 s, closing`; got {line:?} {LIMITS}"
+    let line = server.expect_line(
+        "idle",
+        &format!(
+            "{what}: the server should log why it closed \
+             (book: 03-multi-client.md § Clients that misbehave)"
+        ),
     );
     assert!(
-        began.elapsed() >= Duration::from_millis(800),
-        "with --idle-timeout 1 the client was closed after {:?}, before it had been silent for a second {LIMITS}",
-        began.elapsed()
+        line.ends_with("] idle for 1 s, closing"),
+        "{what}: the server should log `[ADDR] idle for 1 s, closing`; it logged {line:?} \
+         (book: 03-multi-client.md § Clients that misbehave)"
     );
 }
 
@@ -308,11 +356,19 @@ pub fn a_reset_is_logged_as_one_line(start: impl Fn(&[&str]) -> Process) {
     round_trip(&mut client, "about to vanish");
     let addr = client.local_addr();
     client.reset();
-    let line = server.wait_for("connection error");
+    let what = "a client sent a line, got `ok`, then reset the connection (RST, SO_LINGER 0)";
+    let line = server.expect_line(
+        "connection error",
+        &format!(
+            "{what}: the server should log a connection error \
+             (book: 03-multi-client.md § Clients that misbehave)"
+        ),
+    );
     assert_eq!(
         line,
         format!("[{addr}] connection error: reset by peer"),
-        "a client that resets its connection should be logged as one line {MISBEHAVE}"
+        "{what}: the server should log it as one line for that client \
+         (book: 03-multi-client.md § Clients that misbehave)"
     );
     let mut other = Connection::open(server.addr());
     round_trip(&mut other, "others are still served");

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use predicates::prelude::*;
+use testkit::line_protocol::{self, expect_finished, leave, round_trip};
 use testkit::{Connection, Process, WAIT, run, snapshot_settings, tool};
 
 fn server_bin() -> &'static Path {
@@ -19,37 +20,6 @@ fn server_bin() -> &'static Path {
 
 fn start_server(args: &[&str]) -> Process {
     Process::server(server_bin(), args)
-}
-
-/// Sends `line` and a newline, and expects exactly `ok\n` back.
-fn round_trip(conn: &mut Connection, line: &str) {
-    conn.send_line(line);
-    conn.expect_bytes(
-        b"ok\n",
-        &format!(
-            "a client sent {line:?} and a newline: the server should reply `ok` to each line \
-             (book: 03-multi-client.md § One client's conversation)"
-        ),
-    );
-}
-
-/// Half-closes, as a client does when it has nothing more to say, and
-/// expects the server to close in return, gently: it has read everything.
-fn leave(conn: &mut Connection) {
-    conn.half_close();
-    conn.expect_orderly_close(
-        "the client half-closed (the server's read returns 0): the server should close the \
-         connection too, with a clean end of stream (book: 03-multi-client.md § One client's conversation)",
-    );
-}
-
-/// Waits for the server to log that a client left after half-closing.
-fn expect_finished(server: &mut Process) {
-    server.expect_line(
-        "finished",
-        "a client half-closed after its lines: the server should log `[ADDR] finished` \
-         (book: 03-multi-client.md § One client's conversation)",
-    );
 }
 
 // ---------------------------------------------------------------------------
@@ -168,180 +138,37 @@ fn one_at_a_time_makes_the_second_client_wait_until_the_first_leaves() {
 
 #[test]
 fn two_lines_in_one_write_get_two_replies() {
-    let server = start_server(&[]);
-    let mut client = Connection::open(server.addr());
-    client.send(b"one\ntwo\n");
-    client.expect_bytes(
-        b"ok\nok\n",
-        "a client sent `one\\ntwo\\n` in one write: two lines arriving in one read are two \
-         messages, so two `ok`s (book: 03-multi-client.md § Lines, not reads, are the messages)",
-    );
+    line_protocol::two_lines_in_one_write_get_two_replies(start_server);
 }
 
 #[test]
 fn a_line_in_several_writes_gets_one_reply_when_it_is_whole() {
-    let mut server = start_server(&[]);
-    let mut client = Connection::open(server.addr());
-    // Send each piece at once instead of letting the kernel gather them.
-    client.stream().set_nodelay(true).unwrap();
-    client.send(b"hel");
-    client.expect_nothing(
-        "a client sent `hel`: half a line is not a message, no reply until its newline \
-         arrives (book: 03-multi-client.md § Lines, not reads, are the messages)",
-    );
-    client.send(b"lo wor");
-    client.expect_nothing(
-        "the client then sent `lo wor`: still no newline, so still no reply \
-         (book: 03-multi-client.md § Lines, not reads, are the messages)",
-    );
-    client.send(b"ld\n");
-    client.expect_bytes(
-        b"ok\n",
-        "the client then sent `ld\\n`: the line `hello world` is whole now, one `ok` \
-         (book: 03-multi-client.md § Lines, not reads, are the messages)",
-    );
-    let line = server.expect_line(
-        "hello",
-        "the server should log the line `hello world` once it is whole \
-         (book: 03-multi-client.md § Lines, not reads, are the messages)",
-    );
-    assert!(
-        line.ends_with("] hello world"),
-        "a client sent `hel`, `lo wor` and `ld\\n` in three writes: the server should log the \
-         whole line once, not its pieces; it logged {line:?} \
-         (book: 03-multi-client.md § Lines, not reads, are the messages)"
-    );
+    line_protocol::a_line_in_several_writes_gets_one_reply_when_it_is_whole(start_server);
 }
 
 #[test]
 fn a_utf8_character_split_between_reads_is_printed_whole() {
-    let mut server = start_server(&[]);
-    let mut client = Connection::open(server.addr());
-    client.stream().set_nodelay(true).unwrap();
-    // 你 is e4 bd a0: the first two bytes now, the last one later.
-    client.send(b"\xe4\xbd");
-    client.expect_nothing(
-        "a client sent the first two bytes of `你` (e4 bd): half a character is not a line, \
-         no reply yet (book: 03-multi-client.md § Lines, not reads, are the messages)",
-    );
-    client.send(b"\xa0\xe5\xa5\xbd\n");
-    client.expect_bytes(
-        b"ok\n",
-        "the client then sent the rest of `你好` and a newline: the line is whole now, one `ok` \
-         (book: 03-multi-client.md § Lines, not reads, are the messages)",
-    );
-    let line = server.expect_line(
-        "好",
-        "the server should log the line `你好` once it is whole \
-         (book: 03-multi-client.md § Lines, not reads, are the messages)",
-    );
-    assert!(
-        line.ends_with("] 你好"),
-        "a client sent `你好` split inside its first character: the server should log the \
-         line once it is whole, not the pieces of a character; it logged {line:?} \
-         (book: 03-multi-client.md § Lines, not reads, are the messages)"
-    );
+    line_protocol::a_utf8_character_split_between_reads_is_logged_whole(start_server);
 }
 
 #[test]
 fn a_last_line_without_newline_still_gets_its_reply() {
-    // What the original lesson's Python client sends: no newline, then close.
-    let mut server = start_server(&[]);
-    let mut client = Connection::open(server.addr());
-    client.send(b"no newline");
-    client.half_close();
-    client.expect_bytes(
-        b"ok\n",
-        "a client sent `no newline` and half-closed: a last line ended by the client closing \
-         its side is still a message (book: 03-multi-client.md § Lines, not reads, are the messages)",
-    );
-    client.expect_orderly_close(
-        "after replying to the last line, the server should close the connection with a clean \
-         end of stream (book: 03-multi-client.md § One client's conversation)",
-    );
-    server.expect_line(
-        "] no newline",
-        "the server should log the last line, `no newline` \
-         (book: 03-multi-client.md § Lines, not reads, are the messages)",
-    );
-    server.expect_line(
-        "] finished",
-        "the client half-closed: the server should log `[ADDR] finished` \
-         (book: 03-multi-client.md § One client's conversation)",
-    );
+    line_protocol::a_last_line_without_newline_still_gets_its_reply(start_server);
 }
 
 #[test]
 fn empty_lines_are_messages_too() {
-    let mut server = start_server(&[]);
-    let mut client = Connection::open(server.addr());
-    client.send(b"\n\r\n");
-    client.expect_bytes(
-        b"ok\nok\n",
-        "a client sent `\\n\\r\\n`: an empty line (and `\\r\\n`, as `nc -C` and telnet send) is a \
-         message, one `ok` each (book: 03-multi-client.md § Lines, not reads, are the messages)",
-    );
-    leave(&mut client);
-    expect_finished(&mut server);
-    let log = server.stdout_now();
-    let empty = log.lines().filter(|line| line.ends_with("] ")).count();
-    assert_eq!(
-        empty, 2,
-        "a client sent two empty lines: the server should log each as `[ADDR] ` with nothing \
-         after it (book: 03-multi-client.md § Lines, not reads, are the messages); log:\n{log}"
-    );
+    line_protocol::empty_lines_are_messages_too(start_server);
 }
 
 #[test]
 fn a_line_over_the_limit_is_refused_and_the_server_lives_on() {
-    let mut server = start_server(&[]);
-    let mut client = Connection::open(server.addr());
-    client.send(&vec![b'x'; 64 * 1024 + 1]);
-    let what = "a client sent 65537 bytes without a newline, one more than LINE_LIMIT";
-    let refusal = client.read_line(&format!(
-        "{what}: it should get one error line \
-         (book: 03-multi-client.md § Lines, not reads, are the messages)"
-    ));
-    assert_eq!(
-        refusal, "error: line longer than 65536 bytes, closing the connection",
-        "{what}: the error line should be exactly this \
-         (book: 03-multi-client.md § Lines, not reads, are the messages)"
-    );
-    client.expect_orderly_close(&format!(
-        "{what}: after the error line the server should close that connection gently \
-         (common::close_gently: half-close, then read what is left), so that the client reads \
-         the error line and then a clean end of stream, not a reset \
-         (book: 03-multi-client.md § Lines, not reads, are the messages)"
-    ));
-    let line = server.expect_line(
-        "longer than",
-        &format!(
-            "{what}: the server should log the refusal \
-             (book: 03-multi-client.md § Clients that misbehave)"
-        ),
-    );
-    assert!(
-        line.ends_with("] line longer than 65536 bytes, closing"),
-        "{what}: the server should log `[ADDR] line longer than 65536 bytes, closing`; it logged \
-         {line:?} (book: 03-multi-client.md § Clients that misbehave)"
-    );
-
-    let mut other = Connection::open(server.addr());
-    round_trip(&mut other, "the server is still here");
+    line_protocol::a_line_over_the_limit_is_refused_and_the_server_lives_on(start_server);
 }
 
 #[test]
 fn a_line_of_exactly_the_limit_is_accepted() {
-    let server = start_server(&[]);
-    let mut client = Connection::open(server.addr());
-    let mut line = vec![b'x'; 64 * 1024];
-    line.push(b'\n');
-    client.send(&line);
-    client.expect_bytes(
-        b"ok\n",
-        "a client sent a line of exactly 65536 bytes (without its newline): that is within \
-         the limit, and gets `ok` (book: 03-multi-client.md § Lines, not reads, are the messages)",
-    );
+    line_protocol::a_line_of_exactly_the_limit_is_accepted(start_server);
 }
 
 // ---------------------------------------------------------------------------
@@ -410,52 +237,12 @@ fn a_client_over_the_cap_is_told_busy_and_the_others_keep_working() {
 
 #[test]
 fn a_silent_client_is_disconnected_after_the_idle_timeout() {
-    let mut server = start_server(&["--idle-timeout", "1"]);
-    let mut client = Connection::open(server.addr());
-    round_trip(&mut client, "hello, and then nothing");
-    let what = "with --idle-timeout 1, a client sent one line and then nothing, keeping the \
-                connection open";
-    client.expect_orderly_close(&format!(
-        "{what}: after 1 s of silence the server should disconnect it, with a clean end of \
-         stream (book: 03-multi-client.md § Clients that misbehave)"
-    ));
-    let line = server.expect_line(
-        "idle",
-        &format!(
-            "{what}: the server should log why it closed \
-             (book: 03-multi-client.md § Clients that misbehave)"
-        ),
-    );
-    assert!(
-        line.ends_with("] idle for 1 s, closing"),
-        "{what}: the server should log `[ADDR] idle for 1 s, closing`; it logged {line:?} \
-         (book: 03-multi-client.md § Clients that misbehave)"
-    );
+    line_protocol::a_silent_client_is_disconnected_after_the_idle_timeout(start_server);
 }
 
 #[test]
 fn a_reset_is_logged_as_one_line() {
-    let mut server = start_server(&[]);
-    let mut client = Connection::open(server.addr());
-    round_trip(&mut client, "about to vanish");
-    let addr = client.local_addr();
-    client.reset();
-    let what = "a client sent a line, got `ok`, then reset the connection (RST, SO_LINGER 0)";
-    let line = server.expect_line(
-        "connection error",
-        &format!(
-            "{what}: the server should log a connection error \
-             (book: 03-multi-client.md § Clients that misbehave)"
-        ),
-    );
-    assert_eq!(
-        line,
-        format!("[{addr}] connection error: reset by peer"),
-        "{what}: the server should log it as one line for that client \
-         (book: 03-multi-client.md § Clients that misbehave)"
-    );
-    let mut other = Connection::open(server.addr());
-    round_trip(&mut other, "others are still served");
+    line_protocol::a_reset_is_logged_as_one_line(start_server);
 }
 
 #[test]
