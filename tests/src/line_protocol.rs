@@ -54,6 +54,31 @@ pub fn expect_finished(server: &mut Process) {
     );
 }
 
+/// With `--max-clients 2` and one of two clients gone, a new client is
+/// served: a slot is given back when its client's thread (or task) ends,
+/// just after the server logs `finished`, so it may need a second try.
+pub fn a_freed_slot_serves_the_next_client(server: &Process) {
+    let deadline = Instant::now() + WAIT;
+    let what = "with --max-clients 2, one of two clients left and a fourth sent `my turn`";
+    loop {
+        let mut fourth = Connection::open(server.addr());
+        fourth.send_line("my turn");
+        let reply = fourth.read_line(&format!(
+            "{what}: it should get `ok` (book: 03-multi-client.md § Why the cap)"
+        ));
+        if reply == "ok" {
+            break;
+        }
+        assert!(
+            reply.starts_with("busy") && Instant::now() < deadline,
+            "{what}: once a client has left, its place should be free for the next (a slot is \
+             given back when its thread ends); it got {reply:?} \
+             (book: 03-multi-client.md § Why the cap)"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// One client: `ok` for each line, a clean close after it leaves, and the
 /// log's `connected`, each line, `finished`.
 pub fn one_client_gets_ok_for_each_line(start: impl Fn(&[&str]) -> Process) {
@@ -294,23 +319,7 @@ pub fn a_client_over_the_cap_is_told_busy_and_the_others_keep_working(
     leave(&mut second);
     server.wait_for("finished");
 
-    // The second client's place is free once the server has seen it leave.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let mut fourth = Connection::open(server.addr());
-        fourth.send_line("my turn");
-        let reply = fourth.read_line(&format!(
-            "a client after one of two has left should get `ok` {CAP}"
-        ));
-        if reply == "ok" {
-            break;
-        }
-        assert!(
-            reply.starts_with("busy") && Instant::now() < deadline,
-            "once a client has left, its place should be free for the next; got {reply:?} {CAP}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    a_freed_slot_serves_the_next_client(&server);
     round_trip(&mut first, "the first is still served");
 }
 

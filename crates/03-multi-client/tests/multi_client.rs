@@ -6,8 +6,6 @@
 //! learns its port from its first line, and talks to it over loopback.
 
 use std::path::Path;
-use std::thread;
-use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use predicates::prelude::*;
@@ -211,27 +209,7 @@ fn a_client_over_the_cap_is_told_busy_and_the_others_keep_working() {
         insta::assert_snapshot!("over_the_cap", log);
     }
 
-    // The second client's place is free again as soon as its thread ends,
-    // just after it logs `finished`: a new client may need a second try.
-    let deadline = Instant::now() + WAIT;
-    let what = "with --max-clients 2, one of two clients left and a fourth sent `my turn`";
-    loop {
-        let mut fourth = Connection::open(server.addr());
-        fourth.send_line("my turn");
-        let reply = fourth.read_line(&format!(
-            "{what}: it should get `ok` (book: 03-multi-client.md § Why the cap)"
-        ));
-        if reply == "ok" {
-            break;
-        }
-        assert!(
-            reply.starts_with("busy") && Instant::now() < deadline,
-            "{what}: once a client has left, its place should be free for the next (a slot is \
-             given back when its thread ends); it got {reply:?} \
-             (book: 03-multi-client.md § Why the cap)"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    line_protocol::a_freed_slot_serves_the_next_client(&server);
     round_trip(&mut first, "the first is still served");
 }
 
