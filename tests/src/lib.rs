@@ -903,8 +903,10 @@ pub fn snapshot_settings() -> insta::Settings {
 /// the test instead: `.ci/run` installs them, so CI skips nothing.
 ///
 /// `nc` counts only if it is the OpenBSD netcat: the tests use its `-N`.
-/// Tests in this package are also marked ignored when a tool is missing
-/// (see `tests/build.rs`), so the test result says so.
+/// A test that calls this for `nc` or `python3` must also be marked ignored
+/// when the tool is missing, `#[cfg_attr(not(has_nc), ignore = "...")]`
+/// (the cfg comes from `tests/build.rs`, which this package and the lessons
+/// with such tests run), so that the test result says it did not run.
 pub fn tool(name: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)

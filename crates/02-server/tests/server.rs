@@ -384,6 +384,10 @@ fn help_describes_the_server_and_its_options() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_nc),
+    ignore = "needs OpenBSD nc (netcat-openbsd): install it, or run .ci/run"
+)]
 fn works_with_nc_with_and_without_half_close() {
     let Some(nc) = tool("nc") else { return };
     for flags in [&["-N"][..], &[]] {

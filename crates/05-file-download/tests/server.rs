@@ -949,6 +949,10 @@ fn a_folder_that_does_not_exist_is_one_error_line() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_nc),
+    ignore = "needs OpenBSD nc (netcat-openbsd): install it, or run .ci/run"
+)]
 fn nc_can_fetch_a_file_by_hand() {
     let Some(nc) = tool("nc") else { return };
     let fixture = Fixture::new();
