@@ -3,6 +3,11 @@
 //! the test result, instead of passing having done nothing. In CI (`CI` is
 //! set) a missing program fails the build instead: `.ci/run` installs them,
 //! and CI skips nothing.
+//!
+//! It is the build script of this package and, through `build = ` in their
+//! Cargo.toml, of every lesson with such a test (02, 03, 05, 06): each sets
+//! cfg `has_nc` / `has_python3`, and a test that needs one is marked
+//! `#[cfg_attr(not(has_nc), ignore = "...")]`.
 
 use std::env;
 use std::path::PathBuf;

@@ -435,7 +435,8 @@ pub fn each_client_of_several_gets_its_own_replies(start: impl Fn(&[&str]) -> Pr
 }
 
 /// `printf 'hello\nfrom nc\n' | nc -N 127.0.0.1 PORT` prints `ok` twice.
-/// Skipped (with a message) where OpenBSD nc is missing.
+/// Needs OpenBSD nc: mark the test that calls it
+/// `#[cfg_attr(not(has_nc), ignore = "...")]`, as for every nc test.
 pub fn nc_with_half_close_gets_ok_per_line(start: impl Fn(&[&str]) -> Process) {
     let Some(nc) = tool("nc") else { return };
     let mut server = start(&[]);
@@ -453,7 +454,7 @@ pub fn nc_with_half_close_gets_ok_per_line(start: impl Fn(&[&str]) -> Process) {
 }
 
 /// Without -N, nc keeps the connection open after its input ends; the
-/// idle timeout ends it.
+/// idle timeout ends it. Needs OpenBSD nc, as the check above.
 pub fn nc_without_half_close_is_ended_by_the_idle_timeout(start: impl Fn(&[&str]) -> Process) {
     let Some(nc) = tool("nc") else { return };
     let mut server = start(&["--idle-timeout", "1"]);

@@ -1,7 +1,7 @@
 //! Lesson 1's client against lesson 3's server, with a message on the
 //! command line and with lines typed on standard input.
 
-use testkit::{Process, binary, snapshot_settings};
+use testkit::{Process, binary, reported_local_port, snapshot_settings_with_ports};
 
 fn start_server() -> Process {
     Process::server(&binary("multi-client", "03-multi-client"), &[])
@@ -40,7 +40,11 @@ fn client_typing_lines() {
     }
     let done = client.finish();
     done.assert_success("01-client typing lines to 03-multi-client, then end of input");
-    let _guard = snapshot_settings().bind_to_scope();
+    let _guard = snapshot_settings_with_ports(&[
+        (server.addr().port(), "listen port"),
+        (reported_local_port(&done.stdout), "client's port"),
+    ])
+    .bind_to_scope();
     insta::assert_snapshot!("client_typing_to_multi_client", done.stdout);
     server.wait_for("] second line");
     server.wait_for("] finished");

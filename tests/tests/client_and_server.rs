@@ -2,7 +2,7 @@
 //! sees with two terminals, `cargo run -p server` and
 //! `cargo run -p client -- hello`.
 
-use testkit::{Process, binary, run, snapshot_settings};
+use testkit::{Process, binary, reported_local_port, run, snapshot_settings_with_ports};
 
 #[test]
 fn client_hello_to_the_one_shot_server() {
@@ -15,10 +15,16 @@ fn client_hello_to_the_one_shot_server() {
         "",
     );
     client.assert_success("01-client hello, against 02-server");
+    let listen_port = server.addr().port();
     let server = server.finish();
     server.assert_success("02-server after serving 01-client");
 
-    let _guard = snapshot_settings().bind_to_scope();
+    // The client's port as it reports it: the server must log that one.
+    let _guard = snapshot_settings_with_ports(&[
+        (listen_port, "listen port"),
+        (reported_local_port(&client.stdout), "client's port"),
+    ])
+    .bind_to_scope();
     insta::assert_snapshot!("client_says_hello", client.stdout);
     insta::assert_snapshot!("server_hears_hello", server.stdout);
 }

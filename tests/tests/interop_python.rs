@@ -2,8 +2,8 @@
 //! lesson's (tests/interop/*.py, standard library only): the lessons must
 //! work with peers nobody in this project wrote.
 //!
-//! These tests need `python3`; without it they say so and skip (in CI,
-//! where `.ci/run` installs it, they fail instead).
+//! These tests need `python3`; without it they show as ignored, with the
+//! reason (in CI, where `.ci/run` installs it, the build fails instead).
 
 use std::path::PathBuf;
 

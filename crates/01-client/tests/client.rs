@@ -14,7 +14,10 @@ use std::thread;
 use assert_cmd::Command;
 use assert_cmd::assert::Assert;
 use predicates::prelude::*;
-use testkit::{Connection, FakeServer, Process, WAIT, closed_port, snapshot_settings};
+use testkit::{
+    Connection, FakeServer, Process, WAIT, closed_port, snapshot_settings,
+    snapshot_settings_with_ports,
+};
 
 fn client_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_01-client"))
@@ -87,7 +90,9 @@ fn stderr(run: &Assert) -> String {
 
 #[test]
 fn sends_the_message_and_a_newline_then_half_closes_then_prints_the_reply() {
-    let (run, ()) = against(FakeServer::start(), &["hello", "world"], |mut conn| {
+    let server = FakeServer::start();
+    let server_port = server.addr().port();
+    let (run, client_port) = against(server, &["hello", "world"], |mut conn| {
         // read_to_end only returns when the client half-closes: if it did
         // not shut down its writing side, this read would wait and fail.
         let sent = conn.read_to_end(
@@ -102,9 +107,15 @@ fn sends_the_message_and_a_newline_then_half_closes_then_prints_the_reply() {
              by a space, then one newline, in one write_all (book: 01-client.md § Step 2: send)"
         );
         conn.send(b"OK\n");
+        conn.stream().peer_addr().unwrap().port()
     });
     let run = run.success();
-    let _guard = snapshot_settings().bind_to_scope();
+    // Where it connected, and from where: the two ports must not be swapped.
+    let _guard = snapshot_settings_with_ports(&[
+        (server_port, "listen port"),
+        (client_port, "client's port"),
+    ])
+    .bind_to_scope();
     insta::assert_snapshot!("hello_world", stdout(&run));
 }
 
@@ -187,13 +198,18 @@ fn lines_from_standard_input_are_sent_as_typed_and_replies_shown_as_they_come() 
         "nothing",
         "nothing more should be sent after the typed lines (book: 01-client.md § Typing lines)"
     );
+    let client_port = conn.stream().peer_addr().unwrap().port();
     drop(conn);
     let done = client.finish();
     done.assert_success(
         "standard input ended and the server closed: the client should exit with status 0 \
          (book: 01-client.md § Typing lines)",
     );
-    let _guard = snapshot_settings().bind_to_scope();
+    let _guard = snapshot_settings_with_ports(&[
+        (server.addr().port(), "listen port"),
+        (client_port, "client's port"),
+    ])
+    .bind_to_scope();
     insta::assert_snapshot!("typed_lines", done.stdout);
 }
 

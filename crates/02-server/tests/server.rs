@@ -9,7 +9,7 @@ use std::path::Path;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
-use testkit::{Connection, Process, run, snapshot_settings, tool};
+use testkit::{Connection, Process, run, snapshot_settings, snapshot_settings_with_ports, tool};
 
 fn server_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_02-server"))
@@ -29,6 +29,7 @@ fn start_server(args: &[&str]) -> Process {
 fn replies_ok_to_a_line_then_closes_and_exits() {
     let mut server = start_server(&[]);
     let mut client = Connection::open(server.addr());
+    let client_port = client.local_addr().port();
     client.send(b"hello\n");
     client.half_close();
     client.expect_bytes(
@@ -46,7 +47,13 @@ fn replies_ok_to_a_line_then_closes_and_exits() {
         "a one-shot server that served its client should exit with status 0 \
          (book: 02-server.md § The seven steps)",
     );
-    let _guard = snapshot_settings().bind_to_scope();
+    // The log names the client by the address its connection came from:
+    // the client's own port, never the one the server listens on.
+    let _guard = snapshot_settings_with_ports(&[
+        (server.addr().port(), "listen port"),
+        (client_port, "client's port"),
+    ])
+    .bind_to_scope();
     insta::assert_snapshot!("one_client", done.stdout);
 }
 
@@ -238,7 +245,9 @@ fn invalid_utf8_and_control_characters_are_printed_escaped() {
 #[test]
 fn a_client_that_sends_nothing_gives_one_line_and_a_clean_exit() {
     let mut server = start_server(&[]);
-    drop(Connection::open(server.addr()));
+    let client = Connection::open(server.addr());
+    let client_port = client.local_addr().port();
+    drop(client);
     server.expect_line(
         "client connected",
         "a client connected: the server should accept it and print `client connected: ADDR` \
@@ -249,7 +258,11 @@ fn a_client_that_sends_nothing_gives_one_line_and_a_clean_exit() {
         "a client connected and closed without sending a byte: that is not the server's \
          failure, it should exit with status 0 (book: 02-server.md § A client that misbehaves)",
     );
-    let _guard = snapshot_settings().bind_to_scope();
+    let _guard = snapshot_settings_with_ports(&[
+        (server.addr().port(), "listen port"),
+        (client_port, "client's port"),
+    ])
+    .bind_to_scope();
     insta::assert_snapshot!("client_sent_nothing", done.stdout);
 }
 
@@ -349,7 +362,8 @@ fn a_port_in_use_is_one_error_line() {
             "(is another server running there? stop it, or pick a free port with --listen 127.0.0.1:0)\n",
         )));
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
-    let _guard = snapshot_settings().bind_to_scope();
+    let port = taken.local_addr().unwrap().port();
+    let _guard = snapshot_settings_with_ports(&[(port, "taken port")]).bind_to_scope();
     insta::assert_snapshot!("port_in_use", stderr);
 }
 
@@ -384,6 +398,10 @@ fn help_describes_the_server_and_its_options() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_nc),
+    ignore = "needs OpenBSD nc (netcat-openbsd): install it, or run .ci/run"
+)]
 fn works_with_nc_with_and_without_half_close() {
     let Some(nc) = tool("nc") else { return };
     for flags in [&["-N"][..], &[]] {

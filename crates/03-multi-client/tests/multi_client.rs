@@ -317,6 +317,10 @@ fn each_client_of_several_gets_its_own_replies_and_log_lines() {
 // ---------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    not(has_nc),
+    ignore = "needs OpenBSD nc (netcat-openbsd): install it, or run .ci/run"
+)]
 fn nc_with_half_close_gets_ok_per_line() {
     let Some(nc) = tool("nc") else { return };
     let mut server = start_server(&[]);
@@ -349,6 +353,10 @@ fn nc_with_half_close_gets_ok_per_line() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_nc),
+    ignore = "needs OpenBSD nc (netcat-openbsd): install it, or run .ci/run"
+)]
 fn nc_without_half_close_is_ended_by_the_idle_timeout() {
     let Some(nc) = tool("nc") else { return };
     // Without -N, nc never tells the server its input has ended: it keeps

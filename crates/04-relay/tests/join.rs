@@ -7,11 +7,14 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::{bin, book, expect_line, join, register, see, settings, start_server, wait_for};
+use support::{bin, book, expect_line, join, register, see, start_server, wait_for};
 use testkit::hostile::resident_kib;
 
 use relay::{DIRECT_DEADLINE, MAX_DIRECT_PEERS};
-use testkit::{Connection, FakeServer, Process, WAIT, closed_port, run};
+use testkit::{
+    Connection, FakeServer, Process, WAIT, closed_port, reported_local_port, run,
+    snapshot_settings, snapshot_settings_with_ports,
+};
 
 /// The address in `line` after `prefix` (e.g. `listening for direct messages on `).
 fn addr_after(line: &str, prefix: &str) -> std::net::SocketAddr {
@@ -19,6 +22,28 @@ fn addr_after(line: &str, prefix: &str) -> std::net::SocketAddr {
         .and_then(|(_, rest)| rest.split_whitespace().next())
         .and_then(|addr| addr.trim_end_matches(')').parse().ok())
         .unwrap_or_else(|| panic!("expected an address after {prefix:?} in {line:?}"))
+}
+
+/// Snapshot settings that show each port as its role: the server's
+/// `[listen port]` and, for each `join` client given as (name, its output),
+/// `[NAME's port]`, its connection to the server (from its own line
+/// `connected to ... (local ADDR)`), and `[NAME's direct port]`, where it
+/// listens for direct messages (from `listening for direct messages on
+/// ADDR`). The two differ, and telling them apart is this lesson's point: a
+/// program that prints one where the other belongs fails the snapshot.
+fn settings_naming_ports(server: &Process, clients: &[(&str, &str)]) -> insta::Settings {
+    let mut ports = vec![(server.addr().port(), "listen port".to_string())];
+    for (name, output) in clients {
+        for line in output.lines() {
+            if line.starts_with("connected to ") {
+                ports.push((reported_local_port(line), format!("{name}'s port")));
+            } else if line.starts_with("listening for direct messages on ") {
+                let port = addr_after(line, "listening for direct messages on ").port();
+                ports.push((port, format!("{name}'s direct port")));
+            }
+        }
+    }
+    snapshot_settings_with_ports(&ports)
 }
 
 #[test]
@@ -95,9 +120,14 @@ fn two_clients_talk_through_the_server() {
         "when alice has quit, the server should log `alice left`",
     );
 
-    let _guard = settings().bind_to_scope();
+    let bob_output = bob.stdout_now();
+    let _guard = settings_naming_ports(
+        &server,
+        &[("alice", &alice_done.stdout), ("bob", &bob_output)],
+    )
+    .bind_to_scope();
     insta::assert_snapshot!("two_clients_alice", alice_done.stdout);
-    insta::assert_snapshot!("two_clients_bob", bob.stdout_now());
+    insta::assert_snapshot!("two_clients_bob", bob_output);
     insta::assert_snapshot!("two_clients_server", server.stdout_now());
 }
 
@@ -431,9 +461,11 @@ fn an_introduction_then_a_direct_message_that_skips_the_server() {
         see()
     );
 
-    let _guard = settings().bind_to_scope();
-    insta::assert_snapshot!("direct_alice", alice.stdout_now());
-    insta::assert_snapshot!("direct_bob", bob.stdout_now());
+    let (alice_output, bob_output) = (alice.stdout_now(), bob.stdout_now());
+    let _guard = settings_naming_ports(&server, &[("alice", &alice_output), ("bob", &bob_output)])
+        .bind_to_scope();
+    insta::assert_snapshot!("direct_alice", alice_output);
+    insta::assert_snapshot!("direct_bob", bob_output);
 }
 
 #[test]
@@ -679,7 +711,7 @@ fn a_taken_name_is_one_error_line() {
         "a second client called alice should be told the name is taken, in one line {}",
         see()
     ));
-    let _guard = settings().bind_to_scope();
+    let _guard = settings_naming_ports(&server, &[]).bind_to_scope();
     insta::assert_snapshot!("name_taken", second.stderr);
 }
 
@@ -692,7 +724,7 @@ fn a_server_that_is_not_running_is_one_error_line_with_the_fix() {
         "a client when no server is running should say so in one line, with the command that starts one {}",
         see()
     ));
-    let _guard = settings().bind_to_scope();
+    let _guard = snapshot_settings().bind_to_scope();
     insta::assert_snapshot!("not_running", done.stderr);
 }
 

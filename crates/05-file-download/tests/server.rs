@@ -18,8 +18,8 @@ use std::time::{Duration, SystemTime};
 
 use file_download::LINE_LIMIT;
 use support::{
-    TempDir, ask, bin, book, bytes, peak_resident_kib, settings, sha256_hex, start_server, trailer,
-    whole_reply,
+    TempDir, ask, bin, book, bytes, peak_resident_kib, settings, settings_naming_ports, sha256_hex,
+    start_server, trailer, whole_reply,
 };
 use testkit::{Connection, run, tool};
 
@@ -910,22 +910,40 @@ fn the_server_log_has_a_line_per_request() {
         b"GET sub\n",
         b"HELLO \x1b[2J\n",
     ];
+    // Each request on a connection of its own: the log names each client
+    // by its own port, never the server's.
+    let mut ports = vec![(addr.port(), "listen port".to_string())];
     for request in requests {
-        let _ = ask(addr, request);
+        let mut conn = Connection::open(addr);
+        ports.push((
+            conn.local_addr().port(),
+            format!("client {}'s port", ports.len()),
+        ));
+        conn.send(request);
+        conn.read_to_end(&format!(
+            "the server should reply to {} and then close {}",
+            testkit::show(request),
+            book::PROTOCOL
+        ));
         server.next_line(&format!(
             "after {}, the server should print one line: who asked, what, and what came of it {}",
             testkit::show(request),
             book::RUN_IT
         ));
     }
-    drop(Connection::open(addr));
+    let silent = Connection::open(addr);
+    ports.push((
+        silent.local_addr().port(),
+        format!("client {}'s port", ports.len()),
+    ));
+    drop(silent);
     server.next_line(&format!(
         "a client that closes without a request should get a log line too, \
          `[ADDR] closed the connection without a request` {}",
         book::RUN_IT
     ));
     server.kill();
-    let _guard = settings(&temp).bind_to_scope();
+    let _guard = settings_naming_ports(&temp, &ports).bind_to_scope();
     insta::assert_snapshot!("server_log", server.stdout());
 }
 
@@ -949,6 +967,10 @@ fn a_folder_that_does_not_exist_is_one_error_line() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_nc),
+    ignore = "needs OpenBSD nc (netcat-openbsd): install it, or run .ci/run"
+)]
 fn nc_can_fetch_a_file_by_hand() {
     let Some(nc) = tool("nc") else { return };
     let fixture = Fixture::new();

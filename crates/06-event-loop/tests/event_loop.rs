@@ -408,6 +408,7 @@ fn interop_script(name: &str) -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(not(has_python3), ignore = "needs python3: install it, or run .ci/run")]
 fn the_original_python_client_is_served_by_both_engines() {
     let Some(python) = tool("python3") else {
         return;

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Instant;
 
-use testkit::{Connection, Process, WAIT, snapshot_settings};
+use testkit::{Connection, Process, WAIT};
 
 thread_local! {
     /// The chapter section that explains what the running test checks.
@@ -147,12 +147,4 @@ pub fn join(server: &Process, name: &str, extra: &[&str]) -> Process {
         &format!("`04-relay join {name}` should register and say so once WELCOME comes"),
     );
     client
-}
-
-/// Snapshot settings for this lesson: the kit's (ephemeral ports become
-/// `[PORT]`), plus the bare port a client announces for direct messages.
-pub fn settings() -> insta::Settings {
-    let mut settings = snapshot_settings();
-    settings.add_filter(r"\bport \d{5}\b", "port [PORT]");
-    settings
 }

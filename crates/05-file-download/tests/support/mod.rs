@@ -98,7 +98,14 @@ pub fn ask(server: std::net::SocketAddr, request: &[u8]) -> Vec<u8> {
 /// insta settings for this lesson: the kit's (ports) plus temporary paths,
 /// durations and rates.
 pub fn settings(temp: &TempDir) -> insta::Settings {
-    let mut settings = testkit::snapshot_settings();
+    settings_naming_ports(temp, &[])
+}
+
+/// [`settings`], with each port the test knows shown as its role
+/// (`[listen port]`, `[client 1's port]`), so that a log that shows one
+/// where another belongs fails the snapshot.
+pub fn settings_naming_ports(temp: &TempDir, ports: &[(u16, String)]) -> insta::Settings {
+    let mut settings = testkit::snapshot_settings_with_ports(ports);
     settings.add_filter(&regex::escape(temp.path().to_str().unwrap()), "[DIR]");
     settings.add_filter(r"\b\d+\.\d+ s\b", "[TIME] s");
     settings.add_filter(r"\(\d+(\.\d+)? [KMGT]?i?B/s\)", "([RATE])");
