@@ -106,7 +106,7 @@ fn download(
         stream: &stream,
         until: None,
     });
-    let line = read_header(&mut reader, peer, options.timeout)?;
+    let line = read_reply(&mut reader, peer, options.timeout)?;
     let size = match parse_reply(&line) {
         Some(Reply::Ok(size)) if size >= have => size,
         Some(Reply::Refused { code, .. }) if code == "bad-offset" => {
@@ -285,6 +285,21 @@ fn read_header(
     timeout: Duration,
 ) -> anyhow::Result<Vec<u8>> {
     header_line(read_line_within(reader, timeout), peer, timeout)
+}
+
+/// Reads the reply's first line. A line of another lesson's protocol (its
+/// server, left running on this port, answered) is said to be so, in one
+/// line, rather than read as a strange refusal.
+fn read_reply(
+    reader: &mut Reader<'_>,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> anyhow::Result<Vec<u8>> {
+    let line = read_header(reader, peer, timeout)?;
+    if let Some(wrong) = common::wrong_server(&[5], "a file server", peer, &line) {
+        bail!("{wrong}");
+    }
+    Ok(line)
 }
 
 /// The line that `read_line_within` read, or the error a person can act on.
@@ -529,7 +544,7 @@ pub fn list(server: &str, timeout: Duration) -> anyhow::Result<()> {
         stream: &stream,
         until: None,
     });
-    let line = read_header(&mut reader, peer, timeout)?;
+    let line = read_reply(&mut reader, peer, timeout)?;
     let count = match parse_reply(&line) {
         Some(Reply::Ok(count)) => count,
         Some(Reply::Refused { code, message }) => bail!(
