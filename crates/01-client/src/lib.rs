@@ -60,8 +60,8 @@ pub fn send_message(server: &str, timeout: Duration, message: &str) -> anyhow::R
         .map_err(|err| anyhow::anyhow!("could not send to {peer}: {}", describe(&err)))?;
     // exercise 1.2: end
     say!(
-        "sent {} bytes: {}",
-        message.len(),
+        "sent {}: {}",
+        common::count(message.len() as u64, "byte"),
         printable(message.as_bytes())
     );
 
@@ -222,7 +222,11 @@ pub fn send_lines(
                     anyhow::anyhow!("could not send to {peer}: {}", describe(&err))
                 })?;
                 line.pop();
-                say!("sent {} bytes: {}", line.len(), printable(&line));
+                say!(
+                    "sent {}: {}",
+                    common::count(line.len() as u64, "byte"),
+                    printable(&line)
+                );
                 drop(terminal);
             }
             Ok(Event::EndOfInput) => {

@@ -159,8 +159,9 @@ fn download(
     if on_disk != size {
         remove(part)?;
         bail!(
-            "{} holds {on_disk} bytes where {size} were written: another program wrote to it; removed {}: run the same command again",
+            "{} holds {} where {size} were written: another program wrote to it; removed {}: run the same command again",
             part.display(),
+            common::count(on_disk, "byte"),
             part.display()
         );
     }
@@ -559,7 +560,8 @@ pub fn list(server: &str, timeout: Duration) -> anyhow::Result<()> {
     for listed in 0..count {
         let line = match read_line_within(&mut reader, timeout) {
             Ok(ReadLine::Closed) => bail!(
-                "the server at {peer} announced {count} files and closed the connection after {listed}"
+                "the server at {peer} announced {} and closed the connection after {listed}",
+                common::count(count, "file")
             ),
             read => header_line(read, peer, timeout)?,
         };
@@ -577,7 +579,11 @@ pub fn list(server: &str, timeout: Duration) -> anyhow::Result<()> {
         );
         total = total.saturating_add(size);
     }
-    say!("{count} files, {} in all", HumanBytes(total));
+    say!(
+        "{}, {} in all",
+        common::count(count, "file"),
+        HumanBytes(total)
+    );
     Ok(())
 }
 // ANCHOR_END: list

@@ -35,6 +35,15 @@ Examples:
   cargo run -p file-download -- get big.iso --server 192.168.1.20
       from another machine (port 7799); run it again to resume if cut";
 
+const LIST_EXAMPLES: &str = "\
+Examples:
+  cargo run -p file-download -- list
+      the files of the server on 127.0.0.1:7799: bytes, size, path
+  cargo run -p file-download -- list --server 192.168.1.20
+      of the server on another machine (port 7799)
+  printf 'LIST\\n' | nc -N 127.0.0.1 7799
+      the same request by hand: `OK <count>`, then `<size> <path>` per file";
+
 /// Lesson 5: a file server and a downloader you can trust.
 ///
 /// `serve` offers the files of a folder, and nothing outside it; `get`
@@ -127,6 +136,10 @@ enum Command {
     },
 
     /// List the files a server offers, with their sizes.
+    ///
+    /// Prints a table (the size in bytes and in KiB/MiB, then the path),
+    /// sorted by path, and a line with the count and the total.
+    #[command(after_help = LIST_EXAMPLES)]
     List {
         /// The server: HOST:PORT, [IPv6]:PORT, or just HOST (port 7799).
         #[arg(long, short, value_name = "ADDR", default_value = file_download::DEFAULT_ADDR)]

@@ -35,4 +35,4 @@ pub use lessons::{other_server, server_that_sent, wrong_server};
 pub use line::{ReadLine, read_line};
 pub use log::{flush_log, log_without_blocking};
 pub use serve::{ClientLimit, Slot, refuse, serve_threads};
-pub use text::{print_line, printable};
+pub use text::{count, print_line, printable};
