@@ -8,13 +8,14 @@ use clap::{Parser, Subcommand};
 
 const EXAMPLES: &str = "\
 Examples:
-  cargo run -p file-download -- serve docs
-      serve the files of the folder `docs` on 127.0.0.1:7799
+  cargo run -p file-download -- serve /tmp/lesson5
+      serve the files of the folder /tmp/lesson5 on 127.0.0.1:7799
   cargo run -p file-download -- list
       show what the server offers
-  cargo run -p file-download -- get src/SUMMARY.md
-      download it as SUMMARY.md here (checked with SHA-256; resumed if cut)
-  printf 'GET src/SUMMARY.md\\n' | nc -N 127.0.0.1 7799
+  cargo run -p file-download -- get hello.txt -o /tmp/hello-copy.txt
+      download hello.txt, saved as /tmp/hello-copy.txt (without -o: as
+      hello.txt here); checked with SHA-256, resumed if cut
+  printf 'GET hello.txt\\n' | nc -N 127.0.0.1 7799
       the same request by hand: `OK <size>`, the bytes, then `SHA256 <hex>`";
 
 const SERVE_EXAMPLES: &str = "\
