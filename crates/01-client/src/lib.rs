@@ -60,8 +60,8 @@ pub fn send_message(server: &str, timeout: Duration, message: &str) -> anyhow::R
         .map_err(|err| anyhow::anyhow!("could not send to {peer}: {}", describe(&err)))?;
     // exercise 1.2: end
     say!(
-        "sent {} bytes: {}",
-        message.len(),
+        "sent {}: {}",
+        common::count(message.len() as u64, "byte"),
         printable(message.as_bytes())
     );
 
@@ -122,7 +122,7 @@ fn print_replies(stream: TcpStream, peer: SocketAddr, timeout: Duration) -> anyh
     let mut replies = BufReader::new(stream);
     loop {
         match read_line(&mut replies, REPLY_LIMIT) {
-            Ok(ReadLine::Line(line)) => say!("reply: {}", printable(&line)),
+            Ok(ReadLine::Line(line)) => print_reply(&line),
             Ok(ReadLine::Closed) => {
                 say!("server closed the connection");
                 return Ok(());
@@ -138,6 +138,21 @@ fn print_replies(stream: TcpStream, peer: SocketAddr, timeout: Duration) -> anyh
         }
     }
     // exercise 1.3: end
+}
+
+/// Prints one reply line, escaped (`reply: LINE`). A line that only another
+/// lesson's server sends (lesson 4's relay, lesson 5's file server: this
+/// client speaks the protocol of lessons 2, 3 and 6) gets a note saying
+/// which server answered and what its own client is.
+fn print_reply(line: &[u8]) {
+    say!("reply: {}", printable(line));
+    if let Some(server) = common::other_server(&[2, 3, 6], line) {
+        say!(
+            "note: that is {}, not a server of lessons 2, 3 or 6: its own client is {}",
+            server.name,
+            server.client
+        );
+    }
 }
 // ANCHOR_END: print_replies
 
@@ -207,7 +222,11 @@ pub fn send_lines(
                     anyhow::anyhow!("could not send to {peer}: {}", describe(&err))
                 })?;
                 line.pop();
-                say!("sent {} bytes: {}", line.len(), printable(&line));
+                say!(
+                    "sent {}: {}",
+                    common::count(line.len() as u64, "byte"),
+                    printable(&line)
+                );
                 drop(terminal);
             }
             Ok(Event::EndOfInput) => {

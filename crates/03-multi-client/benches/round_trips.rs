@@ -85,12 +85,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
     }
     let cpus = thread::available_parallelism().map_or(0, |n| n.get());
     common::say!(
-        "03-multi-client: {} clients (one every {} µs), {} lines each, {} round trips; {} runs of each mode ({} CPUs, {} {})",
+        "03-multi-client: {} clients (one every {} µs), {} lines each, {} round trips; {} of each mode ({} CPUs, {} {})",
         args.clients,
         args.spacing_us,
         args.lines,
         args.clients * args.lines,
-        args.runs,
+        common::count(args.runs as u64, "run"),
         cpus,
         std::env::consts::ARCH,
         std::env::consts::OS,

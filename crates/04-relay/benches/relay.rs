@@ -161,7 +161,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     }
     let cpus = thread::available_parallelism().map_or(0, |n| n.get());
     common::say!(
-        "04-relay: {} clients in a ring, {} messages each of {} bytes, 1 in {} to the extra receiver, window {}; {} runs of each scenario ({} CPUs, {} {})",
+        "04-relay: {} clients in a ring, {} messages each of {} bytes, 1 in {} to the extra receiver, window {}; {} of each scenario ({} CPUs, {} {})",
         args.clients,
         args.messages,
         args.size,
@@ -170,7 +170,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             0 => "off".to_string(),
             window => window.to_string(),
         },
-        args.runs,
+        common::count(args.runs as u64, "run"),
         cpus,
         std::env::consts::ARCH,
         std::env::consts::OS,

@@ -144,8 +144,8 @@ impl Session {
 
         stream.set_read_timeout(Some(options.timeout))?;
         let mut lines = BufReader::new(stream.try_clone().context("could not clone the socket")?);
-        let answer = match read_line(&mut lines, LINE_LIMIT) {
-            Ok(ReadLine::Line(line)) => printable(&line),
+        let line = match read_line(&mut lines, LINE_LIMIT) {
+            Ok(ReadLine::Line(line)) => line,
             Ok(ReadLine::Closed) => {
                 bail!("the server at {server} closed the connection before answering HELLO")
             }
@@ -158,6 +158,7 @@ impl Session {
             ),
             Err(err) => bail!("lost the connection to {server}: {}", describe(&err)),
         };
+        let answer = printable(&line);
         let words: Vec<&str> = answer.split(' ').collect();
         let seen_as = match words[..] {
             ["WELCOME", welcomed, seen_as] if welcomed == name => seen_as,
@@ -167,7 +168,10 @@ impl Session {
             ["ERR", "busy"] => bail!(
                 "the server at {server} is serving the most clients it allows: try again later"
             ),
-            _ => bail!("the server at {server} did not welcome us: {answer}"),
+            _ => match common::wrong_server(&[4], "a relay server", server, &line) {
+                Some(wrong) => bail!("{wrong}"),
+                None => bail!("the server at {server} did not welcome us: {answer}"),
+            },
         };
         say!("joined as {name}; the server sees us as {seen_as}");
         if let Some(port) = direct_port {

@@ -568,11 +568,8 @@ impl Client {
 }
 
 /// `1 byte`, `12 bytes`.
-fn bytes(count: usize) -> String {
-    match count {
-        1 => "1 byte".to_string(),
-        _ => format!("{count} bytes"),
-    }
+fn bytes(number: usize) -> String {
+    common::count(number as u64, "byte")
 }
 
 /// Whether `line` is a `HELLO` (a malformed one gets its own refusal, not

@@ -106,7 +106,7 @@ fn download(
         stream: &stream,
         until: None,
     });
-    let line = read_header(&mut reader, peer, options.timeout)?;
+    let line = read_reply(&mut reader, peer, options.timeout)?;
     let size = match parse_reply(&line) {
         Some(Reply::Ok(size)) if size >= have => size,
         Some(Reply::Refused { code, .. }) if code == "bad-offset" => {
@@ -159,8 +159,9 @@ fn download(
     if on_disk != size {
         remove(part)?;
         bail!(
-            "{} holds {on_disk} bytes where {size} were written: another program wrote to it; removed {}: run the same command again",
+            "{} holds {} where {size} were written: another program wrote to it; removed {}: run the same command again",
             part.display(),
+            common::count(on_disk, "byte"),
             part.display()
         );
     }
@@ -285,6 +286,21 @@ fn read_header(
     timeout: Duration,
 ) -> anyhow::Result<Vec<u8>> {
     header_line(read_line_within(reader, timeout), peer, timeout)
+}
+
+/// Reads the reply's first line. A line of another lesson's protocol (its
+/// server, left running on this port, answered) is said to be so, in one
+/// line, rather than read as a strange refusal.
+fn read_reply(
+    reader: &mut Reader<'_>,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> anyhow::Result<Vec<u8>> {
+    let line = read_header(reader, peer, timeout)?;
+    if let Some(wrong) = common::wrong_server(&[5], "a file server", peer, &line) {
+        bail!("{wrong}");
+    }
+    Ok(line)
 }
 
 /// The line that `read_line_within` read, or the error a person can act on.
@@ -529,7 +545,7 @@ pub fn list(server: &str, timeout: Duration) -> anyhow::Result<()> {
         stream: &stream,
         until: None,
     });
-    let line = read_header(&mut reader, peer, timeout)?;
+    let line = read_reply(&mut reader, peer, timeout)?;
     let count = match parse_reply(&line) {
         Some(Reply::Ok(count)) => count,
         Some(Reply::Refused { code, message }) => bail!(
@@ -544,7 +560,8 @@ pub fn list(server: &str, timeout: Duration) -> anyhow::Result<()> {
     for listed in 0..count {
         let line = match read_line_within(&mut reader, timeout) {
             Ok(ReadLine::Closed) => bail!(
-                "the server at {peer} announced {count} files and closed the connection after {listed}"
+                "the server at {peer} announced {} and closed the connection after {listed}",
+                common::count(count, "file")
             ),
             read => header_line(read, peer, timeout)?,
         };
@@ -562,7 +579,11 @@ pub fn list(server: &str, timeout: Duration) -> anyhow::Result<()> {
         );
         total = total.saturating_add(size);
     }
-    say!("{count} files, {} in all", HumanBytes(total));
+    say!(
+        "{}, {} in all",
+        common::count(count, "file"),
+        HumanBytes(total)
+    );
     Ok(())
 }
 // ANCHOR_END: list

@@ -41,10 +41,12 @@ pub use server::{ServeOptions, serve, sha256_of};
 
 // ANCHOR: limits
 /// Where the server listens, and the client connects, unless told
-/// otherwise: loopback, on the original lesson's port.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:7788";
+/// otherwise: loopback, on a port of this lesson's own. Lesson 4's relay
+/// has the original lesson's 7788: sharing it, a relay left running would
+/// answer every request here with its `ERR hello-first`.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7799";
 /// The port used when `--listen` or `--server` names only a host.
-pub const DEFAULT_PORT: u16 = 7788;
+pub const DEFAULT_PORT: u16 = 7799;
 /// The longest header line either side accepts (a request, a reply, a line
 /// of a listing), without its newline. A longer one is `line-too-long`.
 pub const LINE_LIMIT: usize = 4096;

@@ -8,20 +8,21 @@ use clap::{Parser, Subcommand};
 
 const EXAMPLES: &str = "\
 Examples:
-  cargo run -p file-download -- serve docs
-      serve the files of the folder `docs` on 127.0.0.1:7788
+  cargo run -p file-download -- serve /tmp/lesson5
+      serve the files of the folder /tmp/lesson5 on 127.0.0.1:7799
   cargo run -p file-download -- list
       show what the server offers
-  cargo run -p file-download -- get src/SUMMARY.md
-      download it as SUMMARY.md here (checked with SHA-256; resumed if cut)
-  printf 'GET src/SUMMARY.md\\n' | nc -N 127.0.0.1 7788
+  cargo run -p file-download -- get hello.txt -o /tmp/hello-copy.txt
+      download hello.txt, saved as /tmp/hello-copy.txt (without -o: as
+      hello.txt here); checked with SHA-256, resumed if cut
+  printf 'GET hello.txt\\n' | nc -N 127.0.0.1 7799
       the same request by hand: `OK <size>`, the bytes, then `SHA256 <hex>`";
 
 const SERVE_EXAMPLES: &str = "\
 Examples:
   cargo run -p file-download -- serve
-      serve the current folder on 127.0.0.1:7788
-  cargo run -p file-download -- serve ~/Downloads --listen 0.0.0.0:7788
+      serve the current folder on 127.0.0.1:7799
+  cargo run -p file-download -- serve ~/Downloads --listen 0.0.0.0:7799
       serve a folder to other machines too
   cargo run -p file-download -- serve . --hidden --max-clients 4
       serve dotfiles as well, to at most 4 clients at once";
@@ -33,7 +34,16 @@ Examples:
   cargo run -p file-download -- get 'photos/my cat.jpg' -o cat.jpg --force
       save under another name, replacing it if it exists
   cargo run -p file-download -- get big.iso --server 192.168.1.20
-      from another machine (port 7788); run it again to resume if cut";
+      from another machine (port 7799); run it again to resume if cut";
+
+const LIST_EXAMPLES: &str = "\
+Examples:
+  cargo run -p file-download -- list
+      the files of the server on 127.0.0.1:7799: bytes, size, path
+  cargo run -p file-download -- list --server 192.168.1.20
+      of the server on another machine (port 7799)
+  printf 'LIST\\n' | nc -N 127.0.0.1 7799
+      the same request by hand: `OK <count>`, then `<size> <path>` per file";
 
 /// Lesson 5: a file server and a downloader you can trust.
 ///
@@ -66,7 +76,7 @@ enum Command {
         #[arg(value_name = "DIR", default_value = ".")]
         dir: PathBuf,
 
-        /// The address to listen on: IP:PORT, or just IP (port 7788). Port
+        /// The address to listen on: IP:PORT, or just IP (port 7799). Port
         /// 0 picks a free port.
         #[arg(long, value_name = "ADDR", default_value = file_download::DEFAULT_ADDR)]
         listen: String,
@@ -106,7 +116,7 @@ enum Command {
         #[arg(value_name = "PATH")]
         path: String,
 
-        /// The server: HOST:PORT, [IPv6]:PORT, or just HOST (port 7788).
+        /// The server: HOST:PORT, [IPv6]:PORT, or just HOST (port 7799).
         #[arg(long, short, value_name = "ADDR", default_value = file_download::DEFAULT_ADDR)]
         server: String,
 
@@ -127,8 +137,12 @@ enum Command {
     },
 
     /// List the files a server offers, with their sizes.
+    ///
+    /// Prints a table (the size in bytes and in KiB/MiB, then the path),
+    /// sorted by path, and a line with the count and the total.
+    #[command(after_help = LIST_EXAMPLES)]
     List {
-        /// The server: HOST:PORT, [IPv6]:PORT, or just HOST (port 7788).
+        /// The server: HOST:PORT, [IPv6]:PORT, or just HOST (port 7799).
         #[arg(long, short, value_name = "ADDR", default_value = file_download::DEFAULT_ADDR)]
         server: String,
 

@@ -179,7 +179,10 @@ impl Server {
         if offset > size {
             return Err(Failure::Refused(Refusal::new(
                 Code::BadOffset,
-                format!("the offset is past the end of the file, which has {size} bytes"),
+                format!(
+                    "the offset is past the end of the file, which has {}",
+                    common::count(size, "byte")
+                ),
             )));
         }
         let lost = |err: io::Error| Failure::Lost(format!("could not reply: {}", describe(&err)));
@@ -215,18 +218,18 @@ impl Server {
                 Ok(()) if position == size => Ok(()),
                 // sendfile found the end of the file early: someone truncated it.
                 Ok(()) => Err(format!(
-                    "stopped after {count} of {} bytes: the file got shorter while it was sent",
-                    size - offset
+                    "stopped after {count} of {}: the file got shorter while it was sent",
+                    common::count(size - offset, "byte")
                 )),
                 Err(err) if is_timeout(&err) => Err(format!(
-                    "dropped after {count} of {} bytes: the client took less than {MIN_RATE} \
+                    "dropped after {count} of {}: the client took less than {MIN_RATE} \
                      bytes/s over {} s",
-                    size - offset,
+                    common::count(size - offset, "byte"),
                     self.rate_window.as_secs_f64()
                 )),
                 Err(err) => Err(format!(
-                    "the client went away after {count} of {} bytes ({})",
-                    size - offset,
+                    "the client went away after {count} of {} ({})",
+                    common::count(size - offset, "byte"),
                     describe(&err)
                 )),
             };
@@ -534,7 +537,10 @@ impl Server {
             writeln!(out, "{size} {path}").map_err(lost)?;
         }
         out.flush().map_err(lost)?;
-        Ok(format!("listed {} files", files.len()))
+        Ok(format!(
+            "listed {}",
+            common::count(files.len() as u64, "file")
+        ))
     }
 
     /// Every file `GET` would serve, as (size, path), sorted by path.
@@ -596,8 +602,11 @@ fn refuse(stream: &TcpStream, shown: &str, refusal: &Refusal) -> String {
 /// `sent 12 bytes`, or for a resumed transfer `sent 6 bytes (6 to 12 of 12)`.
 fn range(offset: u64, count: u64, size: u64) -> String {
     if offset == 0 {
-        format!("{count} bytes")
+        common::count(count, "byte")
     } else {
-        format!("{count} bytes ({offset} to {size} of {size})")
+        format!(
+            "{} ({offset} to {size} of {size})",
+            common::count(count, "byte")
+        )
     }
 }

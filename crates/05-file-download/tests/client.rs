@@ -763,3 +763,50 @@ fn list_prints_a_table_of_the_servers_files() {
     let _guard = settings(&cwd).bind_to_scope();
     insta::assert_snapshot!("list", done.stdout);
 }
+
+#[test]
+fn a_listing_of_one_file_says_1_file_in_the_table_and_the_log() {
+    let served = TempDir::new();
+    served.write("hello.txt", b"hello world\n");
+    let mut server = start_server(served.path(), &[]);
+    let cwd = TempDir::new();
+    let addr = server.addr().to_string();
+    let done = client(cwd.path(), &["list", "--server", &addr]);
+    assert!(
+        done.status.success() && done.stdout.ends_with("\n1 file, 12 B in all\n"),
+        "list of a folder with one file of 12 bytes should end its table with `1 file, 12 B in \
+         all`, a count that reads right for one {}; {done}",
+        book::RUN_IT
+    );
+    let logged = server.wait_for("LIST: listed ");
+    assert!(
+        logged.ends_with("LIST: listed 1 file"),
+        "the server's log line for a LIST of one file should end `LIST: listed 1 file` {}; got \
+         {logged:?}",
+        book::RUN_IT
+    );
+}
+
+// ---------------------------------------------------------------------------
+// --help
+// ---------------------------------------------------------------------------
+
+#[test]
+fn every_subcommand_has_examples_in_its_help() {
+    for (args, example) in [
+        (&["--help"][..], "cargo run -p file-download -- serve"),
+        (&["serve", "--help"], "cargo run -p file-download -- serve"),
+        (&["get", "--help"], "cargo run -p file-download -- get"),
+        (&["list", "--help"], "cargo run -p file-download -- list"),
+    ] {
+        let out = Command::new(bin()).args(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("Examples:") && stdout.contains(example),
+            "`05-file-download {}` should print help with an `Examples:` section showing `{example}` \
+             {}; it printed:\n{stdout}",
+            args.join(" "),
+            book::RUN_IT
+        );
+    }
+}

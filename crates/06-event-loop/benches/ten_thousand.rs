@@ -52,6 +52,8 @@ use testkit::hostile::resident_kib;
 /// Lesson 3's thread per client against both engines of lesson 6, with
 /// 10,000 idle connections open.
 #[derive(Parser)]
+// The name a reader types, not the harness binary's hashed file name.
+#[command(bin_name = "cargo bench -p event-loop --")]
 struct Args {
     /// How many idle connections to hold open.
     #[arg(long, default_value_t = 10_000)]
@@ -136,7 +138,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             figures.push(run);
         }
     }
-    say!("median of {} runs:", args.runs);
+    say!("median of {}:", common::count(args.runs as u64, "run"));
     let all: Vec<Figures> = runs.iter().map(|runs| Figures::median(runs)).collect();
     for figures in &all {
         figures.print();

@@ -134,7 +134,10 @@ impl Ending {
             Ending::TooLong => say!("[{client}] line longer than {LINE_LIMIT} bytes, closing"),
             Ending::Failed(err) => say!("[{client}] connection error: {}", describe(err)),
             Ending::NotReading(waiting) => {
-                say!("[{client}] not reading its replies ({waiting} bytes waiting), disconnected")
+                say!(
+                    "[{client}] not reading its replies ({} waiting), disconnected",
+                    common::count(*waiting as u64, "byte")
+                )
             }
             Ending::ToldBye => say!("[{client}] told bye, closed"),
         }

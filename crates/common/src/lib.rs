@@ -15,11 +15,13 @@
 //! | [`close`]  | [`close_gently`]: close without a reset destroying the last reply |
 //! | [`deadline`] | [`Deadline`]: a read that must finish by a time, not just wait less |
 //! | [`serve`]  | [`serve_threads`]: a thread per client, at most N at once          |
+//! | [`lessons`] | [`wrong_server`]: which other lesson's server a client reached    |
 
 pub mod addr;
 pub mod close;
 pub mod deadline;
 pub mod errors;
+pub mod lessons;
 pub mod line;
 pub mod log;
 pub mod serve;
@@ -29,7 +31,8 @@ pub use addr::{announce, bind_error, connect, connect_any, listen, resolve};
 pub use close::close_gently;
 pub use deadline::Deadline;
 pub use errors::{describe, report};
+pub use lessons::{other_server, server_that_sent, wrong_server};
 pub use line::{ReadLine, read_line};
 pub use log::{flush_log, log_without_blocking};
 pub use serve::{ClientLimit, Slot, refuse, serve_threads};
-pub use text::{print_line, printable};
+pub use text::{count, print_line, printable};

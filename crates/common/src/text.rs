@@ -68,9 +68,25 @@ macro_rules! say {
 }
 // ANCHOR_END: say
 
+/// A count and its noun, singular for one: `1 file`, `0 files`, `12 bytes`.
+/// For the nouns whose plural is the noun and an `s`.
+pub fn count(number: u64, noun: &str) -> String {
+    match number {
+        1 => format!("1 {noun}"),
+        _ => format!("{number} {noun}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use super::{count, printable};
+
+    #[test]
+    fn a_count_of_one_is_singular() {
+        assert_eq!(count(1, "file"), "1 file");
+        assert_eq!(count(0, "file"), "0 files");
+        assert_eq!(count(12, "byte"), "12 bytes");
+    }
 
     #[test]
     fn plain_text_is_kept() {
