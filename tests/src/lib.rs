@@ -881,7 +881,7 @@ impl Drop for TempDir {
 /// - ephemeral ports: `127.0.0.1:51234` becomes `127.0.0.1:[PORT]` (also for
 ///   `[::1]`), and `port 51234` becomes `port [PORT]`. Only five-digit ports
 ///   are ephemeral (the kernel picks them from 32768 and up on Linux, 49152
-///   and up elsewhere), so the lessons' default ports (7890, 7788) and `:0`
+///   and up elsewhere), so the lessons' default ports (7890, 7788, 7799) and `:0`
 ///   in a hint stay as they are.
 ///
 /// `[PORT]` hides *which* port a line shows, so a program that logs the
