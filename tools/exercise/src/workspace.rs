@@ -116,17 +116,43 @@ impl Workspace {
         Ok(files)
     }
 
-    /// The reference version of `path`: the copy kept when the tool first
-    /// changed it, else the committed version, else the file as it is.
-    pub fn reference(&self, path: &Path) -> anyhow::Result<Source> {
-        let kept = self.store().join("reference").join(path);
-        if kept.is_file() {
-            return Source::read(&kept);
+    /// The reference version of `path`, for a file that now reads
+    /// `current`: the one that differs from it only inside exercise regions.
+    ///
+    /// The copy kept when the tool first changed the file comes first. But
+    /// after a `git pull` has brought a new version of the lesson, that copy
+    /// is stale while the committed version matches: then the committed one
+    /// is the reference, and it replaces the kept copy. When neither matches
+    /// (the learner edited outside the regions), the kept copy wins, and
+    /// `start` says what differs.
+    pub fn reference(&self, path: &Path, current: &Source) -> anyhow::Result<Source> {
+        let kept_path = self.store().join("reference").join(path);
+        let kept = kept_path
+            .is_file()
+            .then(|| Source::read(&kept_path))
+            .transpose()?;
+        let committed = self.committed(path).map(|text| Source::parse(&text));
+        let same_outside =
+            |reference: &Source| match (regions::regions(reference), regions::regions(current)) {
+                (Ok(theirs), Ok(ours)) => {
+                    regions::skeleton(reference, &theirs) == regions::skeleton(current, &ours)
+                }
+                _ => false,
+            };
+        if let Some(kept) = &kept
+            && same_outside(kept)
+        {
+            return Ok(kept.clone());
         }
-        if let Some(text) = self.committed(path) {
-            return Ok(Source::parse(&text));
+        if let Some(committed) = &committed
+            && same_outside(committed)
+        {
+            if kept.is_some() {
+                write(&kept_path, &committed.text())?;
+            }
+            return Ok(committed.clone());
         }
-        Source::read(&self.root.join(path))
+        Ok(kept.or(committed).unwrap_or_else(|| current.clone()))
     }
 
     /// `path` as committed in git's HEAD, if this is a git checkout.
@@ -164,7 +190,7 @@ impl Workspace {
                 problems.join("; ")
             )
         })?;
-        let reference = self.reference(path)?;
+        let reference = self.reference(path, &current)?;
         let reference_regions = regions::regions(&reference).map_err(|problems| {
             anyhow::anyhow!(
                 "the reference of {} has broken markers: {}",

@@ -328,3 +328,37 @@ fn verify_proves_each_exercise_and_rejects_a_test_that_passes_blank() {
         "{said}"
     );
 }
+
+#[test]
+fn a_pulled_new_version_of_the_lesson_replaces_the_kept_reference() {
+    let dir = workspace();
+    // The tool keeps the reference the first time it changes the file.
+    assert!(exercise(&dir, &["start", "2.1"]).status.success());
+    assert!(exercise(&dir, &["restore", "2.1"]).status.success());
+    assert_eq!(lib(&dir), LIB);
+
+    // A `git pull` brings a new version of the lesson.
+    let pulled = LIB.replace("/// Adds.", "/// Adds, in a newer version of the lesson.");
+    fs::write(lib_path(&dir), &pulled).unwrap();
+    git(
+        dir.path(),
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qam",
+            "pull",
+        ],
+    );
+
+    let started = exercise(&dir, &["start", "2.2"]);
+    assert!(
+        started.status.success(),
+        "the new committed version is the reference now, not an edit of the learner's: {}",
+        text(&started)
+    );
+    assert!(exercise(&dir, &["restore", "2.2"]).status.success());
+    assert_eq!(lib(&dir), pulled, "restore puts back the new version");
+}
