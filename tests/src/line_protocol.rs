@@ -398,7 +398,12 @@ pub fn control_characters_and_invalid_utf8_are_logged_escaped(start: impl Fn(&[&
     );
 }
 
-pub fn each_client_of_several_gets_its_own_replies(start: impl Fn(&[&str]) -> Process) {
+/// Three clients, their lines interleaved: each gets exactly its own
+/// replies, and the log shows each client's own lines, in order. Returns
+/// each client's log lines (without its address tag), for a snapshot.
+pub fn each_client_of_several_gets_its_own_replies(
+    start: impl Fn(&[&str]) -> Process,
+) -> Vec<Vec<String>> {
     let mut server = start(&[]);
     let mut clients: Vec<Connection> = (0..3).map(|_| Connection::open(server.addr())).collect();
     for round in 0..3 {
@@ -414,6 +419,7 @@ pub fn each_client_of_several_gets_its_own_replies(start: impl Fn(&[&str]) -> Pr
         server.wait_for(&format!("[{addr}] finished"));
     }
     let log = server.stdout_now();
+    let mut transcripts = Vec::new();
     for (n, addr) in addrs.iter().enumerate() {
         let tag = format!("[{addr}] ");
         let own: Vec<&str> = log
@@ -431,7 +437,9 @@ pub fn each_client_of_several_gets_its_own_replies(start: impl Fn(&[&str]) -> Pr
             own, expected,
             "each client's log lines, tagged with its address, should be its own, in order {LINES}"
         );
+        transcripts.push(own.iter().map(|line| line.to_string()).collect());
     }
+    transcripts
 }
 
 /// `printf 'hello\nfrom nc\n' | nc -N 127.0.0.1 PORT` prints `ok` twice.

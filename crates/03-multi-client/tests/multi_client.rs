@@ -281,35 +281,16 @@ fn control_characters_and_invalid_utf8_are_logged_escaped() {
 
 #[test]
 fn each_client_of_several_gets_its_own_replies_and_log_lines() {
-    let mut server = start_server(&[]);
-    let mut clients: Vec<Connection> = (0..3).map(|_| Connection::open(server.addr())).collect();
-    // Interleave the clients' lines: each must get exactly its own replies.
-    for round in 0..3 {
-        for (n, client) in clients.iter_mut().enumerate() {
-            round_trip(client, &format!("client {n}, line {round}"));
-        }
-    }
-    let addrs: Vec<_> = clients.iter().map(Connection::local_addr).collect();
-    for client in &mut clients {
-        leave(client);
-    }
-    for _ in 0..3 {
-        expect_finished(&mut server);
-    }
-
-    // The log interleaves the clients in whatever order their threads ran,
-    // so it is checked client by client: each client's own lines, in order.
-    let log = server.stdout_now();
-    let mut transcripts = String::new();
-    for (n, addr) in addrs.iter().enumerate() {
-        let tag = format!("[{addr}] ");
-        transcripts.push_str(&format!("client {n}:\n"));
-        for line in log.lines().filter_map(|line| line.strip_prefix(&tag)) {
-            transcripts.push_str(&format!("  {line}\n"));
+    let transcripts = line_protocol::each_client_of_several_gets_its_own_replies(start_server);
+    let mut shown = String::new();
+    for (n, lines) in transcripts.iter().enumerate() {
+        shown.push_str(&format!("client {n}:\n"));
+        for line in lines {
+            shown.push_str(&format!("  {line}\n"));
         }
     }
     let _guard = snapshot_settings().bind_to_scope();
-    insta::assert_snapshot!("three_clients", transcripts);
+    insta::assert_snapshot!("three_clients", shown);
 }
 
 // ---------------------------------------------------------------------------

@@ -34,10 +34,10 @@ fn tokio(args: &[&str]) -> Process {
 macro_rules! on_both_engines {
     ($($(#[$attr:meta])* fn $check:ident();)*) => {
         mod mio_engine {
-            $( #[test] $(#[$attr])* fn $check() { testkit::line_protocol::$check(super::mio) } )*
+            $( #[test] $(#[$attr])* fn $check() { testkit::line_protocol::$check(super::mio); } )*
         }
         mod tokio_engine {
-            $( #[test] $(#[$attr])* fn $check() { testkit::line_protocol::$check(super::tokio) } )*
+            $( #[test] $(#[$attr])* fn $check() { testkit::line_protocol::$check(super::tokio); } )*
         }
     };
 }
