@@ -260,3 +260,23 @@ fn every_chapter_with_exercises_includes_its_exercise_page() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// `docs/README.md`, where the repository's README sends a reader, lists
+/// every chapter of the book.
+#[test]
+fn the_books_landing_page_lists_every_chapter() {
+    let summary = fs::read_to_string(book_src().join("SUMMARY.md")).unwrap();
+    let landing = fs::read_to_string(book_src().join("../README.md")).unwrap();
+    let missing: Vec<&str> = summary
+        .match_indices("](")
+        .map(|(at, _)| {
+            let rest = &summary[at + 2..];
+            &rest[..rest.find(')').unwrap()]
+        })
+        .filter(|file| !landing.contains(&format!("`src/{file}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/README.md should list these chapters of SUMMARY.md: {missing:?}"
+    );
+}
