@@ -1,6 +1,7 @@
 //! The catalogues: one `exercises.toml` per lesson crate, listing its
 //! exercises smallest first (the format is in FORMAT.md beside this crate).
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -21,11 +22,29 @@ pub struct Exercise {
     pub hints: Vec<String>,
     /// The tests that prove it, simplest first.
     pub tests: Vec<TestRef>,
+    /// Wrong solutions learners really write: each must fail its check.
+    pub mistakes: Vec<Variant>,
+    /// Correct solutions written differently: each must pass its check.
+    pub alternatives: Vec<Variant>,
     pub lesson: u32,
     /// The chapter's file name under docs/src (`02-server.md`).
     pub chapter: String,
     /// The catalogue it came from, relative to the workspace root.
     pub catalogue: PathBuf,
+}
+
+/// Other code for an exercise's regions: a known mistake, or another correct
+/// solution. `verify` puts it in the regions of its copy and checks it.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub name: String,
+    /// A mistake's: the behaviour it breaks, in the words the failing test's
+    /// message uses. Empty for an alternative.
+    pub breaks: String,
+    /// Region number (1-based, in the order `cargo exercise solution`
+    /// prints them) -> its code, unindented. A region not named keeps the
+    /// reference.
+    pub code: BTreeMap<usize, String>,
 }
 
 /// One test: `PACKAGE:TARGET:NAME` in the catalogue.
@@ -91,6 +110,42 @@ struct Entry {
     section: String,
     hints: Vec<String>,
     tests: Vec<String>,
+    #[serde(rename = "mistake", default)]
+    mistakes: Vec<VariantEntry>,
+    #[serde(rename = "alternative", default)]
+    alternatives: Vec<VariantEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VariantEntry {
+    name: String,
+    /// Required for a mistake, refused for an alternative.
+    breaks: Option<String>,
+    code: BTreeMap<String, String>,
+}
+
+impl VariantEntry {
+    fn parse(self, mistake: bool) -> anyhow::Result<Variant> {
+        let name = self.name;
+        let breaks = match (mistake, self.breaks) {
+            (true, Some(breaks)) if !breaks.trim().is_empty() => breaks,
+            (true, _) => bail!("mistake `{name}` needs `breaks`: the behaviour it breaks"),
+            (false, None) => String::new(),
+            (false, Some(_)) => bail!("alternative `{name}` is correct code: it breaks nothing"),
+        };
+        if self.code.is_empty() {
+            bail!("`{name}` gives no code: a `[exercise.mistake.code]` table with `1 = ...`");
+        }
+        let mut code = BTreeMap::new();
+        for (key, text) in self.code {
+            match key.parse::<usize>() {
+                Ok(number) if number >= 1 => code.insert(number, text),
+                _ => bail!("`{name}`: `{key}` is not a region number (1, 2, ...)"),
+            };
+        }
+        Ok(Variant { name, breaks, code })
+    }
 }
 
 /// Every lesson's exercises, lesson by lesson, each lesson's in its
@@ -110,6 +165,14 @@ pub fn load(root: &Path) -> anyhow::Result<Vec<Exercise>> {
                 .map(|test| TestRef::parse(test))
                 .collect::<anyhow::Result<Vec<_>>>()
                 .with_context(|| format!("{}, exercise {}", relative.display(), entry.id))?;
+            let variants = |list: Vec<VariantEntry>, mistake: bool| {
+                list.into_iter()
+                    .map(|variant| variant.parse(mistake))
+                    .collect::<anyhow::Result<Vec<_>>>()
+                    .with_context(|| format!("{}, exercise {}", relative.display(), entry.id))
+            };
+            let mistakes = variants(entry.mistakes, true)?;
+            let alternatives = variants(entry.alternatives, false)?;
             exercises.push(Exercise {
                 id: entry.id,
                 title: entry.title,
@@ -117,6 +180,8 @@ pub fn load(root: &Path) -> anyhow::Result<Vec<Exercise>> {
                 section: entry.section,
                 hints: entry.hints,
                 tests,
+                mistakes,
+                alternatives,
                 lesson: file.lesson,
                 chapter: file.chapter.clone(),
                 catalogue: relative.clone(),

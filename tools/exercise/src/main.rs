@@ -89,6 +89,10 @@ enum Action {
         /// Only this exercise.
         #[arg(long, value_name = "ID")]
         only: Option<String>,
+        /// Run each known mistake this many times; every run must catch it
+        /// (a check that catches a mistake only sometimes is flaky).
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        repeat: usize,
     },
     /// Writes the book's exercise pages from the catalogues.
     Book,
@@ -127,8 +131,8 @@ fn act(root: &Path, action: Action) -> anyhow::Result<ExitCode> {
         Action::Solution { id } => solution(&workspace, &id),
         Action::Reset { id, yes } => reset(&workspace, &id, yes),
         Action::Restore { id } => restore(&workspace, &id),
-        Action::Verify { only } => {
-            verify::verify(&workspace, only.as_deref())?;
+        Action::Verify { only, repeat } => {
+            verify::verify(&workspace, only.as_deref(), repeat.max(1))?;
             Ok(ExitCode::SUCCESS)
         }
         Action::Book => {

@@ -193,6 +193,28 @@ pub fn blank_body(reference_body: &[String], region: &Region, exercise: &Exercis
     }
 }
 
+/// A variant's code for a region: unindented as written in the catalogue,
+/// then indented like the region's begin marker.
+pub fn variant_body(code: &str, region: &Region) -> Vec<String> {
+    let lines: Vec<&str> = code.trim_matches('\n').lines().collect();
+    let common = lines
+        .iter()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| line.len() - line.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    lines
+        .iter()
+        .map(|line| {
+            if line.trim().is_empty() {
+                String::new()
+            } else {
+                format!("{}{}", region.indent, &line[common..])
+            }
+        })
+        .collect()
+}
+
 /// The reference region without its stub lines: what `solution` shows.
 pub fn solution_body(reference_body: &[String]) -> &[String] {
     let stubs = reference_body
@@ -276,6 +298,8 @@ mod tests {
             section: "s".to_string(),
             hints: vec![],
             tests: vec![],
+            mistakes: vec![],
+            alternatives: vec![],
             lesson: 2,
             chapter: "02-server.md".to_string(),
             catalogue: PathBuf::new(),
@@ -317,6 +341,14 @@ mod tests {
             ["    todo!(\"exercise 2.2: b (cargo exercise hint 2.2)\");"]
         );
         assert_eq!(solution_body(found[0].body(&source)), ["    let x = 1;"]);
+    }
+
+    #[test]
+    fn a_variant_is_indented_like_its_region() {
+        let source = Source::parse(CODE);
+        let found = regions(&source).unwrap();
+        let body = variant_body("\n  if a {\n      b();\n  }\n\n  c();\n", &found[0]);
+        assert_eq!(body, ["    if a {", "        b();", "    }", "", "    c();"]);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! Snapshots cannot be written on the way (see `run`), and a tracked `.snap`
 //! that changed anyway fails the exercise.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,12 +22,12 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 
 use crate::book;
-use crate::catalogue::{Exercise, TestRef};
-use crate::regions::{self, Source};
+use crate::catalogue::{Exercise, TestRef, Variant};
+use crate::regions::{self, Region, Source};
 use crate::run::{self, Verdict};
 use crate::workspace::Workspace;
 
-pub fn verify(workspace: &Workspace, only: Option<&str>) -> anyhow::Result<()> {
+pub fn verify(workspace: &Workspace, only: Option<&str>, repeat: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     let problems = static_problems(workspace, Blanks::AreProblems)?;
     if !problems.is_empty() {
@@ -82,6 +83,51 @@ pub fn verify(workspace: &Workspace, only: Option<&str>) -> anyhow::Result<()> {
                 failed.push(exercise.id.clone());
             }
         }
+        for mistake in &exercise.mistakes {
+            for round in 1..=repeat {
+                let clock = Instant::now();
+                let round_words = if repeat > 1 {
+                    format!(" (run {round} of {repeat})")
+                } else {
+                    String::new()
+                };
+                match mistake_must_fail(&copied, exercise, mistake, &target_dir, &snapshots) {
+                    Ok(test) => println!(
+                        "ok    {} mistake `{}`: caught by {}{round_words} ({:.0} s)",
+                        exercise.id,
+                        mistake.name,
+                        test.sentence(),
+                        clock.elapsed().as_secs_f64()
+                    ),
+                    Err(err) => {
+                        println!(
+                            "FAIL  {} mistake `{}`{round_words}: {err:#}",
+                            exercise.id, mistake.name
+                        );
+                        failed.push(format!("{} `{}`", exercise.id, mistake.name));
+                        break;
+                    }
+                }
+            }
+        }
+        for alternative in &exercise.alternatives {
+            let clock = Instant::now();
+            match alternative_must_pass(&copied, exercise, alternative, &target_dir, &snapshots) {
+                Ok(()) => println!(
+                    "ok    {} alternative `{}`: passes ({:.0} s)",
+                    exercise.id,
+                    alternative.name,
+                    clock.elapsed().as_secs_f64()
+                ),
+                Err(err) => {
+                    println!(
+                        "FAIL  {} alternative `{}`: {err:#}",
+                        exercise.id, alternative.name
+                    );
+                    failed.push(format!("{} `{}`", exercise.id, alternative.name));
+                }
+            }
+        }
     }
 
     let all: Vec<TestRef> = selected
@@ -131,22 +177,29 @@ pub fn verify(workspace: &Workspace, only: Option<&str>) -> anyhow::Result<()> {
     }
 }
 
-/// Blanks `exercise` in the copy, runs its tests, and puts the files back.
-fn blank_must_fail(
+/// Puts `make`'s bodies into `exercise`'s regions in the copy (it is given
+/// the region's number, its reference body and the region), runs `tests`,
+/// and puts the reference back, byte for byte.
+fn with_regions(
     copy: &Workspace,
     exercise: &Exercise,
+    tests: &[TestRef],
     target_dir: &Path,
     snapshots: &BTreeMap<PathBuf, Vec<u8>>,
-) -> anyhow::Result<()> {
+    make: impl Fn(usize, &[String], &Region) -> Vec<String>,
+) -> anyhow::Result<run::Outcome> {
     let files = copy.load(exercise)?;
     let originals: Vec<(PathBuf, String)> = files
         .iter()
         .map(|file| (copy.root.join(&file.path), file.current.text()))
         .collect();
+    // `rewrite` visits the regions in the order `solution` prints them.
+    let number = Cell::new(0);
     copy.rewrite(exercise, &files, |body, region| {
-        regions::blank_body(body, region, exercise)
+        number.set(number.get() + 1);
+        make(number.get(), body, region)
     })?;
-    let outcome = run::run_tests(&copy.root, &exercise.tests, Some(target_dir));
+    let outcome = run::run_tests(&copy.root, tests, Some(target_dir));
     for (path, text) in &originals {
         fs::write(path, text).with_context(|| format!("could not restore {}", path.display()))?;
     }
@@ -164,6 +217,25 @@ fn blank_must_fail(
             );
         }
     }
+    Ok(outcome)
+}
+
+/// Blanks `exercise` in the copy: it must compile, and every listed test
+/// must fail with its `todo!` message.
+fn blank_must_fail(
+    copy: &Workspace,
+    exercise: &Exercise,
+    target_dir: &Path,
+    snapshots: &BTreeMap<PathBuf, Vec<u8>>,
+) -> anyhow::Result<()> {
+    let outcome = with_regions(
+        copy,
+        exercise,
+        &exercise.tests,
+        target_dir,
+        snapshots,
+        |_, body, region| regions::blank_body(body, region, exercise),
+    )?;
     if let Some(error) = outcome.build_error {
         bail!(
             "blank, it does not compile; fix its stub lines:\n{}",
@@ -187,6 +259,98 @@ fn blank_must_fail(
         bail!("blank, its tests failed but their output never shows `{tag}` (the todo! message)");
     }
     Ok(())
+}
+
+/// The variant's code for region `number`, or the reference body.
+fn variant_or_reference(variant: &Variant, number: usize, body: &[String], region: &Region) -> Vec<String> {
+    match variant.code.get(&number) {
+        Some(code) => regions::variant_body(code, region),
+        None => body.to_vec(),
+    }
+}
+
+/// Puts a known mistake in the copy: it must compile (a learner's mistake
+/// does), and the check must fail, the first failure's message naming the
+/// behaviour the mistake breaks. Returns the test that caught it.
+fn mistake_must_fail(
+    copy: &Workspace,
+    exercise: &Exercise,
+    mistake: &Variant,
+    target_dir: &Path,
+    snapshots: &BTreeMap<PathBuf, Vec<u8>>,
+) -> anyhow::Result<TestRef> {
+    let outcome = with_regions(
+        copy,
+        exercise,
+        &exercise.tests,
+        target_dir,
+        snapshots,
+        |number, body, region| variant_or_reference(mistake, number, body, region),
+    )?;
+    if let Some(error) = outcome.build_error {
+        bail!(
+            "it does not compile, so it proves nothing about the tests:\n{}",
+            last_lines(&error, 30)
+        );
+    }
+    let Some(first) = exercise
+        .tests
+        .iter()
+        .find(|test| outcome.verdict(test) != Verdict::Passed)
+    else {
+        bail!("every test passes with it: the check lets this mistake through");
+    };
+    let message = outcome.messages.get(first).cloned().unwrap_or_default();
+    if !names(&message, &mistake.breaks) {
+        bail!(
+            "caught by {}, but its message does not say `{}`:\n{}",
+            first.sentence(),
+            mistake.breaks,
+            message
+        );
+    }
+    Ok(first.clone())
+}
+
+/// Puts a correct solution written differently in the copy: every test
+/// must pass with it.
+fn alternative_must_pass(
+    copy: &Workspace,
+    exercise: &Exercise,
+    alternative: &Variant,
+    target_dir: &Path,
+    snapshots: &BTreeMap<PathBuf, Vec<u8>>,
+) -> anyhow::Result<()> {
+    let outcome = with_regions(
+        copy,
+        exercise,
+        &exercise.tests,
+        target_dir,
+        snapshots,
+        |number, body, region| variant_or_reference(alternative, number, body, region),
+    )?;
+    if let Some(error) = outcome.build_error {
+        bail!("it does not compile:\n{}", last_lines(&error, 30));
+    }
+    if let Some(test) = exercise
+        .tests
+        .iter()
+        .find(|test| outcome.verdict(test) != Verdict::Passed)
+    {
+        bail!(
+            "the check rejects this correct code at {}:\n{}",
+            test.sentence(),
+            outcome.messages.get(test).cloned().unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Whether `message` says `words`: the same words in the same order, case
+/// and line breaks aside.
+fn names(message: &str, words: &str) -> bool {
+    let fold = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    fold(message).contains(&fold(words))
 }
 
 /// Whether a blank region counts as a problem: for `verify`, which checks
@@ -225,6 +389,23 @@ pub fn static_problems(workspace: &Workspace, blanks: Blanks) -> anyhow::Result<
         }
         if exercise.tests.is_empty() {
             problems.push(format!("exercise {id} names no test that proves it"));
+        }
+        for variant in exercise.mistakes.iter().chain(&exercise.alternatives) {
+            let regions = workspace
+                .files_of(id)
+                .and_then(|files| {
+                    files
+                        .iter()
+                        .map(|path| workspace.load_file(path).map(|file| file.of(id).len()))
+                        .sum::<anyhow::Result<usize>>()
+                })
+                .unwrap_or(0);
+            if let Some(number) = variant.code.keys().find(|&&number| number > regions) {
+                problems.push(format!(
+                    "exercise {id}, `{}`: region {number} does not exist (it has {regions})",
+                    variant.name
+                ));
+            }
         }
         let chapter = workspace.root.join("docs/src").join(&exercise.chapter);
         match fs::read_to_string(&chapter) {
