@@ -65,8 +65,11 @@ pub fn serve_one_at_a_time(listener: &TcpListener, idle_timeout: Option<Duration
         match listener.accept() {
             Ok((stream, client)) => serve_client(stream, client, idle_timeout),
             Err(err) => {
-                // A client that gave up before we accepted it, for example.
-                // The pause keeps a lasting error from spinning a core.
+                // Out of file descriptors for a moment (EMFILE), for
+                // example; not a client that gave up while queued: Linux
+                // still hands over its connection, and the first read
+                // reports the reset (see common::serve_threads). The
+                // pause keeps a lasting error from spinning a core.
                 say!("could not accept a connection: {}", describe(&err));
                 thread::sleep(Duration::from_millis(100));
             }

@@ -342,9 +342,10 @@ fn write_lines(mut stream: TcpStream, queue: Receiver<Vec<u8>>, room: Arc<Room>,
 }
 
 /// Writes all of `bytes` by `until`. A write timeout alone is not a
-/// deadline: it starts again whenever a write takes a few bytes, and a
-/// client whose buffers take a few bytes now and then would hold a write
-/// for ever. So each write may only wait for what is left of the time.
+/// deadline: it is a budget for one `write` call, `write_all` calls `write`
+/// again after every short write, each with the whole timeout, and a client
+/// whose buffers take a few bytes now and then would hold a write for ever.
+/// So each write may only wait for what is left of the time.
 fn write_by(stream: &mut TcpStream, mut bytes: &[u8], until: Instant) -> io::Result<()> {
     while !bytes.is_empty() {
         let left = until.saturating_duration_since(Instant::now());

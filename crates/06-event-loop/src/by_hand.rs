@@ -315,9 +315,9 @@ pub fn serve(listener: std::net::TcpListener, config: &Config) -> anyhow::Result
         .register(&mut listener, LISTENER, Interest::READABLE)
         .context("could not watch the listener")?;
     // A signal arrives at any moment, in the middle of any code. signal-hook's
-    // handler only writes a byte to a pipe, and the pipe is one more source
-    // of events: the loop learns of the signal between two turns, where
-    // stopping is safe.
+    // handler only records the signal in an atomic and writes a byte to a
+    // Unix socket pair, whose other end is one more source of events: the
+    // loop learns of the signal between two turns, where stopping is safe.
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("could not catch SIGINT")?;
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)

@@ -61,7 +61,7 @@ pub const BUFFER_KEEP: usize = 1024;
 /// closes first, which frees one). Retrying at once would spin a core.
 pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Open descriptors the server needs besides its clients: the listener,
-/// the epoll instance, the signal pipe, standard streams, a few spare.
+/// the epoll instance, the signal socket pair, standard streams, a few spare.
 pub const SPARE_DESCRIPTORS: u64 = 64;
 // ANCHOR_END: limits
 
