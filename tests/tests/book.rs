@@ -8,6 +8,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn book_src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/src")
@@ -279,4 +280,82 @@ fn the_books_landing_page_lists_every_chapter() {
         missing.is_empty(),
         "docs/README.md should list these chapters of SUMMARY.md: {missing:?}"
     );
+}
+
+/// The rustc the errors in `tests/book/rust_for_python/*.txt` were printed
+/// by. With another version only each error's first line must match: the
+/// drawings around it change between releases, the error does not.
+const ERRORS_PRINTED_BY: &str = "rustc 1.95.";
+
+/// "Rust for a Python programmer" shows compiler errors as rustc prints
+/// them. Each example must still fail to compile, with that error.
+#[test]
+fn the_compiler_errors_the_book_shows_are_the_ones_rustc_prints() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("book/rust_for_python");
+    let version = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .unwrap_or_default();
+    let whole = version.starts_with(ERRORS_PRINTED_BY);
+    let mut examples: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
+        .collect();
+    examples.sort();
+    assert!(
+        examples.len() >= 3,
+        "the examples are missing from {}",
+        dir.display()
+    );
+    for example in examples {
+        // Compiled as `src/lib.rs` in a scratch folder, so the error names
+        // the path a learner's own errors name.
+        let scratch = tempfile_dir(&example);
+        fs::create_dir_all(scratch.join("src")).unwrap();
+        fs::copy(&example, scratch.join("src/lib.rs")).unwrap();
+        let output = Command::new("rustc")
+            .args([
+                "--edition",
+                "2024",
+                "--crate-type",
+                "lib",
+                "--crate-name",
+                "example",
+            ])
+            .args(["--error-format", "human", "--color", "never", "src/lib.rs"])
+            .arg("--out-dir")
+            .arg(scratch.join("out"))
+            .current_dir(&scratch)
+            .output()
+            .unwrap();
+        let _ = fs::remove_dir_all(&scratch);
+        let printed = String::from_utf8_lossy(&output.stderr).into_owned();
+        let shown = fs::read_to_string(example.with_extension("txt")).unwrap();
+        let name = example.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            !output.status.success(),
+            "{name} must not compile: the book shows the error it gives"
+        );
+        let first = |text: &str| text.lines().next().unwrap_or_default().to_string();
+        assert_eq!(
+            first(&printed),
+            first(&shown),
+            "{name}: rustc ({version}) now gives another error than the book shows"
+        );
+        if whole {
+            assert_eq!(
+                printed, shown,
+                "{name}: rustc prints this error differently from the book's copy; \
+                 the book shows it as printed (regenerate the .txt with this test's command)"
+            );
+        }
+    }
+}
+
+/// A scratch folder of its own for one example, under the system temp dir.
+fn tempfile_dir(example: &Path) -> PathBuf {
+    let stem = example.file_stem().unwrap().to_string_lossy().into_owned();
+    std::env::temp_dir().join(format!("tcp-lessons-book-{}-{stem}", std::process::id()))
 }
