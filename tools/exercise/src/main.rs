@@ -9,8 +9,10 @@
 
 mod book;
 mod catalogue;
+mod lints;
 mod regions;
 mod run;
+mod select;
 mod verify;
 mod workspace;
 
@@ -21,7 +23,7 @@ use std::process::{Command, ExitCode};
 use anyhow::bail;
 use clap::{Parser, Subcommand};
 
-use catalogue::Exercise;
+use catalogue::{Exercise, TestRef};
 use run::Verdict;
 use workspace::{State, Workspace};
 
@@ -304,16 +306,21 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
     }
 
     println!("Checking exercise {id}: {} ...", exercise.title);
-    let outcome = run::run_tests(&workspace.root, &exercise.tests, None);
+    let selection = select::select(workspace, exercise)?;
+    let place = run::Place {
+        root: &workspace.root,
+        target_dir: None,
+        env: &[],
+    };
+    let outcome = run::run(&place, &selection, run::Stop::AtFirstFailure);
     if let Some(error) = &outcome.build_error {
         println!("\nYour code does not compile yet:\n");
-        for line in error.lines().filter(|line| {
-            let line = line.trim_start();
-            !(line.starts_with("Compiling") || line.starts_with("Blocking"))
-        }) {
-            println!("{line}");
-        }
-        println!("\nStuck? cargo exercise hint {id}");
+        println!("{}", error.trim_end());
+        println!(
+            "\nExercise {id}: read docs/src/{} § {}\nStuck? cargo exercise hint {id}",
+            exercise.chapter,
+            book::plain(&exercise.section)
+        );
         return Ok(ExitCode::FAILURE);
     }
 
@@ -321,21 +328,74 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
         "\nYour code must {}.\n",
         exercise.behaviour.trim_end_matches('.')
     );
-    let mut first_failure = None;
-    let mut holding = 0;
-    for test in &exercise.tests {
-        let mark = match outcome.verdict(test) {
-            Verdict::Passed => {
-                holding += 1;
-                "ok  "
-            }
-            Verdict::Failed => "FAIL",
-            Verdict::NotRun => "??  ",
-        };
-        println!("  {mark}  {}", test.sentence());
-        if outcome.verdict(test) != Verdict::Passed && first_failure.is_none() {
-            first_failure = Some(test);
+    let mark = |verdict: Verdict| match verdict {
+        Verdict::Passed => "ok  ",
+        Verdict::Failed => "FAIL",
+        Verdict::Ignored => "skip",
+        Verdict::Stopped => "--  ",
+        Verdict::NotRun => "??  ",
+    };
+    // What comes after the first failure is not judged, however far it
+    // got: the verdict must not depend on how the runs interleaved.
+    let first_at = outcome
+        .first_failure
+        .as_ref()
+        .and_then(|first| outcome.order.iter().position(|t| t == first));
+    let judged = |test: &TestRef| {
+        let at = outcome.order.iter().position(|t| t == test);
+        match (at, first_at) {
+            (Some(at), Some(first)) if at > first => Verdict::Stopped,
+            _ => outcome.verdict(test),
         }
+    };
+    for test in &exercise.tests {
+        println!("  {}  {}", mark(judged(test)), test.sentence());
+    }
+    let others: Vec<&TestRef> = outcome
+        .order
+        .iter()
+        .filter(|test| !exercise.tests.contains(test))
+        .collect();
+    let passed_others = others
+        .iter()
+        .filter(|t| judged(t) == Verdict::Passed)
+        .count();
+    let ignored: Vec<&&TestRef> = others
+        .iter()
+        .filter(|t| outcome.verdict(t) == Verdict::Ignored)
+        .collect();
+    let mut packages = selection.packages.clone();
+    if !selection.cross.is_empty() {
+        packages.push("the cross-lesson tests".to_string());
+    }
+    let first_other = outcome
+        .first_failure
+        .as_ref()
+        .filter(|test| !exercise.tests.contains(test));
+    match first_other {
+        Some(test) => {
+            println!(
+                "  ok    {passed_others} more tests of {} before it",
+                packages.join(", ")
+            );
+            println!(
+                "  FAIL  {} ({} {})",
+                test.sentence(),
+                test.package,
+                test.target
+            );
+        }
+        None if outcome.first_failure.is_none() => println!(
+            "  {}  and {passed_others} more tests of {}{}",
+            mark(Verdict::Passed),
+            packages.join(", "),
+            if ignored.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} skipped: see `cargo test`)", ignored.len())
+            }
+        ),
+        None => {}
     }
     if let Some(changed) = changed_snapshots(&workspace.root) {
         bail!(
@@ -343,44 +403,73 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
             changed.join(", ")
         );
     }
-    let total = exercise.tests.len();
-    match first_failure {
-        None => {
-            let mut progress = progress;
-            let files = workspace.load(exercise)?;
-            progress
-                .passed
-                .insert(id.clone(), workspace::fingerprint(&files, id));
-            workspace.save_progress(&progress)?;
-            println!(
-                "\nAll {total} hold: exercise {id} passes. `cargo exercise` shows what is next."
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(test) => {
-            println!(
-                "\n{holding} of {total} hold. The first that does not: {}\n",
-                test.sentence()
-            );
-            match outcome.messages.get(test) {
-                Some(message) => {
-                    for line in message.trim().lines() {
-                        println!("    {line}");
-                    }
+    let holding = outcome
+        .order
+        .iter()
+        .filter(|test| judged(test) == Verdict::Passed)
+        .count();
+    let read = format!(
+        "Exercise {id}: read docs/src/{} § {}\nStuck? cargo exercise hint {id}",
+        exercise.chapter,
+        book::plain(&exercise.section)
+    );
+    if let Some(test) = &outcome.first_failure {
+        println!(
+            "\n{holding} hold. The first that does not: {}\n",
+            test.sentence()
+        );
+        match outcome.messages.get(test) {
+            Some(message) => {
+                for line in message.trim().lines() {
+                    println!("    {line}");
                 }
-                None => println!(
-                    "    (it did not run: {}:{}:{}; the whole output follows)\n{}",
-                    test.package, test.target, test.name, outcome.output
-                ),
             }
+            None => println!(
+                "    (it did not run: {}:{}:{})",
+                test.package, test.target, test.name
+            ),
+        }
+        println!("\n{read}");
+        return Ok(ExitCode::FAILURE);
+    }
+
+    let warnings = lints::warnings(workspace, exercise, &outcome.diagnostics);
+    match lints::failing_lint(&place, workspace, exercise) {
+        Ok(Some(message)) => {
             println!(
-                "\nRead: docs/src/{} § {}\nStuck? cargo exercise hint {id}",
-                exercise.chapter,
-                book::plain(&exercise.section)
+                "\nAll {holding} tests hold, but clippy sees a mistake in your code that tests over loopback can miss:\n"
             );
-            Ok(ExitCode::FAILURE)
+            for line in message.lines() {
+                println!("    {line}");
+            }
+            println!("\n{read}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Ok(None) => {}
+        Err(error) => println!(
+            "\n(clippy could not run, so only the tests checked your code: {})",
+            error.trim()
+        ),
+    }
+    if !warnings.is_empty() {
+        println!(
+            "\nThe compiler warns about your code (an unused variable, or a value assigned and never read, is often a bug):\n"
+        );
+        for warning in &warnings {
+            for line in warning.trim_end().lines() {
+                println!("    {line}");
+            }
+            println!();
         }
     }
+    let mut progress = progress;
+    let files = workspace.load(exercise)?;
+    progress
+        .passed
+        .insert(id.clone(), workspace::fingerprint(&files, id));
+    workspace.save_progress(&progress)?;
+    println!("\nAll {holding} hold: exercise {id} passes. `cargo exercise` shows what is next.");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The exercise the learner is on: the first started and not passing, or
