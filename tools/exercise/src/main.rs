@@ -7,6 +7,7 @@
 //! prints a verdict, `verify` proves in CI that every exercise fails when
 //! blank and passes when solved.
 
+mod bench;
 mod book;
 mod catalogue;
 mod lints;
@@ -31,13 +32,14 @@ const EXAMPLES: &str = "\
 Examples:
   cargo exercise                 every exercise, its state, and what to do next
   cargo exercise start 2.1       blank exercise 2.1 so you can write it
-  cargo exercise check 2.1       build and run only its tests; a short verdict
+  cargo exercise check 2.1       build and run every test that sees it; a short verdict
   cargo exercise hint 2.1        the next hint (one at a time)
   cargo exercise diff 2.1        your code against the reference
   cargo exercise solution 2.1    show the reference
   cargo exercise reset 2.1       back to blank (asks first; your code is kept)
   cargo exercise restore 2.1     back to the reference (your code is kept)
   cargo exercise verify          CI: every exercise fails blank and passes solved
+  cargo exercise bench           how long a check takes after a one-line edit
 
 Plain `cargo test -p server` checks lesson 2 as well. Your replaced code is
 always kept in .exercise/saved/ first.";
@@ -66,7 +68,8 @@ enum Action {
         #[arg(long)]
         force: bool,
     },
-    /// Builds and runs only an exercise's tests, and says what holds.
+    /// Builds and runs every test that can see an exercise (its own first),
+    /// and says what holds.
     Check {
         /// The exercise (default: the one you are working on).
         id: Option<String>,
@@ -98,11 +101,20 @@ enum Action {
     },
     /// Writes the book's exercise pages from the catalogues.
     Book,
+    /// Measures how long a check takes after a one-line edit (2.3, 3.3,
+    /// 4.2, 5.4, 6.1), passing and failing, in a scratch copy.
+    Bench {
+        /// Only this exercise.
+        #[arg(long, value_name = "ID")]
+        only: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let root = args.root.unwrap_or_else(default_root);
+    // Cargo names files by their absolute paths; so must the tool.
+    let root = root.canonicalize().unwrap_or(root);
     match act(&root, args.command.unwrap_or(Action::List)) {
         Ok(code) => code,
         Err(err) => {
@@ -135,6 +147,10 @@ fn act(root: &Path, action: Action) -> anyhow::Result<ExitCode> {
         Action::Restore { id } => restore(&workspace, &id),
         Action::Verify { only, repeat } => {
             verify::verify(&workspace, only.as_deref(), repeat.max(1))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Bench { only } => {
+            bench::bench(&workspace, only.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
         Action::Book => {
@@ -429,12 +445,25 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
                 test.package, test.target, test.name
             ),
         }
-        println!("\n{read}");
+        println!(
+            "\n{read}\n(build {:.1} s, tests {:.1} s)",
+            outcome.build_time.as_secs_f64(),
+            outcome.test_time.as_secs_f64()
+        );
         return Ok(ExitCode::FAILURE);
     }
 
     let warnings = lints::warnings(workspace, exercise, &outcome.diagnostics);
-    match lints::failing_lint(&place, workspace, exercise) {
+    let clock = std::time::Instant::now();
+    let lint = lints::failing_lint(&place, workspace, exercise);
+    let timing = format!(
+        "build {:.1} s, {} tests {:.1} s, clippy {:.1} s",
+        outcome.build_time.as_secs_f64(),
+        outcome.order.len(),
+        outcome.test_time.as_secs_f64(),
+        clock.elapsed().as_secs_f64()
+    );
+    match lint {
         Ok(Some(message)) => {
             println!(
                 "\nAll {holding} tests hold, but clippy sees a mistake in your code that tests over loopback can miss:\n"
@@ -468,7 +497,9 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
         .passed
         .insert(id.clone(), workspace::fingerprint(&files, id));
     workspace.save_progress(&progress)?;
-    println!("\nAll {holding} hold: exercise {id} passes. `cargo exercise` shows what is next.");
+    println!(
+        "\nAll {holding} hold: exercise {id} passes. `cargo exercise` shows what is next.\n({timing})"
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -129,7 +129,60 @@ pub fn run(place: &Place, selection: &Selection, stop: Stop) -> Outcome {
     let clock = Instant::now();
     let plan = plan(selection, &built.executables);
     outcome.order = plan.iter().map(|job| job.test.clone()).collect();
-    execute(place, plan, stop, &mut outcome);
+    // The cross-lesson tests come last, once every lesson test before them
+    // has passed: only then are the binaries they start built, exactly as
+    // the test kit's `binary()` builds them (so that its call at run time
+    // finds them fresh). Building them earlier could rewrite a binary that
+    // a lesson test is starting, and a failure before them never needs them.
+    let cross = plan.iter().position(|job| job.cross).unwrap_or(plan.len());
+    let mut first_failure = None;
+    // A listed cross-lesson test runs first, so its binaries are built first.
+    let early = selection.listed.iter().any(|t| t.package == select::KIT);
+    if early {
+        let clock = Instant::now();
+        let built = build_binaries(place, selection, &members);
+        outcome.build_time += clock.elapsed();
+        if let Err(error) = built {
+            outcome.build_error = Some(error);
+            return outcome;
+        }
+    }
+    execute(
+        place,
+        &plan,
+        0..cross,
+        stop,
+        &mut outcome,
+        &mut first_failure,
+    );
+    let go_on = stop == Stop::Never || first_failure.is_none();
+    if cross < plan.len() && go_on {
+        if !early {
+            let clock = Instant::now();
+            let built = build_binaries(place, selection, &members);
+            outcome.build_time += clock.elapsed();
+            if let Err(error) = built {
+                outcome.build_error = Some(error);
+                return outcome;
+            }
+        }
+        execute(
+            place,
+            &plan,
+            cross..plan.len(),
+            stop,
+            &mut outcome,
+            &mut first_failure,
+        );
+    }
+    for (index, job) in plan.iter().enumerate() {
+        if !outcome.verdicts.contains_key(&job.test) {
+            outcome.verdicts.insert(job.test.clone(), Verdict::Stopped);
+        }
+        if first_failure == Some(index) {
+            outcome.first_failure = Some(job.test.clone());
+        }
+    }
     outcome.test_time = clock.elapsed();
     outcome
 }
@@ -277,7 +330,7 @@ pub fn diagnostics(stdout: &str) -> Vec<Diagnostic> {
 /// test kit's `binary()` builds it, so that its call at run time finds it
 /// fresh and never rewrites a binary another test is running), then every
 /// test target of the selection's packages, in one cargo run.
-fn build(place: &Place, selection: &Selection, members: &[Member]) -> Result<Built, String> {
+fn build_binaries(place: &Place, selection: &Selection, members: &[Member]) -> Result<(), String> {
     for (package, bin) in &selection.binaries {
         let args = [
             "build",
@@ -293,6 +346,11 @@ fn build(place: &Place, selection: &Selection, members: &[Member]) -> Result<Bui
             return Err(build_error(&errors, &stderr));
         }
     }
+    Ok(())
+}
+
+/// Builds every test target of the selection's packages, in one cargo run.
+fn build(place: &Place, selection: &Selection, members: &[Member]) -> Result<Built, String> {
     let mut args = vec!["test", "--no-run", "--message-format=json"];
     let packages = selection.build_packages();
     for package in &packages {
@@ -334,6 +392,8 @@ fn build_error(errors: &[String], stderr: &str) -> String {
 struct Job {
     test: TestRef,
     executable: Option<Executable>,
+    /// A cross-lesson test (they come last).
+    cross: bool,
 }
 
 /// Every test of the selection, in order: the listed ones, then the other
@@ -352,6 +412,7 @@ fn plan(selection: &Selection, executables: &[Executable]) -> Vec<Job> {
         .map(|test| Job {
             test: test.clone(),
             executable: find(&test.package, &test.target),
+            cross: false,
         })
         .collect();
     let mut targets: Vec<&Executable> = Vec::new();
@@ -386,6 +447,7 @@ fn plan(selection: &Selection, executables: &[Executable]) -> Vec<Job> {
             };
             if !jobs.iter().any(|job| job.test == test) {
                 jobs.push(Job {
+                    cross: test.package == select::KIT,
                     test,
                     executable: Some(executable.clone()),
                 });
@@ -422,11 +484,18 @@ struct Running {
 }
 
 /// Runs the jobs, `jobs()` at a time, in order.
-fn execute(place: &Place, plan: Vec<Job>, stop: Stop, outcome: &mut Outcome) {
+fn execute(
+    place: &Place,
+    plan: &[Job],
+    range: std::ops::Range<usize>,
+    stop: Stop,
+    outcome: &mut Outcome,
+    first_failure: &mut Option<usize>,
+) {
     let limit = jobs();
-    let mut next = 0;
+    let mut next = range.start;
+    let end = range.end;
     let mut running: Vec<Running> = Vec::new();
-    let mut first_failure: Option<usize> = None;
     let record = |outcome: &mut Outcome,
                   first_failure: &mut Option<usize>,
                   index: usize,
@@ -447,14 +516,14 @@ fn execute(place: &Place, plan: Vec<Job>, stop: Stop, outcome: &mut Outcome) {
     };
     loop {
         let stopping = stop == Stop::AtFirstFailure && first_failure.is_some();
-        while !stopping && running.len() < limit && next < plan.len() {
+        while !stopping && running.len() < limit && next < end {
             let index = next;
             next += 1;
             let job = &plan[index];
             let Some(executable) = &job.executable else {
                 record(
                     outcome,
-                    &mut first_failure,
+                    first_failure,
                     index,
                     Verdict::NotRun,
                     Some(format!(
@@ -474,7 +543,7 @@ fn execute(place: &Place, plan: Vec<Job>, stop: Stop, outcome: &mut Outcome) {
                 }),
                 Err(err) => record(
                     outcome,
-                    &mut first_failure,
+                    first_failure,
                     index,
                     Verdict::NotRun,
                     Some(format!(
@@ -484,12 +553,12 @@ fn execute(place: &Place, plan: Vec<Job>, stop: Stop, outcome: &mut Outcome) {
                 ),
             }
         }
-        if running.is_empty() && (next >= plan.len() || stopping) {
+        if running.is_empty() && (next >= end || stopping) {
             break;
         }
         // Kill what comes after a failure: it can no longer be the first.
         if stop == Stop::AtFirstFailure
-            && let Some(first) = first_failure
+            && let Some(first) = *first_failure
         {
             running.retain_mut(|run| {
                 if run.index > first {
@@ -519,7 +588,10 @@ fn execute(place: &Place, plan: Vec<Job>, stop: Stop, outcome: &mut Outcome) {
             text.push_str(&run.stderr.join().unwrap_or_default());
             let name = &plan[run.index].test.name;
             let (verdicts, messages) = parse(&text);
-            let (verdict, message) = match verdicts.get(name) {
+            // One test a process: its summary says how it went, even when
+            // the program's own output broke the `test NAME ... ok` line.
+            let verdict = summary(&text).or_else(|| verdicts.get(name).copied());
+            let (verdict, message) = match verdict.as_ref() {
                 Some(Verdict::Failed) => (
                     Verdict::Failed,
                     Some(messages.get(name).cloned().unwrap_or(text)),
@@ -537,16 +609,10 @@ fn execute(place: &Place, plan: Vec<Job>, stop: Stop, outcome: &mut Outcome) {
                     Some(format!("(it did not report; it printed:)\n{text}")),
                 ),
             };
-            record(outcome, &mut first_failure, run.index, verdict, message);
+            record(outcome, first_failure, run.index, verdict, message);
         }
         thread::sleep(Duration::from_millis(5));
     }
-    for (index, job) in plan.iter().enumerate() {
-        if !outcome.verdicts.contains_key(&job.test) && first_failure.is_some_and(|f| index > f) {
-            outcome.verdicts.insert(job.test.clone(), Verdict::Stopped);
-        }
-    }
-    outcome.first_failure = first_failure.map(|index| plan[index].test.clone());
 }
 
 /// Starts one test in a process group of its own (so that killing it also
@@ -695,6 +761,30 @@ fn run_with_deadline(
     Ok((success, stdout, stderr))
 }
 
+/// The verdict of a run of one test, from libtest's last line:
+/// `test result: ok. 1 passed; 0 failed; 0 ignored; ...`.
+fn summary(output: &str) -> Option<Verdict> {
+    let line = output
+        .lines()
+        .rev()
+        .find(|line| line.starts_with("test result:"))?;
+    let count = |what: &str| {
+        line.split(';')
+            .find_map(|part| {
+                let part = part.trim();
+                let number = part.strip_suffix(what)?.trim();
+                number.rsplit(' ').next()?.parse::<usize>().ok()
+            })
+            .unwrap_or(0)
+    };
+    match (count("passed"), count("failed"), count("ignored")) {
+        (_, 1.., _) => Some(Verdict::Failed),
+        (1.., _, _) => Some(Verdict::Passed),
+        (_, _, 1..) => Some(Verdict::Ignored),
+        _ => None,
+    }
+}
+
 type Parsed = (BTreeMap<String, Verdict>, BTreeMap<String, String>);
 
 /// Reads libtest's plain output: `test NAME ... ok` lines, then a
@@ -758,6 +848,17 @@ mod tests {
         assert_eq!(verdicts.get("a_b"), Some(&Verdict::Passed));
         assert_eq!(verdicts.get("c_d"), Some(&Verdict::Failed));
         assert_eq!(verdicts.get("e"), Some(&Verdict::Ignored));
+        assert_eq!(summary(output), Some(Verdict::Failed));
+        assert_eq!(
+            summary(
+                "test x ... [a] b\nok\n\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 3 filtered out; finished in 0.02s\n"
+            ),
+            Some(Verdict::Passed)
+        );
+        assert_eq!(
+            summary("test result: ok. 0 passed; 0 failed; 1 ignored; 0 measured"),
+            Some(Verdict::Ignored)
+        );
         assert_eq!(
             messages.get("c_d").map(String::as_str),
             Some("\nthread 'c_d' panicked at x.rs:1:2:\nthe server should reply")

@@ -703,8 +703,8 @@ fn collect_rs(dir: &Path, found: &mut Vec<PathBuf>) {
 }
 
 /// Copies the workspace's files (what git tracks, and new files it does not
-/// ignore) into `to`, fresh.
-fn copy_workspace(root: &Path, to: &Path) -> anyhow::Result<()> {
+/// ignore) into `to`, and nothing else.
+pub fn copy_workspace(root: &Path, to: &Path) -> anyhow::Result<()> {
     let output = Command::new("git")
         .arg("-C")
         .arg(root)
@@ -724,9 +724,9 @@ fn copy_workspace(root: &Path, to: &Path) -> anyhow::Result<()> {
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
-    if to.exists() {
-        fs::remove_dir_all(to).with_context(|| format!("could not empty {}", to.display()))?;
-    }
+    // Only what differs is written, and what is gone is removed, so that
+    // the copy's files keep their times and its build stays warm.
+    let mut wanted = BTreeSet::new();
     for name in output.stdout.split(|&b| b == 0).filter(|n| !n.is_empty()) {
         let relative = PathBuf::from(String::from_utf8_lossy(name).into_owned());
         let from = root.join(&relative);
@@ -734,10 +734,24 @@ fn copy_workspace(root: &Path, to: &Path) -> anyhow::Result<()> {
             continue; // deleted in the working tree
         }
         let dest = to.join(&relative);
+        wanted.insert(dest.clone());
+        let bytes =
+            fs::read(&from).with_context(|| format!("could not read {}", from.display()))?;
+        if fs::read(&dest).ok().as_ref() == Some(&bytes) {
+            continue;
+        }
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent)?;
         }
-        fs::copy(&from, &dest).with_context(|| format!("could not copy {}", from.display()))?;
+        fs::write(&dest, &bytes).with_context(|| format!("could not write {}", dest.display()))?;
+    }
+    let mut present = Vec::new();
+    collect_all(to, &mut present);
+    for path in present {
+        if !wanted.contains(&path) {
+            fs::remove_file(&path)
+                .with_context(|| format!("could not remove {}", path.display()))?;
+        }
     }
     Ok(())
 }
