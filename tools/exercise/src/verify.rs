@@ -275,6 +275,18 @@ fn with_variants(
     selection: &Selection,
     stop: Stop,
 ) -> anyhow::Result<Outcome> {
+    with_variants_and_lints(copy, variants, selection, stop, false).map(|(outcome, _)| outcome)
+}
+
+/// [`with_variants`], and, when `lint` and every test passed, the failing
+/// lint in each variant's exercise, before the reference goes back.
+fn with_variants_and_lints(
+    copy: &Copy,
+    variants: &[(&Exercise, Option<&Variant>)],
+    selection: &Selection,
+    stop: Stop,
+    lint: bool,
+) -> anyhow::Result<(Outcome, Vec<String>)> {
     let workspace = &copy.workspace;
     let mut originals: Vec<(PathBuf, String)> = Vec::new();
     for (exercise, _) in variants {
@@ -302,7 +314,20 @@ fn with_variants(
         }
         Ok(())
     })();
-    let outcome = applied.map(|()| run::run(&copy.place(), selection, stop));
+    let outcome = applied.and_then(|()| {
+        let outcome = run::run(&copy.place(), selection, stop);
+        let mut lints = Vec::new();
+        if lint && outcome.build_error.is_none() && outcome.first_failure.is_none() {
+            for (exercise, _) in variants {
+                match lints::failing_lint(&copy.place(), workspace, exercise) {
+                    Ok(Some(message)) => lints.push(message),
+                    Ok(None) => {}
+                    Err(error) => bail!("clippy could not run: {error}"),
+                }
+            }
+        }
+        Ok((outcome, lints))
+    });
     for (path, text) in &originals {
         fs::write(path, text).with_context(|| format!("could not restore {}", path.display()))?;
     }
@@ -380,11 +405,12 @@ fn mistake_must_fail(
     mistake: &Variant,
     selection: &Selection,
 ) -> anyhow::Result<String> {
-    let outcome = with_variants(
+    let (outcome, lints) = with_variants_and_lints(
         copy,
         &[(exercise, Some(mistake))],
         selection,
         Stop::AtFirstFailure,
+        true,
     )?;
     if let Some(error) = outcome.build_error {
         bail!(
@@ -399,8 +425,7 @@ fn mistake_must_fail(
         ),
         None => {
             // Every test passes: only a lint can still catch it.
-            let lint = with_lint(copy, exercise, mistake)?;
-            match lint {
+            match lints.into_iter().next() {
                 Some(message) => ("clippy".to_string(), message),
                 None => bail!(
                     "all {} tests pass with it, and no lint sees it: the check lets this mistake through",
@@ -419,30 +444,6 @@ fn mistake_must_fail(
     Ok(by)
 }
 
-/// The failing lint in the exercise's regions with `variant` in them.
-fn with_lint(
-    copy: &Copy,
-    exercise: &Exercise,
-    variant: &Variant,
-) -> anyhow::Result<Option<String>> {
-    let workspace = &copy.workspace;
-    let files = workspace.load(exercise)?;
-    let originals: Vec<(PathBuf, String)> = files
-        .iter()
-        .map(|file| (workspace.root.join(&file.path), file.current.text()))
-        .collect();
-    let number = std::cell::Cell::new(0);
-    workspace.rewrite(exercise, &files, |body, region| {
-        number.set(number.get() + 1);
-        variant_or_reference(variant, number.get(), body, region)
-    })?;
-    let lint = lints::failing_lint(&copy.place(), workspace, exercise);
-    for (path, text) in &originals {
-        fs::write(path, text).with_context(|| format!("could not restore {}", path.display()))?;
-    }
-    lint.map_err(|error| anyhow::anyhow!("clippy could not run: {error}"))
-}
-
 /// Puts correct solutions written differently in the copy, each in its
 /// exercise: every test that sees those exercises must pass, and no lint
 /// may fire in their regions.
@@ -454,16 +455,11 @@ fn alternatives_must_pass(
         members.iter().map(|(e, a, _)| (*e, Some(*a))).collect();
     let selections: Vec<Selection> = members.iter().map(|(_, _, s)| (*s).clone()).collect();
     let selection = Selection::merge(&selections);
-    let outcome = with_variants(copy, &variants, &selection, Stop::AtFirstFailure)?;
+    let (outcome, lints) =
+        with_variants_and_lints(copy, &variants, &selection, Stop::AtFirstFailure, true)?;
     passes(&outcome).context("the check rejects this correct code")?;
-    for (exercise, alternative, _) in members {
-        if let Some(message) = with_lint(copy, exercise, alternative)? {
-            bail!(
-                "{} `{}`: a lint fails it:\n{message}",
-                exercise.id,
-                alternative.name
-            );
-        }
+    if let Some(message) = lints.first() {
+        bail!("a lint fails it:\n{message}");
     }
     Ok(())
 }
