@@ -114,67 +114,59 @@ pub fn jobs() -> usize {
 /// lesson's expected output.
 pub fn run(place: &Place, selection: &Selection, stop: Stop) -> Outcome {
     let mut outcome = Outcome::default();
-    let clock = Instant::now();
     let members = select::members(place.root);
-    let built = build(place, selection, &members);
-    outcome.build_time = clock.elapsed();
-    let built = match built {
-        Ok(built) => built,
-        Err(error) => {
-            outcome.build_error = Some(error);
-            return outcome;
-        }
-    };
-    outcome.diagnostics = built.diagnostics.clone();
-    let clock = Instant::now();
-    let plan = plan(selection, &built.executables);
-    outcome.order = plan.iter().map(|job| job.test.clone()).collect();
-    // The cross-lesson tests come last, once every lesson test before them
-    // has passed: only then are the binaries they start built, exactly as
-    // the test kit's `binary()` builds them (so that its call at run time
-    // finds them fresh). Building them earlier could rewrite a binary that
-    // a lesson test is starting, and a failure before them never needs them.
-    let cross = plan.iter().position(|job| job.cross).unwrap_or(plan.len());
+    let mut executables: Vec<Executable> = Vec::new();
+    let mut plan: Vec<Job> = Vec::new();
     let mut first_failure = None;
-    // A listed cross-lesson test runs first, so its binaries are built first.
-    let early = selection.listed.iter().any(|t| t.package == select::KIT);
-    if early {
-        let clock = Instant::now();
-        let built = build_binaries(place, selection, &members);
-        outcome.build_time += clock.elapsed();
-        if let Err(error) = built {
-            outcome.build_error = Some(error);
-            return outcome;
+    let test_clock = Instant::now();
+    let mut building = Duration::ZERO;
+
+    // Each stage builds only what it runs, so a failure among the listed
+    // tests never waits for the other test targets to compile. Every build
+    // is `cargo test --no-run -p PACKAGE`, one package at a time, as
+    // `cargo test -p PACKAGE` builds it: the same features, so the check
+    // and the learner's own `cargo test` share their artifacts.
+    let stages: [Stage; 3] = [Stage::Listed, Stage::Lessons, Stage::Cross];
+    for stage in stages {
+        if stop == Stop::AtFirstFailure && first_failure.is_some() {
+            break;
         }
-    }
-    execute(
-        place,
-        &plan,
-        0..cross,
-        stop,
-        &mut outcome,
-        &mut first_failure,
-    );
-    let go_on = stop == Stop::Never || first_failure.is_none();
-    if cross < plan.len() && go_on {
-        if !early {
-            let clock = Instant::now();
-            let built = build_binaries(place, selection, &members);
-            outcome.build_time += clock.elapsed();
-            if let Err(error) = built {
+        let clock = Instant::now();
+        let built = stage.build(place, selection, &members);
+        building += clock.elapsed();
+        match built {
+            Ok(built) => {
+                for diagnostic in built.diagnostics {
+                    if !outcome.diagnostics.contains(&diagnostic) {
+                        outcome.diagnostics.push(diagnostic);
+                    }
+                }
+                for executable in built.executables {
+                    if !executables
+                        .iter()
+                        .any(|e| e.package == executable.package && e.target == executable.target)
+                    {
+                        executables.push(executable);
+                    }
+                }
+            }
+            Err(error) => {
                 outcome.build_error = Some(error);
-                return outcome;
+                break;
             }
         }
+        let start = plan.len();
+        stage.plan(selection, &executables, &mut plan);
         execute(
             place,
             &plan,
-            cross..plan.len(),
+            start..plan.len(),
             stop,
             &mut outcome,
             &mut first_failure,
         );
     }
+    outcome.order = plan.iter().map(|job| job.test.clone()).collect();
     for (index, job) in plan.iter().enumerate() {
         if !outcome.verdicts.contains_key(&job.test) {
             outcome.verdicts.insert(job.test.clone(), Verdict::Stopped);
@@ -183,8 +175,137 @@ pub fn run(place: &Place, selection: &Selection, stop: Stop) -> Outcome {
             outcome.first_failure = Some(job.test.clone());
         }
     }
-    outcome.test_time = clock.elapsed();
+    outcome.build_time = building;
+    outcome.test_time = test_clock.elapsed().saturating_sub(building);
     outcome
+}
+
+/// The three stages of a run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// The listed tests.
+    Listed,
+    /// The other tests of the lessons.
+    Lessons,
+    /// The cross-lesson tests of the test kit.
+    Cross,
+}
+
+impl Stage {
+    fn build(
+        self,
+        place: &Place,
+        selection: &Selection,
+        members: &[Member],
+    ) -> Result<Built, String> {
+        let mut all = Built {
+            executables: Vec::new(),
+            diagnostics: Vec::new(),
+        };
+        let mut add = |built: Built| {
+            all.executables.extend(built.executables);
+            all.diagnostics.extend(built.diagnostics);
+        };
+        match self {
+            Stage::Listed => {
+                // A listed cross-lesson test needs its binaries now.
+                if selection.listed.iter().any(|t| t.package == select::KIT) {
+                    build_binaries(place, selection, members)?;
+                }
+                let mut packages: Vec<&str> = Vec::new();
+                for test in &selection.listed {
+                    if !packages.contains(&test.package.as_str()) {
+                        packages.push(&test.package);
+                    }
+                }
+                for package in packages {
+                    let mut targets: Vec<&str> = Vec::new();
+                    for test in selection.listed.iter().filter(|t| t.package == package) {
+                        if !targets.contains(&test.target.as_str()) {
+                            targets.push(&test.target);
+                        }
+                    }
+                    add(build(place, package, Some(&targets), members)?);
+                }
+            }
+            Stage::Lessons => {
+                for package in &selection.packages {
+                    add(build(place, package, None, members)?);
+                }
+            }
+            Stage::Cross => {
+                if selection.cross.is_empty() {
+                    return Ok(all);
+                }
+                // Only now are the binaries the cross-lesson tests start
+                // built, exactly as the test kit's `binary()` builds them
+                // (so that its call at run time finds them fresh): earlier,
+                // it could rewrite a binary a lesson test is starting.
+                build_binaries(place, selection, members)?;
+                add(build(place, select::KIT, None, members)?);
+            }
+        }
+        Ok(all)
+    }
+
+    /// Adds this stage's tests to the plan.
+    fn plan(self, selection: &Selection, executables: &[Executable], plan: &mut Vec<Job>) {
+        let find = |package: &str, target: &str| {
+            executables
+                .iter()
+                .find(|e| e.package == package && e.target == target)
+                .cloned()
+        };
+        let targets: Vec<&Executable> = match self {
+            Stage::Listed => {
+                for test in &selection.listed {
+                    plan.push(Job {
+                        test: test.clone(),
+                        executable: find(&test.package, &test.target),
+                    });
+                }
+                return;
+            }
+            Stage::Lessons => {
+                let mut targets = Vec::new();
+                for package in &selection.packages {
+                    let mut own: Vec<&Executable> = executables
+                        .iter()
+                        .filter(|e| &e.package == package)
+                        .collect();
+                    own.sort_by_key(|e| (e.target != "lib", e.target.clone()));
+                    targets.extend(own);
+                }
+                targets
+            }
+            Stage::Cross => executables
+                .iter()
+                .filter(|e| e.package == select::KIT && selection.cross.contains(&e.target))
+                .collect(),
+        };
+        let listings: Vec<(Executable, JoinHandle<Vec<String>>)> = targets
+            .into_iter()
+            .map(|e| {
+                let path = e.path.clone();
+                (e.clone(), thread::spawn(move || list(&path)))
+            })
+            .collect();
+        for (executable, listing) in listings {
+            for name in listing.join().unwrap_or_default() {
+                let test = TestRef {
+                    package: executable.package.clone(),
+                    target: executable.target.clone(),
+                    name,
+                };
+                if !plan.iter().any(|job| job.test == test) {
+                    plan.push(Job {
+                        test,
+                        executable: Some(executable.clone()),
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// A built test executable.
@@ -349,14 +470,32 @@ fn build_binaries(place: &Place, selection: &Selection, members: &[Member]) -> R
     Ok(())
 }
 
-/// Builds every test target of the selection's packages, in one cargo run.
-fn build(place: &Place, selection: &Selection, members: &[Member]) -> Result<Built, String> {
-    let mut args = vec!["test", "--no-run", "--message-format=json"];
-    let packages = selection.build_packages();
-    for package in &packages {
-        args.extend(["-p", package.as_str()]);
+/// Builds `targets` of a package's tests (None: all of them), in one cargo
+/// run: the executables and the diagnostics.
+fn build(
+    place: &Place,
+    package: &str,
+    targets: Option<&[&str]>,
+    members: &[Member],
+) -> Result<Built, String> {
+    let mut args = vec!["test", "--no-run", "--message-format=json", "-p", package];
+    match targets {
+        None => args.push("--tests"),
+        Some(targets) => {
+            for target in targets {
+                match *target {
+                    "lib" => args.push("--lib"),
+                    name if members
+                        .iter()
+                        .any(|m| m.name == package && m.bins.iter().any(|b| b == name)) =>
+                    {
+                        args.extend(["--bin", name])
+                    }
+                    name => args.extend(["--test", name]),
+                }
+            }
+        }
     }
-    args.push("--tests");
     let (ok, stdout, stderr) = cargo(place, &args);
     let (executables, diagnostics, errors) = read_messages(&stdout, members);
     if !ok {
@@ -392,69 +531,6 @@ fn build_error(errors: &[String], stderr: &str) -> String {
 struct Job {
     test: TestRef,
     executable: Option<Executable>,
-    /// A cross-lesson test (they come last).
-    cross: bool,
-}
-
-/// Every test of the selection, in order: the listed ones, then the other
-/// tests of each package (unit tests, binaries' tests, then each
-/// integration test file, each by name), then the cross-lesson ones.
-fn plan(selection: &Selection, executables: &[Executable]) -> Vec<Job> {
-    let find = |package: &str, target: &str| {
-        executables
-            .iter()
-            .find(|e| e.package == package && e.target == target)
-            .cloned()
-    };
-    let mut jobs: Vec<Job> = selection
-        .listed
-        .iter()
-        .map(|test| Job {
-            test: test.clone(),
-            executable: find(&test.package, &test.target),
-            cross: false,
-        })
-        .collect();
-    let mut targets: Vec<&Executable> = Vec::new();
-    for package in &selection.packages {
-        let mut own: Vec<&Executable> = executables
-            .iter()
-            .filter(|e| &e.package == package)
-            .collect();
-        own.sort_by_key(|e| (e.target != "lib", e.target.clone()));
-        targets.extend(own);
-    }
-    for target in &selection.cross {
-        targets.extend(
-            executables
-                .iter()
-                .filter(|e| e.package == select::KIT && &e.target == target),
-        );
-    }
-    let listings: Vec<(Executable, JoinHandle<Vec<String>>)> = targets
-        .into_iter()
-        .map(|e| {
-            let path = e.path.clone();
-            (e.clone(), thread::spawn(move || list(&path)))
-        })
-        .collect();
-    for (executable, listing) in listings {
-        for name in listing.join().unwrap_or_default() {
-            let test = TestRef {
-                package: executable.package.clone(),
-                target: executable.target.clone(),
-                name,
-            };
-            if !jobs.iter().any(|job| job.test == test) {
-                jobs.push(Job {
-                    cross: test.package == select::KIT,
-                    test,
-                    executable: Some(executable.clone()),
-                });
-            }
-        }
-    }
-    jobs
 }
 
 /// The names of the tests in a test executable, sorted.

@@ -52,22 +52,6 @@ impl Selection {
         }
     }
 
-    /// Every package that must be built: those whose tests run, those of
-    /// the listed tests, and the test kit when a cross-lesson test runs.
-    pub fn build_packages(&self) -> Vec<String> {
-        let mut all: Vec<String> = Vec::new();
-        let listed = self.listed.iter().map(|t| &t.package);
-        for package in listed.chain(&self.packages) {
-            if !all.contains(package) {
-                all.push(package.clone());
-            }
-        }
-        if !self.cross.is_empty() && !all.iter().any(|p| p == KIT) {
-            all.push(KIT.to_string());
-        }
-        all
-    }
-
     /// Several selections as one: the listed tests of all, then all the
     /// packages, then all the cross-lesson targets.
     pub fn merge(selections: &[Selection]) -> Selection {
