@@ -44,9 +44,9 @@ pub const REQUIRE_MINIMUM: bool = true;
 pub const MIN_MISTAKES: usize = 4;
 pub const MIN_ALTERNATIVES: usize = 1;
 
-/// Cheaper builds for the copy: line tables only (panics still name their
-/// line), which shrinks what the linker writes for every test executable.
-const COPY_ENV: &[(&str, &str)] = &[("CARGO_PROFILE_DEV_DEBUG", "line-tables-only")];
+/// The copy builds with the workspace's own profile, so that its first
+/// build can start from the workspace's compiled dependencies (see [`seed`]).
+const COPY_ENV: &[(&str, &str)] = &[];
 
 /// The copy of the workspace verify works in.
 struct Copy {
@@ -102,6 +102,17 @@ pub fn verify(workspace: &Workspace, only: Option<&str>, repeat: usize) -> anyho
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.root.join("target"))
         .join("exercise-verify-target");
+    let main_target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.root.join("target"));
+    let clock = Instant::now();
+    let seeded = seed(&main_target, &target_dir, &select::members(&workspace.root))?;
+    if seeded > 0 {
+        println!(
+            "seeded the copy's target folder with {seeded} compiled dependencies of the workspace's ({:.1} s)",
+            clock.elapsed().as_secs_f64()
+        );
+    }
     let copy = Copy {
         workspace: Workspace::open(&root)?,
         snapshots: snapshot_files(&root)?,
@@ -748,6 +759,85 @@ pub fn copy_workspace(root: &Path, to: &Path) -> anyhow::Result<()> {
             fs::remove_file(&path)
                 .with_context(|| format!("could not remove {}", path.display()))?;
         }
+    }
+    Ok(())
+}
+
+/// Starts a new target folder for the copy from the workspace's own: the
+/// compiled dependencies only (every unit whose fingerprint is not a
+/// workspace member's), copied, never linked. The members' units are left
+/// out, so the copy compiles them itself: a test executable bakes in the
+/// path of its package's binaries (`CARGO_BIN_EXE_*`), and one copied from
+/// the workspace would start the workspace's binaries, not the copy's.
+/// Does nothing when the copy's folder exists. Returns how many units.
+fn seed(from: &Path, to: &Path, members: &[select::Member]) -> anyhow::Result<usize> {
+    let debug = from.join("debug");
+    if to.exists() || !debug.join(".fingerprint").is_dir() {
+        return Ok(0);
+    }
+    let mut member_names: BTreeSet<String> = members.iter().map(|m| m.name.clone()).collect();
+    member_names.insert("exercise".to_string());
+    // A unit is `NAME-HASH`; keep the hashes of the dependencies' units.
+    let split = |name: &str| -> Option<(String, String)> {
+        let (stem, hash) = name.rsplit_once('-')?;
+        (hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()))
+            .then(|| (stem.to_string(), hash.to_string()))
+    };
+    let mut hashes = BTreeSet::new();
+    let mut units = 0;
+    for entry in fs::read_dir(debug.join(".fingerprint"))?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some((package, hash)) = split(&name)
+            && !member_names.contains(&package)
+        {
+            hashes.insert(hash);
+            units += 1;
+        }
+    }
+    let staging = to.with_extension("seeding");
+    if staging.exists() {
+        fs::remove_dir_all(&staging)?;
+    }
+    for folder in [".fingerprint", "build", "deps"] {
+        let Ok(entries) = fs::read_dir(debug.join(folder)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stem = name.split('.').next().unwrap_or(&name);
+            let stem = stem.strip_prefix("lib").unwrap_or(stem);
+            let keep = split(stem).is_some_and(|(_, hash)| hashes.contains(&hash))
+                || split(&name).is_some_and(|(_, hash)| hashes.contains(&hash));
+            if keep {
+                copy_tree(
+                    &entry.path(),
+                    &staging.join("debug").join(folder).join(&name),
+                )?;
+            }
+        }
+    }
+    fs::rename(&staging, to)
+        .with_context(|| format!("could not move {} to {}", staging.display(), to.display()))?;
+    Ok(units)
+}
+
+/// Copies a file, or a folder and everything in it, keeping modification
+/// times (Cargo compares them).
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    if from.is_dir() {
+        fs::create_dir_all(to)?;
+        for entry in fs::read_dir(from)?.flatten() {
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        return Ok(());
+    }
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::copy(from, to).with_context(|| format!("could not copy {}", from.display()))?;
+    if let Ok(modified) = fs::metadata(from).and_then(|m| m.modified()) {
+        let file = fs::File::options().write(true).open(to)?;
+        file.set_modified(modified)?;
     }
     Ok(())
 }
