@@ -327,6 +327,7 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
         root: &workspace.root,
         target_dir: None,
         env: &[],
+        overlap: true,
     };
     let outcome = run::run(&place, &selection, run::Stop::AtFirstFailure);
     if let Some(error) = &outcome.build_error {

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -94,8 +95,12 @@ pub struct Place<'a> {
     pub root: &'a Path,
     /// None: the workspace's own.
     pub target_dir: Option<&'a Path>,
-    /// Extra environment for cargo (a cheaper profile for verify's copies).
+    /// Extra environment for cargo and the tests.
     pub env: &'a [(&'a str, &'a str)],
+    /// Build the lessons' other tests while the listed ones run (what a
+    /// learner waits for), rather than only once they have passed (what
+    /// `verify` wants: most mistakes fail there, and never need the rest).
+    pub overlap: bool,
 }
 
 /// How many tests run at once. They mostly wait on sockets and timers, so
@@ -120,6 +125,7 @@ pub fn run(place: &Place, selection: &Selection, stop: Stop) -> Outcome {
     let mut first_failure = None;
     let test_clock = Instant::now();
     let mut building = Duration::ZERO;
+    let mut ahead: Option<mpsc::Receiver<Result<Built, String>>> = None;
 
     // Each stage builds only what it runs, so a failure among the listed
     // tests never waits for the other test targets to compile. Every build
@@ -132,7 +138,12 @@ pub fn run(place: &Place, selection: &Selection, stop: Stop) -> Outcome {
             break;
         }
         let clock = Instant::now();
-        let built = stage.build(place, selection, &members);
+        let built = match (stage, ahead.take()) {
+            (Stage::Lessons, Some(ahead)) => ahead
+                .recv()
+                .unwrap_or_else(|_| Err("the build of the lessons' tests stopped".to_string())),
+            _ => stage.build(place, selection, &members),
+        };
         building += clock.elapsed();
         match built {
             Ok(built) => {
@@ -157,6 +168,11 @@ pub fn run(place: &Place, selection: &Selection, stop: Stop) -> Outcome {
         }
         let start = plan.len();
         stage.plan(selection, &executables, &mut plan);
+        if place.overlap && stage == Stage::Listed && !selection.packages.is_empty() {
+            // It only adds test targets to what is built: the binaries the
+            // listed tests start are not rebuilt under them.
+            ahead = Some(build_ahead(place, selection, &members));
+        }
         execute(
             place,
             &plan,
@@ -178,6 +194,37 @@ pub fn run(place: &Place, selection: &Selection, stop: Stop) -> Outcome {
     outcome.build_time = building;
     outcome.test_time = test_clock.elapsed().saturating_sub(building);
     outcome
+}
+
+/// Builds the lessons' other tests in the background; the result comes
+/// through the channel. Left running when the run ends sooner, it finishes
+/// on its own, and the next build finds its work done.
+fn build_ahead(
+    place: &Place,
+    selection: &Selection,
+    members: &[Member],
+) -> mpsc::Receiver<Result<Built, String>> {
+    let (sender, receiver) = mpsc::channel();
+    let root = place.root.to_path_buf();
+    let target_dir = place.target_dir.map(Path::to_path_buf);
+    let env: Vec<(String, String)> = place
+        .env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let selection = selection.clone();
+    let members = members.to_vec();
+    thread::spawn(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let place = Place {
+            root: &root,
+            target_dir: target_dir.as_deref(),
+            env: &env,
+            overlap: false,
+        };
+        let _ = sender.send(Stage::Lessons.build(&place, &selection, &members));
+    });
+    receiver
 }
 
 /// The three stages of a run.

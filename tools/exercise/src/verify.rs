@@ -61,6 +61,7 @@ impl Copy {
             root: &self.workspace.root,
             target_dir: Some(&self.target_dir),
             env: COPY_ENV,
+            overlap: false,
         }
     }
 }
