@@ -73,17 +73,6 @@ impl TestRef {
         }
     }
 
-    /// The cargo arguments that build and run this test's target.
-    pub fn cargo_target_args(&self) -> Vec<String> {
-        let mut args = vec!["-p".to_string(), self.package.clone()];
-        if self.target == "lib" {
-            args.push("--lib".to_string());
-        } else {
-            args.extend(["--test".to_string(), self.target.clone()]);
-        }
-        args
-    }
-
     /// The test's name as a sentence: `replies_ok_to_a_line` reads
     /// "replies ok to a line"; a unit test's module path is left out.
     pub fn sentence(&self) -> String {
@@ -232,7 +221,6 @@ mod tests {
         assert_eq!(test.target, "lib");
         assert_eq!(test.name, "paths::tests::rejects_dotfiles");
         assert_eq!(test.sentence(), "rejects dotfiles");
-        assert_eq!(test.cargo_target_args(), ["-p", "file-download", "--lib"]);
         assert!(TestRef::parse("server:server").is_err());
         assert!(TestRef::parse("server::name").is_err());
     }

@@ -7,10 +7,13 @@
 //! prints a verdict, `verify` proves in CI that every exercise fails when
 //! blank and passes when solved.
 
+mod bench;
 mod book;
 mod catalogue;
+mod lints;
 mod regions;
 mod run;
+mod select;
 mod verify;
 mod workspace;
 
@@ -21,7 +24,7 @@ use std::process::{Command, ExitCode};
 use anyhow::bail;
 use clap::{Parser, Subcommand};
 
-use catalogue::Exercise;
+use catalogue::{Exercise, TestRef};
 use run::Verdict;
 use workspace::{State, Workspace};
 
@@ -29,13 +32,14 @@ const EXAMPLES: &str = "\
 Examples:
   cargo exercise                 every exercise, its state, and what to do next
   cargo exercise start 2.1       blank exercise 2.1 so you can write it
-  cargo exercise check 2.1       build and run only its tests; a short verdict
+  cargo exercise check 2.1       build and run every test that sees it; a short verdict
   cargo exercise hint 2.1        the next hint (one at a time)
   cargo exercise diff 2.1        your code against the reference
   cargo exercise solution 2.1    show the reference
   cargo exercise reset 2.1       back to blank (asks first; your code is kept)
   cargo exercise restore 2.1     back to the reference (your code is kept)
   cargo exercise verify          CI: every exercise fails blank and passes solved
+  cargo exercise bench           how long a check takes after a one-line edit
 
 Plain `cargo test -p server` checks lesson 2 as well. Your replaced code is
 always kept in .exercise/saved/ first.";
@@ -64,7 +68,8 @@ enum Action {
         #[arg(long)]
         force: bool,
     },
-    /// Builds and runs only an exercise's tests, and says what holds.
+    /// Builds and runs every test that can see an exercise (its own first),
+    /// and says what holds.
     Check {
         /// The exercise (default: the one you are working on).
         id: Option<String>,
@@ -96,11 +101,20 @@ enum Action {
     },
     /// Writes the book's exercise pages from the catalogues.
     Book,
+    /// Measures how long a check takes after a one-line edit (2.3, 3.3,
+    /// 4.2, 5.4, 6.1), passing and failing, in a scratch copy.
+    Bench {
+        /// Only this exercise.
+        #[arg(long, value_name = "ID")]
+        only: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let root = args.root.unwrap_or_else(default_root);
+    // Cargo names files by their absolute paths; so must the tool.
+    let root = root.canonicalize().unwrap_or(root);
     match act(&root, args.command.unwrap_or(Action::List)) {
         Ok(code) => code,
         Err(err) => {
@@ -133,6 +147,10 @@ fn act(root: &Path, action: Action) -> anyhow::Result<ExitCode> {
         Action::Restore { id } => restore(&workspace, &id),
         Action::Verify { only, repeat } => {
             verify::verify(&workspace, only.as_deref(), repeat.max(1))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Bench { only } => {
+            bench::bench(&workspace, only.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
         Action::Book => {
@@ -304,16 +322,22 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
     }
 
     println!("Checking exercise {id}: {} ...", exercise.title);
-    let outcome = run::run_tests(&workspace.root, &exercise.tests, None);
+    let selection = select::select(workspace, exercise)?;
+    let place = run::Place {
+        root: &workspace.root,
+        target_dir: None,
+        env: &[],
+        overlap: true,
+    };
+    let outcome = run::run(&place, &selection, run::Stop::AtFirstFailure);
     if let Some(error) = &outcome.build_error {
         println!("\nYour code does not compile yet:\n");
-        for line in error.lines().filter(|line| {
-            let line = line.trim_start();
-            !(line.starts_with("Compiling") || line.starts_with("Blocking"))
-        }) {
-            println!("{line}");
-        }
-        println!("\nStuck? cargo exercise hint {id}");
+        println!("{}", error.trim_end());
+        println!(
+            "\nExercise {id}: read docs/src/{} § {}\nStuck? cargo exercise hint {id}",
+            exercise.chapter,
+            book::plain(&exercise.section)
+        );
         return Ok(ExitCode::FAILURE);
     }
 
@@ -321,21 +345,74 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
         "\nYour code must {}.\n",
         exercise.behaviour.trim_end_matches('.')
     );
-    let mut first_failure = None;
-    let mut holding = 0;
-    for test in &exercise.tests {
-        let mark = match outcome.verdict(test) {
-            Verdict::Passed => {
-                holding += 1;
-                "ok  "
-            }
-            Verdict::Failed => "FAIL",
-            Verdict::NotRun => "??  ",
-        };
-        println!("  {mark}  {}", test.sentence());
-        if outcome.verdict(test) != Verdict::Passed && first_failure.is_none() {
-            first_failure = Some(test);
+    let mark = |verdict: Verdict| match verdict {
+        Verdict::Passed => "ok  ",
+        Verdict::Failed => "FAIL",
+        Verdict::Ignored => "skip",
+        Verdict::Stopped => "--  ",
+        Verdict::NotRun => "??  ",
+    };
+    // What comes after the first failure is not judged, however far it
+    // got: the verdict must not depend on how the runs interleaved.
+    let first_at = outcome
+        .first_failure
+        .as_ref()
+        .and_then(|first| outcome.order.iter().position(|t| t == first));
+    let judged = |test: &TestRef| {
+        let at = outcome.order.iter().position(|t| t == test);
+        match (at, first_at) {
+            (Some(at), Some(first)) if at > first => Verdict::Stopped,
+            _ => outcome.verdict(test),
         }
+    };
+    for test in &exercise.tests {
+        println!("  {}  {}", mark(judged(test)), test.sentence());
+    }
+    let others: Vec<&TestRef> = outcome
+        .order
+        .iter()
+        .filter(|test| !exercise.tests.contains(test))
+        .collect();
+    let passed_others = others
+        .iter()
+        .filter(|t| judged(t) == Verdict::Passed)
+        .count();
+    let ignored: Vec<&&TestRef> = others
+        .iter()
+        .filter(|t| outcome.verdict(t) == Verdict::Ignored)
+        .collect();
+    let mut packages = selection.packages.clone();
+    if !selection.cross.is_empty() {
+        packages.push("the cross-lesson tests".to_string());
+    }
+    let first_other = outcome
+        .first_failure
+        .as_ref()
+        .filter(|test| !exercise.tests.contains(test));
+    match first_other {
+        Some(test) => {
+            println!(
+                "  ok    {passed_others} more tests of {} before it",
+                packages.join(", ")
+            );
+            println!(
+                "  FAIL  {} ({} {})",
+                test.sentence(),
+                test.package,
+                test.target
+            );
+        }
+        None if outcome.first_failure.is_none() => println!(
+            "  {}  and {passed_others} more tests of {}{}",
+            mark(Verdict::Passed),
+            packages.join(", "),
+            if ignored.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} skipped: see `cargo test`)", ignored.len())
+            }
+        ),
+        None => {}
     }
     if let Some(changed) = changed_snapshots(&workspace.root) {
         bail!(
@@ -343,44 +420,88 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
             changed.join(", ")
         );
     }
-    let total = exercise.tests.len();
-    match first_failure {
-        None => {
-            let mut progress = progress;
-            let files = workspace.load(exercise)?;
-            progress
-                .passed
-                .insert(id.clone(), workspace::fingerprint(&files, id));
-            workspace.save_progress(&progress)?;
-            println!(
-                "\nAll {total} hold: exercise {id} passes. `cargo exercise` shows what is next."
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(test) => {
-            println!(
-                "\n{holding} of {total} hold. The first that does not: {}\n",
-                test.sentence()
-            );
-            match outcome.messages.get(test) {
-                Some(message) => {
-                    for line in message.trim().lines() {
-                        println!("    {line}");
-                    }
+    let holding = outcome
+        .order
+        .iter()
+        .filter(|test| judged(test) == Verdict::Passed)
+        .count();
+    let read = format!(
+        "Exercise {id}: read docs/src/{} § {}\nStuck? cargo exercise hint {id}",
+        exercise.chapter,
+        book::plain(&exercise.section)
+    );
+    if let Some(test) = &outcome.first_failure {
+        println!(
+            "\n{holding} hold. The first that does not: {}\n",
+            test.sentence()
+        );
+        match outcome.messages.get(test) {
+            Some(message) => {
+                for line in message.trim().lines() {
+                    println!("    {line}");
                 }
-                None => println!(
-                    "    (it did not run: {}:{}:{}; the whole output follows)\n{}",
-                    test.package, test.target, test.name, outcome.output
-                ),
             }
+            None => println!(
+                "    (it did not run: {}:{}:{})",
+                test.package, test.target, test.name
+            ),
+        }
+        println!(
+            "\n{read}\n(build {:.1} s, tests {:.1} s)",
+            outcome.build_time.as_secs_f64(),
+            outcome.test_time.as_secs_f64()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+
+    let warnings = lints::warnings(workspace, exercise, &outcome.diagnostics);
+    let clock = std::time::Instant::now();
+    let lint = lints::failing_lint(&place, workspace, exercise);
+    let timing = format!(
+        "build {:.1} s, {} tests {:.1} s, clippy {:.1} s",
+        outcome.build_time.as_secs_f64(),
+        outcome.order.len(),
+        outcome.test_time.as_secs_f64(),
+        clock.elapsed().as_secs_f64()
+    );
+    match lint {
+        Ok(Some(message)) => {
             println!(
-                "\nRead: docs/src/{} § {}\nStuck? cargo exercise hint {id}",
-                exercise.chapter,
-                book::plain(&exercise.section)
+                "\nAll {holding} tests hold, but clippy sees a mistake in your code that tests over loopback can miss:\n"
             );
-            Ok(ExitCode::FAILURE)
+            for line in message.lines() {
+                println!("    {line}");
+            }
+            println!("\n{read}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Ok(None) => {}
+        Err(error) => println!(
+            "\n(clippy could not run, so only the tests checked your code: {})",
+            error.trim()
+        ),
+    }
+    if !warnings.is_empty() {
+        println!(
+            "\nThe compiler warns about your code (an unused variable, or a value assigned and never read, is often a bug):\n"
+        );
+        for warning in &warnings {
+            for line in warning.trim_end().lines() {
+                println!("    {line}");
+            }
+            println!();
         }
     }
+    let mut progress = progress;
+    let files = workspace.load(exercise)?;
+    progress
+        .passed
+        .insert(id.clone(), workspace::fingerprint(&files, id));
+    workspace.save_progress(&progress)?;
+    println!(
+        "\nAll {holding} hold: exercise {id} passes. `cargo exercise` shows what is next.\n({timing})"
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The exercise the learner is on: the first started and not passing, or

@@ -1,18 +1,25 @@
 //! `cargo exercise verify`: what CI runs to prove every exercise is real.
 //!
 //! 1. Statically: the catalogues are complete (hints, tests, a chapter
-//!    section that exists), the markers are well formed and match the
-//!    catalogues, every test named exists, and the book's pages are current.
-//! 2. In a copy of the workspace (never the learner's tree), for each
-//!    exercise: blank it; it must compile, every test it lists must fail, and
-//!    the failures must show its `exercise ID:` message; then put the
-//!    reference back, byte for byte.
-//! 3. On the restored copy, every listed test passes.
+//!    section that exists, enough known mistakes and other solutions), the
+//!    markers are well formed and match the catalogues, every test named
+//!    exists, and the book's pages are current.
+//! 2. In a copy of the workspace (never the learner's tree), with the same
+//!    test selection and runner as `check`:
+//!    - the reference: every test that can see a selected exercise passes;
+//!    - each exercise blank: it compiles, every listed test fails, and the
+//!      failures show its `exercise ID:` message;
+//!    - each known mistake: the check fails, and its first failure's
+//!      message names what the mistake breaks (`--repeat N`: N times);
+//!    - the other correct solutions: the whole check passes. One of each
+//!      exercise goes in at once, so the suites run once for all of them;
+//!      a failing round is retried one solution at a time to say which.
+//!
+//!    After each, the reference goes back byte for byte.
 //!
 //! Snapshots cannot be written on the way (see `run`), and a tracked `.snap`
-//! that changed anyway fails the exercise.
+//! that changed anyway fails the run.
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -23,13 +30,45 @@ use anyhow::{Context, bail};
 
 use crate::book;
 use crate::catalogue::{Exercise, TestRef, Variant};
+use crate::lints;
 use crate::regions::{self, Region, Source};
-use crate::run::{self, Verdict};
+use crate::run::{self, Outcome, Place, Stop, Verdict};
+use crate::select::{self, Selection};
 use crate::workspace::Workspace;
+
+/// Whether every exercise must carry at least [`MIN_MISTAKES`] known
+/// mistakes and [`MIN_ALTERNATIVES`] other correct solutions (a static
+/// problem when it does not). Flip to `false` to let catalogues in that do
+/// not meet it yet.
+pub const REQUIRE_MINIMUM: bool = true;
+pub const MIN_MISTAKES: usize = 4;
+pub const MIN_ALTERNATIVES: usize = 1;
+
+/// The copy builds with the workspace's own profile, so that its first
+/// build can start from the workspace's compiled dependencies (see [`seed`]).
+const COPY_ENV: &[(&str, &str)] = &[];
+
+/// The copy of the workspace verify works in.
+struct Copy {
+    workspace: Workspace,
+    target_dir: PathBuf,
+    snapshots: BTreeMap<PathBuf, Vec<u8>>,
+}
+
+impl Copy {
+    fn place(&self) -> Place<'_> {
+        Place {
+            root: &self.workspace.root,
+            target_dir: Some(&self.target_dir),
+            env: COPY_ENV,
+            overlap: false,
+        }
+    }
+}
 
 pub fn verify(workspace: &Workspace, only: Option<&str>, repeat: usize) -> anyhow::Result<()> {
     let started = Instant::now();
-    let problems = static_problems(workspace, Blanks::AreProblems)?;
+    let problems = static_problems(workspace, Blanks::AreProblems, REQUIRE_MINIMUM)?;
     if !problems.is_empty() {
         for problem in &problems {
             eprintln!("- {problem}");
@@ -53,8 +92,8 @@ pub fn verify(workspace: &Workspace, only: Option<&str>, repeat: usize) -> anyho
         bail!("no exercise matches {}", only.unwrap_or_default());
     }
 
-    let copy = workspace.root.join("target/exercise-verify/workspace");
-    copy_workspace(&workspace.root, &copy)?;
+    let root = workspace.root.join("target/exercise-verify/workspace");
+    copy_workspace(&workspace.root, &root)?;
     // The copy builds into a target folder of its own, kept between runs so
     // that only what changed is rebuilt. Never the workspace's own: Cargo
     // names a workspace member's artifacts without its path, so the copy's
@@ -64,19 +103,62 @@ pub fn verify(workspace: &Workspace, only: Option<&str>, repeat: usize) -> anyho
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.root.join("target"))
         .join("exercise-verify-target");
-    let copied = Workspace::open(&copy)?;
-    let snapshots = snapshot_files(&copy)?;
+    let main_target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.root.join("target"));
+    let clock = Instant::now();
+    let seeded = seed(&main_target, &target_dir, &select::members(&workspace.root))?;
+    if seeded > 0 {
+        println!(
+            "seeded the copy's target folder with {seeded} compiled dependencies of the workspace's ({:.1} s)",
+            clock.elapsed().as_secs_f64()
+        );
+    }
+    let copy = Copy {
+        workspace: Workspace::open(&root)?,
+        snapshots: snapshot_files(&root)?,
+        target_dir,
+    };
+    let selections: Vec<Selection> = selected
+        .iter()
+        .map(|exercise| select::select(&copy.workspace, exercise))
+        .collect::<anyhow::Result<_>>()?;
 
     let mut failed = Vec::new();
-    for exercise in &selected {
+    let mut times: BTreeMap<&str, (usize, f64)> = BTreeMap::new();
+    let mut timed = |kind: &'static str, clock: Instant| {
+        let seconds = clock.elapsed().as_secs_f64();
+        let entry = times.entry(kind).or_default();
+        entry.0 += 1;
+        entry.1 += seconds;
+        seconds
+    };
+
+    // The reference first: it builds everything the rest needs.
+    let clock = Instant::now();
+    let all = Selection::merge(&selections);
+    let outcome = with_variants(&copy, &[], &all, Stop::AtFirstFailure)?;
+    let seconds = timed("reference", clock);
+    match passes(&outcome) {
+        Ok(count) => println!(
+            "ok    reference: all {count} tests that see the exercises pass ({seconds:.1} s)"
+        ),
+        Err(err) => {
+            println!("FAIL  reference: {err:#} ({seconds:.1} s)");
+            bail!("the reference does not pass its own checks; nothing else can be verified");
+        }
+    }
+
+    for (exercise, selection) in selected.iter().zip(&selections) {
         let clock = Instant::now();
-        match blank_must_fail(&copied, exercise, &target_dir, &snapshots) {
+        let result = blank_must_fail(&copy, exercise);
+        let seconds = timed("blank", clock);
+        match result {
             Ok(()) => println!(
-                "ok    {} {}: blank, its {} test(s) fail with its message ({:.0} s)",
+                "ok    {} {}: blank, its {} test(s) fail with its message ({seconds:.1} s)",
                 exercise.id,
                 exercise.title,
                 exercise.tests.len(),
-                clock.elapsed().as_secs_f64()
             ),
             Err(err) => {
                 println!("FAIL  {} {}: {err:#}", exercise.id, exercise.title);
@@ -91,17 +173,16 @@ pub fn verify(workspace: &Workspace, only: Option<&str>, repeat: usize) -> anyho
                 } else {
                     String::new()
                 };
-                match mistake_must_fail(&copied, exercise, mistake, &target_dir, &snapshots) {
-                    Ok(test) => println!(
-                        "ok    {} mistake `{}`: caught by {}{round_words} ({:.0} s)",
-                        exercise.id,
-                        mistake.name,
-                        test.sentence(),
-                        clock.elapsed().as_secs_f64()
+                let result = mistake_must_fail(&copy, exercise, mistake, selection);
+                let seconds = timed("mistake", clock);
+                match result {
+                    Ok(by) => println!(
+                        "ok    {} mistake `{}`: caught by {by}{round_words} ({seconds:.1} s)",
+                        exercise.id, mistake.name,
                     ),
                     Err(err) => {
                         println!(
-                            "FAIL  {} mistake `{}`{round_words}: {err:#}",
+                            "FAIL  {} mistake `{}`{round_words}: {err:#} ({seconds:.1} s)",
                             exercise.id, mistake.name
                         );
                         failed.push(format!("{} `{}`", exercise.id, mistake.name));
@@ -110,18 +191,46 @@ pub fn verify(workspace: &Workspace, only: Option<&str>, repeat: usize) -> anyho
                 }
             }
         }
-        for alternative in &exercise.alternatives {
+    }
+
+    // The other correct solutions, one of each exercise at once.
+    let rounds = selected
+        .iter()
+        .map(|e| e.alternatives.len())
+        .max()
+        .unwrap_or(0);
+    for round in 0..rounds {
+        let members: Vec<(&Exercise, &Variant, &Selection)> = selected
+            .iter()
+            .zip(&selections)
+            .filter_map(|(e, s)| e.alternatives.get(round).map(|a| (*e, a, s)))
+            .collect();
+        let clock = Instant::now();
+        let together = alternatives_must_pass(&copy, &members);
+        let seconds = timed("alternatives", clock);
+        let names = members
+            .iter()
+            .map(|(e, a, _)| format!("{} `{}`", e.id, a.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if together.is_ok() {
+            println!("ok    alternatives {names}: pass ({seconds:.1} s)");
+            continue;
+        }
+        // Say which: one at a time.
+        for member in &members {
             let clock = Instant::now();
-            match alternative_must_pass(&copied, exercise, alternative, &target_dir, &snapshots) {
+            let result = alternatives_must_pass(&copy, std::slice::from_ref(member));
+            let seconds = timed("alternatives", clock);
+            let (exercise, alternative, _) = member;
+            match result {
                 Ok(()) => println!(
-                    "ok    {} alternative `{}`: passes ({:.0} s)",
-                    exercise.id,
-                    alternative.name,
-                    clock.elapsed().as_secs_f64()
+                    "ok    {} alternative `{}`: passes ({seconds:.1} s)",
+                    exercise.id, alternative.name
                 ),
                 Err(err) => {
                     println!(
-                        "FAIL  {} alternative `{}`: {err:#}",
+                        "FAIL  {} alternative `{}`: {err:#} ({seconds:.1} s)",
                         exercise.id, alternative.name
                     );
                     failed.push(format!("{} `{}`", exercise.id, alternative.name));
@@ -130,44 +239,20 @@ pub fn verify(workspace: &Workspace, only: Option<&str>, repeat: usize) -> anyho
         }
     }
 
-    let all: Vec<TestRef> = selected
+    let summary: Vec<String> = times
         .iter()
-        .flat_map(|e| e.tests.iter().cloned())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
+        .map(|(kind, (count, seconds))| {
+            format!(
+                "{count} {kind} in {seconds:.0} s ({:.1} s each)",
+                seconds / *count as f64
+            )
+        })
         .collect();
-    let outcome = run::run_tests(&copy, &all, Some(&target_dir));
-    if let Some(error) = &outcome.build_error {
-        println!("FAIL  the reference does not build:\n{error}");
-        failed.push("reference".to_string());
-    } else {
-        let broken: Vec<&TestRef> = all
-            .iter()
-            .filter(|test| outcome.verdict(test) != Verdict::Passed)
-            .collect();
-        if broken.is_empty() {
-            println!(
-                "ok    restored: all {} listed tests pass on the reference",
-                all.len()
-            );
-        } else {
-            for test in &broken {
-                println!(
-                    "FAIL  restored: {}:{}:{} does not pass on the reference\n{}",
-                    test.package,
-                    test.target,
-                    test.name,
-                    outcome.messages.get(test).cloned().unwrap_or_default()
-                );
-            }
-            failed.push("reference".to_string());
-        }
-    }
-
     println!(
-        "verify: {} exercise(s) in {:.0} s",
+        "verify: {} exercise(s) in {:.0} s: {}",
         selected.len(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        summary.join(", ")
     );
     if failed.is_empty() {
         println!("{} passed, 0 failed", selected.len() + 1);
@@ -177,29 +262,84 @@ pub fn verify(workspace: &Workspace, only: Option<&str>, repeat: usize) -> anyho
     }
 }
 
-/// Puts `make`'s bodies into `exercise`'s regions in the copy (it is given
-/// the region's number, its reference body and the region), runs `tests`,
-/// and puts the reference back, byte for byte.
-fn with_regions(
-    copy: &Workspace,
-    exercise: &Exercise,
-    tests: &[TestRef],
-    target_dir: &Path,
-    snapshots: &BTreeMap<PathBuf, Vec<u8>>,
-    make: impl Fn(usize, &[String], &Region) -> Vec<String>,
-) -> anyhow::Result<run::Outcome> {
-    let files = copy.load(exercise)?;
-    let originals: Vec<(PathBuf, String)> = files
-        .iter()
-        .map(|file| (copy.root.join(&file.path), file.current.text()))
-        .collect();
-    // `rewrite` visits the regions in the order `solution` prints them.
-    let number = Cell::new(0);
-    copy.rewrite(exercise, &files, |body, region| {
-        number.set(number.get() + 1);
-        make(number.get(), body, region)
-    })?;
-    let outcome = run::run_tests(&copy.root, tests, Some(target_dir));
+/// Every test ran and none failed: how many passed.
+fn passes(outcome: &Outcome) -> anyhow::Result<usize> {
+    if let Some(error) = &outcome.build_error {
+        bail!("it does not compile:\n{}", last_lines(error, 30));
+    }
+    if let Some(test) = &outcome.first_failure {
+        bail!(
+            "{}:{}:{} fails:\n{}",
+            test.package,
+            test.target,
+            test.name,
+            outcome.messages.get(test).cloned().unwrap_or_default()
+        );
+    }
+    Ok(outcome.count(Verdict::Passed))
+}
+
+/// Puts each variant's code in its exercise's regions in the copy (`None`:
+/// the blank), runs `selection`, and puts the reference back, byte for byte.
+fn with_variants(
+    copy: &Copy,
+    variants: &[(&Exercise, Option<&Variant>)],
+    selection: &Selection,
+    stop: Stop,
+) -> anyhow::Result<Outcome> {
+    with_variants_and_lints(copy, variants, selection, stop, false).map(|(outcome, _)| outcome)
+}
+
+/// [`with_variants`], and, when `lint` and every test passed, the failing
+/// lint in each variant's exercise, before the reference goes back.
+fn with_variants_and_lints(
+    copy: &Copy,
+    variants: &[(&Exercise, Option<&Variant>)],
+    selection: &Selection,
+    stop: Stop,
+    lint: bool,
+) -> anyhow::Result<(Outcome, Vec<String>)> {
+    let workspace = &copy.workspace;
+    let mut originals: Vec<(PathBuf, String)> = Vec::new();
+    for (exercise, _) in variants {
+        for path in workspace.files_of(&exercise.id)? {
+            let full = workspace.root.join(&path);
+            if !originals.iter().any(|(p, _)| *p == full) {
+                let text = fs::read_to_string(&full)
+                    .with_context(|| format!("could not read {}", full.display()))?;
+                originals.push((full, text));
+            }
+        }
+    }
+    let applied = (|| -> anyhow::Result<()> {
+        for (exercise, variant) in variants {
+            let files = workspace.load(exercise)?;
+            // `rewrite` visits the regions in the order `solution` prints them.
+            let number = std::cell::Cell::new(0);
+            workspace.rewrite(exercise, &files, |body, region| {
+                number.set(number.get() + 1);
+                match variant {
+                    None => regions::blank_body(body, region, exercise),
+                    Some(variant) => variant_or_reference(variant, number.get(), body, region),
+                }
+            })?;
+        }
+        Ok(())
+    })();
+    let outcome = applied.and_then(|()| {
+        let outcome = run::run(&copy.place(), selection, stop);
+        let mut lints = Vec::new();
+        if lint && outcome.build_error.is_none() && outcome.first_failure.is_none() {
+            for (exercise, _) in variants {
+                match lints::failing_lint(&copy.place(), workspace, exercise) {
+                    Ok(Some(message)) => lints.push(message),
+                    Ok(None) => {}
+                    Err(error) => bail!("clippy could not run: {error}"),
+                }
+            }
+        }
+        Ok((outcome, lints))
+    });
     for (path, text) in &originals {
         fs::write(path, text).with_context(|| format!("could not restore {}", path.display()))?;
     }
@@ -208,33 +348,26 @@ fn with_regions(
             bail!("{} did not read back as the reference", path.display());
         }
     }
-    for (path, bytes) in snapshots {
-        if fs::read(copy.root.join(path)).ok().as_ref() != Some(bytes) {
-            fs::write(copy.root.join(path), bytes)?;
+    for (path, bytes) in &copy.snapshots {
+        if fs::read(workspace.root.join(path)).ok().as_ref() != Some(bytes) {
+            fs::write(workspace.root.join(path), bytes)?;
             bail!(
                 "{} changed while its tests ran: snapshots must never be written",
                 path.display()
             );
         }
     }
-    Ok(outcome)
+    outcome
 }
 
 /// Blanks `exercise` in the copy: it must compile, and every listed test
 /// must fail with its `todo!` message.
-fn blank_must_fail(
-    copy: &Workspace,
-    exercise: &Exercise,
-    target_dir: &Path,
-    snapshots: &BTreeMap<PathBuf, Vec<u8>>,
-) -> anyhow::Result<()> {
-    let outcome = with_regions(
+fn blank_must_fail(copy: &Copy, exercise: &Exercise) -> anyhow::Result<()> {
+    let outcome = with_variants(
         copy,
-        exercise,
-        &exercise.tests,
-        target_dir,
-        snapshots,
-        |_, body, region| regions::blank_body(body, region, exercise),
+        &[(exercise, None)],
+        &Selection::listed(&exercise.tests),
+        Stop::Never,
     )?;
     if let Some(error) = outcome.build_error {
         bail!(
@@ -275,22 +408,21 @@ fn variant_or_reference(
 }
 
 /// Puts a known mistake in the copy: it must compile (a learner's mistake
-/// does), and the check must fail, the first failure's message naming the
-/// behaviour the mistake breaks. Returns the test that caught it.
+/// does), and the check must fail, its first failure's message naming the
+/// behaviour the mistake breaks: a test's, or, when every test passes, a
+/// lint's. Returns what caught it.
 fn mistake_must_fail(
-    copy: &Workspace,
+    copy: &Copy,
     exercise: &Exercise,
     mistake: &Variant,
-    target_dir: &Path,
-    snapshots: &BTreeMap<PathBuf, Vec<u8>>,
-) -> anyhow::Result<TestRef> {
-    let outcome = with_regions(
+    selection: &Selection,
+) -> anyhow::Result<String> {
+    let (outcome, lints) = with_variants_and_lints(
         copy,
-        exercise,
-        &exercise.tests,
-        target_dir,
-        snapshots,
-        |number, body, region| variant_or_reference(mistake, number, body, region),
+        &[(exercise, Some(mistake))],
+        selection,
+        Stop::AtFirstFailure,
+        true,
     )?;
     if let Some(error) = outcome.build_error {
         bail!(
@@ -298,55 +430,48 @@ fn mistake_must_fail(
             last_lines(&error, 30)
         );
     }
-    let Some(first) = exercise
-        .tests
-        .iter()
-        .find(|test| outcome.verdict(test) != Verdict::Passed)
-    else {
-        bail!("every test passes with it: the check lets this mistake through");
+    let (by, message) = match &outcome.first_failure {
+        Some(first) => (
+            format!("{} ({}:{})", first.sentence(), first.package, first.target),
+            outcome.messages.get(first).cloned().unwrap_or_default(),
+        ),
+        None => {
+            // Every test passes: only a lint can still catch it.
+            match lints.into_iter().next() {
+                Some(message) => ("clippy".to_string(), message),
+                None => bail!(
+                    "all {} tests pass with it, and no lint sees it: the check lets this mistake through",
+                    outcome.count(Verdict::Passed)
+                ),
+            }
+        }
     };
-    let message = outcome.messages.get(first).cloned().unwrap_or_default();
     if !names(&message, &mistake.breaks) {
         bail!(
-            "caught by {}, but its message does not say `{}`:\n{}",
-            first.sentence(),
+            "caught by {by}, but its message does not say `{}`:\n{}",
             mistake.breaks,
             message
         );
     }
-    Ok(first.clone())
+    Ok(by)
 }
 
-/// Puts a correct solution written differently in the copy: every test
-/// must pass with it.
-fn alternative_must_pass(
-    copy: &Workspace,
-    exercise: &Exercise,
-    alternative: &Variant,
-    target_dir: &Path,
-    snapshots: &BTreeMap<PathBuf, Vec<u8>>,
+/// Puts correct solutions written differently in the copy, each in its
+/// exercise: every test that sees those exercises must pass, and no lint
+/// may fire in their regions.
+fn alternatives_must_pass(
+    copy: &Copy,
+    members: &[(&Exercise, &Variant, &Selection)],
 ) -> anyhow::Result<()> {
-    let outcome = with_regions(
-        copy,
-        exercise,
-        &exercise.tests,
-        target_dir,
-        snapshots,
-        |number, body, region| variant_or_reference(alternative, number, body, region),
-    )?;
-    if let Some(error) = outcome.build_error {
-        bail!("it does not compile:\n{}", last_lines(&error, 30));
-    }
-    if let Some(test) = exercise
-        .tests
-        .iter()
-        .find(|test| outcome.verdict(test) != Verdict::Passed)
-    {
-        bail!(
-            "the check rejects this correct code at {}:\n{}",
-            test.sentence(),
-            outcome.messages.get(test).cloned().unwrap_or_default()
-        );
+    let variants: Vec<(&Exercise, Option<&Variant>)> =
+        members.iter().map(|(e, a, _)| (*e, Some(*a))).collect();
+    let selections: Vec<Selection> = members.iter().map(|(_, _, s)| (*s).clone()).collect();
+    let selection = Selection::merge(&selections);
+    let (outcome, lints) =
+        with_variants_and_lints(copy, &variants, &selection, Stop::AtFirstFailure, true)?;
+    passes(&outcome).context("the check rejects this correct code")?;
+    if let Some(message) = lints.first() {
+        bail!("a lint fails it:\n{message}");
     }
     Ok(())
 }
@@ -373,7 +498,11 @@ pub enum Blanks {
 }
 
 /// What is wrong before anything runs.
-pub fn static_problems(workspace: &Workspace, blanks: Blanks) -> anyhow::Result<Vec<String>> {
+pub fn static_problems(
+    workspace: &Workspace,
+    blanks: Blanks,
+    minimum: bool,
+) -> anyhow::Result<Vec<String>> {
     let mut problems = Vec::new();
     let mut ids = BTreeSet::new();
     let packages = package_dirs(&workspace.root)?;
@@ -399,6 +528,19 @@ pub fn static_problems(workspace: &Workspace, blanks: Blanks) -> anyhow::Result<
         }
         if exercise.tests.is_empty() {
             problems.push(format!("exercise {id} names no test that proves it"));
+        }
+        if minimum
+            && (exercise.mistakes.len() < MIN_MISTAKES
+                || exercise.alternatives.len() < MIN_ALTERNATIVES)
+        {
+            problems.push(format!(
+                "exercise {id} has {} known mistake(s) and {} other correct solution(s); it needs at \
+                 least {MIN_MISTAKES} `[[exercise.mistake]]` and {MIN_ALTERNATIVES} \
+                 `[[exercise.alternative]]` in {}",
+                exercise.mistakes.len(),
+                exercise.alternatives.len(),
+                exercise.catalogue.display()
+            ));
         }
         for variant in exercise.mistakes.iter().chain(&exercise.alternatives) {
             let regions = workspace
@@ -569,8 +711,8 @@ fn collect_rs(dir: &Path, found: &mut Vec<PathBuf>) {
 }
 
 /// Copies the workspace's files (what git tracks, and new files it does not
-/// ignore) into `to`, fresh.
-fn copy_workspace(root: &Path, to: &Path) -> anyhow::Result<()> {
+/// ignore) into `to`, and nothing else.
+pub fn copy_workspace(root: &Path, to: &Path) -> anyhow::Result<()> {
     let output = Command::new("git")
         .arg("-C")
         .arg(root)
@@ -590,9 +732,9 @@ fn copy_workspace(root: &Path, to: &Path) -> anyhow::Result<()> {
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
-    if to.exists() {
-        fs::remove_dir_all(to).with_context(|| format!("could not empty {}", to.display()))?;
-    }
+    // Only what differs is written, and what is gone is removed, so that
+    // the copy's files keep their times and its build stays warm.
+    let mut wanted = BTreeSet::new();
     for name in output.stdout.split(|&b| b == 0).filter(|n| !n.is_empty()) {
         let relative = PathBuf::from(String::from_utf8_lossy(name).into_owned());
         let from = root.join(&relative);
@@ -600,10 +742,103 @@ fn copy_workspace(root: &Path, to: &Path) -> anyhow::Result<()> {
             continue; // deleted in the working tree
         }
         let dest = to.join(&relative);
+        wanted.insert(dest.clone());
+        let bytes =
+            fs::read(&from).with_context(|| format!("could not read {}", from.display()))?;
+        if fs::read(&dest).ok().as_ref() == Some(&bytes) {
+            continue;
+        }
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent)?;
         }
-        fs::copy(&from, &dest).with_context(|| format!("could not copy {}", from.display()))?;
+        fs::write(&dest, &bytes).with_context(|| format!("could not write {}", dest.display()))?;
+    }
+    let mut present = Vec::new();
+    collect_all(to, &mut present);
+    for path in present {
+        if !wanted.contains(&path) {
+            fs::remove_file(&path)
+                .with_context(|| format!("could not remove {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts a new target folder for the copy from the workspace's own: the
+/// compiled dependencies only (every unit whose fingerprint is not a
+/// workspace member's), copied, never linked. The members' units are left
+/// out, so the copy compiles them itself: a test executable bakes in the
+/// path of its package's binaries (`CARGO_BIN_EXE_*`), and one copied from
+/// the workspace would start the workspace's binaries, not the copy's.
+/// Does nothing when the copy's folder exists. Returns how many units.
+fn seed(from: &Path, to: &Path, members: &[select::Member]) -> anyhow::Result<usize> {
+    let debug = from.join("debug");
+    if to.exists() || !debug.join(".fingerprint").is_dir() {
+        return Ok(0);
+    }
+    let mut member_names: BTreeSet<String> = members.iter().map(|m| m.name.clone()).collect();
+    member_names.insert("exercise".to_string());
+    // A unit is `NAME-HASH`; keep the hashes of the dependencies' units.
+    let split = |name: &str| -> Option<(String, String)> {
+        let (stem, hash) = name.rsplit_once('-')?;
+        (hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()))
+            .then(|| (stem.to_string(), hash.to_string()))
+    };
+    let mut hashes = BTreeSet::new();
+    let mut units = 0;
+    for entry in fs::read_dir(debug.join(".fingerprint"))?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some((package, hash)) = split(&name)
+            && !member_names.contains(&package)
+        {
+            hashes.insert(hash);
+            units += 1;
+        }
+    }
+    let staging = to.with_extension("seeding");
+    if staging.exists() {
+        fs::remove_dir_all(&staging)?;
+    }
+    for folder in [".fingerprint", "build", "deps"] {
+        let Ok(entries) = fs::read_dir(debug.join(folder)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stem = name.split('.').next().unwrap_or(&name);
+            let stem = stem.strip_prefix("lib").unwrap_or(stem);
+            let keep = split(stem).is_some_and(|(_, hash)| hashes.contains(&hash))
+                || split(&name).is_some_and(|(_, hash)| hashes.contains(&hash));
+            if keep {
+                copy_tree(
+                    &entry.path(),
+                    &staging.join("debug").join(folder).join(&name),
+                )?;
+            }
+        }
+    }
+    fs::rename(&staging, to)
+        .with_context(|| format!("could not move {} to {}", staging.display(), to.display()))?;
+    Ok(units)
+}
+
+/// Copies a file, or a folder and everything in it, keeping modification
+/// times (Cargo compares them).
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    if from.is_dir() {
+        fs::create_dir_all(to)?;
+        for entry in fs::read_dir(from)?.flatten() {
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        return Ok(());
+    }
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::copy(from, to).with_context(|| format!("could not copy {}", from.display()))?;
+    if let Ok(modified) = fs::metadata(from).and_then(|m| m.modified()) {
+        let file = fs::File::options().write(true).open(to)?;
+        file.set_modified(modified)?;
     }
     Ok(())
 }
@@ -657,7 +892,8 @@ mod tests {
     #[test]
     fn the_lessons_catalogues_and_markers_agree() {
         let workspace = Workspace::open(&crate::default_root()).unwrap();
-        let problems = static_problems(&workspace, Blanks::AreFine).unwrap();
+        // The minimum count of mistakes is verify's to enforce (REQUIRE_MINIMUM).
+        let problems = static_problems(&workspace, Blanks::AreFine, false).unwrap();
         assert!(
             problems.is_empty(),
             "the exercises and the code disagree:\n{}",

@@ -13,6 +13,8 @@ use testkit::TempDir;
 
 const LIB: &str = r#"//! A tiny lesson.
 
+use std::io::{self, Write};
+
 /// Adds.
 pub fn add(a: u32, b: u32) -> u32 {
     // exercise 2.1: begin
@@ -29,11 +31,28 @@ pub fn double(a: u32) -> u32 {
     twice
 }
 
+/// Sends one line.
+pub fn send(out: &mut impl Write, line: &str) -> io::Result<()> {
+    // exercise 2.3: begin
+    out.write_all(line.as_bytes())?;
+    out.write_all(b"\n")?;
+    // exercise 2.3: end
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn adds_two_numbers() {
+        // Slower than the unlisted test below: the verdict must still
+        // report this one, which the catalogue lists first.
+        std::thread::sleep(std::time::Duration::from_millis(300));
         assert_eq!(super::add(2, 3), 5, "2 + 3 should be 5");
+    }
+
+    #[test]
+    fn a_sum_is_unlisted() {
+        assert_eq!(super::add(1, 1), 2, "an unlisted test failed");
     }
 
     #[test]
@@ -41,11 +60,28 @@ mod tests {
         assert_eq!(super::double(4), 8);
     }
 
+    #[test]
+    fn sends_the_line_and_one_newline() {
+        let mut out = Vec::new();
+        super::send(&mut out, "hi").unwrap();
+        assert_eq!(out, b"hi\n", "a line must end with one newline");
+    }
+
     /// The tool must run tests with snapshots locked, whatever the caller set.
     #[test]
     fn snapshots_cannot_be_written() {
         assert_eq!(std::env::var("INSTA_UPDATE").as_deref(), Ok("no"));
         assert!(std::env::var("INSTA_FORCE_PASS").is_err());
+    }
+}
+"#;
+
+/// Another test target of the lesson: slow when the sum is wrong, so a
+/// check that does not stop at the first failure waits for it.
+const SLOW: &str = r#"#[test]
+fn waits_a_minute_when_the_sum_is_wrong() {
+    if x::add(2, 3) != 5 {
+        std::thread::sleep(std::time::Duration::from_secs(60));
     }
 }
 "#;
@@ -61,6 +97,30 @@ section = "Adding"
 hints = ["Use +.", "a + b"]
 tests = ["x:lib:tests::adds_two_numbers", "x:lib:tests::snapshots_cannot_be_written"]
 
+[[exercise.mistake]]
+name = "times"
+breaks = "2 + 3 should be 5"
+code.1 = "a * b"
+
+[[exercise.mistake]]
+name = "twice a"
+breaks = "2 + 3 should be 5"
+code.1 = "a + a"
+
+[[exercise.mistake]]
+name = "twice b"
+breaks = "2 + 3 should be 5"
+code.1 = "b + b"
+
+[[exercise.mistake]]
+name = "one too many"
+breaks = "should be 5"
+code.1 = "a + b + 1"
+
+[[exercise.alternative]]
+name = "the other way round"
+code.1 = "b + a"
+
 [[exercise]]
 id = "2.2"
 title = "Double"
@@ -68,6 +128,71 @@ behaviour = "return twice `a`"
 section = "Doubling"
 hints = ["Multiply.", "a * 2"]
 tests = ["x:lib:tests::doubles_a_number"]
+
+[[exercise.mistake]]
+name = "plus two"
+breaks = "left == right"
+code.1 = "let twice = a + 2;"
+
+[[exercise.mistake]]
+name = "times three"
+breaks = "left == right"
+code.1 = "let twice = a * 3;"
+
+[[exercise.mistake]]
+name = "squared"
+breaks = "left == right"
+code.1 = "let twice = a * a;"
+
+[[exercise.mistake]]
+name = "itself"
+breaks = "left == right"
+code.1 = "let twice = a;"
+
+[[exercise.alternative]]
+name = "a sum"
+code.1 = "let twice = a + a;"
+
+[[exercise]]
+id = "2.3"
+title = "Send"
+behaviour = "send the line and a newline"
+section = "Sending"
+hints = ["write_all.", "write_all twice"]
+tests = ["x:lib:tests::sends_the_line_and_one_newline"]
+
+[[exercise.mistake]]
+name = "write ignores its count"
+breaks = "a read or write whose count is ignored"
+code.1 = """
+out.write(line.as_bytes())?;
+out.write_all(b"\\n")?;
+"""
+
+[[exercise.mistake]]
+name = "no newline"
+breaks = "must end with one newline"
+code.1 = "out.write_all(line.as_bytes())?;"
+
+[[exercise.mistake]]
+name = "two newlines"
+breaks = "must end with one newline"
+code.1 = """
+out.write_all(line.as_bytes())?;
+out.write_all(b"\\n\\n")?;
+"""
+
+[[exercise.mistake]]
+name = "newline first"
+breaks = "must end with one newline"
+code.1 = """
+out.write_all(b"\\n")?;
+out.write_all(line.as_bytes())?;
+"""
+
+[[exercise.alternative]]
+name = "one buffer"
+code.1 = "out.write_all(format!(\"{line}\\n\").as_bytes())?;"
 "#;
 
 /// A workspace with one lesson, committed to git.
@@ -82,11 +207,12 @@ fn workspace() -> TempDir {
         b"[package]\nname = \"x\"\nversion = \"0.1.0\"\nedition = \"2024\"\n",
     );
     dir.write("crates/02-x/src/lib.rs", LIB.as_bytes());
+    dir.write("crates/02-x/tests/slow.rs", SLOW.as_bytes());
     dir.write("crates/02-x/exercises.toml", CATALOGUE.as_bytes());
     dir.write("crates/02-x/tests/snapshots/out.snap", b"expected\n");
     dir.write(
         "docs/src/02-x.md",
-        b"# Lesson 2\n\n## Adding\n\n## Doubling\n",
+        b"# Lesson 2\n\n## Adding\n\n## Doubling\n\n## Sending\n",
     );
     dir.write(".gitignore", b"/target\n/.exercise\n");
     git(dir.path(), &["init", "-q"]);
@@ -243,10 +369,9 @@ fn check_names_the_behaviour_when_blank_and_passes_once_written() {
         said.contains("exercise 2.1: return the sum of `a` and `b` (cargo exercise hint 2.1)"),
         "{said}"
     );
-    assert!(said.contains("Read: docs/src/02-x.md § Adding"), "{said}");
     assert!(
-        said.contains("ok    snapshots cannot be written"),
-        "INSTA_UPDATE=always and INSTA_FORCE_PASS must not reach the tests: {said}"
+        said.contains("Exercise 2.1: read docs/src/02-x.md § Adding"),
+        "{said}"
     );
 
     let written = lib(&dir).replace(
@@ -254,8 +379,21 @@ fn check_names_the_behaviour_when_blank_and_passes_once_written() {
         "    a + b",
     );
     fs::write(lib_path(&dir), written).unwrap();
-    let passing = exercise(&dir, &["check", "2.1"]);
-    assert!(passing.status.success(), "{}", text(&passing));
+    let passing = exercise_with(
+        &dir,
+        &["check", "2.1"],
+        &[("INSTA_UPDATE", "always"), ("INSTA_FORCE_PASS", "1")],
+    );
+    let said = text(&passing);
+    assert!(passing.status.success(), "{said}");
+    assert!(
+        said.contains("ok    snapshots cannot be written"),
+        "INSTA_UPDATE=always and INSTA_FORCE_PASS must not reach the tests: {said}"
+    );
+    assert!(
+        said.contains("and 4 more tests of x"),
+        "the check runs every test of the lesson: {said}"
+    );
     let list = text(&exercise(&dir, &[]));
     assert!(list.contains("2.1   passing"), "{list}");
 }
@@ -361,4 +499,182 @@ fn a_pulled_new_version_of_the_lesson_replaces_the_kept_reference() {
     );
     assert!(exercise(&dir, &["restore", "2.2"]).status.success());
     assert_eq!(lib(&dir), pulled, "restore puts back the new version");
+}
+
+/// Writes `code` in place of exercise 2.1's reference `a + b`.
+fn write_sum(dir: &TempDir, code: &str) {
+    fs::write(
+        lib_path(dir),
+        LIB.replace("    a + b\n", &format!("    {code}\n")),
+    )
+    .unwrap();
+}
+
+#[test]
+fn check_reports_the_first_listed_failure_and_stops_there() {
+    let dir = workspace();
+    write_sum(&dir, "a * b");
+    let clock = std::time::Instant::now();
+    let failing = exercise(&dir, &["check", "2.1"]);
+    let took = clock.elapsed();
+    let said = text(&failing);
+    assert!(!failing.status.success(), "{said}");
+    // The unlisted test fails sooner, but the listed one comes first.
+    assert!(
+        said.contains("The first that does not: adds two numbers"),
+        "{said}"
+    );
+    assert!(said.contains("2 + 3 should be 5"), "{said}");
+    assert!(!said.contains("an unlisted test failed"), "{said}");
+    assert!(
+        said.contains("Exercise 2.1: read docs/src/02-x.md § Adding"),
+        "{said}"
+    );
+    // tests/slow.rs waits a minute when the sum is wrong: it was stopped.
+    assert!(
+        took < std::time::Duration::from_secs(40),
+        "the check waited for a test after the first failure ({took:?}): {said}"
+    );
+
+    // Listed tests pass, an unlisted one fails: it is the verdict.
+    fs::write(
+        dir.join("crates/02-x/exercises.toml"),
+        CATALOGUE.replace(
+            "tests = [\"x:lib:tests::adds_two_numbers\", \"x:lib:tests::snapshots_cannot_be_written\"]",
+            "tests = [\"x:lib:tests::snapshots_cannot_be_written\"]",
+        ),
+    )
+    .unwrap();
+    let unlisted = exercise(&dir, &["check", "2.1"]);
+    let said = text(&unlisted);
+    assert!(!unlisted.status.success(), "{said}");
+    assert!(
+        said.contains("The first that does not: a sum is unlisted"),
+        "{said}"
+    );
+    assert!(said.contains("FAIL  a sum is unlisted (x lib)"), "{said}");
+}
+
+#[test]
+fn clippy_fails_a_passing_check_that_ignores_a_write_count() {
+    let dir = workspace();
+    fs::write(
+        lib_path(&dir),
+        LIB.replace(
+            "    out.write_all(line.as_bytes())?;\n    out.write_all(b\"\\n\")?;",
+            "    let unused = 1;\n    out.write(line.as_bytes())?;\n    out.write_all(b\"\\n\")?;",
+        ),
+    )
+    .unwrap();
+    let checked = exercise(&dir, &["check", "2.3"]);
+    let said = text(&checked);
+    assert!(!checked.status.success(), "{said}");
+    assert!(said.contains("All 6 tests hold, but clippy sees"), "{said}");
+    assert!(
+        said.contains("clippy::unused_io_amount: a read or write whose count is ignored"),
+        "{said}"
+    );
+    assert!(said.contains("(book: 02-x.md § Sending)"), "{said}");
+}
+
+#[test]
+fn a_passing_check_shows_the_compilers_warnings_for_the_exercise() {
+    let dir = workspace();
+    write_sum(&dir, "{ let mut sum = 0; sum = a + b; sum }");
+    let checked = exercise(&dir, &["check", "2.1"]);
+    let said = text(&checked);
+    assert!(checked.status.success(), "{said}");
+    assert!(
+        said.contains("The compiler warns about your code"),
+        "{said}"
+    );
+    assert!(
+        said.contains("value assigned to `sum` is never read"),
+        "{said}"
+    );
+}
+
+#[test]
+fn verify_requires_each_mistake_caught_with_its_words_and_each_alternative_passing() {
+    let dir = workspace();
+    let catalogue = CATALOGUE
+        .replace(", \"x:lib:tests::snapshots_cannot_be_written\"", "")
+        .replace(
+            "name = \"times\"\nbreaks = \"2 + 3 should be 5\"",
+            "name = \"times\"\nbreaks = \"words the message never says\"",
+        )
+        .replace("code.1 = \"a + b + 1\"", "code.1 = \"a + b + 0\"")
+        .replace("code.1 = \"b + a\"", "code.1 = \"b * a\"");
+    fs::write(dir.join("crates/02-x/exercises.toml"), catalogue).unwrap();
+    assert!(exercise(&dir, &["book"]).status.success());
+    let bad = exercise(&dir, &["verify", "--only", "2.1"]);
+    let said = text(&bad);
+    assert!(!bad.status.success(), "{said}");
+    assert!(
+        said.contains("FAIL  2.1 mistake `times`: caught by adds two numbers (x:lib), but its message does not say `words the message never says`"),
+        "{said}"
+    );
+    assert!(
+        said.contains("ok    2.1 mistake `twice a`: caught by adds two numbers"),
+        "{said}"
+    );
+    assert!(
+        said.contains(
+            "FAIL  2.1 mistake `one too many`: all 6 tests pass with it, and no lint sees it"
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains("FAIL  2.1 alternative `the other way round`:"),
+        "{said}"
+    );
+    assert!(
+        said.contains("the check rejects this correct code"),
+        "{said}"
+    );
+    assert_eq!(lib(&dir), LIB, "verify works on a copy, never the tree");
+}
+
+#[test]
+fn verify_repeats_each_mistake_and_a_lint_catches_an_ignored_count() {
+    let dir = workspace();
+    assert!(exercise(&dir, &["book"]).status.success());
+    let good = exercise(&dir, &["verify", "--only", "2.3", "--repeat", "2"]);
+    let said = text(&good);
+    assert!(good.status.success(), "{said}");
+    assert!(
+        said.contains("ok    2.3 mistake `write ignores its count`: caught by clippy (run 2 of 2)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("ok    2.3 mistake `no newline`: caught by sends the line and one newline (x:lib) (run 2 of 2)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("ok    alternatives 2.3 `one buffer`: pass"),
+        "{said}"
+    );
+}
+
+#[test]
+fn verify_requires_enough_mistakes_and_alternatives() {
+    let dir = workspace();
+    let at = CATALOGUE
+        .find("[[exercise.mistake]]\nname = \"itself\"")
+        .unwrap();
+    let end = CATALOGUE[at..].find("[[exercise.alternative]]").unwrap() + at;
+    let catalogue = format!("{}{}", &CATALOGUE[..at], &CATALOGUE[end..]);
+    fs::write(dir.join("crates/02-x/exercises.toml"), catalogue).unwrap();
+    assert!(exercise(&dir, &["book"]).status.success());
+    let short = exercise(&dir, &["verify", "--only", "2.1"]);
+    let said = text(&short);
+    let problem =
+        "exercise 2.2 has 3 known mistake(s) and 1 other correct solution(s); it needs at least 4";
+    // The minimum can be turned off while the lessons' catalogues grow.
+    if include_str!("../src/verify.rs").contains("pub const REQUIRE_MINIMUM: bool = true;") {
+        assert!(!short.status.success(), "{said}");
+        assert!(said.contains(problem), "{said}");
+    } else {
+        assert!(!said.contains(problem), "{said}");
+    }
 }
