@@ -7,6 +7,9 @@
 //! through `assert_cmd` while the fake server plays its part on a thread;
 //! a client typing lines runs as a `Process` the test talks to.
 
+// Helpers fail the test by panicking, as the tests themselves do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufReader, Read};
 use std::panic;
 use std::path::Path;
