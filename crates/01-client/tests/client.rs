@@ -156,19 +156,75 @@ fn reply_to_hi(reply: &'static [&'static [u8]]) -> Assert {
 fn prints_every_reply_line_until_the_server_closes() {
     // A reply in pieces, with a last line that has no newline.
     let run = reply_to_hi(&[b"first\nsec", b"ond\nno newline at the end"]);
-    run.success().stdout(predicate::str::ends_with(
-        "reply: first\nreply: second\nreply: no newline at the end\nserver closed the connection\n",
-    ));
+    let (out, err) = (stdout(&run), stderr(&run));
+    let lines = "reply: first\nreply: second\nreply: no newline at the end\n";
+    assert!(
+        out.contains(lines),
+        "the server replied to `hi` in two pieces, `first\\nsec` and then `ond\\nno newline \
+         at the end`, and closed: the client should read until the server closes, a line at a \
+         time with read_line (one read is not one line), and print each line as `reply: LINE`, \
+         the last one too though no newline ends it:\n{lines}(book: 01-client.md § Step 4: \
+         read the reply). It printed:\n{out}and on stderr: {err}"
+    );
+    assert!(
+        out.ends_with(&format!("{lines}server closed the connection\n"))
+            && run.get_output().status.success(),
+        "the server replied to `hi` and closed the connection (a read returned 0 bytes): after \
+         the last reply line, the client should print `server closed the connection` and exit \
+         with status 0 (book: 01-client.md § Step 4: read the reply). It printed:\n{out}and \
+         on stderr: {err}"
+    );
 }
 
 #[test]
 fn reply_bytes_are_printed_escaped_never_raw() {
     let run = reply_to_hi(&[b"\x1b[2Jcleared? caf\xe9 \xe4\xbd\xa0\xe5\xa5\xbd\n"]);
-    // The server replied with a terminal escape (ESC [2J) and invalid UTF-8:
-    // they are printed escaped (book: 01-client.md § Step 4: read the reply).
-    run.success().stdout(predicate::str::contains(
-        "reply: \\u{1b}[2Jcleared? caf\\xe9 你好\n",
-    ));
+    let out = stdout(&run);
+    let escaped = "reply: \\u{1b}[2Jcleared? caf\\xe9 你好\n";
+    // The server replied with a terminal escape (ESC [2J) and invalid UTF-8.
+    assert!(
+        out.contains(escaped),
+        "the server replied `\\x1b[2Jcleared? caf\\xe9 你好` (a terminal escape that clears \
+         the screen, and a byte that is not UTF-8): reply bytes must be printed escaped, with \
+         print_reply, never raw, so the client should print `{}` (book: 01-client.md § Step 4: \
+         read the reply). It printed:\n{}",
+        escaped.trim_end(),
+        out.escape_debug()
+    );
+}
+
+/// A server that replies one line and then resets the connection (a crash,
+/// or a close with bytes of ours unread): the reply is printed, and the
+/// reset is an error, `lost the connection`, never taken for the server
+/// closing.
+#[test]
+fn a_reset_after_the_reply_is_an_error_not_a_close() {
+    let (run, ()) = against(FakeServer::start(), &["hi"], |mut conn| {
+        conn.expect_bytes(
+            b"hi\n",
+            "the client was run with `hi`: it should send `hi` and a newline \
+             (book: 01-client.md § Step 2: send)",
+        );
+        conn.send(b"first\n");
+        conn.reset();
+    });
+    let (out, err) = (stdout(&run), stderr(&run));
+    assert!(
+        out.contains("reply: first\n"),
+        "the server replied `first\\n` and then reset the connection: the reply came before \
+         the reset, and the client should print it, `reply: first` (book: 01-client.md § Step \
+         4: read the reply). It printed:\n{out}and on stderr: {err}"
+    );
+    assert!(
+        !run.get_output().status.success()
+            && !out.contains("server closed the connection")
+            && err.contains("lost the connection to"),
+        "the server replied `first\\n` and then reset the connection (RST: a read fails with \
+         `ConnectionReset`): a reset is not a close. The client should not print `server \
+         closed the connection`; it should fail with one line, `lost the connection to ADDR: \
+         reset by peer` (book: 01-client.md § Step 4: read the reply). It printed:\n{out}and \
+         on stderr: {err}"
+    );
 }
 
 #[test]
@@ -338,7 +394,15 @@ fn a_server_that_never_answers_ends_after_the_timeout() {
         &["--timeout", "1", "anyone there?"],
         |conn| conn,
     );
-    let run = run.failure().stderr(predicate::str::contains("within 1 s"));
+    let (out, err) = (stdout(&run), stderr(&run));
+    assert!(
+        !run.get_output().status.success() && err.contains("within 1 s"),
+        "the server accepted the connection and then said nothing, and kept it open: with \
+         `--timeout 1`, the client should give up after 1 s with one line, `no reply from ADDR \
+         within 1 s (...)`, and a non-zero exit status; a read timeout is WouldBlock or \
+         TimedOut, neither a close nor a lost connection (book: 01-client.md § When things go \
+         wrong). It printed:\n{out}and on stderr: {err}"
+    );
     let _guard = snapshot_settings().bind_to_scope();
     insta::assert_snapshot!("no_reply", stderr(&run));
 }
