@@ -163,8 +163,8 @@ fn prints_every_reply_line_until_the_server_closes() {
         "the server replied to `hi` in two pieces, `first\\nsec` and then `ond\\nno newline \
          at the end`, and closed: the client should read until the server closes, a line at a \
          time with read_line (one read is not one line), and print each line as `reply: LINE`, \
-         the last one too though no newline ends it:\n{lines}(book: 01-client.md § Step 4: \
-         read the reply). It printed:\n{out}and on stderr: {err}"
+         the last one too though no newline ends it:\n{lines} \
+         (book: 01-client.md § Step 4: read the reply). It printed:\n{out}and on stderr: {err}"
     );
     assert!(
         out.ends_with(&format!("{lines}server closed the connection\n"))
@@ -186,8 +186,8 @@ fn reply_bytes_are_printed_escaped_never_raw() {
         out.contains(escaped),
         "the server replied `\\x1b[2Jcleared? caf\\xe9 你好` (a terminal escape that clears \
          the screen, and a byte that is not UTF-8): reply bytes must be printed escaped, with \
-         print_reply, never raw, so the client should print `{}` (book: 01-client.md § Step 4: \
-         read the reply). It printed:\n{}",
+         print_reply, never raw, so the client should print `{}` \
+         (book: 01-client.md § Step 4: read the reply). It printed:\n{}",
         escaped.trim_end(),
         out.escape_debug()
     );
@@ -212,8 +212,8 @@ fn a_reset_after_the_reply_is_an_error_not_a_close() {
     assert!(
         out.contains("reply: first\n"),
         "the server replied `first\\n` and then reset the connection: the reply came before \
-         the reset, and the client should print it, `reply: first` (book: 01-client.md § Step \
-         4: read the reply). It printed:\n{out}and on stderr: {err}"
+         the reset, and the client should print it, `reply: first` \
+         (book: 01-client.md § Step 4: read the reply). It printed:\n{out}and on stderr: {err}"
     );
     assert!(
         !run.get_output().status.success()
@@ -359,8 +359,8 @@ fn an_empty_message_is_an_empty_line() {
         "the client was run with an empty MESSAGE and `--timeout 2`, against a server that \
          reads until end of input and then closes: the client should send the empty line, \
          then half-close (shutdown(Shutdown::Write)) so that the server reads end of input, \
-         and exit with status 0 when the server closes (book: 01-client.md § Step 3: \
-         half-close). It printed:\n{out}and on stderr: {err}"
+         and exit with status 0 when the server closes \
+         (book: 01-client.md § Step 3: half-close). It printed:\n{out}and on stderr: {err}"
     );
     assert!(
         out.contains("sent 0 bytes: \n"),
@@ -400,8 +400,8 @@ fn a_server_that_never_answers_ends_after_the_timeout() {
         "the server accepted the connection and then said nothing, and kept it open: with \
          `--timeout 1`, the client should give up after 1 s with one line, `no reply from ADDR \
          within 1 s (...)`, and a non-zero exit status; a read timeout is WouldBlock or \
-         TimedOut, neither a close nor a lost connection (book: 01-client.md § When things go \
-         wrong). It printed:\n{out}and on stderr: {err}"
+         TimedOut, neither a close nor a lost connection \
+         (book: 01-client.md § When things go wrong). It printed:\n{out}and on stderr: {err}"
     );
     let _guard = snapshot_settings().bind_to_scope();
     insta::assert_snapshot!("no_reply", stderr(&run));
