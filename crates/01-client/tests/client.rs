@@ -657,3 +657,89 @@ fn a_half_close_that_finds_the_connection_reset_is_no_error() {
         out.replace(&message, "x…x")
     );
 }
+
+/// A single `write` may take only part of the bytes and return how many it
+/// took; code that ignores that count loses the rest without any error.
+/// `write_all` loops until the kernel has taken every byte.
+///
+/// Deterministic, with no timer: the message (400,003 bytes) is far more
+/// than the two sockets' buffers hold, so the client's write waits for
+/// room while the fake server reads nothing. Once the first bytes have
+/// arrived (the write is under way), the test freezes the client (SIGSTOP)
+/// and waits until it has stopped, then lets it run again (SIGCONT): a
+/// signal ends a write that is waiting for room, and it returns the count
+/// taken so far, as a write timeout would. `write_all` writes the rest;
+/// a lone `write` has sent only part. Then the server reads everything.
+#[cfg(unix)]
+#[test]
+fn a_long_message_is_sent_whole_even_when_a_write_takes_only_part() {
+    use rustix::process::{Pid, WaitOptions, waitpid};
+
+    // Small buffers, so that 400,003 bytes cannot all be taken at once: a
+    // small receive buffer on the server's side, and a small segment size
+    // (MSS) announced to the client, from which its kernel sizes its send
+    // buffer (Linux gives a loopback connection megabytes otherwise).
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    listener.set_recv_buffer_size(4096).unwrap();
+    listener.set_tcp_mss(1024).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    listener.bind(&any.into()).unwrap();
+    listener.listen(1).unwrap();
+    let listener = std::net::TcpListener::from(listener);
+    let addr = listener.local_addr().unwrap().to_string();
+    let word = "y".repeat(100_000);
+    let mut client = start_client_with(&addr, &[&word, &word, &word, &word]);
+    let (stream, _) = listener.accept().unwrap();
+    let mut conn = Connection::from_stream(stream);
+    let mut first = [0; 1];
+    conn.stream().peek(&mut first).unwrap_or_else(|err| {
+        panic!(
+            "the client was run with a message of 400,003 bytes: it should start sending it; \
+             nothing came ({err}) (book: 01-client.md § Step 2: send)"
+        )
+    });
+    client.freeze();
+    let pid = Pid::from_raw(client.pid() as i32).unwrap();
+    let stopped = waitpid(Some(pid), WaitOptions::UNTRACED).unwrap();
+    assert!(
+        stopped.is_some_and(|(_, status)| status.stopped()),
+        "the client should have stopped after SIGSTOP; {stopped:?}"
+    );
+    client.thaw();
+    let sent = conn.read_to_end(
+        "the client was run with a message of 400,003 bytes: it should send all of it, then \
+         half-close (book: 01-client.md § Step 3: half-close)",
+    );
+    let expected = 4 * 100_000 + 3 + 1;
+    assert!(
+        sent.len() == expected,
+        "the client was run with a message of 400,003 bytes (four words of 100,000), and the \
+         server read only {} of the {expected} bytes of the line before the client \
+         half-closed: a single write() may take only part of the bytes and return how many \
+         it took (here a signal ended a write that was waiting for room; a write timeout or a \
+         non-blocking socket does the same), and ignoring that count loses the rest; \
+         write_all loops until the kernel has taken every byte \
+         (book: 01-client.md § Step 2: send)",
+        sent.len()
+    );
+    assert!(
+        sent.iter().filter(|&&b| b == b'\n').count() == 1 && sent.ends_with(b"\n"),
+        "the client was run with a message of 400,003 bytes: it should send it and one \
+         newline, at the end (book: 01-client.md § Step 2: send)"
+    );
+    conn.send(b"OK\n");
+    drop(conn);
+    client.finish().assert_success(
+        "the client sent its long message whole and the server replied and closed: it \
+         should exit with status 0 (book: 01-client.md § Step 4: read the reply)",
+    );
+}
+
+/// The client with `--server addr` and `args`, in the background.
+#[cfg(unix)]
+fn start_client_with(addr: &str, args: &[&str]) -> Process {
+    let mut all = vec!["--server", addr];
+    all.extend(args);
+    Process::start(client_bin(), &all)
+}
