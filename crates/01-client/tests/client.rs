@@ -98,7 +98,7 @@ fn stderr(run: &Assert) -> String {
 fn sends_the_message_and_a_newline_then_half_closes_then_prints_the_reply() {
     let server = FakeServer::start();
     let server_port = server.addr().port();
-    let (run, client_port) = against(server, &["hello", "world"], |mut conn| {
+    let (run, client_port) = against(server, &["--timeout", "2", "hello", "world"], |mut conn| {
         // read_to_end only returns when the client half-closes: if it did
         // not shut down its writing side, this read would wait and fail.
         let sent = conn.read_to_end(
@@ -230,7 +230,8 @@ fn a_reset_after_the_reply_is_an_error_not_a_close() {
 #[test]
 fn lines_from_standard_input_are_sent_as_typed_and_replies_shown_as_they_come() {
     let server = FakeServer::start();
-    let mut client = start_client(&server, &[]);
+    // --timeout 2: a client that does not half-close fails in 2 s, not 5.
+    let mut client = start_client(&server, &["--timeout", "2"]);
     let mut conn = server.accept(
         "the client should connect to the address given with --server \
          (book: 01-client.md § Step 1: connect)",
@@ -316,7 +317,7 @@ fn typed_bytes_that_are_not_utf8_are_sent_as_they_are() {
 #[test]
 fn an_empty_standard_input_is_an_empty_conversation() {
     let server = FakeServer::start();
-    let mut client = start_client(&server, &[]);
+    let mut client = start_client(&server, &["--timeout", "2"]);
     let mut conn = server.accept(
         "the client should connect to the address given with --server \
          (book: 01-client.md § Step 1: connect)",
@@ -506,8 +507,10 @@ fn data_segments_in(conn: &Connection) -> Option<u64> {
 /// test can then miss the mistake (it never fails a correct client).
 #[test]
 fn the_message_and_its_newline_leave_in_one_write() {
-    let (run, (first_read, rest, segments)) =
-        against(FakeServer::start(), &["hello", "world"], |mut conn| {
+    let (run, (first_read, rest, segments)) = against(
+        FakeServer::start(),
+        &["--timeout", "2", "hello", "world"],
+        |mut conn| {
             // One read, as the one-shot server does: whatever has arrived.
             let mut first = [0; 4096];
             let n = conn
@@ -524,7 +527,8 @@ fn the_message_and_its_newline_leave_in_one_write() {
             let segments = data_segments_in(&conn);
             conn.send(b"OK\n");
             (first, rest, segments)
-        });
+        },
+    );
     let mut whole = first_read.clone();
     whole.extend_from_slice(&rest);
     assert_eq!(
@@ -689,7 +693,7 @@ fn a_long_message_is_sent_whole_even_when_a_write_takes_only_part() {
     let listener = std::net::TcpListener::from(listener);
     let addr = listener.local_addr().unwrap().to_string();
     let word = "y".repeat(100_000);
-    let mut client = start_client_with(&addr, &[&word, &word, &word, &word]);
+    let mut client = start_client_with(&addr, &["--timeout", "2", &word, &word, &word, &word]);
     let (stream, _) = listener.accept().unwrap();
     let mut conn = Connection::from_stream(stream);
     let mut first = [0; 1];
