@@ -249,6 +249,39 @@ mod tests {
         );
     }
 
+    /// An IPv6 address is as good as an IPv4 one: a name such as
+    /// `localhost` gives both, and the server may listen on either.
+    #[test]
+    fn an_ipv6_address_is_tried_like_any_other() {
+        let Ok(listening) = TcpListener::bind("[::1]:0") else {
+            eprintln!("skipped: this machine has no IPv6 loopback (::1)");
+            return;
+        };
+        let open = listening.local_addr().unwrap();
+        let refusing = TcpListener::bind("127.0.0.1:0").unwrap();
+        let refused = refusing.local_addr().unwrap();
+        drop(refusing);
+        let stream = connect_any(
+            "a name",
+            &[refused, open],
+            Duration::from_secs(5),
+            "start it",
+        )
+        .unwrap_or_else(|err| {
+            panic!(
+                "`{refused}` refuses and `{open}` (IPv6) listens: every address a name has must \
+                 be tried in order, IPv6 ones too, so the client should connect to `{open}`; it \
+                 failed: {err:#} (book: 01-client.md § Step 1: connect)"
+            )
+        });
+        assert_eq!(
+            stream.peer_addr().unwrap(),
+            open,
+            "the connection should be to `{open}`, the address that listens \
+             (book: 01-client.md § Step 1: connect)"
+        );
+    }
+
     /// A loopback address that never answers: a listener with a backlog of
     /// 0 whose queue is full, so the kernel drops each new SYN, as a firewall
     /// that drops packets does. It never sends traffic off the machine.
