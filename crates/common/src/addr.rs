@@ -249,6 +249,103 @@ mod tests {
         );
     }
 
+    /// An IPv6 address is as good as an IPv4 one: a name such as
+    /// `localhost` gives both, and the server may listen on either.
+    #[test]
+    fn an_ipv6_address_is_tried_like_any_other() {
+        let Ok(listening) = TcpListener::bind("[::1]:0") else {
+            eprintln!("skipped: this machine has no IPv6 loopback (::1)");
+            return;
+        };
+        let open = listening.local_addr().unwrap();
+        let refusing = TcpListener::bind("127.0.0.1:0").unwrap();
+        let refused = refusing.local_addr().unwrap();
+        drop(refusing);
+        let stream = connect_any(
+            "a name",
+            &[refused, open],
+            Duration::from_secs(5),
+            "start it",
+        )
+        .unwrap_or_else(|err| {
+            panic!(
+                "`{refused}` refuses and `{open}` (IPv6) listens: every address a name has must \
+                 be tried in order, IPv6 ones too, so the client should connect to `{open}`; it \
+                 failed: {err:#} (book: 01-client.md § Step 1: connect)"
+            )
+        });
+        assert_eq!(
+            stream.peer_addr().unwrap(),
+            open,
+            "the connection should be to `{open}`, the address that listens \
+             (book: 01-client.md § Step 1: connect)"
+        );
+    }
+
+    /// A loopback address that never answers: a listener with a backlog of
+    /// 0 whose queue is full, so the kernel drops each new SYN, as a firewall
+    /// that drops packets does. It never sends traffic off the machine.
+    /// Returns the listener and the queued connections (keep them) and the
+    /// address; the connection that timed out proves the queue is full.
+    fn black_hole() -> (socket2::Socket, Vec<TcpStream>, SocketAddr) {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        socket.bind(&any.into()).unwrap();
+        socket.listen(0).unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        let mut queued = Vec::new();
+        for _ in 0..16 {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                Ok(stream) => queued.push(stream),
+                Err(_) => return (socket, queued, addr),
+            }
+        }
+        panic!(
+            "a listener with a backlog of 0 took 16 connections: the test cannot make an address that never answers"
+        );
+    }
+
+    #[test]
+    fn an_address_that_never_answers_is_given_up_after_the_timeout() {
+        use std::sync::mpsc;
+        use std::thread;
+        let (_hole, _queued, silent) = black_hole();
+        let listening = TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listening.local_addr().unwrap();
+        let (done, result) = mpsc::channel();
+        thread::spawn(move || {
+            let connected = connect_any(
+                "a name",
+                &[silent, open],
+                Duration::from_millis(500),
+                "start it",
+            );
+            let _ = done.send(connected.map(|stream| stream.peer_addr().ok()));
+        });
+        match result.recv_timeout(Duration::from_secs(4)) {
+            Ok(Ok(peer)) => assert_eq!(
+                peer,
+                Some(open),
+                "the connection should be to `{open}`, the address that listens \
+                 (book: 01-client.md § Step 1: connect)"
+            ),
+            Ok(Err(err)) => panic!(
+                "`{silent}` never answers (its SYN is dropped, as by a firewall) and `{open}` \
+                 listens: with a timeout of 0.5 s the client should give up on `{silent}` and \
+                 connect to `{open}`; it failed: {err:#} (book: 01-client.md § Step 1: connect)"
+            ),
+            Err(_) => panic!(
+                "`{silent}` never answers (its SYN is dropped, as by a firewall that drops \
+                 packets) and `{open}` listens; with a timeout of 0.5 s, an address that never \
+                 answers must be given up after the timeout and the next one tried, but \
+                 connect_any had not returned after 4 s. A connect without a timeout waits \
+                 minutes while the kernel retries: use TcpStream::connect_timeout for each \
+                 address (book: 01-client.md § Step 1: connect)"
+            ),
+        }
+    }
+
     #[test]
     fn bad_syntax_is_one_clear_line() {
         for bad in ["nonsense:::", "127.0.0.1:port", ":7890", "127.0.0.1:99999"] {
