@@ -4,8 +4,11 @@
 //! Every test starts the real `02-server` with `--listen 127.0.0.1:0`, learns
 //! its port from its first line, and talks to it over a loopback socket.
 
-use std::net::TcpListener;
+mod support;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
+use std::time::Duration;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
@@ -49,6 +52,16 @@ fn replies_ok_to_a_line_then_closes_and_exits() {
     );
     // The log names the client by the address its connection came from:
     // the client's own port, never the one the server listens on.
+    let client_addr = format!("127.0.0.1:{client_port}");
+    assert!(
+        done.stdout
+            .lines()
+            .any(|line| line == format!("client connected: {client_addr}")),
+        "a client connected from {client_addr} to the server on {}: the line `client connected: \
+         ADDR` should name the client's address, the one accept() returns with the new socket, \
+         not the server's own (book: 02-server.md § Step 4: accept); {done}",
+        server.addr()
+    );
     let _guard = snapshot_settings_with_ports(&[
         (server.addr().port(), "listen port"),
         (client_port, "client's port"),
@@ -351,17 +364,34 @@ fn a_client_that_sends_a_byte_at_a_time_is_given_up_at_the_deadline() {
 fn a_port_in_use_is_one_error_line() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let assert = Command::cargo_bin("02-server")
+    let output = Command::cargo_bin("02-server")
         .unwrap()
         .args(["--listen", &addr])
         .timeout(testkit::WAIT)
-        .assert()
-        .failure()
-        .stdout("")
-        .stderr(predicate::str::contains("address already in use").and(predicate::str::ends_with(
-            "(is another server running there? stop it, or pick a free port with --listen 127.0.0.1:0)\n",
-        )));
-    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !output.status.success()
+            && stdout.is_empty()
+            && stderr.starts_with(&format!(
+                "error: could not listen on {addr}: address already in use"
+            ))
+            && stderr.ends_with(
+                "(is another server running there? stop it, or pick a free port with \
+                 --listen 127.0.0.1:0)\n"
+            )
+            && stderr.lines().count() == 1,
+        "another program listens on {addr}, and the server was started with `--listen {addr}`: \
+         bind fails, and the server should stop with a non-zero exit status and one error line \
+         that names the address and what to do, `error: could not listen on {addr}: address \
+         already in use (is another server running there? ...)`: map bind's and listen's \
+         errors with common::bind_error (book: 02-server.md § Steps 1 to 3: socket, bind, \
+         listen); it exited with {}\n--- standard output ---\n{stdout}--- standard error ---\n\
+         {stderr}---",
+        output.status
+    );
     let port = taken.local_addr().unwrap().port();
     let _guard = snapshot_settings_with_ports(&[(port, "taken port")]).bind_to_scope();
     insta::assert_snapshot!("port_in_use", stderr);
@@ -420,4 +450,162 @@ fn works_with_nc_with_and_without_half_close() {
              without the half-close (book: 02-server.md § Run it); {done}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// Steps 1 to 3: socket, bind, listen
+// ---------------------------------------------------------------------------
+
+#[test]
+#[cfg(target_os = "linux")]
+fn the_server_starts_again_at_once_on_the_port_it_just_closed_a_connection_on() {
+    // The server closes first (close_gently's shutdown sends its FIN before
+    // the client closes), so its side of the connection ends in TIME_WAIT,
+    // on the listening port, for 60 s.
+    let mut server = start_server(&[]);
+    let addr = server.addr();
+    let mut client = Connection::open(addr);
+    client.send(b"hello\n");
+    client.expect_bytes(
+        b"OK\n",
+        "a client sent `hello\\n`: the server should reply `OK` and a newline \
+         (book: 02-server.md § Step 6: reply)",
+    );
+    client.expect_orderly_close(
+        "after `OK` the server should close its side first, with a clean end of stream \
+         (book: 02-server.md § Step 7: close without losing the reply)",
+    );
+    drop(client);
+    server.finish().assert_success(
+        "a one-shot server that served its client should exit with status 0 \
+         (book: 02-server.md § The seven steps)",
+    );
+    let mut again = Process::start(server_bin(), &["--listen", &addr.to_string()]);
+    let what = format!(
+        "the server served one client on {addr} and closed that connection first, so the \
+         connection waits in TIME_WAIT on port {port}; a second run on {addr} right after must \
+         still start: set SO_REUSEADDR on the socket before bind, or restarting the server \
+         fails with `address already in use` for 60 s \
+         (book: 02-server.md § Steps 1 to 3: socket, bind, listen)",
+        port = addr.port()
+    );
+    let first = again.next_line(&what);
+    assert_eq!(first, format!("listening on {addr}"), "{what}");
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn the_kernel_queues_backlog_plus_one_connections_while_the_server_is_busy() {
+    let server = start_server(&[]);
+    let addr = server.addr();
+    // Frozen (SIGSTOP), the server accepts nobody: only the kernel answers,
+    // and it completes handshakes until its queue for accept() is full.
+    support::freeze(&server);
+    // Linux queues one more than the backlog; the backlog is capped at
+    // net.core.somaxconn.
+    let queued = 128.min(support::somaxconn()) as usize + 1;
+    let mut clients = Vec::new();
+    for n in 0..queued {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Ok(stream) => clients.push(stream),
+            Err(err) => server.fail(&format!(
+                "listen(BACKLOG) with BACKLOG = 128: while the server was frozen (SIGSTOP) and \
+                 accepted nobody, the kernel should have completed the handshakes of \
+                 {queued} clients (on Linux, one more than the backlog); client {} could not \
+                 connect ({err}) after {n} did: the backlog given to listen() is too small \
+                 (book: 02-server.md § Steps 1 to 3: socket, bind, listen)",
+                n + 1
+            )),
+        }
+    }
+    if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
+        server.fail(&format!(
+            "listen(BACKLOG) with BACKLOG = 128: while the server was frozen (SIGSTOP), the \
+             kernel completed the handshakes of {queued} clients, and then of one more: the \
+             backlog given to listen() is larger than 128 \
+             (book: 02-server.md § Steps 1 to 3: socket, bind, listen)"
+        ));
+    }
+    server.thaw();
+    drop(clients);
+}
+
+#[test]
+fn listens_on_an_ipv6_address_too() {
+    if TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: this machine has no IPv6 loopback ([::1])");
+        return;
+    }
+    let mut server = Process::start(server_bin(), &["--listen", "[::1]:0"]);
+    let what = "with `--listen [::1]:0` the server should listen on IPv6 and print \
+                `listening on [::1]:PORT`: the socket's domain must match the address \
+                (Domain::for_address), an IPv4 socket cannot bind an IPv6 address \
+                (book: 02-server.md § Steps 1 to 3: socket, bind, listen)";
+    let first = server.next_line(what);
+    let addr: SocketAddr = first
+        .strip_prefix("listening on ")
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| server.fail(&format!("{what}; got {first:?}")));
+    assert!(addr.is_ipv6(), "{what}; got {first:?}");
+    let mut client = Connection::open(addr);
+    client.send(b"hello over IPv6\n");
+    client.expect_bytes(
+        b"OK\n",
+        "a client sent `hello over IPv6\\n` to the server on [::1]: it should reply `OK` \
+         (book: 02-server.md § Step 6: reply)",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Step 4: accept
+// ---------------------------------------------------------------------------
+
+#[test]
+#[cfg(target_os = "linux")]
+fn an_accept_that_fails_is_one_error_line_and_a_failed_exit() {
+    // The server may open exactly one more file than it inherits: its
+    // listening socket. The socket accept() would make for the client needs
+    // another, so accept() fails with "too many open files" (EMFILE), as
+    // with a full descriptor table.
+    let limit = support::lowest_free_fd_for_a_child() + 1;
+    let mut command = std::process::Command::new("sh");
+    command.args([
+        "-c",
+        &format!("ulimit -n {limit} && exec \"$0\" \"$@\""),
+        &server_bin().to_string_lossy(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let mut server = Process::start_command(&mut command);
+    let first = server.next_line(
+        "a server's first line should be `listening on ADDR` \
+         (book: 02-server.md § Steps 1 to 3: socket, bind, listen)",
+    );
+    assert!(
+        first.starts_with("listening on "),
+        "the first line should be `listening on ADDR`; got {first:?}"
+    );
+    server.expect_line(
+        "waiting for a client",
+        "after `listening on ADDR` the server should print `waiting for a client...` \
+         (book: 02-server.md § Step 4: accept)",
+    );
+    // Linux reserves the new socket's descriptor before accept() waits, so
+    // it fails at once: no client needs to come.
+    let what = format!(
+        "the server called accept() with no file descriptor left (`ulimit -n {limit}`: its \
+         listening socket took the last one): accept() fails with `too many open \
+         files`; a one-shot server cannot do its job then, so it should stop with one error \
+         line on standard error, `error: could not accept a connection on 127.0.0.1:0: ...`, \
+         and a non-zero exit status, not retry, panic or hang \
+         (book: 02-server.md § Step 4: accept)"
+    );
+    let done = server.finish();
+    done.assert_failure(&what);
+    assert!(
+        done.stderr
+            .starts_with("error: could not accept a connection on 127.0.0.1:0: ")
+            && done.stderr.lines().count() == 1,
+        "{what}; {done}"
+    );
 }
