@@ -207,8 +207,11 @@ fn a_message_split_over_several_writes_is_one_message() {
     // No Nagle delay: each write leaves as its own segment, as soon as it can.
     client.stream().set_nodelay(true).unwrap();
     client.send(b"hel");
-    // While the line is incomplete the server must not answer; waiting for
-    // that also makes sure the first piece arrives on its own.
+    // The server reads `hel` on its own before the rest is sent: a server
+    // that takes one read as the message has then taken `hel`.
+    #[cfg(target_os = "linux")]
+    support::wait_until_server_read_everything(&server, client.local_addr().port());
+    // While the line is incomplete the server must not answer.
     client.expect_nothing(
         "one read is not one message: a client sent `hel`, which has no newline yet, so no \
          reply (book: 02-server.md § Step 5: one read is not one message)",
@@ -614,5 +617,105 @@ fn an_accept_that_fails_is_one_error_line_and_a_failed_exit() {
             .starts_with("error: could not accept a connection on 127.0.0.1:0: ")
             && done.stderr.lines().count() == 1,
         "{what}; {done}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Step 5: one read is not one message
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_message_over_the_limit_is_answered_without_waiting_for_a_newline() {
+    // The client keeps its side open: only the limit can end this message.
+    let mut server = start_server(&["--timeout", "1"]);
+    let mut client = Connection::open(server.addr());
+    client.send(&[b'a'; 3000]);
+    client.expect_bytes(
+        b"OK\n",
+        "with --timeout 1, a client sent 3000 bytes of `a`, no newline, and kept its side open, \
+         waiting for the reply: MESSAGE_LIMIT (1024) bytes are a whole message, so the server \
+         should stop reading at 1024 bytes and reply at once, not wait for a newline or the end \
+         of input that never come (check the limit inside the read loop, before each read) \
+         (book: 02-server.md § Step 5: one read is not one message)",
+    );
+    server.expect_line(
+        "(the message filled all 1024 bytes; the rest was not read)",
+        "a client sent 3000 bytes without a newline: the server should cut the message at 1024 \
+         bytes and say so (book: 02-server.md § Step 5: one read is not one message)",
+    );
+}
+
+#[test]
+fn a_message_of_exactly_1024_bytes_fills_the_buffer_and_is_answered() {
+    let mut server = start_server(&["--timeout", "1"]);
+    let mut client = Connection::open(server.addr());
+    client.send(&[b'b'; 1024]);
+    client.expect_bytes(
+        b"OK\n",
+        "with --timeout 1, a client sent exactly 1024 bytes of `b`, no newline, and kept its \
+         side open: 1024 bytes fill MESSAGE_LIMIT, so the message is complete and the server \
+         should reply at once; a limit checked with `>` instead of `>=` (or `==` on the count) \
+         waits for a 1025th byte that never comes \
+         (book: 02-server.md § Step 5: one read is not one message)",
+    );
+    let received = server.expect_line(
+        "received: ",
+        "a client sent exactly 1024 bytes: the server should print them \
+         (book: 02-server.md § Step 5: one read is not one message)",
+    );
+    assert_eq!(
+        received,
+        format!("received: {}", "b".repeat(1024)),
+        "a client sent exactly 1024 bytes of `b`: the server should keep all 1024, no more, \
+         no fewer (book: 02-server.md § Step 5: one read is not one message)"
+    );
+}
+
+#[test]
+fn a_line_ending_in_cr_lf_is_received_without_the_cr() {
+    let mut server = start_server(&[]);
+    let mut client = Connection::open(server.addr());
+    client.send(b"hello\r\n");
+    client.expect_bytes(
+        b"OK\n",
+        "a client sent `hello\\r\\n`: the server should reply `OK` \
+         (book: 02-server.md § Step 6: reply)",
+    );
+    let received = server.expect_line(
+        "received: ",
+        "a client sent `hello\\r\\n`: the server should print the message \
+         (book: 02-server.md § Step 5: one read is not one message)",
+    );
+    assert_eq!(
+        received, "received: hello",
+        "a client sent `hello\\r\\n`, as telnet and Windows programs end a line: the `\\r` \
+         before the newline belongs to the line ending, not to the message, so the message is \
+         `hello` (strip one `\\r` just before the newline) \
+         (book: 02-server.md § Step 5: one read is not one message)"
+    );
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_read_interrupted_by_a_stop_and_a_continue_is_retried() {
+    let mut server = start_server(&[]);
+    let mut client = Connection::open(server.addr());
+    server.expect_line(
+        "client connected: ",
+        "a client connected: the server should accept it (book: 02-server.md § Step 4: accept)",
+    );
+    support::wait_blocked_in_read(&server, "a client connected and sent nothing yet");
+    // Ctrl-Z, then `fg`: a read on a socket with a read timeout (the
+    // deadline sets one) then fails with EINTR, ErrorKind::Interrupted.
+    support::freeze(&server);
+    server.thaw();
+    client.send(b"hello\n");
+    client.expect_bytes(
+        b"OK\n",
+        "the server was stopped (SIGSTOP) and continued (SIGCONT), as Ctrl-Z and `fg` do, while \
+         it waited for the message; then the client sent `hello\\n`: the interrupted read fails \
+         with ErrorKind::Interrupted (EINTR), which is no error of the connection, so the server \
+         should retry the read, and reply `OK` \
+         (book: 02-server.md § Step 5: one read is not one message)",
     );
 }

@@ -115,3 +115,51 @@ pub fn lowest_free_fd_for_a_child() -> u64 {
     }
     (0..).find(|fd| !used.contains(fd)).unwrap_or(3)
 }
+
+/// The send and receive queues, in bytes, of the loopback IPv4 socket whose
+/// local port is `local` and remote port is `remote` (`/proc/net/tcp`): the
+/// bytes sent and not yet acknowledged, and the bytes received and not yet
+/// read by the program.
+pub fn queues(local: u16, remote: u16) -> Option<(u64, u64)> {
+    let table = fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let port = |field: &str| {
+            field
+                .rsplit_once(':')
+                .and_then(|(_, port)| u16::from_str_radix(port, 16).ok())
+        };
+        if port(fields.get(1)?)? != local || port(fields.get(2)?)? != remote {
+            return None;
+        }
+        let (tx, rx) = fields.get(4)?.split_once(':')?;
+        Some((
+            u64::from_str_radix(tx, 16).ok()?,
+            u64::from_str_radix(rx, 16).ok()?,
+        ))
+    })
+}
+
+/// Waits (at most [`WAIT`]) until the server has read every byte the
+/// client at port `client` sent it: the client's socket has nothing left
+/// unacknowledged, and the server's side has nothing left unread. Then a
+/// server that takes one read as the whole message has taken what came so far.
+pub fn wait_until_server_read_everything(server: &Process, client: u16) {
+    let port = server.addr().port();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let sent = queues(client, port).map(|(tx, _)| tx);
+        let unread = queues(port, client).map(|(_, rx)| rx);
+        if sent == Some(0) && unread == Some(0) {
+            return;
+        }
+        if Instant::now() > deadline {
+            server.fail(&format!(
+                "the server should read what the client sent; after {} s the client still had \
+                 {sent:?} bytes unacknowledged and the server {unread:?} bytes unread",
+                WAIT.as_secs()
+            ));
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+}
