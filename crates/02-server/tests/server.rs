@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
@@ -600,16 +600,7 @@ fn an_accept_that_fails_is_one_error_line_and_a_failed_exit() {
     );
     // A server that retries the accept never exits (and spins): fail with
     // the lesson's words, not the kit's.
-    let deadline = std::time::Instant::now() + testkit::WAIT;
-    while !matches!(support::state(server.pid()), None | Some('Z')) {
-        if std::time::Instant::now() > deadline {
-            server.fail(&format!(
-                "{what}; it was still running after {} s",
-                testkit::WAIT.as_secs()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    support::wait_gone(&server, &what);
     let done = server.finish();
     done.assert_failure(&what);
     assert!(
@@ -718,4 +709,171 @@ fn a_read_interrupted_by_a_stop_and_a_continue_is_retried() {
          should retry the read, and reply `OK` \
          (book: 02-server.md § Step 5: one read is not one message)",
     );
+}
+
+// ---------------------------------------------------------------------------
+// Steps 6 and 7: reply, and close without losing the reply
+// ---------------------------------------------------------------------------
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_reply_to_a_client_that_has_reset_is_reported_as_could_not_reply() {
+    let mut server = start_server(&[]);
+    // Frozen, the server accepts nobody yet: the client's line and its reset
+    // both reach the kernel before the server reads.
+    support::freeze(&server);
+    let mut client = Connection::open(server.addr());
+    client.send(b"hello\n");
+    client.reset();
+    server.thaw();
+    let what = "a client sent `hello\\n` and reset the connection (RST) before the server read \
+                it: the line is still read, but writing `OK` then fails (the peer is gone), and \
+                the server should say so in one line, `could not reply: ...`, and end; check \
+                write_all's result, do not ignore it or unwrap it \
+                (book: 02-server.md § Step 6: reply)";
+    server.expect_line("received: hello", what);
+    let line = server.next_line(what);
+    assert!(
+        line.starts_with("could not reply: "),
+        "{what}; got {line:?}"
+    );
+    server.finish().assert_success(what);
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn the_server_half_closes_right_after_the_reply_without_waiting_for_the_client() {
+    let server = start_server(&[]);
+    let mut client = Connection::open(server.addr());
+    client.send(b"hello\n");
+    client.expect_bytes(
+        b"OK\n",
+        "a client sent `hello\\n`: the server should reply `OK` and a newline \
+         (book: 02-server.md § Step 6: reply)",
+    );
+    // Once the server waits in close_gently's read (or has closed), its FIN
+    // must be on its way. Frozen there, it cannot send one later.
+    if !support::wait_blocked_in_read_or_gone(&server, "after `OK`") {
+        return;
+    }
+    support::freeze(&server);
+    client
+        .stream()
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let got = std::io::Read::read(&mut client.stream(), &mut byte);
+    server.thaw();
+    assert!(
+        matches!(got, Ok(0)),
+        "a client sent `hello\\n`, read `OK\\n` and kept its side open; the server then waited \
+         in close_gently's read, frozen there (SIGSTOP): close_gently must half-close \
+         (shutdown(Write)) before it drains, so the client reads the end of the reply (FIN) at \
+         once, not after the client closes or the linger time ends; the client's read gave \
+         {got:?} (book: 02-server.md § Step 7: close without losing the reply)"
+    );
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_client_that_sends_more_after_the_reply_is_drained_not_reset() {
+    let mut server = start_server(&[]);
+    let mut client = Connection::open(server.addr());
+    let mut sent = b"hello\n".to_vec();
+    sent.extend([b'x'; 2000]);
+    sent.push(b'\n');
+    client.send(&sent);
+    let what = "a client sent `hello\\n` and a second line of 2000 bytes in one write, read `OK\\n` \
+                and the end of stream, then closed its side too: the server must read what the \
+                client sent (drain), and discard it, until the client closes, and only then \
+                close; a socket closed with input unread sends a reset (RST), which a \
+                client may see instead of the reply (half-closing alone does not prevent it) \
+                (book: 02-server.md § Step 7: close without losing the reply)";
+    client.expect_bytes(b"OK\n", what);
+    let replied = std::time::Instant::now();
+    client.expect_orderly_close(what);
+    // Now the server either drains (it waits in a read for the client's end
+    // of stream) or has closed: with input unread, that close sent a reset.
+    if !support::wait_blocked_in_read_or_gone(&server, what) {
+        if let Ok(Some(err)) = client.stream().take_error() {
+            panic!(
+                "{what}; the server closed without waiting for the client, and the connection \
+                 was reset: {err}"
+            );
+        }
+        // Gone before the linger time (2 s) and before the client closed:
+        // bytes the client sends from now on would meet a closed socket.
+        assert!(
+            replied.elapsed() > Duration::from_millis(1500),
+            "{what}; the server closed and exited right after its FIN, before the client \
+             closed and long before the linger time ended, so whatever the client still sends \
+             gets a reset"
+        );
+        return;
+    }
+    if let Err(err) = client.stream().shutdown(Shutdown::Write) {
+        panic!("{what}; the client could not close its side, the connection was reset: {err}");
+    }
+    server.expect_line("closed the connection", what);
+    server.finish().assert_success(what);
+    if let Ok(Some(err)) = client.stream().take_error() {
+        panic!("{what}; the connection was reset: {err}");
+    }
+}
+
+#[test]
+fn a_client_that_never_closes_is_let_go_after_the_linger_time() {
+    let mut server = start_server(&[]);
+    let mut client = Connection::open(server.addr());
+    client.send(b"hello\n");
+    client.expect_bytes(
+        b"OK\n",
+        "a client sent `hello\\n`: the server should reply `OK` \
+         (book: 02-server.md § Step 6: reply)",
+    );
+    // The client neither sends nor closes.
+    support::wait_gone(
+        &server,
+        "a client sent `hello\\n`, read `OK\\n` and then neither sent nor closed: close_gently \
+         waits for the client's end of stream at most `linger` (LINGER, 2 s), with a read \
+         timeout, and the one-shot server then exits \
+         (book: 02-server.md § Step 7: close without losing the reply)",
+    );
+    server.finish();
+    drop(client);
+}
+
+#[test]
+fn a_client_that_keeps_sending_after_the_reply_is_let_go_after_the_linger_time() {
+    let mut server = start_server(&[]);
+    let mut client = Connection::open(server.addr());
+    client.send(b"hello\n");
+    client.expect_bytes(
+        b"OK\n",
+        "a client sent `hello\\n`: the server should reply `OK` \
+         (book: 02-server.md § Step 6: reply)",
+    );
+    // One byte every 200 ms: each read returns long before a read timeout
+    // of 2 s, so only a deadline ends the drain.
+    let stream = client.stream().try_clone().unwrap();
+    let dribbler = std::thread::spawn(move || {
+        let mut stream = stream;
+        for _ in 0..50 {
+            if std::io::Write::write_all(&mut stream, b"x").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    support::wait_gone(
+        &server,
+        "a client sent `hello\\n`, read `OK\\n` and then kept sending a byte every 200 ms: \
+         close_gently drains for at most `linger` (LINGER, 2 s) in all, a deadline counted \
+         from the half-close, however the bytes keep coming; a read timeout alone starts \
+         again at every read and never expires here \
+         (book: 02-server.md § Step 7: close without losing the reply)",
+    );
+    server.finish();
+    drop(client);
+    let _ = dribbler.join();
 }

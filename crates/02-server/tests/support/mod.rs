@@ -163,3 +163,41 @@ pub fn wait_until_server_read_everything(server: &Process, client: u16) {
         thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// Waits (at most [`WAIT`]) until the server has exited (it may not be
+/// reaped yet); fails with `what` if it is still running then.
+pub fn wait_gone(server: &Process, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !matches!(state(server.pid()), None | Some('Z')) {
+        if Instant::now() > deadline {
+            server.fail(&format!(
+                "{what}; it was still running after {} s",
+                WAIT.as_secs()
+            ));
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits (at most [`WAIT`]) until the server's main thread sleeps in a
+/// socket read (`true`) or the server has exited (`false`).
+pub fn wait_blocked_in_read_or_gone(server: &Process, what: &str) -> bool {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if blocked_in_read(server.pid()) {
+            return true;
+        }
+        if matches!(state(server.pid()), None | Some('Z')) {
+            return false;
+        }
+        if Instant::now() > deadline {
+            server.fail(&format!(
+                "{what}: the server should be waiting in a read or have ended; after {} s it was \
+                 neither (state {:?})",
+                WAIT.as_secs(),
+                state(server.pid())
+            ));
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+}
