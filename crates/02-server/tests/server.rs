@@ -390,8 +390,9 @@ fn a_port_in_use_is_one_error_line() {
          bind fails, and the server should stop with a non-zero exit status and one error line \
          that names the address and what to do, `error: could not listen on {addr}: address \
          already in use (is another server running there? ...)`: map bind's and listen's \
-         errors with common::bind_error (book: 02-server.md § Steps 1 to 3: socket, bind, \
-         listen); it exited with {}\n--- standard output ---\n{stdout}--- standard error ---\n\
+         errors with common::bind_error \
+         (book: 02-server.md § Steps 1 to 3: socket, bind, listen); \
+         it exited with {}\n--- standard output ---\n{stdout}--- standard error ---\n\
          {stderr}---",
         output.status
     );
