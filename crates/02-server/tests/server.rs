@@ -4,8 +4,11 @@
 //! Every test starts the real `02-server` with `--listen 127.0.0.1:0`, learns
 //! its port from its first line, and talks to it over a loopback socket.
 
-use std::net::TcpListener;
+mod support;
+
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
+use std::time::Duration;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
@@ -49,6 +52,16 @@ fn replies_ok_to_a_line_then_closes_and_exits() {
     );
     // The log names the client by the address its connection came from:
     // the client's own port, never the one the server listens on.
+    let client_addr = format!("127.0.0.1:{client_port}");
+    assert!(
+        done.stdout
+            .lines()
+            .any(|line| line == format!("client connected: {client_addr}")),
+        "a client connected from {client_addr} to the server on {}: the line `client connected: \
+         ADDR` should name the client's address, the one accept() returns with the new socket, \
+         not the server's own (book: 02-server.md § Step 4: accept); {done}",
+        server.addr()
+    );
     let _guard = snapshot_settings_with_ports(&[
         (server.addr().port(), "listen port"),
         (client_port, "client's port"),
@@ -194,8 +207,11 @@ fn a_message_split_over_several_writes_is_one_message() {
     // No Nagle delay: each write leaves as its own segment, as soon as it can.
     client.stream().set_nodelay(true).unwrap();
     client.send(b"hel");
-    // While the line is incomplete the server must not answer; waiting for
-    // that also makes sure the first piece arrives on its own.
+    // The server reads `hel` on its own before the rest is sent: a server
+    // that takes one read as the message has then taken `hel`.
+    #[cfg(target_os = "linux")]
+    support::wait_until_server_read_everything(&server, client.local_addr().port());
+    // While the line is incomplete the server must not answer.
     client.expect_nothing(
         "one read is not one message: a client sent `hel`, which has no newline yet, so no \
          reply (book: 02-server.md § Step 5: one read is not one message)",
@@ -351,17 +367,35 @@ fn a_client_that_sends_a_byte_at_a_time_is_given_up_at_the_deadline() {
 fn a_port_in_use_is_one_error_line() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let assert = Command::cargo_bin("02-server")
+    let output = Command::cargo_bin("02-server")
         .unwrap()
         .args(["--listen", &addr])
         .timeout(testkit::WAIT)
-        .assert()
-        .failure()
-        .stdout("")
-        .stderr(predicate::str::contains("address already in use").and(predicate::str::ends_with(
-            "(is another server running there? stop it, or pick a free port with --listen 127.0.0.1:0)\n",
-        )));
-    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !output.status.success()
+            && stdout.is_empty()
+            && stderr.starts_with(&format!(
+                "error: could not listen on {addr}: address already in use"
+            ))
+            && stderr.ends_with(
+                "(is another server running there? stop it, or pick a free port with \
+                 --listen 127.0.0.1:0)\n"
+            )
+            && stderr.lines().count() == 1,
+        "another program listens on {addr}, and the server was started with `--listen {addr}`: \
+         bind fails, and the server should stop with a non-zero exit status and one error line \
+         that names the address and what to do, `error: could not listen on {addr}: address \
+         already in use (is another server running there? ...)`: map bind's and listen's \
+         errors with common::bind_error \
+         (book: 02-server.md § Steps 1 to 3: socket, bind, listen); \
+         it exited with {}\n--- standard output ---\n{stdout}--- standard error ---\n\
+         {stderr}---",
+        output.status
+    );
     let port = taken.local_addr().unwrap().port();
     let _guard = snapshot_settings_with_ports(&[(port, "taken port")]).bind_to_scope();
     insta::assert_snapshot!("port_in_use", stderr);
@@ -420,4 +454,427 @@ fn works_with_nc_with_and_without_half_close() {
              without the half-close (book: 02-server.md § Run it); {done}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// Steps 1 to 3: socket, bind, listen
+// ---------------------------------------------------------------------------
+
+#[test]
+#[cfg(target_os = "linux")]
+fn the_server_starts_again_at_once_on_the_port_it_just_closed_a_connection_on() {
+    // The server closes first (close_gently's shutdown sends its FIN before
+    // the client closes), so its side of the connection ends in TIME_WAIT,
+    // on the listening port, for 60 s.
+    let mut server = start_server(&[]);
+    let addr = server.addr();
+    let mut client = Connection::open(addr);
+    client.send(b"hello\n");
+    client.expect_bytes(
+        b"OK\n",
+        "a client sent `hello\\n`: the server should reply `OK` and a newline \
+         (book: 02-server.md § Step 6: reply)",
+    );
+    client.expect_orderly_close(
+        "after `OK` the server should close its side first, with a clean end of stream \
+         (book: 02-server.md § Step 7: close without losing the reply)",
+    );
+    drop(client);
+    server.finish().assert_success(
+        "a one-shot server that served its client should exit with status 0 \
+         (book: 02-server.md § The seven steps)",
+    );
+    let mut again = Process::start(server_bin(), &["--listen", &addr.to_string()]);
+    let what = format!(
+        "the server served one client on {addr} and closed that connection first, so the \
+         connection waits in TIME_WAIT on port {port}; a second run on {addr} right after must \
+         still start: set SO_REUSEADDR on the socket before bind, or restarting the server \
+         fails with `address already in use` for 60 s \
+         (book: 02-server.md § Steps 1 to 3: socket, bind, listen)",
+        port = addr.port()
+    );
+    let first = again.next_line(&what);
+    assert_eq!(first, format!("listening on {addr}"), "{what}");
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn the_kernel_queues_backlog_plus_one_connections_while_the_server_is_busy() {
+    let server = start_server(&[]);
+    let addr = server.addr();
+    // Frozen (SIGSTOP), the server accepts nobody: only the kernel answers,
+    // and it completes handshakes until its queue for accept() is full.
+    support::freeze(&server);
+    // Linux queues one more than the backlog; the backlog is capped at
+    // net.core.somaxconn.
+    let queued = 128.min(support::somaxconn()) as usize + 1;
+    let mut clients = Vec::new();
+    for n in 0..queued {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Ok(stream) => clients.push(stream),
+            Err(err) => server.fail(&format!(
+                "listen(BACKLOG) with BACKLOG = 128: while the server was frozen (SIGSTOP) and \
+                 accepted nobody, the kernel should have completed the handshakes of \
+                 {queued} clients (on Linux, one more than the backlog); client {} could not \
+                 connect ({err}) after {n} did: the backlog given to listen() is too small \
+                 (book: 02-server.md § Steps 1 to 3: socket, bind, listen)",
+                n + 1
+            )),
+        }
+    }
+    if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
+        server.fail(&format!(
+            "listen(BACKLOG) with BACKLOG = 128: while the server was frozen (SIGSTOP), the \
+             kernel completed the handshakes of {queued} clients, and then of one more: the \
+             backlog given to listen() is larger than 128 \
+             (book: 02-server.md § Steps 1 to 3: socket, bind, listen)"
+        ));
+    }
+    server.thaw();
+    drop(clients);
+}
+
+#[test]
+fn listens_on_an_ipv6_address_too() {
+    if TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: this machine has no IPv6 loopback ([::1])");
+        return;
+    }
+    let mut server = Process::start(server_bin(), &["--listen", "[::1]:0"]);
+    let what = "with `--listen [::1]:0` the server should listen on IPv6 and print \
+                `listening on [::1]:PORT`: the socket's domain must match the address \
+                (Domain::for_address), an IPv4 socket cannot bind an IPv6 address \
+                (book: 02-server.md § Steps 1 to 3: socket, bind, listen)";
+    let first = server.next_line(what);
+    let addr: SocketAddr = first
+        .strip_prefix("listening on ")
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| server.fail(&format!("{what}; got {first:?}")));
+    assert!(addr.is_ipv6(), "{what}; got {first:?}");
+    let mut client = Connection::open(addr);
+    client.send(b"hello over IPv6\n");
+    client.expect_bytes(
+        b"OK\n",
+        "a client sent `hello over IPv6\\n` to the server on [::1]: it should reply `OK` \
+         (book: 02-server.md § Step 6: reply)",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Step 4: accept
+// ---------------------------------------------------------------------------
+
+#[test]
+#[cfg(target_os = "linux")]
+fn an_accept_that_fails_is_one_error_line_and_a_failed_exit() {
+    // The server may open exactly one more file than it inherits: its
+    // listening socket. The socket accept() would make for the client needs
+    // another, so accept() fails with "too many open files" (EMFILE), as
+    // with a full descriptor table.
+    let limit = support::lowest_free_fd_for_a_child() + 1;
+    let mut command = std::process::Command::new("sh");
+    command.args([
+        "-c",
+        &format!("ulimit -n {limit} && exec \"$0\" \"$@\""),
+        &server_bin().to_string_lossy(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let mut server = Process::start_command(&mut command);
+    let first = server.next_line(
+        "a server's first line should be `listening on ADDR` \
+         (book: 02-server.md § Steps 1 to 3: socket, bind, listen)",
+    );
+    assert!(
+        first.starts_with("listening on "),
+        "the first line should be `listening on ADDR`; got {first:?}"
+    );
+    // Linux reserves the new socket's descriptor before accept() waits, so
+    // it fails at once: no client needs to come.
+    let what = format!(
+        "the server called accept() with no file descriptor left (`ulimit -n {limit}`: its \
+         listening socket took the last one): accept() fails with `too many open \
+         files`; a one-shot server cannot do its job then, so it should stop with one error \
+         line on standard error, `error: could not accept a connection on 127.0.0.1:0: ...`, \
+         and a non-zero exit status, not retry, panic or hang \
+         (book: 02-server.md § Step 4: accept)"
+    );
+    // A server that retries the accept never exits (and spins): fail with
+    // the lesson's words, not the kit's.
+    support::wait_gone(&server, &what);
+    let done = server.finish();
+    done.assert_failure(&what);
+    assert!(
+        done.stderr
+            .starts_with("error: could not accept a connection on 127.0.0.1:0: ")
+            && done.stderr.lines().count() == 1,
+        "{what}; {done}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Step 5: one read is not one message
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_message_over_the_limit_is_answered_without_waiting_for_a_newline() {
+    // The client keeps its side open: only the limit can end this message.
+    let mut server = start_server(&["--timeout", "1"]);
+    let mut client = Connection::open(server.addr());
+    client.send(&[b'a'; 3000]);
+    client.expect_bytes(
+        b"OK\n",
+        "with --timeout 1, a client sent 3000 bytes of `a`, no newline, and kept its side open, \
+         waiting for the reply: MESSAGE_LIMIT (1024) bytes are a whole message, so the server \
+         should stop reading at 1024 bytes and reply at once, not wait for a newline or the end \
+         of input that never come (check the limit inside the read loop, before each read) \
+         (book: 02-server.md § Step 5: one read is not one message)",
+    );
+    server.expect_line(
+        "(the message filled all 1024 bytes; the rest was not read)",
+        "a client sent 3000 bytes without a newline: the server should cut the message at 1024 \
+         bytes and say so (book: 02-server.md § Step 5: one read is not one message)",
+    );
+}
+
+#[test]
+fn a_message_of_exactly_1024_bytes_fills_the_buffer_and_is_answered() {
+    let mut server = start_server(&["--timeout", "1"]);
+    let mut client = Connection::open(server.addr());
+    client.send(&[b'b'; 1024]);
+    client.expect_bytes(
+        b"OK\n",
+        "with --timeout 1, a client sent exactly 1024 bytes of `b`, no newline, and kept its \
+         side open: 1024 bytes fill MESSAGE_LIMIT, so the message is complete and the server \
+         should reply at once; a limit checked with `>` instead of `>=` (or `==` on the count) \
+         waits for a 1025th byte that never comes \
+         (book: 02-server.md § Step 5: one read is not one message)",
+    );
+    let received = server.expect_line(
+        "received: ",
+        "a client sent exactly 1024 bytes: the server should print them \
+         (book: 02-server.md § Step 5: one read is not one message)",
+    );
+    assert_eq!(
+        received,
+        format!("received: {}", "b".repeat(1024)),
+        "a client sent exactly 1024 bytes of `b`: the server should keep all 1024, no more, \
+         no fewer (book: 02-server.md § Step 5: one read is not one message)"
+    );
+}
+
+#[test]
+fn a_line_ending_in_cr_lf_is_received_without_the_cr() {
+    let mut server = start_server(&[]);
+    let mut client = Connection::open(server.addr());
+    client.send(b"hello\r\n");
+    client.expect_bytes(
+        b"OK\n",
+        "a client sent `hello\\r\\n`: the server should reply `OK` \
+         (book: 02-server.md § Step 6: reply)",
+    );
+    let received = server.expect_line(
+        "received: ",
+        "a client sent `hello\\r\\n`: the server should print the message \
+         (book: 02-server.md § Step 5: one read is not one message)",
+    );
+    assert_eq!(
+        received, "received: hello",
+        "a client sent `hello\\r\\n`, as telnet and Windows programs end a line: the `\\r` \
+         before the newline belongs to the line ending, not to the message, so the message is \
+         `hello` (strip one `\\r` just before the newline) \
+         (book: 02-server.md § Step 5: one read is not one message)"
+    );
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_read_interrupted_by_a_stop_and_a_continue_is_retried() {
+    let mut server = start_server(&[]);
+    let mut client = Connection::open(server.addr());
+    server.expect_line(
+        "client connected: ",
+        "a client connected: the server should accept it (book: 02-server.md § Step 4: accept)",
+    );
+    support::wait_blocked_in_read(&server, "a client connected and sent nothing yet");
+    // Ctrl-Z, then `fg`: a read on a socket with a read timeout (the
+    // deadline sets one) then fails with EINTR, ErrorKind::Interrupted.
+    support::freeze(&server);
+    server.thaw();
+    client.send(b"hello\n");
+    client.expect_bytes(
+        b"OK\n",
+        "the server was stopped (SIGSTOP) and continued (SIGCONT), as Ctrl-Z and `fg` do, while \
+         it waited for the message; then the client sent `hello\\n`: the interrupted read fails \
+         with ErrorKind::Interrupted (EINTR), which is no error of the connection, so the server \
+         should retry the read, and reply `OK` \
+         (book: 02-server.md § Step 5: one read is not one message)",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Steps 6 and 7: reply, and close without losing the reply
+// ---------------------------------------------------------------------------
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_reply_to_a_client_that_has_reset_is_reported_as_could_not_reply() {
+    let mut server = start_server(&[]);
+    // Frozen, the server accepts nobody yet: the client's line and its reset
+    // both reach the kernel before the server reads.
+    support::freeze(&server);
+    let mut client = Connection::open(server.addr());
+    client.send(b"hello\n");
+    client.reset();
+    server.thaw();
+    let what = "a client sent `hello\\n` and reset the connection (RST) before the server read \
+                it: the line is still read, but writing `OK` then fails (the peer is gone), and \
+                the server should say so in one line, `could not reply: ...`, and end; check \
+                write_all's result, do not ignore it or unwrap it \
+                (book: 02-server.md § Step 6: reply)";
+    server.expect_line("received: hello", what);
+    let line = server.next_line(what);
+    assert!(
+        line.starts_with("could not reply: "),
+        "{what}; got {line:?}"
+    );
+    server.finish().assert_success(what);
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn the_server_half_closes_right_after_the_reply_without_waiting_for_the_client() {
+    let server = start_server(&[]);
+    let mut client = Connection::open(server.addr());
+    client.send(b"hello\n");
+    client.expect_bytes(
+        b"OK\n",
+        "a client sent `hello\\n`: the server should reply `OK` and a newline \
+         (book: 02-server.md § Step 6: reply)",
+    );
+    // Once the server waits in close_gently's read (or has closed), its FIN
+    // must be on its way. Frozen there, it cannot send one later.
+    if !support::wait_blocked_in_read_or_gone(&server, "after `OK`") {
+        return;
+    }
+    support::freeze(&server);
+    client
+        .stream()
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let got = std::io::Read::read(&mut client.stream(), &mut byte);
+    server.thaw();
+    assert!(
+        matches!(got, Ok(0)),
+        "a client sent `hello\\n`, read `OK\\n` and kept its side open; the server then waited \
+         in close_gently's read, frozen there (SIGSTOP): close_gently must half-close \
+         (shutdown(Write)) before it drains, so the client reads the end of the reply (FIN) at \
+         once, not after the client closes or the linger time ends; the client's read gave \
+         {got:?} (book: 02-server.md § Step 7: close without losing the reply)"
+    );
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_client_that_sends_more_after_the_reply_is_drained_not_reset() {
+    let mut server = start_server(&[]);
+    let mut client = Connection::open(server.addr());
+    let mut sent = b"hello\n".to_vec();
+    sent.extend([b'x'; 2000]);
+    sent.push(b'\n');
+    client.send(&sent);
+    let what = "a client sent `hello\\n` and a second line of 2000 bytes in one write, read `OK\\n` \
+                and the end of stream, then closed its side too: the server must read what the \
+                client sent (drain), and discard it, until the client closes, and only then \
+                close; a socket closed with input unread sends a reset (RST), which a \
+                client may see instead of the reply (half-closing alone does not prevent it) \
+                (book: 02-server.md § Step 7: close without losing the reply)";
+    client.expect_bytes(b"OK\n", what);
+    let replied = std::time::Instant::now();
+    client.expect_orderly_close(what);
+    // Now the server either drains (it waits in a read for the client's end
+    // of stream) or has closed: with input unread, that close sent a reset.
+    if !support::wait_blocked_in_read_or_gone(&server, what) {
+        if let Ok(Some(err)) = client.stream().take_error() {
+            panic!(
+                "{what}; the server closed without waiting for the client, and the connection \
+                 was reset: {err}"
+            );
+        }
+        // Gone before the linger time (2 s) and before the client closed:
+        // bytes the client sends from now on would meet a closed socket.
+        assert!(
+            replied.elapsed() > Duration::from_millis(1500),
+            "{what}; the server closed and exited right after its FIN, before the client \
+             closed and long before the linger time ended, so whatever the client still sends \
+             gets a reset"
+        );
+        return;
+    }
+    if let Err(err) = client.stream().shutdown(Shutdown::Write) {
+        panic!("{what}; the client could not close its side, the connection was reset: {err}");
+    }
+    server.expect_line("closed the connection", what);
+    server.finish().assert_success(what);
+    if let Ok(Some(err)) = client.stream().take_error() {
+        panic!("{what}; the connection was reset: {err}");
+    }
+}
+
+#[test]
+fn a_client_that_never_closes_is_let_go_after_the_linger_time() {
+    let mut server = start_server(&[]);
+    let mut client = Connection::open(server.addr());
+    client.send(b"hello\n");
+    client.expect_bytes(
+        b"OK\n",
+        "a client sent `hello\\n`: the server should reply `OK` \
+         (book: 02-server.md § Step 6: reply)",
+    );
+    // The client neither sends nor closes.
+    support::wait_gone(
+        &server,
+        "a client sent `hello\\n`, read `OK\\n` and then neither sent nor closed: close_gently \
+         waits for the client's end of stream at most `linger` (LINGER, 2 s), with a read \
+         timeout, and the one-shot server then exits \
+         (book: 02-server.md § Step 7: close without losing the reply)",
+    );
+    server.finish();
+    drop(client);
+}
+
+#[test]
+fn a_client_that_keeps_sending_after_the_reply_is_let_go_after_the_linger_time() {
+    let mut server = start_server(&[]);
+    let mut client = Connection::open(server.addr());
+    client.send(b"hello\n");
+    client.expect_bytes(
+        b"OK\n",
+        "a client sent `hello\\n`: the server should reply `OK` \
+         (book: 02-server.md § Step 6: reply)",
+    );
+    // One byte every 200 ms: each read returns long before a read timeout
+    // of 2 s, so only a deadline ends the drain.
+    let stream = client.stream().try_clone().unwrap();
+    let dribbler = std::thread::spawn(move || {
+        let mut stream = stream;
+        for _ in 0..50 {
+            if std::io::Write::write_all(&mut stream, b"x").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    support::wait_gone(
+        &server,
+        "a client sent `hello\\n`, read `OK\\n` and then kept sending a byte every 200 ms: \
+         close_gently drains for at most `linger` (LINGER, 2 s) in all, a deadline counted \
+         from the half-close, however the bytes keep coming; a read timeout alone starts \
+         again at every read and never expires here \
+         (book: 02-server.md § Step 7: close without losing the reply)",
+    );
+    server.finish();
+    drop(client);
+    let _ = dribbler.join();
 }
