@@ -930,9 +930,13 @@ fn open_with_tiny_receive_buffer(addr: std::net::SocketAddr) -> Connection {
         socket2::Type::STREAM,
         None,
     )
-    .unwrap();
-    socket.set_recv_buffer_size(1).unwrap();
-    socket.connect_timeout(&addr.into(), WAIT).unwrap();
+    .unwrap_or_else(|err| panic!("could not make a socket: {err}"));
+    socket
+        .set_recv_buffer_size(1)
+        .unwrap_or_else(|err| panic!("could not set SO_RCVBUF: {err}"));
+    socket
+        .connect_timeout(&addr.into(), WAIT)
+        .unwrap_or_else(|err| panic!("could not connect to the server at {addr}: {err}"));
     Connection::from_stream(socket.into())
 }
 
