@@ -409,7 +409,7 @@ fn bye_is_answered_and_the_connection_closed() {
     let mut alice = register(server.addr(), "alice");
     exchange(&mut alice, "BYE", "BYE");
     alice.expect_orderly_close(&format!(
-        "after answering alice's BYE, the server should close her connection gently {GENTLE_CLOSE}"
+        "after answering alice's BYE, the server should take her out of the registry (her writer thread ends, and closes, once nobody holds her queue) and close her connection gently, with nothing after BYE: the LEFT notice is for the others {GENTLE_CLOSE}"
     ));
     wait_for(
         &mut server,
