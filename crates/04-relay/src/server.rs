@@ -717,3 +717,36 @@ pub fn serve(options: &ServeOptions) -> anyhow::Result<()> {
     Ok(())
 }
 // ANCHOR_END: serve
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// By the time a dropped client's thread cleans up, a new client may
+    /// hold its name: `remove` must leave that one alone.
+    #[test]
+    fn remove_takes_out_a_name_only_if_it_is_still_that_clients() {
+        let mut registry = Registry::default();
+        let (outbox, _queue) = Outbox::new();
+        let old = SocketAddr::from(([127, 0, 0, 1], 40000));
+        let new = SocketAddr::from(([127, 0, 0, 1], 40001));
+        let peer = Peer {
+            outbox,
+            seen_as: new,
+            listen_port: None,
+        };
+        assert!(
+            matches!(registry.register("bob", peer, "WELCOME bob\n"), Ok(Some(_))),
+            "bob should register in an empty registry"
+        );
+        let removed = registry.remove("bob", old);
+        assert!(
+            removed.is_none() && registry.peers.contains_key("bob"),
+            "the bob connected from {old} left, and his thread removes `bob`, but the name now belongs to a new bob connected from {new}: remove the peer only if its seen_as is the one given, else leave it and answer None (book: 04-relay.md § Joining and leaving)"
+        );
+        assert!(
+            registry.remove("bob", new).is_some() && !registry.peers.contains_key("bob"),
+            "the bob connected from {new} left: remove should take him out and answer Some (book: 04-relay.md § Joining and leaving)"
+        );
+    }
+}

@@ -94,18 +94,30 @@ fn commands(bytes: &[u8], cuts: &[usize]) -> Vec<Result<Command, String>> {
 }
 
 /// One line of each form, well-formed or not, and exactly what it reads as:
-/// the quickest check of the parser, one case at a time.
+/// the quickest check of the parser, one case at a time. Each case says
+/// why: the rule of the protocol that a wrong answer breaks.
 #[test]
 fn each_line_reads_as_its_command_or_its_refusal() {
     let name = |name: &str| name.to_string();
     let usage = Refusal::Usage;
-    let cases: Vec<(&[u8], Result<Command, Refusal>)> = vec![
+    let longest_text = "t".repeat(TEXT_LIMIT);
+    let send_longest = format!("SEND bob {longest_text}");
+    let send_too_long = format!("SEND bob {longest_text}t");
+    let all_too_long = format!("ALL {longest_text}t");
+    let port_form = "a port is 1 to 65535 in decimal digits, and HELLO takes at most one";
+    let single_spaces = "the command word and its arguments are separated by single spaces: a second space, or a tab, is not a separator";
+    let rest_of_line = "the text of SEND and ALL is the rest of the line after one space, spaces and all, and may be empty";
+    let text_limit = "relayed text is at most TEXT_LIMIT (4058) bytes, in SEND as in ALL, so that every FROM line fits in LINE_LIMIT";
+    let name_rules =
+        "a name is 1 to 32 ASCII letters, digits, `_` or `-`, in SEND and WHERE as in HELLO";
+    let cases: Vec<(&[u8], Result<Command, Refusal>, &str)> = vec![
         (
             b"HELLO alice",
             Ok(Command::Hello {
                 name: name("alice"),
                 listen_port: None,
             }),
+            "HELLO and a name registers",
         ),
         (
             b"HELLO bob 40123",
@@ -113,27 +125,49 @@ fn each_line_reads_as_its_command_or_its_refusal() {
                 name: name("bob"),
                 listen_port: Some(40123),
             }),
+            "HELLO, a name and a port registers with a listen port",
         ),
-        (b"HELLO", Err(Refusal::BadName)),
-        (b"HELLO al!ce", Err(Refusal::BadName)),
-        (b"HELLO  alice", Err(Refusal::BadName)),
-        (b"HELLO alice 0", Err(usage("HELLO <name> [<listen-port>]"))),
+        (
+            b"HELLO",
+            Err(Refusal::BadName),
+            "`HELLO` alone has an empty name: in HELLO the name is checked first, and the empty name is a bad name",
+        ),
+        (b"HELLO al!ce", Err(Refusal::BadName), name_rules),
+        (b"HELLO \xd0\xb0lice", Err(Refusal::BadName), name_rules),
+        (b"HELLO  alice", Err(Refusal::BadName), single_spaces),
+        (b"HELLO\talice", Err(Refusal::UnknownCommand), single_spaces),
+        (
+            b"HELLO alice 0",
+            Err(usage("HELLO <name> [<listen-port>]")),
+            port_form,
+        ),
         (
             b"HELLO alice +80",
             Err(usage("HELLO <name> [<listen-port>]")),
+            port_form,
         ),
         (
             b"HELLO alice 80 x",
             Err(usage("HELLO <name> [<listen-port>]")),
+            port_form,
         ),
-        (b"LIST", Ok(Command::List)),
-        (b"LIST everyone", Err(usage("LIST"))),
+        (b"LIST", Ok(Command::List), "LIST takes nothing"),
+        (b"LIST everyone", Err(usage("LIST")), "LIST takes nothing"),
         (
             b"SEND bob hi  there ",
             Ok(Command::Send {
                 to: name("bob"),
                 text: name("hi  there "),
             }),
+            rest_of_line,
+        ),
+        (
+            b"SEND bob  hi",
+            Ok(Command::Send {
+                to: name("bob"),
+                text: name(" hi"),
+            }),
+            rest_of_line,
         ),
         (
             b"SEND bob ",
@@ -141,43 +175,112 @@ fn each_line_reads_as_its_command_or_its_refusal() {
                 to: name("bob"),
                 text: name(""),
             }),
+            rest_of_line,
         ),
-        (b"SEND bob", Err(usage("SEND <name> <text>"))),
-        (b"SEND", Err(usage("SEND <name> <text>"))),
-        (b"SEND c@rol hi", Err(Refusal::BadName)),
+        (
+            send_longest.as_bytes(),
+            Ok(Command::Send {
+                to: name("bob"),
+                text: longest_text.clone(),
+            }),
+            text_limit,
+        ),
+        (
+            send_too_long.as_bytes(),
+            Err(Refusal::TextTooLong),
+            text_limit,
+        ),
+        (
+            all_too_long.as_bytes(),
+            Err(Refusal::TextTooLong),
+            text_limit,
+        ),
+        (
+            b"SEND bob",
+            Err(usage("SEND <name> <text>")),
+            "SEND needs a name, a space and a text",
+        ),
+        (
+            b"SEND",
+            Err(usage("SEND <name> <text>")),
+            "SEND needs a name, a space and a text",
+        ),
+        (b"SEND\tbob hi", Err(Refusal::UnknownCommand), single_spaces),
+        (b"SEND c@rol hi", Err(Refusal::BadName), name_rules),
+        (b"SEND  hi", Err(Refusal::BadName), name_rules),
         (
             b"ALL hi everyone",
             Ok(Command::All {
                 text: name("hi everyone"),
             }),
+            rest_of_line,
         ),
-        (b"ALL ", Ok(Command::All { text: name("") })),
-        (b"ALL", Err(usage("ALL <text>"))),
-        (b"WHERE bob", Ok(Command::Where { name: name("bob") })),
-        (b"WHERE", Err(usage("WHERE <name>"))),
-        (b"WHERE bob carol", Err(Refusal::BadName)),
-        (b"BYE", Ok(Command::Bye)),
-        (b"BYE now", Err(usage("BYE"))),
-        (b"", Err(Refusal::UnknownCommand)),
-        (b"list", Err(Refusal::UnknownCommand)),
-        (b"FOO bar", Err(Refusal::UnknownCommand)),
-        (b"SEND bob caf\xe9", Err(Refusal::NotUtf8)),
+        (b"ALL ", Ok(Command::All { text: name("") }), rest_of_line),
+        (
+            b"ALL",
+            Err(usage("ALL <text>")),
+            "ALL needs a space and a text",
+        ),
+        (
+            b"WHERE bob",
+            Ok(Command::Where { name: name("bob") }),
+            "WHERE takes one name",
+        ),
+        (b"WHERE", Err(usage("WHERE <name>")), "WHERE takes one name"),
+        (
+            b"WHERE bob carol",
+            Err(Refusal::BadName),
+            "WHERE takes one name, the rest of the line: `bob carol` is not a name",
+        ),
+        (b"BYE", Ok(Command::Bye), "BYE takes nothing"),
+        (b"BYE now", Err(usage("BYE")), "BYE takes nothing"),
+        (
+            b"",
+            Err(Refusal::UnknownCommand),
+            "the empty line is no command",
+        ),
+        (
+            b"list",
+            Err(Refusal::UnknownCommand),
+            "command words are upper case and compared byte for byte: `list` is not `LIST`",
+        ),
+        (
+            b"Hello alice",
+            Err(Refusal::UnknownCommand),
+            "command words are upper case and compared byte for byte: `Hello` is not `HELLO`",
+        ),
+        (
+            b"FOO bar",
+            Err(Refusal::UnknownCommand),
+            "FOO is no command",
+        ),
+        (
+            b"SEND bob caf\xe9",
+            Err(Refusal::NotUtf8),
+            "a line that is not UTF-8 is refused as such",
+        ),
     ];
-    for (line, expected) in cases {
+    for (line, expected, why) in cases {
         let got = parse_command(line);
         let shown = |read: &Result<Command, Refusal>| match read {
-            Ok(command) => format!("{command:?}"),
+            Ok(command) => short(&format!("{command:?}")),
             Err(refusal) => format!("the refusal `{}`", refusal.line().trim_end()),
         };
         assert!(
             got == expected,
-            "the line {:?} should read as {}; got {}. The command word and its \
-             arguments are separated by single spaces, and the text of SEND and \
-             ALL is the rest of the line {READING}",
-            String::from_utf8_lossy(line),
+            "the line {:?} should read as {}; got {}: {why} {READING}",
+            short(&String::from_utf8_lossy(line)),
             shown(&expected),
             shown(&got)
         );
+    }
+}
+
+/// A long line cut to its start and length, for failure messages.
+fn short(line: &str) -> String {
+    match line.char_indices().nth(60) {
+        Some((at, _)) => format!("{}... ({} bytes)", &line[..at], line.len()),
+        None => line.to_string(),
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use relay::{RELAY_WAIT, STUCK_AFTER};
 use support::{
-    GENTLE_CLOSE, book, exchange, expect_line, register, register_two, register_with, see,
+    GENTLE_CLOSE, book, exchange, expect_line, register, register_two, register_with, see, short,
     start_server, wait_for,
 };
 use testkit::{Connection, WAIT, show};
@@ -337,7 +337,12 @@ fn where_gives_the_announced_port_not_the_connection_port() {
     );
     alice.send_line("WHERE bob");
     expect_line(&mut alice, "AT bob 127.0.0.1:40123", &why);
-    exchange(&mut alice, "WHERE carol", "ERR not-listening carol");
+    alice.send_line("WHERE carol");
+    expect_line(
+        &mut alice,
+        "ERR not-listening carol",
+        "carol registered with `HELLO carol`, announcing no port: alice's `WHERE carol` should be answered `ERR not-listening carol`, never with the port of carol's connection to the server, where nobody listens",
+    );
     exchange(&mut alice, "WHERE dave", "ERR no-such-peer dave");
     exchange(&mut alice, "WHERE", "ERR usage WHERE <name>");
     exchange(&mut alice, "WHERE bob carol", "ERR bad-name");
@@ -345,6 +350,51 @@ fn where_gives_the_announced_port_not_the_connection_port() {
         &mut server,
         "alice asked where bob is: 127.0.0.1:40123",
         "the server should log each introduction, `ASKER asked where NAME is: ADDRESS`",
+    );
+}
+
+/// The IP in an introduction is the one the server saw the client at, as
+/// `accept()` gave it: not the asker's, not the server's, not a guess. A
+/// server listening on `[::]` sees an IPv4 client as `::ffff:127.0.0.1`,
+/// which `to_canonical` turns back into `127.0.0.1`.
+#[test]
+fn where_gives_the_ip_the_server_saw_that_client_at() {
+    book("WHERE: the introduction");
+    let mut server = testkit::Process::start(support::bin(), &["serve", "--listen", "[::]:0"]);
+    let first = server.next_line(&format!(
+        "the server started with `--listen [::]:0` should print `listening on [::]:PORT` {}",
+        see()
+    ));
+    let port = first
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("expected `listening on [::]:PORT`; got {first:?} {}", see()));
+    let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+    let mut alice = register(v6, "alice");
+    let _bob = register_with(v4, "HELLO bob 40123", "bob");
+    let _carol = register_with(v6, "HELLO carol 40124", "carol");
+    expect_line(
+        &mut alice,
+        "JOINED bob",
+        "alice should hear that bob joined",
+    );
+    expect_line(
+        &mut alice,
+        "JOINED carol",
+        "alice should hear that carol joined",
+    );
+    alice.send_line("WHERE bob");
+    expect_line(
+        &mut alice,
+        "AT bob 127.0.0.1:40123",
+        "the server listens on [::]; bob connected over IPv4 from 127.0.0.1 and announced port 40123, alice over IPv6 from ::1: `WHERE bob` should give the IP the server saw bob at, made canonical (`::ffff:127.0.0.1` is 127.0.0.1, `to_canonical`), with bob's port, not the asker's IP",
+    );
+    alice.send_line("WHERE carol");
+    expect_line(
+        &mut alice,
+        "AT carol [::1]:40124",
+        "the server listens on [::]; carol connected over IPv6 from ::1 and announced port 40124: `WHERE carol` should give the IP the server saw carol at, not one written in the program",
     );
 }
 
@@ -359,7 +409,7 @@ fn bye_is_answered_and_the_connection_closed() {
     let mut alice = register(server.addr(), "alice");
     exchange(&mut alice, "BYE", "BYE");
     alice.expect_orderly_close(&format!(
-        "after answering alice's BYE, the server should close her connection gently {GENTLE_CLOSE}"
+        "after answering alice's BYE, the server should take her out of the registry (her writer thread ends, and closes, once nobody holds her queue) and close her connection gently, with nothing after BYE: the LEFT notice is for the others {GENTLE_CLOSE}"
     ));
     wait_for(
         &mut server,
@@ -819,7 +869,7 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
 fn a_flood_of_sends_slows_its_sender_and_never_drops_a_reading_receiver() {
     book("A full queue slows the sender");
     let mut server = start_server(&[]);
-    let (mut victim, mut attacker) = register_two(server.addr(), "victim", "attacker");
+    let (victim, mut attacker) = register_two(server.addr(), "victim", "attacker");
     // Thousands of SENDs in one write, sent on a thread of their own while
     // the victim reads (more than the socket buffers hold while nobody
     // reads the attacker's answers).
@@ -828,30 +878,39 @@ fn a_flood_of_sends_slows_its_sender_and_never_drops_a_reading_receiver() {
     let mut writer = attacker.stream().try_clone().unwrap();
     let sending =
         std::thread::spawn(move || std::io::Write::write_all(&mut writer, flood.as_bytes()));
-    for n in 0..lines {
-        let got = victim.read_line(&format!(
-            "attacker sent `SEND victim hi` {lines} times in one write, and victim reads all along: victim should get every line and never be dropped, since a full queue only slows the sender; line {n} did not come {}",
-            see()
-        ));
-        assert_eq!(
-            got,
-            "FROM attacker hi",
-            "attacker sent `SEND victim hi` {lines} times: line {n} of them should reach victim {}",
-            see()
-        );
-    }
+    // The victim reads all along, on a thread of its own, while this one
+    // reads the attacker's answers: a wrong answer fails at once.
+    let reading = std::thread::spawn(move || {
+        let mut victim = victim;
+        for n in 0..lines {
+            let got = victim.read_line(&format!(
+                "attacker sent `SEND victim hi` {lines} times in one write, and victim reads all along: victim should get every line and never be dropped, since a full queue only slows the sender; line {n} did not come {}",
+                see()
+            ));
+            if got != "FROM attacker hi" {
+                return Err(format!(
+                    "attacker sent `SEND victim hi` {lines} times: line {n} victim got should be `FROM attacker hi`; got `{got}` {}",
+                    see()
+                ));
+            }
+        }
+        Ok(victim)
+    });
     for n in 0..lines {
         let got = attacker.read_line(&format!(
-            "attacker sent `SEND victim hi` {lines} times, and victim read every line: answer {n} should be `SENT victim` {}",
+            "attacker sent `SEND victim hi` {lines} times while victim reads: answer {n} should be `SENT victim` {}",
             see()
         ));
-        assert_eq!(
-            got,
-            "SENT victim",
-            "attacker's SEND number {n} to victim, who reads all the time, should be relayed {}",
+        assert!(
+            got == "SENT victim",
+            "attacker sent `SEND victim hi` {lines} times in one write while victim read all along: answer {n} should be `SENT victim`; got `{got}`. A full queue only slows the sender: a line that finds the receiver's queue full waits for room (RELAY_WAIT at most), and a receiver that reads makes room all the time; a full queue is no reason to refuse the line or to drop the receiver {}",
             see()
         );
     }
+    let mut victim = match reading.join().unwrap() {
+        Ok(victim) => victim,
+        Err(message) => panic!("{message}"),
+    };
     sending.join().unwrap().unwrap();
     exchange(&mut victim, "LIST", "PEERS attacker victim");
     let log = server.stdout_now();
@@ -860,6 +919,188 @@ fn a_flood_of_sends_slows_its_sender_and_never_drops_a_reading_receiver() {
         "victim read every line and must not be dropped; the server's log:\n{log}\n{}",
         see()
     );
+}
+
+/// A connection whose receive buffer is as small as the kernel allows
+/// (SO_RCVBUF set before connecting): a client that never reads is full
+/// after a few kilobytes, not megabytes.
+fn open_with_tiny_receive_buffer(addr: std::net::SocketAddr) -> Connection {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .unwrap_or_else(|err| panic!("could not make a socket: {err}"));
+    socket
+        .set_recv_buffer_size(1)
+        .unwrap_or_else(|err| panic!("could not set SO_RCVBUF: {err}"));
+    socket
+        .connect_timeout(&addr.into(), WAIT)
+        .unwrap_or_else(|err| panic!("could not connect to the server at {addr}: {err}"));
+    Connection::from_stream(socket.into())
+}
+
+/// The next line that is not `JOINED` or `LEFT` news.
+fn next_answer(conn: &mut Connection, expected: &str) -> String {
+    loop {
+        let line = conn.read_line(expected);
+        if !line.starts_with("JOINED ") && !line.starts_with("LEFT ") {
+            return line;
+        }
+    }
+}
+
+/// The mistake the design is about: waiting for room in a full queue with
+/// the registry locked. Then one receiver that never reads makes every
+/// other client wait: each of their `SEND`, `HELLO` and `LIST` needs the
+/// registry, and gets it only when the sender's RELAY_WAIT is over.
+///
+/// `stuck` never reads, and its receive buffer is tiny. alice sends it 4 KB
+/// lines until one is answered `ERR full stuck`: its queue is full, and
+/// alice's thread, with many more of her lines to relay, waits for room
+/// again at once. For the next RELAY_WAIT and more, bob sends carol a line,
+/// asks `LIST`, and a new client registers, over and over: each must be
+/// answered at once.
+#[test]
+fn a_sender_waiting_for_room_holds_up_nobody_else() {
+    book("A full queue slows the sender");
+    let server = start_server(&[]);
+    let mut stuck = open_with_tiny_receive_buffer(server.addr());
+    stuck.send_line("HELLO stuck");
+    let welcome = format!("WELCOME stuck {}", stuck.local_addr());
+    expect_line(
+        &mut stuck,
+        &welcome,
+        "stuck registers, and reads nothing more",
+    );
+    let mut alice = register(server.addr(), "alice");
+    let (mut bob, mut carol) = register_two(server.addr(), "bob", "carol");
+
+    let text = "x".repeat(4000);
+    let lines = 3000;
+    let flood = format!("SEND stuck {text}\n").repeat(lines);
+    let mut writer = alice.stream().try_clone().unwrap();
+    std::thread::spawn(move || std::io::Write::write_all(&mut writer, flood.as_bytes()));
+    // Each SEND is answered `SENT stuck` until stuck's buffers and queue are
+    // full; then the next waits RELAY_WAIT for room and is refused.
+    alice
+        .stream()
+        .set_read_timeout(Some(RELAY_WAIT + Duration::from_secs(2)))
+        .unwrap();
+    let mut sent = 0;
+    loop {
+        let got = next_answer(
+            &mut alice,
+            &format!(
+                "alice sent `SEND stuck <4000 bytes>` {lines} times in one write to stuck, a client that never reads: after {sent} `SENT stuck`, its queue is full, and the next SEND should wait at most RELAY_WAIT ({} s) for room and be answered `ERR full stuck`: the wait must be bounded {}",
+                RELAY_WAIT.as_secs(),
+                see()
+            ),
+        );
+        match got.as_str() {
+            "SENT stuck" => sent += 1,
+            "ERR full stuck" => break,
+            _ => panic!(
+                "alice's SEND number {sent} to stuck, a registered client that never reads, got `{}`: it should be `SENT stuck` while its queue has room, then `ERR full stuck` after RELAY_WAIT. A full queue only slows the sender: it is no reason to drop the receiver {}",
+                short(&got),
+                see()
+            ),
+        }
+        assert!(
+            sent < lines,
+            "all {lines} of alice's 4 KB lines to stuck, who never reads, were answered `SENT stuck`: its queue should be bounded (QUEUE_LIMIT lines), then each SEND waits for room and is refused {}",
+            see()
+        );
+    }
+    // alice's thread now waits for room again, for her next line, and the
+    // next: RELAY_WAIT each. Meanwhile everyone else is served at once.
+    let rule = "the registry is locked only to find a queue, never while waiting: a sender waiting for room in a full queue holds up nobody else";
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < RELAY_WAIT + Duration::from_millis(500) {
+        n += 1;
+        let asked = Instant::now();
+        bob.send_line(&format!("SEND carol ping {n}"));
+        let got = next_answer(
+            &mut carol,
+            &format!(
+                "bob sent `SEND carol ping {n}` while alice waited for room in stuck's queue: carol should get it at once; {rule} {}",
+                see()
+            ),
+        );
+        assert_eq!(
+            got,
+            format!("FROM bob ping {n}"),
+            "bob sent `SEND carol ping {n}` {}",
+            see()
+        );
+        let got = next_answer(
+            &mut bob,
+            &format!(
+                "bob sent `SEND carol ping {n}`: he should be answered `SENT carol` at once; {rule} {}",
+                see()
+            ),
+        );
+        assert_eq!(
+            got,
+            "SENT carol",
+            "bob sent `SEND carol ping {n}` {}",
+            see()
+        );
+        let took = asked.elapsed();
+        assert!(
+            took < RELAY_WAIT / 2,
+            "bob's `SEND carol ping {n}` took {:.1} s to reach carol while alice's `SEND stuck` waited for room in stuck's full queue: {rule} {}",
+            took.as_secs_f64(),
+            see()
+        );
+        let asked = Instant::now();
+        bob.send_line("LIST");
+        let got = next_answer(
+            &mut bob,
+            &format!(
+                "bob sent `LIST` while alice waited for room in stuck's queue: he should be answered at once; {rule} {}",
+                see()
+            ),
+        );
+        let took = asked.elapsed();
+        assert!(
+            got.starts_with("PEERS "),
+            "bob sent `LIST`: expected `PEERS ...`; got `{got}` {}",
+            see()
+        );
+        assert!(
+            took < RELAY_WAIT / 2,
+            "bob's `LIST` took {:.1} s while alice's `SEND stuck` waited for room in stuck's full queue: {rule} {}",
+            took.as_secs_f64(),
+            see()
+        );
+        let asked = Instant::now();
+        let name = format!("new{n}");
+        let mut new = Connection::open(server.addr());
+        new.send_line(&format!("HELLO {name}"));
+        let got = next_answer(
+            &mut new,
+            &format!(
+                "a new client sent `HELLO {name}` while alice waited for room in stuck's queue: it should be welcomed at once; {rule} {}",
+                see()
+            ),
+        );
+        let took = asked.elapsed();
+        assert!(
+            got.starts_with(&format!("WELCOME {name} ")),
+            "a new client sent `HELLO {name}`: expected `WELCOME {name} ...`; got `{got}` {}",
+            see()
+        );
+        assert!(
+            took < RELAY_WAIT / 2,
+            "a new client's `HELLO {name}` took {:.1} s to be welcomed while alice's `SEND stuck` waited for room in stuck's full queue: {rule} {}",
+            took.as_secs_f64(),
+            see()
+        );
+        new.send_line("BYE");
+    }
+    drop(stuck);
 }
 
 // ---------------------------------------------------------------------------
