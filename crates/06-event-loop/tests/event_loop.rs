@@ -514,3 +514,342 @@ fn mio_out_of_descriptors_pauses_accepting_without_spinning() {
 fn tokio_out_of_descriptors_pauses_accepting_without_spinning() {
     out_of_descriptors_pauses_accepting_without_spinning("tokio");
 }
+
+// ---------------------------------------------------------------------------
+// Edge-triggered readiness: a burst bigger than one turn's reads
+// ---------------------------------------------------------------------------
+
+/// The kernel's count of bytes queued on the TCP socket from `local` to
+/// `remote` (both on 127.0.0.1), from /proc/net/tcp: `(tx_queue, rx_queue)`.
+/// For the server's side, `rx_queue` is what it has received and not read.
+fn queued(local: SocketAddr, remote: SocketAddr) -> Option<(u64, u64)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let hex = |addr: SocketAddr| format!(":{:04X}", addr.port());
+    table.lines().skip(1).find_map(|row| {
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        if fields.len() > 4 && fields[1].ends_with(&hex(local)) && fields[2].ends_with(&hex(remote))
+        {
+            let (tx, rx) = fields[4].split_once(':')?;
+            Some((
+                u64::from_str_radix(tx, 16).ok()?,
+                u64::from_str_radix(rx, 16).ok()?,
+            ))
+        } else {
+            None
+        }
+    })
+}
+
+/// How long a socket's unread bytes may sit still, the server asleep, before
+/// a test calls it stuck. A server that has bytes to read reads them within
+/// milliseconds, even on a loaded machine.
+const STUCK: Duration = Duration::from_millis(1000);
+
+/// Reads from `stream` until `expected` bytes have come. Fails with `what`
+/// as soon as the server has bytes of this client's unread in its socket and
+/// has not touched them for [`STUCK`] (it will never be told about them
+/// again), or after [`WAIT`] without progress.
+fn read_replies(
+    stream: &mut TcpStream,
+    server: SocketAddr,
+    expected: usize,
+    what: &dyn Fn(usize, u64) -> String,
+) -> Vec<u8> {
+    let me = stream.local_addr().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut got = Vec::with_capacity(expected);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut still = (0u64, Instant::now());
+    let mut progress = Instant::now();
+    while got.len() < expected {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                progress = Instant::now();
+            }
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                let unread = queued(server, me).map_or(0, |(_, rx)| rx);
+                if unread != still.0 {
+                    still = (unread, Instant::now());
+                } else if unread > 0 && still.1.elapsed() > STUCK {
+                    panic!("{}", what(got.len(), unread));
+                }
+                if progress.elapsed() > WAIT {
+                    panic!("{}", what(got.len(), unread));
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    got
+}
+
+#[test]
+fn mio_a_burst_of_more_than_one_turn_of_reads_gets_every_reply() {
+    let server = start("mio", &[]);
+    let client = Connection::open(server.addr());
+    // Lines of 32 KiB: few log lines, and many reads per line.
+    let line = format!("{}\n", "x".repeat(32 * 1024 - 1));
+    const LINES: usize = 256; // 8 MiB: 512 reads of 16 KiB, 32 turns' worth
+    let burst = line.repeat(LINES).into_bytes();
+    let mut reader = client.stream().try_clone().unwrap();
+    // A few bursts: loopback's receive window grows as the server keeps up,
+    // and once it holds more than one turn's reads, a server that takes a
+    // spent budget for "nothing left" stops for good.
+    for round in 1..=3 {
+        let mut writer = client.stream().try_clone().unwrap();
+        let bytes = burst.clone();
+        let sender = thread::spawn(move || writer.write_all(&bytes));
+        let got = read_replies(&mut reader, server.addr(), 3 * LINES, &|got, unread| {
+            format!(
+                "a client sent {LINES} lines of 32 KiB ({} MiB) in one write_all (burst {round}) and \
+                 then waited for its replies, sending nothing more; it got {} of its {LINES} `ok`s, \
+                 and {unread} bytes it sent sit unread in the server's socket. mio's events are \
+                 edge-triggered: the socket was reported once, when the bytes arrived, and will \
+                 not be reported again. A turn that stops after READS_PER_TURN reads must come \
+                 back to the connection (received.more, ready_again): stopped early is not \
+                 nothing left; only WouldBlock means drained (book: 06-event-loop.md § Reading until WouldBlock)",
+                burst.len() >> 20,
+                got / 3
+            )
+        });
+        sender.join().unwrap().unwrap();
+        assert!(
+            got == b"ok\n".repeat(LINES),
+            "a client sent {LINES} lines of 32 KiB in one write_all: it should get exactly {LINES} \
+             `ok`s; it got {} bytes (book: 06-event-loop.md § Reading until WouldBlock)",
+            got.len()
+        );
+    }
+}
+
+#[test]
+fn mio_a_client_that_reads_its_replies_is_not_dropped_for_a_burst_of_lines() {
+    let server = start("mio", &[]);
+    let client = Connection::open(server.addr());
+    const LINES: usize = 128 * 1024;
+    let mut writer = client.stream().try_clone().unwrap();
+    // 128 Ki empty lines in one write: 384 KiB of replies, far over
+    // OUTPUT_LIMIT if the server kept them all, but this client reads them.
+    let sender = thread::spawn(move || writer.write_all(&[b'\n'; LINES]));
+    let mut reader = client.stream().try_clone().unwrap();
+    let got = read_replies(&mut reader, server.addr(), 3 * LINES, &|got, _| {
+        format!(
+            "a client sent {LINES} empty lines in one write and read its replies as they came; \
+             it got {got} bytes of its {} and then nothing (book: 06-event-loop.md § The buffers a connection owns)",
+            3 * LINES
+        )
+    });
+    let _ = sender.join();
+    assert!(
+        got.len() == 3 * LINES,
+        "a client sent {LINES} empty lines in one write and read its replies as they came: it got \
+         {} bytes of its {} `ok`s and then the connection closed. Only a client that is not \
+         reading may be dropped: when the output passes OUTPUT_LIMIT, first give the kernel what \
+         it takes (flush), and drop the client only if the output is still over the bound \
+         (book: 06-event-loop.md § The buffers a connection owns)",
+        got.len(),
+        3 * LINES
+    );
+}
+
+#[test]
+fn mio_a_megabyte_without_newline_gets_the_error_line_then_a_clean_close() {
+    let mut server = start("mio", &[]);
+    let client = Connection::open(server.addr());
+    let mut writer = client.stream().try_clone().unwrap();
+    // It goes on sending after the limit, as a real client does: the server
+    // must read and discard the rest while its error line goes out.
+    let sender = thread::spawn(move || writer.write_all(&vec![b'x'; 1024 * 1024]));
+    let mut reader = client.stream().try_clone().unwrap();
+    let mut got = Vec::new();
+    let ended = reader.read_to_end(&mut got);
+    let _ = sender.join();
+    let what = "a client sent 1 MiB without a newline, and went on sending after the limit: it \
+                should read exactly the error line, then a clean end of stream (FIN), not a \
+                reset and not a second error line. After the error line, the event loop calls \
+                `close_after_output(Ending::TooLong, now + LINGER)` and goes on reading only to \
+                discard: closing a socket with unread input sends a reset, which can destroy the \
+                error line (book: 06-event-loop.md § Writing what fits)";
+    let expected = b"error: line longer than 65536 bytes, closing the connection\n";
+    match ended {
+        Ok(_) if got == expected => {}
+        Ok(_) => panic!(
+            "{what}; it got {} and then the end of stream",
+            testkit::show(&got)
+        ),
+        Err(err) => panic!(
+            "{what}; it got {} and then {err} ({:?})",
+            testkit::show(&got),
+            err.kind()
+        ),
+    }
+    server.wait_for("] line longer than 65536 bytes, closing");
+}
+
+#[test]
+fn mio_a_slow_reader_with_a_tiny_buffer_gets_every_reply_in_order() {
+    let server = start("mio", &[]);
+    // A receive buffer of 4 KiB: the server's replies fill it and its own
+    // send buffer, and its writes take part of the output, then WouldBlock.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect_timeout(&server.addr().into(), WAIT).unwrap();
+    let stream: TcpStream = socket.into();
+    let mut client = Connection::from_stream(stream.try_clone().unwrap());
+    // Numbered lines, all sent before reading a byte: 6,000 replies of
+    // `ok\n` (18,000 bytes, under OUTPUT_LIMIT).
+    const LINES: usize = 6_000;
+    let lines: String = (0..LINES).map(|n| format!("line {n}\n")).collect();
+    client.send(lines.as_bytes());
+    // The server has answered them all when it has logged the last one.
+    let mut server = server;
+    server.wait_for(&format!("] line {}", LINES - 1));
+    let mut reader = stream;
+    let got = read_replies(&mut reader, server.addr(), 3 * LINES, &|got, _| {
+        format!(
+            "a client with a 4 KiB receive buffer sent {LINES} lines and only then read: it got \
+             {got} bytes of its {} and then nothing, with lines of its still unread in the \
+             server's socket or replies lost. A write to a full socket takes part of the output \
+             and then says WouldBlock: keep what it did not take (drain only the n bytes \
+             written), ask for writable events while output waits, and readable ones always \
+             (book: 06-event-loop.md § Writing what fits)",
+            3 * LINES
+        )
+    });
+    assert!(
+        got == b"ok\n".repeat(LINES),
+        "a client with a 4 KiB receive buffer sent {LINES} lines and only then read: it should get \
+         every byte of its replies, in order, each `ok\\n` once; it got {} bytes{}. A write to a \
+         full socket takes part of the output: keep what it did not take (drain only the n bytes \
+         written), and write the rest when mio says the socket is writable \
+         (book: 06-event-loop.md § Writing what fits)",
+        got.len(),
+        match got.chunks(3).position(|reply| reply != b"ok\n") {
+            Some(n) => format!(
+                ", the reply at byte {} being {}",
+                3 * n,
+                testkit::show(&got[3 * n..(3 * n + 12).min(got.len())])
+            ),
+            None => String::new(),
+        }
+    );
+    // Its output drained: the connection must be readable again.
+    round_trip(&mut client, "one more, once every reply is read");
+    client.half_close();
+    client.expect_orderly_close(
+        "the client half-closed after reading every reply: the server should close too, with a FIN \
+         (book: 06-event-loop.md § Writing what fits)",
+    );
+}
+
+#[test]
+fn mio_an_idle_connection_costs_no_cpu() {
+    let server = start("mio", &[]);
+    let mut clients: Vec<Connection> = (0..3).map(|_| Connection::open(server.addr())).collect();
+    for client in &mut clients {
+        round_trip(client, "hello, and then nothing");
+    }
+    let before = cpu_ticks(server.pid());
+    thread::sleep(Duration::from_millis(500));
+    let used = cpu_ticks(server.pid()) - before;
+    assert!(
+        used < 5,
+        "with 3 clients connected and silent, their replies all sent, the mio engine should sleep \
+         in poll(); it used {used} ticks of CPU (of 50) in half a second. A socket with room in \
+         its send buffer is writable almost always: ask for writable events only while output \
+         waits (Interest::READABLE otherwise), and reregister only when that changes \
+         (book: 06-event-loop.md § Writing what fits)"
+    );
+}
+
+#[test]
+fn mio_a_client_that_spoke_since_its_timer_was_set_keeps_its_connection() {
+    let server = start("mio", &["--idle-timeout", "1"]);
+    let mut client = Connection::open(server.addr());
+    let opened = Instant::now();
+    // Its first timer entry comes due 1 s after it connected; it speaks
+    // before that, and again just after.
+    thread::sleep(Duration::from_millis(600));
+    round_trip(&mut client, "before the first deadline");
+    while opened.elapsed() < Duration::from_millis(1300) {
+        thread::sleep(Duration::from_millis(20));
+    }
+    client.send_line("after the first deadline");
+    let mut reply = [0u8; 3];
+    let got = client.stream().read(&mut reply);
+    assert!(
+        matches!(got, Ok(3)) && &reply == b"ok\n",
+        "with --idle-timeout 1, a client spoke 0.6 s after connecting and again at 1.3 s: it was \
+         never silent for 1 s, so it must keep its connection and get `ok`; it got {got:?} {}. \
+         The timer entry made when it connected comes due at 1 s: look up the connection's real \
+         deadline (conn.deadline: heard + idle) and put the entry back if that is later; close \
+         only when the real deadline has passed (book: 06-event-loop.md § Timers)",
+        testkit::show(&reply)
+    );
+}
+
+#[test]
+fn mio_a_client_that_spoke_once_and_went_quiet_is_closed_when_idle() {
+    let mut server = start("mio", &["--idle-timeout", "1"]);
+    let mut client = Connection::open(server.addr());
+    thread::sleep(Duration::from_millis(500));
+    round_trip(&mut client, "one line, and then nothing");
+    let spoke = Instant::now();
+    // Its real deadline is 1 s after it spoke; allow some more for a loaded
+    // machine, but not the 5 s of WAIT.
+    client
+        .stream()
+        .set_read_timeout(Some(Duration::from_millis(2500)))
+        .unwrap();
+    client.expect_orderly_close(&format!(
+        "with --idle-timeout 1, a client sent one line 0.5 s after connecting and then nothing: \
+         the server should close it 1 s after it spoke, with a clean end of stream (waited {:.1} s). \
+         When its first timer entry comes due (1 s after it connected) it has spoken since: put \
+         the entry back at its real deadline, so that it comes due again and the connection is \
+         closed then (book: 06-event-loop.md § Timers)",
+        spoke.elapsed().as_secs_f64()
+    ));
+    server.expect_line(
+        "] idle for 1 s, closing",
+        "a client silent for the idle timeout should be logged `[ADDR] idle for 1 s, closing` \
+         (book: 06-event-loop.md § Timers)",
+    );
+}
+
+#[test]
+fn tokio_a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset() {
+    let server = start("tokio", &["--max-clients", "1"]);
+    let mut first = Connection::open(server.addr());
+    round_trip(&mut first, "I hold the only place");
+    // Frozen, the server cannot accept: the kernel completes the handshake
+    // and queues the lines, so they are there, unread, when it refuses.
+    server.freeze();
+    let mut second = Connection::open(server.addr());
+    second.send(&b"I did not wait to be told\n".repeat(100));
+    server.thaw();
+    let mut got = Vec::new();
+    let ended = second.stream().read_to_end(&mut got);
+    let what = "with --max-clients 1 and one client connected, a second connected and at once \
+                sent 100 lines: it should read the busy line, not a reset, then a clean end of \
+                stream. Closing a socket with unread input sends a reset, which can destroy the \
+                busy line; common::refuse writes it, half-closes and reads what has arrived \
+                (book: 06-event-loop.md § The same server with Tokio)";
+    match ended {
+        Ok(_) if got == b"busy: too many clients, try again later\n" => {}
+        Ok(_) => panic!(
+            "{what}; it got {} and then the end of stream",
+            testkit::show(&got)
+        ),
+        Err(err) => panic!(
+            "{what}; it got {} and then {err} ({:?})",
+            testkit::show(&got),
+            err.kind()
+        ),
+    }
+    round_trip(&mut first, "still served");
+}
