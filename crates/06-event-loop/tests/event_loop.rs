@@ -318,7 +318,10 @@ fn a_client_that_ignores_bye_is_closed_at_the_end_of_the_grace_period(engine: &s
     );
     assert!(
         began.elapsed() >= Duration::from_millis(800),
-        "with --grace 1 the client should have about a second to leave; it was cut off after {:?}",
+        "after SIGINT with --grace 1, a client told `bye` should have about a second to leave: \
+         the server sends `bye`, then closes the connection only after its output, with the end \
+         of the grace period as its deadline (close_after_output(Ending::ToldBye, grace_end)); \
+         this client was cut off after {:?} (book: 06-event-loop.md § Graceful shutdown)",
         began.elapsed()
     );
     let done = server.wait_exit();
@@ -737,8 +740,8 @@ fn mio_a_slow_reader_with_a_tiny_buffer_gets_every_reply_in_order() {
             &format!(
                 "a client with a 4 KiB receive buffer sent {lines} lines, reading none of the \
                  replies yet: the server should read and log every line while replies wait for \
-                 room. Output waiting must not stop the reading: ask for readable events always, \
-                 and writable ones too while output waits (book: 06-event-loop.md § Writing what fits)"
+                 room. Output waiting must not stop the reading: ask for writable events while output \
+                 waits, and readable ones always (book: 06-event-loop.md § Writing what fits)"
             ),
         );
         // What the kernel holds, once it stops changing (the server writes
@@ -899,4 +902,40 @@ fn tokio_a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset()
         ),
     }
     round_trip(&mut first, "still served");
+}
+
+#[test]
+fn mio_a_client_that_stays_after_the_error_line_is_closed_after_the_linger() {
+    let mut server = start("mio", &[]);
+    let mut client = Connection::open(server.addr());
+    let me = client.local_addr();
+    client.send(&vec![b'x'; 64 * 1024 + 1]);
+    let refusal = client
+        .read_line("a client sent 65537 bytes without a newline: it should get the error line");
+    assert!(
+        refusal.starts_with("error: line longer than"),
+        "got {refusal:?}"
+    );
+    // It neither closes nor sends: the connection is closing, and its
+    // deadline is LINGER (2 s) after the error line.
+    let line = server.expect_line(
+        &format!("[{me}] "),
+        "a client that stays after the error line should be closed LINGER (2 s) later",
+    );
+    let line = if line.contains("connected") {
+        server.expect_line(
+            &format!("[{me}] "),
+            "a client that stays after the error line should be closed LINGER (2 s) later",
+        )
+    } else {
+        line
+    };
+    assert_eq!(
+        line,
+        format!("[{me}] line longer than 65536 bytes, closing"),
+        "a client sent a line over the limit, got the error line and stayed, neither closing nor \
+         sending: when its closing deadline (LINGER) comes due, the server should close it with \
+         the closing's own ending (conn.closing.take()), logged `[ADDR] line longer than 65536 \
+         bytes, closing` (book: 06-event-loop.md § Timers)"
+    );
 }
