@@ -594,40 +594,47 @@ fn read_replies(
 #[test]
 fn mio_a_burst_of_more_than_one_turn_of_reads_gets_every_reply() {
     let server = start("mio", &[]);
-    let client = Connection::open(server.addr());
-    // Lines of 32 KiB: few log lines, and many reads per line.
-    let line = format!("{}\n", "x".repeat(32 * 1024 - 1));
-    const LINES: usize = 256; // 8 MiB: 512 reads of 16 KiB, 32 turns' worth
-    let burst = line.repeat(LINES).into_bytes();
-    let mut reader = client.stream().try_clone().unwrap();
-    // A few bursts: loopback's receive window grows as the server keeps up,
-    // and once it holds more than one turn's reads, a server that takes a
-    // spent budget for "nothing left" stops for good.
-    for round in 1..=3 {
-        let mut writer = client.stream().try_clone().unwrap();
-        let bytes = burst.clone();
-        let sender = thread::spawn(move || writer.write_all(&bytes));
-        let got = read_replies(&mut reader, server.addr(), 3 * LINES, &|got, unread| {
-            format!(
-                "a client sent {LINES} lines of 32 KiB ({} MiB) in one write_all (burst {round}) and \
-                 then waited for its replies, sending nothing more; it got {} of its {LINES} `ok`s, \
-                 and {unread} bytes it sent sit unread in the server's socket. mio's events are \
-                 edge-triggered: the socket was reported once, when the bytes arrived, and will \
-                 not be reported again. A turn that stops after READS_PER_TURN reads must come \
-                 back to the connection (received.more, ready_again): stopped early is not \
-                 nothing left; only WouldBlock means drained (book: 06-event-loop.md § Reading until WouldBlock)",
-                burst.len() >> 20,
-                got / 3
-            )
-        });
-        sender.join().unwrap().unwrap();
-        assert!(
-            got == b"ok\n".repeat(LINES),
-            "a client sent {LINES} lines of 32 KiB in one write_all: it should get exactly {LINES} \
-             `ok`s; it got {} bytes (book: 06-event-loop.md § Reading until WouldBlock)",
-            got.len()
-        );
+    let mut client = Connection::open(server.addr());
+    let me = client.local_addr();
+    round_trip(&mut client, "hello");
+    // Room in the server's socket for the whole burst at once (its
+    // receive buffer, set on a duplicate of its socket): then every byte is
+    // there before it reads any, and the socket is reported ready once.
+    let theirs = servers_socket(&server, me);
+    socket2::SockRef::from(&theirs)
+        .set_recv_buffer_size(2 * 1024 * 1024)
+        .unwrap();
+    // Three turns' worth of reads (READS_PER_TURN of READ_CHUNK: 16 of
+    // 16 KiB), in lines of 1 KiB, sent in one write while the server is
+    // frozen, and nothing after it.
+    const LINES: usize = 768;
+    let burst = format!("{}\n", "x".repeat(1023)).repeat(LINES);
+    server.freeze();
+    client.send(burst.as_bytes());
+    let deadline = Instant::now() + WAIT;
+    while queued(me, server.addr()).is_none_or(|(tx, _)| tx > 0) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
     }
+    server.thaw();
+    let mut reader = client.stream().try_clone().unwrap();
+    let got = read_replies(&mut reader, server.addr(), 3 * LINES, &|got, unread| {
+        format!(
+            "a client sent {LINES} lines of 1 KiB (768 KiB, three turns of READS_PER_TURN reads) \
+             in one write and then waited for its replies, sending nothing more; it got {} of its \
+             {LINES} `ok`s, and {unread} bytes it sent sit unread in the server's socket. mio's \
+             events are edge-triggered: the socket was reported once, when the bytes arrived, and \
+             will not be reported again. A turn that stops after READS_PER_TURN reads must come \
+             back to the connection (received.more, ready_again): stopped early is not nothing \
+             left; only WouldBlock means drained (book: 06-event-loop.md § Reading until WouldBlock)",
+            got / 3
+        )
+    });
+    assert!(
+        got == b"ok\n".repeat(LINES),
+        "a client sent {LINES} lines of 1 KiB in one write: it should get exactly {LINES} `ok`s; \
+         it got {} bytes (book: 06-event-loop.md § Reading until WouldBlock)",
+        got.len()
+    );
 }
 
 #[test]
@@ -938,4 +945,35 @@ fn mio_a_client_that_stays_after_the_error_line_is_closed_after_the_linger() {
          the closing's own ending (conn.closing.take()), logged `[ADDR] line longer than 65536 \
          bytes, closing` (book: 06-event-loop.md § Timers)"
     );
+}
+
+/// The server's own socket for the connection from `client` (both on
+/// 127.0.0.1), duplicated into this test process with pidfd_getfd: a test
+/// may then set options on it, as the server could have.
+fn servers_socket(server: &Process, client: SocketAddr) -> std::os::fd::OwnedFd {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let hex = |addr: SocketAddr| format!(":{:04X}", addr.port());
+    let inode = table
+        .lines()
+        .skip(1)
+        .find_map(|row| {
+            let fields: Vec<&str> = row.split_whitespace().collect();
+            (fields.len() > 9
+                && fields[1].ends_with(&hex(server.addr()))
+                && fields[2].ends_with(&hex(client)))
+            .then(|| fields[9].to_string())
+        })
+        .unwrap();
+    let target = format!("socket:[{inode}]");
+    let fd = std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+        .unwrap()
+        .flatten()
+        .find(|entry| {
+            std::fs::read_link(entry.path()).is_ok_and(|link| link.to_string_lossy() == target)
+        })
+        .and_then(|entry| entry.file_name().to_string_lossy().parse::<i32>().ok())
+        .unwrap();
+    let pid = rustix::process::Pid::from_raw(server.pid() as i32).unwrap();
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).unwrap();
+    rustix::process::pidfd_getfd(&pidfd, fd, rustix::process::PidfdGetfdFlags::empty()).unwrap()
 }
