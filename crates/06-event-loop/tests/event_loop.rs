@@ -977,3 +977,62 @@ fn servers_socket(server: &Process, client: SocketAddr) -> std::os::fd::OwnedFd 
     let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).unwrap();
     rustix::process::pidfd_getfd(&pidfd, fd, rustix::process::PidfdGetfdFlags::empty()).unwrap()
 }
+
+#[test]
+fn mio_lines_that_arrived_with_the_signal_are_answered_before_bye() {
+    let mut server = start("mio", &["--grace", "5"]);
+    let mut client = Connection::open(server.addr());
+    let me = client.local_addr();
+    round_trip(&mut client, "before the signal");
+    // Room in the server's socket for all the lines at once, as in the
+    // burst check above.
+    let theirs = servers_socket(&server, me);
+    socket2::SockRef::from(&theirs)
+        .set_recv_buffer_size(2 * 1024 * 1024)
+        .unwrap();
+    // More lines than one turn reads (READS_PER_TURN of 16 KiB: 256 KiB),
+    // all arrived while the server is frozen with SIGINT pending: its next
+    // turn reads one budget's worth, then starts the shutdown, which must
+    // answer the rest before `bye`.
+    const LINES: usize = 300;
+    let lines = format!("{}\n", "x".repeat(1023)).repeat(LINES);
+    server.freeze();
+    client.send(lines.as_bytes());
+    let deadline = Instant::now() + WAIT;
+    while queued(me, server.addr()).is_none_or(|(tx, _)| tx > 0) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    interrupt(&server);
+    server.thaw();
+    let mut got = Vec::new();
+    let ended = client.stream().read_to_end(&mut got);
+    let oks = got.windows(3).filter(|w| w == b"ok\n").count();
+    assert!(
+        ended.is_ok()
+            && got
+                == [
+                    b"ok\n".repeat(LINES),
+                    b"bye: server shutting down\n".to_vec()
+                ]
+                .concat(),
+        "a client sent {LINES} lines of 1 KiB in one write, all of them arrived while SIGINT was \
+         pending: every line that had arrived before the signal should still get its `ok` (the \
+         shutdown reads what is waiting, conn.receive, before it says bye), then \
+         `bye: server shutting down` and a clean close; it got {oks} `ok`s{} and then {} \
+         (book: 06-event-loop.md § Graceful shutdown)",
+        if got.ends_with(b"bye: server shutting down\n") {
+            " and the bye"
+        } else {
+            ""
+        },
+        match ended {
+            Ok(_) => "the end of stream".to_string(),
+            Err(err) => err.to_string(),
+        }
+    );
+    drop(theirs);
+    drop(client);
+    server
+        .wait_exit()
+        .assert_success("after SIGINT, and the only client gone");
+}
