@@ -320,10 +320,14 @@ fn a_client_that_ignores_bye_is_closed_at_the_end_of_the_grace_period(engine: &s
     round_trip(&mut client, "hello");
     interrupt(&server);
     let began = Instant::now();
-    let bye = client.read_line("after SIGINT the client should be told bye");
+    let bye = client.read_line(
+        "after SIGINT with --grace 1, a connected client should be told `bye: server shutting \
+         down` (book: 06-event-loop.md § Graceful shutdown)",
+    );
     assert_eq!(
         bye, "bye: server shutting down",
-        "(book: 06-event-loop.md § Graceful shutdown)"
+        "after SIGINT, a connected client should be told exactly `bye: server shutting down` \
+         (book: 06-event-loop.md § Graceful shutdown)"
     );
     // Ignore it: keep sending, until the server closes the connection.
     let mut stream = client.stream().try_clone().unwrap();
@@ -350,7 +354,10 @@ fn a_client_that_ignores_bye_is_closed_at_the_end_of_the_grace_period(engine: &s
         began.elapsed()
     );
     let done = server.wait_exit();
-    done.assert_success("after SIGINT, at the end of the grace period");
+    done.assert_success(
+        "after SIGINT, at the end of the grace period, the server should exit 0 \
+         (book: 06-event-loop.md § Graceful shutdown)",
+    );
     let summary = done.stdout.lines().last().unwrap_or_default();
     assert!(
         summary.starts_with("shut down: 1 client told, ")
@@ -379,7 +386,10 @@ fn a_second_sigint_stops_at_once(engine: &str) {
     let began = Instant::now();
     interrupt(&server);
     let done = server.wait_exit();
-    done.assert_failure("a second SIGINT during the grace period");
+    done.assert_failure(
+        "a second SIGINT during the grace period should stop the server at once, with an error \
+         (book: 06-event-loop.md § Graceful shutdown)",
+    );
     assert!(
         began.elapsed() < Duration::from_secs(3),
         "a second SIGINT should stop the server at once, not after the grace period \
@@ -387,7 +397,8 @@ fn a_second_sigint_stops_at_once(engine: &str) {
     );
     assert_eq!(
         done.stderr, "error: a second signal: stopped at once, with 1 client still connected\n",
-        "the server should say in one line why it stopped; {done}"
+        "a second SIGINT: the server should say in one line why it stopped \
+         (book: 06-event-loop.md § Graceful shutdown); {done}"
     );
     // The client's connection is gone with the process.
     let mut rest = Vec::new();
