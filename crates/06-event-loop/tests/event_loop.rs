@@ -640,12 +640,14 @@ fn mio_a_burst_of_more_than_one_turn_of_reads_gets_every_reply() {
     socket2::SockRef::from(&theirs)
         .set_recv_buffer_size(2 * 1024 * 1024)
         .unwrap();
+    // The option stays on the socket; the duplicate must not keep it open.
+    drop(theirs);
     // Three turns' worth of reads (READS_PER_TURN of READ_CHUNK: 16 of
     // 16 KiB), in lines of 1 KiB, sent in one write while the server is
     // frozen, and nothing after it.
     const LINES: usize = 768;
     let burst = format!("{}\n", "x".repeat(1023)).repeat(LINES);
-    server.freeze();
+    freeze_now(&server);
     client.send(burst.as_bytes());
     let deadline = Instant::now() + WAIT;
     while queued(me, server.addr()).is_none_or(|(tx, _)| tx > 0) && Instant::now() < deadline {
@@ -985,6 +987,24 @@ fn mio_a_client_that_stays_after_the_error_line_is_closed_after_the_linger() {
     );
 }
 
+/// Freezes the server (SIGSTOP) and waits until it really is stopped: the
+/// signal is asynchronous, and bytes sent before it stops could be read.
+fn freeze_now(server: &Process) {
+    server.freeze();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .and_then(|end| stat[end + 1..].split_whitespace().next());
+        if state == Some("T") || Instant::now() > deadline {
+            break;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// The server's own socket for the connection from `client` (both on
 /// 127.0.0.1), duplicated into this test process with pidfd_getfd: a test
 /// may then set options on it, as the server could have.
@@ -1028,13 +1048,15 @@ fn mio_lines_that_arrived_with_the_signal_are_answered_before_bye() {
     socket2::SockRef::from(&theirs)
         .set_recv_buffer_size(2 * 1024 * 1024)
         .unwrap();
+    // The option stays on the socket; the duplicate must not keep it open.
+    drop(theirs);
     // More lines than one turn reads (READS_PER_TURN of 16 KiB: 256 KiB),
     // all arrived while the server is frozen with SIGINT pending: its next
     // turn reads one budget's worth, then starts the shutdown, which must
     // answer the rest before `bye`.
     const LINES: usize = 300;
     let lines = format!("{}\n", "x".repeat(1023)).repeat(LINES);
-    server.freeze();
+    freeze_now(&server);
     client.send(lines.as_bytes());
     let deadline = Instant::now() + WAIT;
     while queued(me, server.addr()).is_none_or(|(tx, _)| tx > 0) && Instant::now() < deadline {
@@ -1068,7 +1090,6 @@ fn mio_lines_that_arrived_with_the_signal_are_answered_before_bye() {
             Err(err) => err.to_string(),
         }
     );
-    drop(theirs);
     drop(client);
     server
         .wait_exit()
