@@ -89,7 +89,14 @@ fn lesson_1_against_the_original_multi_client_server() {
             client
                 .stdout
                 .ends_with("reply: ok\nserver closed the connection\n"),
-            "lesson 1 should print the server's `ok` and see it close after our half-close; {client}"
+            "lesson 1 was run with `{word}` against a server in the original lesson's style, \
+             which answers `ok` to each read and closes when the client half-closes: the client \
+             should print `reply: ok`, then `server closed the connection`. `ok` twice, or \
+             `okok`, means the line reached the server in two pieces: the message and its \
+             newline must leave in one write_all, exercise 1.2 \
+             (book: 01-client.md § Step 2: send). No `server closed the connection` means the \
+             client did not half-close, or did not read to the end, exercises 1.2 and 1.3 \
+             (book: 01-client.md § Step 3: half-close). {client}"
         );
         server.wait_for(&format!("received b'{word}\\n'"));
     }
