@@ -180,3 +180,48 @@ mod tests {
         assert_eq!(headings(text), ["One", "Two x"]);
     }
 }
+
+/// The compiler errors "Rust for a Python programmer" explains, with the
+/// heading of their entry. A learner's socket code meets these most.
+const EXPLAINED_ERRORS: [(&str, &str); 3] = [
+    ("E0382", "E0382: borrow of moved value: `stream`"),
+    ("E0596", "E0596: cannot borrow `stream` as mutable"),
+    (
+        "E0597",
+        "E0597: `slot` does not live long enough, and the guard that lives too short",
+    ),
+];
+
+/// The entries of "Rust for a Python programmer" that explain an error in
+/// `compiler_output`, as (code, heading), each once.
+pub fn explained_errors(compiler_output: &str) -> Vec<(&'static str, &'static str)> {
+    EXPLAINED_ERRORS
+        .iter()
+        .filter(|(code, _)| compiler_output.contains(&format!("error[{code}]")))
+        .copied()
+        .collect()
+}
+
+#[cfg(test)]
+mod explained {
+    use super::*;
+
+    /// Each entry names a heading the chapter really has, and a build
+    /// failing with its code is pointed to it.
+    #[test]
+    fn the_errors_the_python_chapter_explains_are_found_and_their_headings_exist() {
+        let chapter =
+            std::fs::read_to_string(crate::default_root().join("docs/src/rust-for-python.md"))
+                .unwrap();
+        for (code, heading) in EXPLAINED_ERRORS {
+            assert!(
+                headings(&chapter).contains(&plain(heading)),
+                "rust-for-python.md has no heading `{heading}` for {code}"
+            );
+        }
+        let output = "error[E0596]: cannot borrow `stream` as mutable\nerror[E0382]: x";
+        let found: Vec<&str> = explained_errors(output).iter().map(|e| e.0).collect();
+        assert_eq!(found, ["E0382", "E0596"]);
+        assert!(explained_errors("error[E0308]: mismatched types").is_empty());
+    }
+}

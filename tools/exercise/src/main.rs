@@ -333,6 +333,12 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
     if let Some(error) = &outcome.build_error {
         println!("\nYour code does not compile yet:\n");
         println!("{}", error.trim_end());
+        for (code, section) in book::explained_errors(error) {
+            println!(
+                "\n{code} is a trap of socket code in Rust, explained in \
+                 docs/src/rust-for-python.md § {section}"
+            );
+        }
         println!(
             "\nExercise {id}: read docs/src/{} § {}\nStuck? cargo exercise hint {id}",
             exercise.chapter,
