@@ -326,6 +326,7 @@ pub fn a_client_over_the_cap_is_told_busy_and_the_others_keep_working(
 pub fn a_silent_client_is_disconnected_after_the_idle_timeout(start: impl Fn(&[&str]) -> Process) {
     let mut server = start(&["--idle-timeout", "1"]);
     let mut client = Connection::open(server.addr());
+    let addr = client.local_addr();
     round_trip(&mut client, "hello, and then nothing");
     let what = "with --idle-timeout 1, a client sent one line and then nothing, keeping the \
                 connection open";
@@ -333,8 +334,17 @@ pub fn a_silent_client_is_disconnected_after_the_idle_timeout(start: impl Fn(&[&
         "{what}: after 1 s of silence the server should disconnect it, with a clean end of \
          stream (book: 03-multi-client.md § Clients that misbehave)"
     ));
+    // The client's line was logged before its `ok` was sent; the next line
+    // about this client says how its connection ended.
+    server.expect_line(
+        &format!("[{addr}] hello, and then nothing"),
+        &format!(
+            "{what}: the server should log the line \
+             (book: 03-multi-client.md § Lines, not reads, are the messages)"
+        ),
+    );
     let line = server.expect_line(
-        "idle",
+        &format!("[{addr}] "),
         &format!(
             "{what}: the server should log why it closed \
              (book: 03-multi-client.md § Clients that misbehave)"
@@ -342,7 +352,8 @@ pub fn a_silent_client_is_disconnected_after_the_idle_timeout(start: impl Fn(&[&
     );
     assert!(
         line.ends_with("] idle for 1 s, closing"),
-        "{what}: the server should log `[ADDR] idle for 1 s, closing`; it logged {line:?} \
+        "{what}: the server should log `[ADDR] idle for 1 s, closing` (a read that times out is \
+         the idle timeout, not a connection error); it logged {line:?} \
          (book: 03-multi-client.md § Clients that misbehave)"
     );
 }

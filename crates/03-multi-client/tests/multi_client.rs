@@ -5,6 +5,7 @@
 //! Every test starts the real `03-multi-client` with `--listen 127.0.0.1:0`,
 //! learns its port from its first line, and talks to it over loopback.
 
+use std::io::Write;
 use std::path::Path;
 
 use assert_cmd::Command;
@@ -404,4 +405,245 @@ fn help_describes_the_server_and_its_options() {
                 .and(predicate::str::contains("--max-clients <N>"))
                 .and(predicate::str::contains("--idle-timeout <SECS>")),
         );
+}
+
+// ---------------------------------------------------------------------------
+// Out of file descriptors: accept fails, and the server must live on
+// ---------------------------------------------------------------------------
+
+/// The CPU time process `pid` has used so far (user and system), from
+/// /proc/PID/stat, in clock ticks (usually 100 a second).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(end) = stat.rfind(')') else { return 0 };
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat[end + 2..].split(' ').collect();
+    let field = |n: usize| {
+        fields
+            .get(n)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+/// The lowest file descriptor number process `pid` does not use: with its
+/// soft limit of open files set to this, its next `accept()` fails with
+/// EMFILE (`too many open files`).
+fn lowest_free_fd(pid: u32) -> u64 {
+    let used: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    (0..).find(|fd| !used.contains(fd)).unwrap()
+}
+
+/// Sets the soft limit of open files of the running process `pid`.
+fn set_open_files(prlimit: &Path, pid: u32, soft: u64) {
+    let done = std::process::Command::new(prlimit)
+        .args([format!("--pid={pid}"), format!("--nofile={soft}:")])
+        .output()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "prlimit --pid {pid} --nofile={soft}: failed: {}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
+/// What each test below sets up: the server's limit of open files lowered
+/// (with prlimit) so that no descriptor is free, and 20 clients connected,
+/// which wait in the backlog while every `accept()` fails with EMFILE
+/// (`too many open files`). Checks that the server pauses between attempts
+/// and logs them; then gives the descriptors back and checks that the first
+/// waiting client is served. `what` describes the case; `book` is the
+/// section, for the messages.
+fn out_of_descriptors(
+    prlimit: &Path,
+    server: &mut Process,
+    waiting: &mut [Connection],
+    what: &str,
+    book: &str,
+) {
+    let pid = server.pid();
+    let before = cpu_ticks(pid);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let used = cpu_ticks(pid) - before;
+    let log = server.stdout_now();
+    let failures = log
+        .lines()
+        .filter(|line| line.starts_with("could not accept a connection: "))
+        .count();
+    assert!(
+        used < 30,
+        "{what}: after a failed accept the server should pause (the reference sleeps 100 ms) \
+         before trying again, or a lasting error spins a core; in one second it used {used} \
+         ticks of CPU (of 100) and logged {failures} `could not accept` lines {book}"
+    );
+    assert!(
+        failures > 0,
+        "{what}: the server should log each failed accept as `could not accept a connection: \
+         too many open files` and go on; in one second it logged none {book}; its last lines:\n{}",
+        last_lines(&log)
+    );
+    // Give the descriptors back: the waiting clients must be served.
+    set_open_files(prlimit, pid, 1024);
+    let first = &mut waiting[0];
+    let expected = format!(
+        "{what}; then the limit was raised again and the first of them sent a line: a failed \
+         accept must not end the server (or its loop), so once a descriptor is free it should \
+         accept the waiting client and reply `ok` {book}"
+    );
+    let mut socket = first.stream();
+    if let Err(err) = socket.write_all(b"I waited in the backlog\n") {
+        panic!(
+            "{expected}; but sending failed: {err} (the server has closed its listening socket)"
+        );
+    }
+    first.expect_bytes(b"ok\n", &expected);
+}
+
+/// The last few lines of a log, for a failure message.
+fn last_lines(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(10)..].join("\n")
+}
+
+fn twenty_clients(server: &Process) -> Vec<Connection> {
+    // The kernel completes these handshakes by itself, whether the server
+    // can accept them or not.
+    (0..20).map(|_| Connection::open(server.addr())).collect()
+}
+
+#[test]
+fn one_at_a_time_pauses_after_a_failed_accept_and_lives_on() {
+    let Some(prlimit) = tool("prlimit") else {
+        return;
+    };
+    let mut server = start_server(&["--one-at-a-time"]);
+    // The descriptor the next accepted client gets.
+    let next = lowest_free_fd(server.pid());
+    let mut first = Connection::open(server.addr());
+    round_trip(&mut first, "I take the last descriptor");
+    // While it is served nobody accepts; its descriptor is the last allowed.
+    set_open_files(&prlimit, server.pid(), next);
+    let mut waiting = twenty_clients(&server);
+    leave(&mut first);
+    let what = format!(
+        "with --one-at-a-time and the server out of file descriptors (its limit of open files \
+         lowered with prlimit to {next}), 20 clients connected and the one being served left: \
+         the others wait in the backlog, and every accept() fails with EMFILE (`too many open \
+         files`)"
+    );
+    out_of_descriptors(
+        &prlimit,
+        &mut server,
+        &mut waiting,
+        &what,
+        "(book: 03-multi-client.md § The original loop: one client at a time)",
+    );
+}
+
+#[test]
+fn thread_per_client_pauses_after_a_failed_accept_and_lives_on() {
+    let Some(prlimit) = tool("prlimit") else {
+        return;
+    };
+    let mut server = start_server(&[]);
+    let next = lowest_free_fd(server.pid());
+    let mut first = Connection::open(server.addr());
+    round_trip(&mut first, "I take the last descriptor");
+    set_open_files(&prlimit, server.pid(), next);
+    let mut waiting = twenty_clients(&server);
+    let what = format!(
+        "with a thread per client, one client connected and the server out of file descriptors \
+         (its limit of open files lowered with prlimit to {next}), 20 more clients connected: \
+         they wait in the backlog, and every accept() fails with EMFILE (`too many open files`)"
+    );
+    out_of_descriptors(
+        &prlimit,
+        &mut server,
+        &mut waiting,
+        &what,
+        "(book: 03-multi-client.md § Why the cap)",
+    );
+    round_trip(&mut first, "and I am still served");
+}
+
+// ---------------------------------------------------------------------------
+// No idle limit, and a line far over the limit
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_client_silent_for_a_moment_is_still_served() {
+    let mut server = start_server(&[]);
+    let mut client = Connection::open(server.addr());
+    let what = "a client connected and was silent for 0.3 s before each line (the idle timeout \
+                is 60 s)";
+    let wait = "the server's read should wait for it: a blocking read with a read timeout of \
+                --idle-timeout, not a non-blocking socket, whose read fails at once with \
+                WouldBlock (book: 03-multi-client.md § One client's conversation)";
+    client.expect_nothing(&format!("{what}: {wait}"));
+    round_trip(&mut client, "I took my time");
+    client.expect_nothing(&format!("{what}: {wait}"));
+    round_trip(&mut client, "and again");
+    leave(&mut client);
+    expect_finished(&mut server);
+}
+
+#[test]
+fn with_idle_timeout_0_a_client_is_served_and_kept() {
+    let server = start_server(&["--idle-timeout", "0"]);
+    let mut client = Connection::open(server.addr());
+    client.send_line("no limit");
+    let what = "with --idle-timeout 0 (no limit: idle_timeout is None), a client sent `no limit`";
+    client.expect_bytes(
+        b"ok\n",
+        &format!(
+            "{what}: it should get `ok`; set_read_timeout(None) means reads wait as long as it \
+             takes (a zero Duration is an error) (book: 03-multi-client.md § One client's conversation)"
+        ),
+    );
+    client.expect_nothing(&format!(
+        "{what} and got `ok`: with no limit, the server should keep the silent connection open \
+         (book: 03-multi-client.md § One client's conversation)"
+    ));
+    leave(&mut client);
+}
+
+#[test]
+fn a_client_that_sends_a_mebibyte_without_newline_reads_the_error_line() {
+    let mut server = start_server(&[]);
+    let mut client = Connection::open(server.addr());
+    let addr = client.local_addr();
+    // Another handle on the same socket sends while this one reads: the
+    // server stops reading after LINE_LIMIT, so the sending may have to wait
+    // for it to read (drain) the rest.
+    let mut sender = client.stream().try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        let _ = sender.write_all(&vec![b'x'; 1024 * 1024]);
+        let _ = sender.shutdown(std::net::Shutdown::Write);
+    });
+    let what = "a client sent 1 MiB (16 times LINE_LIMIT) without a newline, then half-closed";
+    let gently = "after the error line the server should close that connection gently \
+                  (common::close_gently: half-close, then read what is left), so that the client \
+                  reads the error line and then a clean end of stream, not a reset: the rest of \
+                  the line is unread, and closing a socket with unread input resets the \
+                  connection, which destroys the error line on its way \
+                  (book: 03-multi-client.md § Lines, not reads, are the messages)";
+    let refusal = client.read_line(&format!("{what}: it should get one error line; {gently}"));
+    assert_eq!(
+        refusal, "error: line longer than 65536 bytes, closing the connection",
+        "{what}: the error line should be exactly this \
+         (book: 03-multi-client.md § Lines, not reads, are the messages)"
+    );
+    client.expect_orderly_close(&format!("{what}: {gently}"));
+    let _ = sending.join();
+    server.expect_line(
+        &format!("[{addr}] line longer than 65536 bytes, closing"),
+        &format!(
+            "{what}: the server should log `[ADDR] line longer than 65536 bytes, closing` \
+             (book: 03-multi-client.md § Clients that misbehave)"
+        ),
+    );
 }

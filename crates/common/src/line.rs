@@ -125,34 +125,134 @@ mod tests {
         ReadLine::Line(text.as_bytes().to_vec())
     }
 
+    /// Where the chapter explains it, for the failure messages.
+    const BOOK: &str = "(book: 03-multi-client.md § Lines, not reads, are the messages)";
+
     #[test]
     fn two_lines_in_one_read_are_two_lines() {
         assert_eq!(
             lines(&[b"one\ntwo\n"], 100),
-            [line("one"), line("two"), ReadLine::Closed]
+            [line("one"), line("two"), ReadLine::Closed],
+            "read_line on a reader whose one read hands out `one\\ntwo\\n`: two lines arriving \
+             in one read are two lines, `one` then `two` (each without its newline), then Closed; \
+             the bytes after the first newline stay in the BufReader for the next call {BOOK}"
         );
     }
 
     #[test]
     fn a_line_split_over_reads_is_one_line() {
         let pieces: &[&[u8]] = &[b"he", b"llo wor", b"ld\n"];
-        assert_eq!(lines(pieces, 100), [line("hello world"), ReadLine::Closed]);
+        assert_eq!(
+            lines(pieces, 100),
+            [line("hello world"), ReadLine::Closed],
+            "read_line on reads of `he`, `llo wor` and `ld\\n`: a line split over several reads \
+             is one line, `hello world`, once its newline has come {BOOK}"
+        );
         // 你 is e4 bd a0: split it between two reads.
         let pieces: &[&[u8]] = &[b"\xe4\xbd", b"\xa0\n"];
-        assert_eq!(lines(pieces, 100), [line("你"), ReadLine::Closed]);
+        assert_eq!(
+            lines(pieces, 100),
+            [line("你"), ReadLine::Closed],
+            "read_line on reads of e4 bd and a0 0a (`你` split inside the character, then a \
+             newline): one line, `你` {BOOK}"
+        );
     }
 
     #[test]
     fn last_line_without_newline_counts_and_crlf_is_trimmed() {
         assert_eq!(
             lines(&[b"a\r\nb"], 100),
-            [line("a"), line("b"), ReadLine::Closed]
+            [line("a"), line("b"), ReadLine::Closed],
+            "read_line on `a\\r\\nb` and then the end of the stream: a line ended by `\\r\\n` \
+             (as `nc -C` and telnet send) is `a`, without the `\\r`, and a last line ended by the \
+             peer closing is a line too, `b` {BOOK}"
         );
         assert_eq!(
             lines(&[b"\n\n"], 100),
-            [line(""), line(""), ReadLine::Closed]
+            [line(""), line(""), ReadLine::Closed],
+            "read_line on `\\n\\n`: two empty lines, then Closed {BOOK}"
         );
-        assert_eq!(lines(&[], 100), [ReadLine::Closed]);
+        assert_eq!(
+            lines(&[], 100),
+            [ReadLine::Closed],
+            "read_line on a stream that ends at once: Closed, no line {BOOK}"
+        );
+    }
+
+    /// A reader that hands out `len` bytes of `x` (no newline), counting
+    /// what it handed out.
+    struct Endless {
+        left: usize,
+        handed_out: usize,
+    }
+
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.left);
+            buf[..n].fill(b'x');
+            self.left -= n;
+            self.handed_out += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_long_line_is_refused_holding_at_most_max_len() {
+        let mut reader = BufReader::with_capacity(
+            1024,
+            Endless {
+                left: 1024 * 1024,
+                handed_out: 0,
+            },
+        );
+        let found = read_line(&mut reader, 1000).unwrap();
+        let handed_out = reader.get_ref().handed_out;
+        assert_eq!(
+            found,
+            ReadLine::TooLong,
+            "read_line(reader, 1000) on 1 MiB of `x` with no newline: the line is too long {BOOK}"
+        );
+        assert!(
+            handed_out <= 1000 + 1024,
+            "read_line(reader, 1000) on 1 MiB of `x` with no newline, through a BufReader of \
+             1024 bytes: it must refuse the line holding at most max_len bytes of it (check the \
+             limit before each append), so it should read at most 1000 + 1024 bytes; it read \
+             {handed_out}. Without the check inside the loop, a peer that never sends a newline \
+             makes the server hold all it sends {BOOK}"
+        );
+    }
+
+    /// A reader whose first read is interrupted by a signal, as a blocking
+    /// read can be: `ErrorKind::Interrupted`, no byte read.
+    struct InterruptedOnce {
+        interrupted: bool,
+        rest: Pieces,
+    }
+
+    impl Read for InterruptedOnce {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if !self.interrupted {
+                self.interrupted = true;
+                return Err(io::Error::from(ErrorKind::Interrupted));
+            }
+            self.rest.read(buf)
+        }
+    }
+
+    #[test]
+    fn an_interrupted_read_is_retried() {
+        let reader = InterruptedOnce {
+            interrupted: false,
+            rest: Pieces(vec![b"hello\n".to_vec()]),
+        };
+        let mut reader = BufReader::with_capacity(8, reader);
+        let found = read_line(&mut reader, 100);
+        assert!(
+            matches!(&found, Ok(ReadLine::Line(line)) if line == b"hello"),
+            "read_line on a reader whose first read fails with ErrorKind::Interrupted (a signal \
+             came before any byte), then hands out `hello\\n`: an interrupted read is not an \
+             error, it must be retried, and the line is `hello`; got {found:?} {BOOK}"
+        );
     }
 
     /// [`drain`] for `bytes` handed out in pieces cut at `cuts`, through a buffer of
@@ -212,8 +312,22 @@ mod tests {
 
     #[test]
     fn the_limit_is_the_line_without_its_newline() {
-        assert_eq!(lines(&[b"12345\n"], 5), [line("12345"), ReadLine::Closed]);
-        assert_eq!(lines(&[b"123456\n"], 5), [ReadLine::TooLong]);
-        assert_eq!(lines(&[b"1234567890"], 5), [ReadLine::TooLong]);
+        assert_eq!(
+            lines(&[b"12345\n"], 5),
+            [line("12345"), ReadLine::Closed],
+            "read_line(reader, 5) on `12345\\n`: a line of exactly max_len bytes (the newline \
+             not counted) is within the limit {BOOK}"
+        );
+        assert_eq!(
+            lines(&[b"123456\n"], 5),
+            [ReadLine::TooLong],
+            "read_line(reader, 5) on `123456\\n`: a line of max_len + 1 bytes is too long {BOOK}"
+        );
+        assert_eq!(
+            lines(&[b"1234567890"], 5),
+            [ReadLine::TooLong],
+            "read_line(reader, 5) on `1234567890` with no newline: too long, without waiting for \
+             the newline {BOOK}"
+        );
     }
 }
