@@ -5,6 +5,9 @@
 //! Every test starts the real `03-multi-client` with `--listen 127.0.0.1:0`,
 //! learns its port from its first line, and talks to it over loopback.
 
+// Helpers fail the test by panicking, as the tests themselves do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::path::Path;
 
