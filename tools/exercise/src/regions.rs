@@ -348,7 +348,10 @@ mod tests {
         let source = Source::parse(CODE);
         let found = regions(&source).unwrap();
         let body = variant_body("\n  if a {\n      b();\n  }\n\n  c();\n", &found[0]);
-        assert_eq!(body, ["    if a {", "        b();", "    }", "", "    c();"]);
+        assert_eq!(
+            body,
+            ["    if a {", "        b();", "    }", "", "    c();"]
+        );
     }
 
     #[test]

@@ -262,7 +262,12 @@ fn blank_must_fail(
 }
 
 /// The variant's code for region `number`, or the reference body.
-fn variant_or_reference(variant: &Variant, number: usize, body: &[String], region: &Region) -> Vec<String> {
+fn variant_or_reference(
+    variant: &Variant,
+    number: usize,
+    body: &[String],
+    region: &Region,
+) -> Vec<String> {
     match variant.code.get(&number) {
         Some(code) => regions::variant_body(code, region),
         None => body.to_vec(),
@@ -349,7 +354,12 @@ fn alternative_must_pass(
 /// Whether `message` says `words`: the same words in the same order, case
 /// and line breaks aside.
 fn names(message: &str, words: &str) -> bool {
-    let fold = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let fold = |text: &str| {
+        text.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
     fold(message).contains(&fold(words))
 }
 
