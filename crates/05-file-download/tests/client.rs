@@ -16,7 +16,9 @@ use std::path::Path;
 use std::process::Command;
 
 use file_download::BUFFER_SIZE;
-use support::{TempDir, bin, book, bytes, client, get, settings, start_server, trailer};
+use support::{
+    TempDir, bin, book, bytes, client, get, peak_resident_kib, settings, start_server, trailer,
+};
 use testkit::{FakeServer, Finished, Process, closed_port};
 
 /// Every file name in `folder`, sorted: to check what a run left behind.
@@ -87,6 +89,16 @@ fn cut_transfer(cwd: &Path, path: &str, whole: &[u8], sent: usize) -> Finished {
 /// Asserts `get` saved `name` in `cwd`, holding exactly `content`.
 fn assert_saved(done: &Finished, cwd: &Path, name: &str, content: &[u8]) {
     let len = content.len();
+    assert!(
+        !done.stderr.contains("SHA-256 does not match"),
+        "the server sent every byte of {name:?} ({len} bytes) and the true SHA-256 of the whole \
+         file, yet get said the SHA-256 does not match: the digest must cover the whole file, \
+         every byte kept exactly once and in the order it came (first the bytes an earlier \
+         attempt left in the .part, hashed before asking RESUME, then exactly the `count` bytes \
+         of each buffer received), compared in lowercase hex as parse_reply gives the server's \
+         {}; {done}",
+        book::CLIENT
+    );
     done.assert_success(&format!(
         "get of {name:?} ({len} bytes) should save it and exit with status 0 {}",
         book::CLIENT
@@ -318,17 +330,124 @@ fn a_part_file_makes_the_client_ask_for_the_rest_only() {
     let fake = FakeServer::start();
     let mut client = start_get(&fake, cwd.path(), "f.txt");
     let mut conn = accept_get(&fake, "f.txt");
-    let asked = format!(
-        "with 10 bytes in f.txt.part, get f.txt should ask for the rest: `RESUME 10 f.txt` {}",
-        book::CLIENT
-    );
-    assert_eq!(conn.read_line(&asked), "RESUME 10 f.txt", "{asked}");
+    let asked = "with 10 bytes in f.txt.part, get f.txt should ask for the rest: `RESUME 10 f.txt`";
+    let line = conn.read_line(&format!("{asked} {}", book::CLIENT));
+    if line != "RESUME 10 f.txt" {
+        // Why it asked something else: what it made of the .part.
+        let held = fs::metadata(cwd.path().join("f.txt.part")).map_or(0, |meta| meta.len());
+        let others: Vec<String> = names_in(cwd.path())
+            .into_iter()
+            .filter(|name| name != "f.txt.part")
+            .collect();
+        let why = if !others.is_empty() {
+            format!(
+                "get made {others:?} beside it: OUT.part is OUT's whole name with `.part` added \
+                 (f.txt.part, not f.part), so that the next run finds what this one left"
+            )
+        } else if held != 10 {
+            format!(
+                "f.txt.part holds {held} bytes now: the bytes an earlier attempt left are kept \
+                 and resumed, never truncated or rewritten"
+            )
+        } else if line.starts_with("GET ") {
+            "get asked for the whole file although f.txt.part holds 10 bytes: a .part with \
+             bytes in it means `RESUME <its length> <path>`, GET only when it is empty"
+                .to_string()
+        } else {
+            "the offset is the count of bytes the .part holds, which is also the index of the \
+             first byte missing; then one space and the path, and the newline"
+                .to_string()
+        };
+        panic!("{asked}; it asked {line:?}: {why} {}", book::CLIENT);
+    }
     conn.send(b"OK 16\n");
     conn.send(&content[10..]);
     conn.send(trailer(content).as_bytes());
     drop(conn);
     let done = client.finish();
     assert_saved(&done, cwd.path(), "f.txt", content);
+}
+
+/// A .part left by an earlier attempt, far larger than the client's
+/// memory may grow: sparse, it costs no disk.
+const BIG_PART: u64 = 64 * 1024 * 1024;
+/// The most memory the client may hold while it hashes BIG_PART: its
+/// buffers and threads, not the file (the chapter measured 4.5 MiB).
+const CLIENT_MEMORY_BOUND_KIB: u64 = 16 * 1024;
+
+#[test]
+fn a_part_file_is_hashed_in_chunks_whatever_its_size() {
+    use sha2::{Digest, Sha256};
+    if cfg!(not(target_os = "linux")) {
+        eprintln!(
+            "skipped: the client's peak memory is read from /proc/PID/status (VmHWM), which only Linux has"
+        );
+        return;
+    }
+    let cwd = TempDir::new();
+    let part = fs::File::create(cwd.path().join("big.bin.part")).unwrap();
+    part.set_len(BIG_PART).unwrap();
+    drop(part);
+    let fake = FakeServer::start();
+    let mut client = start_get(&fake, cwd.path(), "big.bin");
+    let mut conn = accept_get(&fake, "big.bin");
+    let asked = format!(
+        "with {BIG_PART} bytes in big.bin.part, get big.bin should hash them and ask for the \
+         rest: `RESUME {BIG_PART} big.bin` {}",
+        book::CLIENT
+    );
+    assert_eq!(
+        conn.read_line(&asked),
+        format!("RESUME {BIG_PART} big.bin"),
+        "{asked}"
+    );
+    // The client has hashed the whole .part by now, and waits for the
+    // header: its peak memory so far is what hashing the .part took.
+    let peak = peak_resident_kib(client.pid());
+    assert!(
+        peak <= CLIENT_MEMORY_BOUND_KIB,
+        "big.bin.part holds {} MiB from an earlier attempt: by the time get sent `RESUME`, its \
+         peak memory (VmHWM) reached {} MiB, over the {} MiB bound. Hash the .part in chunks, a \
+         buffer at a time (io::copy through a BufReader into the hasher), never the whole file \
+         in memory (fs::read, read_to_end): memory must not grow with the file, and a .part \
+         can be gigabytes {}",
+        BIG_PART >> 20,
+        peak >> 10,
+        CLIENT_MEMORY_BOUND_KIB >> 10,
+        book::CLIENT
+    );
+    // The rest, and the digest of the whole: the zeros of the .part, then it.
+    let rest = b"the last bytes\n";
+    let mut whole = Sha256::new();
+    whole.update(vec![0; BIG_PART as usize]);
+    whole.update(rest);
+    let size = BIG_PART + rest.len() as u64;
+    conn.send(format!("OK {size}\n").as_bytes());
+    conn.send(rest);
+    conn.send(format!("SHA256 {:x}\n", whole.finalize()).as_bytes());
+    drop(conn);
+    let done = client.finish();
+    assert!(
+        !done.stderr.contains("SHA-256 does not match"),
+        "the server sent the last {} bytes of big.bin after a .part of {BIG_PART}, and the true \
+         SHA-256 of the whole file, yet get said the SHA-256 does not match: the digest must \
+         cover the whole file, the .part's bytes first {}; {done}",
+        rest.len(),
+        book::CLIENT
+    );
+    done.assert_success(&format!(
+        "get big.bin, resumed after a .part of {BIG_PART} bytes, should save it {}",
+        book::CLIENT
+    ));
+    assert_eq!(
+        fs::metadata(cwd.path().join("big.bin"))
+            .map(|meta| meta.len())
+            .ok(),
+        Some(size),
+        "get big.bin, resumed after a .part of {BIG_PART} bytes, should save all {size} bytes \
+         as big.bin {}",
+        book::CLIENT
+    );
 }
 
 #[test]
