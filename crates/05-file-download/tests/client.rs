@@ -285,7 +285,19 @@ fn a_cut_transfer_leaves_a_part_file_and_running_again_resumes_it() {
     let mut server = start_server(served.path(), &[]);
     let done = get(server.addr(), cwd.path(), "big.bin", &[]);
     assert_saved(&done, cwd.path(), "big.bin", &content);
-    server.wait_for(&format!("RESUME {half} big.bin: sent"));
+    // The server's log line for the request: it is the next line it prints.
+    let resumed = format!("RESUME {half} big.bin: sent");
+    let asked = format!(
+        "big.bin.part holds the {half} bytes that arrived, so get big.bin should ask the server \
+         for the rest only, `RESUME {half} big.bin`, and the server log `{resumed} ...`"
+    );
+    let logged = server.next_line(&format!("{asked} {}", book::CLIENT));
+    assert!(
+        logged.contains(&resumed),
+        "{asked}; it logged {logged:?}: the bytes an earlier attempt left in the .part are \
+         kept and resumed, not asked for again {}",
+        book::CLIENT
+    );
     let _guard = settings(&cwd).bind_to_scope();
     insta::assert_snapshot!("resumed", done.stdout);
 }
