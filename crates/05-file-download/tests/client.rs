@@ -45,7 +45,7 @@ fn start_get(fake: &FakeServer, cwd: &Path, path: &str) -> Process {
 /// reads its request: the client, and the fake's end of the connection.
 fn get_f_txt(fake: &FakeServer, cwd: &Path, timeout: &str) -> (Process, testkit::Connection) {
     let addr = fake.addr().to_string();
-    let client = Process::start_command(Command::new(bin()).current_dir(cwd).args([
+    let mut client = Process::start_command(Command::new(bin()).current_dir(cwd).args([
         "get",
         "f.txt",
         "--server",
@@ -53,7 +53,7 @@ fn get_f_txt(fake: &FakeServer, cwd: &Path, timeout: &str) -> (Process, testkit:
         "--timeout",
         timeout,
     ]));
-    let mut conn = accept_get(fake, "f.txt");
+    let mut conn = accept_get(fake, &mut client, "f.txt");
     conn.read_line(&format!(
         "get f.txt should send `GET f.txt` {}",
         book::CLIENT
@@ -62,11 +62,14 @@ fn get_f_txt(fake: &FakeServer, cwd: &Path, timeout: &str) -> (Process, testkit:
 }
 
 /// Accepts the connection of `get PATH --server ADDR` at the fake server.
-fn accept_get(fake: &FakeServer, path: &str) -> testkit::Connection {
-    fake.accept(&format!(
-        "get {path} --server ADDR should connect to ADDR {}",
-        book::CLIENT
-    ))
+fn accept_get(fake: &FakeServer, client: &mut Process, path: &str) -> testkit::Connection {
+    fake.accept_from(
+        client,
+        &format!(
+            "get {path} --server ADDR should connect to ADDR {}",
+            book::CLIENT
+        ),
+    )
 }
 
 /// Plays a server that sends the header for `whole` and then only `sent`
@@ -74,7 +77,7 @@ fn accept_get(fake: &FakeServer, path: &str) -> testkit::Connection {
 fn cut_transfer(cwd: &Path, path: &str, whole: &[u8], sent: usize) -> Finished {
     let fake = FakeServer::start();
     let mut client = start_get(&fake, cwd, path);
-    let mut conn = accept_get(&fake, path);
+    let mut conn = accept_get(&fake, &mut client, path);
     let asked = format!(
         "with no {path}.part yet, get {path} should ask for the whole file: `GET {path}` {}",
         book::CLIENT
@@ -309,7 +312,7 @@ fn a_second_download_of_the_same_file_at_once_refuses_and_the_first_saves_it_who
     let half = content.len() / 2;
     let fake = FakeServer::start();
     let mut first = start_get(&fake, cwd.path(), "big.bin");
-    let mut conn = accept_get(&fake, "big.bin");
+    let mut conn = accept_get(&fake, &mut first, "big.bin");
     let asked = format!("get big.bin should ask `GET big.bin` {}", book::CLIENT);
     assert_eq!(conn.read_line(&asked), "GET big.bin", "{asked}");
     conn.send(format!("OK {}\n", content.len()).as_bytes());
@@ -341,7 +344,7 @@ fn a_part_file_makes_the_client_ask_for_the_rest_only() {
     fs::write(cwd.path().join("f.txt.part"), &content[..10]).unwrap();
     let fake = FakeServer::start();
     let mut client = start_get(&fake, cwd.path(), "f.txt");
-    let mut conn = accept_get(&fake, "f.txt");
+    let mut conn = accept_get(&fake, &mut client, "f.txt");
     let asked = "with 10 bytes in f.txt.part, get f.txt should ask for the rest: `RESUME 10 f.txt`";
     let line = conn.read_line(&format!("{asked} {}", book::CLIENT));
     if line != "RESUME 10 f.txt" {
@@ -402,7 +405,7 @@ fn a_part_file_is_hashed_in_chunks_whatever_its_size() {
     drop(part);
     let fake = FakeServer::start();
     let mut client = start_get(&fake, cwd.path(), "big.bin");
-    let mut conn = accept_get(&fake, "big.bin");
+    let mut conn = accept_get(&fake, &mut client, "big.bin");
     let asked = format!(
         "with {BIG_PART} bytes in big.bin.part, get big.bin should hash them and ask for the \
          rest: `RESUME {BIG_PART} big.bin` {}",
@@ -518,7 +521,7 @@ fn a_wrong_digest_leaves_nothing_behind() {
     let cwd = TempDir::new();
     let fake = FakeServer::start();
     let mut client = start_get(&fake, cwd.path(), "lie.txt");
-    let mut conn = accept_get(&fake, "lie.txt");
+    let mut conn = accept_get(&fake, &mut client, "lie.txt");
     conn.read_line(&format!(
         "get lie.txt should send `GET lie.txt` {}",
         book::CLIENT
@@ -755,7 +758,7 @@ fn a_server_that_closes_without_replying_is_one_line() {
     let cwd = TempDir::new();
     let fake = FakeServer::start();
     let mut client = start_get(&fake, cwd.path(), "x.txt");
-    let mut conn = accept_get(&fake, "x.txt");
+    let mut conn = accept_get(&fake, &mut client, "x.txt");
     conn.read_line(&format!(
         "get x.txt should send `GET x.txt` {}",
         book::CLIENT
@@ -787,7 +790,7 @@ fn a_reply_the_client_does_not_understand_is_one_error_line() {
         let cwd = TempDir::new();
         let fake = FakeServer::start();
         let mut client = start_get(&fake, cwd.path(), "x.txt");
-        let mut conn = accept_get(&fake, "x.txt");
+        let mut conn = accept_get(&fake, &mut client, "x.txt");
         conn.read_line(&format!(
             "get x.txt should send `GET x.txt` {}",
             book::CLIENT
@@ -854,7 +857,10 @@ fn list_says_when_the_server_sends_fewer_lines_than_it_announced() {
             .current_dir(cwd.path())
             .args(["list", "--server", &addr]),
     );
-    let mut conn = fake.accept(&format!("list should connect {}", book::CLIENT));
+    let mut conn = fake.accept_from(
+        &mut client,
+        &format!("list should connect {}", book::CLIENT),
+    );
     conn.read_line(&format!("list should send `LIST` {}", book::CLIENT));
     conn.send(b"OK 3\n1 a.txt\n2 b.txt\n");
     drop(conn);
