@@ -227,7 +227,7 @@ mod tests {
     const SECTION: &str = "(book: 05-file-download.md § Stage 1: the text of the path)";
 
     /// Paths check_path must refuse, the code it must answer, and why.
-    const REFUSED: [(&str, bool, Code, &str); 18] = [
+    const REFUSED: [(&str, bool, Code, &str); 21] = [
         ("", false, Code::BadRequest, "an empty path names nothing"),
         (
             "/a",
@@ -255,6 +255,18 @@ mod tests {
             "--hidden allows dotfiles, never `..`",
         ),
         (
+            "a/../b",
+            true,
+            Code::Forbidden,
+            "--hidden allows dotfiles, never `..`, anywhere in the path",
+        ),
+        (
+            "a/..",
+            true,
+            Code::Forbidden,
+            "--hidden allows dotfiles, never `..`, anywhere in the path",
+        ),
+        (
             ".",
             false,
             Code::Forbidden,
@@ -265,6 +277,12 @@ mod tests {
             false,
             Code::Forbidden,
             "`.` is a second spelling of a name",
+        ),
+        (
+            "a/./b",
+            true,
+            Code::Forbidden,
+            "`.` is a second spelling of a name, anywhere in the path, even with --hidden",
         ),
         (
             "a//b",
@@ -328,16 +346,35 @@ mod tests {
         ),
     ];
 
-    /// Paths check_path must accept, with `hidden`.
-    const ACCEPTED: [(&str, bool); 8] = [
-        ("a", false),
-        ("a/b.txt", false),
-        ("my notes.txt", false),
-        ("données/été.txt", false),
-        ("a..b", false),
-        ("x.", false),
-        ("%2e%2e", false),
-        (".env", true),
+    /// Paths check_path must accept, with `hidden`, and why.
+    const ACCEPTED: [(&str, bool, &str); 11] = [
+        ("a", false, "a plain name"),
+        ("a/b.txt", false, "a dot inside a name is fine"),
+        ("my notes.txt", false, "a space is part of a name"),
+        ("données/été.txt", false, "a name in any language"),
+        (
+            "a..b",
+            false,
+            "a dot inside a name is fine, two of them too",
+        ),
+        ("x.", false, "a dot inside a name is fine, at its end too"),
+        (
+            "%2e%2e",
+            false,
+            "nothing is decoded: `%2e%2e` is just a name",
+        ),
+        ("notes:v2.txt", false, "a colon further on is no drive"),
+        (".env", true, "--hidden serves dotfiles"),
+        (
+            "a/.git/config",
+            true,
+            "--hidden serves dotfiles, in any folder",
+        ),
+        (
+            "...",
+            true,
+            "`...` is a name, not `..`, and --hidden serves dotfiles",
+        ),
     ];
 
     /// What is wrong with `got`, check_path's answer for (`path`, `hidden`)
@@ -367,12 +404,11 @@ mod tests {
 
     #[test]
     fn path_rules_refuse_by_text_alone() {
-        for (path, hidden) in ACCEPTED {
+        for (path, hidden, why) in ACCEPTED {
             if let Err(refusal) = check_path(path, hidden) {
                 panic!(
                     "check_path({path:?}, hidden: {hidden}) should accept it: it has no rule's \
-                     shape (nothing is decoded, and a dot inside a name is fine); it refused it \
-                     with {} ({}) {SECTION}",
+                     shape ({why}); it refused it with {} ({}) {SECTION}",
                     refusal.code.as_str(),
                     refusal.message
                 );

@@ -253,37 +253,84 @@ mod tests {
                     code: "not-found".to_string(),
                     message: "no such file".to_string(),
                 },
-                "a refusal: the code, then the message",
+                "a refusal: the code, then the message, split at the first space only",
+            ),
+            (
+                "ERR busy".to_string(),
+                Reply::Refused {
+                    code: "busy".to_string(),
+                    message: String::new(),
+                },
+                "a refusal whose message is empty is still a refusal",
+            ),
+            (
+                format!("OK {}", u64::MAX),
+                Reply::Ok(u64::MAX),
+                "the largest number a u64 holds",
             ),
         ];
         for (line, expected, why) in good {
+            let got = std::panic::catch_unwind(|| parse_reply(line.as_bytes()));
+            assert!(
+                got.is_ok(),
+                "parse_reply({line:?}) should read it as shown ({why}), not panic {SECTION}"
+            );
             assert_eq!(
-                parse_reply(line.as_bytes()),
+                got.ok().flatten(),
                 Some(expected),
                 "parse_reply({line:?}) should read it as shown ({why}) {SECTION}"
             );
         }
-        let sha = format!("SHA256 {}", "a".repeat(63));
-        for bad in [
-            &b"OK"[..],
-            b"OK x",
-            b"OK 5 abc",
-            b"ok 5",
-            b"HELLO",
-            b"OK -1",
-            b"OK +1",
-            sha.as_bytes(),
-            b"SHA256 ",
-            b"HASHING 1",
-            b"HASHING 1 x",
+        let short = format!("SHA256 {}", "a".repeat(63));
+        let long = format!("SHA256 {}", "a".repeat(65));
+        let not_hex = format!("SHA256 {}", "z".repeat(64));
+        let too_big = format!("OK {}0", u64::MAX);
+        let hashing_too_big = format!("HASHING 1 {}0", u64::MAX);
+        for (bad, why) in [
+            (&b"OK"[..], "a number must follow"),
+            (b"OK x", "numbers in decimal digits"),
+            (b"OK 5 abc", "one number and nothing after it"),
+            (b"ok 5", "the words are in capitals"),
+            (b"HELLO", "not one of the four shapes"),
+            (b"OK -1", "numbers in decimal digits, with no sign"),
+            (b"OK +1", "numbers in decimal digits, with no sign"),
+            (
+                b"OK  5",
+                "numbers in decimal digits, with no space around them",
+            ),
+            (
+                b"OK 5 ",
+                "numbers in decimal digits, with no space around them",
+            ),
+            (
+                too_big.as_bytes(),
+                "a number too big for a u64 is no number: None, not a panic",
+            ),
+            (
+                hashing_too_big.as_bytes(),
+                "a number too big for a u64 is no number: None, not a panic",
+            ),
+            (short.as_bytes(), "a digest is 64 hex digits, not 63"),
+            (long.as_bytes(), "a digest is 64 hex digits, not 65"),
+            (
+                not_hex.as_bytes(),
+                "a digest is 64 hex digits (0-9, a-f, A-F), not any letters",
+            ),
+            (b"SHA256 ", "a digest is 64 hex digits"),
+            (b"HASHING 1", "two numbers: done and size"),
+            (b"HASHING 1 x", "two numbers in decimal digits"),
         ] {
-            assert_eq!(
-                parse_reply(bad),
-                None,
-                "parse_reply({}) should be None: a line from the server is `OK <number>`, \
-                 `SHA256 <64 hex digits>`, `HASHING <done> <size>` or `ERR <code> <message>`, \
-                 numbers in decimal digits {SECTION}",
-                testkit::show(bad)
+            let got = std::panic::catch_unwind(|| parse_reply(bad));
+            assert!(
+                got.as_ref().is_ok_and(Option::is_none),
+                "parse_reply({}) should be None ({why}); it {}: a line from the server is \
+                 `OK <number>`, `SHA256 <64 hex digits>`, `HASHING <done> <size>` or \
+                 `ERR <code> <message>`, numbers in decimal digits {SECTION}",
+                testkit::show(bad),
+                match &got {
+                    Ok(reply) => format!("gave {reply:?}"),
+                    Err(_) => "panicked".to_string(),
+                }
             );
         }
     }

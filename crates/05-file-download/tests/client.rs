@@ -16,7 +16,9 @@ use std::path::Path;
 use std::process::Command;
 
 use file_download::BUFFER_SIZE;
-use support::{TempDir, bin, book, bytes, client, get, settings, start_server, trailer};
+use support::{
+    TempDir, bin, book, bytes, client, get, peak_resident_kib, settings, start_server, trailer,
+};
 use testkit::{FakeServer, Finished, Process, closed_port};
 
 /// Every file name in `folder`, sorted: to check what a run left behind.
@@ -43,7 +45,7 @@ fn start_get(fake: &FakeServer, cwd: &Path, path: &str) -> Process {
 /// reads its request: the client, and the fake's end of the connection.
 fn get_f_txt(fake: &FakeServer, cwd: &Path, timeout: &str) -> (Process, testkit::Connection) {
     let addr = fake.addr().to_string();
-    let client = Process::start_command(Command::new(bin()).current_dir(cwd).args([
+    let mut client = Process::start_command(Command::new(bin()).current_dir(cwd).args([
         "get",
         "f.txt",
         "--server",
@@ -51,7 +53,7 @@ fn get_f_txt(fake: &FakeServer, cwd: &Path, timeout: &str) -> (Process, testkit:
         "--timeout",
         timeout,
     ]));
-    let mut conn = accept_get(fake, "f.txt");
+    let mut conn = accept_get(fake, &mut client, "f.txt");
     conn.read_line(&format!(
         "get f.txt should send `GET f.txt` {}",
         book::CLIENT
@@ -60,11 +62,14 @@ fn get_f_txt(fake: &FakeServer, cwd: &Path, timeout: &str) -> (Process, testkit:
 }
 
 /// Accepts the connection of `get PATH --server ADDR` at the fake server.
-fn accept_get(fake: &FakeServer, path: &str) -> testkit::Connection {
-    fake.accept(&format!(
-        "get {path} --server ADDR should connect to ADDR {}",
-        book::CLIENT
-    ))
+fn accept_get(fake: &FakeServer, client: &mut Process, path: &str) -> testkit::Connection {
+    fake.accept_from(
+        client,
+        &format!(
+            "get {path} --server ADDR should connect to ADDR {}",
+            book::CLIENT
+        ),
+    )
 }
 
 /// Plays a server that sends the header for `whole` and then only `sent`
@@ -72,7 +77,7 @@ fn accept_get(fake: &FakeServer, path: &str) -> testkit::Connection {
 fn cut_transfer(cwd: &Path, path: &str, whole: &[u8], sent: usize) -> Finished {
     let fake = FakeServer::start();
     let mut client = start_get(&fake, cwd, path);
-    let mut conn = accept_get(&fake, path);
+    let mut conn = accept_get(&fake, &mut client, path);
     let asked = format!(
         "with no {path}.part yet, get {path} should ask for the whole file: `GET {path}` {}",
         book::CLIENT
@@ -87,6 +92,16 @@ fn cut_transfer(cwd: &Path, path: &str, whole: &[u8], sent: usize) -> Finished {
 /// Asserts `get` saved `name` in `cwd`, holding exactly `content`.
 fn assert_saved(done: &Finished, cwd: &Path, name: &str, content: &[u8]) {
     let len = content.len();
+    assert!(
+        !done.stderr.contains("SHA-256 does not match"),
+        "the server sent every byte of {name:?} ({len} bytes) and the true SHA-256 of the whole \
+         file, yet get said the SHA-256 does not match: the digest must cover the whole file, \
+         every byte kept exactly once and in the order it came (first the bytes an earlier \
+         attempt left in the .part, hashed before asking RESUME, then exactly the `count` bytes \
+         of each buffer received), compared in lowercase hex as parse_reply gives the server's \
+         {}; {done}",
+        book::CLIENT
+    );
     done.assert_success(&format!(
         "get of {name:?} ({len} bytes) should save it and exit with status 0 {}",
         book::CLIENT
@@ -273,7 +288,19 @@ fn a_cut_transfer_leaves_a_part_file_and_running_again_resumes_it() {
     let mut server = start_server(served.path(), &[]);
     let done = get(server.addr(), cwd.path(), "big.bin", &[]);
     assert_saved(&done, cwd.path(), "big.bin", &content);
-    server.wait_for(&format!("RESUME {half} big.bin: sent"));
+    // The server's log line for the request: it is the next line it prints.
+    let resumed = format!("RESUME {half} big.bin: sent");
+    let asked = format!(
+        "big.bin.part holds the {half} bytes that arrived, so get big.bin should ask the server \
+         for the rest only, `RESUME {half} big.bin`, and the server log `{resumed} ...`"
+    );
+    let logged = server.next_line(&format!("{asked} {}", book::CLIENT));
+    assert!(
+        logged.contains(&resumed),
+        "{asked}; it logged {logged:?}: the bytes an earlier attempt left in the .part are \
+         kept and resumed, not asked for again {}",
+        book::CLIENT
+    );
     let _guard = settings(&cwd).bind_to_scope();
     insta::assert_snapshot!("resumed", done.stdout);
 }
@@ -285,7 +312,7 @@ fn a_second_download_of_the_same_file_at_once_refuses_and_the_first_saves_it_who
     let half = content.len() / 2;
     let fake = FakeServer::start();
     let mut first = start_get(&fake, cwd.path(), "big.bin");
-    let mut conn = accept_get(&fake, "big.bin");
+    let mut conn = accept_get(&fake, &mut first, "big.bin");
     let asked = format!("get big.bin should ask `GET big.bin` {}", book::CLIENT);
     assert_eq!(conn.read_line(&asked), "GET big.bin", "{asked}");
     conn.send(format!("OK {}\n", content.len()).as_bytes());
@@ -317,18 +344,125 @@ fn a_part_file_makes_the_client_ask_for_the_rest_only() {
     fs::write(cwd.path().join("f.txt.part"), &content[..10]).unwrap();
     let fake = FakeServer::start();
     let mut client = start_get(&fake, cwd.path(), "f.txt");
-    let mut conn = accept_get(&fake, "f.txt");
-    let asked = format!(
-        "with 10 bytes in f.txt.part, get f.txt should ask for the rest: `RESUME 10 f.txt` {}",
-        book::CLIENT
-    );
-    assert_eq!(conn.read_line(&asked), "RESUME 10 f.txt", "{asked}");
+    let mut conn = accept_get(&fake, &mut client, "f.txt");
+    let asked = "with 10 bytes in f.txt.part, get f.txt should ask for the rest: `RESUME 10 f.txt`";
+    let line = conn.read_line(&format!("{asked} {}", book::CLIENT));
+    if line != "RESUME 10 f.txt" {
+        // Why it asked something else: what it made of the .part.
+        let held = fs::metadata(cwd.path().join("f.txt.part")).map_or(0, |meta| meta.len());
+        let others: Vec<String> = names_in(cwd.path())
+            .into_iter()
+            .filter(|name| name != "f.txt.part")
+            .collect();
+        let why = if !others.is_empty() {
+            format!(
+                "get made {others:?} beside it: OUT.part is OUT's whole name with `.part` added \
+                 (f.txt.part, not f.part), so that the next run finds what this one left"
+            )
+        } else if held != 10 {
+            format!(
+                "f.txt.part holds {held} bytes now: the bytes an earlier attempt left are kept \
+                 and resumed, never truncated or rewritten"
+            )
+        } else if line.starts_with("GET ") {
+            "get asked for the whole file although f.txt.part holds 10 bytes: a .part with \
+             bytes in it means `RESUME <its length> <path>`, GET only when it is empty"
+                .to_string()
+        } else {
+            "the offset is the count of bytes the .part holds, which is also the index of the \
+             first byte missing; then one space and the path, and the newline"
+                .to_string()
+        };
+        panic!("{asked}; it asked {line:?}: {why} {}", book::CLIENT);
+    }
     conn.send(b"OK 16\n");
     conn.send(&content[10..]);
     conn.send(trailer(content).as_bytes());
     drop(conn);
     let done = client.finish();
     assert_saved(&done, cwd.path(), "f.txt", content);
+}
+
+/// A .part left by an earlier attempt, far larger than the client's
+/// memory may grow: sparse, it costs no disk.
+const BIG_PART: u64 = 64 * 1024 * 1024;
+/// The most memory the client may hold while it hashes BIG_PART: its
+/// buffers and threads, not the file (the chapter measured 4.5 MiB).
+const CLIENT_MEMORY_BOUND_KIB: u64 = 16 * 1024;
+
+#[test]
+fn a_part_file_is_hashed_in_chunks_whatever_its_size() {
+    use sha2::{Digest, Sha256};
+    if cfg!(not(target_os = "linux")) {
+        eprintln!(
+            "skipped: the client's peak memory is read from /proc/PID/status (VmHWM), which only Linux has"
+        );
+        return;
+    }
+    let cwd = TempDir::new();
+    let part = fs::File::create(cwd.path().join("big.bin.part")).unwrap();
+    part.set_len(BIG_PART).unwrap();
+    drop(part);
+    let fake = FakeServer::start();
+    let mut client = start_get(&fake, cwd.path(), "big.bin");
+    let mut conn = accept_get(&fake, &mut client, "big.bin");
+    let asked = format!(
+        "with {BIG_PART} bytes in big.bin.part, get big.bin should hash them and ask for the \
+         rest: `RESUME {BIG_PART} big.bin` {}",
+        book::CLIENT
+    );
+    assert_eq!(
+        conn.read_line(&asked),
+        format!("RESUME {BIG_PART} big.bin"),
+        "{asked}"
+    );
+    // The client has hashed the whole .part by now, and waits for the
+    // header: its peak memory so far is what hashing the .part took.
+    let peak = peak_resident_kib(client.pid());
+    assert!(
+        peak <= CLIENT_MEMORY_BOUND_KIB,
+        "big.bin.part holds {} MiB from an earlier attempt: by the time get sent `RESUME`, its \
+         peak memory (VmHWM) reached {} MiB, over the {} MiB bound. Hash the .part in chunks, a \
+         buffer at a time (io::copy through a BufReader into the hasher), never the whole file \
+         in memory (fs::read, read_to_end): memory must not grow with the file, and a .part \
+         can be gigabytes {}",
+        BIG_PART >> 20,
+        peak >> 10,
+        CLIENT_MEMORY_BOUND_KIB >> 10,
+        book::CLIENT
+    );
+    // The rest, and the digest of the whole: the zeros of the .part, then it.
+    let rest = b"the last bytes\n";
+    let mut whole = Sha256::new();
+    whole.update(vec![0; BIG_PART as usize]);
+    whole.update(rest);
+    let size = BIG_PART + rest.len() as u64;
+    conn.send(format!("OK {size}\n").as_bytes());
+    conn.send(rest);
+    conn.send(format!("SHA256 {:x}\n", whole.finalize()).as_bytes());
+    drop(conn);
+    let done = client.finish();
+    assert!(
+        !done.stderr.contains("SHA-256 does not match"),
+        "the server sent the last {} bytes of big.bin after a .part of {BIG_PART}, and the true \
+         SHA-256 of the whole file, yet get said the SHA-256 does not match: the digest must \
+         cover the whole file, the .part's bytes first {}; {done}",
+        rest.len(),
+        book::CLIENT
+    );
+    done.assert_success(&format!(
+        "get big.bin, resumed after a .part of {BIG_PART} bytes, should save it {}",
+        book::CLIENT
+    ));
+    assert_eq!(
+        fs::metadata(cwd.path().join("big.bin"))
+            .map(|meta| meta.len())
+            .ok(),
+        Some(size),
+        "get big.bin, resumed after a .part of {BIG_PART} bytes, should save all {size} bytes \
+         as big.bin {}",
+        book::CLIENT
+    );
 }
 
 #[test]
@@ -387,7 +521,7 @@ fn a_wrong_digest_leaves_nothing_behind() {
     let cwd = TempDir::new();
     let fake = FakeServer::start();
     let mut client = start_get(&fake, cwd.path(), "lie.txt");
-    let mut conn = accept_get(&fake, "lie.txt");
+    let mut conn = accept_get(&fake, &mut client, "lie.txt");
     conn.read_line(&format!(
         "get lie.txt should send `GET lie.txt` {}",
         book::CLIENT
@@ -624,7 +758,7 @@ fn a_server_that_closes_without_replying_is_one_line() {
     let cwd = TempDir::new();
     let fake = FakeServer::start();
     let mut client = start_get(&fake, cwd.path(), "x.txt");
-    let mut conn = accept_get(&fake, "x.txt");
+    let mut conn = accept_get(&fake, &mut client, "x.txt");
     conn.read_line(&format!(
         "get x.txt should send `GET x.txt` {}",
         book::CLIENT
@@ -656,7 +790,7 @@ fn a_reply_the_client_does_not_understand_is_one_error_line() {
         let cwd = TempDir::new();
         let fake = FakeServer::start();
         let mut client = start_get(&fake, cwd.path(), "x.txt");
-        let mut conn = accept_get(&fake, "x.txt");
+        let mut conn = accept_get(&fake, &mut client, "x.txt");
         conn.read_line(&format!(
             "get x.txt should send `GET x.txt` {}",
             book::CLIENT
@@ -723,7 +857,10 @@ fn list_says_when_the_server_sends_fewer_lines_than_it_announced() {
             .current_dir(cwd.path())
             .args(["list", "--server", &addr]),
     );
-    let mut conn = fake.accept(&format!("list should connect {}", book::CLIENT));
+    let mut conn = fake.accept_from(
+        &mut client,
+        &format!("list should connect {}", book::CLIENT),
+    );
     conn.read_line(&format!("list should send `LIST` {}", book::CLIENT));
     conn.send(b"OK 3\n1 a.txt\n2 b.txt\n");
     drop(conn);
