@@ -163,10 +163,14 @@ pub fn announce(listener: &TcpListener) -> anyhow::Result<SocketAddr> {
     let local = listener
         .local_addr()
         .context("could not read the listening socket's address")?;
+    // The first line is written and flushed before anything else happens,
+    // so whoever started the server learns its address even if the server
+    // dies at once (a test waits for this line). Nothing can make it wait:
+    // no client has connected yet, and a fresh pipe has room for it.
+    crate::say!("listening on {local}");
     // From here on this program is a server: its log must never make it
     // wait for whoever reads standard output (see common::log).
     crate::log_without_blocking();
-    crate::say!("listening on {local}");
     Ok(local)
 }
 // ANCHOR_END: announce

@@ -49,9 +49,9 @@ struct Queue {
 static QUEUE: OnceLock<Queue> = OnceLock::new();
 
 /// From now on, [`crate::say!`] never waits for standard output: lines go
-/// through the bounded queue. Called by [`crate::announce`], so every server
-/// logs this way from its `listening on` line on. Calling it again does
-/// nothing.
+/// through the bounded queue. Called by [`crate::announce`] right after it
+/// has written the `listening on` line itself, so every server logs this way
+/// from then on. Calling it again does nothing.
 pub fn log_without_blocking() {
     QUEUE.get_or_init(|| {
         let (sender, lines) = mpsc::sync_channel(LOG_QUEUE_LINES);
