@@ -261,7 +261,7 @@ pub fn candidate_files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let entries =
         fs::read_dir(&crates).with_context(|| format!("could not read {}", crates.display()))?;
     for entry in entries.flatten() {
-        walk(&entry.path().join("src"), &mut found);
+        rust_files(&entry.path().join("src"), &mut found);
     }
     let mut relative: Vec<PathBuf> = found
         .into_iter()
@@ -271,14 +271,16 @@ pub fn candidate_files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(relative)
 }
 
-fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+/// Every `.rs` file under `dir`, at any depth, added to `found`; a folder
+/// that cannot be read adds nothing.
+pub fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            walk(&path, found);
+            rust_files(&path, found);
         } else if path.extension().is_some_and(|ext| ext == "rs") {
             found.push(path);
         }

@@ -762,6 +762,13 @@ fn start(
         command.process_group(0);
     }
     let mut child = command.spawn().context("could not start it")?;
+    let (stdout, stderr) = read_output(&mut child);
+    Ok((child, stdout, stderr))
+}
+
+/// Reads a started child's standard output and error to their ends, each on
+/// a thread of its own, so that neither pipe can fill and stop the child.
+fn read_output(child: &mut Child) -> (JoinHandle<String>, JoinHandle<String>) {
     let stdout = read_all(
         child
             .stdout
@@ -774,7 +781,7 @@ fn start(
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
-    Ok((child, stdout, stderr))
+    (stdout, stderr)
 }
 
 fn read_all(pipe: Option<Box<dyn Read + Send>>) -> JoinHandle<String> {
@@ -845,18 +852,7 @@ fn run_with_deadline(
     deadline: Duration,
 ) -> anyhow::Result<(bool, String, String)> {
     let mut child = command.spawn().context("could not start cargo")?;
-    let stdout = read_all(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = read_all(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
+    let (stdout, stderr) = read_output(&mut child);
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().context("could not wait for cargo")? {

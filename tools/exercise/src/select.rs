@@ -178,7 +178,7 @@ pub fn select(workspace: &Workspace, exercise: &Exercise) -> anyhow::Result<Sele
                 continue;
             }
             let mut sources = Vec::new();
-            collect_rs(&member.dir.join("src"), &mut sources);
+            regions::rust_files(&member.dir.join("src"), &mut sources);
             let calls = sources
                 .iter()
                 .any(|path| fs::read_to_string(path).is_ok_and(|text| calls_any(&text, &used)));
@@ -274,7 +274,7 @@ fn fn_name(line: &str) -> Option<String> {
 /// nothing new is found.
 fn callers_in_common(dir: &Path, mut names: BTreeSet<String>) -> BTreeSet<String> {
     let mut sources = Vec::new();
-    collect_rs(&dir.join("src"), &mut sources);
+    regions::rust_files(&dir.join("src"), &mut sources);
     // Each function of common, with the text from its `fn` line to the next.
     let mut functions: Vec<(String, String)> = Vec::new();
     for path in sources {
@@ -320,20 +320,6 @@ fn calls_any(text: &str, names: &BTreeSet<String>) -> bool {
                 && (after.starts_with('(') || after.starts_with("::<"))
         })
     })
-}
-
-fn collect_rs(dir: &Path, found: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            collect_rs(&path, found);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            found.push(path);
-        }
-    }
 }
 
 #[cfg(test)]

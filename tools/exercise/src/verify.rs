@@ -672,12 +672,12 @@ fn missing_test(
     };
     let sources: Vec<PathBuf> = if test.target == "lib" {
         let mut found = Vec::new();
-        collect_rs(&dir.join("src"), &mut found);
+        regions::rust_files(&dir.join("src"), &mut found);
         found
     } else {
         let mut found = vec![dir.join("tests").join(format!("{}.rs", test.target))];
-        collect_rs(&dir.join("tests").join(&test.target), &mut found);
-        collect_rs(&dir.join("tests/support"), &mut found);
+        regions::rust_files(&dir.join("tests").join(&test.target), &mut found);
+        regions::rust_files(&dir.join("tests/support"), &mut found);
         found
     };
     let function = test.name.rsplit("::").next().unwrap_or(&test.name);
@@ -694,20 +694,6 @@ fn missing_test(
             dir.strip_prefix(root).unwrap_or(dir).display()
         )
     })
-}
-
-fn collect_rs(dir: &Path, found: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            collect_rs(&path, found);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            found.push(path);
-        }
-    }
 }
 
 /// Copies the workspace's files (what git tracks, and new files it does not
