@@ -210,7 +210,11 @@ fn a_message_split_over_several_writes_is_one_message() {
     // The server reads `hel` on its own before the rest is sent: a server
     // that takes one read as the message has then taken `hel`.
     #[cfg(target_os = "linux")]
-    support::wait_until_server_read_everything(&server, client.local_addr().port());
+    support::wait_until_server_read_everything(
+        &server,
+        client.local_addr().port(),
+        "a client sent `hel`, the first piece of a line (book: 02-server.md § Step 5: one read is not one message)",
+    );
     // While the line is incomplete the server must not answer.
     client.expect_nothing(
         "one read is not one message: a client sent `hel`, which has no newline yet, so no \
@@ -587,7 +591,8 @@ fn an_accept_that_fails_is_one_error_line_and_a_failed_exit() {
     );
     assert!(
         first.starts_with("listening on "),
-        "the first line should be `listening on ADDR`; got {first:?}"
+        "a server's first line should be `listening on ADDR`, before it accepts anyone; got \
+         {first:?} (book: 02-server.md § Steps 1 to 3: socket, bind, listen)"
     );
     // Linux reserves the new socket's descriptor before accept() waits, so
     // it fails at once: no client needs to come.

@@ -144,7 +144,8 @@ pub fn queues(local: u16, remote: u16) -> Option<(u64, u64)> {
 /// client at port `client` sent it: the client's socket has nothing left
 /// unacknowledged, and the server's side has nothing left unread. Then a
 /// server that takes one read as the whole message has taken what came so far.
-pub fn wait_until_server_read_everything(server: &Process, client: u16) {
+/// `what` names the case and the chapter section, for the failure message.
+pub fn wait_until_server_read_everything(server: &Process, client: u16, what: &str) {
     let port = server.addr().port();
     let deadline = Instant::now() + WAIT;
     loop {
@@ -155,8 +156,8 @@ pub fn wait_until_server_read_everything(server: &Process, client: u16) {
         }
         if Instant::now() > deadline {
             server.fail(&format!(
-                "the server should read what the client sent; after {} s the client still had \
-                 {sent:?} bytes unacknowledged and the server {unread:?} bytes unread",
+                "{what}: the server should read what the client sent; after {} s the client \
+                 still had {sent:?} bytes unacknowledged and the server {unread:?} bytes unread",
                 WAIT.as_secs()
             ));
         }
