@@ -9,6 +9,7 @@
 //! 3's chapter defines the behaviour. Lesson 6 runs every check against
 //! both of its engines.
 
+use std::io::Read;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -321,6 +322,45 @@ pub fn a_client_over_the_cap_is_told_busy_and_the_others_keep_working(
 
     a_freed_slot_serves_the_next_client(&server);
     round_trip(&mut first, "the first is still served");
+}
+
+/// A client over the cap that sent lines before it was accepted reads the
+/// busy line and a clean end of stream, not a reset. `book` is the section
+/// that teaches the refusal, in the lesson under test.
+pub fn a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset(
+    start: impl Fn(&[&str]) -> Process,
+    book: &str,
+) {
+    let server = start(&["--max-clients", "1"]);
+    let mut first = Connection::open(server.addr());
+    round_trip(&mut first, "I hold the only slot");
+    // Stopped, the server cannot accept: the kernel completes the handshake
+    // and queues the lines, so they are there, unread, when it refuses.
+    server.freeze();
+    let mut second = Connection::open(server.addr());
+    second.send(&b"I did not wait to be told\n".repeat(100));
+    server.thaw();
+    let mut got = Vec::new();
+    let ended = second.stream().read_to_end(&mut got);
+    let what = format!(
+        "with --max-clients 1 and one client connected, a second connected and at once sent \
+         100 lines: it should read the busy line, not a reset, then a clean end of stream. \
+         Closing a socket with unread input sends a reset, which can destroy the busy line on \
+         its way; common::refuse writes it, half-closes and reads what has arrived {book}"
+    );
+    match ended {
+        Ok(_) if got == b"busy: too many clients, try again later\n" => {}
+        Ok(_) => panic!(
+            "{what}; it got {} and then the end of stream",
+            crate::show(&got)
+        ),
+        Err(err) => panic!(
+            "{what}; it got {} and then {err} ({:?})",
+            crate::show(&got),
+            err.kind()
+        ),
+    }
+    round_trip(&mut first, "still served");
 }
 
 pub fn a_silent_client_is_disconnected_after_the_idle_timeout(start: impl Fn(&[&str]) -> Process) {

@@ -920,35 +920,10 @@ fn mio_a_client_that_spoke_once_and_went_quiet_is_closed_when_idle() {
 
 #[test]
 fn tokio_a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset() {
-    let server = start("tokio", &["--max-clients", "1"]);
-    let mut first = Connection::open(server.addr());
-    round_trip(&mut first, "I hold the only place");
-    // Frozen, the server cannot accept: the kernel completes the handshake
-    // and queues the lines, so they are there, unread, when it refuses.
-    server.freeze();
-    let mut second = Connection::open(server.addr());
-    second.send(&b"I did not wait to be told\n".repeat(100));
-    server.thaw();
-    let mut got = Vec::new();
-    let ended = second.stream().read_to_end(&mut got);
-    let what = "with --max-clients 1 and one client connected, a second connected and at once \
-                sent 100 lines: it should read the busy line, not a reset, then a clean end of \
-                stream. Closing a socket with unread input sends a reset, which can destroy the \
-                busy line; common::refuse writes it, half-closes and reads what has arrived \
-                (book: 06-event-loop.md § The same server with Tokio)";
-    match ended {
-        Ok(_) if got == b"busy: too many clients, try again later\n" => {}
-        Ok(_) => panic!(
-            "{what}; it got {} and then the end of stream",
-            testkit::show(&got)
-        ),
-        Err(err) => panic!(
-            "{what}; it got {} and then {err} ({:?})",
-            testkit::show(&got),
-            err.kind()
-        ),
-    }
-    round_trip(&mut first, "still served");
+    testkit::line_protocol::a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset(
+        |args| start("tokio", args),
+        "(book: 06-event-loop.md § The same server with Tokio)",
+    );
 }
 
 #[test]

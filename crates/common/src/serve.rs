@@ -12,30 +12,38 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Duration;
 
 use crate::{describe, say};
 
 // ANCHOR: limit
+// The count of slots in use. The tests swap in a stand-in that pauses
+// between reading the count and changing it, so that a slot taken in two
+// steps (a load, then an add) is caught every time, not once in a million.
+#[cfg(not(test))]
+use std::sync::atomic::AtomicUsize as Counter;
+#[cfg(test)]
+use tests::SlowAtomic as Counter;
+
 /// At most `max` clients served at once.
 #[derive(Clone)]
 pub struct ClientLimit {
-    in_use: Arc<AtomicUsize>,
+    in_use: Arc<Counter>,
     max: usize,
 }
 
 /// One client's place under the [`ClientLimit`]. Dropping it (when the
 /// client's thread ends, however it ends, even by a panic) frees the place.
 pub struct Slot {
-    in_use: Arc<AtomicUsize>,
+    in_use: Arc<Counter>,
 }
 
 impl ClientLimit {
     pub fn new(max: usize) -> ClientLimit {
         ClientLimit {
-            in_use: Arc::new(AtomicUsize::new(0)),
+            in_use: Arc::new(Counter::new(0)),
             max,
         }
     }
@@ -135,21 +143,154 @@ pub fn refuse(mut stream: TcpStream, busy_reply: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+    use std::sync::{Barrier, Mutex};
+    use std::thread;
+    use std::time::Duration;
+
     use super::ClientLimit;
+
+    /// An `AtomicUsize` for the tests: every operation is atomic, as the
+    /// real one's are, but a `load` waits a little before it returns. Code
+    /// that loads the count, compares, and then adds gives every other
+    /// thread time to do the same between its two steps; code that changes
+    /// the count in one step (`fetch_update`, `compare_exchange`,
+    /// `fetch_add`) is not slowed where it matters.
+    pub struct SlowAtomic(Mutex<usize>);
+
+    #[allow(dead_code)]
+    const GAP: Duration = Duration::from_millis(20);
+
+    // Whichever of these a try_take calls; the reference calls only one.
+    #[allow(dead_code)]
+    impl SlowAtomic {
+        pub fn new(value: usize) -> SlowAtomic {
+            SlowAtomic(Mutex::new(value))
+        }
+
+        fn with<T>(&self, f: impl FnOnce(&mut usize) -> T) -> T {
+            let mut value = self
+                .0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut value)
+        }
+
+        pub fn load(&self, _: Ordering) -> usize {
+            let value = self.with(|value| *value);
+            thread::sleep(GAP);
+            value
+        }
+
+        pub fn store(&self, new: usize, _: Ordering) {
+            self.with(|value| *value = new);
+        }
+
+        pub fn swap(&self, new: usize, _: Ordering) -> usize {
+            self.with(|value| std::mem::replace(value, new))
+        }
+
+        pub fn fetch_add(&self, n: usize, _: Ordering) -> usize {
+            self.with(|value| std::mem::replace(value, value.wrapping_add(n)))
+        }
+
+        pub fn fetch_sub(&self, n: usize, _: Ordering) -> usize {
+            self.with(|value| std::mem::replace(value, value.wrapping_sub(n)))
+        }
+
+        pub fn compare_exchange(
+            &self,
+            current: usize,
+            new: usize,
+            _: Ordering,
+            _: Ordering,
+        ) -> Result<usize, usize> {
+            self.with(|value| {
+                if *value == current {
+                    *value = new;
+                    Ok(current)
+                } else {
+                    Err(*value)
+                }
+            })
+        }
+
+        pub fn compare_exchange_weak(
+            &self,
+            current: usize,
+            new: usize,
+            success: Ordering,
+            failure: Ordering,
+        ) -> Result<usize, usize> {
+            self.compare_exchange(current, new, success, failure)
+        }
+
+        pub fn fetch_update(
+            &self,
+            _: Ordering,
+            _: Ordering,
+            mut f: impl FnMut(usize) -> Option<usize>,
+        ) -> Result<usize, usize> {
+            self.with(|value| match f(*value) {
+                Some(new) => Ok(std::mem::replace(value, new)),
+                None => Err(*value),
+            })
+        }
+    }
 
     #[test]
     fn slots_are_limited_and_given_back() {
         let limit = ClientLimit::new(2);
-        let a = limit.try_take().unwrap();
-        let _b = limit.try_take().unwrap();
+        let a = limit.try_take();
+        let b = limit.try_take();
+        assert!(
+            a.is_some() && b.is_some(),
+            "with a limit of 2 and no slot taken, try_take() twice should give two slots \
+             (book: 03-multi-client.md § The fix: a thread per client, with a cap)"
+        );
         assert!(
             limit.try_take().is_none(),
-            "a third client must not get a slot"
+            "with a limit of 2 and two slots held, try_take() should give None: a third client \
+             must not get a slot (book: 03-multi-client.md § The fix: a thread per client, with a cap)"
         );
         drop(a);
         assert!(
             limit.try_take().is_some(),
-            "a freed slot can be taken again"
+            "with a limit of 2, two slots taken and one of them dropped, try_take() should give \
+             a slot: dropping a Slot gives its place back \
+             (book: 03-multi-client.md § The fix: a thread per client, with a cap)"
+        );
+    }
+
+    #[test]
+    fn two_threads_never_both_take_the_last_slot() {
+        // Eight threads ask for the one slot at the same moment. In the
+        // tests a load of the count waits 20 ms, so code that first loads
+        // and then adds lets them all see 0 before any of them adds.
+        let limit = ClientLimit::new(1);
+        let start = Barrier::new(8);
+        let taken = thread::scope(|scope| {
+            let askers: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        limit.try_take()
+                    })
+                })
+                .collect();
+            let slots: Vec<_> = askers
+                .into_iter()
+                .filter_map(|asker| asker.join().ok())
+                .collect();
+            slots.iter().filter(|slot| slot.is_some()).count()
+        });
+        assert_eq!(
+            taken, 1,
+            "with a limit of 1, eight threads called try_take() at the same moment and {taken} \
+             of them got a slot; exactly one should. Reading the count and then adding one are \
+             two steps, and another thread can take the last slot between them: check and add \
+             in one atomic step (fetch_update, or a compare_exchange loop) \
+             (book: 03-multi-client.md § The fix: a thread per client, with a cap)"
         );
     }
 }

@@ -40,7 +40,7 @@ use crate::workspace::Workspace;
 /// mistakes and [`MIN_ALTERNATIVES`] other correct solutions (a static
 /// problem when it does not). Flip to `false` to let catalogues in that do
 /// not meet it yet.
-pub const REQUIRE_MINIMUM: bool = false;
+pub const REQUIRE_MINIMUM: bool = true;
 pub const MIN_MISTAKES: usize = 4;
 pub const MIN_ALTERNATIVES: usize = 1;
 
@@ -878,8 +878,7 @@ mod tests {
     #[test]
     fn the_lessons_catalogues_and_markers_agree() {
         let workspace = Workspace::open(&crate::default_root()).unwrap();
-        // The minimum count of mistakes is verify's to enforce (REQUIRE_MINIMUM).
-        let problems = static_problems(&workspace, Blanks::AreFine, false).unwrap();
+        let problems = static_problems(&workspace, Blanks::AreFine, REQUIRE_MINIMUM).unwrap();
         assert!(
             problems.is_empty(),
             "the exercises and the code disagree:\n{}",
