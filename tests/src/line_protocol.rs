@@ -324,6 +324,25 @@ pub fn a_client_over_the_cap_is_told_busy_and_the_others_keep_working(
     round_trip(&mut first, "the first is still served");
 }
 
+/// A server started with `--max-clients 1`, the client that holds the one
+/// slot, and a second client whose `bytes` were sent before the server could
+/// accept it: stopped (SIGSTOP), the server cannot accept, and the kernel
+/// completes the handshake and queues the bytes, so they are there, unread,
+/// when it refuses.
+fn over_the_cap_with_bytes_queued(
+    start: impl Fn(&[&str]) -> Process,
+    bytes: &[u8],
+) -> (Process, Connection, Connection) {
+    let server = start(&["--max-clients", "1"]);
+    let mut first = Connection::open(server.addr());
+    round_trip(&mut first, "I hold the only slot");
+    server.freeze();
+    let mut refused = Connection::open(server.addr());
+    refused.send(bytes);
+    server.thaw();
+    (server, first, refused)
+}
+
 /// A client over the cap that sent lines before it was accepted reads the
 /// busy line and a clean end of stream, not a reset. `book` is the section
 /// that teaches the refusal, in the lesson under test.
@@ -331,15 +350,8 @@ pub fn a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset(
     start: impl Fn(&[&str]) -> Process,
     book: &str,
 ) {
-    let server = start(&["--max-clients", "1"]);
-    let mut first = Connection::open(server.addr());
-    round_trip(&mut first, "I hold the only slot");
-    // Stopped, the server cannot accept: the kernel completes the handshake
-    // and queues the lines, so they are there, unread, when it refuses.
-    server.freeze();
-    let mut second = Connection::open(server.addr());
-    second.send(&b"I did not wait to be told\n".repeat(100));
-    server.thaw();
+    let (_server, mut first, second) =
+        over_the_cap_with_bytes_queued(start, &b"I did not wait to be told\n".repeat(100));
     let mut got = Vec::new();
     let ended = second.stream().read_to_end(&mut got);
     let what = format!(
@@ -359,6 +371,46 @@ pub fn a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset(
             crate::show(&got),
             err.kind()
         ),
+    }
+    round_trip(&mut first, "still served");
+}
+
+/// A client over the cap that sent far more than `common::refuse` drains
+/// (`REFUSE_DRAIN_LIMIT`, 64 KiB) is reset: the server stopped reading it.
+/// `book` is the section that teaches the refusal.
+pub fn a_refused_client_that_floods_is_drained_only_so_far(
+    start: impl Fn(&[&str]) -> Process,
+    book: &str,
+) {
+    // The whole mebibyte is there, unread, when the server refuses (about
+    // 4 MB fit in the buffers of a Linux loopback connection). A drain with
+    // no bound reads all of it and closes cleanly; a bounded one stops at
+    // 64 KiB and closes with the rest unread, which resets the connection.
+    let (server, mut first, flooder) =
+        over_the_cap_with_bytes_queued(start, &vec![b'x'; 1024 * 1024]);
+    let mut got = Vec::new();
+    let ended = flooder.stream().read_to_end(&mut got);
+    // The busy line comes with a FIN (refuse half-closes first), so the
+    // read may end cleanly before the reset comes. A third client's busy
+    // line says the accept loop has closed the flooder's socket (it refuses
+    // one client after the other); by then the reset has arrived, and the
+    // socket holds it as its pending error.
+    let mut third = Connection::open(server.addr());
+    third.read_to_end(&format!(
+        "with --max-clients 1 and one client connected, a second connected and sent 1 MiB \
+         before it was accepted, then a third connected: it should be told `busy` {book}"
+    ));
+    let reset = ended.is_err() || matches!(flooder.stream().take_error(), Ok(Some(_)));
+    if !reset {
+        panic!(
+            "with --max-clients 1 and one client connected, a second connected and sent 1 MiB \
+             before it was accepted: refusing it should read at most REFUSE_DRAIN_LIMIT (64 KiB) \
+             of that and close, which resets the connection (the client's own doing); it got \
+             {} and a clean end of stream, so the server read the whole mebibyte. A drain with \
+             no bound lets one refused client keep the accept loop reading for as long as it \
+             sends {book}",
+            crate::show(&got)
+        );
     }
     round_trip(&mut first, "still served");
 }

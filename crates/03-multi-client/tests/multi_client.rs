@@ -240,6 +240,14 @@ fn a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset() {
 }
 
 #[test]
+fn a_refused_client_that_floods_is_drained_only_so_far() {
+    line_protocol::a_refused_client_that_floods_is_drained_only_so_far(
+        start_server,
+        "(book: 03-multi-client.md § Why the cap)",
+    );
+}
+
+#[test]
 fn a_silent_client_is_disconnected_after_the_idle_timeout() {
     line_protocol::a_silent_client_is_disconnected_after_the_idle_timeout(start_server);
 }

@@ -919,6 +919,22 @@ fn mio_a_client_that_spoke_once_and_went_quiet_is_closed_when_idle() {
 }
 
 #[test]
+fn mio_a_refused_client_that_floods_is_drained_only_so_far() {
+    testkit::line_protocol::a_refused_client_that_floods_is_drained_only_so_far(
+        |args| start("mio", args),
+        "(book: 06-event-loop.md § The same server with Tokio)",
+    );
+}
+
+#[test]
+fn tokio_a_refused_client_that_floods_is_drained_only_so_far() {
+    testkit::line_protocol::a_refused_client_that_floods_is_drained_only_so_far(
+        |args| start("tokio", args),
+        "(book: 06-event-loop.md § The same server with Tokio)",
+    );
+}
+
+#[test]
 fn tokio_a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset() {
     testkit::line_protocol::a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset(
         |args| start("tokio", args),

@@ -123,6 +123,14 @@ where
 }
 // ANCHOR_END: serve_threads
 
+/// The most [`refuse`] reads from a refused client before it closes. A
+/// client that keeps sending while it is refused must not keep the accept
+/// loop (in lesson 6, the only thread) reading: without a bound, one refused
+/// connection was drained of hundreds of MiB while everyone else waited.
+/// Lines sent before the busy line came are a few hundred bytes; a client
+/// that sent more than this gets a reset, and that is its own doing.
+pub const REFUSE_DRAIN_LIMIT: usize = 64 * 1024;
+
 /// Tells a client over the cap that we are busy, and closes, without
 /// blocking the accept loop on it. Lesson 6 refuses the same way.
 pub fn refuse(mut stream: TcpStream, busy_reply: &[u8]) {
@@ -134,10 +142,17 @@ pub fn refuse(mut stream: TcpStream, busy_reply: &[u8]) {
     // Closing with unread bytes in the receive buffer sends a reset, which
     // can destroy the busy line before the client reads it. Take what has
     // already arrived, without waiting for more (a non-blocking read that
-    // finds nothing fails with WouldBlock, which ends the loop).
+    // finds nothing fails with WouldBlock, which ends the loop), and at
+    // most REFUSE_DRAIN_LIMIT of it.
     if stream.set_nonblocking(true).is_ok() {
         let mut discard = [0u8; 4096];
-        while let Ok(1..) = stream.read(&mut discard) {}
+        let mut drained = 0;
+        while drained < REFUSE_DRAIN_LIMIT {
+            match stream.read(&mut discard) {
+                Ok(n @ 1..) => drained += n,
+                _ => break,
+            }
+        }
     }
 }
 
