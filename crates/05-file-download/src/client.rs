@@ -407,6 +407,13 @@ fn part_name(out: &Path) -> PathBuf {
 /// O_NOFOLLOW makes the open fail on a link instead, and the handle must
 /// be a regular file with no other name (a hard link is another name for
 /// someone's file too).
+///
+/// Nor is it a file someone else planted: in a folder others can write to,
+/// another user could create an empty OUT.part that they can still write.
+/// We would append to it, check it and rename it, and they would rewrite
+/// the file we had just called verified. So a .part we resume must be ours
+/// (owned by us) and writable by no one else; one we create is created
+/// with mode 0600, and no one else can write to it.
 fn open_part(part: &Path, out: &Path) -> anyhow::Result<File> {
     let not_ours = || {
         anyhow!(
@@ -417,10 +424,12 @@ fn open_part(part: &Path, out: &Path) -> anyhow::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true).append(true).create(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(
-        &mut options,
-        rustix::fs::OFlags::NOFOLLOW.bits() as i32,
-    );
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+        // The mode of a file this open creates; an existing one keeps its own.
+        options.mode(0o600);
+    }
     let file = match options.open(part) {
         Ok(file) => file,
         Err(_) if fs::symlink_metadata(part).is_ok_and(|meta| meta.is_symlink()) => {
@@ -433,6 +442,12 @@ fn open_part(part: &Path, out: &Path) -> anyhow::Result<File> {
         .map_err(|err| failed("could not read", part, &err))?;
     if !meta.is_file() || other_names(&meta) {
         return Err(not_ours());
+    }
+    if !only_ours(&meta) {
+        bail!(
+            "{} belongs to another user, or others can write to it; get resumes only a .part of yours that no one else can write: remove it, or save elsewhere with -o",
+            part.display()
+        );
     }
     match file.try_lock() {
         Ok(()) => {}
@@ -459,6 +474,19 @@ fn open_part(part: &Path, out: &Path) -> anyhow::Result<File> {
         );
     }
     Ok(file)
+}
+
+/// Whether the file is ours alone: owned by the user we run as, and
+/// writable by neither its group nor others.
+#[cfg(unix)]
+fn only_ours(meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    meta.uid() == rustix::process::geteuid().as_raw() && meta.mode() & 0o022 == 0
+}
+
+#[cfg(not(unix))]
+fn only_ours(_meta: &fs::Metadata) -> bool {
+    true
 }
 
 /// Whether the file has names besides the one we opened (hard links).

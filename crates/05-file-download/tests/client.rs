@@ -664,6 +664,52 @@ fn a_link_planted_at_the_part_file_is_refused_and_its_target_untouched() {
 }
 
 #[test]
+fn a_part_file_planted_by_someone_else_is_refused_and_left_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let served = TempDir::new();
+    served.write("tool.sh", b"echo the real tool\n");
+    let server = start_server(served.path(), &[]);
+    // Another user, in a folder both can write to, creates an empty
+    // tool.sh.part that they can still write: get would append to it,
+    // check it and rename it, and they would rewrite it afterwards.
+    let mut plants = vec!["writable by everyone (mode 0666)"];
+    // Giving a file to another user takes root; this machine's CI runs as
+    // root, so there the other owner is checked too.
+    if rustix::process::geteuid().is_root() {
+        plants.push("owned by another user (nobody, uid 65534, mode 0644)");
+    }
+    for kind in plants {
+        let cwd = TempDir::new();
+        let part = cwd.write("tool.sh.part", b"");
+        if kind.starts_with("writable") {
+            fs::set_permissions(&part, fs::Permissions::from_mode(0o666)).unwrap();
+        } else {
+            std::os::unix::fs::chown(&part, Some(65534), Some(65534)).unwrap();
+        }
+        let done = get(server.addr(), cwd.path(), "tool.sh", &[]);
+        let case = format!(
+            "get tool.sh, with an empty tool.sh.part {kind} already there: get must resume only \
+             a .part of its own that no one else can write, and should fail with one line \
+             naming tool.sh.part (a file whose owner can rewrite it after the check is not a \
+             verified download) {}",
+            book::CLIENT
+        );
+        assert!(
+            !done.status.success()
+                && done.stderr.starts_with("error: tool.sh.part ")
+                && done.stderr.lines().count() == 1,
+            "{case}; {done}"
+        );
+        assert_eq!(
+            fs::read(&part).unwrap(),
+            b"",
+            "{case}: tool.sh.part was written to; {done}"
+        );
+        assert!(!cwd.path().join("tool.sh").exists(), "{case}; {done}");
+    }
+}
+
+#[test]
 fn a_file_replaced_with_the_same_size_and_time_costs_at_most_one_retry() {
     let served = TempDir::new();
     let path = served.write("data.bin", &bytes(64 * 1024, 13));
