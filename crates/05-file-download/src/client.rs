@@ -332,7 +332,12 @@ fn failed(what: &str, file: &Path, err: &io::Error) -> anyhow::Error {
 
 /// After the bytes, the server's SHA-256 of the whole file: `SHA256
 /// <hex>`, perhaps after `HASHING <done> <size>` lines while the server
-/// finishes computing it (each line restarts the wait).
+/// finishes computing it.
+///
+/// A `HASHING` line restarts the wait only when its `done` has grown: the
+/// server is making progress. One that says no more than the last counts
+/// against the wait, so a server repeating `HASHING 0 5` cannot hold `get`
+/// for ever.
 fn read_digest(
     reader: &mut Reader<'_>,
     peer: SocketAddr,
@@ -340,8 +345,18 @@ fn read_digest(
     shown: &str,
     part: &Path,
 ) -> anyhow::Result<String> {
+    let mut hashed: Option<u64> = None;
+    let mut deadline = Instant::now() + timeout;
     loop {
-        let line = read_header(reader, peer, timeout).with_context(|| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!(
+                "the server at {peer} kept saying it was hashing \"{shown}\" but hashed nothing more for {} s; {} keeps the bytes: run the same command again to check them",
+                timeout.as_secs_f64(),
+                part.display()
+            );
+        }
+        let line = read_header(reader, peer, left).with_context(|| {
             format!(
                 "\"{shown}\" arrived whole, but not the server's SHA-256 of it; {} keeps it: run the same command again to check it",
                 part.display()
@@ -349,7 +364,12 @@ fn read_digest(
         })?;
         match parse_reply(&line) {
             Some(Reply::Digest(sha256)) => return Ok(sha256),
-            Some(Reply::Hashing { .. }) => continue,
+            Some(Reply::Hashing { done, .. }) => {
+                if hashed.is_none_or(|before| done > before) {
+                    hashed = Some(done);
+                    deadline = Instant::now() + timeout;
+                }
+            }
             _ => return Err(not_understood(peer, &line)),
         }
     }

@@ -484,6 +484,41 @@ fn get_waits_for_the_digest_as_long_as_the_server_says_it_is_hashing() {
 }
 
 #[test]
+fn get_stops_waiting_when_the_hashing_lines_show_no_progress() {
+    let cwd = TempDir::new();
+    let fake = FakeServer::start();
+    let (mut client, mut conn) = get_f_txt(&fake, cwd.path(), "1");
+    conn.send(b"OK 6\nhello\n");
+    // A server that says it is hashing and never gets further: a line every
+    // 0.2 s, always `HASHING 0 6`, until the client hangs up.
+    let mut sender = conn.stream().try_clone().unwrap();
+    let repeating = std::thread::spawn(move || {
+        for _ in 0..50 {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            if std::io::Write::write_all(&mut sender, b"HASHING 0 6\n").is_err() {
+                break;
+            }
+        }
+    });
+    let done = client.finish();
+    let what = format!(
+        "get f.txt --timeout 1, the server sent the 6 bytes and then `HASHING 0 6` every 0.2 s, \
+         never hashing more: get should stop after --timeout (1 s) without progress, failing \
+         with one line that says so and keeping f.txt.part; a HASHING line restarts the wait \
+         only when its count has grown {}",
+        book::CLIENT
+    );
+    assert!(
+        !done.status.success()
+            && done.stderr.contains("hashed nothing more")
+            && cwd.path().join("f.txt.part").exists(),
+        "{what}; {done}"
+    );
+    drop(conn);
+    let _ = repeating.join();
+}
+
+#[test]
 fn a_file_that_changed_between_two_runs_fails_its_digest_and_the_part_is_removed() {
     let served = TempDir::new();
     let before = bytes(2 * BUFFER_SIZE, 5);
