@@ -35,7 +35,7 @@ mod protocol;
 mod server;
 
 pub use client::{GetOptions, get, list};
-pub use paths::{MAX_LINKS, check_opened, check_path, open_inside};
+pub use paths::{EntryKind, MAX_LINKS, check_opened, check_path, list_folder, open_inside};
 pub use protocol::{Code, Refusal, Reply, Request, parse_reply, parse_request};
 pub use server::{ServeOptions, serve, sha256_of};
 

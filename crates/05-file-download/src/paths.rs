@@ -158,6 +158,69 @@ pub fn open_inside(root: &File, relative: &Path, hidden: bool) -> Result<File, R
     ))
 }
 
+/// What a folder entry is, without following it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Folder,
+    Link,
+    Other,
+}
+
+/// The names in the folder `relative` below `root` (`""` for `root`
+/// itself), each with its kind. The folder is opened from the handle, as
+/// [`open_inside`] opens files: if the served folder is renamed or
+/// replaced, this still lists the one the server opened.
+#[cfg(unix)]
+pub fn list_folder(root: &File, relative: &str, hidden: bool) -> Vec<(String, EntryKind)> {
+    use rustix::fs::{AtFlags, Dir, FileType, statat};
+
+    let folder = if relative.is_empty() {
+        root.try_clone()
+    } else {
+        open_inside(root, Path::new(relative), hidden)
+            .map_err(|_| std::io::ErrorKind::NotFound.into())
+    };
+    let Ok(folder) = folder else {
+        return Vec::new();
+    };
+    // read_from opens the folder's `.` afresh, so reading it does not move
+    // a position that other requests share.
+    let Ok(entries) = Dir::read_from(&folder) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    for entry in entries.flatten() {
+        // A name that is not UTF-8 cannot be asked for: skip it.
+        let Ok(name) = entry.file_name().to_str() else {
+            continue;
+        };
+        if name == "." || name == ".." {
+            continue;
+        }
+        // Some file systems do not say the kind in the entry: ask them,
+        // without following a link.
+        let kind = match entry.file_type() {
+            FileType::Unknown => statat(&folder, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)
+                .map_or(FileType::Unknown, |stat| {
+                    FileType::from_raw_mode(stat.st_mode)
+                }),
+            kind => kind,
+        };
+        let kind = match kind {
+            FileType::Directory => EntryKind::Folder,
+            FileType::Symlink => EntryKind::Link,
+            _ => EntryKind::Other,
+        };
+        names.push((name.to_string(), kind));
+    }
+    names
+}
+
+#[cfg(not(unix))]
+pub fn list_folder(_root: &File, _relative: &str, _hidden: bool) -> Vec<(String, EntryKind)> {
+    Vec::new()
+}
+
 /// The refusal for an open that failed with `err`; `behind_link` when a
 /// link was followed on the way.
 #[cfg(unix)]

@@ -17,8 +17,9 @@ use common::{Deadline, ReadLine, describe, printable, read_line, say};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    BUFFER_SIZE, Code, DEFAULT_PORT, LINE_LIMIT, LINGER, MIN_RATE, PROGRESS_EVERY, Refusal,
-    Request, SEND_TIMEOUT, check_opened, check_path, is_timeout, open_inside, parse_request,
+    BUFFER_SIZE, Code, DEFAULT_PORT, EntryKind, LINE_LIMIT, LINGER, MIN_RATE, PROGRESS_EVERY,
+    Refusal, Request, SEND_TIMEOUT, check_opened, check_path, is_timeout, list_folder, open_inside,
+    parse_request,
 };
 
 /// What `serve` needs to know; the command line fills it in.
@@ -34,10 +35,8 @@ pub struct ServeOptions {
 
 /// What every client's thread shares.
 struct Server {
-    /// The served folder, absolute and canonical: for the log and LIST.
-    root: PathBuf,
-    /// The served folder, open: every file served is opened from this
-    /// handle, one name at a time (see `open_inside`).
+    /// The served folder, open: every file served and every folder listed
+    /// is opened from this handle, one name at a time (see `open_inside`).
     folder: File,
     hidden: bool,
     request_timeout: Duration,
@@ -48,8 +47,7 @@ struct Server {
 // ANCHOR: serve
 /// Serves the files of `options.folder` until the process is stopped.
 pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
-    // The folder as the kernel sees it, every link resolved: the
-    // reference every requested file is compared with.
+    // The folder as the kernel sees it, every link resolved: for the log.
     let root = fs::canonicalize(&options.folder).map_err(|err| {
         anyhow!(
             "cannot serve {}: {}",
@@ -57,11 +55,13 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
             describe(&err)
         )
     })?;
-    if !root.is_dir() {
-        bail!("cannot serve {}: it is not a folder", root.display());
-    }
+    // Opened once; what it is, is asked of the handle, not of the name
+    // again (which could be swapped in between).
     let folder = File::open(&root)
         .map_err(|err| anyhow!("cannot serve {}: {}", root.display(), describe(&err)))?;
+    if !folder.metadata().is_ok_and(|meta| meta.is_dir()) {
+        bail!("cannot serve {}: it is not a folder", root.display());
+    }
     let listener = common::listen(&options.listen, DEFAULT_PORT)?;
     say!("serving {}", root.display());
 
@@ -73,7 +73,6 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
         ),
     );
     let server = Arc::new(Server {
-        root,
         folder,
         hidden: options.hidden,
         request_timeout: options.request_timeout,
@@ -543,24 +542,22 @@ impl Server {
         ))
     }
 
-    /// Every file `GET` would serve, as (size, path), sorted by path.
+    /// Every file `GET` would serve, as (size, path), sorted by path, each
+    /// file once.
     ///
-    /// It asks the same questions `GET` asks, name by name, so the list
-    /// cannot offer what `GET` refuses. Folders are walked; links to
-    /// folders are not (a link can loop back to its own folder), so a file
-    /// is listed under its real name.
+    /// It asks the same questions `GET` asks, name by name, from the same
+    /// folder handle, so the list cannot offer what `GET` refuses, and it
+    /// follows the folder if it is renamed. Folders are walked; links to
+    /// folders are not (a link can loop back to its own folder). A file
+    /// with several names (links, hard links) is listed once, under its
+    /// real name where it has one that can be listed: names that are not
+    /// links come first, then the first in path order.
     fn offered_files(&self) -> Vec<(u64, String)> {
-        let mut files = Vec::new();
+        // (is a link, path, size, which file: device and inode)
+        let mut names = Vec::new();
         let mut folders = vec![String::new()];
         while let Some(folder) = folders.pop() {
-            let Ok(entries) = fs::read_dir(self.root.join(&folder)) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                // A name that is not UTF-8 cannot be asked for: skip it.
-                let Ok(name) = entry.file_name().into_string() else {
-                    continue;
-                };
+            for (name, kind) in list_folder(&self.folder, &folder, self.hidden) {
                 let path = if folder.is_empty() {
                     name
                 } else {
@@ -569,17 +566,25 @@ impl Server {
                 let Ok(relative) = check_path(&path, self.hidden) else {
                     continue;
                 };
-                // file_type() does not follow links: a link is not a folder.
-                if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                if kind == EntryKind::Folder {
                     folders.push(path);
                     continue;
                 }
                 let opened = open_inside(&self.folder, &relative, self.hidden);
                 if let Ok((_, meta)) = opened.and_then(check_opened) {
-                    files.push((meta.len(), path));
+                    let version = version(&meta);
+                    let file = (version.device, version.inode);
+                    names.push((kind == EntryKind::Link, path, meta.len(), file));
                 }
             }
         }
+        names.sort();
+        let mut listed = std::collections::HashSet::new();
+        let mut files: Vec<(u64, String)> = names
+            .into_iter()
+            .filter(|(_, _, _, file)| listed.insert(*file))
+            .map(|(_, path, size, _)| (size, path))
+            .collect();
         files.sort_by(|a, b| a.1.cmp(&b.1));
         files
     }

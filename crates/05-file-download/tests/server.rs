@@ -195,13 +195,14 @@ fn list_offers_exactly_what_get_would_serve_sorted_by_path() {
     let reply = ask(server.addr(), b"LIST\n");
     assert_eq!(
         String::from_utf8_lossy(&reply),
-        "OK 4\n12 hello.txt\n12 inside-link\n16 my notes.txt\n6 sub/notes.txt\n",
+        "OK 3\n12 hello.txt\n16 my notes.txt\n6 sub/notes.txt\n",
         "LIST should reply `OK <count>` and one `<size> <path>` line per file GET would serve, \
-         sorted by path: no dotfiles, no links out of the folder, no fifo, no folders, \
+         sorted by path, each file once under its real name (inside-link is a second name \
+         of hello.txt): no dotfiles, no links out of the folder, no fifo, no folders, \
          no names GET cannot spell {}",
         book::LIST_AND_CLOSE
     );
-    for path in ["hello.txt", "inside-link", "my notes.txt", "sub/notes.txt"] {
+    for path in ["hello.txt", "my notes.txt", "sub/notes.txt"] {
         let reply = ask(server.addr(), format!("GET {path}\n").as_bytes());
         assert!(
             reply.starts_with(b"OK "),
@@ -215,8 +216,54 @@ fn list_offers_exactly_what_get_would_serve_sorted_by_path() {
     let reply = ask(hidden.addr(), b"LIST\n");
     assert_eq!(
         String::from_utf8_lossy(&reply),
-        "OK 8\n13 .env\n7 .git/config\n13 dot-link\n12 hello.txt\n12 inside-link\n16 my notes.txt\n7 sub/.hidden\n6 sub/notes.txt\n",
+        "OK 6\n13 .env\n7 .git/config\n12 hello.txt\n16 my notes.txt\n7 sub/.hidden\n6 sub/notes.txt\n",
         "with --hidden, LIST should offer the dotfiles too, and still nothing outside the folder {}",
+        book::LIST_AND_CLOSE
+    );
+}
+
+#[test]
+fn list_shows_each_file_once_under_its_real_name() {
+    let served = TempDir::new();
+    served.write("a.txt", b"one file\n");
+    std::os::unix::fs::symlink("a.txt", served.join("b.txt")).unwrap();
+    fs::create_dir(served.join("sub")).unwrap();
+    std::os::unix::fs::symlink("../a.txt", served.join("sub/c.txt")).unwrap();
+    fs::hard_link(served.join("a.txt"), served.join("d.txt")).unwrap();
+    // A link is listed when its file has no real name LIST can show: a
+    // name that is not UTF-8 cannot be asked for.
+    use std::os::unix::ffi::OsStrExt;
+    let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
+    fs::write(served.path().join(latin1), b"coffee\n").unwrap();
+    std::os::unix::fs::symlink(latin1, served.join("cafe.txt")).unwrap();
+    let server = start_server(served.path(), &[]);
+    let reply = ask(server.addr(), b"LIST\n");
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "OK 2\n9 a.txt\n7 cafe.txt\n",
+        "a.txt, b.txt -> a.txt, sub/c.txt -> ../a.txt, d.txt a hard link to a.txt, and \
+         cafe.txt -> caf\\xe9.txt (a name that is not UTF-8): LIST should list each file once, \
+         under its real name where LIST can show one (names that are not links first, then \
+         the first in path order) {}",
+        book::LIST_AND_CLOSE
+    );
+}
+
+#[test]
+fn list_follows_the_served_folder_when_it_is_renamed() {
+    let parent = TempDir::new();
+    let before = parent.path().join("before");
+    fs::create_dir(&before).unwrap();
+    fs::write(before.join("a.txt"), b"still here\n").unwrap();
+    let server = start_server(&before, &[]);
+    fs::rename(&before, parent.path().join("after")).unwrap();
+    let reply = ask(server.addr(), b"LIST\n");
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "OK 1\n11 a.txt\n",
+        "the served folder was renamed after the server started: LIST should list the folder \
+         the server opened, from the same handle GET opens files from, as GET a.txt still \
+         serves it {}",
         book::LIST_AND_CLOSE
     );
 }
