@@ -74,6 +74,10 @@ pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(30);
 /// client's own timeout, so a file of any size never looks like a server
 /// that stopped answering.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// How often the server looks, while it waits for a digest, whether the
+/// client has hung up: a client gone after the bytes must not keep its slot
+/// and a core busy hashing for a digest nobody will read.
+pub const GONE_CHECK_EVERY: Duration = Duration::from_millis(100);
 /// After its reply, how long the server waits for the client to close.
 pub const LINGER: Duration = Duration::from_secs(2);
 /// How many bytes the client receives at a time, and both sides hash at a

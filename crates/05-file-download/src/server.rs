@@ -17,9 +17,9 @@ use common::{Deadline, ReadLine, describe, printable, read_line, say};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    BUFFER_SIZE, Code, DEFAULT_PORT, EntryKind, LINE_LIMIT, LINGER, MIN_RATE, PROGRESS_EVERY,
-    Refusal, Request, SEND_TIMEOUT, check_opened, check_path, is_timeout, list_folder, open_inside,
-    parse_request,
+    BUFFER_SIZE, Code, DEFAULT_PORT, EntryKind, GONE_CHECK_EVERY, LINE_LIMIT, LINGER, MIN_RATE,
+    PROGRESS_EVERY, Refusal, Request, SEND_TIMEOUT, check_opened, check_path, is_timeout,
+    list_folder, open_inside, parse_request,
 };
 
 /// What `serve` needs to know; the command line fills it in.
@@ -239,7 +239,15 @@ impl Server {
             }
             let sha256 = match known {
                 Some(sha256) => sha256,
-                None => wait_for_digest(stream, &digest_done, &hashed, size)?,
+                None => match wait_for_digest(stream, &digest_done, &hashed, size) {
+                    Ok(sha256) => sha256,
+                    Err(failure) => {
+                        // The client is gone: stop hashing (within one
+                        // buffer), so that its thread and slot are free.
+                        stop.store(true, Ordering::Relaxed);
+                        return Err(failure);
+                    }
+                },
             };
             (&*stream)
                 .write_all(format!("SHA256 {sha256}\n").as_bytes())
@@ -259,15 +267,18 @@ impl Server {
 /// hashing can still be going on (a disk slower than the network, a
 /// resumed download whose beginning is hashed too): every PROGRESS_EVERY
 /// the client is told `HASHING <done> <size>`, so that it knows the server
-/// is working and does not give up.
+/// is working and does not give up. Every GONE_CHECK_EVERY it looks whether
+/// the client has hung up: a write to a closed connection would only fail
+/// at the second write after it, seconds later.
 fn wait_for_digest(
     stream: &TcpStream,
     digest_done: &mpsc::Receiver<io::Result<String>>,
     hashed: &AtomicU64,
     size: u64,
 ) -> Result<String, Failure> {
+    let mut next_progress = Instant::now() + PROGRESS_EVERY;
     loop {
-        match digest_done.recv_timeout(PROGRESS_EVERY) {
+        match digest_done.recv_timeout(GONE_CHECK_EVERY) {
             Ok(Ok(sha256)) => return Ok(sha256),
             Ok(Err(err)) => {
                 return Err(Failure::Lost(format!(
@@ -276,16 +287,49 @@ fn wait_for_digest(
                 )));
             }
             Err(RecvTimeoutError::Timeout) => {
-                let done = hashed.load(Ordering::Relaxed);
-                (&*stream)
-                    .write_all(format!("HASHING {done} {size}\n").as_bytes())
-                    .map_err(|err| Failure::Lost(format!("could not reply: {}", describe(&err))))?;
+                if hung_up(stream) {
+                    return Err(Failure::Lost(format!(
+                        "the client went away while the digest was computed ({} of {} hashed); \
+                         hashing stopped",
+                        hashed.load(Ordering::Relaxed),
+                        common::count(size, "byte")
+                    )));
+                }
+                if Instant::now() >= next_progress {
+                    next_progress += PROGRESS_EVERY;
+                    let done = hashed.load(Ordering::Relaxed);
+                    (&*stream)
+                        .write_all(format!("HASHING {done} {size}\n").as_bytes())
+                        .map_err(|err| {
+                            Failure::Lost(format!("could not reply: {}", describe(&err)))
+                        })?;
+                }
             }
             Err(RecvTimeoutError::Disconnected) => {
                 return Err(Failure::Lost("the hashing thread stopped".to_string()));
             }
         }
     }
+}
+
+/// Whether the client has closed its side (or reset): after its request
+/// it sends nothing, so anything to read now is the end of the stream. A
+/// peek that does not wait: data stays where it is, and nothing blocks.
+#[cfg(unix)]
+fn hung_up(stream: &TcpStream) -> bool {
+    use rustix::net::{RecvFlags, recv};
+    let mut byte = [0u8; 1];
+    match recv(stream, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+        Ok((0, _)) => true,
+        Ok(_) => false,
+        Err(err) => err != rustix::io::Errno::AGAIN && err != rustix::io::Errno::INTR,
+    }
+}
+
+/// Elsewhere nothing is served (see `open_inside`).
+#[cfg(not(unix))]
+fn hung_up(_stream: &TcpStream) -> bool {
+    false
 }
 // ANCHOR_END: wait_for_digest
 

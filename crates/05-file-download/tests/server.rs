@@ -269,6 +269,40 @@ fn list_follows_the_served_folder_when_it_is_renamed() {
 }
 
 #[test]
+fn a_client_that_hangs_up_while_the_digest_is_computed_frees_its_slot_at_once() {
+    let served = TempDir::new();
+    // 4 GiB that take no disk (a sparse file): hashing them takes seconds.
+    let big = fs::File::create(served.path().join("big.iso")).unwrap();
+    big.set_len(4 << 30).unwrap();
+    served.write("small.txt", b"small\n");
+    let mut server = start_server(served.path(), &["--max-clients", "1"]);
+    let mut greedy = Connection::open(server.addr());
+    greedy.send(b"RESUME 4294967296 big.iso\n");
+    let what = "with --max-clients 1, a client sent `RESUME 4294967296 big.iso` (the whole size \
+                of a 4 GiB file: no bytes to send, only the digest to compute) and hung up \
+                right after `OK 4294967296`";
+    greedy.expect_bytes(b"OK 4294967296\n", &format!("{what}: the header comes first"));
+    drop(greedy);
+    server.expect_line(
+        "went away",
+        &format!(
+            "{what}: the server should notice within GONE_CHECK_EVERY (0.1 s) that nobody will \
+             read the digest, stop hashing, and free the client's thread and slot, logging \
+             `the client went away while the digest was computed` {}",
+            book::DIGEST_ONCE
+        ),
+    );
+    let reply = ask(server.addr(), b"GET small.txt\n");
+    assert!(
+        reply.starts_with(b"OK 6\nsmall\n"),
+        "{what}, and the server logged that it went away: the one slot is free again, so \
+         `GET small.txt` should be served; got {} {}",
+        testkit::show(&reply),
+        book::DIGEST_ONCE
+    );
+}
+
+#[test]
 fn bad_requests_are_refused_with_bad_request() {
     let fixture = Fixture::new();
     let server = start_server(&fixture.served(), &[]);
