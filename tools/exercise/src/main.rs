@@ -10,6 +10,7 @@
 mod bench;
 mod book;
 mod catalogue;
+mod fold;
 mod lints;
 mod regions;
 mod run;
@@ -40,6 +41,7 @@ Examples:
   cargo exercise restore 2.1     back to the reference (your code is kept)
   cargo exercise verify          CI: every exercise fails blank and passes solved
   cargo exercise bench           how long a check takes after a one-line edit
+  cargo exercise mdbook-preprocessor   run by `mdbook build docs` (docs/book.toml)
 
 Plain `cargo test -p server` checks lesson 2 as well. Your replaced code is
 always kept in .exercise/saved/ first.";
@@ -101,6 +103,12 @@ enum Action {
     },
     /// Writes the book's exercise pages from the catalogues.
     Book,
+    /// Run by mdBook (docs/book.toml): shows each exercise in the book's
+    /// listings as `start` leaves it, and folds the reference below.
+    MdbookPreprocessor {
+        #[command(subcommand)]
+        query: Option<Query>,
+    },
     /// Measures how long a check takes after a one-line edit (2.3, 3.3,
     /// 4.2, 5.4, 6.1), passing and failing, in a scratch copy.
     Bench {
@@ -108,6 +116,13 @@ enum Action {
         #[arg(long, value_name = "ID")]
         only: Option<String>,
     },
+}
+
+/// What mdBook asks a preprocessor before it runs it.
+#[derive(Subcommand)]
+enum Query {
+    /// Exits 0: every renderer is supported.
+    Supports { renderer: String },
 }
 
 fn main() -> ExitCode {
@@ -151,6 +166,11 @@ fn act(root: &Path, action: Action) -> anyhow::Result<ExitCode> {
         }
         Action::Bench { only } => {
             bench::bench(&workspace, only.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::MdbookPreprocessor { query } => {
+            let supports = query.map(|Query::Supports { renderer }| renderer);
+            fold::serve(&workspace, supports.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
         Action::Book => {
