@@ -138,7 +138,7 @@ fn opening_fence(line: &str) -> Option<(&str, &str, &str)> {
 
 fn closes(line: &str, fence: &str) -> bool {
     let rest = line.trim();
-    rest.starts_with(fence) && rest.chars().all(|c| Some(c) == fence.chars().next())
+    rest.starts_with(fence) && rest.chars().all(|c| fence.starts_with(c))
 }
 
 /// One chapter's Markdown with each exercise region of its listings shown
