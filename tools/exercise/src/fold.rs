@@ -17,7 +17,7 @@
 //! `content` is touched, so the rest of the JSON passes through as it came.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 
 use anyhow::{Context, bail};
 use serde_json::Value;
@@ -58,6 +58,12 @@ pub fn serve(workspace: &Workspace, supports: Option<&str>) -> anyhow::Result<()
     if supports.is_some() {
         return Ok(());
     }
+    if io::stdin().is_terminal() {
+        bail!(
+            "`cargo exercise mdbook-preprocessor` is run by mdBook (`mdbook build docs`, see \
+             docs/book.toml): it reads the book as JSON on standard input"
+        );
+    }
     let mut input = String::new();
     io::stdin()
         .read_to_string(&mut input)
@@ -82,13 +88,13 @@ pub fn fold_book(
 ) -> anyhow::Result<String> {
     let value: Value = serde_json::from_str(input)
         .context("mdBook sent no JSON; this command is run by `mdbook build docs`")?;
-    let Value::Array(mut pair) = value else {
-        bail!("mdBook sent no [context, book] pair; is docs/book.toml's mdBook 0.5?");
+    let mut book = match value {
+        Value::Array(mut pair) if pair.len() == 2 => pair.remove(1),
+        _ => bail!(
+            "mdBook sent no [context, book] pair: this preprocessor speaks the protocol of \
+             mdBook 0.5 (install it with `cargo install --locked mdbook@0.5.4`)"
+        ),
     };
-    if pair.len() != 2 {
-        bail!("mdBook sent no [context, book] pair; is docs/book.toml's mdBook 0.5?");
-    }
-    let mut book = pair.remove(1);
     fold_chapters(&mut book, find)?;
     Ok(serde_json::to_string(&book)?)
 }
