@@ -50,14 +50,9 @@ pub struct Shown {
     pub summary: String,
 }
 
-/// Runs the preprocessor: answers `supports`, or folds the book read from
-/// standard input.
-pub fn serve(workspace: &Workspace, supports: Option<&str>) -> anyhow::Result<()> {
-    // Every renderer: the fold is HTML, which the markdown renderer keeps
-    // as written.
-    if supports.is_some() {
-        return Ok(());
-    }
+/// Runs the preprocessor: folds the book read from standard input (main.rs
+/// answers `supports`).
+pub fn serve(workspace: &Workspace) -> anyhow::Result<()> {
     if io::stdin().is_terminal() {
         bail!(
             "`cargo exercise mdbook-preprocessor` is run by mdBook (`mdbook build docs`, see \
