@@ -8,13 +8,16 @@
 //! Cargo.toml, of every lesson with such a test (02, 03, 05, 06): each sets
 //! cfg `has_nc` / `has_python3`, and a test that needs one is marked
 //! `#[cfg_attr(not(has_nc), ignore = "...")]`.
+//!
+//! The kit alone also looks for `mdbook` (cfg `has_mdbook`): its book test
+//! builds the book, and a lesson's tests never need it.
 
 use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(has_nc, has_python3)");
+    println!("cargo::rustc-check-cfg=cfg(has_nc, has_python3, has_mdbook)");
     println!("cargo::rerun-if-env-changed=PATH");
     println!("cargo::rerun-if-env-changed=CI");
     // Installing a program changes its folder: look again then.
@@ -33,10 +36,19 @@ fn main() {
             String::from_utf8_lossy(&[out.stdout, out.stderr].concat()).contains("OpenBSD")
         });
     let python = found(&dirs, "python3");
-    for (has, cfg, what) in [
+    let kit = env::var("CARGO_PKG_NAME").is_ok_and(|name| name == "testkit");
+    let mut needed = vec![
         (nc, "has_nc", "OpenBSD nc (Debian: netcat-openbsd)"),
         (python, "has_python3", "python3"),
-    ] {
+    ];
+    if kit {
+        needed.push((
+            found(&dirs, "mdbook"),
+            "has_mdbook",
+            "mdbook (cargo install --locked mdbook@0.5.4)",
+        ));
+    }
+    for (has, cfg, what) in needed {
         if has {
             println!("cargo::rustc-cfg={cfg}");
         } else if in_ci {

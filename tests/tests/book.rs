@@ -359,3 +359,222 @@ fn tempfile_dir(example: &Path) -> PathBuf {
     let stem = example.file_stem().unwrap().to_string_lossy().into_owned();
     std::env::temp_dir().join(format!("tcp-lessons-book-{}-{stem}", std::process::id()))
 }
+
+/// The exercise regions in `code`, as (id, the lines between the markers),
+/// from the `// exercise ID: begin` / `// exercise ID: end` lines
+/// (tools/exercise/FORMAT.md), and every line outside them.
+fn split_regions(code: &str) -> (Vec<(String, Vec<String>)>, Vec<String>) {
+    let mut regions = Vec::new();
+    let mut outside = Vec::new();
+    let mut open: Option<(String, Vec<String>)> = None;
+    for line in code.lines() {
+        let marker = line.trim().strip_prefix("// exercise ");
+        match (marker.and_then(|m| m.strip_suffix(": begin")), open.take()) {
+            (Some(id), None) => open = Some((id.to_string(), Vec::new())),
+            (_, Some((id, body))) if marker == Some(&format!("{id}: end")) => {
+                regions.push((id, body));
+            }
+            (_, Some((id, mut body))) => {
+                body.push(line.to_string());
+                open = Some((id, body));
+            }
+            (None, None) => outside.push(line.to_string()),
+        }
+    }
+    (regions, outside)
+}
+
+/// `text` without its `<details>` ... `</details>` folds, and the folds.
+fn unfolded(text: &str) -> (String, Vec<String>) {
+    let mut visible = String::new();
+    let mut folds = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("<details") {
+        visible.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("</details>")
+            .map_or(rest.len(), |end| start + end + "</details>".len());
+        folds.push(rest[start..end].to_string());
+        rest = &rest[end..];
+    }
+    visible.push_str(rest);
+    (visible, folds)
+}
+
+/// The code blocks of Markdown `text` (fences of three backticks).
+fn code_blocks(text: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut open: Option<String> = None;
+    for line in text.lines() {
+        let fence = line.trim_start().starts_with("```");
+        match (fence, open.take()) {
+            (true, None) => open = Some(String::new()),
+            (true, Some(block)) => blocks.push(block),
+            (false, Some(mut block)) => {
+                block.push_str(line);
+                block.push('\n');
+                open = Some(block);
+            }
+            (false, None) => {}
+        }
+    }
+    blocks
+}
+
+/// Every piece of code Markdown `text` shows: each line of its code blocks
+/// and each inline code span, trimmed.
+fn quoted_code(text: &str) -> std::collections::HashSet<String> {
+    let mut found = std::collections::HashSet::new();
+    let mut in_block = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_block = !in_block;
+        } else if in_block {
+            found.insert(line.trim().to_string());
+        } else {
+            found.extend(
+                line.split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(|span| span.trim().to_string()),
+            );
+        }
+    }
+    found
+}
+
+/// The chapters as the book's preprocessors leave them: mdBook's markdown
+/// renderer, with the exercise preprocessor of docs/book.toml pointed at
+/// the tool the kit builds (the real book runs it through `cargo exercise`).
+fn preprocessed_chapters() -> Vec<(String, String)> {
+    let tool = testkit::binary("exercise", "exercise");
+    let dir = testkit::TempDir::new();
+    let src = fs::canonicalize(book_src()).unwrap();
+    let config = format!(
+        "[book]\ntitle = \"folds\"\nsrc = '{}'\n\n[build]\ncreate-missing = false\n\n\
+         [preprocessor.exercise]\ncommand = '\"{}\" mdbook-preprocessor'\nafter = [\"links\"]\n\n\
+         [output.markdown]\n",
+        src.display(),
+        tool.display()
+    );
+    dir.write("book.toml", config.as_bytes());
+    let output = Command::new("mdbook")
+        .arg("build")
+        .arg(dir.path())
+        .output()
+        .expect("mdbook should run (cargo install --locked mdbook@0.5.4)");
+    let log = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success() && !log.contains("ERROR") && !log.contains("WARN"),
+        "mdbook could not build the book with the exercise preprocessor:\n{log}"
+    );
+    let mut chapters: Vec<(String, String)> = fs::read_dir(dir.path().join("book"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    chapters.sort();
+    chapters
+}
+
+/// The book teaches without handing over the code a learner is about to
+/// write (issue 18): in every listing, an exercise region shows what
+/// `cargo exercise start` leaves there, and its reference follows in a
+/// closed fold. Outside the folds, no line of any region's reference that
+/// the rest of the code does not also have appears in the book, as a line
+/// of a listing or as inline code.
+#[test]
+#[cfg_attr(
+    not(has_mdbook),
+    ignore = "needs mdbook: cargo install --locked mdbook@0.5.4 (CI installs it)"
+)]
+fn the_book_shows_each_exercise_blank_and_folds_its_reference() {
+    let config = fs::read_to_string(book_src().join("../book.toml")).unwrap();
+    assert!(
+        config.contains(
+            "[preprocessor.exercise]\ncommand = \"cargo exercise mdbook-preprocessor\"\nafter = [\"links\"]"
+        ),
+        "docs/book.toml should run `cargo exercise mdbook-preprocessor` after `links`"
+    );
+
+    // What the code holds: each region's reference, and every line outside
+    // the regions (which the book may show).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    rust_files(&root.join("crates"), &mut files);
+    rust_files(&root.join("tests"), &mut files);
+    let mut regions = Vec::new();
+    let mut outside = std::collections::HashSet::new();
+    for file in files {
+        let (found, rest) = split_regions(&fs::read_to_string(&file).unwrap());
+        outside.extend(rest.iter().map(|line| line.trim().to_string()));
+        regions.extend(found);
+    }
+    assert!(regions.len() >= 25, "the exercise regions were not found");
+    // A reference line that says something of its own: long enough, and
+    // not also somewhere outside a region, nor what the blank holds.
+    let telling = |id: &str, line: &str| {
+        let line = line.trim();
+        line.len() >= 20
+            && !line.starts_with("//~")
+            && !outside.contains(line)
+            && !line.contains(&format!("exercise {id}:"))
+    };
+
+    let mut problems = Vec::new();
+    let mut shown = std::collections::BTreeSet::new();
+    for (name, text) in preprocessed_chapters() {
+        let (visible, folds) = unfolded(&text);
+        for fold in &folds {
+            if !fold.starts_with("<details>\n<summary>Solution to exercise ") {
+                problems.push(format!(
+                    "{name}: a fold that is open, or not titled `Solution to exercise ID`: {}",
+                    fold.lines().take(2).collect::<Vec<_>>().join(" ")
+                ));
+            }
+        }
+        for block in code_blocks(&visible) {
+            for (id, body) in split_regions(&block).0 {
+                let stub = format!("todo!(\"exercise {id}:");
+                if !body.iter().any(|line| line.contains(&stub)) {
+                    problems.push(format!(
+                        "{name}: a listing shows exercise {id} without its blank (`{stub}`)"
+                    ));
+                }
+                let title = format!("<summary>Solution to exercise {id}");
+                if !folds.iter().any(|fold| fold.contains(&title)) {
+                    problems.push(format!(
+                        "{name}: exercise {id} has no fold with its solution"
+                    ));
+                }
+                shown.insert(id);
+            }
+        }
+        let quoted = quoted_code(&visible);
+        for (id, body) in &regions {
+            for line in body.iter().filter(|line| telling(id, line)) {
+                if quoted.contains(line.trim()) {
+                    problems.push(format!(
+                        "{name}: shows `{}` of exercise {id} outside a fold",
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    for (id, _) in &regions {
+        if !shown.contains(id) {
+            problems.push(format!("exercise {id} appears in no listing of the book"));
+        }
+    }
+    problems.dedup();
+    assert!(
+        problems.is_empty(),
+        "the book gives exercise code away, or hides it wrongly:\n{}",
+        problems.join("\n")
+    );
+}

@@ -10,6 +10,7 @@
 mod bench;
 mod book;
 mod catalogue;
+mod fold;
 mod lints;
 mod regions;
 mod run;
@@ -40,6 +41,7 @@ Examples:
   cargo exercise restore 2.1     back to the reference (your code is kept)
   cargo exercise verify          CI: every exercise fails blank and passes solved
   cargo exercise bench           how long a check takes after a one-line edit
+  cargo exercise mdbook-preprocessor   run by `mdbook build docs` (docs/book.toml)
 
 Plain `cargo test -p server` checks lesson 2 as well. Your replaced code is
 always kept in .exercise/saved/ first.";
@@ -101,6 +103,12 @@ enum Action {
     },
     /// Writes the book's exercise pages from the catalogues.
     Book,
+    /// Run by mdBook (docs/book.toml): shows each exercise in the book's
+    /// listings as `start` leaves it, and folds the reference below.
+    MdbookPreprocessor {
+        #[command(subcommand)]
+        query: Option<Query>,
+    },
     /// Measures how long a check takes after a one-line edit (2.3, 3.3,
     /// 4.2, 5.4, 6.1), passing and failing, in a scratch copy.
     Bench {
@@ -108,6 +116,14 @@ enum Action {
         #[arg(long, value_name = "ID")]
         only: Option<String>,
     },
+}
+
+/// What mdBook asks a preprocessor before it runs it.
+#[derive(Subcommand)]
+enum Query {
+    /// Exits 0: every renderer is supported (the fold is HTML, which the
+    /// markdown renderer keeps as written).
+    Supports { renderer: String },
 }
 
 fn main() -> ExitCode {
@@ -135,6 +151,16 @@ fn default_root() -> PathBuf {
 }
 
 fn act(root: &Path, action: Action) -> anyhow::Result<ExitCode> {
+    // mdBook takes a failed `supports` for "not this renderer" and builds
+    // the book without the preprocessor, every solution in sight: so the
+    // answer is yes before anything can fail, and a broken workspace fails
+    // the run itself, which fails the build.
+    if let Action::MdbookPreprocessor {
+        query: Some(Query::Supports { .. }),
+    } = &action
+    {
+        return Ok(ExitCode::SUCCESS);
+    }
     let workspace = Workspace::open(root)?;
     match action {
         Action::List => list(&workspace),
@@ -151,6 +177,10 @@ fn act(root: &Path, action: Action) -> anyhow::Result<ExitCode> {
         }
         Action::Bench { only } => {
             bench::bench(&workspace, only.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::MdbookPreprocessor { .. } => {
+            fold::serve(&workspace)?;
             Ok(ExitCode::SUCCESS)
         }
         Action::Book => {

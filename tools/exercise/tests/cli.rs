@@ -678,3 +678,101 @@ fn verify_requires_enough_mistakes_and_alternatives() {
         assert!(!said.contains(problem), "{said}");
     }
 }
+
+/// Runs `exercise --root ROOT mdbook-preprocessor ARGS` with `input` on its
+/// standard input, as mdBook does.
+fn preprocess(root: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_exercise"))
+        .arg("--root")
+        .arg(root)
+        .arg("mdbook-preprocessor")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A child that fails before reading closes the pipe: that is its answer.
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+/// `[context, book]` with one chapter that lists `code`, as mdBook sends it
+/// once `{{#include}}` has put the code in.
+fn book_with_listing(code: &str) -> String {
+    let chapter = format!("# Lesson 2\n\n```rust,ignore\n{code}```\n\nThe end.\n");
+    serde_json::json!([
+        {"root": "docs", "renderer": "html", "mdbook_version": "0.5.4"},
+        {"items": [{"Chapter": {"name": "Lesson 2", "content": chapter, "number": [2],
+            "sub_items": [], "path": "02-x.md", "source_path": "02-x.md",
+            "parent_names": []}}]}
+    ])
+    .to_string()
+}
+
+fn folded_chapter(output: &Output) -> String {
+    assert!(output.status.success(), "{}", text(output));
+    let book: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    book["items"][0]["Chapter"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The book's preprocessor shows each region as `start` leaves it and folds
+/// the reference below the listing, and it still does once the learner has
+/// started an exercise and the listing holds their code.
+#[test]
+fn the_book_shows_the_blank_and_folds_the_reference_even_while_started() {
+    let dir = workspace();
+    let folded = folded_chapter(&preprocess(dir.path(), &[], &book_with_listing(LIB)));
+    let (listing, folds) = folded.split_once("<details>").unwrap();
+    assert!(
+        listing.contains(
+            "    // exercise 2.2: begin\n    let twice: u32 = todo!(\"exercise 2.2: return twice `a` (cargo exercise hint 2.2)\");\n    // exercise 2.2: end\n    twice\n"
+        ),
+        "the listing should hold what start writes:\n{folded}"
+    );
+    assert!(
+        !listing.contains("a * 2") && !listing.contains("a + b"),
+        "{folded}"
+    );
+    assert!(
+        folds.contains(
+            "<summary>Solution to exercise 2.2: open it after your check passes</summary>\n\n```rust,ignore\nlet twice = a * 2;\n```\n\n</details>"
+        ),
+        "{folded}"
+    );
+    assert_eq!(folded.matches("<details>").count(), 3, "{folded}");
+
+    assert!(exercise(&dir, &["start", "2.2"]).status.success());
+    let started = lib(&dir).replace(
+        "let twice: u32 = todo!",
+        "let twice: u32 = 0; // mine\n    todo!",
+    );
+    fs::write(lib_path(&dir), &started).unwrap();
+    let again = folded_chapter(&preprocess(dir.path(), &[], &book_with_listing(&started)));
+    assert_eq!(
+        again, folded,
+        "the book must not change with the learner's code"
+    );
+}
+
+/// mdBook takes a failed `supports` for "not this renderer" and builds the
+/// book without the preprocessor, every solution in sight. So `supports`
+/// says yes whatever the workspace, and a broken one fails the run, which
+/// fails the build.
+#[test]
+fn the_book_preprocessor_fails_the_build_never_the_supports_question() {
+    let broken = TempDir::new();
+    let supports = preprocess(broken.path(), &["supports", "html"], "");
+    assert!(supports.status.success(), "{}", text(&supports));
+    let run = preprocess(broken.path(), &[], &book_with_listing(LIB));
+    assert!(!run.status.success(), "{}", text(&run));
+    assert!(
+        text(&run).contains("error: could not read"),
+        "{}",
+        text(&run)
+    );
+}
