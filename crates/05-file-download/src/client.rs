@@ -172,15 +172,7 @@ fn download(
         return Err(digest_mismatch(shown, part));
     }
     // exercise 5.3: end
-    refuse_to_overwrite(out, options.force)?;
-    fs::rename(part, out).map_err(|err| {
-        anyhow!(
-            "could not rename {} to {}: {}",
-            part.display(),
-            out.display(),
-            describe(&err)
-        )
-    })?;
+    give_name(part, out, options.force)?;
     sync_folder(out);
 
     let received = size - resumed_at;
@@ -543,6 +535,42 @@ fn refuse_to_overwrite(out: &Path, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Gives the checked `.part` its final name. Without `--force` it never
+/// replaces anything: `refuse_to_overwrite` looked before the download,
+/// but a file can appear at `out` while it runs, even between a second
+/// look and the rename, and rename(2) replaces whatever is there. On Linux,
+/// renameat2(2) with RENAME_NOREPLACE looks and renames in one step; where
+/// that is missing (another system, or a file system without it) a look
+/// just before the rename is the best there is.
+fn give_name(part: &Path, out: &Path, force: bool) -> anyhow::Result<()> {
+    let failed = |err: io::Error| {
+        anyhow!(
+            "could not rename {} to {}: {}",
+            part.display(),
+            out.display(),
+            describe(&err)
+        )
+    };
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if !force {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        use rustix::io::Errno;
+        match renameat_with(CWD, part, CWD, out, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EXIST) => bail!(
+                "{} appeared while downloading; nothing was replaced, and {} holds the checked download: rename it yourself, or run again with --force",
+                out.display(),
+                part.display()
+            ),
+            // Not supported here: fall back to a look, then the rename.
+            Err(Errno::INVAL | Errno::NOSYS) => {}
+            Err(err) => return Err(failed(err.into())),
+        }
+    }
+    refuse_to_overwrite(out, force)?;
+    fs::rename(part, out).map_err(failed)
+}
+
 fn remove(part: &Path) -> anyhow::Result<()> {
     fs::remove_file(part)
         .map_err(|err| anyhow!("could not remove {}: {}", part.display(), describe(&err)))
@@ -639,6 +667,36 @@ pub fn list(server: &str, timeout: Duration) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file that appears at OUT after every look before the rename (here:
+    /// before give_name runs at all) is not replaced: on Linux the rename
+    /// itself refuses. The old code looked, then called rename(2), which
+    /// replaced it.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn the_rename_never_replaces_a_file_that_appeared_meanwhile() {
+        let folder = std::env::temp_dir().join(format!("give-name-{}", std::process::id()));
+        fs::create_dir_all(&folder).unwrap();
+        let part = folder.join("tool.sh.part");
+        let out = folder.join("tool.sh");
+        fs::write(&part, b"the checked download\n").unwrap();
+        fs::write(&out, b"someone else's file\n").unwrap();
+        let named = give_name(&part, &out, false);
+        let kept = fs::read(&out).unwrap();
+        let part_kept = fs::read(&part).ok();
+        let _ = fs::remove_dir_all(&folder);
+        assert!(
+            named.is_err() && kept == b"someone else's file\n",
+            "tool.sh appeared after get looked: without --force the rename must not replace it \
+             (renameat2 with RENAME_NOREPLACE looks and renames in one step); got {named:?}, \
+             tool.sh now holds {:?} (book: 05-file-download.md § The client: `.part`, the \
+             digest, and resuming)",
+            String::from_utf8_lossy(&kept)
+        );
+        assert_eq!(part_kept.as_deref(), Some(&b"the checked download\n"[..]));
+        let message = format!("{:#}", named.unwrap_err());
+        assert!(message.contains("appeared while downloading"), "{message}");
+    }
 
     #[test]
     fn a_full_disk_is_one_line_without_the_os_error_number() {

@@ -281,7 +281,10 @@ fn a_client_that_hangs_up_while_the_digest_is_computed_frees_its_slot_at_once() 
     let what = "with --max-clients 1, a client sent `RESUME 4294967296 big.iso` (the whole size \
                 of a 4 GiB file: no bytes to send, only the digest to compute) and hung up \
                 right after `OK 4294967296`";
-    greedy.expect_bytes(b"OK 4294967296\n", &format!("{what}: the header comes first"));
+    greedy.expect_bytes(
+        b"OK 4294967296\n",
+        &format!("{what}: the header comes first"),
+    );
     drop(greedy);
     server.expect_line(
         "went away",
