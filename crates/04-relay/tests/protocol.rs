@@ -594,26 +594,33 @@ fn table_line(cell: &str) -> Vec<u8> {
     if cell == "the empty line" {
         return Vec::new();
     }
-    let text = cell.trim_matches('`');
+    let unreadable = || -> ! {
+        panic!(
+            "the refusal table's line {cell} should be a code span, with `\\t`, `\\xNN` or `<N × c>` for what cannot be typed {}",
+            see()
+        )
+    };
     let mut bytes = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
+    let mut rest = cell.trim_matches('`');
+    while let Some(next) = rest.chars().next() {
         if let Some(after) = rest.strip_prefix("\\t") {
             bytes.push(b'\t');
             rest = after;
         } else if let Some(after) = rest.strip_prefix("\\x") {
-            bytes.push(u8::from_str_radix(&after[..2], 16).unwrap());
+            let byte = after
+                .get(..2)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+            bytes.push(byte.unwrap_or_else(|| unreadable()));
             rest = &after[2..];
-        } else if let Some(inside) = rest.strip_prefix('<').and_then(|r| r.split_once('>')) {
-            let (repeat, after) = inside;
-            let (count, letter) = repeat.split_once(" × ").unwrap();
-            bytes.extend(letter.repeat(count.parse().unwrap()).bytes());
+        } else if let Some((repeat, after)) = rest.strip_prefix('<').and_then(|r| r.split_once('>'))
+        {
+            let (count, letter) = repeat.split_once(" × ").unwrap_or_else(|| unreadable());
+            let count = count.parse().unwrap_or_else(|_| unreadable());
+            bytes.extend(letter.repeat(count).bytes());
             rest = after;
         } else {
-            let mut chars = rest.chars();
-            let c = chars.next().unwrap();
-            bytes.extend(c.to_string().bytes());
-            rest = chars.as_str();
+            bytes.extend(next.to_string().bytes());
+            rest = &rest[next.len_utf8()..];
         }
     }
     bytes
