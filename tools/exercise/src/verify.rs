@@ -504,7 +504,7 @@ pub enum Blanks {
 /// with another verb adds it here.
 const STATEMENT_VERBS: &[&str] = &[
     "accept", "answer", "ask", "close", "collect", "create", "give", "hash", "look", "read",
-    "refuse", "relay", "send", "serve", "set", "take", "try", "turn", "write",
+    "refuse", "relay", "return", "send", "serve", "set", "take", "try", "turn", "write",
 ];
 
 /// Why `behaviour` does not read as a sentence after "Your code must", if
