@@ -44,7 +44,9 @@ pub enum Refusal {
     Full(String),
     /// This client registered without a listen port.
     NotListening(String),
-    /// A known command with the wrong arguments; holds the right form.
+    /// A known command whose arguments do not fit its form (its name, if
+    /// it has one, is checked first: a missing name is `BadName`); holds
+    /// the right form.
     Usage(&'static str),
     /// Text longer than TEXT_LIMIT.
     TextTooLong,

@@ -9,7 +9,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use relay::{RELAY_WAIT, STUCK_AFTER};
+use relay::{RELAY_WAIT, Refusal, STUCK_AFTER};
 use support::{
     GENTLE_CLOSE, book, exchange, expect_line, register, register_two, register_with, see, short,
     start_server, wait_for,
@@ -478,6 +478,152 @@ fn joined_and_left_are_announced_however_a_client_leaves() {
     for name in ["polite", "closer", "crasher"] {
         let _again = register(server.addr(), name);
     }
+}
+
+/// The chapter's table of refusals is the protocol's specification, so
+/// every row is a case: each line is sent, by alice (registered) or by a
+/// new connection, to a server where carol registered without a port, and
+/// must get exactly the row's answer. The rows must also name every
+/// `Refusal` there is, so that the table cannot leave one out.
+#[test]
+fn every_row_of_the_refusal_table() {
+    book("The protocol");
+    let chapter = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/src/04-relay.md");
+    let text = std::fs::read_to_string(chapter).unwrap();
+    let rows: Vec<Vec<String>> = text
+        .lines()
+        .skip_while(|line| !line.starts_with("| the line | sent by | the answer | why |"))
+        .skip(2)
+        .take_while(|line| line.starts_with('|'))
+        .map(|row| {
+            row.trim_matches('|')
+                .split(" | ")
+                .map(|cell| cell.trim().to_string())
+                .collect()
+        })
+        .collect();
+    assert!(
+        rows.len() >= 20,
+        "docs/src/04-relay.md should have the table `| the line | sent by | the answer | why |` with a row for each refusal; found {} rows {}",
+        rows.len(),
+        see()
+    );
+
+    let server = start_server(&[]);
+    let _carol = register(server.addr(), "carol");
+    let mut alice = register(server.addr(), "alice");
+    let mut answers = Vec::new();
+    for row in &rows {
+        let [line, sender, answer, why] = &row[..] else {
+            panic!(
+                "the refusal table's row {row:?} should have four cells {}",
+                see()
+            );
+        };
+        let bytes = table_line(line);
+        let answer = answer.trim_matches('`');
+        let expected =
+            format!("the line {line}, sent by {sender}, should be answered `{answer}`: {why}");
+        let got = match sender.as_str() {
+            "alice" => {
+                alice.send(&[&bytes[..], b"\n"].concat());
+                alice.read_line(&expected)
+            }
+            "a new connection" => {
+                let mut conn = Connection::open(server.addr());
+                conn.send(&[&bytes[..], b"\n"].concat());
+                conn.read_line(&expected)
+            }
+            other => panic!(
+                "the refusal table's rows are sent by `alice` or `a new connection`, not `{other}`"
+            ),
+        };
+        assert!(got == answer, "{expected}; got `{}` {}", short(&got), see());
+        answers.push(answer.to_string());
+    }
+
+    // The refusals that answer a state rather than a line (full, busy) are
+    // in the table after it, and tested on their own; they must be there.
+    answers.extend(
+        text.lines()
+            .filter_map(|line| line.strip_prefix("| `ERR "))
+            .map(|rest| format!("ERR {}", rest.split('`').next().unwrap_or(""))),
+    );
+    // Every refusal there is: this match stops compiling when one is added.
+    let every = |refusal: &Refusal| match refusal {
+        Refusal::HelloFirst
+        | Refusal::AlreadyRegistered
+        | Refusal::BadName
+        | Refusal::NameTaken
+        | Refusal::NoSuchPeer(_)
+        | Refusal::Full(_)
+        | Refusal::NotListening(_)
+        | Refusal::Usage(_)
+        | Refusal::TextTooLong
+        | Refusal::NotUtf8
+        | Refusal::UnknownCommand
+        | Refusal::LineTooLong => refusal.line(),
+    };
+    for refusal in [
+        Refusal::HelloFirst,
+        Refusal::AlreadyRegistered,
+        Refusal::BadName,
+        Refusal::NameTaken,
+        Refusal::NoSuchPeer(String::new()),
+        Refusal::Full(String::new()),
+        Refusal::NotListening(String::new()),
+        Refusal::Usage(""),
+        Refusal::TextTooLong,
+        Refusal::NotUtf8,
+        Refusal::UnknownCommand,
+        Refusal::LineTooLong,
+    ] {
+        let code = every(&refusal);
+        let code = code.trim_end();
+        assert!(
+            answers.iter().any(|answer| answer.starts_with(code)),
+            "the chapter's refusal table should have a row for `{code}` {}",
+            see()
+        );
+    }
+}
+
+/// A cell of the table's first column as the bytes sent: the code span's
+/// text, with `\t` a tab, `\xNN` one byte, and `<N × c>` N copies of c.
+fn table_line(cell: &str) -> Vec<u8> {
+    if cell == "the empty line" {
+        return Vec::new();
+    }
+    let unreadable = || -> ! {
+        panic!(
+            "the refusal table's line {cell} should be a code span, with `\\t`, `\\xNN` or `<N × c>` for what cannot be typed {}",
+            see()
+        )
+    };
+    let mut bytes = Vec::new();
+    let mut rest = cell.trim_matches('`');
+    while let Some(next) = rest.chars().next() {
+        if let Some(after) = rest.strip_prefix("\\t") {
+            bytes.push(b'\t');
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix("\\x") {
+            let byte = after
+                .get(..2)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+            bytes.push(byte.unwrap_or_else(|| unreadable()));
+            rest = &after[2..];
+        } else if let Some((repeat, after)) = rest.strip_prefix('<').and_then(|r| r.split_once('>'))
+        {
+            let (count, letter) = repeat.split_once(" × ").unwrap_or_else(|| unreadable());
+            let count = count.parse().unwrap_or_else(|_| unreadable());
+            bytes.extend(letter.repeat(count).bytes());
+            rest = after;
+        } else {
+            bytes.extend(next.to_string().bytes());
+            rest = &rest[next.len_utf8()..];
+        }
+    }
+    bytes
 }
 
 // ---------------------------------------------------------------------------

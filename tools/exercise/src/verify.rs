@@ -497,6 +497,40 @@ pub enum Blanks {
     AreFine,
 }
 
+/// The verbs an exercise's `behaviour` may start with. The learner reads it
+/// after "Your code must", so it reads as a sentence only if its first word
+/// is a verb in the bare form; a list, not a guess, because a function name
+/// (`get`, `check_path`) can look like one. A new statement that starts
+/// with another verb adds it here.
+const STATEMENT_VERBS: &[&str] = &[
+    "accept", "answer", "ask", "close", "collect", "create", "give", "hash", "look", "read",
+    "refuse", "relay", "return", "send", "serve", "set", "take", "try", "turn", "write",
+];
+
+/// Why `behaviour` does not read as a sentence after "Your code must", if
+/// it does not: the common ways to get it wrong are named, so that the fix
+/// is plain.
+fn statement_problem(behaviour: &str) -> Option<String> {
+    let first = behaviour.split_whitespace().next().unwrap_or("");
+    if STATEMENT_VERBS.contains(&first) {
+        return None;
+    }
+    let why = if first.is_empty() || !first.bytes().all(|byte| byte.is_ascii_lowercase()) {
+        "not a verb (a name in code, a capital, a mark?)"
+    } else if first.ends_with("ing") {
+        "the -ing form"
+    } else if first.ends_with('s') && !first.ends_with("ss") {
+        "the -s form"
+    } else {
+        "not in STATEMENT_VERBS (tools/exercise/src/verify.rs): add it there if it is a verb in the bare form"
+    };
+    let start: String = behaviour.chars().take(40).collect();
+    Some(format!(
+        "its behaviour is shown as \"Your code must {start}...\", so it must start with a verb in \
+         the bare form (`read`, `refuse`, ...); `{first}` is {why}"
+    ))
+}
+
 /// What is wrong before anything runs.
 pub fn static_problems(
     workspace: &Workspace,
@@ -520,6 +554,9 @@ pub fn static_problems(
         }
         if exercise.behaviour.trim().is_empty() || exercise.title.trim().is_empty() {
             problems.push(format!("exercise {id} has no title or no behaviour"));
+        }
+        if let Some(problem) = statement_problem(&exercise.behaviour) {
+            problems.push(format!("exercise {id}: {problem}"));
         }
         if exercise.hints.len() < 2 || exercise.hints.iter().any(|h| h.trim().is_empty()) {
             problems.push(format!(
@@ -884,5 +921,41 @@ mod tests {
             "the exercises and the code disagree:\n{}",
             problems.join("\n")
         );
+    }
+
+    #[test]
+    fn a_statement_starts_with_a_verb_in_the_bare_form() {
+        for good in [
+            "read a line",
+            "refuse in check_path an empty path",
+            "try each address",
+        ] {
+            assert_eq!(statement_problem(good), None, "{good}");
+        }
+        for (bad, why) in [
+            ("check_path refuses an empty path", "not a verb"),
+            ("get asks `GET <path>`", "not in STATEMENT_VERBS"),
+            ("reads a line", "the -s form"),
+            ("reading a line", "the -ing form"),
+            ("Read a line", "not a verb"),
+            ("`parse_reply` reads", "not a verb"),
+            (
+                "on the first signal close the listener",
+                "not in STATEMENT_VERBS",
+            ),
+            ("", "not a verb"),
+        ] {
+            let problem = statement_problem(bad).unwrap_or_default();
+            assert!(problem.contains(why), "{bad:?}: {problem}");
+        }
+        // The list itself holds only bare forms.
+        for verb in STATEMENT_VERBS {
+            assert!(
+                verb.bytes().all(|byte| byte.is_ascii_lowercase())
+                    && !verb.ends_with("ing")
+                    && (!verb.ends_with('s') || verb.ends_with("ss")),
+                "{verb}"
+            );
+        }
     }
 }
