@@ -689,9 +689,9 @@ mod tests {
             named.is_err() && kept == b"someone else's file\n",
             "tool.sh appeared after get looked: without --force the rename must not replace it \
              (renameat2 with RENAME_NOREPLACE looks and renames in one step); got {named:?}, \
-             tool.sh now holds {:?} (book: 05-file-download.md § The client: `.part`, the \
-             digest, and resuming)",
-            String::from_utf8_lossy(&kept)
+             tool.sh now holds {:?} {}",
+            String::from_utf8_lossy(&kept),
+            "(book: 05-file-download.md § The client: `.part`, the digest, and resuming)"
         );
         assert_eq!(part_kept.as_deref(), Some(&b"the checked download\n"[..]));
         let message = format!("{:#}", named.unwrap_err());
