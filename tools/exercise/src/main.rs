@@ -15,13 +15,14 @@ mod regions;
 mod run;
 mod select;
 mod verify;
+mod watch;
 mod workspace;
 
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use catalogue::{Exercise, TestRef};
@@ -33,6 +34,9 @@ Examples:
   cargo exercise                 every exercise, its state, and what to do next
   cargo exercise start 2.1       blank exercise 2.1 so you can write it
   cargo exercise check 2.1       build and run every test that sees it; a short verdict
+  cargo exercise watch 2.1       check it again on every save (Ctrl-C stops)
+  cargo exercise watch --poll    the same for the exercise you are on, polling the files
+                                 (for WSL2's Windows drives and network folders)
   cargo exercise hint 2.1        the next hint (one at a time)
   cargo exercise diff 2.1        your code against the reference
   cargo exercise solution 2.1    show the reference
@@ -73,6 +77,17 @@ enum Action {
     Check {
         /// The exercise (default: the one you are working on).
         id: Option<String>,
+    },
+    /// Checks an exercise again each time one of its files is saved; after
+    /// a pass, offers the next one.
+    Watch {
+        /// The exercise (default: the one you are working on).
+        id: Option<String>,
+        /// Look at the files twice a second instead of waiting for file
+        /// events (for folders where saves send none: WSL2's Windows
+        /// drives, network folders; such folders are polled anyway).
+        #[arg(long)]
+        poll: bool,
     },
     /// Shows the next hint for an exercise.
     Hint { id: String },
@@ -140,6 +155,7 @@ fn act(root: &Path, action: Action) -> anyhow::Result<ExitCode> {
         Action::List => list(&workspace),
         Action::Start { id, force } => start(&workspace, &id, force),
         Action::Check { id } => check(&workspace, id.as_deref()),
+        Action::Watch { id, poll } => watch::watch(&workspace, id.as_deref(), poll),
         Action::Hint { id } => hint(&workspace, &id),
         Action::Diff { id } => diff(&workspace, &id),
         Action::Solution { id } => solution(&workspace, &id),
@@ -308,7 +324,8 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
     let progress = workspace.progress();
     let exercise = match id {
         Some(id) => workspace.find(id)?,
-        None => current(workspace, &progress)?,
+        None => current(workspace, &progress)?
+            .context("every exercise passes; name one to check it again")?,
     };
     let id = &exercise.id;
 
@@ -511,23 +528,20 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
 }
 
 /// The exercise the learner is on: the first started and not passing, or
-/// else the first not passing.
+/// else the first not passing; none when every exercise passes.
 fn current<'a>(
     workspace: &'a Workspace,
     progress: &workspace::Progress,
-) -> anyhow::Result<&'a Exercise> {
+) -> anyhow::Result<Option<&'a Exercise>> {
     let mut first_open = None;
     for exercise in &workspace.exercises {
         match workspace.state(exercise, progress)? {
-            State::Blank | State::Started => return Ok(exercise),
+            State::Blank | State::Started => return Ok(Some(exercise)),
             State::NotStarted if first_open.is_none() => first_open = Some(exercise),
             _ => {}
         }
     }
-    match first_open {
-        Some(exercise) => Ok(exercise),
-        None => bail!("every exercise passes; name one to check it again"),
-    }
+    Ok(first_open)
 }
 
 /// Tracked `.snap` files that differ from the committed ones, if git can say.

@@ -794,8 +794,9 @@ fn read_all(pipe: Option<Box<dyn Read + Send>>) -> JoinHandle<String> {
     })
 }
 
-/// Kills a test and everything it started, and reaps it.
-fn kill(child: &mut Child) {
+/// Kills a child started in a process group of its own (a test, `watch`'s
+/// check) and everything it started, and reaps it.
+pub fn kill(child: &mut Child) {
     #[cfg(unix)]
     {
         if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {

@@ -8,8 +8,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
-use testkit::TempDir;
+use testkit::{Process, TempDir, WAIT};
 
 const LIB: &str = r#"//! A tiny lesson.
 
@@ -677,4 +678,85 @@ fn verify_requires_enough_mistakes_and_alternatives() {
     } else {
         assert!(!said.contains(problem), "{said}");
     }
+}
+
+/// How long a watch test waits for a verdict: a build of the tiny lesson
+/// (and clippy, for a pass) on a machine busy with other builds.
+const VERDICT: Duration = Duration::from_secs(180);
+
+/// `cargo exercise watch 2.3`: the learner saves a one-line fix, and a new
+/// verdict comes without a command. Prints how long after the write the
+/// check started (the target is 2 s; measured here, never asserted).
+fn watch_checks_again_after_a_save(extra: &[&str], how: &str) {
+    let dir = workspace();
+    // The `no newline` mistake: the first verdict fails, and fast.
+    let mistake = LIB.replace("    out.write_all(b\"\\n\")?;\n", "");
+    assert_ne!(mistake, LIB);
+    fs::write(lib_path(&dir), &mistake).unwrap();
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_exercise"));
+    command
+        .arg("--root")
+        .arg(dir.path())
+        .args(["watch", "2.3"])
+        .args(extra)
+        .env("CARGO_TARGET_DIR", dir.path().join("target"));
+    let mut watch = Process::start_command(&mut command);
+    watch.expect_line_within("Checking exercise 2.3", "the first check", VERDICT);
+    watch.expect_line_within(
+        "The first that does not: sends the line and one newline",
+        "the first verdict, of the mistake",
+        VERDICT,
+    );
+    watch.expect_line_within(
+        &format!("Watching crates/02-x/src/lib.rs ({how}"),
+        "after a verdict, what it watches and how",
+        WAIT,
+    );
+
+    // The save: the line back, written in place as most editors do.
+    let saved = Instant::now();
+    fs::write(lib_path(&dir), LIB).unwrap();
+    watch.expect_line_within(
+        "Checking exercise 2.3",
+        "a save should start a check",
+        VERDICT,
+    );
+    eprintln!(
+        "watch {extra:?}: the check started {:.2} s after the save",
+        saved.elapsed().as_secs_f64()
+    );
+    watch.expect_line_within(
+        "All 6 hold: exercise 2.3 passes",
+        "the verdict of the fixed code",
+        VERDICT,
+    );
+    // stdin is not a terminal: it says the command rather than asking.
+    watch.expect_line_within(
+        "Next: 2.1 Add: cargo exercise start 2.1, then cargo exercise watch 2.1",
+        "after a pass, what is next",
+        WAIT,
+    );
+    watch.expect_line_within("Watching crates/02-x/src/lib.rs", "", WAIT);
+
+    #[cfg(unix)]
+    {
+        watch.interrupt();
+        let finished = watch.wait_exit();
+        finished.assert_success("Ctrl-C ends the watch");
+        assert!(
+            finished.stdout.contains("Stopped watching exercise 2.3."),
+            "{finished}"
+        );
+    }
+}
+
+#[test]
+fn watch_checks_again_when_a_file_event_says_it_was_saved() {
+    watch_checks_again_after_a_save(&[], "file events");
+}
+
+#[test]
+fn watch_with_poll_checks_again_when_polling_sees_the_save() {
+    watch_checks_again_after_a_save(&["--poll"], "polling every 0.5 s: --poll");
 }
