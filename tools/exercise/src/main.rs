@@ -339,6 +339,12 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
     }
 
     println!("Checking exercise {id}: {} ...", exercise.title);
+    // Ctrl-C stops the tests too, with the servers they started.
+    run::stop_on_signals().context("could not take over Ctrl-C")?;
+    let interrupted = || {
+        println!("\nThe check of exercise {id} was stopped.");
+        Ok(ExitCode::from(130))
+    };
     let selection = select::select(workspace, exercise)?;
     let place = run::Place {
         root: &workspace.root,
@@ -347,6 +353,9 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
         overlap: true,
     };
     let outcome = run::run(&place, &selection, run::Stop::AtFirstFailure);
+    if run::interrupted() {
+        return interrupted();
+    }
     if let Some(error) = &outcome.build_error {
         println!("\nYour code does not compile yet:\n");
         println!("{}", error.trim_end());
@@ -480,6 +489,9 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
     let warnings = lints::warnings(workspace, exercise, &outcome.diagnostics);
     let clock = std::time::Instant::now();
     let lint = lints::failing_lint(&place, workspace, exercise);
+    if run::interrupted() {
+        return interrupted();
+    }
     let timing = format!(
         "build {:.1} s, {} tests {:.1} s, clippy {:.1} s",
         outcome.build_time.as_secs_f64(),

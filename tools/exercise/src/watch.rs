@@ -19,8 +19,6 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -30,6 +28,7 @@ use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 
 use crate::catalogue::Exercise;
+use crate::run;
 use crate::workspace::{State, Workspace};
 
 /// How long the files must stay quiet after a change before the check
@@ -62,13 +61,9 @@ enum Then<'a> {
 
 /// `cargo exercise watch [ID] [--poll]`.
 pub fn watch(workspace: &Workspace, id: Option<&str>, poll: bool) -> anyhow::Result<ExitCode> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second Ctrl-C ends it at once, should stopping the check hang.
-        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
-            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
-            .context("could not take over Ctrl-C")?;
-    }
+    // Ctrl-C reaches this program only: the check runs in a process group
+    // of its own, and is stopped by the loop.
+    run::stop_on_signals().context("could not take over Ctrl-C")?;
     let (sender, messages) = mpsc::channel();
     let asks = io::stdin().is_terminal();
     if asks {
@@ -78,7 +73,6 @@ pub fn watch(workspace: &Workspace, id: Option<&str>, poll: bool) -> anyhow::Res
         workspace,
         sender,
         messages,
-        stop,
         poll,
         asks,
     };
@@ -114,8 +108,6 @@ struct Session<'a> {
     /// Kept to give each new watcher its own copy.
     sender: Sender<Message>,
     messages: Receiver<Message>,
-    /// Set by Ctrl-C (SIGINT) or SIGTERM.
-    stop: Arc<AtomicBool>,
     /// `--poll`: poll even where file events work.
     poll: bool,
     /// Whether stdin is a terminal, to ask questions on.
@@ -151,9 +143,9 @@ impl<'a> Session<'a> {
             println!("\n{footer}");
         }
         loop {
-            if self.stop.load(Ordering::SeqCst) {
-                if let Some(mut child) = check.take() {
-                    crate::run::kill(&mut child);
+            if run::interrupted() {
+                if let Some(child) = check.take() {
+                    stop_check(child);
                 }
                 println!("\nStopped watching exercise {id}.");
                 return Ok(Then::Stop);
@@ -163,8 +155,8 @@ impl<'a> Session<'a> {
                 due = None;
                 offer = None;
                 // What it was checking is no longer the code in the file.
-                if let Some(mut child) = check.take() {
-                    crate::run::kill(&mut child);
+                if let Some(child) = check.take() {
+                    stop_check(child);
                 }
                 clear_screen();
                 if let Some((path, at)) = first_change.take() {
@@ -330,6 +322,26 @@ impl<'a> Session<'a> {
         io::stdout().flush()?;
         Ok(self.asks.then_some((next, state)))
     }
+}
+
+/// Stops a check as Ctrl-C stops `cargo exercise check`: it kills the
+/// tests it runs (each in a process group of its own, which a signal to
+/// the check's group does not reach) with their servers, and exits. If it
+/// has not within a few seconds, it is killed with everything in its group.
+fn stop_check(mut child: Child) {
+    #[cfg(unix)]
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            match child.try_wait() {
+                Ok(None) => thread::sleep(Duration::from_millis(10)),
+                // Gone, and reaped: its id may be another's by now.
+                _ => return,
+            }
+        }
+    }
+    run::kill(&mut child);
 }
 
 /// Whether an event is a change of the file's contents. Reads are not

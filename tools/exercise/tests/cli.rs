@@ -760,3 +760,87 @@ fn watch_checks_again_when_a_file_event_says_it_was_saved() {
 fn watch_with_poll_checks_again_when_polling_sees_the_save() {
     watch_checks_again_after_a_save(&["--poll"], "polling every 0.5 s: --poll");
 }
+
+/// A test that runs until it is killed, once it has said who it is.
+#[cfg(unix)]
+const HANG: &str = r#"#[test]
+fn runs_until_killed() {
+    if let Some(path) = std::env::var_os("EXERCISE_TEST_HANG") {
+        std::fs::write(path, std::process::id().to_string()).unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(600));
+    }
+}
+"#;
+
+/// The id of the hanging test once it has written it (a new one: the file
+/// is removed as it is read).
+#[cfg(unix)]
+fn hanging_test(pid_file: &Path) -> i32 {
+    let clock = Instant::now();
+    loop {
+        if let Ok(text) = fs::read_to_string(pid_file)
+            && let Ok(pid) = text.trim().parse()
+        {
+            fs::remove_file(pid_file).unwrap();
+            return pid;
+        }
+        assert!(
+            clock.elapsed() < VERDICT,
+            "the check never started the hanging test"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(unix)]
+fn running(pid: i32) -> bool {
+    let pid = rustix::process::Pid::from_raw(pid).unwrap();
+    rustix::process::test_kill_process(pid).is_ok()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_save_during_a_check_and_ctrl_c_stop_the_tests_it_was_running() {
+    let dir = workspace();
+    dir.write("crates/02-x/tests/hang.rs", HANG.as_bytes());
+    let pid_file = dir.join("hang.pid");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_exercise"));
+    command
+        .arg("--root")
+        .arg(dir.path())
+        .args(["watch", "2.3"])
+        .env("CARGO_TARGET_DIR", dir.path().join("target"))
+        .env("EXERCISE_TEST_HANG", &pid_file);
+    let mut watch = Process::start_command(&mut command);
+    watch.expect_line_within("Checking exercise 2.3", "the first check", VERDICT);
+    let first = hanging_test(&pid_file);
+
+    // A save: the check of the old code stops, tests and all.
+    fs::write(
+        lib_path(&dir),
+        LIB.replace("out.write_all(b", "out.write_all( b"),
+    )
+    .unwrap();
+    watch.expect_line_within(
+        "Checking exercise 2.3",
+        "a save during a check should start it over",
+        VERDICT,
+    );
+    assert!(
+        !running(first),
+        "the check of the code before the save left its test {first} running"
+    );
+
+    let second = hanging_test(&pid_file);
+    watch.interrupt();
+    let finished = watch.wait_exit();
+    finished.assert_success("Ctrl-C ends the watch");
+    assert!(
+        finished.stdout.contains("Stopped watching exercise 2.3."),
+        "{finished}"
+    );
+    assert!(
+        !running(second),
+        "Ctrl-C left the test {second} of the check running: {finished}"
+    );
+}
