@@ -684,6 +684,34 @@ fn verify_requires_enough_mistakes_and_alternatives() {
 /// (and clippy, for a pass) on a machine busy with other builds.
 const VERDICT: Duration = Duration::from_secs(180);
 
+/// `cargo exercise watch 2.3 EXTRA...` in `dir`, with `env`.
+fn start_watch(dir: &TempDir, extra: &[&str], env: &[(&str, &Path)]) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_exercise"));
+    command
+        .arg("--root")
+        .arg(dir.path())
+        .args(["watch", "2.3"])
+        .args(extra)
+        .env("CARGO_TARGET_DIR", dir.path().join("target"));
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Process::start_command(&mut command)
+}
+
+/// Ctrl-C: the watch ends, successfully, and says so.
+#[cfg(unix)]
+fn interrupt(watch: &mut Process) -> testkit::Finished {
+    watch.interrupt();
+    let finished = watch.wait_exit();
+    finished.assert_success("Ctrl-C ends the watch");
+    assert!(
+        finished.stdout.contains("Stopped watching exercise 2.3."),
+        "{finished}"
+    );
+    finished
+}
+
 /// `cargo exercise watch 2.3`: the learner saves a one-line fix, and a new
 /// verdict comes without a command. Prints how long after the write the
 /// check started (the target is 2 s; measured here, never asserted).
@@ -694,14 +722,7 @@ fn watch_checks_again_after_a_save(extra: &[&str], how: &str) {
     assert_ne!(mistake, LIB);
     fs::write(lib_path(&dir), &mistake).unwrap();
 
-    let mut command = Command::new(env!("CARGO_BIN_EXE_exercise"));
-    command
-        .arg("--root")
-        .arg(dir.path())
-        .args(["watch", "2.3"])
-        .args(extra)
-        .env("CARGO_TARGET_DIR", dir.path().join("target"));
-    let mut watch = Process::start_command(&mut command);
+    let mut watch = start_watch(&dir, extra, &[]);
     watch.expect_line_within("Checking exercise 2.3", "the first check", VERDICT);
     watch.expect_line_within(
         "The first that does not: sends the line and one newline",
@@ -740,15 +761,7 @@ fn watch_checks_again_after_a_save(extra: &[&str], how: &str) {
     watch.expect_line_within("Watching crates/02-x/src/lib.rs", "", WAIT);
 
     #[cfg(unix)]
-    {
-        watch.interrupt();
-        let finished = watch.wait_exit();
-        finished.assert_success("Ctrl-C ends the watch");
-        assert!(
-            finished.stdout.contains("Stopped watching exercise 2.3."),
-            "{finished}"
-        );
-    }
+    interrupt(&mut watch);
 }
 
 #[test]
@@ -804,14 +817,7 @@ fn a_save_during_a_check_and_ctrl_c_stop_the_tests_it_was_running() {
     let dir = workspace();
     dir.write("crates/02-x/tests/hang.rs", HANG.as_bytes());
     let pid_file = dir.join("hang.pid");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_exercise"));
-    command
-        .arg("--root")
-        .arg(dir.path())
-        .args(["watch", "2.3"])
-        .env("CARGO_TARGET_DIR", dir.path().join("target"))
-        .env("EXERCISE_TEST_HANG", &pid_file);
-    let mut watch = Process::start_command(&mut command);
+    let mut watch = start_watch(&dir, &[], &[("EXERCISE_TEST_HANG", &pid_file)]);
     watch.expect_line_within("Checking exercise 2.3", "the first check", VERDICT);
     let first = hanging_test(&pid_file);
 
@@ -832,13 +838,7 @@ fn a_save_during_a_check_and_ctrl_c_stop_the_tests_it_was_running() {
     );
 
     let second = hanging_test(&pid_file);
-    watch.interrupt();
-    let finished = watch.wait_exit();
-    finished.assert_success("Ctrl-C ends the watch");
-    assert!(
-        finished.stdout.contains("Stopped watching exercise 2.3."),
-        "{finished}"
-    );
+    let finished = interrupt(&mut watch);
     assert!(
         !running(second),
         "Ctrl-C left the test {second} of the check running: {finished}"
