@@ -4,8 +4,8 @@
 //! `// exercise ID: begin` / `// exercise ID: end`, are the exercises; each
 //! lesson's `exercises.toml` describes them (FORMAT.md beside this crate).
 //! `start` blanks an exercise in place, `check` runs only its tests and
-//! prints a verdict, `verify` proves in CI that every exercise fails when
-//! blank and passes when solved.
+//! prints a verdict, `watch` checks again on every save, `verify` proves
+//! in CI that every exercise fails when blank and passes when solved.
 
 mod bench;
 mod book;

@@ -174,10 +174,11 @@ impl<'a> Session<'a> {
                 && let Some(status) = child.try_wait().context("could not wait for the check")?
             {
                 check = None;
+                println!("\n{footer}");
+                // Last, so that a question is where the cursor waits.
                 if status.success() {
                     offer = self.offer_next(exercise)?;
                 }
-                println!("\n{footer}");
             }
 
             // Wake up for the check that is due, for the one that runs

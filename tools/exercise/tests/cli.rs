@@ -752,13 +752,13 @@ fn watch_checks_again_after_a_save(extra: &[&str], how: &str) {
         "the verdict of the fixed code",
         VERDICT,
     );
+    watch.expect_line_within("Watching crates/02-x/src/lib.rs", "", WAIT);
     // stdin is not a terminal: it says the command rather than asking.
     watch.expect_line_within(
         "Next: 2.1 Add: cargo exercise start 2.1, then cargo exercise watch 2.1",
         "after a pass, what is next",
         WAIT,
     );
-    watch.expect_line_within("Watching crates/02-x/src/lib.rs", "", WAIT);
 
     #[cfg(unix)]
     interrupt(&mut watch);
