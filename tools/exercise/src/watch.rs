@@ -311,16 +311,17 @@ impl<'a> Session<'a> {
         let state = self.workspace.state(next, &progress)?;
         let (id, title) = (&next.id, &next.title);
         match (state, self.asks) {
+            // A whole line: the answer goes on the next, and whatever reads
+            // the output line by line sees the question.
             (State::NotStarted, true) => {
-                print!("\nNext: {id} {title}. Start it and watch it? [y/N] ")
+                println!("\nNext: {id} {title}. Start it and watch it? [y/N]")
             }
-            (_, true) => print!("\nNext: finish {id} {title}. Watch it instead? [y/N] "),
+            (_, true) => println!("\nNext: finish {id} {title}. Watch it instead? [y/N]"),
             (State::NotStarted, false) => println!(
                 "\nNext: {id} {title}: cargo exercise start {id}, then cargo exercise watch {id}"
             ),
             (_, false) => println!("\nNext: finish {id} {title}: cargo exercise watch {id}"),
         }
-        io::stdout().flush()?;
         Ok(self.asks.then_some((next, state)))
     }
 }

@@ -844,3 +844,65 @@ fn a_save_during_a_check_and_ctrl_c_stop_the_tests_it_was_running() {
         "Ctrl-C left the test {second} of the check running: {finished}"
     );
 }
+
+/// On a terminal (`script` gives it one), a pass offers the next exercise:
+/// `y` starts it and watches it, and its first save checks it.
+#[cfg(unix)]
+#[test]
+fn on_a_terminal_a_pass_offers_the_next_exercise_and_y_starts_and_watches_it() {
+    let Some(script) = testkit::tool("script") else {
+        return;
+    };
+    let dir = workspace();
+    let watch = format!(
+        "{} --root {} watch 2.3",
+        env!("CARGO_BIN_EXE_exercise"),
+        dir.path().display()
+    );
+    let mut command = Command::new(script);
+    command
+        .args([
+            "--quiet",
+            "--flush",
+            "--return",
+            "--command",
+            &watch,
+            "/dev/null",
+        ])
+        .env("CARGO_TARGET_DIR", dir.path().join("target"));
+    let mut terminal = Process::start_command(&mut command);
+    let first = terminal.expect_line_within("Checking exercise 2.3", "the first check", VERDICT);
+    assert!(
+        first.contains("\x1b[2J"),
+        "on a terminal, the screen is cleared before each check: {first:?}"
+    );
+    terminal.expect_line_within("exercise 2.3 passes", "the reference passes", VERDICT);
+    terminal.expect_line_within("Watching crates/02-x/src/lib.rs", "", WAIT);
+
+    terminal.expect_line_within(
+        "Next: 2.1 Add. Start it and watch it? [y/N]",
+        "after a pass, the offer of the next exercise",
+        WAIT,
+    );
+    terminal.send("y");
+    terminal.expect_line_within("Started exercise 2.1: Add.", "`y` starts it", WAIT);
+    terminal.expect_line_within(
+        "each save checks exercise 2.1 again",
+        "and watches it",
+        WAIT,
+    );
+    assert!(lib(&dir).contains("todo!(\"exercise 2.1"), "{}", lib(&dir));
+
+    write_sum(&dir, "b + a");
+    terminal.expect_line_within(
+        "Checking exercise 2.1",
+        "a save of the new exercise",
+        VERDICT,
+    );
+    terminal.expect_line_within("exercise 2.1 passes", "its verdict", VERDICT);
+
+    // Ctrl-C, typed.
+    terminal.send_bytes(b"\x03");
+    terminal.expect_line_within("Stopped watching exercise 2.1.", "Ctrl-C", WAIT);
+    terminal.wait_exit().assert_success("Ctrl-C ends the watch");
+}
