@@ -55,8 +55,12 @@ enum Message {
 /// What ends the watch of one exercise.
 enum Then<'a> {
     Stop,
-    /// Watch this one now; check it at once or wait for its first save.
-    Watch(&'a Exercise, bool),
+    /// Watch this one now: check it at once (it is started already), or
+    /// wait for its first save (`start` has just blanked it).
+    Watch {
+        exercise: &'a Exercise,
+        check_now: bool,
+    },
 }
 
 /// `cargo exercise watch [ID] [--poll]`.
@@ -85,7 +89,10 @@ pub fn watch(workspace: &Workspace, id: Option<&str>, poll: bool) -> anyhow::Res
     loop {
         match session.watch_one(exercise, check_now)? {
             Then::Stop => return Ok(ExitCode::SUCCESS),
-            Then::Watch(next, check) => (exercise, check_now) = (next, check),
+            Then::Watch {
+                exercise: next,
+                check_now: now,
+            } => (exercise, check_now) = (next, now),
         }
     }
 }
@@ -200,13 +207,26 @@ impl<'a> Session<'a> {
                             continue;
                         }
                         if state != State::NotStarted {
-                            return Ok(Then::Watch(next, true));
+                            return Ok(Then::Watch {
+                                exercise: next,
+                                check_now: true,
+                            });
                         }
                         // Its own message says what to write, and where.
                         println!();
-                        if crate::start(self.workspace, &next.id, false)? == ExitCode::SUCCESS {
-                            return Ok(Then::Watch(next, false));
+                        match crate::start(self.workspace, &next.id, false) {
+                            Ok(code) if code == ExitCode::SUCCESS => {
+                                return Ok(Then::Watch {
+                                    exercise: next,
+                                    check_now: false,
+                                });
+                            }
+                            Ok(_) => {}
+                            // Refused (other changes in its files): said,
+                            // and this watch goes on.
+                            Err(error) => println!("error: {error:#}"),
                         }
+                        println!("\n{footer}");
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
