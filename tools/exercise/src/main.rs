@@ -80,6 +80,11 @@ enum Action {
     },
     /// Checks an exercise again each time one of its files is saved; after
     /// a pass, offers the next one.
+    #[command(after_help = "\
+Examples:
+  cargo exercise watch 2.1       check 2.1 now and again after every save; Ctrl-C stops
+  cargo exercise watch           the same for the exercise you are on
+  cargo exercise watch --poll    for saves that go unnoticed (WSL2's /mnt/c, network folders)")]
     Watch {
         /// The exercise (default: the one you are working on).
         id: Option<String>,
