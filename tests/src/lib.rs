@@ -300,12 +300,18 @@ impl Process {
     /// failure message: the behaviour and the case, for a line the learner's
     /// program may not print.
     pub fn expect_line(&mut self, text: &str, what: &str) -> String {
+        self.expect_line_within(text, what, WAIT)
+    }
+
+    /// [`expect_line`](Process::expect_line), waiting at most `limit`: for
+    /// a line that comes after a build (a tool's verdict), not over a socket.
+    pub fn expect_line_within(&mut self, text: &str, what: &str, limit: Duration) -> String {
         let what = if what.is_empty() {
             String::new()
         } else {
             format!("{what}: ")
         };
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
@@ -317,7 +323,7 @@ impl Process {
                 }
                 Err(_) => self.fail(&format!(
                     "{what}it should print a line containing `{text}`; none came within {} s",
-                    WAIT.as_secs()
+                    limit.as_secs()
                 )),
             }
         }
@@ -416,6 +422,12 @@ impl Process {
     #[cfg(unix)]
     pub fn thaw(&self) {
         self.signal(rustix::process::Signal::CONT);
+    }
+
+    /// Interrupts the program as Ctrl-C in its terminal would (SIGINT).
+    #[cfg(unix)]
+    pub fn interrupt(&self) {
+        self.signal(rustix::process::Signal::INT);
     }
 
     #[cfg(unix)]

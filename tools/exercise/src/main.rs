@@ -4,8 +4,8 @@
 //! `// exercise ID: begin` / `// exercise ID: end`, are the exercises; each
 //! lesson's `exercises.toml` describes them (FORMAT.md beside this crate).
 //! `start` blanks an exercise in place, `check` runs only its tests and
-//! prints a verdict, `verify` proves in CI that every exercise fails when
-//! blank and passes when solved.
+//! prints a verdict, `watch` checks again on every save, `verify` proves
+//! in CI that every exercise fails when blank and passes when solved.
 
 mod bench;
 mod book;
@@ -16,13 +16,14 @@ mod regions;
 mod run;
 mod select;
 mod verify;
+mod watch;
 mod workspace;
 
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use catalogue::{Exercise, TestRef};
@@ -34,6 +35,9 @@ Examples:
   cargo exercise                 every exercise, its state, and what to do next
   cargo exercise start 2.1       blank exercise 2.1 so you can write it
   cargo exercise check 2.1       build and run every test that sees it; a short verdict
+  cargo exercise watch 2.1       check it again on every save (Ctrl-C stops)
+  cargo exercise watch --poll    the same for the exercise you are on, polling the files
+                                 (for WSL2's Windows drives and network folders)
   cargo exercise hint 2.1        the next hint (one at a time)
   cargo exercise diff 2.1        your code against the reference
   cargo exercise solution 2.1    show the reference
@@ -75,6 +79,22 @@ enum Action {
     Check {
         /// The exercise (default: the one you are working on).
         id: Option<String>,
+    },
+    /// Checks an exercise again each time one of its files is saved; after
+    /// a pass, offers the next one.
+    #[command(after_help = "\
+Examples:
+  cargo exercise watch 2.1       check 2.1 now and again after every save; Ctrl-C stops
+  cargo exercise watch           the same for the exercise you are on
+  cargo exercise watch --poll    for saves that go unnoticed (WSL2's /mnt/c, network folders)")]
+    Watch {
+        /// The exercise (default: the one you are working on).
+        id: Option<String>,
+        /// Look at the files twice a second instead of waiting for file
+        /// events (for folders where saves send none: WSL2's Windows
+        /// drives, network folders; such folders are polled anyway).
+        #[arg(long)]
+        poll: bool,
     },
     /// Shows the next hint for an exercise.
     Hint { id: String },
@@ -166,6 +186,7 @@ fn act(root: &Path, action: Action) -> anyhow::Result<ExitCode> {
         Action::List => list(&workspace),
         Action::Start { id, force } => start(&workspace, &id, force),
         Action::Check { id } => check(&workspace, id.as_deref()),
+        Action::Watch { id, poll } => watch::watch(&workspace, id.as_deref(), poll),
         Action::Hint { id } => hint(&workspace, &id),
         Action::Diff { id } => diff(&workspace, &id),
         Action::Solution { id } => solution(&workspace, &id),
@@ -338,7 +359,8 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
     let progress = workspace.progress();
     let exercise = match id {
         Some(id) => workspace.find(id)?,
-        None => current(workspace, &progress)?,
+        None => current(workspace, &progress)?
+            .context("every exercise passes; name one to check it again")?,
     };
     let id = &exercise.id;
 
@@ -352,6 +374,12 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
     }
 
     println!("Checking exercise {id}: {} ...", exercise.title);
+    // Ctrl-C stops the tests too, with the servers they started.
+    run::stop_on_signals().context("could not take over Ctrl-C")?;
+    let interrupted = || {
+        println!("\nThe check of exercise {id} was stopped.");
+        Ok(ExitCode::from(130))
+    };
     let selection = select::select(workspace, exercise)?;
     let place = run::Place {
         root: &workspace.root,
@@ -360,6 +388,9 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
         overlap: true,
     };
     let outcome = run::run(&place, &selection, run::Stop::AtFirstFailure);
+    if run::interrupted() {
+        return interrupted();
+    }
     if let Some(error) = &outcome.build_error {
         println!("\nYour code does not compile yet:\n");
         println!("{}", error.trim_end());
@@ -493,6 +524,9 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
     let warnings = lints::warnings(workspace, exercise, &outcome.diagnostics);
     let clock = std::time::Instant::now();
     let lint = lints::failing_lint(&place, workspace, exercise);
+    if run::interrupted() {
+        return interrupted();
+    }
     let timing = format!(
         "build {:.1} s, {} tests {:.1} s, clippy {:.1} s",
         outcome.build_time.as_secs_f64(),
@@ -541,23 +575,20 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
 }
 
 /// The exercise the learner is on: the first started and not passing, or
-/// else the first not passing.
+/// else the first not passing; none when every exercise passes.
 fn current<'a>(
     workspace: &'a Workspace,
     progress: &workspace::Progress,
-) -> anyhow::Result<&'a Exercise> {
+) -> anyhow::Result<Option<&'a Exercise>> {
     let mut first_open = None;
     for exercise in &workspace.exercises {
         match workspace.state(exercise, progress)? {
-            State::Blank | State::Started => return Ok(exercise),
+            State::Blank | State::Started => return Ok(Some(exercise)),
             State::NotStarted if first_open.is_none() => first_open = Some(exercise),
             _ => {}
         }
     }
-    match first_open {
-        Some(exercise) => Ok(exercise),
-        None => bail!("every exercise passes; name one to check it again"),
-    }
+    Ok(first_open)
 }
 
 /// Tracked `.snap` files that differ from the committed ones, if git can say.

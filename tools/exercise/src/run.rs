@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -103,6 +104,28 @@ pub struct Place<'a> {
     pub overlap: bool,
 }
 
+/// Set by Ctrl-C (SIGINT) or SIGTERM once [`stop_on_signals`] was called.
+/// Each test runs in a process group of its own, which the terminal's
+/// Ctrl-C does not reach: the run kills the tests (and the servers they
+/// started) itself, and ends, rather than leave them running behind it.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Makes Ctrl-C and SIGTERM end a run cleanly (see [`interrupted`]); a
+/// second one ends the program at once, should that hang.
+pub fn stop_on_signals() -> std::io::Result<()> {
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, &INTERRUPTED)?;
+        signal_hook::flag::register(signal, &INTERRUPTED)?;
+    }
+    Ok(())
+}
+
+/// Whether Ctrl-C or SIGTERM came: what was running has been stopped, and
+/// what the run says is not a verdict.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 /// How many tests run at once. They mostly wait on sockets and timers, so
 /// many more than the cores; `EXERCISE_JOBS` overrides it.
 pub fn jobs() -> usize {
@@ -134,7 +157,7 @@ pub fn run(place: &Place, selection: &Selection, stop: Stop) -> Outcome {
     // and the learner's own `cargo test` share their artifacts.
     let stages: [Stage; 3] = [Stage::Listed, Stage::Lessons, Stage::Cross];
     for stage in stages {
-        if stop == Stop::AtFirstFailure && first_failure.is_some() {
+        if stop == Stop::AtFirstFailure && first_failure.is_some() || interrupted() {
             break;
         }
         let clock = Instant::now();
@@ -638,6 +661,12 @@ fn execute(
         }
     };
     loop {
+        if interrupted() {
+            for mut run in running.drain(..) {
+                kill(&mut run.child);
+            }
+            return;
+        }
         let stopping = stop == Stop::AtFirstFailure && first_failure.is_some();
         while !stopping && running.len() < limit && next < end {
             let index = next;
@@ -794,8 +823,9 @@ fn read_all(pipe: Option<Box<dyn Read + Send>>) -> JoinHandle<String> {
     })
 }
 
-/// Kills a test and everything it started, and reaps it.
-fn kill(child: &mut Child) {
+/// Kills a child started in a process group of its own (a test, `watch`'s
+/// check) and everything it started, and reaps it.
+pub fn kill(child: &mut Child) {
     #[cfg(unix)]
     {
         if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
@@ -858,7 +888,7 @@ fn run_with_deadline(
         if let Some(status) = child.try_wait().context("could not wait for cargo")? {
             break Some(status);
         }
-        if started.elapsed() > deadline {
+        if started.elapsed() > deadline || interrupted() {
             let _ = child.kill();
             let _ = child.wait();
             break None;

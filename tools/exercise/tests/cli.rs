@@ -8,8 +8,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
-use testkit::TempDir;
+use testkit::{Process, TempDir, WAIT};
 
 const LIB: &str = r#"//! A tiny lesson.
 
@@ -775,4 +776,231 @@ fn the_book_preprocessor_fails_the_build_never_the_supports_question() {
         "{}",
         text(&run)
     );
+}
+
+/// How long a watch test waits for a verdict: a build of the tiny lesson
+/// (and clippy, for a pass) on a machine busy with other builds.
+const VERDICT: Duration = Duration::from_secs(180);
+
+/// `cargo exercise watch 2.3 EXTRA...` in `dir`, with `env`.
+fn start_watch(dir: &TempDir, extra: &[&str], env: &[(&str, &Path)]) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_exercise"));
+    command
+        .arg("--root")
+        .arg(dir.path())
+        .args(["watch", "2.3"])
+        .args(extra)
+        .env("CARGO_TARGET_DIR", dir.path().join("target"));
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Process::start_command(&mut command)
+}
+
+/// Ctrl-C: the watch ends, successfully, and says so.
+#[cfg(unix)]
+fn interrupt(watch: &mut Process) -> testkit::Finished {
+    watch.interrupt();
+    let finished = watch.wait_exit();
+    finished.assert_success("Ctrl-C ends the watch");
+    assert!(
+        finished.stdout.contains("Stopped watching exercise 2.3."),
+        "{finished}"
+    );
+    finished
+}
+
+/// `cargo exercise watch 2.3`: the learner saves a one-line fix, and a new
+/// verdict comes without a command. Prints how long after the write the
+/// check started (the target is 2 s; measured here, never asserted).
+fn watch_checks_again_after_a_save(extra: &[&str], how: &str) {
+    let dir = workspace();
+    // The `no newline` mistake: the first verdict fails, and fast.
+    let mistake = LIB.replace("    out.write_all(b\"\\n\")?;\n", "");
+    assert_ne!(mistake, LIB);
+    fs::write(lib_path(&dir), &mistake).unwrap();
+
+    let mut watch = start_watch(&dir, extra, &[]);
+    watch.expect_line_within("Checking exercise 2.3", "the first check", VERDICT);
+    watch.expect_line_within(
+        "The first that does not: sends the line and one newline",
+        "the first verdict, of the mistake",
+        VERDICT,
+    );
+    watch.expect_line_within(
+        &format!("Watching crates/02-x/src/lib.rs ({how}"),
+        "after a verdict, what it watches and how",
+        WAIT,
+    );
+
+    // The save: the line back, written in place as most editors do.
+    let saved = Instant::now();
+    fs::write(lib_path(&dir), LIB).unwrap();
+    watch.expect_line_within(
+        "Checking exercise 2.3",
+        "a save should start a check",
+        VERDICT,
+    );
+    eprintln!(
+        "watch {extra:?}: the check started {:.2} s after the save",
+        saved.elapsed().as_secs_f64()
+    );
+    watch.expect_line_within(
+        "All 6 hold: exercise 2.3 passes",
+        "the verdict of the fixed code",
+        VERDICT,
+    );
+    watch.expect_line_within("Watching crates/02-x/src/lib.rs", "", WAIT);
+    // stdin is not a terminal: it says the command rather than asking.
+    watch.expect_line_within(
+        "Next: 2.1 Add: cargo exercise start 2.1, then cargo exercise watch 2.1",
+        "after a pass, what is next",
+        WAIT,
+    );
+
+    #[cfg(unix)]
+    interrupt(&mut watch);
+}
+
+#[test]
+fn watch_checks_again_when_a_file_event_says_it_was_saved() {
+    watch_checks_again_after_a_save(&[], "file events");
+}
+
+#[test]
+fn watch_with_poll_checks_again_when_polling_sees_the_save() {
+    watch_checks_again_after_a_save(&["--poll"], "polling every 0.5 s: --poll");
+}
+
+/// A test that runs until it is killed, once it has said who it is.
+#[cfg(unix)]
+const HANG: &str = r#"#[test]
+fn runs_until_killed() {
+    if let Some(path) = std::env::var_os("EXERCISE_TEST_HANG") {
+        std::fs::write(path, std::process::id().to_string()).unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(600));
+    }
+}
+"#;
+
+/// The id of the hanging test once it has written it (a new one: the file
+/// is removed as it is read).
+#[cfg(unix)]
+fn hanging_test(pid_file: &Path) -> i32 {
+    let clock = Instant::now();
+    loop {
+        if let Ok(text) = fs::read_to_string(pid_file)
+            && let Ok(pid) = text.trim().parse()
+        {
+            fs::remove_file(pid_file).unwrap();
+            return pid;
+        }
+        assert!(
+            clock.elapsed() < VERDICT,
+            "the check never started the hanging test"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(unix)]
+fn running(pid: i32) -> bool {
+    let pid = rustix::process::Pid::from_raw(pid).unwrap();
+    rustix::process::test_kill_process(pid).is_ok()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_save_during_a_check_and_ctrl_c_stop_the_tests_it_was_running() {
+    let dir = workspace();
+    dir.write("crates/02-x/tests/hang.rs", HANG.as_bytes());
+    let pid_file = dir.join("hang.pid");
+    let mut watch = start_watch(&dir, &[], &[("EXERCISE_TEST_HANG", &pid_file)]);
+    watch.expect_line_within("Checking exercise 2.3", "the first check", VERDICT);
+    let first = hanging_test(&pid_file);
+
+    // A save: the check of the old code stops, tests and all.
+    fs::write(
+        lib_path(&dir),
+        LIB.replace("out.write_all(b", "out.write_all( b"),
+    )
+    .unwrap();
+    watch.expect_line_within(
+        "Checking exercise 2.3",
+        "a save during a check should start it over",
+        VERDICT,
+    );
+    assert!(
+        !running(first),
+        "the check of the code before the save left its test {first} running"
+    );
+
+    let second = hanging_test(&pid_file);
+    let finished = interrupt(&mut watch);
+    assert!(
+        !running(second),
+        "Ctrl-C left the test {second} of the check running: {finished}"
+    );
+}
+
+/// On a terminal (`script` gives it one), a pass offers the next exercise:
+/// `y` starts it and watches it, and its first save checks it.
+#[cfg(unix)]
+#[test]
+fn on_a_terminal_a_pass_offers_the_next_exercise_and_y_starts_and_watches_it() {
+    let Some(script) = testkit::tool("script") else {
+        return;
+    };
+    let dir = workspace();
+    let watch = format!(
+        "{} --root {} watch 2.3",
+        env!("CARGO_BIN_EXE_exercise"),
+        dir.path().display()
+    );
+    let mut command = Command::new(script);
+    command
+        .args([
+            "--quiet",
+            "--flush",
+            "--return",
+            "--command",
+            &watch,
+            "/dev/null",
+        ])
+        .env("CARGO_TARGET_DIR", dir.path().join("target"));
+    let mut terminal = Process::start_command(&mut command);
+    let first = terminal.expect_line_within("Checking exercise 2.3", "the first check", VERDICT);
+    assert!(
+        first.contains("\x1b[2J"),
+        "on a terminal, the screen is cleared before each check: {first:?}"
+    );
+    terminal.expect_line_within("exercise 2.3 passes", "the reference passes", VERDICT);
+    terminal.expect_line_within("Watching crates/02-x/src/lib.rs", "", WAIT);
+
+    terminal.expect_line_within(
+        "Next: 2.1 Add. Start it and watch it? [y/N]",
+        "after a pass, the offer of the next exercise",
+        WAIT,
+    );
+    terminal.send("y");
+    terminal.expect_line_within("Started exercise 2.1: Add.", "`y` starts it", WAIT);
+    terminal.expect_line_within(
+        "each save checks exercise 2.1 again",
+        "and watches it",
+        WAIT,
+    );
+    assert!(lib(&dir).contains("todo!(\"exercise 2.1"), "{}", lib(&dir));
+
+    write_sum(&dir, "b + a");
+    terminal.expect_line_within(
+        "Checking exercise 2.1",
+        "a save of the new exercise",
+        VERDICT,
+    );
+    terminal.expect_line_within("exercise 2.1 passes", "its verdict", VERDICT);
+
+    // Ctrl-C, typed.
+    terminal.send_bytes(b"\x03");
+    terminal.expect_line_within("Stopped watching exercise 2.1.", "Ctrl-C", WAIT);
+    terminal.wait_exit().assert_success("Ctrl-C ends the watch");
 }
