@@ -6,12 +6,15 @@
 //!
 //! - `reference/PATH`: a lesson file as it was before the tool first blanked
 //!   anything in it (the reference solution);
-//! - `saved/`: every region the tool ever replaced, so no work is lost;
+//! - `saved/`: every region of a file, as it was before the tool rewrote
+//!   the file, so no work is lost (the files themselves are rewritten
+//!   whole or not at all: see [`write`]);
 //! - `progress`: which exercises passed their check, and how many hints
 //!   were shown.
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -252,8 +255,10 @@ impl Workspace {
         })
     }
 
-    /// Writes what `exercise`'s regions hold now into `.exercise/saved/`,
-    /// so that replacing them never loses work. Returns the file written.
+    /// Writes what every region of `files` holds now into `.exercise/saved/`
+    /// (`exercise`'s and any other exercise's in the same files), so that
+    /// rewriting those files never loses work, whatever goes wrong on the
+    /// way. Returns the file written.
     pub fn save_regions(
         &self,
         exercise: &Exercise,
@@ -268,12 +273,15 @@ impl Workspace {
             .store()
             .join("saved")
             .join(format!("{stamp}-exercise-{}.txt", exercise.id));
-        let mut text = format!("# exercise {} before `{why}`\n", exercise.id);
+        let mut text = format!(
+            "# every exercise region of the files of {} before `{why}`\n",
+            exercise.id
+        );
         for file in files {
-            for index in file.of(&exercise.id) {
-                let region = &file.current_regions[index];
+            for (index, region) in file.current_regions.iter().enumerate() {
                 text.push_str(&format!(
-                    "\n## {} line {}\n",
+                    "\n## exercise {}, {} line {}\n",
+                    region.id,
                     file.path.display(),
                     region.begin + 2
                 ));
@@ -401,10 +409,41 @@ impl Progress {
     }
 }
 
-fn write(path: &Path, text: &str) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)
-            .with_context(|| format!("could not create {}", parent.display()))?;
+/// Writes `text` to `path` whole or not at all: into a temporary file in
+/// the same folder, flushed to the disk, then renamed over `path` (a rename
+/// within a folder is atomic). A full disk, or a crash half way, leaves the
+/// old file as it was: a source file cut short would lose the learner's
+/// code and the markers that find it. The file keeps its permissions.
+pub fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(parent).with_context(|| format!("could not create {}", parent.display()))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temporary = parent.join(format!(".{name}.exercise-{}", std::process::id()));
+    let written = (|| -> std::io::Result<()> {
+        let mut file = fs::File::create(&temporary)?;
+        file.write_all(text.as_bytes())?;
+        if let Ok(metadata) = fs::metadata(path) {
+            file.set_permissions(metadata.permissions())?;
+        }
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&temporary, path)?;
+        // The rename is in the folder: flushing it makes the new name last.
+        #[cfg(unix)]
+        fs::File::open(parent)?.sync_all()?;
+        Ok(())
+    })();
+    if let Err(error) = written {
+        // Nothing useful is in it, and it must not be mistaken for the file.
+        let _ = fs::remove_file(&temporary);
+        bail!(
+            "could not write {} ({error}); it is unchanged. Free some disk space (or fix the \
+             folder's permissions) and run the command again",
+            path.display()
+        );
     }
-    fs::write(path, text).with_context(|| format!("could not write {}", path.display()))
+    Ok(())
 }

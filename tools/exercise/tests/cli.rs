@@ -678,3 +678,75 @@ fn verify_requires_enough_mistakes_and_alternatives() {
         assert!(!said.contains(problem), "{said}");
     }
 }
+
+/// The saved copies of replaced code, all of them, one string.
+fn saved(dir: &TempDir) -> String {
+    fs::read_dir(dir.join(".exercise/saved"))
+        .unwrap()
+        .map(|entry| fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect()
+}
+
+/// 2.2's blank, as `start 2.2` leaves it.
+const BLANK_2_2: &str =
+    "    let twice: u32 = todo!(\"exercise 2.2: return twice `a` (cargo exercise hint 2.2)\");\n";
+
+#[cfg(unix)]
+#[test]
+fn a_rewrite_that_fails_part_way_leaves_the_file_whole_and_every_region_saved() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = workspace();
+    assert!(exercise(&dir, &["start", "2.2"]).status.success());
+    let mine = lib(&dir).replace(BLANK_2_2, "    let twice = a + a; // mine, in 2.2\n");
+    fs::write(lib_path(&dir), &mine).unwrap();
+    let before = lib(&dir);
+    assert!(
+        before.len() > 1024,
+        "the lesson must be longer than the limit"
+    );
+
+    // A full disk, without root: no file may grow past 1024 bytes (two
+    // 512-byte blocks), and a write past it fails (EFBIG) instead of killing
+    // the tool. The saved regions fit; the lesson's file does not.
+    let failed = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -f 2 && trap '' XFSZ && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_exercise"))
+        .arg("--root")
+        .arg(dir.path())
+        .args(["restore", "2.1"])
+        .output()
+        .unwrap();
+    let said = text(&failed);
+    assert!(!failed.status.success(), "the write cannot succeed: {said}");
+    assert!(said.contains("crates/02-x/src/lib.rs"), "{said}");
+    let after = lib(&dir);
+    assert!(
+        after == before,
+        "a write that fails part way must leave the file as it was ({} bytes, now {}): {said}",
+        before.len(),
+        after.len()
+    );
+    assert!(
+        saved(&dir).contains("let twice = a + a; // mine, in 2.2"),
+        "before a rewrite, every region of the file is kept, not only 2.1's"
+    );
+    let left: Vec<_> = fs::read_dir(dir.join("crates/02-x/src"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["lib.rs"], "no temporary file is left behind");
+
+    // With room, the rewrite happens, and the file keeps its permissions.
+    fs::set_permissions(lib_path(&dir), fs::Permissions::from_mode(0o640)).unwrap();
+    let restored = exercise(&dir, &["restore", "2.1"]);
+    assert!(restored.status.success(), "{}", text(&restored));
+    let mode = fs::metadata(lib_path(&dir)).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o640,
+        "a rewrite keeps the file's permissions"
+    );
+    assert!(lib(&dir).contains("let twice = a + a; // mine, in 2.2"));
+}
