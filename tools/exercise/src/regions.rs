@@ -14,25 +14,34 @@ use anyhow::Context;
 
 use crate::catalogue::Exercise;
 
-/// A source file, split into lines, remembering its last newline.
+/// A source file, split into lines, remembering its last newline and its
+/// line endings. The lines never hold the `\r` of a CRLF ending, so a file
+/// checked out with Windows line endings (`core.autocrlf=true`) reads the
+/// same as the committed one, and is written back with CRLF.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     pub lines: Vec<String>,
     pub final_newline: bool,
+    /// Its lines end with CRLF (most of them, in a file that mixes both).
+    pub crlf: bool,
 }
 
 impl Source {
     pub fn parse(text: &str) -> Source {
         let final_newline = text.ends_with('\n');
         let body = text.strip_suffix('\n').unwrap_or(text);
-        let lines = if text.is_empty() {
+        let lines: Vec<String> = if text.is_empty() {
             Vec::new()
         } else {
-            body.split('\n').map(str::to_string).collect()
+            body.split('\n')
+                .map(|line| line.strip_suffix('\r').unwrap_or(line).to_string())
+                .collect()
         };
+        let crlf = text.matches("\r\n").count() * 2 > text.matches('\n').count();
         Source {
             lines,
             final_newline,
+            crlf,
         }
     }
 
@@ -43,9 +52,10 @@ impl Source {
     }
 
     pub fn text(&self) -> String {
-        let mut text = self.lines.join("\n");
+        let ending = if self.crlf { "\r\n" } else { "\n" };
+        let mut text = self.lines.join(ending);
         if self.final_newline {
-            text.push('\n');
+            text.push_str(ending);
         }
         text
     }
@@ -250,6 +260,7 @@ pub fn replace_bodies(source: &Source, regions: &[Region], bodies: &[Vec<String>
     Source {
         lines,
         final_newline: source.final_newline,
+        crlf: source.crlf,
     }
 }
 
@@ -320,6 +331,10 @@ mod tests {
         assert_eq!(found[0].indent, "    ");
         assert_eq!(found[1].body(&source), ["    println!(\"b\");"]);
         assert_eq!(source.text(), CODE, "a source reads back byte for byte");
+        let windows = CODE.replace('\n', "\r\n");
+        let crlf = Source::parse(&windows);
+        assert_eq!(crlf.lines, source.lines, "line endings are not content");
+        assert_eq!(crlf.text(), windows, "and they are written back");
     }
 
     #[test]

@@ -750,3 +750,36 @@ fn a_rewrite_that_fails_part_way_leaves_the_file_whole_and_every_region_saved() 
     );
     assert!(lib(&dir).contains("let twice = a + a; // mine, in 2.2"));
 }
+
+#[test]
+fn windows_line_endings_change_no_state_and_are_written_back() {
+    let dir = workspace();
+    // Git for Windows' default: files are checked out with CRLF.
+    git(dir.path(), &["config", "core.autocrlf", "true"]);
+    fs::remove_file(lib_path(&dir)).unwrap();
+    git(dir.path(), &["checkout", "--", "crates/02-x/src/lib.rs"]);
+    let checked_out = lib(&dir);
+    assert!(checked_out.contains("a + b\r\n"), "git wrote CRLF");
+
+    let list = text(&exercise(&dir, &[]));
+    for id in ["2.1", "2.2", "2.3"] {
+        assert!(list.contains(&format!("{id}   not started")), "{list}");
+    }
+    let started = exercise(&dir, &["start", "2.1"]);
+    assert!(started.status.success(), "{}", text(&started));
+    let blank = lib(&dir);
+    assert!(
+        blank.contains("(cargo exercise hint 2.1)\");\r\n"),
+        "{blank}"
+    );
+    assert_eq!(
+        blank.matches('\n').count(),
+        blank.matches("\r\n").count(),
+        "every line is written back with CRLF"
+    );
+    let list = text(&exercise(&dir, &[]));
+    assert!(list.contains("2.1   started (blank)"), "{list}");
+    assert!(list.contains("2.2   not started"), "{list}");
+    assert!(exercise(&dir, &["restore", "2.1"]).status.success());
+    assert_eq!(lib(&dir), checked_out, "restore puts back the same bytes");
+}
