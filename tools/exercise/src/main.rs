@@ -323,6 +323,10 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
 
     println!("Checking exercise {id}: {} ...", exercise.title);
     let selection = select::select(workspace, exercise)?;
+    // What is built is what may be recorded as passing: the code as it is
+    // now, before cargo reads it. A save during the run changes what later
+    // stages build, so then nothing is recorded (below).
+    let built = workspace::fingerprint(&workspace.load(exercise)?, id);
     let place = run::Place {
         root: &workspace.root,
         target_dir: None,
@@ -498,11 +502,16 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
             println!();
         }
     }
+    if workspace::fingerprint(&workspace.load(exercise)?, id) != built {
+        println!(
+            "\nAll {holding} hold, but exercise {id}'s code changed while it was checked, so the \
+             tests may have run either version: nothing is recorded. Check it again: \
+             cargo exercise check {id}\n({timing})"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     let mut progress = progress;
-    let files = workspace.load(exercise)?;
-    progress
-        .passed
-        .insert(id.clone(), workspace::fingerprint(&files, id));
+    progress.passed.insert(id.clone(), built);
     workspace.save_progress(&progress)?;
     println!(
         "\nAll {holding} hold: exercise {id} passes. `cargo exercise` shows what is next.\n({timing})"

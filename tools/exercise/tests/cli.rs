@@ -783,3 +783,34 @@ fn windows_line_endings_change_no_state_and_are_written_back() {
     assert!(exercise(&dir, &["restore", "2.1"]).status.success());
     assert_eq!(lib(&dir), checked_out, "restore puts back the same bytes");
 }
+
+#[test]
+fn check_records_as_passing_only_the_code_it_built() {
+    let dir = workspace();
+    // A test of the lesson that plays the learner saving during the check:
+    // once the build is done, it writes a wrong sum into 2.1.
+    dir.write(
+        "crates/02-x/tests/save.rs",
+        br#"#[test]
+fn the_learner_saves_while_the_tests_run() {
+    let lib = concat!(env!("CARGO_MANIFEST_DIR"), "/src/lib.rs");
+    let code = std::fs::read_to_string(lib).unwrap();
+    std::fs::write(lib, code.replace("    b + a\n", "    a * b // saved during the check\n")).unwrap();
+}
+"#,
+    );
+    write_sum(&dir, "b + a");
+    let checked = exercise(&dir, &["check", "2.1"]);
+    let said = text(&checked);
+    assert!(
+        lib(&dir).contains("a * b // saved during the check"),
+        "{said}"
+    );
+    assert!(!checked.status.success(), "{said}");
+    assert!(said.contains("changed while it was checked"), "{said}");
+    let list = text(&exercise(&dir, &[]));
+    assert!(
+        !list.contains("2.1   passing"),
+        "the check built `b + a`, not the `a * b` saved while it ran: {said}\n{list}"
+    );
+}
