@@ -191,14 +191,14 @@ fn list(workspace: &Workspace) -> anyhow::Result<ExitCode> {
             Ok(state) => state,
             Err(err) => {
                 println!(
-                    "  {:<5} {:<16} {} ({err:#})",
+                    "  {:<5} {:<23} {} ({err:#})",
                     exercise.id, "broken", exercise.title
                 );
                 continue;
             }
         };
         println!(
-            "  {:<5} {:<16} {}",
+            "  {:<5} {:<23} {}",
             exercise.id,
             state.words(),
             exercise.title
@@ -233,10 +233,16 @@ fn start(workspace: &Workspace, id: &str, force: bool) -> anyhow::Result<ExitCod
             );
             return Ok(ExitCode::SUCCESS);
         }
-        State::Started | State::Passing if !force => bail!(
-            "exercise {id} already holds your code; `cargo exercise reset {id}` starts it over \
-             (your code is kept in .exercise/saved/), or `cargo exercise check {id}` checks it"
-        ),
+        // Code that passed once and is the reference again is not the
+        // learner's to lose.
+        State::Started | State::Passing | State::ChangedSincePassed
+            if !force && !workspace::holds_reference(&files, id) =>
+        {
+            bail!(
+                "exercise {id} already holds your code; `cargo exercise reset {id}` starts it over \
+                 (your code is kept in .exercise/saved/), or `cargo exercise check {id}` checks it"
+            )
+        }
         _ => {}
     }
     // Refuse before writing anything: every file must differ from the
@@ -528,7 +534,7 @@ fn current<'a>(
     let mut first_open = None;
     for exercise in &workspace.exercises {
         match workspace.state(exercise, progress)? {
-            State::Blank | State::Started => return Ok(exercise),
+            State::Blank | State::Started | State::ChangedSincePassed => return Ok(exercise),
             State::NotStarted if first_open.is_none() => first_open = Some(exercise),
             _ => {}
         }

@@ -40,6 +40,8 @@ pub enum State {
     Started,
     /// Its check passed with exactly the code that is there now.
     Passing,
+    /// Its check passed, with other code than what is there now.
+    ChangedSincePassed,
 }
 
 impl State {
@@ -49,6 +51,7 @@ impl State {
             State::Blank => "started (blank)",
             State::Started => "started",
             State::Passing => "passing",
+            State::ChangedSincePassed => "changed since it passed",
         }
     }
 }
@@ -228,28 +231,31 @@ impl Workspace {
             .collect()
     }
 
-    /// Where `exercise` stands.
+    /// Where `exercise` stands: a fact about its code now, read without
+    /// running anything.
     pub fn state(&self, exercise: &Exercise, progress: &Progress) -> anyhow::Result<State> {
         let files = self.load(exercise)?;
-        if progress.passed.get(&exercise.id) == Some(&fingerprint(&files, &exercise.id)) {
+        let passed = progress.passed.get(&exercise.id);
+        if passed == Some(&fingerprint(&files, &exercise.id)) {
             return Ok(State::Passing);
         }
-        let mut all_reference = true;
         let mut all_blank = true;
         for file in &files {
             for index in file.of(&exercise.id) {
-                let reference = file.reference_body(index);
-                let current = file.current_body(index);
-                let blank =
-                    regions::blank_body(reference, &file.reference_regions[index], exercise);
-                all_reference &= current == reference;
-                all_blank &= current == blank.as_slice();
+                let blank = regions::blank_body(
+                    file.reference_body(index),
+                    &file.reference_regions[index],
+                    exercise,
+                );
+                all_blank &= file.current_body(index) == blank.as_slice();
             }
         }
-        Ok(if all_reference {
-            State::NotStarted
-        } else if all_blank {
+        Ok(if all_blank {
             State::Blank
+        } else if passed.is_some() {
+            State::ChangedSincePassed
+        } else if holds_reference(&files, &exercise.id) {
+            State::NotStarted
         } else {
             State::Started
         })
@@ -328,13 +334,25 @@ impl Workspace {
     }
 }
 
+/// Whether every region of `id` holds the reference.
+pub fn holds_reference(files: &[FileRegions], id: &str) -> bool {
+    files.iter().all(|file| {
+        file.of(id)
+            .into_iter()
+            .all(|index| file.current_body(index) == file.reference_body(index))
+    })
+}
+
 /// A fingerprint of what `id`'s regions hold now (FNV-1a, stable across
-/// builds), so `passing` means "passed with exactly this code".
+/// builds), so `passing` means "passed with exactly this code". The
+/// reference's stub lines are comments, left out: the reference that
+/// `restore` puts back has the fingerprint of the same code written
+/// without them.
 pub fn fingerprint(files: &[FileRegions], id: &str) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for file in files {
         for index in file.of(id) {
-            for line in file.current_body(index) {
+            for line in regions::solution_body(file.current_body(index)) {
                 for byte in line.bytes().chain([b'\n']) {
                     hash ^= u64::from(byte);
                     hash = hash.wrapping_mul(0x0100_0000_01b3);

@@ -814,3 +814,24 @@ fn the_learner_saves_while_the_tests_run() {
         "the check built `b + a`, not the `a * b` saved while it ran: {said}\n{list}"
     );
 }
+
+#[test]
+fn after_restore_the_list_shows_code_that_passed_as_passing_without_a_check() {
+    let dir = workspace();
+    assert!(exercise(&dir, &["start", "2.2"]).status.success());
+    let written = lib(&dir).replace(BLANK_2_2, "    let twice = a * 2;\n");
+    fs::write(lib_path(&dir), &written).unwrap();
+    let checked = exercise(&dir, &["check", "2.2"]);
+    assert!(checked.status.success(), "{}", text(&checked));
+    assert!(text(&exercise(&dir, &[])).contains("2.2   passing"));
+
+    // A variant tried, not checked.
+    fs::write(lib_path(&dir), written.replace("a * 2;", "a + a;")).unwrap();
+    let list = text(&exercise(&dir, &[]));
+    assert!(list.contains("2.2   changed since it passed"), "{list}");
+
+    // The passing code back: the reference, which is what passed.
+    assert!(exercise(&dir, &["restore", "2.2"]).status.success());
+    let list = text(&exercise(&dir, &[]));
+    assert!(list.contains("2.2   passing"), "{list}");
+}
