@@ -17,6 +17,7 @@ mod select;
 mod verify;
 mod workspace;
 
+use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -39,6 +40,7 @@ Examples:
   cargo exercise reset 2.1       back to blank (asks first; your code is kept)
   cargo exercise restore 2.1     back to the reference (your code is kept)
   cargo exercise verify          CI: every exercise fails blank and passes solved
+  cargo exercise digests         (authors) record the reference's digests after changing it
   cargo exercise bench           how long a check takes after a one-line edit
 
 Plain `cargo test -p server` checks lesson 2 as well. Your replaced code is
@@ -101,6 +103,10 @@ enum Action {
     },
     /// Writes the book's exercise pages from the catalogues.
     Book,
+    /// For lesson authors, after changing a reference: writes the digest of
+    /// each region's code into its catalogue (`digests = [...]`), which
+    /// says what the reference is (verify checks them).
+    Digests,
     /// Measures how long a check takes after a one-line edit (2.3, 3.3,
     /// 4.2, 5.4, 6.1), passing and failing, in a scratch copy.
     Bench {
@@ -151,6 +157,12 @@ fn act(root: &Path, action: Action) -> anyhow::Result<ExitCode> {
         }
         Action::Bench { only } => {
             bench::bench(&workspace, only.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Digests => {
+            for path in write_digests(&workspace)? {
+                println!("wrote {}", path.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Action::Book => {
@@ -249,7 +261,9 @@ fn start(workspace: &Workspace, id: &str, force: bool) -> anyhow::Result<ExitCod
     // reference only inside exercise regions.
     for file in &files {
         let now = regions::skeleton(&file.current, &file.current_regions);
-        let before = regions::skeleton(&file.reference, &file.reference_regions);
+        let Some(before) = workspace.committed_skeleton(&file.path) else {
+            continue;
+        };
         if now != before && !force {
             let line = first_difference(&now, &before);
             bail!(
@@ -669,4 +683,44 @@ fn restore(workspace: &Workspace, id: &str) -> anyhow::Result<ExitCode> {
         saved.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes each exercise's digests into its catalogue, from the code as it
+/// is; refuses while an exercise is blank (that is not the reference).
+/// Returns the catalogues changed.
+fn write_digests(workspace: &Workspace) -> anyhow::Result<Vec<PathBuf>> {
+    let mut by_catalogue: BTreeMap<&Path, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    for exercise in &workspace.exercises {
+        let mut digests = Vec::new();
+        for (path, region, body) in workspace.bodies_of(&exercise.id)? {
+            let todo = format!("todo!(\"exercise {}:", exercise.id);
+            if body.iter().any(|line| line.contains(&todo)) {
+                bail!(
+                    "exercise {} is blank in {} (line {}): its digest would make the blank the \
+                     reference. `cargo exercise restore {}` first; nothing was written",
+                    exercise.id,
+                    path.display(),
+                    region.begin + 2,
+                    exercise.id
+                );
+            }
+            digests.push(regions::digest(&body));
+        }
+        by_catalogue
+            .entry(&exercise.catalogue)
+            .or_default()
+            .insert(exercise.id.clone(), digests);
+    }
+    let mut written = Vec::new();
+    for (catalogue, digests) in by_catalogue {
+        let path = workspace.root.join(catalogue);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|error| anyhow::anyhow!("could not read {}: {error}", path.display()))?;
+        let new = catalogue::with_digests(&text, &digests);
+        if new != text {
+            workspace::write(&path, &new)?;
+            written.push(catalogue.to_path_buf());
+        }
+    }
+    Ok(written)
 }

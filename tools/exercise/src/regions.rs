@@ -225,6 +225,26 @@ pub fn variant_body(code: &str, region: &Region) -> Vec<String> {
         .collect()
 }
 
+/// FNV-1a over `lines`, each with a newline, from `hash`: stable across
+/// builds and platforms, and blind to line endings (the lines have none).
+pub fn fnv1a(mut hash: u64, lines: &[String]) -> u64 {
+    for line in lines {
+        for byte in line.bytes().chain([b'\n']) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+pub const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// The digest of a region's reference code, as the catalogue keeps it: 16
+/// hex digits. It covers the whole region, stub lines included.
+pub fn digest(body: &[String]) -> String {
+    format!("{:016x}", fnv1a(FNV_START, body))
+}
+
 /// The reference region without its stub lines: what `solution` shows.
 pub fn solution_body(reference_body: &[String]) -> &[String] {
     let stubs = reference_body
@@ -311,6 +331,7 @@ mod tests {
             section: "s".to_string(),
             hints: vec![],
             tests: vec![],
+            digests: vec![],
             mistakes: vec![],
             alternatives: vec![],
             lesson: 2,

@@ -215,20 +215,9 @@ fn workspace() -> TempDir {
         b"# Lesson 2\n\n## Adding\n\n## Doubling\n\n## Sending\n",
     );
     dir.write(".gitignore", b"/target\n/.exercise\n");
+    digests(&dir);
     git(dir.path(), &["init", "-q"]);
-    git(dir.path(), &["add", "-A"]);
-    git(
-        dir.path(),
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "lesson",
-        ],
-    );
+    commit(&dir, "lesson");
     dir
 }
 
@@ -434,6 +423,7 @@ fn verify_proves_each_exercise_and_rejects_a_test_that_passes_blank() {
     // The snapshot-lock test passes blank too, so it cannot prove 2.1.
     let honest = CATALOGUE.replace(", \"x:lib:tests::snapshots_cannot_be_written\"", "");
     fs::write(dir.join("crates/02-x/exercises.toml"), &honest).unwrap();
+    digests(&dir);
     assert!(exercise(&dir, &["book"]).status.success());
     let good = exercise(&dir, &["verify"]);
     assert!(good.status.success(), "{}", text(&good));
@@ -457,6 +447,7 @@ fn verify_proves_each_exercise_and_rejects_a_test_that_passes_blank() {
         "tests = [\"x:lib:tests::adds_two_numbers\"]",
     );
     fs::write(dir.join("crates/02-x/exercises.toml"), catalogue).unwrap();
+    digests(&dir);
     assert!(exercise(&dir, &["book"]).status.success());
     let bad = exercise(&dir, &["verify"]);
     let said = text(&bad);
@@ -478,18 +469,7 @@ fn a_pulled_new_version_of_the_lesson_replaces_the_kept_reference() {
     // A `git pull` brings a new version of the lesson.
     let pulled = LIB.replace("/// Adds.", "/// Adds, in a newer version of the lesson.");
     fs::write(lib_path(&dir), &pulled).unwrap();
-    git(
-        dir.path(),
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qam",
-            "pull",
-        ],
-    );
+    commit(&dir, "pull");
 
     let started = exercise(&dir, &["start", "2.2"]);
     assert!(
@@ -606,6 +586,7 @@ fn verify_requires_each_mistake_caught_with_its_words_and_each_alternative_passi
         .replace("code.1 = \"a + b + 1\"", "code.1 = \"a + b + 0\"")
         .replace("code.1 = \"b + a\"", "code.1 = \"b * a\"");
     fs::write(dir.join("crates/02-x/exercises.toml"), catalogue).unwrap();
+    digests(&dir);
     assert!(exercise(&dir, &["book"]).status.success());
     let bad = exercise(&dir, &["verify", "--only", "2.1"]);
     let said = text(&bad);
@@ -665,6 +646,7 @@ fn verify_requires_enough_mistakes_and_alternatives() {
     let end = CATALOGUE[at..].find("[[exercise.alternative]]").unwrap() + at;
     let catalogue = format!("{}{}", &CATALOGUE[..at], &CATALOGUE[end..]);
     fs::write(dir.join("crates/02-x/exercises.toml"), catalogue).unwrap();
+    digests(&dir);
     assert!(exercise(&dir, &["book"]).status.success());
     let short = exercise(&dir, &["verify", "--only", "2.1"]);
     let said = text(&short);
@@ -677,6 +659,24 @@ fn verify_requires_enough_mistakes_and_alternatives() {
     } else {
         assert!(!said.contains(problem), "{said}");
     }
+}
+
+/// Commits everything in the workspace, as an upstream change or a
+/// learner's own commit would.
+fn commit(dir: &TempDir, message: &str) {
+    git(dir.path(), &["add", "-A"]);
+    git(
+        dir.path(),
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            message,
+        ],
+    );
 }
 
 /// The saved copies of replaced code, all of them, one string.
@@ -834,4 +834,70 @@ fn after_restore_the_list_shows_code_that_passed_as_passing_without_a_check() {
     assert!(exercise(&dir, &["restore", "2.2"]).status.success());
     let list = text(&exercise(&dir, &[]));
     assert!(list.contains("2.2   passing"), "{list}");
+}
+
+#[test]
+fn an_upstream_change_inside_an_untouched_exercise_is_the_new_reference() {
+    let dir = workspace();
+    assert!(exercise(&dir, &["start", "2.2"]).status.success());
+    let started = lib(&dir);
+
+    // Upstream changes 2.1's reference (and its digest), and the learner
+    // pulls it while 2.2 is started.
+    let upstream = LIB.replace("    a + b\n", "    a.wrapping_add(b)\n");
+    fs::write(lib_path(&dir), &upstream).unwrap();
+    digests(&dir);
+    commit(&dir, "upstream: 2.1 wraps");
+    fs::write(
+        lib_path(&dir),
+        started.replace("    a + b\n", "    a.wrapping_add(b)\n"),
+    )
+    .unwrap();
+
+    let list = text(&exercise(&dir, &[]));
+    assert!(list.contains("2.1   not started"), "{list}");
+    assert!(list.contains("2.2   started (blank)"), "{list}");
+    let solution = text(&exercise(&dir, &["solution", "2.1"]));
+    assert!(solution.contains("a.wrapping_add(b)"), "{solution}");
+    assert!(exercise(&dir, &["restore", "2.1"]).status.success());
+    assert!(
+        lib(&dir).contains("    a.wrapping_add(b)\n"),
+        "restore must not put the old code back:\n{}",
+        lib(&dir)
+    );
+}
+
+#[test]
+fn a_learners_commit_of_an_attempt_is_never_the_reference() {
+    let dir = workspace();
+    assert!(exercise(&dir, &["start", "2.1"]).status.success());
+    let attempt = lib(&dir)
+        .replace(
+            "    todo!(\"exercise 2.1: return the sum of `a` and `b` (cargo exercise hint 2.1)\");\n",
+            "    b + a + 0 // my attempt\n",
+        )
+        .replace("use std::io", "use std::fmt as _;\nuse std::io");
+    fs::write(lib_path(&dir), &attempt).unwrap();
+    commit(&dir, "my attempt at 2.1");
+
+    let solution = text(&exercise(&dir, &["solution", "2.1"]));
+    assert!(solution.contains("    a + b\n"), "{solution}");
+    assert!(!solution.contains("my attempt"), "{solution}");
+    let diff = text(&exercise(&dir, &["diff", "2.1"]));
+    assert!(!diff.contains("the same as the reference"), "{diff}");
+    assert!(diff.contains("+    b + a + 0 // my attempt"), "{diff}");
+    let list = text(&exercise(&dir, &[]));
+    assert!(list.contains("2.1   started"), "{list}");
+
+    // The committed `use` line is the learner's: it blocks no start.
+    assert!(exercise(&dir, &["start", "2.2"]).status.success());
+    assert!(exercise(&dir, &["restore", "2.1"]).status.success());
+    assert!(lib(&dir).contains("    a + b\n"));
+}
+
+/// Writes the catalogue's digests of the reference, as a lesson's author
+/// does after changing it.
+fn digests(dir: &TempDir) {
+    let written = exercise(dir, &["digests"]);
+    assert!(written.status.success(), "{}", text(&written));
 }
