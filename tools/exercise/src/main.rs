@@ -346,7 +346,7 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
     // What is built is what may be recorded as passing: the code as it is
     // now, before cargo reads it. A save during the run changes what later
     // stages build, so then nothing is recorded (below).
-    let built = workspace::fingerprint(&workspace.load(exercise)?, id);
+    let built = workspace.fingerprint(id)?;
     let place = run::Place {
         root: &workspace.root,
         target_dir: None,
@@ -522,7 +522,7 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
             println!();
         }
     }
-    if workspace::fingerprint(&workspace.load(exercise)?, id) != built {
+    if workspace.fingerprint(id)? != built {
         println!(
             "\nAll {holding} hold, but exercise {id}'s code changed while it was checked, so the \
              tests may have run either version: nothing is recorded. Check it again: \

@@ -116,8 +116,9 @@ impl Workspace {
         }
         if files.is_empty() {
             bail!(
-                "no code is marked for exercise {id}: its `// exercise {id}: begin` line is gone; \
-                 `git checkout` the lesson's files, or `cargo exercise restore {id}`"
+                "no code is marked for exercise {id}: its `// exercise {id}: begin` line is gone. \
+                 Put it back where it was (`git diff crates` shows it); `git checkout` of the \
+                 file would also throw away your code in its other exercises"
             );
         }
         Ok(files)
@@ -217,8 +218,8 @@ impl Workspace {
                     "the reference of exercise {id} ({}, line {}) is nowhere: no version of the \
                      file (as it is, .exercise/reference/, git's history) has code with the \
                      digests in its catalogue. `git checkout {}` brings back the lesson's \
-                     version (`cargo exercise` saved your code in .exercise/saved/ first); if \
-                     you changed the reference on purpose, `cargo exercise digests`",
+                     version, and throws away your code in every exercise of the file: copy it \
+                     first. If you changed the reference on purpose: `cargo exercise digests`",
                     path.display(),
                     region.begin + 2,
                     path.display()
@@ -294,9 +295,12 @@ impl Workspace {
         let current = Source::read(&self.root.join(path))?;
         let current_regions = regions::regions(&current).map_err(|problems| {
             anyhow::anyhow!(
-                "the exercise markers in {} are broken: {}",
+                "the exercise markers in {} are broken: {}. Put the `// exercise ID: begin/end` \
+                 lines back as they were (`git diff {}` shows them); `git checkout` of the file \
+                 would also throw away your code in its other exercises",
                 path.display(),
-                problems.join("; ")
+                problems.join("; "),
+                path.display()
             )
         })?;
         let reference = self.reference(path, &current, &current_regions, id)?;
@@ -315,6 +319,20 @@ impl Workspace {
             reference,
             reference_regions,
         })
+    }
+
+    /// A fingerprint of what `id`'s regions hold now (FNV-1a, stable across
+    /// builds), so `passing` means "passed with exactly this code". The
+    /// reference's stub lines are comments, left out: the reference that
+    /// `restore` puts back has the fingerprint of the same code written
+    /// without them. It needs no reference, so a lesson's author can check
+    /// a changed reference before writing its digests.
+    pub fn fingerprint(&self, id: &str) -> anyhow::Result<u64> {
+        let mut hash = regions::FNV_START;
+        for (_, _, body) in self.bodies_of(id)? {
+            hash = regions::fnv1a(hash, regions::solution_body(&body));
+        }
+        Ok(hash)
     }
 
     /// What the regions of `id` hold now, in the order `solution` prints
@@ -347,7 +365,7 @@ impl Workspace {
     pub fn state(&self, exercise: &Exercise, progress: &Progress) -> anyhow::Result<State> {
         let files = self.load(exercise)?;
         let passed = progress.passed.get(&exercise.id);
-        if passed == Some(&fingerprint(&files, &exercise.id)) {
+        if passed == Some(&self.fingerprint(&exercise.id)?) {
             return Ok(State::Passing);
         }
         let mut all_blank = true;
@@ -452,21 +470,6 @@ pub fn holds_reference(files: &[FileRegions], id: &str) -> bool {
             .into_iter()
             .all(|index| file.current_body(index) == file.reference_body(index))
     })
-}
-
-/// A fingerprint of what `id`'s regions hold now (FNV-1a, stable across
-/// builds), so `passing` means "passed with exactly this code". The
-/// reference's stub lines are comments, left out: the reference that
-/// `restore` puts back has the fingerprint of the same code written
-/// without them.
-pub fn fingerprint(files: &[FileRegions], id: &str) -> u64 {
-    let mut hash = regions::FNV_START;
-    for file in files {
-        for index in file.of(id) {
-            hash = regions::fnv1a(hash, regions::solution_body(file.current_body(index)));
-        }
-    }
-    hash
 }
 
 /// The learner's progress, in a small text file:

@@ -901,3 +901,36 @@ fn digests(dir: &TempDir) {
     let written = exercise(dir, &["digests"]);
     assert!(written.status.success(), "{}", text(&written));
 }
+
+#[test]
+fn verify_reports_a_reference_changed_without_its_digests_and_digests_refuses_a_blank() {
+    let dir = workspace();
+    write_sum(&dir, "b + a");
+    let stale = exercise(&dir, &["verify", "--only", "2.1"]);
+    let said = text(&stale);
+    assert!(!stale.status.success(), "{said}");
+    assert!(
+        said.contains(
+            "exercise 2.1: its code is not the reference its `digests` in crates/02-x/exercises.toml name (first at crates/02-x/src/lib.rs:8)"
+        ),
+        "{said}"
+    );
+    digests(&dir);
+    let list = text(&exercise(&dir, &[]));
+    assert!(list.contains("2.1   not started"), "{list}");
+
+    assert!(exercise(&dir, &["start", "2.1"]).status.success());
+    let catalogue = fs::read_to_string(dir.join("crates/02-x/exercises.toml")).unwrap();
+    let refused = exercise(&dir, &["digests"]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("exercise 2.1 is blank"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("crates/02-x/exercises.toml")).unwrap(),
+        catalogue,
+        "a refused `digests` writes nothing"
+    );
+}
