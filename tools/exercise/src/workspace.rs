@@ -293,16 +293,7 @@ impl Workspace {
     /// reference found.
     pub fn load_file(&self, path: &Path, id: &str) -> anyhow::Result<FileRegions> {
         let current = Source::read(&self.root.join(path))?;
-        let current_regions = regions::regions(&current).map_err(|problems| {
-            anyhow::anyhow!(
-                "the exercise markers in {} are broken: {}. Put the `// exercise ID: begin/end` \
-                 lines back as they were (`git diff {}` shows them); `git checkout` of the file \
-                 would also throw away your code in its other exercises",
-                path.display(),
-                problems.join("; "),
-                path.display()
-            )
-        })?;
+        let current_regions = marked(path, &current)?;
         let reference = self.reference(path, &current, &current_regions, id)?;
         // The same regions, where the reference's bodies put them.
         let reference_regions = regions::regions(&reference).map_err(|problems| {
@@ -341,10 +332,7 @@ impl Workspace {
         let mut found = Vec::new();
         for path in self.files_of(id)? {
             let source = Source::read(&self.root.join(&path))?;
-            let Ok(all) = regions::regions(&source) else {
-                bail!("the exercise markers in {} are broken", path.display());
-            };
-            for region in all.into_iter().filter(|r| r.id == id) {
+            for region in marked(&path, &source)?.into_iter().filter(|r| r.id == id) {
                 let body = region.body(&source).to_vec();
                 found.push((path.clone(), region, body));
             }
@@ -461,6 +449,21 @@ impl Workspace {
     pub fn save_progress(&self, progress: &Progress) -> anyhow::Result<()> {
         write(&self.store().join("progress"), &progress.text())
     }
+}
+
+/// The regions of `source`, read from `path`, or what is wrong with its
+/// markers and how to mend them without losing code.
+fn marked(path: &Path, source: &Source) -> anyhow::Result<Vec<Region>> {
+    regions::regions(source).map_err(|problems| {
+        anyhow::anyhow!(
+            "the exercise markers in {} are broken: {}. Put the `// exercise ID: begin/end` \
+             lines back as they were (`git diff {}` shows them); `git checkout` of the file \
+             would also throw away your code in its other exercises",
+            path.display(),
+            problems.join("; "),
+            path.display()
+        )
+    })
 }
 
 /// Whether every region of `id` holds the reference.
