@@ -6,8 +6,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-
 use crate::catalogue::Exercise;
 use crate::workspace::Workspace;
 
@@ -135,12 +133,7 @@ fn page(workspace: &Workspace, exercises: &[&Exercise]) -> anyhow::Result<String
 pub fn write_pages(workspace: &Workspace) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for (path, text) in pages(workspace)? {
-        let full = workspace.root.join(&path);
-        if let Some(parent) = full.parent() {
-            fs::create_dir_all(parent)
-                .with_context(|| format!("could not create {}", parent.display()))?;
-        }
-        fs::write(&full, text).with_context(|| format!("could not write {}", path.display()))?;
+        crate::workspace::write(&workspace.root.join(&path), &text)?;
         written.push(path);
     }
     Ok(written)

@@ -22,6 +22,11 @@ pub struct Exercise {
     pub hints: Vec<String>,
     /// The tests that prove it, simplest first.
     pub tests: Vec<TestRef>,
+    /// A digest of each region's reference code, in the order `solution`
+    /// prints them ([`crate::regions::digest`]); empty when the catalogue
+    /// has none yet. The reference is the code that has them, wherever it
+    /// is found: in the file, or in git's history.
+    pub digests: Vec<String>,
     /// Wrong solutions learners really write: each must fail its check.
     pub mistakes: Vec<Variant>,
     /// Correct solutions written differently: each must pass its check.
@@ -99,6 +104,8 @@ struct Entry {
     section: String,
     hints: Vec<String>,
     tests: Vec<String>,
+    #[serde(default)]
+    digests: Vec<String>,
     #[serde(rename = "mistake", default)]
     mistakes: Vec<VariantEntry>,
     #[serde(rename = "alternative", default)]
@@ -169,6 +176,7 @@ pub fn load(root: &Path) -> anyhow::Result<Vec<Exercise>> {
                 section: entry.section,
                 hints: entry.hints,
                 tests,
+                digests: entry.digests,
                 mistakes,
                 alternatives,
                 lesson: file.lesson,
@@ -194,6 +202,35 @@ pub fn catalogue_files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
     found.sort();
     Ok(found)
+}
+
+/// `text`, a catalogue, with each exercise's `digests = [...]` line set to
+/// `digests[id]`: right after its `id = "..."` line, replacing the one
+/// there. Only that line changes, so the author's comments and layout stay.
+pub fn with_digests(text: &str, digests: &BTreeMap<String, Vec<String>>) -> String {
+    let mut out = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        out.push(line.to_string());
+        let id = line
+            .trim()
+            .strip_prefix("id = \"")
+            .and_then(|rest| rest.strip_suffix('"'));
+        let Some(list) = id.and_then(|id| digests.get(id)) else {
+            continue;
+        };
+        if lines
+            .peek()
+            .is_some_and(|next| next.trim_start().starts_with("digests ="))
+        {
+            lines.next();
+        }
+        let quoted: Vec<String> = list.iter().map(|d| format!("\"{d}\"")).collect();
+        out.push(format!("digests = [{}]", quoted.join(", ")));
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    text
 }
 
 /// The exercise called `id`, or an error that lists what there is.
@@ -223,5 +260,20 @@ mod tests {
         assert_eq!(test.sentence(), "rejects dotfiles");
         assert!(TestRef::parse("server:server").is_err());
         assert!(TestRef::parse("server::name").is_err());
+    }
+
+    #[test]
+    fn digests_go_right_after_the_id_and_replace_the_old_ones() {
+        let text = "lesson = 2\n\n[[exercise]]\nid = \"2.1\"\n# kept\ntitle = \"t\"\n\n[[exercise]]\nid = \"2.2\"\ndigests = [\"old\"]\ntitle = \"u\"\n";
+        let digests = BTreeMap::from([
+            ("2.1".to_string(), vec!["a".to_string(), "b".to_string()]),
+            ("2.2".to_string(), vec!["c".to_string()]),
+        ]);
+        let written = with_digests(text, &digests);
+        assert_eq!(
+            written,
+            "lesson = 2\n\n[[exercise]]\nid = \"2.1\"\ndigests = [\"a\", \"b\"]\n# kept\ntitle = \"t\"\n\n[[exercise]]\nid = \"2.2\"\ndigests = [\"c\"]\ntitle = \"u\"\n"
+        );
+        assert_eq!(with_digests(&written, &digests), written);
     }
 }

@@ -166,6 +166,7 @@ pub fn fold_chapter(
         let listing = Source {
             lines: lines[at + 1..close].iter().map(|l| l.to_string()).collect(),
             final_newline: false,
+            crlf: false,
         };
         let found = regions::regions(&listing).map_err(|problems| {
             anyhow::anyhow!(

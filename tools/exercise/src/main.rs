@@ -19,6 +19,7 @@ mod verify;
 mod watch;
 mod workspace;
 
+use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -44,6 +45,7 @@ Examples:
   cargo exercise reset 2.1       back to blank (asks first; your code is kept)
   cargo exercise restore 2.1     back to the reference (your code is kept)
   cargo exercise verify          CI: every exercise fails blank and passes solved
+  cargo exercise digests         (authors) record the reference's digests after changing it
   cargo exercise bench           how long a check takes after a one-line edit
   cargo exercise mdbook-preprocessor   run by `mdbook build docs` (docs/book.toml)
 
@@ -129,6 +131,10 @@ Examples:
         #[command(subcommand)]
         query: Option<Query>,
     },
+    /// For lesson authors, after changing a reference: writes the digest of
+    /// each region's code into its catalogue (`digests = [...]`), which
+    /// says what the reference is (verify checks them).
+    Digests,
     /// Measures how long a check takes after a one-line edit (2.3, 3.3,
     /// 4.2, 5.4, 6.1), passing and failing, in a scratch copy.
     Bench {
@@ -204,6 +210,12 @@ fn act(root: &Path, action: Action) -> anyhow::Result<ExitCode> {
             fold::serve(&workspace)?;
             Ok(ExitCode::SUCCESS)
         }
+        Action::Digests => {
+            for path in write_digests(&workspace)? {
+                println!("wrote {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Action::Book => {
             for path in book::write_pages(&workspace)? {
                 println!("wrote {}", path.display());
@@ -242,14 +254,14 @@ fn list(workspace: &Workspace) -> anyhow::Result<ExitCode> {
             Ok(state) => state,
             Err(err) => {
                 println!(
-                    "  {:<5} {:<16} {} ({err:#})",
+                    "  {:<5} {:<23} {} ({err:#})",
                     exercise.id, "broken", exercise.title
                 );
                 continue;
             }
         };
         println!(
-            "  {:<5} {:<16} {}",
+            "  {:<5} {:<23} {}",
             exercise.id,
             state.words(),
             exercise.title
@@ -284,17 +296,25 @@ fn start(workspace: &Workspace, id: &str, force: bool) -> anyhow::Result<ExitCod
             );
             return Ok(ExitCode::SUCCESS);
         }
-        State::Started | State::Passing if !force => bail!(
-            "exercise {id} already holds your code; `cargo exercise reset {id}` starts it over \
-             (your code is kept in .exercise/saved/), or `cargo exercise check {id}` checks it"
-        ),
+        // Code that passed once and is the reference again is not the
+        // learner's to lose.
+        State::Started | State::Passing | State::ChangedSincePassed
+            if !force && !workspace::holds_reference(&files, id) =>
+        {
+            bail!(
+                "exercise {id} already holds your code; `cargo exercise reset {id}` starts it over \
+                 (your code is kept in .exercise/saved/), or `cargo exercise check {id}` checks it"
+            )
+        }
         _ => {}
     }
     // Refuse before writing anything: every file must differ from the
     // reference only inside exercise regions.
     for file in &files {
         let now = regions::skeleton(&file.current, &file.current_regions);
-        let before = regions::skeleton(&file.reference, &file.reference_regions);
+        let Some(before) = workspace.committed_skeleton(&file.path) else {
+            continue;
+        };
         if now != before && !force {
             let line = first_difference(&now, &before);
             bail!(
@@ -381,6 +401,10 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::from(130))
     };
     let selection = select::select(workspace, exercise)?;
+    // What is built is what may be recorded as passing: the code as it is
+    // now, before cargo reads it. A save during the run changes what later
+    // stages build, so then nothing is recorded (below).
+    let built = workspace.fingerprint(id)?;
     let place = run::Place {
         root: &workspace.root,
         target_dir: None,
@@ -562,11 +586,16 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
             println!();
         }
     }
+    if workspace.fingerprint(id)? != built {
+        println!(
+            "\nAll {holding} hold, but exercise {id}'s code changed while it was checked, so the \
+             tests may have run either version: nothing is recorded. Check it again: \
+             cargo exercise check {id}\n({timing})"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     let mut progress = progress;
-    let files = workspace.load(exercise)?;
-    progress
-        .passed
-        .insert(id.clone(), workspace::fingerprint(&files, id));
+    progress.passed.insert(id.clone(), built);
     workspace.save_progress(&progress)?;
     println!(
         "\nAll {holding} hold: exercise {id} passes. `cargo exercise` shows what is next.\n({timing})"
@@ -583,7 +612,7 @@ fn current<'a>(
     let mut first_open = None;
     for exercise in &workspace.exercises {
         match workspace.state(exercise, progress)? {
-            State::Blank | State::Started => return Ok(Some(exercise)),
+            State::Blank | State::Started | State::ChangedSincePassed => return Ok(Some(exercise)),
             State::NotStarted if first_open.is_none() => first_open = Some(exercise),
             _ => {}
         }
@@ -715,4 +744,44 @@ fn restore(workspace: &Workspace, id: &str) -> anyhow::Result<ExitCode> {
         saved.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes each exercise's digests into its catalogue, from the code as it
+/// is; refuses while an exercise is blank (that is not the reference).
+/// Returns the catalogues changed.
+fn write_digests(workspace: &Workspace) -> anyhow::Result<Vec<PathBuf>> {
+    let mut by_catalogue: BTreeMap<&Path, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    for exercise in &workspace.exercises {
+        let mut digests = Vec::new();
+        for (path, region, body) in workspace.bodies_of(&exercise.id)? {
+            let todo = format!("todo!(\"exercise {}:", exercise.id);
+            if body.iter().any(|line| line.contains(&todo)) {
+                bail!(
+                    "exercise {} is blank in {} (line {}): its digest would make the blank the \
+                     reference. `cargo exercise restore {}` first; nothing was written",
+                    exercise.id,
+                    path.display(),
+                    region.begin + 2,
+                    exercise.id
+                );
+            }
+            digests.push(regions::digest(&body));
+        }
+        by_catalogue
+            .entry(&exercise.catalogue)
+            .or_default()
+            .insert(exercise.id.clone(), digests);
+    }
+    let mut written = Vec::new();
+    for (catalogue, digests) in by_catalogue {
+        let path = workspace.root.join(catalogue);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|error| anyhow::anyhow!("could not read {}: {error}", path.display()))?;
+        let new = catalogue::with_digests(&text, &digests);
+        if new != text {
+            workspace::write(&path, &new)?;
+            written.push(catalogue.to_path_buf());
+        }
+    }
+    Ok(written)
 }

@@ -14,25 +14,34 @@ use anyhow::Context;
 
 use crate::catalogue::Exercise;
 
-/// A source file, split into lines, remembering its last newline.
+/// A source file, split into lines, remembering its last newline and its
+/// line endings. The lines never hold the `\r` of a CRLF ending, so a file
+/// checked out with Windows line endings (`core.autocrlf=true`) reads the
+/// same as the committed one, and is written back with CRLF.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     pub lines: Vec<String>,
     pub final_newline: bool,
+    /// Its lines end with CRLF (most of them, in a file that mixes both).
+    pub crlf: bool,
 }
 
 impl Source {
     pub fn parse(text: &str) -> Source {
         let final_newline = text.ends_with('\n');
         let body = text.strip_suffix('\n').unwrap_or(text);
-        let lines = if text.is_empty() {
+        let lines: Vec<String> = if text.is_empty() {
             Vec::new()
         } else {
-            body.split('\n').map(str::to_string).collect()
+            body.split('\n')
+                .map(|line| line.strip_suffix('\r').unwrap_or(line).to_string())
+                .collect()
         };
+        let crlf = text.matches("\r\n").count() * 2 > text.matches('\n').count();
         Source {
             lines,
             final_newline,
+            crlf,
         }
     }
 
@@ -43,9 +52,10 @@ impl Source {
     }
 
     pub fn text(&self) -> String {
-        let mut text = self.lines.join("\n");
+        let ending = if self.crlf { "\r\n" } else { "\n" };
+        let mut text = self.lines.join(ending);
         if self.final_newline {
-            text.push('\n');
+            text.push_str(ending);
         }
         text
     }
@@ -215,6 +225,26 @@ pub fn variant_body(code: &str, region: &Region) -> Vec<String> {
         .collect()
 }
 
+/// FNV-1a over `lines`, each with a newline, from `hash`: stable across
+/// builds and platforms, and blind to line endings (the lines have none).
+pub fn fnv1a(mut hash: u64, lines: &[String]) -> u64 {
+    for line in lines {
+        for byte in line.bytes().chain([b'\n']) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+pub const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// The digest of a region's reference code, as the catalogue keeps it: 16
+/// hex digits. It covers the whole region, stub lines included.
+pub fn digest(body: &[String]) -> String {
+    format!("{:016x}", fnv1a(FNV_START, body))
+}
+
 /// The reference region without its stub lines: what `solution` shows.
 pub fn solution_body(reference_body: &[String]) -> &[String] {
     let stubs = reference_body
@@ -250,6 +280,7 @@ pub fn replace_bodies(source: &Source, regions: &[Region], bodies: &[Vec<String>
     Source {
         lines,
         final_newline: source.final_newline,
+        crlf: source.crlf,
     }
 }
 
@@ -300,6 +331,7 @@ mod tests {
             section: "s".to_string(),
             hints: vec![],
             tests: vec![],
+            digests: vec![],
             mistakes: vec![],
             alternatives: vec![],
             lesson: 2,
@@ -320,6 +352,10 @@ mod tests {
         assert_eq!(found[0].indent, "    ");
         assert_eq!(found[1].body(&source), ["    println!(\"b\");"]);
         assert_eq!(source.text(), CODE, "a source reads back byte for byte");
+        let windows = CODE.replace('\n', "\r\n");
+        let crlf = Source::parse(&windows);
+        assert_eq!(crlf.lines, source.lines, "line endings are not content");
+        assert_eq!(crlf.text(), windows, "and they are written back");
     }
 
     #[test]

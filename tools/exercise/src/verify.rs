@@ -2,8 +2,9 @@
 //!
 //! 1. Statically: the catalogues are complete (hints, tests, a chapter
 //!    section that exists, enough known mistakes and other solutions), the
-//!    markers are well formed and match the catalogues, every test named
-//!    exists, and the book's pages are current.
+//!    markers are well formed and match the catalogues, the code has the
+//!    catalogues' digests of the reference, every test named exists, and
+//!    the book's pages are current.
 //! 2. In a copy of the workspace (never the learner's tree), with the same
 //!    test selection and runner as `check`:
 //!    - the reference: every test that can see a selected exercise passes;
@@ -579,16 +580,34 @@ pub fn static_problems(
                 exercise.catalogue.display()
             ));
         }
+        let bodies = workspace.bodies_of(id).unwrap_or_default();
+        if exercise.digests.is_empty() {
+            problems.push(format!(
+                "exercise {id} has no `digests` of its reference in {}: `cargo exercise digests` \
+                 writes them",
+                exercise.catalogue.display()
+            ));
+        } else if blanks == Blanks::AreProblems {
+            let now: Vec<String> = bodies.iter().map(|(_, _, b)| regions::digest(b)).collect();
+            if now != exercise.digests {
+                let at = bodies
+                    .iter()
+                    .zip(&exercise.digests)
+                    .position(|((_, _, body), digest)| regions::digest(body) != *digest)
+                    .and_then(|at| bodies.get(at))
+                    .map(|(path, region, _)| {
+                        format!(" (first at {}:{})", path.display(), region.begin + 2)
+                    })
+                    .unwrap_or_default();
+                problems.push(format!(
+                    "exercise {id}: its code is not the reference its `digests` in {} name{at}; \
+                     after changing the reference, `cargo exercise digests` writes them again",
+                    exercise.catalogue.display()
+                ));
+            }
+        }
         for variant in exercise.mistakes.iter().chain(&exercise.alternatives) {
-            let regions = workspace
-                .files_of(id)
-                .and_then(|files| {
-                    files
-                        .iter()
-                        .map(|path| workspace.load_file(path).map(|file| file.of(id).len()))
-                        .sum::<anyhow::Result<usize>>()
-                })
-                .unwrap_or(0);
+            let regions = bodies.len();
             if let Some(number) = variant.code.keys().find(|&&number| number > regions) {
                 problems.push(format!(
                     "exercise {id}, `{}`: region {number} does not exist (it has {regions})",

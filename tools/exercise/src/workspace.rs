@@ -4,14 +4,18 @@
 //! Everything the tool keeps lives in `.exercise/` at the workspace root,
 //! which git ignores:
 //!
-//! - `reference/PATH`: a lesson file as it was before the tool first blanked
-//!   anything in it (the reference solution);
-//! - `saved/`: every region the tool ever replaced, so no work is lost;
+//! - `reference/PATH`: a lesson file with every region holding its
+//!   reference, kept when the tool changes the file (for a workspace
+//!   without git; the catalogue's digests say which code is the reference);
+//! - `saved/`: every region of a file, as it was before the tool rewrote
+//!   the file, so no work is lost (the files themselves are rewritten
+//!   whole or not at all: see [`write`]);
 //! - `progress`: which exercises passed their check, and how many hints
 //!   were shown.
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -37,6 +41,8 @@ pub enum State {
     Started,
     /// Its check passed with exactly the code that is there now.
     Passing,
+    /// Its check passed, with other code than what is there now.
+    ChangedSincePassed,
 }
 
 impl State {
@@ -46,6 +52,7 @@ impl State {
             State::Blank => "started (blank)",
             State::Started => "started",
             State::Passing => "passing",
+            State::ChangedSincePassed => "changed since it passed",
         }
     }
 }
@@ -109,55 +116,125 @@ impl Workspace {
         }
         if files.is_empty() {
             bail!(
-                "no code is marked for exercise {id}: its `// exercise {id}: begin` line is gone; \
-                 `git checkout` the lesson's files, or `cargo exercise restore {id}`"
+                "no code is marked for exercise {id}: its `// exercise {id}: begin` line is gone. \
+                 Put it back where it was (`git diff crates` shows it); `git checkout` of the \
+                 file would also throw away your code in its other exercises"
             );
         }
         Ok(files)
     }
 
-    /// The reference version of `path`, for a file that now reads
-    /// `current`: the one that differs from it only inside exercise regions.
+    /// The reference of `path`, which now reads `current`: `current` with
+    /// each region holding its exercise's reference code.
     ///
-    /// The copy kept when the tool first changed the file comes first. But
-    /// after a `git pull` has brought a new version of the lesson, that copy
-    /// is stale while the committed version matches: then the committed one
-    /// is the reference, and it replaces the kept copy. When neither matches
-    /// (the learner edited outside the regions), the kept copy wins, and
-    /// `start` says what differs.
-    pub fn reference(&self, path: &Path, current: &Source) -> anyhow::Result<Source> {
+    /// The reference code of a region is the body whose digest is in its
+    /// exercise's `digests` (the catalogue's), taken from the first version
+    /// of the file that has one: the file itself (an exercise not started),
+    /// the copy the tool kept, git's HEAD, then older commits, newest
+    /// first. So it is always the lesson's code for the catalogue checked
+    /// out: never a learner's commit of an attempt (its digest is not
+    /// there), and never code older than a pull (nor is that one's). An
+    /// exercise without digests takes the kept copy's code, else HEAD's.
+    ///
+    /// `id`'s regions must be found; another exercise's region that is not
+    /// keeps what it holds now (nothing reads it).
+    fn reference(
+        &self,
+        path: &Path,
+        current: &Source,
+        current_regions: &[Region],
+        id: &str,
+    ) -> anyhow::Result<Source> {
         let kept_path = self.store().join("reference").join(path);
-        let kept = kept_path
-            .is_file()
-            .then(|| Source::read(&kept_path))
-            .transpose()?;
-        let committed = self.committed(path).map(|text| Source::parse(&text));
-        let same_outside =
-            |reference: &Source| match (regions::regions(reference), regions::regions(current)) {
-                (Ok(theirs), Ok(ours)) => {
-                    regions::skeleton(reference, &theirs) == regions::skeleton(current, &ours)
+        let kept = move || kept_path.is_file().then(|| Source::read(&kept_path).ok())?;
+        let head = || {
+            self.committed("HEAD", path)
+                .map(|text| Source::parse(&text))
+        };
+        let history = || {
+            self.history(path)
+                .into_iter()
+                .skip(1) // HEAD, already tried
+                .filter_map(|commit| self.committed(&commit, path))
+                .map(|text| Source::parse(&text))
+        };
+        // Each version is read once, and only when a region needs it.
+        let mut older = std::iter::once_with(kept)
+            .chain(std::iter::once_with(head))
+            .flatten()
+            .chain(std::iter::once_with(history).flatten());
+        let mut versions: Vec<(Source, Vec<Region>)> =
+            vec![(current.clone(), current_regions.to_vec())];
+
+        let mut bodies = Vec::new();
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for region in current_regions {
+            let nth = seen.entry(region.id.as_str()).or_default();
+            let digests = self
+                .exercises
+                .iter()
+                .find(|e| e.id == region.id)
+                .map(|e| e.digests.as_slice())
+                .unwrap_or_default();
+            // Without digests, the file itself cannot tell its own code
+            // from the learner's, so it is tried last.
+            let fits = |at: usize, body: &[String]| {
+                if digests.is_empty() {
+                    at > 0
+                } else {
+                    digests.contains(&regions::digest(body))
                 }
-                _ => false,
             };
-        if let Some(kept) = &kept
-            && same_outside(kept)
-        {
-            return Ok(kept.clone());
-        }
-        if let Some(committed) = &committed
-            && same_outside(committed)
-        {
-            if kept.is_some() {
-                write(&kept_path, &committed.text())?;
+            let mut found = None;
+            let mut at = 0;
+            loop {
+                if at == versions.len() {
+                    match older.next() {
+                        Some(source) => {
+                            let found = regions::regions(&source).unwrap_or_default();
+                            versions.push((source, found));
+                        }
+                        None => break,
+                    }
+                }
+                let (source, found_regions) = &versions[at];
+                let body = found_regions
+                    .iter()
+                    .filter(|r| r.id == region.id)
+                    .nth(*nth)
+                    .map(|r| r.body(source));
+                if let Some(body) = body
+                    && fits(at, body)
+                {
+                    found = Some(body.to_vec());
+                    break;
+                }
+                at += 1;
             }
-            return Ok(committed.clone());
+            *nth += 1;
+            match found {
+                Some(body) => bodies.push(body),
+                None if region.id == id && !digests.is_empty() => bail!(
+                    "the reference of exercise {id} ({}, line {}) is nowhere: no version of the \
+                     file (as it is, .exercise/reference/, git's history) has code with the \
+                     digests in its catalogue. `git checkout {}` brings back the lesson's \
+                     version, and throws away your code in every exercise of the file: copy it \
+                     first. If you changed the reference on purpose: `cargo exercise digests`",
+                    path.display(),
+                    region.begin + 2,
+                    path.display()
+                ),
+                None => bodies.push(region.body(current).to_vec()),
+            }
         }
-        Ok(kept.or(committed).unwrap_or_else(|| current.clone()))
+        Ok(regions::replace_bodies(current, current_regions, &bodies))
     }
 
-    /// `path` as committed in git's HEAD, if this is a git checkout.
-    fn committed(&self, path: &Path) -> Option<String> {
-        let spec = format!("HEAD:{}", path.to_string_lossy().replace('\\', "/"));
+    /// `path` as committed in `commit`, if this is a git checkout.
+    fn committed(&self, commit: &str, path: &Path) -> Option<String> {
+        // `./` makes the path relative to the root, wherever the
+        // repository's top is.
+        let spec = format!("{commit}:./{}", path.to_string_lossy().replace('\\', "/"));
         let output = Command::new("git")
             .arg("-C")
             .arg(&self.root)
@@ -170,27 +247,55 @@ impl Workspace {
             .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
-    /// Keeps the reference of `path` before the tool changes it for the
-    /// first time.
-    pub fn keep_reference(&self, path: &Path, reference: &Source) -> anyhow::Result<()> {
-        let kept = self.store().join("reference").join(path);
-        if kept.is_file() {
-            return Ok(());
+    /// The commits that changed `path`, newest first (at most 200: a
+    /// reference older than that is not worth the wait).
+    fn history(&self, path: &Path) -> Vec<String> {
+        let output = Command::new("git")
+            .arg("-C")
+            .arg(&self.root)
+            .args(["log", "--format=%H", "-n", "200", "--"])
+            .arg(path)
+            .output();
+        match output {
+            Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect(),
+            _ => Vec::new(),
         }
-        write(&kept, &reference.text())
     }
 
-    /// The current and the reference regions of `path`, checked to match.
-    pub fn load_file(&self, path: &Path) -> anyhow::Result<FileRegions> {
+    /// The lines outside the regions that `path` had before the learner's
+    /// uncommitted changes: git's HEAD, or without git the copy the tool
+    /// kept when it first changed the file. `start` refuses a file whose
+    /// lines outside the regions differ from these (none: nothing to say).
+    pub fn committed_skeleton(&self, path: &Path) -> Option<Vec<String>> {
+        let text = self
+            .committed("HEAD", path)
+            .or_else(|| fs::read_to_string(self.store().join("reference").join(path)).ok())?;
+        let source = Source::parse(&text);
+        let found = regions::regions(&source).ok()?;
+        Some(regions::skeleton(&source, &found))
+    }
+
+    /// Keeps the reference of `path` before the tool changes it, for a
+    /// workspace without git (a downloaded copy).
+    pub fn keep_reference(&self, path: &Path, reference: &Source) -> anyhow::Result<()> {
+        let kept = self.store().join("reference").join(path);
+        let text = reference.text();
+        if fs::read_to_string(&kept).ok().as_deref() == Some(text.as_str()) {
+            return Ok(());
+        }
+        write(&kept, &text)
+    }
+
+    /// The current and the reference regions of `path`, with `id`'s
+    /// reference found.
+    pub fn load_file(&self, path: &Path, id: &str) -> anyhow::Result<FileRegions> {
         let current = Source::read(&self.root.join(path))?;
-        let current_regions = regions::regions(&current).map_err(|problems| {
-            anyhow::anyhow!(
-                "the exercise markers in {} are broken: {}",
-                path.display(),
-                problems.join("; ")
-            )
-        })?;
-        let reference = self.reference(path, &current)?;
+        let current_regions = marked(path, &current)?;
+        let reference = self.reference(path, &current, &current_regions, id)?;
+        // The same regions, where the reference's bodies put them.
         let reference_regions = regions::regions(&reference).map_err(|problems| {
             anyhow::anyhow!(
                 "the reference of {} has broken markers: {}",
@@ -198,16 +303,6 @@ impl Workspace {
                 problems.join("; ")
             )
         })?;
-        let ids = |list: &[Region]| list.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
-        if ids(&current_regions) != ids(&reference_regions) {
-            bail!(
-                "the exercise markers in {} are not the reference's (regions {:?}, the reference has {:?}); \
-                 put the `// exercise ID: begin/end` lines back as they were",
-                path.display(),
-                ids(&current_regions),
-                ids(&reference_regions)
-            );
-        }
         Ok(FileRegions {
             path: path.to_path_buf(),
             current,
@@ -217,43 +312,76 @@ impl Workspace {
         })
     }
 
+    /// A fingerprint of what `id`'s regions hold now (FNV-1a, stable across
+    /// builds), so `passing` means "passed with exactly this code". The
+    /// reference's stub lines are comments, left out: the reference that
+    /// `restore` puts back has the fingerprint of the same code written
+    /// without them. It needs no reference, so a lesson's author can check
+    /// a changed reference before writing its digests.
+    pub fn fingerprint(&self, id: &str) -> anyhow::Result<u64> {
+        let mut hash = regions::FNV_START;
+        for (_, _, body) in self.bodies_of(id)? {
+            hash = regions::fnv1a(hash, regions::solution_body(&body));
+        }
+        Ok(hash)
+    }
+
+    /// What the regions of `id` hold now, in the order `solution` prints
+    /// them: the file, the region, and its lines.
+    pub fn bodies_of(&self, id: &str) -> anyhow::Result<Vec<(PathBuf, Region, Vec<String>)>> {
+        let mut found = Vec::new();
+        for path in self.files_of(id)? {
+            let source = Source::read(&self.root.join(&path))?;
+            for region in marked(&path, &source)?.into_iter().filter(|r| r.id == id) {
+                let body = region.body(&source).to_vec();
+                found.push((path.clone(), region, body));
+            }
+        }
+        Ok(found)
+    }
+
     /// Every file of `exercise`, loaded.
     pub fn load(&self, exercise: &Exercise) -> anyhow::Result<Vec<FileRegions>> {
         self.files_of(&exercise.id)?
             .iter()
-            .map(|path| self.load_file(path))
+            .map(|path| self.load_file(path, &exercise.id))
             .collect()
     }
 
-    /// Where `exercise` stands.
+    /// Where `exercise` stands: a fact about its code now, read without
+    /// running anything.
     pub fn state(&self, exercise: &Exercise, progress: &Progress) -> anyhow::Result<State> {
         let files = self.load(exercise)?;
-        if progress.passed.get(&exercise.id) == Some(&fingerprint(&files, &exercise.id)) {
+        let passed = progress.passed.get(&exercise.id);
+        if passed == Some(&self.fingerprint(&exercise.id)?) {
             return Ok(State::Passing);
         }
-        let mut all_reference = true;
         let mut all_blank = true;
         for file in &files {
             for index in file.of(&exercise.id) {
-                let reference = file.reference_body(index);
-                let current = file.current_body(index);
-                let blank =
-                    regions::blank_body(reference, &file.reference_regions[index], exercise);
-                all_reference &= current == reference;
-                all_blank &= current == blank.as_slice();
+                let blank = regions::blank_body(
+                    file.reference_body(index),
+                    &file.reference_regions[index],
+                    exercise,
+                );
+                all_blank &= file.current_body(index) == blank.as_slice();
             }
         }
-        Ok(if all_reference {
-            State::NotStarted
-        } else if all_blank {
+        Ok(if all_blank {
             State::Blank
+        } else if passed.is_some() {
+            State::ChangedSincePassed
+        } else if holds_reference(&files, &exercise.id) {
+            State::NotStarted
         } else {
             State::Started
         })
     }
 
-    /// Writes what `exercise`'s regions hold now into `.exercise/saved/`,
-    /// so that replacing them never loses work. Returns the file written.
+    /// Writes what every region of `files` holds now into `.exercise/saved/`
+    /// (`exercise`'s and any other exercise's in the same files), so that
+    /// rewriting those files never loses work, whatever goes wrong on the
+    /// way. Returns the file written.
     pub fn save_regions(
         &self,
         exercise: &Exercise,
@@ -268,12 +396,15 @@ impl Workspace {
             .store()
             .join("saved")
             .join(format!("{stamp}-exercise-{}.txt", exercise.id));
-        let mut text = format!("# exercise {} before `{why}`\n", exercise.id);
+        let mut text = format!(
+            "# every exercise region of the files of {} before `{why}`\n",
+            exercise.id
+        );
         for file in files {
-            for index in file.of(&exercise.id) {
-                let region = &file.current_regions[index];
+            for (index, region) in file.current_regions.iter().enumerate() {
                 text.push_str(&format!(
-                    "\n## {} line {}\n",
+                    "\n## exercise {}, {} line {}\n",
+                    region.id,
                     file.path.display(),
                     region.begin + 2
                 ));
@@ -320,21 +451,28 @@ impl Workspace {
     }
 }
 
-/// A fingerprint of what `id`'s regions hold now (FNV-1a, stable across
-/// builds), so `passing` means "passed with exactly this code".
-pub fn fingerprint(files: &[FileRegions], id: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for file in files {
-        for index in file.of(id) {
-            for line in file.current_body(index) {
-                for byte in line.bytes().chain([b'\n']) {
-                    hash ^= u64::from(byte);
-                    hash = hash.wrapping_mul(0x0100_0000_01b3);
-                }
-            }
-        }
-    }
-    hash
+/// The regions of `source`, read from `path`, or what is wrong with its
+/// markers and how to mend them without losing code.
+fn marked(path: &Path, source: &Source) -> anyhow::Result<Vec<Region>> {
+    regions::regions(source).map_err(|problems| {
+        anyhow::anyhow!(
+            "the exercise markers in {} are broken: {}. Put the `// exercise ID: begin/end` \
+             lines back as they were (`git diff {}` shows them); `git checkout` of the file \
+             would also throw away your code in its other exercises",
+            path.display(),
+            problems.join("; "),
+            path.display()
+        )
+    })
+}
+
+/// Whether every region of `id` holds the reference.
+pub fn holds_reference(files: &[FileRegions], id: &str) -> bool {
+    files.iter().all(|file| {
+        file.of(id)
+            .into_iter()
+            .all(|index| file.current_body(index) == file.reference_body(index))
+    })
 }
 
 /// The learner's progress, in a small text file:
@@ -401,10 +539,41 @@ impl Progress {
     }
 }
 
-fn write(path: &Path, text: &str) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)
-            .with_context(|| format!("could not create {}", parent.display()))?;
+/// Writes `text` to `path` whole or not at all: into a temporary file in
+/// the same folder, flushed to the disk, then renamed over `path` (a rename
+/// within a folder is atomic). A full disk, or a crash half way, leaves the
+/// old file as it was: a source file cut short would lose the learner's
+/// code and the markers that find it. The file keeps its permissions.
+pub fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(parent).with_context(|| format!("could not create {}", parent.display()))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temporary = parent.join(format!(".{name}.exercise-{}", std::process::id()));
+    let written = (|| -> std::io::Result<()> {
+        let mut file = fs::File::create(&temporary)?;
+        file.write_all(text.as_bytes())?;
+        if let Ok(metadata) = fs::metadata(path) {
+            file.set_permissions(metadata.permissions())?;
+        }
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&temporary, path)?;
+        // The rename is in the folder: flushing it makes the new name last.
+        #[cfg(unix)]
+        fs::File::open(parent)?.sync_all()?;
+        Ok(())
+    })();
+    if let Err(error) = written {
+        // Nothing useful is in it, and it must not be mistaken for the file.
+        let _ = fs::remove_file(&temporary);
+        bail!(
+            "could not write {} ({error}); it is unchanged. Free some disk space (or fix the \
+             folder's permissions) and run the command again",
+            path.display()
+        );
     }
-    fs::write(path, text).with_context(|| format!("could not write {}", path.display()))
+    Ok(())
 }

@@ -216,20 +216,9 @@ fn workspace() -> TempDir {
         b"# Lesson 2\n\n## Adding\n\n## Doubling\n\n## Sending\n",
     );
     dir.write(".gitignore", b"/target\n/.exercise\n");
+    digests(&dir);
     git(dir.path(), &["init", "-q"]);
-    git(dir.path(), &["add", "-A"]);
-    git(
-        dir.path(),
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "lesson",
-        ],
-    );
+    commit(&dir, "lesson");
     dir
 }
 
@@ -435,6 +424,7 @@ fn verify_proves_each_exercise_and_rejects_a_test_that_passes_blank() {
     // The snapshot-lock test passes blank too, so it cannot prove 2.1.
     let honest = CATALOGUE.replace(", \"x:lib:tests::snapshots_cannot_be_written\"", "");
     fs::write(dir.join("crates/02-x/exercises.toml"), &honest).unwrap();
+    digests(&dir);
     assert!(exercise(&dir, &["book"]).status.success());
     let good = exercise(&dir, &["verify"]);
     assert!(good.status.success(), "{}", text(&good));
@@ -458,6 +448,7 @@ fn verify_proves_each_exercise_and_rejects_a_test_that_passes_blank() {
         "tests = [\"x:lib:tests::adds_two_numbers\"]",
     );
     fs::write(dir.join("crates/02-x/exercises.toml"), catalogue).unwrap();
+    digests(&dir);
     assert!(exercise(&dir, &["book"]).status.success());
     let bad = exercise(&dir, &["verify"]);
     let said = text(&bad);
@@ -479,18 +470,7 @@ fn a_pulled_new_version_of_the_lesson_replaces_the_kept_reference() {
     // A `git pull` brings a new version of the lesson.
     let pulled = LIB.replace("/// Adds.", "/// Adds, in a newer version of the lesson.");
     fs::write(lib_path(&dir), &pulled).unwrap();
-    git(
-        dir.path(),
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qam",
-            "pull",
-        ],
-    );
+    commit(&dir, "pull");
 
     let started = exercise(&dir, &["start", "2.2"]);
     assert!(
@@ -607,6 +587,7 @@ fn verify_requires_each_mistake_caught_with_its_words_and_each_alternative_passi
         .replace("code.1 = \"a + b + 1\"", "code.1 = \"a + b + 0\"")
         .replace("code.1 = \"b + a\"", "code.1 = \"b * a\"");
     fs::write(dir.join("crates/02-x/exercises.toml"), catalogue).unwrap();
+    digests(&dir);
     assert!(exercise(&dir, &["book"]).status.success());
     let bad = exercise(&dir, &["verify", "--only", "2.1"]);
     let said = text(&bad);
@@ -666,6 +647,7 @@ fn verify_requires_enough_mistakes_and_alternatives() {
     let end = CATALOGUE[at..].find("[[exercise.alternative]]").unwrap() + at;
     let catalogue = format!("{}{}", &CATALOGUE[..at], &CATALOGUE[end..]);
     fs::write(dir.join("crates/02-x/exercises.toml"), catalogue).unwrap();
+    digests(&dir);
     assert!(exercise(&dir, &["book"]).status.success());
     let short = exercise(&dir, &["verify", "--only", "2.1"]);
     let said = text(&short);
@@ -1003,4 +985,278 @@ fn on_a_terminal_a_pass_offers_the_next_exercise_and_y_starts_and_watches_it() {
     terminal.send_bytes(b"\x03");
     terminal.expect_line_within("Stopped watching exercise 2.1.", "Ctrl-C", WAIT);
     terminal.wait_exit().assert_success("Ctrl-C ends the watch");
+}
+
+/// Commits everything in the workspace, as an upstream change or a
+/// learner's own commit would.
+fn commit(dir: &TempDir, message: &str) {
+    git(dir.path(), &["add", "-A"]);
+    git(
+        dir.path(),
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            message,
+        ],
+    );
+}
+
+/// The saved copies of replaced code, all of them, one string.
+fn saved(dir: &TempDir) -> String {
+    fs::read_dir(dir.join(".exercise/saved"))
+        .unwrap()
+        .map(|entry| fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect()
+}
+
+/// 2.2's blank, as `start 2.2` leaves it.
+const BLANK_2_2: &str =
+    "    let twice: u32 = todo!(\"exercise 2.2: return twice `a` (cargo exercise hint 2.2)\");\n";
+
+#[cfg(unix)]
+#[test]
+fn a_rewrite_that_fails_part_way_leaves_the_file_whole_and_every_region_saved() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = workspace();
+    assert!(exercise(&dir, &["start", "2.2"]).status.success());
+    let mine = lib(&dir).replace(BLANK_2_2, "    let twice = a + a; // mine, in 2.2\n");
+    fs::write(lib_path(&dir), &mine).unwrap();
+    let before = lib(&dir);
+    assert!(
+        before.len() > 1024,
+        "the lesson must be longer than the limit"
+    );
+
+    // A full disk, without root: no file may grow past 1024 bytes (two
+    // 512-byte blocks), and a write past it fails (EFBIG) instead of killing
+    // the tool. The saved regions fit; the lesson's file does not.
+    let failed = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -f 2 && trap '' XFSZ && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_exercise"))
+        .arg("--root")
+        .arg(dir.path())
+        .args(["restore", "2.1"])
+        .output()
+        .unwrap();
+    let said = text(&failed);
+    assert!(!failed.status.success(), "the write cannot succeed: {said}");
+    assert!(said.contains("crates/02-x/src/lib.rs"), "{said}");
+    let after = lib(&dir);
+    assert!(
+        after == before,
+        "a write that fails part way must leave the file as it was ({} bytes, now {}): {said}",
+        before.len(),
+        after.len()
+    );
+    assert!(
+        saved(&dir).contains("let twice = a + a; // mine, in 2.2"),
+        "before a rewrite, every region of the file is kept, not only 2.1's"
+    );
+    let left: Vec<_> = fs::read_dir(dir.join("crates/02-x/src"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["lib.rs"], "no temporary file is left behind");
+
+    // With room, the rewrite happens, and the file keeps its permissions.
+    fs::set_permissions(lib_path(&dir), fs::Permissions::from_mode(0o640)).unwrap();
+    let restored = exercise(&dir, &["restore", "2.1"]);
+    assert!(restored.status.success(), "{}", text(&restored));
+    let mode = fs::metadata(lib_path(&dir)).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o640,
+        "a rewrite keeps the file's permissions"
+    );
+    assert!(lib(&dir).contains("let twice = a + a; // mine, in 2.2"));
+}
+
+#[test]
+fn windows_line_endings_change_no_state_and_are_written_back() {
+    let dir = workspace();
+    // Git for Windows' default: files are checked out with CRLF.
+    git(dir.path(), &["config", "core.autocrlf", "true"]);
+    fs::remove_file(lib_path(&dir)).unwrap();
+    git(dir.path(), &["checkout", "--", "crates/02-x/src/lib.rs"]);
+    let checked_out = lib(&dir);
+    assert!(checked_out.contains("a + b\r\n"), "git wrote CRLF");
+
+    let list = text(&exercise(&dir, &[]));
+    for id in ["2.1", "2.2", "2.3"] {
+        assert!(list.contains(&format!("{id}   not started")), "{list}");
+    }
+    let started = exercise(&dir, &["start", "2.1"]);
+    assert!(started.status.success(), "{}", text(&started));
+    let blank = lib(&dir);
+    assert!(
+        blank.contains("(cargo exercise hint 2.1)\");\r\n"),
+        "{blank}"
+    );
+    assert_eq!(
+        blank.matches('\n').count(),
+        blank.matches("\r\n").count(),
+        "every line is written back with CRLF"
+    );
+    let list = text(&exercise(&dir, &[]));
+    assert!(list.contains("2.1   started (blank)"), "{list}");
+    assert!(list.contains("2.2   not started"), "{list}");
+    assert!(exercise(&dir, &["restore", "2.1"]).status.success());
+    assert_eq!(lib(&dir), checked_out, "restore puts back the same bytes");
+}
+
+#[test]
+fn check_records_as_passing_only_the_code_it_built() {
+    let dir = workspace();
+    // A test of the lesson that plays the learner saving during the check:
+    // once the build is done, it writes a wrong sum into 2.1.
+    dir.write(
+        "crates/02-x/tests/save.rs",
+        br#"#[test]
+fn the_learner_saves_while_the_tests_run() {
+    let lib = concat!(env!("CARGO_MANIFEST_DIR"), "/src/lib.rs");
+    let code = std::fs::read_to_string(lib).unwrap();
+    std::fs::write(lib, code.replace("    b + a\n", "    a * b // saved during the check\n")).unwrap();
+}
+"#,
+    );
+    write_sum(&dir, "b + a");
+    let checked = exercise(&dir, &["check", "2.1"]);
+    let said = text(&checked);
+    assert!(
+        lib(&dir).contains("a * b // saved during the check"),
+        "{said}"
+    );
+    assert!(!checked.status.success(), "{said}");
+    assert!(said.contains("changed while it was checked"), "{said}");
+    let list = text(&exercise(&dir, &[]));
+    assert!(
+        !list.contains("2.1   passing"),
+        "the check built `b + a`, not the `a * b` saved while it ran: {said}\n{list}"
+    );
+}
+
+#[test]
+fn after_restore_the_list_shows_code_that_passed_as_passing_without_a_check() {
+    let dir = workspace();
+    assert!(exercise(&dir, &["start", "2.2"]).status.success());
+    let written = lib(&dir).replace(BLANK_2_2, "    let twice = a * 2;\n");
+    fs::write(lib_path(&dir), &written).unwrap();
+    let checked = exercise(&dir, &["check", "2.2"]);
+    assert!(checked.status.success(), "{}", text(&checked));
+    assert!(text(&exercise(&dir, &[])).contains("2.2   passing"));
+
+    // A variant tried, not checked.
+    fs::write(lib_path(&dir), written.replace("a * 2;", "a + a;")).unwrap();
+    let list = text(&exercise(&dir, &[]));
+    assert!(list.contains("2.2   changed since it passed"), "{list}");
+
+    // The passing code back: the reference, which is what passed.
+    assert!(exercise(&dir, &["restore", "2.2"]).status.success());
+    let list = text(&exercise(&dir, &[]));
+    assert!(list.contains("2.2   passing"), "{list}");
+}
+
+#[test]
+fn an_upstream_change_inside_an_untouched_exercise_is_the_new_reference() {
+    let dir = workspace();
+    assert!(exercise(&dir, &["start", "2.2"]).status.success());
+    let started = lib(&dir);
+
+    // Upstream changes 2.1's reference (and its digest), and the learner
+    // pulls it while 2.2 is started.
+    let upstream = LIB.replace("    a + b\n", "    a.wrapping_add(b)\n");
+    fs::write(lib_path(&dir), &upstream).unwrap();
+    digests(&dir);
+    commit(&dir, "upstream: 2.1 wraps");
+    fs::write(
+        lib_path(&dir),
+        started.replace("    a + b\n", "    a.wrapping_add(b)\n"),
+    )
+    .unwrap();
+
+    let list = text(&exercise(&dir, &[]));
+    assert!(list.contains("2.1   not started"), "{list}");
+    assert!(list.contains("2.2   started (blank)"), "{list}");
+    let solution = text(&exercise(&dir, &["solution", "2.1"]));
+    assert!(solution.contains("a.wrapping_add(b)"), "{solution}");
+    assert!(exercise(&dir, &["restore", "2.1"]).status.success());
+    assert!(
+        lib(&dir).contains("    a.wrapping_add(b)\n"),
+        "restore must not put the old code back:\n{}",
+        lib(&dir)
+    );
+}
+
+#[test]
+fn a_learners_commit_of_an_attempt_is_never_the_reference() {
+    let dir = workspace();
+    assert!(exercise(&dir, &["start", "2.1"]).status.success());
+    let attempt = lib(&dir)
+        .replace(
+            "    todo!(\"exercise 2.1: return the sum of `a` and `b` (cargo exercise hint 2.1)\");\n",
+            "    b + a + 0 // my attempt\n",
+        )
+        .replace("use std::io", "use std::fmt as _;\nuse std::io");
+    fs::write(lib_path(&dir), &attempt).unwrap();
+    commit(&dir, "my attempt at 2.1");
+
+    let solution = text(&exercise(&dir, &["solution", "2.1"]));
+    assert!(solution.contains("    a + b\n"), "{solution}");
+    assert!(!solution.contains("my attempt"), "{solution}");
+    let diff = text(&exercise(&dir, &["diff", "2.1"]));
+    assert!(!diff.contains("the same as the reference"), "{diff}");
+    assert!(diff.contains("+    b + a + 0 // my attempt"), "{diff}");
+    let list = text(&exercise(&dir, &[]));
+    assert!(list.contains("2.1   started"), "{list}");
+
+    // The committed `use` line is the learner's: it blocks no start.
+    assert!(exercise(&dir, &["start", "2.2"]).status.success());
+    assert!(exercise(&dir, &["restore", "2.1"]).status.success());
+    assert!(lib(&dir).contains("    a + b\n"));
+}
+
+/// Writes the catalogue's digests of the reference, as a lesson's author
+/// does after changing it.
+fn digests(dir: &TempDir) {
+    let written = exercise(dir, &["digests"]);
+    assert!(written.status.success(), "{}", text(&written));
+}
+
+#[test]
+fn verify_reports_a_reference_changed_without_its_digests_and_digests_refuses_a_blank() {
+    let dir = workspace();
+    write_sum(&dir, "b + a");
+    let stale = exercise(&dir, &["verify", "--only", "2.1"]);
+    let said = text(&stale);
+    assert!(!stale.status.success(), "{said}");
+    assert!(
+        said.contains(
+            "exercise 2.1: its code is not the reference its `digests` in crates/02-x/exercises.toml name (first at crates/02-x/src/lib.rs:8)"
+        ),
+        "{said}"
+    );
+    digests(&dir);
+    let list = text(&exercise(&dir, &[]));
+    assert!(list.contains("2.1   not started"), "{list}");
+
+    assert!(exercise(&dir, &["start", "2.1"]).status.success());
+    let catalogue = fs::read_to_string(dir.join("crates/02-x/exercises.toml")).unwrap();
+    let refused = exercise(&dir, &["digests"]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("exercise 2.1 is blank"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("crates/02-x/exercises.toml")).unwrap(),
+        catalogue,
+        "a refused `digests` writes nothing"
+    );
 }
