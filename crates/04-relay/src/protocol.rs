@@ -50,6 +50,9 @@ pub enum Refusal {
     Usage(&'static str),
     /// Text longer than TEXT_LIMIT.
     TextTooLong,
+    /// Relayed text holds a character that would steer the recipient's
+    /// terminal (see [`steers_a_terminal`]).
+    ControlCharacter,
     /// The line is not UTF-8.
     NotUtf8,
     /// A command word the server does not know (or an empty line).
@@ -71,6 +74,7 @@ impl Refusal {
             Refusal::NotListening(name) => format!("ERR not-listening {name}\n"),
             Refusal::Usage(form) => format!("ERR usage {form}\n"),
             Refusal::TextTooLong => "ERR text-too-long\n".to_string(),
+            Refusal::ControlCharacter => "ERR control-character\n".to_string(),
             Refusal::NotUtf8 => "ERR not-utf8\n".to_string(),
             Refusal::UnknownCommand => "ERR unknown-command\n".to_string(),
             Refusal::LineTooLong => "ERR line-too-long\n".to_string(),
@@ -167,6 +171,23 @@ fn checked_text(text: &str) -> Result<String, Refusal> {
     if text.len() > TEXT_LIMIT {
         return Err(Refusal::TextTooLong);
     }
+    // The relay hands the text to other people's terminals (`nc` shows it
+    // as it comes): refused whole, so that no recipient ever gets it raw.
+    if text.chars().any(steers_a_terminal) {
+        return Err(Refusal::ControlCharacter);
+    }
     Ok(text.to_string())
+}
+
+/// Whether a character in relayed text could steer the terminal that shows
+/// it, rather than be shown: the C0 controls but tab (ESC starts colour,
+/// cursor and clipboard sequences; `\r` and an erase-line can rewrite
+/// `FROM mallory` into `FROM alice`), DEL, the C1 controls (U+0080 to
+/// U+009F, which some terminals obey too), and the marks that reorder
+/// text (U+202E turns `txt.exe` into `exe.txt` on screen).
+pub fn steers_a_terminal(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{8}' | '\u{a}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
+        | '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 // ANCHOR_END: command

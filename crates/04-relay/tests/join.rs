@@ -346,19 +346,34 @@ fn end_of_input_says_bye_and_exits_cleanly() {
 #[test]
 fn text_from_the_network_is_printed_escaped() {
     book("The client");
-    let server = start_server(&[]);
-    let mut bob = join(&server, "bob", &[]);
-    let mut raw = register(server.addr(), "mallory");
-    raw.send(b"SEND bob \x1b[2J\x07 caf\xc3\xa9\n");
+    // The relay refuses text that steers a terminal, but the client cannot
+    // count on that: another server, or anyone who gets a line onto the
+    // connection, can send it anything. A fake server sends it raw.
+    let fake = FakeServer::start();
+    let mut bob = Process::start(
+        bin(),
+        &[
+            "join",
+            "bob",
+            "--server",
+            &fake.addr().to_string(),
+            "--no-listen",
+        ],
+    );
+    let mut conn = fake.accept("`join bob` should connect to the server it is given");
+    conn.read_line("`join bob --no-listen` should send `HELLO bob`");
+    conn.send_line("WELCOME bob 127.0.0.1:50000");
+    conn.send(b"FROM mallory \x1b[2J\x07 caf\xc3\xa9\n");
     let line = wait_for(
         &mut bob,
         "[mallory]",
-        "mallory sent bob a line: bob should print it",
+        "the server sent bob a line from mallory: bob should print it",
     );
     assert_eq!(
         line,
         "[mallory] \\u{1b}[2J\\u{7} café",
-        "mallory sent bob ESC [2J, BEL and `café`: the client must escape control characters from the network, never print them raw {}",
+        "a server sent bob `FROM mallory ESC [2J BEL café`: the client must escape control \
+         characters from the network, never print them raw {}",
         see()
     );
 }

@@ -20,9 +20,13 @@ fn name() -> impl Strategy<Value = String> {
     "[A-Za-z0-9_-]{1,32}"
 }
 
+/// Text that may be relayed: anything but the characters that steer a
+/// terminal (C0 but tab, DEL, C1, the marks that reorder text).
+const SHOWN_TEXT: &str = r"[^\x00-\x08\x0A-\x1F\x7F-\x{9F}\x{61C}\x{200E}\x{200F}\x{202A}-\x{202E}\x{2066}-\x{2069}]{0,40}";
+
 /// Any command a well-behaved client can send, and its line.
 fn command() -> impl Strategy<Value = (Command, String)> {
-    let text = "[^\n\r]{0,40}";
+    let text = SHOWN_TEXT;
     prop_oneof![
         (name(), proptest::option::of(1u16..)).prop_map(|(name, listen_port)| {
             let line = match listen_port {
@@ -330,6 +334,28 @@ proptest! {
         }
     }
 
+    /// Relayed text never holds a character that steers a terminal.
+    #[test]
+    fn text_that_would_steer_a_terminal_is_refused(
+        before in SHOWN_TEXT,
+        control in proptest::sample::select(vec![
+            '\u{0}', '\u{7}', '\u{8}', '\r', '\u{b}', '\u{1b}', '\u{1f}', '\u{7f}', '\u{80}',
+            '\u{85}', '\u{9b}', '\u{9f}', '\u{61c}', '\u{200e}', '\u{200f}', '\u{202a}',
+            '\u{202e}', '\u{2066}', '\u{2069}',
+        ]),
+        after in SHOWN_TEXT,
+        all in proptest::bool::ANY,
+    ) {
+        let text = format!("{before}{control}{after}");
+        let line = if all { format!("ALL {text}") } else { format!("SEND bob {text}") };
+        prop_assert_eq!(
+            parse_command(line.as_bytes()), Err(Refusal::ControlCharacter),
+            "the line {:?} holds {:?}, which steers the terminal that shows it: relayed text is \
+             refused with ERR control-character, so that no recipient gets it raw {}",
+            line, control, READING
+        );
+    }
+
     /// Relayed text never exceeds TEXT_LIMIT, so FROM lines fit the line limit.
     #[test]
     fn relayed_text_fits(text_len in 0usize..5000) {
@@ -384,7 +410,7 @@ proptest! {
 
     /// `/to NAME TEXT` becomes exactly `SEND NAME TEXT`.
     #[test]
-    fn to_becomes_send(to in name(), text in "[^\n\r]{0,40}") {
+    fn to_becomes_send(to in name(), text in SHOWN_TEXT) {
         let Typed::Line(line) = typed(&format!("/to {to} {text}")) else {
             return Err(TestCaseError::fail(format!("`/to {to} {text}` should become a protocol line {CLIENT}")));
         };

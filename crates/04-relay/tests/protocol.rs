@@ -560,6 +560,7 @@ fn every_row_of_the_refusal_table() {
         | Refusal::NotListening(_)
         | Refusal::Usage(_)
         | Refusal::TextTooLong
+        | Refusal::ControlCharacter
         | Refusal::NotUtf8
         | Refusal::UnknownCommand
         | Refusal::LineTooLong => refusal.line(),
@@ -574,6 +575,7 @@ fn every_row_of_the_refusal_table() {
         Refusal::NotListening(String::new()),
         Refusal::Usage(""),
         Refusal::TextTooLong,
+        Refusal::ControlCharacter,
         Refusal::NotUtf8,
         Refusal::UnknownCommand,
         Refusal::LineTooLong,
@@ -657,8 +659,8 @@ fn unknown_commands_and_wrong_forms() {
 }
 
 #[test]
-fn control_characters_are_relayed_but_logged_escaped() {
-    book("Run it");
+fn control_characters_are_refused_never_relayed_and_logged_escaped() {
+    book("The protocol");
     let mut server = start_server(&["--log-text"]);
     let mut alice = register(server.addr(), "alice");
     let mut bob = register(server.addr(), "bob");
@@ -668,25 +670,33 @@ fn control_characters_are_relayed_but_logged_escaped() {
         "alice should hear that bob joined",
     );
     alice.send(b"SEND bob \x1b[31mred\x07\n");
-    expect_line(&mut alice, "SENT bob", "any UTF-8 text is relayed");
-    // The relay passes text on as it is: the receiver escapes it when it
-    // prints (the join client does).
+    expect_line(
+        &mut alice,
+        "ERR control-character",
+        "alice sent `SEND bob ESC [31mred BEL`: relayed text goes to other people's terminals, \
+         and ESC starts terminal commands (colours, the cursor, the clipboard): the line should \
+         be refused with `ERR control-character`",
+    );
+    alice.send(b"SEND bob plain\n");
+    expect_line(&mut alice, "SENT bob", "alice then sent `SEND bob plain`");
     bob.expect_bytes(
-        b"FROM alice \x1b[31mred\x07\n",
+        b"FROM alice plain\n",
         &format!(
-            "alice sent `SEND bob ESC [31mred BEL`: bob should get the text as it was sent, control characters and all (the client that prints it escapes it) {}",
+            "alice sent `SEND bob ESC [31mred BEL`, refused, then `SEND bob plain`: bob should \
+             get only the plain line, never the refused one {}",
             see()
         ),
     );
     let line = wait_for(
         &mut server,
-        "alice -> bob",
-        "the server should log each relayed line",
+        "ERR control-character",
+        "the server should log the refused line",
     );
     assert_eq!(
         line,
-        "alice -> bob: \\u{1b}[31mred\\u{7}",
-        "alice sent bob ESC [31mred and BEL to a server started with --log-text: the server's log must escape what it prints from the network {}",
+        "alice sent \"SEND bob \\u{1b}[31mred\\u{7}\": ERR control-character",
+        "alice sent bob ESC [31mred and BEL to a server started with --log-text: the line is \
+         refused, and the server's log must escape what it prints from the network {}",
         see()
     );
 }
