@@ -25,7 +25,7 @@ pub fn write_digests(workspace: &Workspace) -> anyhow::Result<Vec<PathBuf>> {
                      reference. `cargo exercise restore {}` first; nothing was written",
                     exercise.id,
                     path.display(),
-                    region.begin + 2,
+                    region.first_line(),
                     exercise.id
                 );
             }

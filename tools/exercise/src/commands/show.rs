@@ -34,10 +34,10 @@ pub fn hint(workspace: &Workspace, id: &str) -> anyhow::Result<ExitCode> {
 pub fn diff(workspace: &Workspace, id: &str) -> anyhow::Result<ExitCode> {
     let exercise = workspace.find(id)?;
     for file in workspace.load(exercise)? {
-        for index in file.of(id) {
-            let reference = regions::solution_body(file.reference_body(index)).join("\n") + "\n";
-            let yours = file.current_body(index).join("\n") + "\n";
-            let line = file.current_regions[index].begin + 2;
+        for pair in file.of(id) {
+            let reference = regions::solution_body(file.reference_body(pair)).join("\n") + "\n";
+            let yours = file.current_body(pair).join("\n") + "\n";
+            let line = pair.current.first_line();
             if reference == yours {
                 println!("{}:{line}: the same as the reference", file.path.display());
                 continue;
@@ -58,13 +58,13 @@ pub fn diff(workspace: &Workspace, id: &str) -> anyhow::Result<ExitCode> {
 pub fn solution(workspace: &Workspace, id: &str) -> anyhow::Result<ExitCode> {
     let exercise = workspace.find(id)?;
     for file in workspace.load(exercise)? {
-        for index in file.of(id) {
+        for pair in file.of(id) {
             println!(
                 "// {}, line {}",
                 file.path.display(),
-                file.reference_regions[index].begin + 2
+                pair.reference.first_line()
             );
-            for line in regions::solution_body(file.reference_body(index)) {
+            for line in regions::solution_body(file.reference_body(pair)) {
                 println!("{line}");
             }
             println!();

@@ -3,13 +3,15 @@
 //! held in `.exercise/saved/` first.
 
 use std::io::{self, BufRead, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
 
 use crate::book;
+use crate::catalogue::Exercise;
 use crate::regions;
-use crate::workspace::{self, State, Workspace};
+use crate::workspace::{self, FileRegions, State, Workspace};
 
 pub fn start(workspace: &Workspace, id: &str, force: bool) -> anyhow::Result<ExitCode> {
     let exercise = workspace.find(id)?;
@@ -37,7 +39,7 @@ pub fn start(workspace: &Workspace, id: &str, force: bool) -> anyhow::Result<Exi
     // Refuse before writing anything: every file must differ from the
     // reference only inside exercise regions.
     for file in &files {
-        let now = regions::skeleton(&file.current, &file.current_regions);
+        let now = regions::skeleton(&file.current, &file.current_regions());
         let Some(before) = workspace.committed_skeleton(&file.path) else {
             continue;
         };
@@ -52,13 +54,7 @@ pub fn start(workspace: &Workspace, id: &str, force: bool) -> anyhow::Result<Exi
             );
         }
     }
-    for file in &files {
-        workspace.keep_reference(&file.path, &file.reference)?;
-    }
-    workspace.save_regions(exercise, &files, "start")?;
-    workspace.rewrite(exercise, &files, |body, region| {
-        regions::blank_body(body, region, exercise)
-    })?;
+    blank(workspace, exercise, &files, "start")?;
 
     println!("Started exercise {id}: {}.\n", exercise.title);
     println!(
@@ -66,12 +62,11 @@ pub fn start(workspace: &Workspace, id: &str, force: bool) -> anyhow::Result<Exi
         exercise.behaviour.trim_end_matches('.')
     );
     for file in &files {
-        for index in file.of(id) {
-            let region = &file.current_regions[index];
+        for pair in file.of(id) {
             println!(
                 "  write it in {}, line {}",
                 file.path.display(),
-                region.begin + 2
+                pair.current.first_line()
             );
         }
     }
@@ -101,6 +96,26 @@ fn first_difference(now: &[String], before: &[String]) -> String {
     }
 }
 
+/// Blanks `exercise`'s regions in `files`, as `start` and `reset` do. The
+/// reference is kept first (a workspace without git has no other copy),
+/// and what the regions held is saved in `.exercise/saved/`, whose file
+/// it returns.
+fn blank(
+    workspace: &Workspace,
+    exercise: &Exercise,
+    files: &[FileRegions],
+    why: &str,
+) -> anyhow::Result<PathBuf> {
+    for file in files {
+        workspace.keep_reference(&file.path, &file.reference)?;
+    }
+    let saved = workspace.save_regions(exercise, files, why)?;
+    workspace.rewrite(exercise, files, |body, region| {
+        regions::blank_body(body, region, exercise)
+    })?;
+    Ok(saved)
+}
+
 pub fn reset(workspace: &Workspace, id: &str, yes: bool) -> anyhow::Result<ExitCode> {
     let exercise = workspace.find(id)?;
     let files = workspace.load(exercise)?;
@@ -116,13 +131,7 @@ pub fn reset(workspace: &Workspace, id: &str, yes: bool) -> anyhow::Result<ExitC
             return Ok(ExitCode::FAILURE);
         }
     }
-    for file in &files {
-        workspace.keep_reference(&file.path, &file.reference)?;
-    }
-    let saved = workspace.save_regions(exercise, &files, "reset")?;
-    workspace.rewrite(exercise, &files, |body, region| {
-        regions::blank_body(body, region, exercise)
-    })?;
+    let saved = blank(workspace, exercise, &files, "reset")?;
     let mut progress = workspace.progress();
     progress.passed.remove(id);
     workspace.save_progress(&progress)?;
