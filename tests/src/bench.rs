@@ -18,6 +18,7 @@ pub fn percentile(sorted: &[Duration], percent: f64) -> Duration {
 /// The median of `values` (the upper middle one for an even number):
 /// what a benchmark reports over several runs, since one run on a busy
 /// machine can be far off. `values` must not be empty.
+#[track_caller]
 pub fn median<T: Copy + PartialOrd>(values: impl IntoIterator<Item = T>) -> T {
     let mut values: Vec<T> = values.into_iter().collect();
     values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));

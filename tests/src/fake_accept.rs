@@ -19,6 +19,7 @@ impl FakeServer {
     /// Accepts the next connection, from `client`, within [`WAIT`]; fails
     /// as soon as `client` has exited without connecting, with `expected`
     /// and everything it printed (its panic message, its error line).
+    #[track_caller]
     pub fn accept_from(&self, client: &mut Process, expected: &str) -> Connection {
         self.listener.set_nonblocking(true).unwrap();
         let deadline = Instant::now() + WAIT;

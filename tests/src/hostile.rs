@@ -109,6 +109,7 @@ impl Case {
     /// the server understands (without its newline), used where the case
     /// needs one. Returns a connection that must stay open while the
     /// well-behaved client is checked (for [`Case::SendNothing`]).
+    #[track_caller]
     pub fn act(self, addr: SocketAddr, line: &str) -> Option<Connection> {
         match self {
             Case::CloseAtOnce => drop(Connection::open(addr)),
@@ -153,6 +154,7 @@ impl Case {
 
 /// Sends [`FLOOD`] bytes without a newline, for as long as the server takes
 /// them; the server is expected to refuse the line and close long before.
+#[track_caller]
 fn flood(addr: SocketAddr) {
     let mut stream = TcpStream::connect_timeout(&addr, WAIT).unwrap();
     stream.set_write_timeout(Some(WAIT)).unwrap();
@@ -180,6 +182,7 @@ fn drain(conn: Connection) {
 }
 
 /// Opens [`BURST`] connections as fast as it can, then closes them all.
+#[track_caller]
 fn burst(addr: SocketAddr) {
     let mut open = Vec::new();
     for _ in 0..BURST {
@@ -199,6 +202,7 @@ fn burst(addr: SocketAddr) {
 
 /// After a burst, waits until the server has noticed the closed connections
 /// and freed their slots: a new connection is no longer refused as busy.
+#[track_caller]
 pub fn wait_until_not_busy(addr: SocketAddr) {
     let deadline = Instant::now() + WAIT;
     while Instant::now() < deadline {
@@ -214,6 +218,7 @@ pub fn wait_until_not_busy(addr: SocketAddr) {
 }
 
 /// Whether a new connection is turned away at once with a busy line.
+#[track_caller]
 fn refused_busy(addr: SocketAddr) -> bool {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, WAIT) else {
         return true;

@@ -11,6 +11,13 @@
 //! - every failure message says what the program should have done and shows
 //!   what it did (its output so far, its standard error, its exit status).
 //!
+//! Every helper that can fail a test is `#[track_caller]`, so a failure is
+//! reported at the line of the test that called it, not inside the kit. A
+//! panic in a closure loses that (closures cannot be `#[track_caller]`):
+//! the helpers panic from `match` and `let ... else` instead. The
+//! `line_protocol` and `hostile` checks are tests themselves, and report
+//! their own line.
+//!
 //! | item | for |
 //! |------|-----|
 //! | [`binary`] | the path of a lesson's binary, built with Cargo on first use |
@@ -66,6 +73,7 @@ pub const QUIET: Duration = Duration::from_millis(300);
 /// A lesson's tests reach their own binary with `env!("CARGO_BIN_EXE_NAME")`;
 /// this is for the binary of *another* package, such as lesson 1's client in
 /// lesson 2's tests, which Cargo does not build for them.
+#[track_caller]
 pub fn binary(package: &str, bin: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
@@ -78,8 +86,11 @@ pub fn binary(package: &str, bin: &str) -> PathBuf {
         .package(package)
         .bin(bin)
         .current_release()
-        .run()
-        .unwrap_or_else(|err| panic!("could not build `{bin}` of package `{package}`: {err}"));
+        .run();
+    let run = match run {
+        Ok(run) => run,
+        Err(err) => panic!("could not build `{bin}` of package `{package}`: {err}"),
+    };
     let path = run.path().to_path_buf();
     built.insert(bin.to_string(), path.clone());
     path
@@ -121,15 +132,19 @@ pub struct UnreadServer {
 impl UnreadServer {
     /// Starts `bin` with `args` and `--listen 127.0.0.1:0`, reads its first
     /// line (`listening on ADDR`) and then nothing more.
+    #[track_caller]
     pub fn start(bin: &Path, args: &[&str]) -> UnreadServer {
-        let mut child = Command::new(bin)
+        let spawned = Command::new(bin)
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|err| panic!("could not start {}: {err}", bin.display()));
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(err) => panic!("could not start {}: {err}", bin.display()),
+        };
         let mut stdout = child.stdout.take().unwrap();
         let (sender, first) = mpsc::channel();
         thread::spawn(move || {
@@ -151,12 +166,12 @@ impl UnreadServer {
                 WAIT.as_secs()
             );
         };
-        let addr = line
+        let Some(addr) = line
             .strip_prefix("listening on ")
             .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| {
-                panic!("the first line should be `listening on ADDR`; got {line:?}")
-            });
+        else {
+            panic!("the first line should be `listening on ADDR`; got {line:?}")
+        };
         UnreadServer {
             child,
             _stdout: stdout,
@@ -187,22 +202,27 @@ pub struct Finished {
 impl Process {
     /// Starts `bin` with `args`, its stdin a pipe the test writes with
     /// [`send`](Process::send) and closes with [`close_stdin`](Process::close_stdin).
+    #[track_caller]
     pub fn start(bin: &Path, args: &[&str]) -> Process {
         Self::start_command(Command::new(bin).args(args))
     }
 
     /// Starts a prepared command (to set its working folder or environment).
+    #[track_caller]
     pub fn start_command(command: &mut Command) -> Process {
         let name = Path::new(command.get_program())
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mut child = command
+        let spawned = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("could not start `{name}`: {err}"));
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(err) => panic!("could not start `{name}`: {err}"),
+        };
 
         let (sender, lines) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
@@ -241,6 +261,7 @@ impl Process {
 
     /// Starts a server: `bin` with `args` and `--listen 127.0.0.1:0`, and
     /// waits for its first line, `listening on ADDR`, to learn its port.
+    #[track_caller]
     pub fn server(bin: &Path, args: &[&str]) -> Process {
         let mut args = args.to_vec();
         args.extend(["--listen", "127.0.0.1:0"]);
@@ -249,27 +270,31 @@ impl Process {
             "a server's first line should be `listening on ADDR`, printed and flushed as soon as it \
              listens (book: 02-server.md § Steps 1 to 3: socket, bind, listen)",
         );
-        let addr = first
+        let Some(addr) = first
             .strip_prefix("listening on ")
             .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| {
-                server.fail(&format!(
-                    "the first line should be `listening on ADDR` with the bound address, e.g. `listening on 127.0.0.1:7890` \
-                     (book: 02-server.md § Steps 1 to 3: socket, bind, listen); got {first:?}"
-                ))
-            });
+        else {
+            server.fail(&format!(
+                "the first line should be `listening on ADDR` with the bound address, e.g. `listening on 127.0.0.1:7890` \
+                 (book: 02-server.md § Steps 1 to 3: socket, bind, listen); got {first:?}"
+            ))
+        };
         server.addr = Some(addr);
         server
     }
 
     /// The address a server announced in its first line.
+    #[track_caller]
     pub fn addr(&self) -> SocketAddr {
-        self.addr
-            .unwrap_or_else(|| panic!("`{}` was not started with Process::server", self.name))
+        match self.addr {
+            Some(addr) => addr,
+            None => panic!("`{}` was not started with Process::server", self.name),
+        }
     }
 
     /// The next line of standard output, waiting at most [`WAIT`].
     /// `expected` says, for the failure message, what the line should be.
+    #[track_caller]
     pub fn next_line(&mut self, expected: &str) -> String {
         match self.lines.recv_timeout(WAIT) {
             Ok(line) => {
@@ -292,6 +317,7 @@ impl Process {
 
     /// Waits (at most [`WAIT`] in all) for a line that contains `text`, and
     /// returns it; the lines before it are kept for failure messages.
+    #[track_caller]
     pub fn wait_for(&mut self, text: &str) -> String {
         self.expect_line(text, "")
     }
@@ -299,12 +325,14 @@ impl Process {
     /// [`wait_for`](Process::wait_for), with `what` at the start of the
     /// failure message: the behaviour and the case, for a line the learner's
     /// program may not print.
+    #[track_caller]
     pub fn expect_line(&mut self, text: &str, what: &str) -> String {
         self.expect_line_within(text, what, WAIT)
     }
 
     /// [`expect_line`](Process::expect_line), waiting at most `limit`: for
     /// a line that comes after a build (a tool's verdict), not over a socket.
+    #[track_caller]
     pub fn expect_line_within(&mut self, text: &str, what: &str, limit: Duration) -> String {
         let what = if what.is_empty() {
             String::new()
@@ -330,6 +358,7 @@ impl Process {
     }
 
     /// Asserts that no line of standard output comes within [`QUIET`].
+    #[track_caller]
     pub fn expect_no_line(&mut self, why: &str) {
         if let Ok(line) = self.lines.recv_timeout(QUIET) {
             self.seen.push(line.clone());
@@ -338,6 +367,7 @@ impl Process {
     }
 
     /// Writes `line` and a newline to the program's standard input.
+    #[track_caller]
     pub fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin was already closed");
         if let Err(err) = stdin.write_all(format!("{line}\n").as_bytes()) {
@@ -349,6 +379,7 @@ impl Process {
 
     /// Writes raw bytes to the program's standard input (for input that is
     /// not valid UTF-8).
+    #[track_caller]
     pub fn send_bytes(&mut self, bytes: &[u8]) {
         let stdin = self.stdin.as_mut().expect("stdin was already closed");
         if let Err(err) = stdin.write_all(bytes) {
@@ -366,6 +397,7 @@ impl Process {
 
     /// Closes the program's standard input, waits (at most [`WAIT`]) for it
     /// to exit by itself, and returns its status and all it printed.
+    #[track_caller]
     pub fn finish(&mut self) -> Finished {
         self.close_stdin();
         self.wait_exit()
@@ -374,6 +406,7 @@ impl Process {
     /// Waits (at most [`WAIT`]) for the program to exit by itself, its
     /// standard input left open (for a program that reads the end of its
     /// input as "quit", when the test wants to see it exit for another reason).
+    #[track_caller]
     pub fn wait_exit(&mut self) -> Finished {
         let deadline = Instant::now() + WAIT;
         while let Ok(line) = self
@@ -414,23 +447,27 @@ impl Process {
     /// though the kernel still completes handshakes on its listening sockets.
     /// A test uses it to prove that something happened without this program.
     #[cfg(unix)]
+    #[track_caller]
     pub fn freeze(&self) {
         self.signal(rustix::process::Signal::STOP);
     }
 
     /// Lets a frozen program run again (SIGCONT).
     #[cfg(unix)]
+    #[track_caller]
     pub fn thaw(&self) {
         self.signal(rustix::process::Signal::CONT);
     }
 
     /// Interrupts the program as Ctrl-C in its terminal would (SIGINT).
     #[cfg(unix)]
+    #[track_caller]
     pub fn interrupt(&self) {
         self.signal(rustix::process::Signal::INT);
     }
 
     #[cfg(unix)]
+    #[track_caller]
     fn signal(&self, signal: rustix::process::Signal) {
         let pid = rustix::process::Pid::from_raw(self.pid() as i32).unwrap();
         if let Err(err) = rustix::process::kill_process(pid, signal) {
@@ -463,6 +500,7 @@ impl Process {
     }
 
     /// Fails the test with `message` and everything the program printed.
+    #[track_caller]
     pub fn fail(&self, message: &str) -> ! {
         panic!(
             "`{}`: {message}\n--- its standard output so far ---\n{}--- its standard error ---\n{}---",
@@ -494,6 +532,7 @@ impl Drop for Process {
 
 impl Finished {
     /// Asserts the program exited with status 0.
+    #[track_caller]
     pub fn assert_success(&self, what: &str) -> &Self {
         assert!(
             self.status.success(),
@@ -503,6 +542,7 @@ impl Finished {
     }
 
     /// Asserts the program exited with a non-zero status.
+    #[track_caller]
     pub fn assert_failure(&self, what: &str) -> &Self {
         assert!(
             !self.status.success(),
@@ -524,6 +564,7 @@ impl std::fmt::Display for Finished {
 
 /// Runs `bin` with `args` and `stdin` as its whole standard input, and
 /// waits (at most [`WAIT`]) for it to exit.
+#[track_caller]
 pub fn run(bin: &Path, args: &[&str], stdin: &str) -> Finished {
     let mut process = Process::start(bin, args);
     if !stdin.is_empty() {
@@ -537,6 +578,7 @@ pub fn run(bin: &Path, args: &[&str], stdin: &str) -> Finished {
 /// Runs `bin` with `args` and `--listen` on `taken` (the address of a
 /// server that is running), and asserts it fails with one line on standard
 /// error that names the address and says it is in use.
+#[track_caller]
 pub fn assert_port_in_use_is_one_line(bin: &Path, args: &[&str], taken: SocketAddr) {
     let addr = taken.to_string();
     let mut args = args.to_vec();
@@ -564,13 +606,17 @@ pub struct Connection {
 
 impl Connection {
     /// Connects to `addr` within [`WAIT`].
+    #[track_caller]
     pub fn open(addr: SocketAddr) -> Connection {
-        let stream = TcpStream::connect_timeout(&addr, WAIT)
-            .unwrap_or_else(|err| panic!("could not connect to the server at {addr}: {err}"));
+        let stream = match TcpStream::connect_timeout(&addr, WAIT) {
+            Ok(stream) => stream,
+            Err(err) => panic!("could not connect to the server at {addr}: {err}"),
+        };
         Self::from_stream(stream)
     }
 
     /// Wraps a stream the test accepted or connected, setting its timeouts.
+    #[track_caller]
     pub fn from_stream(stream: TcpStream) -> Connection {
         stream.set_read_timeout(Some(WAIT)).unwrap();
         stream.set_write_timeout(Some(WAIT)).unwrap();
@@ -587,11 +633,13 @@ impl Connection {
     }
 
     /// This side's address, as the other side sees it.
+    #[track_caller]
     pub fn local_addr(&self) -> SocketAddr {
         self.stream().local_addr().unwrap()
     }
 
     /// Sends all of `bytes`.
+    #[track_caller]
     pub fn send(&mut self, bytes: &[u8]) {
         let peer = self.peer;
         if let Err(err) = self.reader.get_mut().write_all(bytes) {
@@ -600,17 +648,20 @@ impl Connection {
     }
 
     /// Sends `line` and `\n`.
+    #[track_caller]
     pub fn send_line(&mut self, line: &str) {
         self.send(format!("{line}\n").as_bytes());
     }
 
     /// Half-closes: the peer reads end-of-input, and can still reply.
+    #[track_caller]
     pub fn half_close(&self) {
         self.stream().shutdown(Shutdown::Write).unwrap();
     }
 
     /// Closes with a reset (RST) instead of the orderly FIN, as a crashed
     /// program or a dropped network does: SO_LINGER with a zero timeout.
+    #[track_caller]
     pub fn reset(self) {
         let socket = socket2::SockRef::from(self.stream());
         socket.set_linger(Some(Duration::ZERO)).unwrap();
@@ -619,13 +670,16 @@ impl Connection {
 
     /// Reads one line (up to and including `\n`) within [`WAIT`] and returns
     /// it without the `\n`. `expected` says what should have come.
+    #[track_caller]
     pub fn read_line(&mut self, expected: &str) -> String {
         let mut line = Vec::new();
         match self.reader.read_until(b'\n', &mut line) {
             Ok(_) if line.ends_with(b"\n") => {
                 line.pop();
-                String::from_utf8(line.clone())
-                    .unwrap_or_else(|_| panic!("{expected}; got invalid UTF-8: {}", show(&line)))
+                match String::from_utf8(line) {
+                    Ok(line) => line,
+                    Err(err) => panic!("{expected}; got invalid UTF-8: {}", show(err.as_bytes())),
+                }
             }
             Ok(_) => panic!(
                 "{expected}; got {} and then the connection closed",
@@ -637,6 +691,7 @@ impl Connection {
 
     /// Reads exactly `expected.len()` bytes within [`WAIT`] and asserts they
     /// are `expected`.
+    #[track_caller]
     pub fn expect_bytes(&mut self, expected: &[u8], what: &str) {
         let mut got = vec![0; expected.len()];
         let mut filled = 0;
@@ -665,6 +720,7 @@ impl Connection {
     }
 
     /// Reads until the peer closes, within [`WAIT`], and returns the bytes.
+    #[track_caller]
     pub fn read_to_end(&mut self, what: &str) -> Vec<u8> {
         let mut got = Vec::new();
         if let Err(err) = self.reader.read_to_end(&mut got) {
@@ -678,6 +734,7 @@ impl Connection {
     /// fails: it is what a server sends when it closes a socket whose input it
     /// did not read, and on the way it can destroy a reply still on its way
     /// (book: 02-server.md § Step 7: close without losing the reply).
+    #[track_caller]
     pub fn expect_orderly_close(&mut self, what: &str) {
         let mut got = Vec::new();
         match self.reader.read_to_end(&mut got) {
@@ -706,6 +763,7 @@ impl Connection {
 
     /// Asserts the peer resets the connection (RST) within [`WAIT`], with no
     /// more bytes before it. For the cases where a reset is the right ending.
+    #[track_caller]
     pub fn expect_reset(&mut self, what: &str) {
         let mut got = Vec::new();
         match self.reader.read_to_end(&mut got) {
@@ -722,6 +780,7 @@ impl Connection {
     /// [`WAIT`], with no more bytes before that. Only for cases where either
     /// ending is right: a server that drops a client who would not stop
     /// sending may well reset it.
+    #[track_caller]
     pub fn expect_closed_or_reset(&mut self, what: &str) {
         let mut got = Vec::new();
         match self.reader.read_to_end(&mut got) {
@@ -739,6 +798,7 @@ impl Connection {
     }
 
     /// Asserts that nothing arrives within [`QUIET`] (and the connection stays open).
+    #[track_caller]
     pub fn expect_nothing(&mut self, why: &str) {
         let stream = self.reader.get_ref();
         stream.set_read_timeout(Some(QUIET)).unwrap();
@@ -762,22 +822,28 @@ pub struct FakeServer {
 
 impl FakeServer {
     /// Listens on a free loopback port.
+    #[track_caller]
     pub fn start() -> FakeServer {
         Self::on("127.0.0.1:0")
     }
 
     /// Listens on `addr` (for example `[::1]:0`).
+    #[track_caller]
     pub fn on(addr: &str) -> FakeServer {
-        let listener = TcpListener::bind(addr)
-            .unwrap_or_else(|err| panic!("could not listen on {addr}: {err}"));
+        let listener = match TcpListener::bind(addr) {
+            Ok(listener) => listener,
+            Err(err) => panic!("could not listen on {addr}: {err}"),
+        };
         FakeServer { listener }
     }
 
+    #[track_caller]
     pub fn addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap()
     }
 
     /// Accepts the next connection within [`WAIT`].
+    #[track_caller]
     pub fn accept(&self, expected: &str) -> Connection {
         self.listener.set_nonblocking(true).unwrap();
         let deadline = Instant::now() + WAIT;
@@ -800,6 +866,7 @@ impl FakeServer {
 }
 
 /// A free loopback address where nothing listens (to test "refused").
+#[track_caller]
 pub fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
@@ -838,6 +905,7 @@ pub struct TempDir {
 }
 
 impl TempDir {
+    #[track_caller]
     pub fn new() -> TempDir {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
@@ -858,6 +926,7 @@ impl TempDir {
     }
 
     /// `self/relative`, with its folders created.
+    #[track_caller]
     pub fn join(&self, relative: &str) -> PathBuf {
         let path = self.path.join(relative);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -865,6 +934,7 @@ impl TempDir {
     }
 
     /// Writes `bytes` to `self/relative`, creating folders, and returns the path.
+    #[track_caller]
     pub fn write(&self, relative: &str, bytes: &[u8]) -> PathBuf {
         let path = self.join(relative);
         fs::write(&path, bytes).unwrap();
@@ -936,20 +1006,22 @@ pub fn snapshot_settings_with_ports<S: AsRef<str>>(ports: &[(u16, S)]) -> insta:
 /// `connected to ADDR (local ADDR)` (lessons 1 and 4), for a snapshot to
 /// name: the test cannot see that socket itself. `output` is the client's
 /// standard output; a missing or malformed line fails the test.
+#[track_caller]
 pub fn reported_local_port(output: &str) -> u16 {
-    output
+    let port = output
         .lines()
         .find(|line| line.starts_with("connected to "))
         .and_then(|line| line.split_once("(local "))
         .and_then(|(_, rest)| rest.strip_suffix(')'))
         .and_then(|addr| addr.parse::<SocketAddr>().ok())
-        .map(|addr| addr.port())
-        .unwrap_or_else(|| {
-            panic!(
-                "the client should print `connected to ADDR (local ADDR)` first \
-                 (book: 01-client.md § Step 1: connect); its output:\n{output}"
-            )
-        })
+        .map(|addr| addr.port());
+    match port {
+        Some(port) => port,
+        None => panic!(
+            "the client should print `connected to ADDR (local ADDR)` first \
+             (book: 01-client.md § Step 1: connect); its output:\n{output}"
+        ),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -965,6 +1037,7 @@ pub fn reported_local_port(output: &str) -> u16 {
 /// when the tool is missing, `#[cfg_attr(not(has_nc), ignore = "...")]`
 /// (the cfg comes from `tests/build.rs`, which this package and the lessons
 /// with such tests run), so that the test result says it did not run.
+#[track_caller]
 pub fn tool(name: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)

@@ -25,6 +25,7 @@ const MISBEHAVE: &str = "(book: 03-multi-client.md § Clients that misbehave)";
 const CAP: &str = "(book: 03-multi-client.md § Why the cap)";
 
 /// Sends `line` and a newline, and expects exactly `ok\n` back.
+#[track_caller]
 pub fn round_trip(conn: &mut Connection, line: &str) {
     conn.send_line(line);
     conn.expect_bytes(
@@ -38,6 +39,7 @@ pub fn round_trip(conn: &mut Connection, line: &str) {
 
 /// Half-closes, as a client does when it has nothing more to say, and
 /// expects the server to close in return, gently: it has read everything.
+#[track_caller]
 pub fn leave(conn: &mut Connection) {
     conn.half_close();
     conn.expect_orderly_close(
@@ -47,6 +49,7 @@ pub fn leave(conn: &mut Connection) {
 }
 
 /// Waits for the server to log that a client left after half-closing.
+#[track_caller]
 pub fn expect_finished(server: &mut Process) {
     server.expect_line(
         "finished",
@@ -58,6 +61,7 @@ pub fn expect_finished(server: &mut Process) {
 /// With `--max-clients 2` and one of two clients gone, a new client is
 /// served: a slot is given back when its client's thread (or task) ends,
 /// just after the server logs `finished`, so it may need a second try.
+#[track_caller]
 pub fn a_freed_slot_serves_the_next_client(server: &Process) {
     let deadline = Instant::now() + WAIT;
     let what = "with --max-clients 2, one of two clients left and a fourth sent `my turn`";

@@ -279,14 +279,14 @@ impl References<'_> {
 
     fn load(&self, exercise: &Exercise) -> anyhow::Result<Vec<Known>> {
         let files = self.workspace.load(exercise)?;
-        let count: usize = files.iter().map(|f| f.of(&exercise.id).len()).sum();
+        let count: usize = files.iter().map(|f| f.of(&exercise.id).count()).sum();
         let mut known = Vec::new();
         for file in &files {
             let lines = &file.reference.lines;
             let outside = |index: &usize| !lines[*index].contains("// ANCHOR");
-            for index in file.of(&exercise.id) {
-                let region = &file.reference_regions[index];
-                let body = file.reference_body(index);
+            for pair in file.of(&exercise.id) {
+                let region = &pair.reference;
+                let body = file.reference_body(pair);
                 let number = known.len() + 1;
                 let summary = if count == 1 {
                     format!(
@@ -308,7 +308,7 @@ impl References<'_> {
                         .find(outside)
                         .map(|i| lines[i].trim().to_string()),
                     current: file
-                        .current_body(index)
+                        .current_body(pair)
                         .iter()
                         .map(|l| l.trim().to_string())
                         .collect(),
@@ -419,8 +419,8 @@ mod tests {
         let exercise = workspace.find("2.2").unwrap();
         let files = workspace.load(exercise).unwrap();
         let file = &files[0];
-        let index = file.of("2.2")[0];
-        let region = &file.reference_regions[index];
+        let pair = file.of("2.2").next().unwrap();
+        let region = &pair.reference;
         let lines = &file.reference.lines;
         let attempt = vec![format!("{}let x = 1; // the learner's", region.indent)];
         let listed = Listed {
@@ -433,7 +433,7 @@ mod tests {
         let shown = references.shown(&listed).unwrap();
         assert_eq!(
             shown.stub,
-            regions::blank_body(file.reference_body(index), region, exercise)
+            regions::blank_body(file.reference_body(pair), region, exercise)
         );
         assert!(
             shown
@@ -441,7 +441,7 @@ mod tests {
                 .iter()
                 .any(|l| l.contains("todo!(\"exercise 2.2:"))
         );
-        let reference = regions::solution_body(file.reference_body(index));
+        let reference = regions::solution_body(file.reference_body(pair));
         assert_eq!(shown.solution.len(), reference.len());
         assert!(
             reference

@@ -49,7 +49,8 @@ fn regions_of(workspace: &Workspace, exercise: &Exercise) -> Vec<(PathBuf, Vec<(
             .unwrap_or_default()
             .iter()
             .filter(|r| r.id == exercise.id)
-            .map(|r| (r.begin + 2, r.end))
+            // `end`, the end marker's index from 0, is the body's last line from 1.
+            .map(|r| (r.first_line(), r.end))
             .collect();
         found.push((path, spans));
     }

@@ -77,6 +77,13 @@ impl Region {
     pub fn body<'a>(&self, source: &'a Source) -> &'a [String] {
         &source.lines[self.begin + 1..self.end]
     }
+
+    /// The number of the body's first line, counted from 1 as editors and
+    /// compilers count (`begin` counts from 0 and is the marker's line):
+    /// where the tool tells the learner to write.
+    pub fn first_line(&self) -> usize {
+        self.begin + 2
+    }
 }
 
 /// What a marker line says, if it is one.

@@ -596,7 +596,7 @@ pub fn static_problems(
                     .position(|((_, _, body), digest)| regions::digest(body) != *digest)
                     .and_then(|at| bodies.get(at))
                     .map(|(path, region, _)| {
-                        format!(" (first at {}:{})", path.display(), region.begin + 2)
+                        format!(" (first at {}:{})", path.display(), region.first_line())
                     })
                     .unwrap_or_default();
                 problems.push(format!(

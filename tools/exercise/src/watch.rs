@@ -82,7 +82,7 @@ pub fn watch(workspace: &Workspace, id: Option<&str>, poll: bool) -> anyhow::Res
     };
     let mut exercise = match id {
         Some(id) => workspace.find(id)?,
-        None => crate::current(workspace, &workspace.progress())?
+        None => crate::commands::check::current(workspace, &workspace.progress())?
             .context("every exercise passes; name one to watch it again")?,
     };
     let mut check_now = true;
@@ -214,7 +214,7 @@ impl<'a> Session<'a> {
                         }
                         // Its own message says what to write, and where.
                         println!();
-                        match crate::start(self.workspace, &next.id, false) {
+                        match crate::commands::start::start(self.workspace, &next.id, false) {
                             Ok(code) if code == ExitCode::SUCCESS => {
                                 return Ok(Then::Watch {
                                     exercise: next,
@@ -321,7 +321,7 @@ impl<'a> Session<'a> {
     /// After a pass: says what is next and, on a terminal, offers it.
     fn offer_next(&self, passed: &Exercise) -> anyhow::Result<Option<(&'a Exercise, State)>> {
         let progress = self.workspace.progress();
-        let Some(next) = crate::current(self.workspace, &progress)? else {
+        let Some(next) = crate::commands::check::current(self.workspace, &progress)? else {
             println!("\nEvery exercise passes. Well done.");
             return Ok(None);
         };

@@ -57,30 +57,44 @@ impl State {
     }
 }
 
-/// One file's regions of one exercise, now and in the reference.
+/// One region where it is in the file now, and where the same region is
+/// in the file's reference (the bodies differ, so the lines do too).
+pub struct RegionPair {
+    pub current: Region,
+    pub reference: Region,
+}
+
+/// A file that holds regions of one exercise, now and in the reference.
 pub struct FileRegions {
     pub path: PathBuf,
     pub current: Source,
-    /// All regions of the current file (every exercise's).
-    pub current_regions: Vec<Region>,
     pub reference: Source,
-    pub reference_regions: Vec<Region>,
+    /// Every region of the file (every exercise's), in order.
+    pub regions: Vec<RegionPair>,
 }
 
 impl FileRegions {
-    /// The indexes (into both region lists) of `id`'s regions.
-    pub fn of(&self, id: &str) -> Vec<usize> {
-        (0..self.current_regions.len())
-            .filter(|&index| self.current_regions[index].id == id)
+    /// `id`'s regions.
+    pub fn of<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a RegionPair> {
+        self.regions
+            .iter()
+            .filter(move |pair| pair.current.id == id)
+    }
+
+    pub fn current_body(&self, pair: &RegionPair) -> &[String] {
+        pair.current.body(&self.current)
+    }
+
+    pub fn reference_body(&self, pair: &RegionPair) -> &[String] {
+        pair.reference.body(&self.reference)
+    }
+
+    /// Every region of the file as it is now.
+    pub fn current_regions(&self) -> Vec<Region> {
+        self.regions
+            .iter()
+            .map(|pair| pair.current.clone())
             .collect()
-    }
-
-    pub fn current_body(&self, index: usize) -> &[String] {
-        self.current_regions[index].body(&self.current)
-    }
-
-    pub fn reference_body(&self, index: usize) -> &[String] {
-        self.reference_regions[index].body(&self.reference)
     }
 }
 
@@ -221,7 +235,7 @@ impl Workspace {
                      version, and throws away your code in every exercise of the file: copy it \
                      first. If you changed the reference on purpose: `cargo exercise digests`",
                     path.display(),
-                    region.begin + 2,
+                    region.first_line(),
                     path.display()
                 ),
                 None => bodies.push(region.body(current).to_vec()),
@@ -303,12 +317,28 @@ impl Workspace {
                 problems.join("; ")
             )
         })?;
+        // The reference is the file with other bodies, so its regions are
+        // the same, in the same order.
+        if reference_regions.len() != current_regions.len() {
+            bail!(
+                "the reference of {} has {} exercise regions where the file has {}: put the \
+                 `// exercise ID: begin/end` lines back as they were (`git diff {}` shows them)",
+                path.display(),
+                reference_regions.len(),
+                current_regions.len(),
+                path.display()
+            );
+        }
+        let regions = current_regions
+            .into_iter()
+            .zip(reference_regions)
+            .map(|(current, reference)| RegionPair { current, reference })
+            .collect();
         Ok(FileRegions {
             path: path.to_path_buf(),
             current,
-            current_regions,
             reference,
-            reference_regions,
+            regions,
         })
     }
 
@@ -358,13 +388,10 @@ impl Workspace {
         }
         let mut all_blank = true;
         for file in &files {
-            for index in file.of(&exercise.id) {
-                let blank = regions::blank_body(
-                    file.reference_body(index),
-                    &file.reference_regions[index],
-                    exercise,
-                );
-                all_blank &= file.current_body(index) == blank.as_slice();
+            for pair in file.of(&exercise.id) {
+                let blank =
+                    regions::blank_body(file.reference_body(pair), &pair.reference, exercise);
+                all_blank &= file.current_body(pair) == blank.as_slice();
             }
         }
         Ok(if all_blank {
@@ -401,14 +428,14 @@ impl Workspace {
             exercise.id
         );
         for file in files {
-            for (index, region) in file.current_regions.iter().enumerate() {
+            for pair in &file.regions {
                 text.push_str(&format!(
                     "\n## exercise {}, {} line {}\n",
-                    region.id,
+                    pair.current.id,
                     file.path.display(),
-                    region.begin + 2
+                    pair.current.first_line()
                 ));
-                for line in file.current_body(index) {
+                for line in file.current_body(pair) {
                     text.push_str(line);
                     text.push('\n');
                 }
@@ -427,16 +454,18 @@ impl Workspace {
         make: impl Fn(&[String], &Region) -> Vec<String>,
     ) -> anyhow::Result<()> {
         for file in files {
-            let bodies: Vec<Vec<String>> = (0..file.current_regions.len())
-                .map(|index| {
-                    if file.current_regions[index].id == exercise.id {
-                        make(file.reference_body(index), &file.reference_regions[index])
+            let bodies: Vec<Vec<String>> = file
+                .regions
+                .iter()
+                .map(|pair| {
+                    if pair.current.id == exercise.id {
+                        make(file.reference_body(pair), &pair.reference)
                     } else {
-                        file.current_body(index).to_vec()
+                        file.current_body(pair).to_vec()
                     }
                 })
                 .collect();
-            let source = regions::replace_bodies(&file.current, &file.current_regions, &bodies);
+            let source = regions::replace_bodies(&file.current, &file.current_regions(), &bodies);
             write(&self.root.join(&file.path), &source.text())?;
         }
         Ok(())
@@ -470,8 +499,7 @@ fn marked(path: &Path, source: &Source) -> anyhow::Result<Vec<Region>> {
 pub fn holds_reference(files: &[FileRegions], id: &str) -> bool {
     files.iter().all(|file| {
         file.of(id)
-            .into_iter()
-            .all(|index| file.current_body(index) == file.reference_body(index))
+            .all(|pair| file.current_body(pair) == file.reference_body(pair))
     })
 }
 
