@@ -150,6 +150,15 @@ enum Query {
 }
 
 fn main() -> ExitCode {
+    // `cargo exercise | head`: when the reader goes away, end quietly, as
+    // other Unix tools do (SIGPIPE's default action). Rust ignores SIGPIPE,
+    // so println! would otherwise panic on the broken pipe.
+    #[cfg(unix)]
+    {
+        let always = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let _ =
+            signal_hook::flag::register_conditional_default(signal_hook::consts::SIGPIPE, always);
+    }
     let args = Args::parse();
     let root = args.root.unwrap_or_else(default_root);
     // Cargo names files by their absolute paths; so must the tool.

@@ -1260,3 +1260,27 @@ fn verify_reports_a_reference_changed_without_its_digests_and_digests_refuses_a_
         "a refused `digests` writes nothing"
     );
 }
+
+/// `cargo exercise | head -1`: the reader goes after one line, and the tool
+/// ends quietly (SIGPIPE's default), never with a panic on the broken pipe.
+#[cfg(unix)]
+#[test]
+fn a_reader_that_goes_away_ends_the_list_quietly() {
+    let dir = workspace();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_exercise"))
+        .args(["--root", dir.path().to_str().unwrap(), "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the tool writes a byte: its first println! meets the
+    // broken pipe.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("panicked"),
+        "`cargo exercise | head` with the reader gone: the tool must end quietly, as Unix tools \
+         do on SIGPIPE, not panic; its standard error:\n{stderr}"
+    );
+}
