@@ -682,10 +682,16 @@ impl Connection {
                 }
             }
             Ok(_) => panic!(
-                "{expected}; got {} and then the connection closed",
-                show(&line)
+                "{expected}; got {} and then the connection closed{}",
+                show(&line),
+                no_newline(&line)
             ),
-            Err(err) => panic!("{expected}; got {} and then: {}", show(&line), waited(&err)),
+            Err(err) => panic!(
+                "{expected}; got {} and then: {}{}",
+                show(&line),
+                waited(&err),
+                no_newline(&line)
+            ),
         }
     }
 
@@ -870,6 +876,18 @@ impl FakeServer {
 pub fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
+}
+
+/// For a line that stopped before its newline: says that the newline is
+/// what is missing (a peer that sent `LEFT bob` without `\n` shows up as a
+/// wait for the rest of the line). Empty when nothing came.
+fn no_newline(partial: &[u8]) -> &'static str {
+    if partial.is_empty() {
+        ""
+    } else {
+        " (a line without its newline: every line the protocol sends ends with `\\n`, and \
+         the reader waits for it)"
+    }
 }
 
 /// Bytes as a Rust byte string literal: `b"ok\n"`, for failure messages.
