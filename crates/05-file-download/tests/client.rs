@@ -17,7 +17,8 @@ use std::process::Command;
 
 use file_download::BUFFER_SIZE;
 use support::{
-    TempDir, bin, book, bytes, client, get, peak_resident_kib, settings, start_server, trailer,
+    TempDir, bin, book, bytes, client, get, peak_resident_kib, settings, sparse, start_server,
+    trailer,
 };
 use testkit::{FakeServer, Finished, Process, closed_port};
 
@@ -400,9 +401,7 @@ fn a_part_file_is_hashed_in_chunks_whatever_its_size() {
         return;
     }
     let cwd = TempDir::new();
-    let part = fs::File::create(cwd.path().join("big.bin.part")).unwrap();
-    part.set_len(BIG_PART).unwrap();
-    drop(part);
+    sparse(&cwd.join("big.bin.part"), BIG_PART);
     let fake = FakeServer::start();
     let mut client = start_get(&fake, cwd.path(), "big.bin");
     let mut conn = accept_get(&fake, &mut client, "big.bin");

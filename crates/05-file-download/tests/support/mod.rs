@@ -150,3 +150,22 @@ pub fn peak_resident_kib(pid: u32) -> u64 {
         .and_then(|kib| kib.parse().ok())
         .unwrap_or_else(|| panic!("/proc/{pid}/status has no `VmHWM: N kB` line"))
 }
+
+/// How many bytes process `pid` has read so far, by any read call (`rchar`
+/// in /proc/PID/io): from the page cache too, so a sparse file read twice
+/// counts twice. Linux only.
+pub fn bytes_read(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_else(|err| panic!("could not read /proc/{pid}/io: {err}"));
+    io.lines()
+        .find_map(|line| line.strip_prefix("rchar:"))
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or_else(|| panic!("/proc/{pid}/io has no `rchar: N` line"))
+}
+
+/// Creates `path`, `size` bytes of zeros that take no disk (a sparse
+/// file): big files for the price of none.
+pub fn sparse(path: &Path, size: u64) {
+    let file = std::fs::File::create(path).unwrap();
+    file.set_len(size).unwrap();
+}
