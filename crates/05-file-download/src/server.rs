@@ -2,10 +2,11 @@
 //! moved by the kernel, and the digest computed while they go.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::fs::{self, File, Metadata};
-use std::io::{self, BufReader, BufWriter, ErrorKind, Read, Write};
+use std::io::{self, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -16,9 +17,9 @@ use common::{Deadline, ReadLine, describe, printable, read_line, say};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    BUFFER_SIZE, Code, DEFAULT_PORT, EntryKind, GONE_CHECK_EVERY, LINE_LIMIT, LINGER, MIN_RATE,
-    PROGRESS_EVERY, Refusal, Request, SEND_TIMEOUT, check_opened, check_path, is_timeout,
-    list_folder, open_inside, parse_request,
+    BUFFER_SIZE, Code, DEFAULT_PORT, EntryKind, GONE_CHECK_EVERY, LINE_LIMIT, LINGER,
+    LIST_KEPT_FOR, MIN_RATE, PROGRESS_EVERY, Refusal, Request, SEND_TIMEOUT, check_opened,
+    check_path, is_timeout, list_folder, open_inside, parse_request,
 };
 
 /// What `serve` needs to know; the command line fills it in.
@@ -41,6 +42,7 @@ struct Server {
     request_timeout: Duration,
     rate_window: Duration,
     digests: Digests,
+    listings: Listings,
 }
 
 // ANCHOR: serve
@@ -77,6 +79,7 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
         request_timeout: options.request_timeout,
         rate_window: options.rate_window,
         digests: Digests::default(),
+        listings: Listings::default(),
     });
     // A thread per client, at most max_clients at once (lesson 3).
     common::serve_threads(
@@ -722,24 +725,64 @@ impl Server {
     // ANCHOR: send_list
     /// Answers `LIST`.
     fn send_list(&self, stream: &TcpStream) -> Result<String, Failure> {
-        let files = self.offered_files();
+        let (listing, how) = self.listing();
         let lost = |err: io::Error| Failure::Lost(format!("could not reply: {}", describe(&err)));
         stream.set_write_timeout(Some(SEND_TIMEOUT)).map_err(lost)?;
-        // Many short lines: a BufWriter gathers them into few writes.
-        let mut out = BufWriter::new(stream);
-        writeln!(out, "OK {}", files.len()).map_err(lost)?;
-        for (size, path) in &files {
-            writeln!(out, "{size} {path}").map_err(lost)?;
-        }
-        out.flush().map_err(lost)?;
+        // Straight from the listing every LIST shares: no copy per client.
+        (&*stream).write_all(&listing.reply).map_err(lost)?;
         Ok(format!(
-            "listed {}",
-            common::count(files.len() as u64, "file")
+            "listed {}, {how}",
+            common::count(listing.count as u64, "file")
         ))
     }
 
-    /// Every file `GET` would serve, as (size, path), sorted by path, each
-    /// file once.
+    /// The listing to send: the one kept, while no folder it walked has
+    /// changed and it is younger than LIST_KEPT_FOR; else a new walk.
+    ///
+    /// The lock is held while the folders are checked or walked: one walk
+    /// runs at a time, and the LISTs that come meanwhile wait for it
+    /// instead of walking too. A check that began after a request came saw
+    /// the folder as it was after the request came: its listing will do.
+    fn listing(&self) -> (Arc<Listing>, &'static str) {
+        let listings = &self.listings;
+        let came = listings.begun.load(Ordering::SeqCst);
+        let mut kept = locked(&listings.kept);
+        if let (last, Some(listing)) = &*kept
+            && *last > came
+        {
+            return (Arc::clone(listing), "listing shared");
+        }
+        let check = listings.begun.fetch_add(1, Ordering::SeqCst) + 1;
+        if let (_, Some(listing)) = &*kept
+            && listing.walked.elapsed() < LIST_KEPT_FOR
+            && listing
+                .folders
+                .iter()
+                .all(|(path, then)| self.folder_version(path) == *then)
+        {
+            let listing = Arc::clone(listing);
+            kept.0 = check;
+            return (listing, "listing kept");
+        }
+        let listing = Arc::new(self.walk());
+        *kept = (check, Some(Arc::clone(&listing)));
+        (listing, "folders walked")
+    }
+
+    /// The version of the folder `path` now, None if it cannot be opened.
+    fn folder_version(&self, path: &str) -> Option<Version> {
+        let meta = if path.is_empty() {
+            self.folder.metadata()
+        } else {
+            let folder = open_inside(&self.folder, Path::new(path), self.hidden).ok()?;
+            folder.metadata()
+        };
+        meta.ok().map(|meta| version(&meta))
+    }
+
+    /// Walks the served folder for every file `GET` would serve, and makes
+    /// the reply: `OK <count>`, then `<size> <path>` per file, sorted by
+    /// path, each file once.
     ///
     /// It asks the same questions `GET` asks, name by name, from the same
     /// folder handle, so the list cannot offer what `GET` refuses, and it
@@ -748,12 +791,18 @@ impl Server {
     /// with several names (links, hard links) is listed once, under its
     /// real name where it has one that can be listed: names that are not
     /// links come first, then the first in path order.
-    fn offered_files(&self) -> Vec<(u64, String)> {
+    fn walk(&self) -> Listing {
+        let walked = Instant::now();
         // (is a link, path, size, which file: device and inode)
         let mut names = Vec::new();
-        let mut folders = vec![String::new()];
-        while let Some(folder) = folders.pop() {
-            for (name, kind) in list_folder(&self.folder, &folder, self.hidden) {
+        let mut folders = Vec::new();
+        let mut to_walk = vec![String::new()];
+        while let Some(folder) = to_walk.pop() {
+            let Some((meta, entries)) = list_folder(&self.folder, &folder, self.hidden) else {
+                folders.push((folder, None));
+                continue;
+            };
+            for (name, kind) in entries {
                 let path = if folder.is_empty() {
                     name
                 } else {
@@ -763,7 +812,7 @@ impl Server {
                     continue;
                 };
                 if kind == EntryKind::Folder {
-                    folders.push(path);
+                    to_walk.push(path);
                     continue;
                 }
                 let opened = open_inside(&self.folder, &relative, self.hidden);
@@ -773,19 +822,53 @@ impl Server {
                     names.push((kind == EntryKind::Link, path, meta.len(), file));
                 }
             }
+            folders.push((folder, Some(version(&meta))));
         }
         names.sort();
         let mut listed = std::collections::HashSet::new();
-        let mut files: Vec<(u64, String)> = names
+        let mut files: Vec<(String, u64)> = names
             .into_iter()
             .filter(|(_, _, _, file)| listed.insert(*file))
-            .map(|(_, path, size, _)| (size, path))
+            .map(|(_, path, size, _)| (path, size))
             .collect();
-        files.sort_by(|a, b| a.1.cmp(&b.1));
-        files
+        files.sort_unstable();
+        let mut reply = format!("OK {}\n", files.len());
+        for (path, size) in &files {
+            // Writing to a String cannot fail.
+            let _ = writeln!(reply, "{size} {path}");
+        }
+        Listing {
+            reply: reply.into_bytes(),
+            count: files.len(),
+            folders,
+            walked,
+        }
     }
     // ANCHOR_END: send_list
 }
+
+// ANCHOR: listings
+/// A reply to `LIST`, kept for the `LIST`s after it.
+struct Listing {
+    /// `OK <count>`, then `<size> <path>` per file.
+    reply: Vec<u8>,
+    count: usize,
+    /// Every folder walked, and its version before its names were read
+    /// (None: it could not be opened). Adding, removing or renaming a name
+    /// in a folder gives it a new version.
+    folders: Vec<(String, Option<Version>)>,
+    walked: Instant,
+}
+
+/// The listing kept, shared by every `LIST`.
+#[derive(Default)]
+struct Listings {
+    /// How many checks of the kept listing have begun.
+    begun: AtomicU64,
+    /// The number of the last check, and the listing it kept or walked.
+    kept: Mutex<(u64, Option<Arc<Listing>>)>,
+}
+// ANCHOR_END: listings
 
 // ANCHOR: refuse
 /// Says no to a request: the `ERR` line, and what to log.

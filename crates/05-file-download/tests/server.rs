@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 use file_download::LINE_LIMIT;
 use support::{
     TempDir, ask, bin, book, bytes, bytes_read, peak_resident_kib, settings, settings_naming_ports,
-    sha256_hex, sparse, start_server, trailer, whole_reply,
+    sha256_hex, skipped_off_linux, sparse, start_server, trailer, whole_reply,
 };
 use testkit::{Connection, run, tool};
 
@@ -268,6 +268,144 @@ fn list_follows_the_served_folder_when_it_is_renamed() {
     );
 }
 
+/// How many LISTs come at once below: every client slot of the default.
+const LISTS_AT_ONCE: usize = 32;
+/// The folders, and the files in each, of the big tree below: 4,000 empty
+/// files, each path 746 bytes long (three folders of about 245 bytes), a
+/// listing of 3 MB: long paths, so that few files make a big listing.
+const FOLDERS: usize = 20;
+const FILES_PER_FOLDER: usize = 200;
+/// The most memory the server may hold while it sends LISTS_AT_ONCE
+/// listings of that tree: one listing shared by all of them, and the one
+/// walk that made it (14 MiB in all, measured), not a listing per client
+/// (180 MiB, measured).
+const LIST_MEMORY_BOUND_KIB: u64 = 32 * 1024;
+
+#[test]
+fn lists_at_once_share_one_walk_and_one_listing_in_memory() {
+    if skipped_off_linux("the server's peak memory is read from /proc/PID/status (VmHWM)") {
+        return;
+    }
+    let served = TempDir::new();
+    let long = "x".repeat(240);
+    for folder in 0..FOLDERS {
+        let folder = served
+            .path()
+            .join(format!("{long}-{folder:04}"))
+            .join(format!("{long}-two"))
+            .join(format!("{long}-three"));
+        fs::create_dir_all(&folder).unwrap();
+        for file in 0..FILES_PER_FOLDER {
+            fs::File::create(folder.join(format!("{file:04}.txt"))).unwrap();
+        }
+    }
+    let files = FOLDERS * FILES_PER_FOLDER;
+    let mut server = start_server(served.path(), &[]);
+    let what = format!(
+        "{LISTS_AT_ONCE} clients sent `LIST` at once for a folder of {files} files with paths \
+         of 746 bytes (a listing of 3 MB each), and read the header and nothing more for now"
+    );
+    let mut clients: Vec<Connection> = (0..LISTS_AT_ONCE)
+        .map(|_| {
+            let mut client = Connection::open(server.addr());
+            client.send(b"LIST\n");
+            client
+        })
+        .collect();
+    for client in &mut clients {
+        // A server that walks the folder once per LIST takes long.
+        let patient = Some(Duration::from_secs(120));
+        client.stream().set_read_timeout(patient).unwrap();
+        let header = client.read_line(&format!("{what}: each should get `OK {files}`"));
+        assert_eq!(
+            header,
+            format!("OK {files}"),
+            "{what} {}",
+            book::LIST_AND_CLOSE
+        );
+    }
+    // Every reply is now being written, and none fits in the sockets'
+    // buffers: whatever a LIST holds, each holds it now.
+    let peak = peak_resident_kib(server.pid());
+    assert!(
+        peak <= LIST_MEMORY_BOUND_KIB,
+        "{what}: the server's memory should stay under {} MiB, one listing shared by every \
+         LIST; it reached {} MiB. A listing built for each request costs its size once per \
+         client {}",
+        LIST_MEMORY_BOUND_KIB >> 10,
+        peak >> 10,
+        book::LIST_AND_CLOSE
+    );
+    for client in &mut clients {
+        let rest = client.read_to_end(&what);
+        assert_eq!(
+            rest.iter().filter(|&&byte| byte == b'\n').count(),
+            files,
+            "{what}: after the header, each should get a line per file {}",
+            book::LIST_AND_CLOSE
+        );
+    }
+    let logged: Vec<String> = (0..LISTS_AT_ONCE)
+        .map(|_| server.expect_line("LIST: listed", &what))
+        .collect();
+    let walks = logged
+        .iter()
+        .filter(|line| line.ends_with(", folders walked"))
+        .count();
+    assert_eq!(
+        walks,
+        1,
+        "{what}: the folder should be walked once, the LISTs that came during the walk waiting \
+         for it and the ones after it given the listing kept; the log says {logged:#?} {}",
+        book::LIST_AND_CLOSE
+    );
+}
+
+#[test]
+fn a_listing_is_kept_until_a_folder_changes() {
+    let served = TempDir::new();
+    served.write("a.txt", b"a\n");
+    served.write("sub/b.txt", b"bb\n");
+    let mut server = start_server(served.path(), &[]);
+    let mut list = |expected: &str, how: &str, after: &str| {
+        let reply = ask(server.addr(), b"LIST\n");
+        assert_eq!(
+            String::from_utf8_lossy(&reply),
+            expected,
+            "{after}, LIST should list every file {}",
+            book::LIST_AND_CLOSE
+        );
+        let logged = server.wait_for("LIST: listed");
+        assert!(
+            logged.ends_with(how),
+            "{after}, the server should log a LIST ending `{how}`; got {logged:?} {}",
+            book::LIST_AND_CLOSE
+        );
+    };
+    list(
+        "OK 2\n2 a.txt\n3 sub/b.txt\n",
+        ", folders walked",
+        "at the first LIST",
+    );
+    list(
+        "OK 2\n2 a.txt\n3 sub/b.txt\n",
+        ", listing kept",
+        "at a second LIST, with no folder changed (and well within LIST_KEPT_FOR, 10 s)",
+    );
+    served.write("sub/c.txt", b"ccc\n");
+    list(
+        "OK 3\n2 a.txt\n3 sub/b.txt\n4 sub/c.txt\n",
+        ", folders walked",
+        "after sub/c.txt was added",
+    );
+    fs::rename(served.join("sub/b.txt"), served.join("b.txt")).unwrap();
+    list(
+        "OK 3\n2 a.txt\n3 b.txt\n4 sub/c.txt\n",
+        ", folders walked",
+        "after sub/b.txt was moved to b.txt",
+    );
+}
+
 #[test]
 fn a_client_that_hangs_up_while_the_digest_is_computed_frees_its_slot_at_once() {
     let served = TempDir::new();
@@ -334,10 +472,7 @@ const GIB_OF_ZEROS_SHA256: &str =
 
 #[test]
 fn requests_for_one_new_file_share_one_hash_that_outlives_the_client_that_started_it() {
-    if cfg!(not(target_os = "linux")) {
-        eprintln!(
-            "skipped: the bytes the server reads are counted in /proc/PID/io, which only Linux has"
-        );
+    if skipped_off_linux("the bytes the server reads are counted in /proc/PID/io") {
         return;
     }
     let served = TempDir::new();
@@ -389,10 +524,7 @@ fn requests_for_one_new_file_share_one_hash_that_outlives_the_client_that_starte
 
 #[test]
 fn hashing_stops_when_every_client_waiting_for_it_has_gone() {
-    if cfg!(not(target_os = "linux")) {
-        eprintln!(
-            "skipped: the bytes the server reads are counted in /proc/PID/io, which only Linux has"
-        );
+    if skipped_off_linux("the bytes the server reads are counted in /proc/PID/io") {
         return;
     }
     let served = TempDir::new();
@@ -926,10 +1058,7 @@ const MEMORY_BOUND_KIB: u64 = 64 * 1024;
 
 #[test]
 fn the_server_sends_a_file_far_larger_than_its_memory_bound() {
-    if cfg!(not(target_os = "linux")) {
-        eprintln!(
-            "skipped: the server's peak memory is read from /proc/PID/status (VmHWM), which only Linux has"
-        );
+    if skipped_off_linux("the server's peak memory is read from /proc/PID/status (VmHWM)") {
         return;
     }
     let fixture = Fixture::new();

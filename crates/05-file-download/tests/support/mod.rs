@@ -169,3 +169,13 @@ pub fn sparse(path: &Path, size: u64) {
     let file = std::fs::File::create(path).unwrap();
     file.set_len(size).unwrap();
 }
+
+/// Off Linux, says the test is skipped because `needs`, which only Linux
+/// has, and returns true.
+pub fn skipped_off_linux(needs: &str) -> bool {
+    if cfg!(target_os = "linux") {
+        return false;
+    }
+    eprintln!("skipped: {needs}, which only Linux has");
+    true
+}
