@@ -339,27 +339,40 @@ fn read_digest(
 ) -> anyhow::Result<String> {
     let mut hashed: Option<u64> = None;
     let mut deadline = Instant::now() + timeout;
+    // Whether a HASHING line without progress came since the wait began.
+    let mut stalled = false;
+    let no_progress = || {
+        anyhow!(
+            "the server at {peer} kept saying it was hashing \"{shown}\" but hashed nothing more for {} s; {} keeps the bytes: run the same command again to check them",
+            timeout.as_secs_f64(),
+            part.display()
+        )
+    };
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            bail!(
-                "the server at {peer} kept saying it was hashing \"{shown}\" but hashed nothing more for {} s; {} keeps the bytes: run the same command again to check them",
-                timeout.as_secs_f64(),
-                part.display()
-            );
+            return Err(no_progress());
         }
-        let line = read_header(reader, peer, left).with_context(|| {
-            format!(
-                "\"{shown}\" arrived whole, but not the server's SHA-256 of it; {} keeps it: run the same command again to check it",
-                part.display()
-            )
-        })?;
+        let line = match read_header(reader, peer, left) {
+            Ok(line) => line,
+            // The wait ran out between two lines that showed no progress.
+            Err(_) if stalled && Instant::now() >= deadline => return Err(no_progress()),
+            Err(err) => {
+                return Err(err.context(format!(
+                    "\"{shown}\" arrived whole, but not the server's SHA-256 of it; {} keeps it: run the same command again to check it",
+                    part.display()
+                )));
+            }
+        };
         match parse_reply(&line) {
             Some(Reply::Digest(sha256)) => return Ok(sha256),
             Some(Reply::Hashing { done, .. }) => {
                 if hashed.is_none_or(|before| done > before) {
                     hashed = Some(done);
                     deadline = Instant::now() + timeout;
+                    stalled = false;
+                } else {
+                    stalled = true;
                 }
             }
             _ => return Err(not_understood(peer, &line)),

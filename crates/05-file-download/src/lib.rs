@@ -78,6 +78,13 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// client has hung up: a client gone after the bytes must not keep its slot
 /// and a core busy hashing for a digest nobody will read.
 pub const GONE_CHECK_EVERY: Duration = Duration::from_millis(100);
+/// How long a listing is sent again to every `LIST` while none of the
+/// folders it walked has changed (a name added, removed or renamed). A
+/// file changed in place (its size, its permissions) changes no folder:
+/// this is how stale its line can get. A walk of 100,000 files took about
+/// a second of a core (a debug build): once per LIST_KEPT_FOR, while
+/// nothing changes, is a tenth of a core at most.
+pub const LIST_KEPT_FOR: Duration = Duration::from_secs(10);
 /// After its reply, how long the server waits for the client to close.
 pub const LINGER: Duration = Duration::from_secs(2);
 /// How many bytes the client receives at a time, and both sides hash at a

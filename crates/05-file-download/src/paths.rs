@@ -167,26 +167,30 @@ pub enum EntryKind {
 }
 
 /// The names in the folder `relative` below `root` (`""` for `root`
-/// itself), each with its kind. The folder is opened from the handle, as
-/// [`open_inside`] opens files: if the served folder is renamed or
-/// replaced, this still lists the one the server opened.
+/// itself), each with its kind, and the folder's metadata, taken before
+/// its names are read (so that a name added meanwhile shows as a change
+/// of the folder next time it is looked at); None if it cannot be opened.
+/// The folder is opened from the handle, as [`open_inside`] opens files:
+/// if the served folder is renamed or replaced, this still lists the one
+/// the server opened.
 #[cfg(unix)]
-pub fn list_folder(root: &File, relative: &str, hidden: bool) -> Vec<(String, EntryKind)> {
+pub fn list_folder(
+    root: &File,
+    relative: &str,
+    hidden: bool,
+) -> Option<(Metadata, Vec<(String, EntryKind)>)> {
     use rustix::fs::{AtFlags, Dir, FileType, statat};
 
     let folder = if relative.is_empty() {
-        root.try_clone()
+        root.try_clone().ok()?
     } else {
-        open_inside(root, Path::new(relative), hidden)
-            .map_err(|_| std::io::ErrorKind::NotFound.into())
+        open_inside(root, Path::new(relative), hidden).ok()?
     };
-    let Ok(folder) = folder else {
-        return Vec::new();
-    };
+    let meta = folder.metadata().ok()?;
     // read_from opens the folder's `.` afresh, so reading it does not move
     // a position that other requests share.
     let Ok(entries) = Dir::read_from(&folder) else {
-        return Vec::new();
+        return Some((meta, Vec::new()));
     };
     let mut names = Vec::new();
     for entry in entries.flatten() {
@@ -213,12 +217,16 @@ pub fn list_folder(root: &File, relative: &str, hidden: bool) -> Vec<(String, En
         };
         names.push((name.to_string(), kind));
     }
-    names
+    Some((meta, names))
 }
 
 #[cfg(not(unix))]
-pub fn list_folder(_root: &File, _relative: &str, _hidden: bool) -> Vec<(String, EntryKind)> {
-    Vec::new()
+pub fn list_folder(
+    _root: &File,
+    _relative: &str,
+    _hidden: bool,
+) -> Option<(Metadata, Vec<(String, EntryKind)>)> {
+    None
 }
 
 /// The refusal for an open that failed with `err`; `behind_link` when a

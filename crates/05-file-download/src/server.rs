@@ -2,14 +2,14 @@
 //! moved by the kernel, and the digest computed while they go.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::fs::{self, File, Metadata};
-use std::io::{self, BufReader, BufWriter, ErrorKind, Read, Write};
+use std::io::{self, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
@@ -17,9 +17,9 @@ use common::{Deadline, ReadLine, describe, printable, read_line, say};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    BUFFER_SIZE, Code, DEFAULT_PORT, EntryKind, GONE_CHECK_EVERY, LINE_LIMIT, LINGER, MIN_RATE,
-    PROGRESS_EVERY, Refusal, Request, SEND_TIMEOUT, check_opened, check_path, is_timeout,
-    list_folder, open_inside, parse_request,
+    BUFFER_SIZE, Code, DEFAULT_PORT, EntryKind, GONE_CHECK_EVERY, LINE_LIMIT, LINGER,
+    LIST_KEPT_FOR, MIN_RATE, PROGRESS_EVERY, Refusal, Request, SEND_TIMEOUT, check_opened,
+    check_path, is_timeout, list_folder, open_inside, parse_request,
 };
 
 /// What `serve` needs to know; the command line fills it in.
@@ -42,6 +42,7 @@ struct Server {
     request_timeout: Duration,
     rate_window: Duration,
     digests: Digests,
+    listings: Listings,
 }
 
 // ANCHOR: serve
@@ -78,6 +79,7 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
         request_timeout: options.request_timeout,
         rate_window: options.rate_window,
         digests: Digests::default(),
+        listings: Listings::default(),
     });
     // A thread per client, at most max_clients at once (lesson 3).
     common::serve_threads(
@@ -186,127 +188,108 @@ impl Server {
         }
         let lost = |err: io::Error| Failure::Lost(format!("could not reply: {}", describe(&err)));
         let started = Instant::now();
+        // Before the header, so that a client that has its header already
+        // counts among those waiting for the digest.
+        let wanted = match self.digests.want(&file, &meta) {
+            Ok(wanted) => wanted,
+            Err(err) => {
+                return Err(Failure::Lost(format!(
+                    "could not start hashing: {}",
+                    describe(&err)
+                )));
+            }
+        };
+        let digest = match &wanted {
+            Wanted::Known(_) => "sha256 known",
+            Wanted::Hashing { started: true, .. } => "sha256 computed",
+            Wanted::Hashing { started: false, .. } => "sha256 shared",
+        };
         stream.set_write_timeout(Some(SEND_TIMEOUT)).map_err(lost)?;
         (&*stream)
             .write_all(format!("OK {size}\n").as_bytes())
             .map_err(lost)?;
-        let known = self.digests.known(&meta);
-        let digest = if known.is_some() {
-            "sha256 known"
-        } else {
-            "sha256 computed"
+        // Until the digest is known, a thread of its own computes it while
+        // this one sends: both read the same file, each at its own position
+        // (sendfile is told where to read; the hasher reads at its own
+        // offsets).
+        let mut position = offset;
+        let sent = send_range(&file, stream, &mut position, size, self.rate_window);
+        let count = position - offset;
+        let sent = match sent {
+            Ok(()) if position == size => Ok(()),
+            // sendfile found the end of the file early: someone truncated it.
+            Ok(()) => Err(format!(
+                "stopped after {count} of {}: the file got shorter while it was sent",
+                common::count(size - offset, "byte")
+            )),
+            Err(err) if is_timeout(&err) => Err(format!(
+                "dropped after {count} of {}: the client took less than {MIN_RATE} \
+                 bytes/s over {} s",
+                common::count(size - offset, "byte"),
+                self.rate_window.as_secs_f64()
+            )),
+            Err(err) => Err(format!(
+                "the client went away after {count} of {} ({})",
+                common::count(size - offset, "byte"),
+                describe(&err)
+            )),
         };
-        // Until the digest is known, a second thread computes it while
-        // this one sends: both read the same open file, each at its own
-        // position (sendfile is told where to read; the hasher reads at
-        // its own offsets).
-        let stop = AtomicBool::new(false);
-        let hashed = AtomicU64::new(0);
-        thread::scope(|scope| {
-            let (to_us, digest_done) = mpsc::channel();
-            if known.is_none() {
-                let (file, meta, stop, hashed) = (&file, &meta, &stop, &hashed);
-                scope.spawn(move || {
-                    let _ = to_us.send(self.digests.compute(file, meta, hashed, stop));
-                });
-            }
-            let mut position = offset;
-            let sent = send_range(&file, stream, &mut position, size, self.rate_window);
-            let count = position - offset;
-            let sent = match sent {
-                Ok(()) if position == size => Ok(()),
-                // sendfile found the end of the file early: someone truncated it.
-                Ok(()) => Err(format!(
-                    "stopped after {count} of {}: the file got shorter while it was sent",
-                    common::count(size - offset, "byte")
-                )),
-                Err(err) if is_timeout(&err) => Err(format!(
-                    "dropped after {count} of {}: the client took less than {MIN_RATE} \
-                     bytes/s over {} s",
-                    common::count(size - offset, "byte"),
-                    self.rate_window.as_secs_f64()
-                )),
-                Err(err) => Err(format!(
-                    "the client went away after {count} of {} ({})",
-                    common::count(size - offset, "byte"),
-                    describe(&err)
-                )),
-            };
-            if let Err(why) = sent {
-                // Nobody will read the digest: stop hashing.
-                stop.store(true, Ordering::Relaxed);
-                return Err(Failure::Lost(why));
-            }
-            let sha256 = match known {
-                Some(sha256) => sha256,
-                None => match wait_for_digest(stream, &digest_done, &hashed, size) {
-                    Ok(sha256) => sha256,
-                    Err(failure) => {
-                        // The client is gone: stop hashing (within one
-                        // buffer), so that its thread and slot are free.
-                        stop.store(true, Ordering::Relaxed);
-                        return Err(failure);
-                    }
-                },
-            };
-            (&*stream)
-                .write_all(format!("SHA256 {sha256}\n").as_bytes())
-                .map_err(lost)?;
-            Ok(format!(
-                "sent {} in {:.2} s, {digest}",
-                range(offset, count, size),
-                started.elapsed().as_secs_f64()
-            ))
-        })
+        if let Err(why) = sent {
+            // Nobody here will read the digest: one fewer waits for it.
+            drop(wanted);
+            return Err(Failure::Lost(why));
+        }
+        let sha256 = match wanted {
+            Wanted::Known(sha256) => sha256,
+            Wanted::Hashing { hash, .. } => match wait_for_digest(stream, &hash, size) {
+                Ok(sha256) => sha256,
+                // The client is gone: if it was the last to want this
+                // digest, the hashing stops (within one buffer) before its
+                // slot is free.
+                Err(why) => return Err(Failure::Lost(format!("{why}; {}", hash.leave()))),
+            },
+        };
+        (&*stream)
+            .write_all(format!("SHA256 {sha256}\n").as_bytes())
+            .map_err(lost)?;
+        Ok(format!(
+            "sent {} in {:.2} s, {digest}",
+            range(offset, count, size),
+            started.elapsed().as_secs_f64()
+        ))
     }
     // ANCHOR_END: send_file
 }
 
 // ANCHOR: wait_for_digest
-/// Waits for the hashing thread's digest once every byte is sent. The
-/// hashing can still be going on (a disk slower than the network, a
-/// resumed download whose beginning is hashed too): every PROGRESS_EVERY
-/// the client is told `HASHING <done> <size>`, so that it knows the server
-/// is working and does not give up. Every GONE_CHECK_EVERY it looks whether
-/// the client has hung up: a write to a closed connection would only fail
-/// at the second write after it, seconds later.
-fn wait_for_digest(
-    stream: &TcpStream,
-    digest_done: &mpsc::Receiver<io::Result<String>>,
-    hashed: &AtomicU64,
-    size: u64,
-) -> Result<String, Failure> {
+/// Waits for the digest once every byte is sent. The hashing can still be
+/// going on (a disk slower than the network, a resumed download whose
+/// beginning is hashed too, another request's hash joined halfway): every
+/// PROGRESS_EVERY the client is told `HASHING <done> <size>`, so that it
+/// knows the server is working and does not give up. Every GONE_CHECK_EVERY
+/// it looks whether the client has hung up: a write to a closed connection
+/// would only fail at the second write after it, seconds later.
+fn wait_for_digest(stream: &TcpStream, hash: &Waiting, size: u64) -> Result<String, String> {
     let mut next_progress = Instant::now() + PROGRESS_EVERY;
     loop {
-        match digest_done.recv_timeout(GONE_CHECK_EVERY) {
-            Ok(Ok(sha256)) => return Ok(sha256),
-            Ok(Err(err)) => {
-                return Err(Failure::Lost(format!(
-                    "could not read the file: {}",
-                    describe(&err)
-                )));
-            }
-            Err(RecvTimeoutError::Timeout) => {
+        match hash.outcome(GONE_CHECK_EVERY) {
+            Some(Ok(sha256)) => return Ok(sha256),
+            Some(Err(why)) => return Err(format!("could not read the file: {why}")),
+            None => {
                 if hung_up(stream) {
-                    return Err(Failure::Lost(format!(
-                        "the client went away while the digest was computed ({} of {} hashed); \
-                         hashing stopped",
-                        hashed.load(Ordering::Relaxed),
+                    return Err(format!(
+                        "the client went away while the digest was computed ({} of {} hashed)",
+                        hash.hashed(),
                         common::count(size, "byte")
-                    )));
+                    ));
                 }
                 if Instant::now() >= next_progress {
                     next_progress += PROGRESS_EVERY;
-                    let done = hashed.load(Ordering::Relaxed);
+                    let done = hash.hashed();
                     (&*stream)
                         .write_all(format!("HASHING {done} {size}\n").as_bytes())
-                        .map_err(|err| {
-                            Failure::Lost(format!("could not reply: {}", describe(&err)))
-                        })?;
+                        .map_err(|err| format!("could not reply: {}", describe(&err)))?;
                 }
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                return Err(Failure::Lost("the hashing thread stopped".to_string()));
             }
         }
     }
@@ -481,58 +464,230 @@ fn version(meta: &Metadata) -> Version {
     }
 }
 
-/// The digests computed so far, one per file (the newest), shared by every
-/// client's thread. The lock is held to look up and to store, never while
+/// The digests computed so far, one per file (the newest), and the hashes
+/// running now, shared by every client's thread. The lock is held to look
+/// up, to join a hash, to leave it and to store a digest, never while
 /// hashing, so a client hashing a big file does not hold up the others.
-#[derive(Default)]
-struct Digests(Mutex<HashMap<(u64, u64), (Version, String)>>);
+#[derive(Default, Clone)]
+struct Digests(Arc<Mutex<HashMap<(u64, u64), Entry>>>);
+
+enum Entry {
+    /// The digest of this version of the file.
+    Known(Version, String),
+    /// A hash of this version is running, on a thread of its own.
+    Hashing(Arc<Hash>),
+}
+
+/// One hash of one version of a file, shared by every request waiting for
+/// its digest.
+struct Hash {
+    version: Version,
+    /// Bytes hashed so far: every waiter's `HASHING` progress.
+    hashed: AtomicU64,
+    /// How many requests wait for the digest. Changed only under the
+    /// `Digests` lock, so that no one joins a hash the last waiter has just
+    /// left.
+    wanted_by: AtomicUsize,
+    /// Set when the last waiter leaves: the hashing stops within a buffer.
+    stop: AtomicBool,
+    /// The digest, or why there is none (in words), once the hash ended.
+    outcome: Mutex<Option<Result<String, String>>>,
+    ended: Condvar,
+    /// The hashing thread, for the last waiter to wait for when it leaves.
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What a request gets from [`Digests::want`].
+enum Wanted {
+    Known(String),
+    /// A hash to wait for; `started` when this request started it.
+    Hashing {
+        hash: Waiting,
+        started: bool,
+    },
+}
 
 impl Digests {
-    /// The digest of the file with metadata `meta`, if it is known for
-    /// this very version of the file.
-    fn known(&self, meta: &Metadata) -> Option<String> {
+    /// The digest of `file` (open, with metadata `meta`) if it is known for
+    /// this very version of the file; else a place among those waiting for
+    /// its hash, which is started if none is running. At most one hash runs
+    /// per file version.
+    fn want(&self, file: &File, meta: &Metadata) -> io::Result<Wanted> {
         let now = version(meta);
-        let known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        match known.get(&(now.device, now.inode)) {
-            Some((version, sha256)) if *version == now => Some(sha256.clone()),
-            _ => None,
+        let key = (now.device, now.inode);
+        let mut entries = locked(&self.0);
+        match entries.get(&key) {
+            Some(Entry::Known(version, sha256)) if *version == now => {
+                return Ok(Wanted::Known(sha256.clone()));
+            }
+            Some(Entry::Hashing(hash)) if hash.version == now => {
+                hash.wanted_by.fetch_add(1, Ordering::Relaxed);
+                let hash = Arc::clone(hash);
+                return Ok(Wanted::Hashing {
+                    hash: Waiting::new(self, key, hash),
+                    started: false,
+                });
+            }
+            _ => {}
         }
+        let hash = Arc::new(Hash {
+            version: now,
+            hashed: AtomicU64::new(0),
+            wanted_by: AtomicUsize::new(1),
+            stop: AtomicBool::new(false),
+            outcome: Mutex::new(None),
+            ended: Condvar::new(),
+            thread: Mutex::new(None),
+        });
+        // A handle of its own (the same open file), for a thread that may
+        // outlive this request: it runs as long as anyone waits.
+        let file = file.try_clone()?;
+        let (digests, running) = (self.clone(), Arc::clone(&hash));
+        let thread = thread::Builder::new()
+            .name("sha256".to_string())
+            .spawn(move || digests.compute(&file, &running, key))?;
+        *locked(&hash.thread) = Some(thread);
+        entries.insert(key, Entry::Hashing(Arc::clone(&hash)));
+        Ok(Wanted::Hashing {
+            hash: Waiting::new(self, key, hash),
+            started: true,
+        })
     }
 
-    /// Computes the digest of `file` (open, with metadata `meta`), its
-    /// first `meta.len()` bytes, counting them in `hashed`; gives up when
-    /// `stop` is set. Keeps it for the next request.
-    fn compute(
-        &self,
-        file: &File,
-        meta: &Metadata,
-        hashed: &AtomicU64,
-        stop: &AtomicBool,
-    ) -> io::Result<String> {
-        let before = version(meta);
-        let size = before.size;
+    /// Computes the digest of `file`, its first `hash.version.size` bytes,
+    /// counting them in `hash.hashed`, until `hash.stop`; keeps it for the
+    /// next request, and hands it to every waiter.
+    fn compute(&self, file: &File, hash: &Hash, key: (u64, u64)) {
+        let size = hash.version.size;
         let reader = At {
             file,
             position: 0,
             end: size,
-            hashed,
-            stop,
+            hashed: &hash.hashed,
+            stop: &hash.stop,
         };
-        let (sha256, count) = sha256_of(reader)?;
-        if count != size {
-            return Err(io::Error::new(
-                ErrorKind::UnexpectedEof,
-                "the file got shorter while it was read",
-            ));
+        let outcome = match sha256_of(reader) {
+            Ok((sha256, count)) if count == size => Ok(sha256),
+            Ok(_) => Err("the file got shorter while it was read".to_string()),
+            Err(err) => Err(describe(&err)),
+        };
+        if hash.stop.load(Ordering::Relaxed) {
+            // Everyone left, and took the entry out on the way.
+            return;
         }
         // Kept only if the file did not change while it was read: a digest
         // of half old, half new bytes must not outlive this request, or a
         // retry would get it again.
-        if file.metadata().is_ok_and(|after| version(&after) == before) {
-            let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            known.insert((before.device, before.inode), (before, sha256.clone()));
+        let unchanged = file
+            .metadata()
+            .is_ok_and(|after| version(&after) == hash.version);
+        {
+            let mut entries = locked(&self.0);
+            let ours = matches!(entries.get(&key),
+                Some(Entry::Hashing(running)) if std::ptr::eq(Arc::as_ptr(running), hash));
+            if ours {
+                match &outcome {
+                    Ok(sha256) if unchanged => {
+                        let known = Entry::Known(hash.version.clone(), sha256.clone());
+                        entries.insert(key, known);
+                    }
+                    // The next request hashes again.
+                    _ => {
+                        entries.remove(&key);
+                    }
+                }
+            }
         }
-        Ok(sha256)
+        *locked(&hash.outcome) = Some(outcome);
+        hash.ended.notify_all();
+    }
+}
+
+/// Locks `mutex`. A thread that panicked holding it left nothing half
+/// done that matters here: every value is replaced whole.
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One request's place among those waiting for a hash. Leaving (dropped,
+/// or [`Waiting::leave`]) as the last one stops the hashing, and waits for
+/// its thread to stop.
+struct Waiting {
+    digests: Digests,
+    key: (u64, u64),
+    hash: Arc<Hash>,
+    left: bool,
+}
+
+impl Waiting {
+    fn new(digests: &Digests, key: (u64, u64), hash: Arc<Hash>) -> Waiting {
+        Waiting {
+            digests: digests.clone(),
+            key,
+            hash,
+            left: false,
+        }
+    }
+
+    /// How many bytes are hashed so far.
+    fn hashed(&self) -> u64 {
+        self.hash.hashed.load(Ordering::Relaxed)
+    }
+
+    /// The digest (or why there is none) once the hash has ended, waiting
+    /// for it at most `wait`.
+    fn outcome(&self, wait: Duration) -> Option<Result<String, String>> {
+        let outcome = locked(&self.hash.outcome);
+        let (outcome, _) = self
+            .hash
+            .ended
+            .wait_timeout_while(outcome, wait, |outcome| outcome.is_none())
+            .unwrap_or_else(PoisonError::into_inner);
+        outcome.clone()
+    }
+
+    /// Gives up waiting; says what became of the hashing, for the log.
+    fn leave(mut self) -> &'static str {
+        let ended = locked(&self.hash.outcome).is_some();
+        match self.quit() {
+            _ if ended => "the hashing had ended",
+            true => "hashing stopped",
+            false => "the hashing goes on for the others waiting",
+        }
+    }
+
+    /// Whether this was the last waiter: then the hashing has stopped.
+    fn quit(&mut self) -> bool {
+        self.left = true;
+        let last = {
+            let mut entries = locked(&self.digests.0);
+            let last = self.hash.wanted_by.fetch_sub(1, Ordering::Relaxed) == 1;
+            if last {
+                self.hash.stop.store(true, Ordering::Relaxed);
+                let ours = matches!(entries.get(&self.key),
+                    Some(Entry::Hashing(running)) if Arc::ptr_eq(running, &self.hash));
+                if ours {
+                    entries.remove(&self.key);
+                }
+            }
+            last
+        };
+        if last {
+            // Outside the lock: the hashing thread takes it when it ends.
+            let thread = locked(&self.hash.thread).take();
+            if let Some(thread) = thread {
+                let _ = thread.join();
+            }
+        }
+        last
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if !self.left {
+            self.quit();
+        }
     }
 }
 
@@ -570,24 +725,64 @@ impl Server {
     // ANCHOR: send_list
     /// Answers `LIST`.
     fn send_list(&self, stream: &TcpStream) -> Result<String, Failure> {
-        let files = self.offered_files();
+        let (listing, how) = self.listing();
         let lost = |err: io::Error| Failure::Lost(format!("could not reply: {}", describe(&err)));
         stream.set_write_timeout(Some(SEND_TIMEOUT)).map_err(lost)?;
-        // Many short lines: a BufWriter gathers them into few writes.
-        let mut out = BufWriter::new(stream);
-        writeln!(out, "OK {}", files.len()).map_err(lost)?;
-        for (size, path) in &files {
-            writeln!(out, "{size} {path}").map_err(lost)?;
-        }
-        out.flush().map_err(lost)?;
+        // Straight from the listing every LIST shares: no copy per client.
+        (&*stream).write_all(&listing.reply).map_err(lost)?;
         Ok(format!(
-            "listed {}",
-            common::count(files.len() as u64, "file")
+            "listed {}, {how}",
+            common::count(listing.count as u64, "file")
         ))
     }
 
-    /// Every file `GET` would serve, as (size, path), sorted by path, each
-    /// file once.
+    /// The listing to send: the one kept, while no folder it walked has
+    /// changed and it is younger than LIST_KEPT_FOR; else a new walk.
+    ///
+    /// The lock is held while the folders are checked or walked: one walk
+    /// runs at a time, and the LISTs that come meanwhile wait for it
+    /// instead of walking too. A check that began after a request came saw
+    /// the folder as it was after the request came: its listing will do.
+    fn listing(&self) -> (Arc<Listing>, &'static str) {
+        let listings = &self.listings;
+        let came = listings.begun.load(Ordering::SeqCst);
+        let mut kept = locked(&listings.kept);
+        if let (last, Some(listing)) = &*kept
+            && *last > came
+        {
+            return (Arc::clone(listing), "listing shared");
+        }
+        let check = listings.begun.fetch_add(1, Ordering::SeqCst) + 1;
+        if let (_, Some(listing)) = &*kept
+            && listing.walked.elapsed() < LIST_KEPT_FOR
+            && listing
+                .folders
+                .iter()
+                .all(|(path, then)| self.folder_version(path) == *then)
+        {
+            let listing = Arc::clone(listing);
+            kept.0 = check;
+            return (listing, "listing kept");
+        }
+        let listing = Arc::new(self.walk());
+        *kept = (check, Some(Arc::clone(&listing)));
+        (listing, "folders walked")
+    }
+
+    /// The version of the folder `path` now, None if it cannot be opened.
+    fn folder_version(&self, path: &str) -> Option<Version> {
+        let meta = if path.is_empty() {
+            self.folder.metadata()
+        } else {
+            let folder = open_inside(&self.folder, Path::new(path), self.hidden).ok()?;
+            folder.metadata()
+        };
+        meta.ok().map(|meta| version(&meta))
+    }
+
+    /// Walks the served folder for every file `GET` would serve, and makes
+    /// the reply: `OK <count>`, then `<size> <path>` per file, sorted by
+    /// path, each file once.
     ///
     /// It asks the same questions `GET` asks, name by name, from the same
     /// folder handle, so the list cannot offer what `GET` refuses, and it
@@ -596,12 +791,18 @@ impl Server {
     /// with several names (links, hard links) is listed once, under its
     /// real name where it has one that can be listed: names that are not
     /// links come first, then the first in path order.
-    fn offered_files(&self) -> Vec<(u64, String)> {
+    fn walk(&self) -> Listing {
+        let walked = Instant::now();
         // (is a link, path, size, which file: device and inode)
         let mut names = Vec::new();
-        let mut folders = vec![String::new()];
-        while let Some(folder) = folders.pop() {
-            for (name, kind) in list_folder(&self.folder, &folder, self.hidden) {
+        let mut folders = Vec::new();
+        let mut to_walk = vec![String::new()];
+        while let Some(folder) = to_walk.pop() {
+            let Some((meta, entries)) = list_folder(&self.folder, &folder, self.hidden) else {
+                folders.push((folder, None));
+                continue;
+            };
+            for (name, kind) in entries {
                 let path = if folder.is_empty() {
                     name
                 } else {
@@ -611,7 +812,7 @@ impl Server {
                     continue;
                 };
                 if kind == EntryKind::Folder {
-                    folders.push(path);
+                    to_walk.push(path);
                     continue;
                 }
                 let opened = open_inside(&self.folder, &relative, self.hidden);
@@ -621,19 +822,53 @@ impl Server {
                     names.push((kind == EntryKind::Link, path, meta.len(), file));
                 }
             }
+            folders.push((folder, Some(version(&meta))));
         }
         names.sort();
         let mut listed = std::collections::HashSet::new();
-        let mut files: Vec<(u64, String)> = names
+        let mut files: Vec<(String, u64)> = names
             .into_iter()
             .filter(|(_, _, _, file)| listed.insert(*file))
-            .map(|(_, path, size, _)| (size, path))
+            .map(|(_, path, size, _)| (path, size))
             .collect();
-        files.sort_by(|a, b| a.1.cmp(&b.1));
-        files
+        files.sort_unstable();
+        let mut reply = format!("OK {}\n", files.len());
+        for (path, size) in &files {
+            // Writing to a String cannot fail.
+            let _ = writeln!(reply, "{size} {path}");
+        }
+        Listing {
+            reply: reply.into_bytes(),
+            count: files.len(),
+            folders,
+            walked,
+        }
     }
     // ANCHOR_END: send_list
 }
+
+// ANCHOR: listings
+/// A reply to `LIST`, kept for the `LIST`s after it.
+struct Listing {
+    /// `OK <count>`, then `<size> <path>` per file.
+    reply: Vec<u8>,
+    count: usize,
+    /// Every folder walked, and its version before its names were read
+    /// (None: it could not be opened). Adding, removing or renaming a name
+    /// in a folder gives it a new version.
+    folders: Vec<(String, Option<Version>)>,
+    walked: Instant,
+}
+
+/// The listing kept, shared by every `LIST`.
+#[derive(Default)]
+struct Listings {
+    /// How many checks of the kept listing have begun.
+    begun: AtomicU64,
+    /// The number of the last check, and the listing it kept or walked.
+    kept: Mutex<(u64, Option<Arc<Listing>>)>,
+}
+// ANCHOR_END: listings
 
 // ANCHOR: refuse
 /// Says no to a request: the `ERR` line, and what to log.

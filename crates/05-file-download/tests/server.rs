@@ -18,8 +18,8 @@ use std::time::{Duration, SystemTime};
 
 use file_download::LINE_LIMIT;
 use support::{
-    TempDir, ask, bin, book, bytes, peak_resident_kib, settings, settings_naming_ports, sha256_hex,
-    start_server, trailer, whole_reply,
+    TempDir, ask, bin, book, bytes, bytes_read, peak_resident_kib, settings, settings_naming_ports,
+    sha256_hex, skipped_off_linux, sparse, start_server, trailer, whole_reply,
 };
 use testkit::{Connection, run, tool};
 
@@ -268,12 +268,149 @@ fn list_follows_the_served_folder_when_it_is_renamed() {
     );
 }
 
+/// How many LISTs come at once below: every client slot of the default.
+const LISTS_AT_ONCE: usize = 32;
+/// The folders, and the files in each, of the big tree below: 4,000 empty
+/// files, each path 746 bytes long (three folders of about 245 bytes), a
+/// listing of 3 MB: long paths, so that few files make a big listing.
+const FOLDERS: usize = 20;
+const FILES_PER_FOLDER: usize = 200;
+/// The most memory the server may hold while it sends LISTS_AT_ONCE
+/// listings of that tree: one listing shared by all of them, and the one
+/// walk that made it (14 MiB in all, measured), not a listing per client
+/// (180 MiB, measured).
+const LIST_MEMORY_BOUND_KIB: u64 = 32 * 1024;
+
+#[test]
+fn lists_at_once_share_one_walk_and_one_listing_in_memory() {
+    if skipped_off_linux("the server's peak memory is read from /proc/PID/status (VmHWM)") {
+        return;
+    }
+    let served = TempDir::new();
+    let long = "x".repeat(240);
+    for folder in 0..FOLDERS {
+        let folder = served
+            .path()
+            .join(format!("{long}-{folder:04}"))
+            .join(format!("{long}-two"))
+            .join(format!("{long}-three"));
+        fs::create_dir_all(&folder).unwrap();
+        for file in 0..FILES_PER_FOLDER {
+            fs::File::create(folder.join(format!("{file:04}.txt"))).unwrap();
+        }
+    }
+    let files = FOLDERS * FILES_PER_FOLDER;
+    let mut server = start_server(served.path(), &[]);
+    let what = format!(
+        "{LISTS_AT_ONCE} clients sent `LIST` at once for a folder of {files} files with paths \
+         of 746 bytes (a listing of 3 MB each), and read the header and nothing more for now"
+    );
+    let mut clients: Vec<Connection> = (0..LISTS_AT_ONCE)
+        .map(|_| {
+            let mut client = Connection::open(server.addr());
+            client.send(b"LIST\n");
+            client
+        })
+        .collect();
+    for client in &mut clients {
+        // A server that walks the folder once per LIST takes long.
+        let patient = Some(Duration::from_secs(120));
+        client.stream().set_read_timeout(patient).unwrap();
+        let header = client.read_line(&format!("{what}: each should get `OK {files}`"));
+        assert_eq!(
+            header,
+            format!("OK {files}"),
+            "{what} {}",
+            book::LIST_AND_CLOSE
+        );
+    }
+    // Every reply is now being written, and none fits in the sockets'
+    // buffers: whatever a LIST holds, each holds it now.
+    let peak = peak_resident_kib(server.pid());
+    assert!(
+        peak <= LIST_MEMORY_BOUND_KIB,
+        "{what}: the server's memory should stay under {} MiB, one listing shared by every \
+         LIST; it reached {} MiB. A listing built for each request costs its size once per \
+         client {}",
+        LIST_MEMORY_BOUND_KIB >> 10,
+        peak >> 10,
+        book::LIST_AND_CLOSE
+    );
+    for client in &mut clients {
+        let rest = client.read_to_end(&what);
+        assert_eq!(
+            rest.iter().filter(|&&byte| byte == b'\n').count(),
+            files,
+            "{what}: after the header, each should get a line per file {}",
+            book::LIST_AND_CLOSE
+        );
+    }
+    let logged: Vec<String> = (0..LISTS_AT_ONCE)
+        .map(|_| server.expect_line("LIST: listed", &what))
+        .collect();
+    let walks = logged
+        .iter()
+        .filter(|line| line.ends_with(", folders walked"))
+        .count();
+    assert_eq!(
+        walks,
+        1,
+        "{what}: the folder should be walked once, the LISTs that came during the walk waiting \
+         for it and the ones after it given the listing kept; the log says {logged:#?} {}",
+        book::LIST_AND_CLOSE
+    );
+}
+
+#[test]
+fn a_listing_is_kept_until_a_folder_changes() {
+    let served = TempDir::new();
+    served.write("a.txt", b"a\n");
+    served.write("sub/b.txt", b"bb\n");
+    let mut server = start_server(served.path(), &[]);
+    let mut list = |expected: &str, how: &str, after: &str| {
+        let reply = ask(server.addr(), b"LIST\n");
+        assert_eq!(
+            String::from_utf8_lossy(&reply),
+            expected,
+            "{after}, LIST should list every file {}",
+            book::LIST_AND_CLOSE
+        );
+        let logged = server.wait_for("LIST: listed");
+        assert!(
+            logged.ends_with(how),
+            "{after}, the server should log a LIST ending `{how}`; got {logged:?} {}",
+            book::LIST_AND_CLOSE
+        );
+    };
+    list(
+        "OK 2\n2 a.txt\n3 sub/b.txt\n",
+        ", folders walked",
+        "at the first LIST",
+    );
+    list(
+        "OK 2\n2 a.txt\n3 sub/b.txt\n",
+        ", listing kept",
+        "at a second LIST, with no folder changed (and well within LIST_KEPT_FOR, 10 s)",
+    );
+    served.write("sub/c.txt", b"ccc\n");
+    list(
+        "OK 3\n2 a.txt\n3 sub/b.txt\n4 sub/c.txt\n",
+        ", folders walked",
+        "after sub/c.txt was added",
+    );
+    fs::rename(served.join("sub/b.txt"), served.join("b.txt")).unwrap();
+    list(
+        "OK 3\n2 a.txt\n3 b.txt\n4 sub/c.txt\n",
+        ", folders walked",
+        "after sub/b.txt was moved to b.txt",
+    );
+}
+
 #[test]
 fn a_client_that_hangs_up_while_the_digest_is_computed_frees_its_slot_at_once() {
     let served = TempDir::new();
     // 4 GiB that take no disk (a sparse file): hashing them takes seconds.
-    let big = fs::File::create(served.path().join("big.iso")).unwrap();
-    big.set_len(4 << 30).unwrap();
+    sparse(&served.join("big.iso"), 4 << 30);
     served.write("small.txt", b"small\n");
     let mut server = start_server(served.path(), &["--max-clients", "1"]);
     let mut greedy = Connection::open(server.addr());
@@ -295,12 +432,136 @@ fn a_client_that_hangs_up_while_the_digest_is_computed_frees_its_slot_at_once() 
             book::DIGEST_ONCE
         ),
     );
+    // The server's log thread writes the line, and the slot is freed when
+    // the client's thread ends, just after it logged: a request sent in
+    // between still finds the slot taken. It must be free within LINGER
+    // (the most the careful close waits for a client), far sooner than
+    // 4 GiB could be hashed.
+    let deadline = std::time::Instant::now() + file_download::LINGER;
+    let reply = loop {
+        let reply = ask(server.addr(), b"GET small.txt\n");
+        if !reply.starts_with(b"ERR busy ") || std::time::Instant::now() >= deadline {
+            break reply;
+        }
+    };
+    assert!(
+        reply.starts_with(b"OK 6\nsmall\n"),
+        "{what}, and the server logged that it went away: the one slot is free again (within \
+         LINGER, 2 s), so `GET small.txt` should be served; got {} {}",
+        testkit::show(&reply),
+        book::DIGEST_ONCE
+    );
+}
+
+/// `count` clients, each of which sent `RESUME <size> big.iso` (the whole
+/// file's size: only its digest to wait for) and got `OK <size>`.
+fn resume_whole(server: &testkit::Process, count: usize, size: u64, what: &str) -> Vec<Connection> {
+    (0..count)
+        .map(|_| {
+            let mut client = Connection::open(server.addr());
+            client.send(format!("RESUME {size} big.iso\n").as_bytes());
+            client.expect_bytes(format!("OK {size}\n").as_bytes(), what);
+            client
+        })
+        .collect()
+}
+
+/// The SHA-256 of a GiB of zeros: what the sparse file below holds.
+const GIB_OF_ZEROS_SHA256: &str =
+    "49bc20df15e412a64472421e13fe86ff1c5165e18b2afccf160d4dc19fe68a14";
+
+#[test]
+fn requests_for_one_new_file_share_one_hash_that_outlives_the_client_that_started_it() {
+    if skipped_off_linux("the bytes the server reads are counted in /proc/PID/io") {
+        return;
+    }
+    let served = TempDir::new();
+    // A GiB that takes no disk (a sparse file); reading it gives zeros.
+    let size: u64 = 1 << 30;
+    sparse(&served.join("big.iso"), size);
+    let mut server = start_server(served.path(), &[]);
+    let before = bytes_read(server.pid());
+    let what = format!(
+        "three clients sent `RESUME {size} big.iso` (a new file of 1 GiB: no bytes to send, \
+         only the digest to compute) one after the other"
+    );
+    let mut clients = resume_whole(&server, 3, size, &what);
+    // The first one started the hash; it goes, the others still wait.
+    drop(clients.remove(0));
+    let gone = server.expect_line(
+        "went away",
+        &format!("{what}, and the first hung up: the server should log that it went away"),
+    );
+    assert!(
+        gone.contains("the hashing goes on for the others waiting"),
+        "{what}, and the first hung up: two others still wait for the digest, so the server \
+         should go on hashing for them and say so; it logged {gone:?} {}",
+        book::DIGEST_ONCE
+    );
+    for mut client in clients {
+        let reply = String::from_utf8(client.read_to_end(&what)).unwrap();
+        let lines: Vec<&str> = reply.lines().collect();
+        assert!(
+            reply.ends_with(&format!("SHA256 {GIB_OF_ZEROS_SHA256}\n"))
+                && lines[..lines.len() - 1]
+                    .iter()
+                    .all(|line| line.starts_with("HASHING ")),
+            "{what}, and the first hung up: the others should get `HASHING <done> <size>` lines \
+             and then the file's digest, `SHA256 {GIB_OF_ZEROS_SHA256}`; got {reply:?} {}",
+            book::DIGEST_ONCE
+        );
+    }
+    let read = bytes_read(server.pid()) - before;
+    assert!(
+        read < size + size / 2,
+        "{what}, and the first hung up: the server should hash the file once, all of them \
+         waiting for that one hash (and it going on when the client that started it left); it \
+         read {read} bytes, {:.1} times the file {}",
+        read as f64 / size as f64,
+        book::DIGEST_ONCE
+    );
+}
+
+#[test]
+fn hashing_stops_when_every_client_waiting_for_it_has_gone() {
+    if skipped_off_linux("the bytes the server reads are counted in /proc/PID/io") {
+        return;
+    }
+    let served = TempDir::new();
+    // 16 GiB that take no disk: hashing them takes far longer than the test.
+    let size: u64 = 16 << 30;
+    sparse(&served.join("big.iso"), size);
+    served.write("small.txt", b"small\n");
+    let mut server = start_server(served.path(), &[]);
+    let what = format!(
+        "two clients sent `RESUME {size} big.iso` (a new file of 16 GiB: only the digest to \
+         compute), got `OK {size}`, and both hung up"
+    );
+    drop(resume_whole(&server, 2, size, &what));
+    let logged = [
+        server.expect_line("went away", &what),
+        server.expect_line("went away", &what),
+    ];
+    assert!(
+        logged
+            .iter()
+            .any(|line| line.ends_with("; hashing stopped")),
+        "{what}: the last to leave should stop the hashing, and its log line end \
+         `; hashing stopped`; the server logged {logged:?} {}",
+        book::DIGEST_ONCE
+    );
+    let stopped = bytes_read(server.pid());
     let reply = ask(server.addr(), b"GET small.txt\n");
     assert!(
         reply.starts_with(b"OK 6\nsmall\n"),
-        "{what}, and the server logged that it went away: the one slot is free again, so \
-         `GET small.txt` should be served; got {} {}",
-        testkit::show(&reply),
+        "{what}: GET small.txt should still be served"
+    );
+    let read = bytes_read(server.pid()) - stopped;
+    assert!(
+        read < 64 * 1024,
+        "{what}: once the server has logged that both went away, nobody wants the digest and \
+         the hashing should have stopped; yet it read {read} more bytes while it served \
+         `GET small.txt` {}",
         book::DIGEST_ONCE
     );
 }
@@ -797,18 +1058,13 @@ const MEMORY_BOUND_KIB: u64 = 64 * 1024;
 
 #[test]
 fn the_server_sends_a_file_far_larger_than_its_memory_bound() {
-    if cfg!(not(target_os = "linux")) {
-        eprintln!(
-            "skipped: the server's peak memory is read from /proc/PID/status (VmHWM), which only Linux has"
-        );
+    if skipped_off_linux("the server's peak memory is read from /proc/PID/status (VmHWM)") {
         return;
     }
     let fixture = Fixture::new();
     // A sparse file: 256 MiB long, holding no blocks on disk; reading it
     // gives zeros.
-    let huge = fs::File::create(fixture.served().join("huge.bin")).unwrap();
-    huge.set_len(HUGE).unwrap();
-    drop(huge);
+    sparse(&fixture.served().join("huge.bin"), HUGE);
     let server = start_server(&fixture.served(), &[]);
 
     let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
@@ -883,9 +1139,7 @@ const SLOW_TO_HASH: u64 = 16 * 1024 * 1024 * 1024;
 #[test]
 fn the_first_bytes_of_a_big_file_go_out_before_its_digest_is_computed() {
     let fixture = Fixture::new();
-    let huge = fs::File::create(fixture.served().join("huge.bin")).unwrap();
-    huge.set_len(SLOW_TO_HASH).unwrap();
-    drop(huge);
+    sparse(&fixture.served().join("huge.bin"), SLOW_TO_HASH);
     let mut server = start_server(&fixture.served(), &[]);
     let mut conn = Connection::open(server.addr());
     conn.send(b"GET huge.bin\n");

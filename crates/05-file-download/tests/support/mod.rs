@@ -150,3 +150,32 @@ pub fn peak_resident_kib(pid: u32) -> u64 {
         .and_then(|kib| kib.parse().ok())
         .unwrap_or_else(|| panic!("/proc/{pid}/status has no `VmHWM: N kB` line"))
 }
+
+/// How many bytes process `pid` has read so far, by any read call (`rchar`
+/// in /proc/PID/io): from the page cache too, so a sparse file read twice
+/// counts twice. Linux only.
+pub fn bytes_read(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_else(|err| panic!("could not read /proc/{pid}/io: {err}"));
+    io.lines()
+        .find_map(|line| line.strip_prefix("rchar:"))
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or_else(|| panic!("/proc/{pid}/io has no `rchar: N` line"))
+}
+
+/// Creates `path`, `size` bytes of zeros that take no disk (a sparse
+/// file): big files for the price of none.
+pub fn sparse(path: &Path, size: u64) {
+    let file = std::fs::File::create(path).unwrap();
+    file.set_len(size).unwrap();
+}
+
+/// Off Linux, says the test is skipped because `needs`, which only Linux
+/// has, and returns true.
+pub fn skipped_off_linux(needs: &str) -> bool {
+    if cfg!(target_os = "linux") {
+        return false;
+    }
+    eprintln!("skipped: {needs}, which only Linux has");
+    true
+}
