@@ -5,15 +5,10 @@
 //! These tests need `python3`; without it they show as ignored, with the
 //! reason (in CI, where `.ci/run` installs it, the build fails instead).
 
-use std::path::PathBuf;
-
-use testkit::{Process, binary, line_protocol, run, tool};
+use testkit::{Process, binary, interop_script, line_protocol, run, tool};
 
 fn script(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("interop")
-        .join(name);
-    path.to_string_lossy().into_owned()
+    interop_script(name).to_string_lossy().into_owned()
 }
 
 #[test]
