@@ -98,16 +98,6 @@ impl Python {
         }
         Ok(Python { path, version })
     }
-
-    /// Starts `tests/interop/SCRIPT` as a server, as [`start_server`] does
-    /// a lesson's (the stand-ins take `--listen` and announce it alike).
-    pub fn start_server(
-        &self,
-        script: &str,
-    ) -> io::Result<(Child, SocketAddr, BufReader<ChildStdout>)> {
-        let script = crate::interop_script(script);
-        start_server(&self.path.to_string_lossy(), &[&script.to_string_lossy()])
-    }
 }
 
 /// `ours` against `theirs` as a ratio, for the lines that compare a

@@ -25,7 +25,7 @@
 //!   a client that is being served gets its other replies at once;
 //! - how many clients waited a second or more to connect.
 //!
-//! Each mode runs 5 times (`--runs`), the two taking turns, and the summary
+//! Each mode runs 5 times (`--runs`), the modes taking turns, and the summary
 //! is the median of each figure, because one run on a busy machine can be
 //! far off. Then it prints the ratios, the Python version among them.
 //!
@@ -382,7 +382,10 @@ impl Server {
 
     /// The Python stand-in `tests/interop/SCRIPT`.
     fn python(python: &Python, script: &str) -> anyhow::Result<Server> {
-        Ok(Server::logging(python.start_server(script)?))
+        let script = testkit::interop_script(script);
+        let python = python.path.to_string_lossy();
+        let started = testkit::bench::start_server(&python, &[&script.to_string_lossy()])?;
+        Ok(Server::logging(started))
     }
 
     fn logging((child, addr, mut log): (Child, SocketAddr, BufReader<ChildStdout>)) -> Server {

@@ -237,8 +237,8 @@ fn main() {
             let ours = median(runs, size);
             println!(
                 "get ({name} download, verified) {ours:.0} MB/s = {} curl, then sha256sum \
-                 ({verified:.0} MB/s, verified) = {} curl alone ({curl:.0} MB/s, unverified), \
-                 from {} -m http.server",
+                 ({verified:.0} MB/s, verified); {} curl alone ({curl:.0} MB/s, not verified); \
+                 {} -m http.server",
                 times(ours, verified),
                 times(ours, curl),
                 original.python.version,

@@ -33,7 +33,7 @@
 //! per second; and prints each server's RSS and round trips against
 //! Python's, with the Python version.
 //!
-//! Each server runs 3 times (`--runs`), the three taking turns, and the
+//! Each server runs 3 times (`--runs`), the servers taking turns, and the
 //! summary is the median of each figure.
 //!
 //! It is a plain program (`harness = false`), not a test: its figures depend
