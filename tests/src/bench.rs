@@ -5,6 +5,7 @@
 
 use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
@@ -64,4 +65,44 @@ pub fn start_server(
         .and_then(|addr| addr.parse().ok())
         .ok_or_else(|| io::Error::other(format!("the server's first line was {first:?}")))?;
     Ok((child, addr, log))
+}
+
+/// The Python that the benchmarks measure the lessons against: the
+/// language of the original lesson, and what a learner would have used
+/// instead.
+pub struct Python {
+    /// The `python3` program.
+    pub path: PathBuf,
+    /// What `python3 --version` says: `Python 3.11.7`.
+    pub version: String,
+}
+
+impl Python {
+    /// `python3` from `PATH` and its version, or why a benchmark's Python
+    /// column is skipped: the benchmark says so and runs the rest.
+    pub fn find() -> Result<Python, String> {
+        let path = crate::on_path("python3")
+            .ok_or("python3 is not installed (not on PATH): install it to compare")?;
+        let out = Command::new(&path)
+            .arg("--version")
+            .output()
+            .map_err(|err| format!("{} --version failed: {err}", path.display()))?;
+        // Python 2 printed its version on stderr; any python3 on stdout.
+        let version = String::from_utf8_lossy(&[out.stdout, out.stderr].concat())
+            .trim()
+            .to_string();
+        if !out.status.success() || !version.starts_with("Python 3") {
+            return Err(format!(
+                "{} --version said {version:?}, not `Python 3...`",
+                path.display()
+            ));
+        }
+        Ok(Python { path, version })
+    }
+}
+
+/// `ours` against `theirs` as a ratio, for the lines that compare a
+/// lesson with the program a learner would have used: `3.14x`.
+pub fn times(ours: f64, theirs: f64) -> String {
+    format!("{:.2}x", ours / theirs)
 }

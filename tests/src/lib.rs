@@ -28,6 +28,7 @@
 //! | [`snapshot_settings`] | insta settings that redact ports and other things that change |
 //! | [`snapshot_settings_with_ports`] | the same, each port the test knows shown as its role |
 //! | [`tool`] | an outside program (`nc`, `python3`), or a clear skip |
+//! | [`interop_script`] | a Python stand-in for the original lesson's programs |
 //! | [`TempDir`] | a folder of the test's own, removed afterwards |
 //! | [`hostile`] | misbehaving clients, and the battery every server must survive |
 //! | [`line_protocol`] | lesson 3's protocol as checks, for every server that speaks it |
@@ -1057,12 +1058,7 @@ pub fn reported_local_port(output: &str) -> u16 {
 /// with such tests run), so that the test result says it did not run.
 #[track_caller]
 pub fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    });
-    let found = found.filter(|path| name != "nc" || is_openbsd_nc(path));
+    let found = on_path(name).filter(|path| name != "nc" || is_openbsd_nc(path));
     if found.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -1073,6 +1069,24 @@ pub fn tool(name: &str) -> Option<PathBuf> {
         );
     }
     found
+}
+
+/// The first program called `name` in the folders of `PATH`, if any.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// The path of `tests/interop/NAME`: the Python programs that stand in for
+/// the original lesson's (and the `nc` scripts), which tests and benchmarks
+/// run against the lessons.
+pub fn interop_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("interop")
+        .join(name)
 }
 
 /// Whether `nc` is the OpenBSD netcat, whose help says so.

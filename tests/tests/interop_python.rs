@@ -5,15 +5,10 @@
 //! These tests need `python3`; without it they show as ignored, with the
 //! reason (in CI, where `.ci/run` installs it, the build fails instead).
 
-use std::path::PathBuf;
-
-use testkit::{Process, binary, run, tool};
+use testkit::{Process, binary, interop_script, line_protocol, run, tool};
 
 fn script(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("interop")
-        .join(name);
-    path.to_string_lossy().into_owned()
+    interop_script(name).to_string_lossy().into_owned()
 }
 
 #[test]
@@ -122,6 +117,29 @@ fn the_original_client_against_lesson_3_in_both_modes() {
             client.assert_success("the original-style Python client");
             server.wait_for(&format!("] {message}"));
         }
+    }
+}
+
+#[test]
+#[cfg_attr(not(has_python3), ignore = "needs python3: install it, or run .ci/run")]
+fn the_python_stand_ins_the_benchmarks_measure_speak_lesson_3s_protocol() {
+    let Some(python) = tool("python3") else {
+        return;
+    };
+    // The benchmarks of lessons 3 and 6 compare the lessons with these
+    // programs: a comparison is only fair if they do the same work.
+    for name in ["threading_server.py", "asyncio_server.py"] {
+        let start = |extra: &[&str]| {
+            let script = script(name);
+            let mut args = vec![script.as_str()];
+            args.extend(extra);
+            Process::server(&python, &args)
+        };
+        line_protocol::one_client_gets_ok_for_each_line(start);
+        line_protocol::a_second_client_is_answered_while_the_first_is_connected(start);
+        line_protocol::two_lines_in_one_write_get_two_replies(start);
+        line_protocol::a_line_in_several_writes_gets_one_reply_when_it_is_whole(start);
+        line_protocol::a_last_line_without_newline_still_gets_its_reply(start);
     }
 }
 

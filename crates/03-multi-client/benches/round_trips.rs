@@ -7,7 +7,12 @@
 //! ```
 //!
 //! It starts the real server (built with optimisations) in both modes: with
-//! a thread per client, and with `--one-at-a-time`. Each time, N clients
+//! a thread per client, and with `--one-at-a-time`; and beside them the
+//! Python servers a learner of the original lesson would have written
+//! instead, speaking the same protocol (`tests/interop`): a thread per
+//! client with `socketserver.ThreadingTCPServer`, and `asyncio` streams.
+//! Where `python3` is missing, it says so and measures the lesson alone.
+//! Each time, N clients
 //! (default 200) connect, one every 100 µs (`--spacing-us`); 0.2 s after the
 //! last one started, all of them start talking at the same instant: each
 //! sends M lines (default 100), waiting for the `ok` to each before sending
@@ -20,22 +25,22 @@
 //!   a client that is being served gets its other replies at once;
 //! - how many clients waited a second or more to connect.
 //!
-//! Each mode runs 5 times (`--runs`), the two taking turns, and the summary
+//! Each mode runs 5 times (`--runs`), the modes taking turns, and the summary
 //! is the median of each figure, because one run on a busy machine can be
-//! far off. Then it prints the ratios.
+//! far off. Then it prints the ratios, the Python version among them.
 //!
 //! It is a plain program (`harness = false`), not a test: its figures depend
 //! on the machine and pass or fail nothing.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::Child;
+use std::process::{Child, ChildStdout};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use clap::Parser;
-use testkit::bench::{percentile, show};
+use testkit::bench::{Python, percentile, show, times};
 
 /// Round trips per second and latency: a thread per client against one
 /// client at a time.
@@ -95,26 +100,57 @@ fn run(args: &Args) -> anyhow::Result<()> {
         std::env::consts::ARCH,
         std::env::consts::OS,
     );
+    let python = Python::find();
+    match &python {
+        Ok(python) => common::say!(
+            "beside it: {} ({}), lesson 3's protocol with ThreadingTCPServer and with asyncio",
+            python.version,
+            python.path.display()
+        ),
+        Err(why) => common::say!("the Python columns are skipped: {why}"),
+    }
     header();
     // Every client must get a thread: the cap is the number of clients.
     let cap = args.clients.to_string();
     let mut threads = Vec::new();
     let mut one = Vec::new();
+    let mut py_threads = Vec::new();
+    let mut py_asyncio = Vec::new();
     // The modes take turns, so that whatever else the machine is doing
-    // meanwhile slows both alike.
+    // meanwhile slows them alike.
     for _ in 0..args.runs {
-        let figures = measure("thread per client", &["--max-clients", &cap], args)?;
+        let figures = measure(
+            "thread per client",
+            Server::lesson(&["--max-clients", &cap])?,
+            args,
+        )?;
         figures.print();
         threads.push(figures);
-        let figures = measure("one at a time", &["--one-at-a-time"], args)?;
+        let figures = measure("one at a time", Server::lesson(&["--one-at-a-time"])?, args)?;
         figures.print();
         one.push(figures);
+        if let Ok(python) = &python {
+            let server = Server::python(python, "threading_server.py")?;
+            let figures = measure("Python threading", server, args)?;
+            figures.print();
+            py_threads.push(figures);
+            let server = Server::python(python, "asyncio_server.py")?;
+            let figures = measure("Python asyncio", server, args)?;
+            figures.print();
+            py_asyncio.push(figures);
+        }
     }
     let threads = Figures::median(&threads);
     let one = Figures::median(&one);
     common::say!("median of the runs:");
     threads.print();
     one.print();
+    let pythons = python.ok().map(|python| {
+        let (py_threads, py_asyncio) = (Figures::median(&py_threads), Figures::median(&py_asyncio));
+        py_threads.print();
+        py_asyncio.print();
+        (python, py_threads, py_asyncio)
+    });
     common::say!(
         "thread per client against one at a time: {:.1}x the round trips per second; \
          the first `ok` after {} instead of {} (p50), {} instead of {} (p99)",
@@ -124,6 +160,20 @@ fn run(args: &Args) -> anyhow::Result<()> {
         show(threads.first_ok_p99),
         show(one.first_ok_p99),
     );
+    if let Some((python, py_threads, py_asyncio)) = pythons {
+        for (lesson, name) in [(&threads, "threads"), (&one, "one at a time")] {
+            common::say!(
+                "lesson 3 ({name}) {:.0} round trips/s = {} Python ThreadingTCPServer ({:.0}), \
+                 {} Python asyncio ({:.0}); {}",
+                lesson.rate,
+                times(lesson.rate, py_threads.rate),
+                py_threads.rate,
+                times(lesson.rate, py_asyncio.rate),
+                py_asyncio.rate,
+                python.version,
+            );
+        }
+    }
     Ok(())
 }
 
@@ -192,10 +242,8 @@ impl Figures {
     }
 }
 
-/// Starts the server with `mode_args`, runs every client against it, and
-/// stops it.
-fn measure(mode: &'static str, mode_args: &[&str], args: &Args) -> anyhow::Result<Figures> {
-    let server = Server::start(mode_args)?;
+/// Runs every client against `server`, and stops it.
+fn measure(mode: &'static str, server: Server, args: &Args) -> anyhow::Result<Figures> {
     let addr = server.addr;
     let spacing = Duration::from_micros(args.spacing_us);
     let began = Instant::now();
@@ -322,15 +370,29 @@ struct Server {
 }
 
 impl Server {
-    fn start(mode_args: &[&str]) -> anyhow::Result<Server> {
+    /// Lesson 3's server with `mode_args`.
+    fn lesson(mode_args: &[&str]) -> anyhow::Result<Server> {
         // Cargo builds the package's binary for its benchmarks, in the same
         // (optimised) profile, and says where it is.
         let bin = env!("CARGO_BIN_EXE_03-multi-client");
-        let (child, addr, mut log) = testkit::bench::start_server(bin, mode_args)?;
+        Ok(Server::logging(testkit::bench::start_server(
+            bin, mode_args,
+        )?))
+    }
+
+    /// The Python stand-in `tests/interop/SCRIPT`.
+    fn python(python: &Python, script: &str) -> anyhow::Result<Server> {
+        let script = testkit::interop_script(script);
+        let python = python.path.to_string_lossy();
+        let started = testkit::bench::start_server(&python, &[&script.to_string_lossy()])?;
+        Ok(Server::logging(started))
+    }
+
+    fn logging((child, addr, mut log): (Child, SocketAddr, BufReader<ChildStdout>)) -> Server {
         // The server logs every line it receives. Read the log and throw it
         // away, or the pipe fills up and the server blocks on printing.
         thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-        Ok(Server { child, addr })
+        Server { child, addr }
     }
 }
 

@@ -18,12 +18,20 @@
 //! - the same bytes through a raw byte pipe over loopback into the same
 //!   folder: `socat` if it is installed (with its default 8 KiB blocks, and
 //!   with `-b 262144`, the buffer size our client uses), otherwise a
-//!   minimal `std::io::copy` pair in this program.
+//!   minimal `std::io::copy` pair in this program;
+//! - what a learner of the original lesson would use instead: a fresh
+//!   `python3 -m http.server` serving the same folder, the file fetched with
+//!   `curl`, then checked with `sha256sum` (against the digest this program
+//!   computed beforehand): curl alone is an unverified download, curl then
+//!   sha256sum a verified one, as `get`'s (which verifies as it goes).
+//!   Where python3, curl or sha256sum is missing, it says so and skips that
+//!   column.
 //!
 //! It prints the median MB/s of each (1 MB = 10^6 bytes), the ratios (the
-//! first download against the repeated one among them), and
+//! first download against the repeated one, and `get` against curl and
+//! sha256sum, with the Python version, among them), and
 //! the peak resident memory (VmHWM) of our client and our server for each
-//! kind of download. The binaries are the release builds `cargo bench`
+//! kind of download (and of curl and Python's server). The binaries are the release builds `cargo bench`
 //! makes. Linux only (it reads /proc).
 
 // A benchmark is a test: it fails by panicking, with a message.
@@ -38,6 +46,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use testkit::bench::{Python, times};
+use testkit::on_path;
 
 /// Lesson 5's download against a raw byte pipe over loopback: MB/s, and the
 /// peak memory of client and server.
@@ -72,7 +82,8 @@ fn main() {
     let rounds = usize::try_from(args.rounds).unwrap();
     let size = mib * 1024 * 1024;
     let bench = Bench::new(size);
-    let socat = which("socat");
+    let socat = on_path("socat");
+    let original = Original::find(&bench);
 
     println!("file-download benchmark");
     println!("machine: {}", machine());
@@ -97,26 +108,44 @@ fn main() {
         ),
         None => println!("raw pipe: socat is not installed; a std::io::copy pair in this program"),
     }
+    match &original {
+        Ok(original) => println!(
+            "original: {} -m http.server ({}), curl, then sha256sum",
+            original.python.path.display(),
+            original.python.version
+        ),
+        Err(why) => println!("original: the Python column is skipped: {why}"),
+    }
 
     let mut first = Vec::new();
     let mut repeated = Vec::new();
     let mut raw_default = Vec::new();
     let mut raw_big = Vec::new();
+    let mut curls = Vec::new();
+    let mut verifieds = Vec::new();
     for round in 0..=rounds {
-        let ours_first = round % 2 == 0;
         let mut ours = None;
         let mut raws = None;
-        for turn in 0..2 {
-            if (turn == 0) == ours_first {
-                ours = Some(bench.ours());
-            } else {
-                raws = Some(match &socat {
-                    Some(socat) => (
-                        bench.socat(socat, None),
-                        Some(bench.socat(socat, Some(CLIENT_BUFFER))),
-                    ),
-                    None => (bench.std_pipe(), None),
-                });
+        let mut python = None;
+        // Who goes first changes from round to round.
+        for turn in 0..3 {
+            match (round + turn) % 3 {
+                0 => ours = Some(bench.ours()),
+                1 => {
+                    raws = Some(match &socat {
+                        Some(socat) => (
+                            bench.socat(socat, None),
+                            Some(bench.socat(socat, Some(CLIENT_BUFFER))),
+                        ),
+                        None => (bench.std_pipe(), None),
+                    })
+                }
+                _ => {
+                    python = original
+                        .as_ref()
+                        .ok()
+                        .map(|original| original.download(&bench))
+                }
             }
         }
         let ((f, r), (d, b)) = (ours.unwrap(), raws.unwrap());
@@ -134,6 +163,18 @@ fn main() {
             b.map(|b| format!(", raw -b {CLIENT_BUFFER} {:7.0} MB/s", b.mb_per_s(size)))
                 .unwrap_or_default()
         );
+        if let Some((curl, verified)) = python {
+            println!(
+                "{:>8}  curl from http.server {:7.0} MB/s, then sha256sum {:7.0} MB/s",
+                "",
+                curl.mb_per_s(size),
+                verified.mb_per_s(size)
+            );
+            if round > 0 {
+                curls.push(curl);
+                verifieds.push(verified);
+            }
+        }
         if round > 0 {
             first.push(f);
             repeated.push(r);
@@ -158,10 +199,16 @@ fn main() {
         "client VmHWM",
         "server VmHWM"
     );
-    for (name, runs) in [
+    let mut downloads = vec![
         ("first download (sha256 new)", &first),
         ("repeated download (known)", &repeated),
-    ] {
+    ];
+    if original.is_ok() {
+        // Their client is curl, their server Python's.
+        downloads.push(("curl from http.server", &curls));
+        downloads.push(("curl, then sha256sum", &verifieds));
+    }
+    for (name, runs) in downloads {
         let speed = median(runs, size);
         println!(
             "{name:<30} {speed:>9.0} {:>10.2} {:>13} KiB {:>13} KiB",
@@ -183,6 +230,20 @@ fn main() {
             median(&first, size) / big,
             median(&repeated, size) / big
         );
+    }
+    if let Ok(original) = &original {
+        let (curl, verified) = (median(&curls, size), median(&verifieds, size));
+        for (name, runs) in [("first", &first), ("repeated", &repeated)] {
+            let ours = median(runs, size);
+            println!(
+                "get ({name} download, verified) {ours:.0} MB/s = {} curl, then sha256sum \
+                 ({verified:.0} MB/s, verified); {} curl alone ({curl:.0} MB/s, not verified); \
+                 {} -m http.server",
+                times(ours, verified),
+                times(ours, curl),
+                original.python.version,
+            );
+        }
     }
     println!(
         "first / repeated: {:.2} (target >= {FIRST_TO_REPEATED:.2})",
@@ -434,10 +495,98 @@ fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
     }
 }
 
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|path| path.is_file())
+/// What a learner of the original lesson would use instead of lesson 5:
+/// Python's HTTP server, curl, and sha256sum to check the file.
+struct Original {
+    python: Python,
+    curl: PathBuf,
+    sha256sum: PathBuf,
+    /// The file's SHA-256, computed before the rounds (not timed).
+    digest: String,
+}
+
+impl Original {
+    /// The three programs, or why the column is skipped.
+    fn find(bench: &Bench) -> Result<Original, String> {
+        let python = Python::find()?;
+        let curl = on_path("curl").ok_or("curl is not installed (not on PATH)")?;
+        let sha256sum = on_path("sha256sum").ok_or("sha256sum is not installed (not on PATH)")?;
+        let file = File::open(bench.served.join("big.bin")).unwrap();
+        let (digest, _) = file_download::sha256_of(file).unwrap();
+        Ok(Original {
+            python,
+            curl,
+            sha256sum,
+            digest,
+        })
+    }
+
+    /// A fresh `python3 -m http.server`, and one download from it with
+    /// curl, then sha256sum: (curl alone, curl then sha256sum), both
+    /// timed from curl's start.
+    fn download(&self, bench: &Bench) -> (Run, Run) {
+        // -u: its first line, the port, must not wait in a pipe's buffer.
+        let mut server = Command::new(&self.python.path)
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(&bench.served)
+            .stdout(Stdio::piped())
+            // One line per request: not this benchmark's output.
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+        // `Serving HTTP on 127.0.0.1 port 46705 (http://127.0.0.1:46705/) ...`
+        let first_line = lines.next().unwrap().unwrap();
+        let port: u16 = first_line
+            .split_whitespace()
+            .skip_while(|word| *word != "port")
+            .nth(1)
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("python3 -m http.server said {first_line:?}"));
+        thread::spawn(move || for _ in lines {});
+
+        let out = bench.out.join("curl.bin");
+        let _ = fs::remove_file(&out);
+        let started = Instant::now();
+        let curl = Command::new(&self.curl)
+            .args(["--silent", "--show-error", "--fail", "--output"])
+            .arg(&out)
+            .arg(format!("http://127.0.0.1:{port}/big.bin"))
+            .spawn()
+            .unwrap();
+        let (curl_seconds, curl_kib) = wait_measuring(curl, started);
+        let check = Command::new(&self.sha256sum)
+            .arg(&out)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+            .wait_with_output()
+            .unwrap();
+        let seconds = started.elapsed().as_secs_f64();
+        let server_kib = vm_hwm_kib(server.id()).unwrap_or(0);
+        stop(&mut server);
+        let said = String::from_utf8_lossy(&check.stdout);
+        assert!(
+            check.status.success() && said.starts_with(&self.digest),
+            "sha256sum of curl's download should be the file's, {}; it said {said:?}",
+            self.digest
+        );
+        let _ = fs::remove_file(&out);
+        let run = |seconds| Run {
+            seconds,
+            client_kib: curl_kib,
+            server_kib,
+        };
+        (run(curl_seconds), run(seconds))
+    }
 }
 
 fn machine() -> String {

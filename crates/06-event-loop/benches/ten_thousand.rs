@@ -6,7 +6,10 @@
 //! ```
 //!
 //! For each of lesson 3's thread per client, this lesson's mio engine and
-//! its Tokio engine (all built with optimisations), it starts the server,
+//! its Tokio engine (all built with optimisations), and the Python server a
+//! learner of the original lesson would have written instead (lesson 3's
+//! protocol with `asyncio` streams, `tests/interop/asyncio_server.py`;
+//! skipped, saying why, where `python3` is missing), it starts the server,
 //! opens 10,000 idle connections (`--idle`; each does one round trip, so
 //! the server surely holds it, then stays silent), and measures the
 //! server's memory (RSS, from /proc) and its threads. Then, with those
@@ -20,16 +23,17 @@
 //! - round trips per second, from that instant until the last client is
 //!   done, and the p50 and p99 of one round trip.
 //!
-//! All servers run with `--max-clients` at idle + active (10,200), so that
-//! nobody is told `busy`, and `--idle-timeout 0`, so the idle connections
-//! stay. Everything is on loopback. The benchmark needs twice idle + active
+//! The lessons' servers run with `--max-clients` at idle + active (10,200),
+//! so that nobody is told `busy`, and `--idle-timeout 0`, so the idle
+//! connections stay (the Python server has neither cap nor timeout). Everything is on loopback. The benchmark needs twice idle + active
 //! open files in all (its clients and the server's side): it raises its own
 //! soft limit towards the hard one, and says so and stops if the hard limit
 //! is too low. Then it checks this lesson's targets: both engines hold the
 //! connections in at most 64 MiB, and do at least lesson 3's round trips
-//! per second.
+//! per second; and prints each server's RSS and round trips against
+//! Python's, with the Python version.
 //!
-//! Each server runs 3 times (`--runs`), the three taking turns, and the
+//! Each server runs 3 times (`--runs`), the servers taking turns, and the
 //! summary is the median of each figure.
 //!
 //! It is a plain program (`harness = false`), not a test: its figures depend
@@ -46,7 +50,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use clap::Parser;
 use common::say;
-use testkit::bench::{median, percentile, show};
+use testkit::bench::{Python, median, percentile, show, times};
 use testkit::hostile::resident_kib;
 
 /// Lesson 3's thread per client against both engines of lesson 6, with
@@ -117,23 +121,39 @@ fn run(args: &Args) -> anyhow::Result<()> {
         std::env::consts::OS,
     );
     let cap = (args.idle + args.active).to_string();
-    let common_args = ["--max-clients", &cap, "--idle-timeout", "0"];
+    let limits = ["--max-clients", cap.as_str(), "--idle-timeout", "0"];
+    let (mio, tokio) = (
+        [&["--engine", "mio"][..], &limits].concat(),
+        [&["--engine", "tokio"][..], &limits].concat(),
+    );
     let lesson3 = testkit::binary("multi-client", "03-multi-client");
     let lesson6 = PathBuf::from(env!("CARGO_BIN_EXE_06-event-loop"));
-    let servers: [(&str, PathBuf, &[&str]); 3] = [
-        ("lesson 3, thread per client", lesson3, &[]),
-        ("lesson 6, mio", lesson6.clone(), &["--engine", "mio"]),
-        ("lesson 6, tokio", lesson6, &["--engine", "tokio"]),
+    let mut servers: Vec<(&str, PathBuf, Vec<&str>)> = vec![
+        ("lesson 3, thread per client", lesson3, limits.to_vec()),
+        ("lesson 6, mio", lesson6.clone(), mio),
+        ("lesson 6, tokio", lesson6, tokio),
     ];
+    let python = Python::find();
+    let script = testkit::interop_script("asyncio_server.py");
+    let script = script.to_string_lossy();
+    match &python {
+        Ok(python) => {
+            say!(
+                "beside them: {} ({}), lesson 3's protocol with asyncio",
+                python.version,
+                python.path.display()
+            );
+            servers.push(("Python asyncio", python.path.clone(), vec![&script]));
+        }
+        Err(why) => say!("the Python column is skipped: {why}"),
+    }
     header(args.idle);
     // The servers take turns, so that whatever else the machine is doing
     // meanwhile slows them alike.
     let mut runs: Vec<Vec<Figures>> = servers.iter().map(|_| Vec::new()).collect();
     for _ in 0..args.runs {
-        for ((name, bin, engine), figures) in servers.iter().zip(&mut runs) {
-            let mut server_args: Vec<&str> = engine.to_vec();
-            server_args.extend(common_args);
-            let run = measure(name, bin, &server_args, args)?;
+        for ((name, bin, server_args), figures) in servers.iter().zip(&mut runs) {
+            let run = measure(name, bin, server_args, args)?;
             run.print();
             figures.push(run);
         }
@@ -144,7 +164,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         figures.print();
     }
     let threads = &all[0];
-    for engine in &all[1..] {
+    for engine in &all[1..3] {
         let rss_met = engine.rss_mib <= RSS_TARGET_MIB;
         let rate_met = engine.rate >= threads.rate;
         say!(
@@ -159,6 +179,21 @@ fn run(args: &Args) -> anyhow::Result<()> {
             engine.rate / threads.rate,
             if rate_met { "met" } else { "MISSED" },
         );
+    }
+    if let (Ok(python), Some(py)) = (&python, all.get(3)) {
+        for lesson in &all[..3] {
+            say!(
+                "{}: RSS {:.1} MiB = {} Python asyncio's {:.1} MiB; {:.0} round trips/s = {} Python asyncio ({:.0}); {}",
+                lesson.server,
+                lesson.rss_mib,
+                times(lesson.rss_mib, py.rss_mib),
+                py.rss_mib,
+                lesson.rate,
+                times(lesson.rate, py.rate),
+                py.rate,
+                python.version,
+            );
+        }
     }
     Ok(())
 }
