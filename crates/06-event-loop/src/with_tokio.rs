@@ -16,14 +16,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use common::{describe, say};
+use common::{count, describe, say};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::{sleep, timeout_at};
 
-use crate::protocol::{BUSY_REPLY, BYE_REPLY, Ending, Shutdown, answer, log_busy, plural};
+use crate::protocol::{BUSY_REPLY, BYE_REPLY, Ending, ShutdownTally, answer, log_busy};
 use crate::{ACCEPT_PAUSE, BUFFER_KEEP, Config, LINGER, READ_CHUNK, READS_PER_TURN};
 
 // ANCHOR: limits
@@ -107,7 +107,7 @@ async fn accept_until_signal(
     let connected = config.max_clients - slots.available_permits();
     say!(
         "shutting down: telling {} bye, waiting at most {} s",
-        plural(connected, "client"),
+        count(connected as u64, "client"),
         config.grace.as_secs()
     );
     let grace_end = Instant::now() + config.grace;
@@ -119,7 +119,7 @@ async fn accept_until_signal(
         _ = interrupt.recv() => return Err(second_signal(&config, &slots)),
         _ = terminate.recv() => return Err(second_signal(&config, &slots)),
     }
-    let summary = Shutdown {
+    let summary = ShutdownTally {
         told: tally.told.load(Ordering::SeqCst),
         answered: tally.answered.load(Ordering::SeqCst),
         cut_off: config.max_clients - slots.available_permits(),
@@ -133,7 +133,7 @@ fn second_signal(config: &Config, slots: &Semaphore) -> anyhow::Error {
     let connected = config.max_clients - slots.available_permits();
     anyhow!(
         "a second signal: stopped at once, with {} still connected",
-        plural(connected, "client")
+        count(connected as u64, "client")
     )
 }
 
