@@ -16,6 +16,10 @@
 //! mio's events are *edge-triggered*: it reports a socket when it becomes
 //! ready, not again while it stays ready. So a read must go on until
 //! `WouldBlock`, or the bytes left behind would never be reported again.
+//!
+//! This file is the loop: accepting, timers, the shutdown. One client's
+//! state, and the steps of reading, writing and closing it, are in
+//! `connection.rs`.
 
 mod connection;
 
