@@ -21,17 +21,17 @@ pub(super) struct Connection {
     pub(super) client: SocketAddr,
     /// Bytes received and not yet answered: the start of a line whose
     /// newline has not come. At most LINE_LIMIT + READ_CHUNK bytes.
-    pub(super) input: Vec<u8>,
+    input: Vec<u8>,
     /// Replies the kernel has not taken yet. At most OUTPUT_LIMIT bytes.
     pub(super) output: Vec<u8>,
     /// Whether we asked mio for writable events (only while output waits:
     /// a socket with room in its send buffer is writable almost always, and
     /// asking for that all the time would wake us for nothing).
-    pub(super) writable_wanted: bool,
+    writable_wanted: bool,
     /// The client closed its side (a read returned 0).
     pub(super) ended: bool,
     /// When the client last sent something, for the idle timeout.
-    pub(super) heard: Instant,
+    heard: Instant,
     /// Set once we have said our last word and only wait to close.
     pub(super) closing: Option<Closing>,
 }
@@ -136,7 +136,7 @@ impl Connection {
     /// Writes as much of the waiting output as the kernel takes now. A
     /// write may take only part of it (the send buffer is nearly full):
     /// the rest stays, and is written when mio says the socket is writable.
-    pub(super) fn flush(&mut self) -> Result<(), Ending> {
+    fn flush(&mut self) -> Result<(), Ending> {
         // exercise 6.2: begin
         while !self.output.is_empty() {
             match self.stream.write(&self.output) {
@@ -188,7 +188,7 @@ impl Connection {
     /// The next step of a closing connection, once its output is all sent:
     /// if the client has closed too, close now (nothing is unread, so this
     /// is a FIN); if not, send FIN and wait for the client's.
-    pub(super) fn step_closing(&mut self) -> Option<Ending> {
+    fn step_closing(&mut self) -> Option<Ending> {
         let closing = self.closing.as_mut()?;
         if !self.output.is_empty() {
             return None;
@@ -223,7 +223,7 @@ pub(super) struct Closing {
     /// last reply. Then we read and discard until the client closes too,
     /// so that nothing is left unread: closing with unread bytes would send
     /// a reset, which can destroy the last reply before it is read.
-    pub(super) fin_sent: bool,
+    fin_sent: bool,
     /// Closed then at the latest, whatever the client does.
     pub(super) by: Instant,
 }
@@ -244,5 +244,5 @@ pub(super) struct Received {
     /// How many lines got their `ok`.
     pub(super) lines: usize,
     /// The read budget ran out before WouldBlock: read again next turn.
-    pub(super) read_again: bool,
+    read_again: bool,
 }

@@ -31,7 +31,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use common::{count, describe, say};
-use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -71,7 +70,12 @@ pub fn serve(listener: std::net::TcpListener, config: &Config) -> anyhow::Result
             match event.token() {
                 LISTENER => server.accept_all(),
                 SIGNALS => server.on_signals()?,
-                token => server.service(token, is_readable(event)),
+                // A reset or an error shows as readable too: the read
+                // that follows returns it.
+                token => server.service(
+                    token,
+                    event.is_readable() || event.is_read_closed() || event.is_error(),
+                ),
             }
         }
         for token in std::mem::take(&mut server.ready_again) {
@@ -88,12 +92,6 @@ pub fn serve(listener: std::net::TcpListener, config: &Config) -> anyhow::Result
             server.accept_all();
         }
     }
-}
-
-/// A reset or an error shows as readable too: the read that follows
-/// returns it.
-fn is_readable(event: &Event) -> bool {
-    event.is_readable() || event.is_read_closed() || event.is_error()
 }
 // ANCHOR_END: serve
 
@@ -129,8 +127,8 @@ struct Server {
 
 impl Server {
     // ANCHOR: setup
-    /// Makes the listener non-blocking and asks mio for its events and the
-    /// signals'.
+    /// Makes the listener non-blocking, and registers it and the signals
+    /// with a new `Poll`.
     fn new(listener: std::net::TcpListener, config: &Config) -> anyhow::Result<Server> {
         listener
             .set_nonblocking(true)
@@ -164,6 +162,7 @@ impl Server {
         })
     }
     // ANCHOR_END: setup
+
     // ANCHOR: accept
     /// Accepts every connection waiting in the backlog (the listener is
     /// edge-triggered too: one event may stand for many connections).
