@@ -11,7 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{describe, printable, say};
+use common::{count, describe, printable, say};
 
 // ANCHOR: replies
 /// The longest line, the reply to a line and the busy line are lesson 3's,
@@ -28,7 +28,7 @@ pub fn too_long_reply() -> String {
 }
 // ANCHOR_END: replies
 
-// ANCHOR: answer
+// ANCHOR: answered
 /// What [`answer`] did with the bytes it was given.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Answered {
@@ -39,7 +39,9 @@ pub struct Answered {
     /// is still coming).
     pub too_long: bool,
 }
+// ANCHOR_END: answered
 
+// ANCHOR: answer
 /// Answers every whole line at the front of `input` (the bytes received and
 /// not yet used): each is logged, removed, and gets `ok` appended to
 /// `output`. What is left in `input` is the start of a line whose newline
@@ -47,10 +49,8 @@ pub struct Answered {
 ///
 /// `ended` says the client has closed its side: then the bytes left over,
 /// if any, are a last line without a newline, and get their `ok` too.
-///
-/// Lines are cut exactly as `common::read_line` cuts them in lesson 3: the
-/// `\n` is dropped, and a `\r` just before it (`nc -C`, telnet); a line
-/// may be at most [`LINE_LIMIT`] bytes without its newline.
+/// Lines are cut as lesson 3's `common::read_line` cuts them: without the
+/// `\n`, and without a `\r` just before it (`nc -C`, telnet).
 pub fn answer(
     input: &mut Vec<u8>,
     ended: bool,
@@ -65,11 +65,13 @@ pub fn answer(
     let mut too_long = false;
     loop {
         let rest = &input[start..];
-        match rest.iter().position(|&byte| byte == b'\n') {
-            Some(newline) if newline > LINE_LIMIT => {
-                too_long = true;
-                break;
-            }
+        let newline = rest.iter().position(|&byte| byte == b'\n');
+        // The limit is on the line without its newline.
+        if newline.unwrap_or(rest.len()) > LINE_LIMIT {
+            too_long = true;
+            break;
+        }
+        match newline {
             Some(newline) => {
                 let mut line = &rest[..newline];
                 if let [before @ .., b'\r'] = line {
@@ -79,10 +81,6 @@ pub fn answer(
                 output.extend_from_slice(OK_REPLY);
                 lines += 1;
                 start += newline + 1;
-            }
-            None if rest.len() > LINE_LIMIT => {
-                too_long = true;
-                break;
             }
             None if ended && !rest.is_empty() => {
                 // What lesson 3's read_line returns at the end of input: the
@@ -136,7 +134,7 @@ impl Ending {
             Ending::NotReading(waiting) => {
                 say!(
                     "[{client}] not reading its replies ({} waiting), disconnected",
-                    common::count(*waiting as u64, "byte")
+                    count(*waiting as u64, "byte")
                 )
             }
             Ending::ToldBye => say!("[{client}] told bye, closed"),
@@ -154,7 +152,7 @@ pub fn log_busy(client: SocketAddr, max_clients: usize) {
 // ANCHOR: summary
 /// What a graceful shutdown did, for its one summary line.
 #[derive(Debug, Default)]
-pub struct Shutdown {
+pub struct ShutdownTally {
     /// Clients that were connected when the signal came, and were told `bye`.
     pub told: usize,
     /// Lines that had already arrived and got their `ok` after the signal.
@@ -163,28 +161,23 @@ pub struct Shutdown {
     pub cut_off: usize,
 }
 
-impl Shutdown {
+impl ShutdownTally {
     /// `shut down: 812 clients told, 37 lines answered during the grace
     /// period`, and how many were cut off, if any.
     pub fn summary(&self) -> String {
         let mut line = format!(
             "shut down: {} told, {} answered during the grace period",
-            plural(self.told, "client"),
-            plural(self.answered, "line")
+            count(self.told as u64, "client"),
+            count(self.answered as u64, "line")
         );
         if self.cut_off > 0 {
             line.push_str(&format!(
                 ", {} still connected at its end",
-                plural(self.cut_off, "client")
+                count(self.cut_off as u64, "client")
             ));
         }
         line
     }
-}
-
-/// `1 client`, `2 clients`.
-pub fn plural(n: usize, noun: &str) -> String {
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 // ANCHOR_END: summary
 
@@ -246,13 +239,13 @@ mod tests {
 
     #[test]
     fn the_summary_reads_as_a_sentence() {
-        let shutdown = Shutdown {
+        let tally = ShutdownTally {
             told: 812,
             answered: 1,
             cut_off: 0,
         };
         assert_eq!(
-            shutdown.summary(),
+            tally.summary(),
             "shut down: 812 clients told, 1 line answered during the grace period"
         );
     }

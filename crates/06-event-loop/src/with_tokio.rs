@@ -11,19 +11,20 @@
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use common::{describe, say};
+use common::{count, describe, say};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
-use tokio::time::{sleep, timeout_at};
+use tokio::time::{Sleep, sleep, timeout_at};
 
-use crate::protocol::{BUSY_REPLY, BYE_REPLY, Ending, Shutdown, answer, log_busy, plural};
+use crate::protocol::{BUSY_REPLY, BYE_REPLY, Ending, ShutdownTally, answer, log_busy};
 use crate::{ACCEPT_PAUSE, BUFFER_KEEP, Config, LINGER, READ_CHUNK, READS_PER_TURN};
 
 // ANCHOR: limits
@@ -34,11 +35,35 @@ use crate::{ACCEPT_PAUSE, BUFFER_KEEP, Config, LINGER, READ_CHUNK, READS_PER_TUR
 pub const WRITE_TIMEOUT: Duration = multi_client::WRITE_TIMEOUT;
 // ANCHOR_END: limits
 
-/// What the connection tasks count for the shutdown's summary line.
+/// What the connection tasks count for the shutdown's summary line: the
+/// fields of [`ShutdownTally`], added to by many tasks.
 #[derive(Default)]
-struct Tally {
+struct AtomicTally {
     told: AtomicUsize,
     answered: AtomicUsize,
+}
+
+/// The two signals that stop the server, waited for as one.
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl StopSignals {
+    fn new() -> anyhow::Result<StopSignals> {
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt()).context("could not catch SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("could not catch SIGTERM")?,
+        })
+    }
+
+    /// Waits for the next SIGINT or SIGTERM.
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }
 
 // ANCHOR: serve
@@ -62,13 +87,12 @@ async fn accept_until_signal(
     config: Config,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::from_std(listener).context("could not register the listener")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("could not catch SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("could not catch SIGTERM")?;
+    let mut signals = StopSignals::new()?;
     // One permit per client: a task holds its permit until it ends.
     let slots = Arc::new(Semaphore::new(config.max_clients));
     // The shutdown, sent to every task at once: when the grace period ends.
     let (stop, stopping) = watch::channel(None::<Instant>);
-    let tally = Arc::new(Tally::default());
+    let tally = Arc::new(AtomicTally::default());
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -95,19 +119,29 @@ async fn accept_until_signal(
                     sleep(ACCEPT_PAUSE).await;
                 }
             },
-            _ = interrupt.recv() => break,
-            _ = terminate.recv() => break,
+            () = signals.recv() => break,
         }
     }
-
-    // The first signal: close the listener (new connections are refused),
-    // tell every task, and wait until all permits are back or the grace
-    // period is over. A second signal ends it at once.
+    // The first signal: close the listener (new connections are refused).
     drop(listener);
+    shut_down(&config, &slots, &stop, &tally, &mut signals).await
+}
+// ANCHOR_END: serve
+
+// ANCHOR: shutdown
+/// Tells every task the server is stopping, and waits until all the permits
+/// are back or the grace period is over. A second signal ends it at once.
+async fn shut_down(
+    config: &Config,
+    slots: &Semaphore,
+    stop: &watch::Sender<Option<Instant>>,
+    tally: &AtomicTally,
+    signals: &mut StopSignals,
+) -> anyhow::Result<()> {
     let connected = config.max_clients - slots.available_permits();
     say!(
         "shutting down: telling {} bye, waiting at most {} s",
-        plural(connected, "client"),
+        count(connected as u64, "client"),
         config.grace.as_secs()
     );
     let grace_end = Instant::now() + config.grace;
@@ -116,10 +150,9 @@ async fn accept_until_signal(
     tokio::select! {
         _ = slots.acquire_many(every_slot) => {}
         _ = tokio::time::sleep_until(grace_end.into()) => {}
-        _ = interrupt.recv() => return Err(second_signal(&config, &slots)),
-        _ = terminate.recv() => return Err(second_signal(&config, &slots)),
+        () = signals.recv() => return Err(second_signal(config, slots)),
     }
-    let summary = Shutdown {
+    let summary = ShutdownTally {
         told: tally.told.load(Ordering::SeqCst),
         answered: tally.answered.load(Ordering::SeqCst),
         cut_off: config.max_clients - slots.available_permits(),
@@ -127,15 +160,15 @@ async fn accept_until_signal(
     say!("{}", summary.summary());
     Ok(())
 }
-// ANCHOR_END: serve
 
 fn second_signal(config: &Config, slots: &Semaphore) -> anyhow::Error {
     let connected = config.max_clients - slots.available_permits();
     anyhow!(
         "a second signal: stopped at once, with {} still connected",
-        plural(connected, "client")
+        count(connected as u64, "client")
     )
 }
+// ANCHOR_END: shutdown
 
 // ANCHOR: connection
 /// One client's task: lesson 3's `serve_client`, with `.await`.
@@ -145,7 +178,7 @@ async fn connection(
     _slot: OwnedSemaphorePermit,
     idle_timeout: Option<Duration>,
     mut stopping: watch::Receiver<Option<Instant>>,
-    tally: Arc<Tally>,
+    tally: Arc<AtomicTally>,
 ) {
     say!("[{client}] connected");
     let ending = converse(&mut stream, client, idle_timeout, &mut stopping, &tally).await;
@@ -160,7 +193,7 @@ async fn converse(
     client: SocketAddr,
     idle_timeout: Option<Duration>,
     stopping: &mut watch::Receiver<Option<Instant>>,
-    tally: &Tally,
+    tally: &AtomicTally,
 ) -> Ending {
     let mut input = Vec::new();
     let mut output = Vec::new();
@@ -186,35 +219,56 @@ async fn converse(
                 return say_bye(stream, client, input, output, grace_end, tally).await;
             }
         }
-        // Read until the kernel has nothing more (then Tokio knows to wait
-        // for the next bytes), answering each read's lines as they come.
-        for _ in 0..READS_PER_TURN {
-            let ended = match read_now(stream, &mut input) {
-                Ok(0) => true,
-                Ok(_) => false,
-                Err(err) if err.kind() == ErrorKind::WouldBlock => break,
-                Err(err) => return Ending::Failed(err),
-            };
-            if let Some(limit) = idle_timeout {
-                silence.as_mut().reset((Instant::now() + limit).into());
-            }
-            let answered = answer(&mut input, ended, client, &mut output);
-            if answered.too_long {
-                let until = Instant::now() + LINGER;
-                let _ = timeout_at(until.into(), stream.write_all(&output)).await;
-                close_gently(stream, until).await;
-                return Ending::TooLong;
-            }
-            if let Err(ending) = send(stream, &mut output).await {
-                return ending;
-            }
-            if ended {
-                return Ending::Finished;
-            }
+        let timer = silence.as_mut();
+        if let Some(ending) =
+            receive(stream, client, &mut input, &mut output, idle_timeout, timer).await
+        {
+            return ending;
         }
     }
 }
 // ANCHOR_END: connection
+
+// ANCHOR: receive
+/// Reads until the kernel has nothing more (then Tokio knows to wait for
+/// the next bytes), answering each read's lines as they come, and moves the
+/// idle timer (`silence`) later at each read. Returns how the connection
+/// ended, if it did.
+async fn receive(
+    stream: &mut TcpStream,
+    client: SocketAddr,
+    input: &mut Vec<u8>,
+    output: &mut Vec<u8>,
+    idle_timeout: Option<Duration>,
+    mut silence: Pin<&mut Sleep>,
+) -> Option<Ending> {
+    for _ in 0..READS_PER_TURN {
+        let ended = match read_now(stream, input) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(err) if err.kind() == ErrorKind::WouldBlock => return None,
+            Err(err) => return Some(Ending::Failed(err)),
+        };
+        if let Some(limit) = idle_timeout {
+            silence.as_mut().reset((Instant::now() + limit).into());
+        }
+        let answered = answer(input, ended, client, output);
+        if answered.too_long {
+            let until = Instant::now() + LINGER;
+            let _ = timeout_at(until.into(), stream.write_all(output)).await;
+            close_gently(stream, until).await;
+            return Some(Ending::TooLong);
+        }
+        if let Err(ending) = send(stream, output).await {
+            return Some(ending);
+        }
+        if ended {
+            return Some(Ending::Finished);
+        }
+    }
+    None
+}
+// ANCHOR_END: receive
 
 // ANCHOR: io
 /// Reads what has arrived, without waiting, into `input`. The read buffer
@@ -263,7 +317,7 @@ async fn say_bye(
     mut input: Vec<u8>,
     mut output: Vec<u8>,
     grace_end: Instant,
-    tally: &Tally,
+    tally: &AtomicTally,
 ) -> Ending {
     for _ in 0..READS_PER_TURN {
         let ended = match read_now(stream, &mut input) {

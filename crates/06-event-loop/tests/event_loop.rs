@@ -682,7 +682,7 @@ fn mio_a_burst_of_more_than_one_turn_of_reads_gets_every_reply() {
              {LINES} `ok`s, and {unread} bytes it sent sit unread in the server's socket. mio's \
              events are edge-triggered: the socket was reported once, when the bytes arrived, and \
              will not be reported again. A turn that stops after READS_PER_TURN reads must come \
-             back to the connection (received.more, ready_again): stopped early is not nothing \
+             back to the connection (received.read_again, ready_again): stopped early is not nothing \
              left; only WouldBlock means drained (book: 06-event-loop.md § Reading until WouldBlock)",
             got / 3
         )

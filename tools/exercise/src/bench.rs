@@ -52,7 +52,7 @@ const CASES: &[Case] = &[
     },
     Case {
         id: "6.1",
-        file: "crates/06-event-loop/src/by_hand.rs",
+        file: "crates/06-event-loop/src/by_hand/connection.rs",
         line: "let answered = answer(&mut self.input, false, self.client, &mut self.output);",
         mistake: "let answered = answer(&mut self.input, true, self.client, &mut self.output);",
     },
