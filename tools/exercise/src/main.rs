@@ -453,9 +453,10 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
             ),
         }
         println!(
-            "\n{read}\n(build {:.1} s, tests {:.1} s)",
+            "\n{read}\n(build {:.1} s, tests {:.1} s{})",
             outcome.build_time.as_secs_f64(),
-            outcome.test_time.as_secs_f64()
+            outcome.test_time.as_secs_f64(),
+            slowest(&outcome)
         );
         return Ok(ExitCode::FAILURE);
     }
@@ -464,10 +465,11 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
     let clock = std::time::Instant::now();
     let lint = lints::failing_lint(&place, workspace, exercise);
     let timing = format!(
-        "build {:.1} s, {} tests {:.1} s, clippy {:.1} s",
+        "build {:.1} s, {} tests {:.1} s{}, clippy {:.1} s",
         outcome.build_time.as_secs_f64(),
         outcome.order.len(),
         outcome.test_time.as_secs_f64(),
+        slowest(&outcome),
         clock.elapsed().as_secs_f64()
     );
     match lint {
@@ -512,6 +514,14 @@ fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode> {
 
 /// The exercise the learner is on: the first started and not passing, or
 /// else the first not passing.
+/// `; slowest: NAME 12.2 s`, the test a verdict waited for longest.
+fn slowest(outcome: &run::Outcome) -> String {
+    outcome
+        .slowest()
+        .map(|(test, took)| format!("; slowest: {} {:.1} s", test.name, took.as_secs_f64()))
+        .unwrap_or_default()
+}
+
 fn current<'a>(
     workspace: &'a Workspace,
     progress: &workspace::Progress,

@@ -77,6 +77,8 @@ pub struct Outcome {
     pub diagnostics: Vec<Diagnostic>,
     pub build_time: Duration,
     pub test_time: Duration,
+    /// How long each test that ran took, from its start to its end.
+    pub durations: BTreeMap<TestRef, Duration>,
 }
 
 impl Outcome {
@@ -86,6 +88,15 @@ impl Outcome {
 
     pub fn count(&self, verdict: Verdict) -> usize {
         self.verdicts.values().filter(|v| **v == verdict).count()
+    }
+
+    /// The test that took longest, and how long: what a passing verdict
+    /// waits for.
+    pub fn slowest(&self) -> Option<(&TestRef, Duration)> {
+        self.durations
+            .iter()
+            .max_by_key(|(_, took)| **took)
+            .map(|(test, took)| (test, *took))
     }
 }
 
@@ -97,9 +108,10 @@ pub struct Place<'a> {
     pub target_dir: Option<&'a Path>,
     /// Extra environment for cargo and the tests.
     pub env: &'a [(&'a str, &'a str)],
-    /// Build the lessons' other tests while the listed ones run (what a
-    /// learner waits for), rather than only once they have passed (what
-    /// `verify` wants: most mistakes fail there, and never need the rest).
+    /// Build the lessons' other tests, and the cross-lesson ones, while the
+    /// tests before them run (what a learner waits for), rather than only
+    /// once those have passed (what `verify` wants: most mistakes fail
+    /// among the listed tests, and never need the rest).
     pub overlap: bool,
 }
 
@@ -122,87 +134,133 @@ pub fn run(place: &Place, selection: &Selection, stop: Stop) -> Outcome {
     let members = select::members(place.root);
     let mut executables: Vec<Executable> = Vec::new();
     let mut plan: Vec<Job> = Vec::new();
-    let mut first_failure = None;
-    let test_clock = Instant::now();
+    let mut runner = Runner::default();
+    let started = Instant::now();
     let mut building = Duration::ZERO;
-    let mut ahead: Option<mpsc::Receiver<Result<Built, String>>> = None;
 
     // Each stage builds only what it runs, so a failure among the listed
     // tests never waits for the other test targets to compile. Every build
     // is `cargo test --no-run -p PACKAGE`, one package at a time, as
     // `cargo test -p PACKAGE` builds it: the same features, so the check
     // and the learner's own `cargo test` share their artifacts.
-    let stages: [Stage; 3] = [Stage::Listed, Stage::Lessons, Stage::Cross];
-    for stage in stages {
-        if stop == Stop::AtFirstFailure && first_failure.is_some() {
+    let mut later: Vec<Stage> = Vec::new();
+    if !selection.packages.is_empty() {
+        later.push(Stage::Lessons);
+    }
+    if !selection.cross.is_empty() {
+        later.push(Stage::Cross);
+    }
+    let mut later = later.into_iter();
+    let mut built = Some(Stage::Listed.build(place, selection, &members));
+    let mut stage = Stage::Listed;
+    building += started.elapsed();
+    let mut builder: Option<(Stage, mpsc::Receiver<Result<Built, String>>)> = None;
+    let mut waiting_since: Option<Instant> = None;
+    loop {
+        if let Some(result) = built.take() {
+            match result {
+                Ok(built) => {
+                    for diagnostic in built.diagnostics {
+                        if !outcome.diagnostics.contains(&diagnostic) {
+                            outcome.diagnostics.push(diagnostic);
+                        }
+                    }
+                    for executable in built.executables {
+                        if !executables.iter().any(|e| {
+                            e.package == executable.package && e.target == executable.target
+                        }) {
+                            executables.push(executable);
+                        }
+                    }
+                    stage.plan(selection, &executables, &mut plan);
+                }
+                // The tests already started still finish: a failure among
+                // them comes first.
+                Err(error) => {
+                    outcome.build_error = Some(error);
+                    later.by_ref().for_each(drop);
+                }
+            }
+        }
+        let stopping = stop == Stop::AtFirstFailure && runner.first_failure.is_some();
+        // The next stage builds while the tests run (`overlap`, what a
+        // learner waits for), or once every test so far has passed (what
+        // `verify` wants: most mistakes fail among the listed tests, and
+        // never need the rest). Its tests start as soon as it is built,
+        // beside the ones still running: the verdict waits for the slowest
+        // test, not for the slowest of each stage in turn.
+        if builder.is_none()
+            && !stopping
+            && outcome.build_error.is_none()
+            && (place.overlap || runner.idle(&plan, stop))
+            && let Some(next) = later.next()
+        {
+            builder = Some((next, build_in_background(place, selection, &members, next)));
+        }
+        if let Some((next, receiver)) = &builder {
+            match receiver.try_recv() {
+                Ok(result) => {
+                    stage = *next;
+                    built = Some(result);
+                    builder = None;
+                }
+                Err(mpsc::TryRecvError::Empty) => {}
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    stage = *next;
+                    built = Some(Err("the build of the tests stopped".to_string()));
+                    builder = None;
+                }
+            }
+        }
+        if built.is_some() {
+            continue;
+        }
+        runner.step(place, &plan, stop, &mut outcome);
+        // Time in which nothing ran, waiting for a build, counts as
+        // building.
+        let idle = runner.idle(&plan, stop) && builder.is_some();
+        match (idle, waiting_since) {
+            (true, None) => waiting_since = Some(Instant::now()),
+            (false, Some(since)) => {
+                building += since.elapsed();
+                waiting_since = None;
+            }
+            _ => {}
+        }
+        if runner.idle(&plan, stop) && builder.is_none() && (stopping || later.len() == 0) {
             break;
         }
-        let clock = Instant::now();
-        let built = match (stage, ahead.take()) {
-            (Stage::Lessons, Some(ahead)) => ahead
-                .recv()
-                .unwrap_or_else(|_| Err("the build of the lessons' tests stopped".to_string())),
-            _ => stage.build(place, selection, &members),
-        };
-        building += clock.elapsed();
-        match built {
-            Ok(built) => {
-                for diagnostic in built.diagnostics {
-                    if !outcome.diagnostics.contains(&diagnostic) {
-                        outcome.diagnostics.push(diagnostic);
-                    }
-                }
-                for executable in built.executables {
-                    if !executables
-                        .iter()
-                        .any(|e| e.package == executable.package && e.target == executable.target)
-                    {
-                        executables.push(executable);
-                    }
-                }
-            }
-            Err(error) => {
-                outcome.build_error = Some(error);
-                break;
-            }
-        }
-        let start = plan.len();
-        stage.plan(selection, &executables, &mut plan);
-        if place.overlap && stage == Stage::Listed && !selection.packages.is_empty() {
-            // It only adds test targets to what is built: the binaries the
-            // listed tests start are not rebuilt under them.
-            ahead = Some(build_ahead(place, selection, &members));
-        }
-        execute(
-            place,
-            &plan,
-            start..plan.len(),
-            stop,
-            &mut outcome,
-            &mut first_failure,
-        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    if let Some(since) = waiting_since {
+        building += since.elapsed();
+    }
+    // A build error counts only if every test before it passed.
+    if runner.first_failure.is_some() {
+        outcome.build_error = None;
     }
     outcome.order = plan.iter().map(|job| job.test.clone()).collect();
     for (index, job) in plan.iter().enumerate() {
         if !outcome.verdicts.contains_key(&job.test) {
             outcome.verdicts.insert(job.test.clone(), Verdict::Stopped);
         }
-        if first_failure == Some(index) {
+        if runner.first_failure == Some(index) {
             outcome.first_failure = Some(job.test.clone());
         }
     }
     outcome.build_time = building;
-    outcome.test_time = test_clock.elapsed().saturating_sub(building);
+    outcome.test_time = started.elapsed().saturating_sub(building);
     outcome
 }
 
-/// Builds the lessons' other tests in the background; the result comes
-/// through the channel. Left running when the run ends sooner, it finishes
-/// on its own, and the next build finds its work done.
-fn build_ahead(
+/// Builds one stage in the background; the result comes through the
+/// channel. Left running when the run ends sooner, it finishes on its own,
+/// and the next build finds its work done.
+fn build_in_background(
     place: &Place,
     selection: &Selection,
     members: &[Member],
+    stage: Stage,
 ) -> mpsc::Receiver<Result<Built, String>> {
     let (sender, receiver) = mpsc::channel();
     let root = place.root.to_path_buf();
@@ -222,7 +280,7 @@ fn build_ahead(
             env: &env,
             overlap: false,
         };
-        let _ = sender.send(Stage::Lessons.build(&place, &selection, &members));
+        let _ = sender.send(stage.build(&place, &selection, &members));
     });
     receiver
 }
@@ -284,10 +342,13 @@ impl Stage {
                 if selection.cross.is_empty() {
                     return Ok(all);
                 }
-                // Only now are the binaries the cross-lesson tests start
-                // built, exactly as the test kit's `binary()` builds them
-                // (so that its call at run time finds them fresh): earlier,
-                // it could rewrite a binary a lesson test is starting.
+                // The binaries the cross-lesson tests start, built exactly
+                // as the test kit's `binary()` builds them, so that its call
+                // at run time finds them fresh. This may run beside lesson
+                // tests that start the same programs: `cargo build` and
+                // `cargo test` build them with the same features (see
+                // crates/common/Cargo.toml), so the file is the same one,
+                // and Cargo leaves it in place.
                 build_binaries(place, selection, members)?;
                 add(build(place, select::KIT, None, members)?);
             }
@@ -606,24 +667,32 @@ struct Running {
     stderr: JoinHandle<String>,
 }
 
-/// Runs the jobs, `jobs()` at a time, in order.
-fn execute(
-    place: &Place,
-    plan: &[Job],
-    range: std::ops::Range<usize>,
-    stop: Stop,
-    outcome: &mut Outcome,
-    first_failure: &mut Option<usize>,
-) {
-    let limit = jobs();
-    let mut next = range.start;
-    let end = range.end;
-    let mut running: Vec<Running> = Vec::new();
-    let record = |outcome: &mut Outcome,
-                  first_failure: &mut Option<usize>,
-                  index: usize,
-                  verdict: Verdict,
-                  message: Option<String>| {
+/// The tests running, and the next one of the plan to start.
+#[derive(Default)]
+struct Runner {
+    running: Vec<Running>,
+    next: usize,
+    /// The index in the plan of the first test in order that did not pass.
+    first_failure: Option<usize>,
+}
+
+impl Runner {
+    /// Whether every test of the plan so far has finished (or will never
+    /// start, after a failure).
+    fn idle(&self, plan: &[Job], stop: Stop) -> bool {
+        self.running.is_empty()
+            && (self.next >= plan.len()
+                || (stop == Stop::AtFirstFailure && self.first_failure.is_some()))
+    }
+
+    fn record(
+        &mut self,
+        plan: &[Job],
+        outcome: &mut Outcome,
+        index: usize,
+        verdict: Verdict,
+        message: Option<String>,
+    ) {
         let test = plan[index].test.clone();
         outcome.verdicts.insert(test.clone(), verdict);
         if let Some(message) = message {
@@ -632,21 +701,25 @@ fn execute(
             outcome.messages.insert(test, message);
         }
         if matches!(verdict, Verdict::Failed | Verdict::NotRun)
-            && first_failure.is_none_or(|first| index < first)
+            && self.first_failure.is_none_or(|first| index < first)
         {
-            *first_failure = Some(index);
+            self.first_failure = Some(index);
         }
-    };
-    loop {
-        let stopping = stop == Stop::AtFirstFailure && first_failure.is_some();
-        while !stopping && running.len() < limit && next < end {
-            let index = next;
-            next += 1;
+    }
+
+    /// Starts tests of the plan in order, `jobs()` at a time, and collects
+    /// those that have finished.
+    fn step(&mut self, place: &Place, plan: &[Job], stop: Stop, outcome: &mut Outcome) {
+        let limit = jobs();
+        let stopping = stop == Stop::AtFirstFailure && self.first_failure.is_some();
+        while !stopping && self.running.len() < limit && self.next < plan.len() {
+            let index = self.next;
+            self.next += 1;
             let job = &plan[index];
             let Some(executable) = &job.executable else {
-                record(
+                self.record(
+                    plan,
                     outcome,
-                    first_failure,
                     index,
                     Verdict::NotRun,
                     Some(format!(
@@ -657,16 +730,16 @@ fn execute(
                 continue;
             };
             match start(place, executable, &job.test.name) {
-                Ok((child, stdout, stderr)) => running.push(Running {
+                Ok((child, stdout, stderr)) => self.running.push(Running {
                     index,
                     child,
                     started: Instant::now(),
                     stdout,
                     stderr,
                 }),
-                Err(err) => record(
+                Err(err) => self.record(
+                    plan,
                     outcome,
-                    first_failure,
                     index,
                     Verdict::NotRun,
                     Some(format!(
@@ -676,14 +749,11 @@ fn execute(
                 ),
             }
         }
-        if running.is_empty() && (next >= end || stopping) {
-            break;
-        }
         // Kill what comes after a failure: it can no longer be the first.
         if stop == Stop::AtFirstFailure
-            && let Some(first) = *first_failure
+            && let Some(first) = self.first_failure
         {
-            running.retain_mut(|run| {
+            self.running.retain_mut(|run| {
                 if run.index > first {
                     kill(&mut run.child);
                     false
@@ -693,7 +763,7 @@ fn execute(
             });
         }
         let mut finished = Vec::new();
-        for (at, run) in running.iter_mut().enumerate() {
+        for (at, run) in self.running.iter_mut().enumerate() {
             match run.child.try_wait() {
                 Ok(Some(_)) => finished.push(at),
                 Ok(None) if run.started.elapsed() > TEST_DEADLINE => {
@@ -705,8 +775,10 @@ fn execute(
             }
         }
         for at in finished.into_iter().rev() {
-            let run = running.swap_remove(at);
-            let timed_out = run.started.elapsed() > TEST_DEADLINE;
+            let run = self.running.swap_remove(at);
+            let took = run.started.elapsed();
+            let timed_out = took > TEST_DEADLINE;
+            outcome.durations.insert(plan[run.index].test.clone(), took);
             let mut text = run.stdout.join().unwrap_or_default();
             text.push_str(&run.stderr.join().unwrap_or_default());
             let name = &plan[run.index].test.name;
@@ -732,9 +804,8 @@ fn execute(
                     Some(format!("(it did not report; it printed:)\n{text}")),
                 ),
             };
-            record(outcome, first_failure, run.index, verdict, message);
+            self.record(plan, outcome, run.index, verdict, message);
         }
-        thread::sleep(Duration::from_millis(5));
     }
 }
 
