@@ -202,3 +202,26 @@ pub fn wait_blocked_in_read_or_gone(server: &Process, what: &str) -> bool {
         thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// For a client at port `client` that has sent a whole message and waits
+/// for the reply: fails at once, with `what`, when the server has shown
+/// that no reply is coming, instead of waiting [`WAIT`] for it. That is
+/// when the server has read every byte the client sent and sleeps in a
+/// read again, and nothing has been written back: its socket has nothing
+/// unacknowledged and the client's nothing unread. A server that replies
+/// writes before its next read, so its reply is in one of the two queues
+/// by then; one that waits for more of the message never writes.
+pub fn fail_now_if_no_reply_is_coming(server: &Process, client: u16, what: &str) {
+    wait_until_server_read_everything(server, client, what);
+    if !wait_blocked_in_read_or_gone(server, what) {
+        return;
+    }
+    let port = server.addr().port();
+    let written = queues(port, client).map(|(tx, _)| tx);
+    let arrived = queues(client, port).map(|(_, rx)| rx);
+    if written == Some(0) && arrived == Some(0) {
+        server.fail(&format!(
+            "{what}: the server read every byte and waits for more, without a reply"
+        ));
+    }
+}
