@@ -225,3 +225,39 @@ pub fn fail_now_if_no_reply_is_coming(server: &Process, client: u16, what: &str)
         ));
     }
 }
+
+/// The CPU time the program has used so far (user and system), in
+/// `/proc` clock ticks: hundredths of a second on Linux.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    // Fields 14 and 15 of the line; `rest` starts at field 3.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// As [`wait_gone`], but fails at once, with `what`, once the server has
+/// used a third of a second of CPU time without ending: it is spinning
+/// (retrying a call that fails at once), and will not end. CPU time, not
+/// time on the clock, so a busy machine that runs it late changes nothing;
+/// a server that ends as it should uses a few milliseconds.
+pub fn wait_gone_unless_spinning(server: &Process, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !matches!(state(server.pid()), None | Some('Z')) {
+        let used = cpu_ticks(server.pid()).unwrap_or(0);
+        if used >= 33 {
+            server.fail(&format!(
+                "{what}; it was still running after {:.2} s of CPU time: it tries again and \
+                 again, and will never end",
+                used as f64 / 100.0
+            ));
+        }
+        if Instant::now() > deadline {
+            server.fail(&format!(
+                "{what}; it was still running after {} s",
+                WAIT.as_secs()
+            ));
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
