@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use relay::RELAY_WAIT;
 use support::{
-    GENTLE_CLOSE, book, exchange, expect_line, register, register_two, register_with, see, short,
-    start_server, wait_for,
+    GENTLE_CLOSE, book, exchange, expect_left, expect_line, register, register_two, register_with,
+    see, short, start_server, wait_for,
 };
 use testkit::{Connection, WAIT, show};
 
@@ -432,7 +432,7 @@ fn bye_is_answered_and_the_connection_closed() {
 #[test]
 fn joined_and_left_are_announced_however_a_client_leaves() {
     book("Joining and leaving");
-    let server = start_server(&[]);
+    let mut server = start_server(&[]);
     let mut watcher = register(server.addr(), "watcher");
 
     let mut polite = register(server.addr(), "polite");
@@ -442,9 +442,10 @@ fn joined_and_left_are_announced_however_a_client_leaves() {
         "a new client is announced to the others",
     );
     exchange(&mut polite, "BYE", "BYE");
-    expect_line(
+    expect_left(
+        &mut server,
         &mut watcher,
-        "LEFT polite",
+        "polite",
         "a client that says BYE is announced as gone",
     );
 
@@ -455,9 +456,10 @@ fn joined_and_left_are_announced_however_a_client_leaves() {
         "a new client is announced to the others",
     );
     drop(closer);
-    expect_line(
+    expect_left(
+        &mut server,
         &mut watcher,
-        "LEFT closer",
+        "closer",
         "a client that closes without BYE is announced as gone",
     );
 
@@ -469,9 +471,10 @@ fn joined_and_left_are_announced_however_a_client_leaves() {
     );
     crasher.send(b"SEND watcher half a li");
     crasher.reset();
-    expect_line(
+    expect_left(
+        &mut server,
         &mut watcher,
-        "LEFT crasher",
+        "crasher",
         "a client that resets mid-line is announced as gone",
     );
     // Every name is free again.
@@ -604,15 +607,16 @@ fn a_line_over_the_limit_is_refused_and_the_connection_closed() {
     long.expect_orderly_close(&format!(
         "after ERR line-too-long, the server should close the connection gently, so that the ERR line is not destroyed by a reset {GENTLE_CLOSE}"
     ));
-    expect_line(
+    let logged = expect_left(
+        &mut server,
         &mut watcher,
-        "LEFT long",
+        "long",
         "the dropped client is announced as gone",
     );
-    wait_for(
-        &mut server,
-        "long left (line longer than 4096 bytes)",
-        "the server should log why it dropped the client `long`",
+    assert!(
+        logged.contains("long left (line longer than 4096 bytes)"),
+        "the server should log why it dropped the client `long`; it logged `{logged}` {}",
+        see()
     );
 }
 
