@@ -273,6 +273,9 @@ fn sigint_answers_the_line_in_flight_then_says_bye_and_exits(engine: &str) {
     client.send_line("in flight");
     interrupt(&server);
     server.thaw();
+    if engine == "mio" {
+        fail_now_if_the_bye_is_not_written(&server, &client);
+    }
     client.expect_bytes(
         b"ok\nbye: server shutting down\n",
         "a line that had arrived before SIGINT should still get its `ok`, then the client should be \
@@ -302,6 +305,60 @@ fn sigint_answers_the_line_in_flight_then_says_bye_and_exits(engine: &str) {
         "the server's last line should be its one summary, e.g. `shut down: 1 client told, 1 line \
          answered during the grace period`; got {summary:?} (book: 06-event-loop.md § Graceful shutdown)"
     );
+}
+
+/// Whether the server's one thread sleeps in `epoll_wait` (Linux's system
+/// call numbers; elsewhere, never): it has handled every event, and waits
+/// for the next one or a timer.
+fn sleeps_in_epoll_wait(pid: u32) -> bool {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    const EPOLL_WAITS: &[u64] = &[232, 281, 441];
+    #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+    const EPOLL_WAITS: &[u64] = &[22, 441];
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    const EPOLL_WAITS: &[u64] = &[];
+    let sleeping = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| Some(stat.rsplit_once(") ")?.1.starts_with('S')))
+        .unwrap_or(false);
+    sleeping
+        && std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+            .is_some_and(|number| EPOLL_WAITS.contains(&number))
+}
+
+/// The mio engine, thawed with the line in flight and SIGINT pending: the
+/// signal interrupts its wait at once, and the next turn handles both the
+/// line and the signal. Once the `ok` has left and the server sleeps in
+/// `epoll_wait` again, everything it writes before the grace period ends
+/// has been written: a `bye` that is not on its way by then is seen at
+/// once, not after the grace period (5 s).
+fn fail_now_if_the_bye_is_not_written(server: &Process, client: &Connection) {
+    let expected = b"ok\nbye: server shutting down\n".len() as u64;
+    let (me, addr) = (client.local_addr(), server.addr());
+    // Bytes written to the client and not yet read by the test: in the
+    // server's send queue, or in the client's receive queue.
+    let written =
+        || queued(addr, me).map_or(0, |(tx, _)| tx) + queued(me, addr).map_or(0, |(_, rx)| rx);
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline && written() < expected {
+        if written() >= 3 && sleeps_in_epoll_wait(server.pid()) {
+            let now = written();
+            assert!(
+                now >= expected,
+                "a line arrived before SIGINT and got its `ok`, and the server went back to \
+                 waiting for events with only {now} bytes written to the client: a connected \
+                 client should be told `bye: server shutting down` at once. Putting it in the output is \
+                 not enough; write it, as any output (book: 06-event-loop.md § Graceful shutdown)"
+            );
+            return;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
 }
 
 #[test]
