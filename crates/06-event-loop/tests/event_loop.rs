@@ -341,23 +341,30 @@ fn fail_now_if_the_bye_is_not_written(server: &Process, client: &Connection) {
     let expected = b"ok\nbye: server shutting down\n".len() as u64;
     let (me, addr) = (client.local_addr(), server.addr());
     // Bytes written to the client and not yet read by the test: in the
-    // server's send queue, or in the client's receive queue.
+    // server's send queue until acknowledged, and in the client's receive
+    // queue once they arrive, so some may count twice, never none.
+    // (/proc/net/tcp
+    // lists every socket of the machine: it is read only once the server
+    // sleeps.)
     let written =
         || queued(addr, me).map_or(0, |(tx, _)| tx) + queued(me, addr).map_or(0, |(_, rx)| rx);
     let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline && written() < expected {
-        if written() >= 3 && sleeps_in_epoll_wait(server.pid()) {
+    while Instant::now() < deadline {
+        if sleeps_in_epoll_wait(server.pid()) {
             let now = written();
+            // Nothing at all, not even the `ok`: the test that follows says
+            // what is missing.
             assert!(
-                now >= expected,
+                now >= expected || now < 3,
                 "a line arrived before SIGINT and got its `ok`, and the server went back to \
-                 waiting for events with only {now} bytes written to the client: a connected \
-                 client should be told `bye: server shutting down` at once. Putting it in the output is \
-                 not enough; write it, as any output (book: 06-event-loop.md § Graceful shutdown)"
+                 waiting for events without writing `bye` after it: a connected \
+                 client should be told `bye: server shutting down` at once. Putting it in the \
+                 output is not enough; write it, as any output \
+                 (book: 06-event-loop.md § Graceful shutdown)"
             );
             return;
         }
-        thread::sleep(Duration::from_millis(1));
+        thread::sleep(Duration::from_millis(5));
     }
 }
 
