@@ -61,7 +61,9 @@ pub const QUIET: Duration = Duration::from_millis(300);
 // ---------------------------------------------------------------------------
 
 /// The path of binary `bin` of workspace package `package`, built on first
-/// use with `cargo build` (through escargot) in the test's own profile.
+/// use with `cargo build` (through escargot) in the test's own profile;
+/// taken as it is when `cargo exercise check` has just built it and says so
+/// (`TESTKIT_FRESH_BINARIES`).
 ///
 /// A lesson's tests reach their own binary with `env!("CARGO_BIN_EXE_NAME")`;
 /// this is for the binary of *another* package, such as lesson 1's client in
@@ -71,6 +73,21 @@ pub fn binary(package: &str, bin: &str) -> PathBuf {
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
     if let Some(path) = built.get(bin) {
         return path.clone();
+    }
+    // `cargo exercise check` has just built these (the names, separated by
+    // spaces): the program is where Cargo puts it, beside the folder of
+    // this test's own executable (`target/debug/deps/`).
+    let fresh = std::env::var("TESTKIT_FRESH_BINARIES").unwrap_or_default();
+    if fresh.split(' ').any(|name| name == bin)
+        && let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
+    {
+        let path = dir.join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
+        if path.is_file() {
+            built.insert(bin.to_string(), path.clone());
+            return path;
+        }
     }
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let run = escargot::CargoBuild::new()

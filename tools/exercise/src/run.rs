@@ -160,6 +160,15 @@ pub fn run(place: &Place, selection: &Selection, stop: Stop) -> Outcome {
         if let Some(result) = built.take() {
             match result {
                 Ok(built) => {
+                    if stage == Stage::Cross {
+                        // Built just now: the tests that start them need
+                        // not ask Cargo again, each, one at a time.
+                        runner.fresh = selection
+                            .binaries
+                            .iter()
+                            .map(|(_, bin)| bin.clone())
+                            .collect();
+                    }
                     for diagnostic in built.diagnostics {
                         if !outcome.diagnostics.contains(&diagnostic) {
                             outcome.diagnostics.push(diagnostic);
@@ -674,6 +683,9 @@ struct Runner {
     next: usize,
     /// The index in the plan of the first test in order that did not pass.
     first_failure: Option<usize>,
+    /// The lessons' programs built in this run, which the tests started
+    /// from now on may use as they are (`TESTKIT_FRESH_BINARIES`).
+    fresh: Vec<String>,
 }
 
 impl Runner {
@@ -729,7 +741,7 @@ impl Runner {
                 );
                 continue;
             };
-            match start(place, executable, &job.test.name) {
+            match start(place, executable, &job.test.name, &self.fresh) {
                 Ok((child, stdout, stderr)) => self.running.push(Running {
                     index,
                     child,
@@ -816,6 +828,7 @@ fn start(
     place: &Place,
     executable: &Executable,
     name: &str,
+    fresh: &[String],
 ) -> anyhow::Result<(Child, JoinHandle<String>, JoinHandle<String>)> {
     let mut command = Command::new(&executable.path);
     command
@@ -827,6 +840,12 @@ fn start(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     settle_env(&mut command, place);
+    if !fresh.is_empty() {
+        // The test kit's `binary()` then skips its `cargo build`: a Cargo
+        // run for each test that starts another lesson's program, waiting
+        // in turn for the lock on the target folder.
+        command.env("TESTKIT_FRESH_BINARIES", fresh.join(" "));
+    }
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
