@@ -346,8 +346,10 @@ fn fail_now_if_the_bye_is_not_written(server: &Process, client: &Connection) {
     // (/proc/net/tcp
     // lists every socket of the machine: it is read only once the server
     // sleeps.)
-    let written =
-        || queued(addr, me).map_or(0, |(tx, _)| tx) + queued(me, addr).map_or(0, |(_, rx)| rx);
+    let written = || {
+        let (server_side, client_side) = queued_both_ways(addr, me);
+        server_side.map_or(0, |(tx, _)| tx) + client_side.map_or(0, |(_, rx)| rx)
+    };
     let deadline = Instant::now() + WAIT;
     while Instant::now() < deadline {
         if sleeps_in_epoll_wait(server.pid()) {
@@ -625,22 +627,51 @@ fn tokio_out_of_descriptors_pauses_accepting_without_spinning() {
 /// The kernel's count of bytes queued on the TCP socket from `local` to
 /// `remote` (both on 127.0.0.1), from /proc/net/tcp: `(tx_queue, rx_queue)`.
 /// For the server's side, `rx_queue` is what it has received and not read.
-fn queued(local: SocketAddr, remote: SocketAddr) -> Option<(u64, u64)> {
-    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    let hex = |addr: SocketAddr| format!(":{:04X}", addr.port());
-    table.lines().skip(1).find_map(|row| {
-        let fields: Vec<&str> = row.split_whitespace().collect();
-        if fields.len() > 4 && fields[1].ends_with(&hex(local)) && fields[2].ends_with(&hex(remote))
-        {
-            let (tx, rx) = fields[4].split_once(':')?;
+fn queued(local: SocketAddr, remote: SocketAddr) -> Queues {
+    queued_both_ways(local, remote).0
+}
+
+/// A socket's `(tx_queue, rx_queue)`, if /proc/net/tcp lists it.
+type Queues = Option<(u64, u64)>;
+
+/// [`queued`] for both ends of one connection, `local` to `remote` and back,
+/// from one reading of /proc/net/tcp: it lists every TCP socket of the
+/// machine (tens of thousands on a busy test machine), so it is read as
+/// seldom, and scanned as cheaply, as can be.
+fn queued_both_ways(local: SocketAddr, remote: SocketAddr) -> (Queues, Queues) {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return (None, None);
+    };
+    let (local, remote) = (
+        format!(":{:04X}", local.port()),
+        format!(":{:04X}", remote.port()),
+    );
+    let (mut there, mut back) = (None, None);
+    for row in table.lines().skip(1) {
+        let mut fields = row.split_whitespace().skip(1);
+        let (Some(from), Some(to)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let slot = if from.ends_with(&local) && to.ends_with(&remote) {
+            &mut there
+        } else if from.ends_with(&remote) && to.ends_with(&local) {
+            &mut back
+        } else {
+            continue;
+        };
+        // After the two addresses: the state, then `tx_queue:rx_queue`.
+        *slot = fields.nth(1).and_then(|queues| {
+            let (tx, rx) = queues.split_once(':')?;
             Some((
                 u64::from_str_radix(tx, 16).ok()?,
                 u64::from_str_radix(rx, 16).ok()?,
             ))
-        } else {
-            None
+        });
+        if there.is_some() && back.is_some() {
+            break;
         }
-    })
+    }
+    (there, back)
 }
 
 /// How long a socket's unread bytes may sit still, the server asleep, before
@@ -837,8 +868,10 @@ fn mio_a_slow_reader_with_a_tiny_buffer_gets_every_reply_in_order() {
     const BATCH: usize = 4000;
     let mut lines = 0;
     let addr = server.addr();
-    let in_kernel =
-        || queued(addr, me).map_or(0, |(tx, _)| tx) + queued(me, addr).map_or(0, |(_, rx)| rx);
+    let in_kernel = || {
+        let (server_side, client_side) = queued_both_ways(addr, me);
+        server_side.map_or(0, |(tx, _)| tx) + client_side.map_or(0, |(_, rx)| rx)
+    };
     loop {
         // Empty lines (each gets its 3 bytes of `ok\n`), then a numbered one.
         let batch = format!("{}line {}\n", "\n".repeat(BATCH - 1), lines + BATCH - 1);
