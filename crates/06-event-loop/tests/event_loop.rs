@@ -15,7 +15,7 @@ use assert_cmd::Command;
 use predicates::prelude::predicate;
 use testkit::hostile::resident_kib;
 use testkit::line_protocol::round_trip;
-use testkit::{Connection, Process, WAIT, run, tool};
+use testkit::{Connection, Process, Queues, WAIT, run, tool};
 
 fn server_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_06-event-loop"))
@@ -631,47 +631,10 @@ fn queued(local: SocketAddr, remote: SocketAddr) -> Queues {
     queued_both_ways(local, remote).0
 }
 
-/// A socket's `(tx_queue, rx_queue)`, if /proc/net/tcp lists it.
-type Queues = Option<(u64, u64)>;
-
 /// [`queued`] for both ends of one connection, `local` to `remote` and back,
-/// from one reading of /proc/net/tcp: it lists every TCP socket of the
-/// machine (tens of thousands on a busy test machine), so it is read as
-/// seldom, and scanned as cheaply, as can be.
+/// from one reading of /proc/net/tcp.
 fn queued_both_ways(local: SocketAddr, remote: SocketAddr) -> (Queues, Queues) {
-    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
-        return (None, None);
-    };
-    let (local, remote) = (
-        format!(":{:04X}", local.port()),
-        format!(":{:04X}", remote.port()),
-    );
-    let (mut there, mut back) = (None, None);
-    for row in table.lines().skip(1) {
-        let mut fields = row.split_whitespace().skip(1);
-        let (Some(from), Some(to)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        let slot = if from.ends_with(&local) && to.ends_with(&remote) {
-            &mut there
-        } else if from.ends_with(&remote) && to.ends_with(&local) {
-            &mut back
-        } else {
-            continue;
-        };
-        // After the two addresses: the state, then `tx_queue:rx_queue`.
-        *slot = fields.nth(1).and_then(|queues| {
-            let (tx, rx) = queues.split_once(':')?;
-            Some((
-                u64::from_str_radix(tx, 16).ok()?,
-                u64::from_str_radix(rx, 16).ok()?,
-            ))
-        });
-        if there.is_some() && back.is_some() {
-            break;
-        }
-    }
-    (there, back)
+    testkit::tcp_queues(local.port(), remote.port())
 }
 
 /// How long a socket's unread bytes may sit still, the server asleep, before

@@ -121,23 +121,7 @@ pub fn lowest_free_fd_for_a_child() -> u64 {
 /// bytes sent and not yet acknowledged, and the bytes received and not yet
 /// read by the program.
 pub fn queues(local: u16, remote: u16) -> Option<(u64, u64)> {
-    let table = fs::read_to_string("/proc/net/tcp").ok()?;
-    table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let port = |field: &str| {
-            field
-                .rsplit_once(':')
-                .and_then(|(_, port)| u16::from_str_radix(port, 16).ok())
-        };
-        if port(fields.get(1)?)? != local || port(fields.get(2)?)? != remote {
-            return None;
-        }
-        let (tx, rx) = fields.get(4)?.split_once(':')?;
-        Some((
-            u64::from_str_radix(tx, 16).ok()?,
-            u64::from_str_radix(rx, 16).ok()?,
-        ))
-    })
+    testkit::tcp_queues(local, remote).0
 }
 
 /// Waits (at most [`WAIT`]) until the server has read every byte the
@@ -149,8 +133,9 @@ pub fn wait_until_server_read_everything(server: &Process, client: u16, what: &s
     let port = server.addr().port();
     let deadline = Instant::now() + WAIT;
     loop {
-        let sent = queues(client, port).map(|(tx, _)| tx);
-        let unread = queues(port, client).map(|(_, rx)| rx);
+        let (client_side, server_side) = testkit::tcp_queues(client, port);
+        let sent = client_side.map(|(tx, _)| tx);
+        let unread = server_side.map(|(_, rx)| rx);
         if sent == Some(0) && unread == Some(0) {
             return;
         }
@@ -217,8 +202,9 @@ pub fn fail_now_if_no_reply_is_coming(server: &Process, client: u16, what: &str)
         return;
     }
     let port = server.addr().port();
-    let written = queues(port, client).map(|(tx, _)| tx);
-    let arrived = queues(client, port).map(|(_, rx)| rx);
+    let (server_side, client_side) = testkit::tcp_queues(port, client);
+    let written = server_side.map(|(tx, _)| tx);
+    let arrived = client_side.map(|(_, rx)| rx);
     if written == Some(0) && arrived == Some(0) {
         server.fail(&format!(
             "{what}: the server read every byte and waits for more, without a reply"
