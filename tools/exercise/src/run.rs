@@ -134,7 +134,10 @@ pub fn run(place: &Place, selection: &Selection, stop: Stop) -> Outcome {
     let members = select::members(place.root);
     let mut executables: Vec<Executable> = Vec::new();
     let mut plan: Vec<Job> = Vec::new();
-    let mut runner = Runner::default();
+    let mut runner = Runner {
+        took_before: durations::load(place),
+        ..Runner::default()
+    };
     let started = Instant::now();
     let mut building = Duration::ZERO;
 
@@ -259,7 +262,82 @@ pub fn run(place: &Place, selection: &Selection, stop: Stop) -> Outcome {
     }
     outcome.build_time = building;
     outcome.test_time = started.elapsed().saturating_sub(building);
+    durations::save(place, runner.took_before, &outcome);
     outcome
+}
+
+/// How long each test took when it last passed, kept in the target folder
+/// (`exercise-durations.tsv`: package, target, name, milliseconds), so
+/// that the next run starts the slowest tests first.
+mod durations {
+    use std::collections::BTreeMap;
+    use std::fs;
+    use std::io::Write;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::{Outcome, Place, Verdict};
+    use crate::catalogue::TestRef;
+
+    fn path(place: &Place) -> PathBuf {
+        place
+            .target_dir
+            .map(PathBuf::from)
+            .unwrap_or_else(|| place.root.join("target"))
+            .join("exercise-durations.tsv")
+    }
+
+    pub fn load(place: &Place) -> BTreeMap<TestRef, Duration> {
+        let text = fs::read_to_string(path(place)).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let mut fields = line.split('\t');
+                let test = TestRef {
+                    package: fields.next()?.to_string(),
+                    target: fields.next()?.to_string(),
+                    name: fields.next()?.to_string(),
+                };
+                let millis = fields.next()?.parse().ok()?;
+                Some((test, Duration::from_millis(millis)))
+            })
+            .collect()
+    }
+
+    /// Adds the tests that passed in `outcome`, and writes the file again,
+    /// atomically (a temporary file beside it, then a rename). A file that
+    /// cannot be written costs only the order of the next run.
+    pub fn save(place: &Place, mut took: BTreeMap<TestRef, Duration>, outcome: &Outcome) {
+        for (test, duration) in &outcome.durations {
+            if outcome.verdicts.get(test) == Some(&Verdict::Passed) {
+                took.insert(test.clone(), *duration);
+            }
+        }
+        let mut rows: Vec<String> = took
+            .iter()
+            .map(|(test, duration)| {
+                format!(
+                    "{}\t{}\t{}\t{}\n",
+                    test.package,
+                    test.target,
+                    test.name,
+                    duration.as_millis()
+                )
+            })
+            .collect();
+        rows.sort();
+        let path = path(place);
+        let temporary = path.with_extension(format!("tsv.{}", std::process::id()));
+        let written = fs::File::create(&temporary).and_then(|mut file| {
+            file.write_all(rows.concat().as_bytes())?;
+            file.sync_all()
+        });
+        if written
+            .and_then(|()| fs::rename(&temporary, &path))
+            .is_err()
+        {
+            let _ = fs::remove_file(&temporary);
+        }
+    }
 }
 
 /// Builds one stage in the background; the result comes through the
@@ -680,7 +758,14 @@ struct Running {
 #[derive(Default)]
 struct Runner {
     running: Vec<Running>,
-    next: usize,
+    /// The tests of the plan not started yet, in the order they start: the
+    /// slowest first, by [`Runner::took_before`], so that the verdict waits
+    /// for the slowest test rather than for one that started late.
+    queue: Vec<usize>,
+    /// How many tests of the plan are in the queue or started.
+    queued: usize,
+    /// How long each test took when it last passed.
+    took_before: BTreeMap<TestRef, Duration>,
     /// The index in the plan of the first test in order that did not pass.
     first_failure: Option<usize>,
     /// The lessons' programs built in this run, which the tests started
@@ -693,8 +778,18 @@ impl Runner {
     /// start, after a failure).
     fn idle(&self, plan: &[Job], stop: Stop) -> bool {
         self.running.is_empty()
-            && (self.next >= plan.len()
-                || (stop == Stop::AtFirstFailure && self.first_failure.is_some()))
+            && !self
+                .queue
+                .iter()
+                .copied()
+                .chain(self.queued..plan.len())
+                .any(|index| self.may_start(index, stop))
+    }
+
+    /// After a failure, only the tests before it may still start: they
+    /// decide whether it is the first.
+    fn may_start(&self, index: usize, stop: Stop) -> bool {
+        stop == Stop::Never || self.first_failure.is_none_or(|first| index < first)
     }
 
     fn record(
@@ -719,14 +814,28 @@ impl Runner {
         }
     }
 
-    /// Starts tests of the plan in order, `jobs()` at a time, and collects
-    /// those that have finished.
+    /// Starts tests of the plan, `jobs()` at a time, the slowest first,
+    /// and collects those that have finished.
     fn step(&mut self, place: &Place, plan: &[Job], stop: Stop, outcome: &mut Outcome) {
         let limit = jobs();
-        let stopping = stop == Stop::AtFirstFailure && self.first_failure.is_some();
-        while !stopping && self.running.len() < limit && self.next < plan.len() {
-            let index = self.next;
-            self.next += 1;
+        if self.queued < plan.len() {
+            let mut added: Vec<usize> = (self.queued..plan.len()).collect();
+            // Stable: tests never timed keep the plan's order.
+            added.sort_by_key(|&index| {
+                std::cmp::Reverse(self.took_before.get(&plan[index].test).copied())
+            });
+            self.queue.extend(added);
+            self.queued = plan.len();
+        }
+        while self.running.len() < limit {
+            let Some(at) = self
+                .queue
+                .iter()
+                .position(|&index| self.may_start(index, stop))
+            else {
+                break;
+            };
+            let index = self.queue.remove(at);
             let job = &plan[index];
             let Some(executable) = &job.executable else {
                 self.record(
