@@ -69,7 +69,9 @@ pub const QUIET: Duration = Duration::from_millis(300);
 // ---------------------------------------------------------------------------
 
 /// The path of binary `bin` of workspace package `package`, built on first
-/// use with `cargo build` (through escargot) in the test's own profile.
+/// use with `cargo build` (through escargot) in the test's own profile;
+/// taken as it is when `cargo exercise check` has just built it and says so
+/// (`TESTKIT_FRESH_BINARIES`).
 ///
 /// A lesson's tests reach their own binary with `env!("CARGO_BIN_EXE_NAME")`;
 /// this is for the binary of *another* package, such as lesson 1's client in
@@ -80,6 +82,21 @@ pub fn binary(package: &str, bin: &str) -> PathBuf {
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
     if let Some(path) = built.get(bin) {
         return path.clone();
+    }
+    // `cargo exercise check` has just built these (the names, separated by
+    // spaces): the program is where Cargo puts it, beside the folder of
+    // this test's own executable (`target/debug/deps/`).
+    let fresh = std::env::var("TESTKIT_FRESH_BINARIES").unwrap_or_default();
+    if fresh.split(' ').any(|name| name == bin)
+        && let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
+    {
+        let path = dir.join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
+        if path.is_file() {
+            built.insert(bin.to_string(), path.clone());
+            return path;
+        }
     }
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let run = escargot::CargoBuild::new()
@@ -911,6 +928,48 @@ fn waited(err: &std::io::Error) -> String {
         }
         _ => format!("an error: {err}"),
     }
+}
+
+/// A TCP socket's `(tx_queue, rx_queue)` in bytes, as /proc/net/tcp gives
+/// them: sent and not yet acknowledged, received and not yet read.
+pub type Queues = Option<(u64, u64)>;
+
+/// The queues of both ends of a loopback IPv4 connection, from one reading
+/// of /proc/net/tcp (Linux; elsewhere `None`): the socket from port `local`
+/// to port `remote`, and the one back. That file lists every TCP socket of
+/// the machine, tens of thousands on a busy test machine: it is read once
+/// for both, and scanned without an allocation a row.
+pub fn tcp_queues(local: u16, remote: u16) -> (Queues, Queues) {
+    let Ok(table) = fs::read_to_string("/proc/net/tcp") else {
+        return (None, None);
+    };
+    let (local, remote) = (format!(":{local:04X}"), format!(":{remote:04X}"));
+    let (mut there, mut back) = (None, None);
+    for row in table.lines().skip(1) {
+        let mut fields = row.split_whitespace().skip(1);
+        let (Some(from), Some(to)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let slot = if from.ends_with(&local) && to.ends_with(&remote) {
+            &mut there
+        } else if from.ends_with(&remote) && to.ends_with(&local) {
+            &mut back
+        } else {
+            continue;
+        };
+        // After the two addresses: the state, then `tx_queue:rx_queue`.
+        *slot = fields.nth(1).and_then(|queues| {
+            let (tx, rx) = queues.split_once(':')?;
+            Some((
+                u64::from_str_radix(tx, 16).ok()?,
+                u64::from_str_radix(rx, 16).ok()?,
+            ))
+        });
+        if there.is_some() && back.is_some() {
+            break;
+        }
+    }
+    (there, back)
 }
 
 // ---------------------------------------------------------------------------

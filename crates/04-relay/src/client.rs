@@ -13,8 +13,7 @@ use anyhow::{Context, anyhow, bail};
 use common::{Deadline, ReadLine, describe, printable, read_line, say};
 
 use crate::limits::{
-    BUSY_REPLY, DEFAULT_PORT, DIRECT_DEADLINE, EVENT_LIMIT, LINE_LIMIT, MAX_DIRECT_PEERS,
-    NAME_LIMIT, START_SERVER,
+    BUSY_REPLY, DEFAULT_PORT, EVENT_LIMIT, LINE_LIMIT, MAX_DIRECT_PEERS, NAME_LIMIT, START_SERVER,
 };
 use crate::protocol::valid_name;
 use crate::server::is_timeout;
@@ -30,6 +29,9 @@ pub struct JoinOptions {
     pub listen: bool,
     /// How long to wait to connect, for `WELCOME`, and for the close after `BYE`.
     pub timeout: Duration,
+    /// How long a direct connection may last, from the accept:
+    /// DIRECT_DEADLINE unless `--direct-deadline` says otherwise.
+    pub direct_deadline: Duration,
 }
 // ANCHOR_END: join_options
 
@@ -66,7 +68,8 @@ pub fn join(options: &JoinOptions, input: impl BufRead + Send + 'static) -> anyh
 
     let (mut session, lines) = Session::hello(stream, server, options, direct_port)?;
     if let Some((listener, _)) = direct {
-        thread::spawn(move || receive_direct(listener));
+        let deadline = options.direct_deadline;
+        thread::spawn(move || receive_direct(listener, deadline));
     }
     session.run(lines, input)
 }
@@ -579,23 +582,29 @@ fn direct_answer(
 
 /// Accepts direct connections from peers, a thread each (at most
 /// MAX_DIRECT_PEERS), and prints what they send.
-fn receive_direct(listener: TcpListener) {
-    common::serve_threads(listener, MAX_DIRECT_PEERS, BUSY_REPLY, |stream, peer| {
-        if let Err(why) = read_direct(&stream) {
-            say!("-- direct connection from {peer}: {why}");
-        }
-    });
+fn receive_direct(listener: TcpListener, deadline: Duration) {
+    common::serve_threads(
+        listener,
+        MAX_DIRECT_PEERS,
+        BUSY_REPLY,
+        move |stream, peer| {
+            if let Err(why) = read_direct(&stream, deadline) {
+                say!("-- direct connection from {peer}: {why}");
+            }
+        },
+    );
 }
 
 /// One direct connection: `HI <name>`, then lines until the peer closes,
-/// each answered `OK`, all within DIRECT_DEADLINE of the accept. A
-/// deadline, not a read timeout: a timeout starts again with every byte,
-/// and a peer sending one byte now and then would hold one of our
-/// MAX_DIRECT_PEERS places for as long as it likes.
-fn read_direct(stream: &TcpStream) -> Result<(), String> {
+/// each answered `OK`, all within `deadline` (DIRECT_DEADLINE unless
+/// `--direct-deadline` says otherwise) of the accept. A deadline, not a
+/// read timeout: a timeout starts again with every byte, and a peer sending
+/// one byte now and then would hold one of our MAX_DIRECT_PEERS places for
+/// as long as it likes.
+fn read_direct(stream: &TcpStream, deadline: Duration) -> Result<(), String> {
     let mut lines = BufReader::new(Deadline {
         stream,
-        until: Some(Instant::now() + DIRECT_DEADLINE),
+        until: Some(Instant::now() + deadline),
     });
     let mut next = || match read_line(&mut lines, LINE_LIMIT) {
         Ok(ReadLine::Line(line)) => Ok(Some(line)),
@@ -603,7 +612,7 @@ fn read_direct(stream: &TcpStream) -> Result<(), String> {
         Ok(ReadLine::TooLong) => Err(format!("a line longer than {LINE_LIMIT} bytes, closed")),
         Err(err) if is_timeout(&err) => Err(format!(
             "not finished within {} s, closed",
-            DIRECT_DEADLINE.as_secs()
+            deadline.as_secs()
         )),
         Err(err) => Err(describe(&err)),
     };
@@ -622,7 +631,7 @@ fn read_direct(stream: &TcpStream) -> Result<(), String> {
             ));
         }
     };
-    let _ = stream.set_write_timeout(Some(DIRECT_DEADLINE));
+    let _ = stream.set_write_timeout(Some(deadline));
     while let Some(line) = next()? {
         say!("[direct from {from}] {}", printable(&line));
         // The sender prints its message as sent only when this comes.

@@ -31,4 +31,4 @@ pub mod server;
 pub use client::{HELP, JoinOptions, Typed, join, typed};
 pub use limits::*;
 pub use protocol::{Command, Refusal, parse_command, valid_name};
-pub use server::{Registry, ServeOptions, Shared, serve, serve_client};
+pub use server::{ClientLimits, Registry, ServeOptions, Shared, serve, serve_client};

@@ -24,7 +24,10 @@ Examples:
   cargo run -p relay -- serve --listen 127.0.0.1:0 --max-clients 4
       a free port (printed on the first line), at most 4 clients
   cargo run -p relay -- serve --log-text
-      log what everyone says, not only how many bytes (for a demo)";
+      log what everyone says, not only how many bytes (for a demo)
+  cargo run -p relay -- serve --stuck-after 3
+      drop a client that takes no line for 3 s, not 10 (to watch the
+      slow-receiver design at work without waiting)";
 
 const JOIN_EXAMPLES: &str = "\
 Examples:
@@ -34,6 +37,8 @@ Examples:
       join a relay on another machine (port 7788)
   cargo run -p relay -- join carol --no-listen
       relay only: nobody can connect to carol directly
+  cargo run -p relay -- join dave --direct-deadline 3
+      cut off a peer connected directly after 3 s, not 10
 
 Then type (a plain line goes to everyone):
   /list               who is here
@@ -69,7 +74,7 @@ enum Command {
     /// --log-text), who left and why. Each client has a
     /// queue of 128 lines: a sender whose line finds it full waits for room,
     /// 2 s at most (then `ERR full NAME`), and a client the server cannot
-    /// write a line to for 10 s is dropped, so a client that stops reading
+    /// write a line to for 10 s (--stuck-after) is dropped, so a client that stops reading
     /// never holds up anyone else. Ctrl-C stops the server.
     #[command(after_help = SERVE_EXAMPLES)]
     Serve {
@@ -89,6 +94,12 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = relay::DEFAULT_HELLO_TIMEOUT.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..=3600))]
         hello_timeout: u64,
+
+        /// Seconds a line may wait to be written to a client before the
+        /// client is dropped as not reading (its buffers and queue are full).
+        #[arg(long, value_name = "SECS", default_value_t = relay::STUCK_AFTER.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        stuck_after: u64,
 
         /// Also log the text of every relayed (and refused) line, escaped.
         /// Off by default: the log is no place for everyone's private lines.
@@ -124,6 +135,12 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = relay::DEFAULT_TIMEOUT.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..=3600))]
         timeout: u64,
+
+        /// Seconds a peer connected directly has, from the accept, to say
+        /// HI, send its lines and close; then it is cut off.
+        #[arg(long, value_name = "SECS", default_value_t = relay::DIRECT_DEADLINE.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        direct_deadline: u64,
     },
 }
 
@@ -133,11 +150,15 @@ fn main() -> ExitCode {
             listen,
             max_clients,
             hello_timeout,
+            stuck_after,
             log_text,
         } => relay::serve(&relay::ServeOptions {
             listen,
             max_clients,
-            hello_timeout: Duration::from_secs(hello_timeout),
+            limits: relay::ClientLimits {
+                hello_timeout: Duration::from_secs(hello_timeout),
+                stuck_after: Duration::from_secs(stuck_after),
+            },
             log_text,
         }),
         Command::Join {
@@ -145,12 +166,14 @@ fn main() -> ExitCode {
             server,
             no_listen,
             timeout,
+            direct_deadline,
         } => relay::join(
             &relay::JoinOptions {
                 name,
                 server,
                 listen: !no_listen,
                 timeout: Duration::from_secs(timeout),
+                direct_deadline: Duration::from_secs(direct_deadline),
             },
             std::io::BufReader::new(std::io::stdin()),
         ),

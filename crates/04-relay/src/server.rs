@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::{Deadline, ReadLine, describe, printable, read_line, say};
 
 use crate::limits::{
-    BUSY_REPLY, DEFAULT_PORT, LINE_LIMIT, LINGER, NOTICE_ROOM, QUEUE_LIMIT, RELAY_WAIT, STUCK_AFTER,
+    BUSY_REPLY, DEFAULT_PORT, LINE_LIMIT, LINGER, NOTICE_ROOM, QUEUE_LIMIT, RELAY_WAIT,
 };
 use crate::protocol::{Command, Refusal, parse_command};
 
@@ -205,22 +205,24 @@ enum Leaving {
     Failed(io::Error),
     /// It sent a line over LINE_LIMIT.
     TooLong,
-    /// Its writer could not write a byte for STUCK_AFTER: it stopped reading.
+    /// Its writer could not write a line within `--stuck-after`
+    /// (STUCK_AFTER unless told otherwise): it stopped reading.
     Stuck,
     /// Writing to it failed.
     Lost,
 }
 
 impl Leaving {
-    /// The server's log line for registered client `name` leaving this way.
-    fn say_left(&self, name: &str) {
+    /// The server's log line for registered client `name` leaving this way
+    /// (`stuck_after`: how long its writer waited, for `Stuck`).
+    fn say_left(&self, name: &str, stuck_after: Duration) {
         match self {
             Leaving::Bye | Leaving::Closed => say!("{name} left"),
             Leaving::Failed(err) => say!("{name} left (connection error: {})", describe(err)),
             Leaving::TooLong => say!("{name} left (line longer than {LINE_LIMIT} bytes)"),
             Leaving::Stuck => say!(
                 "{name} left (dropped: it took no line for {} s, it is not reading)",
-                STUCK_AFTER.as_secs()
+                stuck_after.as_secs()
             ),
             Leaving::Lost => say!("{name} left (dropped: could not write to it)"),
         }
@@ -314,14 +316,21 @@ type GaveUp = Arc<Mutex<Option<Leaving>>>;
 /// This is the only thread that writes to this socket, so lines never mix,
 /// and the only one that waits for this client to read. Each line it takes
 /// out makes room, and wakes any sender waiting for room. A line it cannot
-/// write within STUCK_AFTER means the client has stopped reading: it is
-/// dropped. A client that reads, however slowly, takes a line (4 KiB at
-/// most) far sooner, and is never dropped for being slow.
-fn write_lines(mut stream: TcpStream, queue: Receiver<Vec<u8>>, room: Arc<Room>, gave_up: GaveUp) {
+/// write within `stuck_after` (STUCK_AFTER unless `--stuck-after` says
+/// otherwise) means the client has stopped reading: it is dropped. A client
+/// that reads, however slowly, takes a line (4 KiB at most) far sooner, and
+/// is never dropped for being slow.
+fn write_lines(
+    mut stream: TcpStream,
+    queue: Receiver<Vec<u8>>,
+    room: Arc<Room>,
+    gave_up: GaveUp,
+    stuck_after: Duration,
+) {
     for line in &queue {
         room.waiting.fetch_sub(1, Ordering::SeqCst);
         room.wake();
-        if let Err(err) = write_by(&mut stream, &line, Instant::now() + STUCK_AFTER) {
+        if let Err(err) = write_by(&mut stream, &line, Instant::now() + stuck_after) {
             *lock(&gave_up) = Some(if is_timeout(&err) {
                 Leaving::Stuck
             } else {
@@ -384,9 +393,13 @@ pub fn serve_client(
     stream: TcpStream,
     seen_as: SocketAddr,
     registry: Shared,
-    hello_timeout: Duration,
+    limits: ClientLimits,
     log_text: bool,
 ) {
+    let ClientLimits {
+        hello_timeout,
+        stuck_after,
+    } = limits;
     // The HELLO deadline counts from now, however the bytes trickle in.
     let hello_by = Instant::now() + hello_timeout;
     // Socket options belong to the socket, so every handle shares them.
@@ -412,7 +425,7 @@ pub fn serve_client(
     // The writer holds no sender of its own queue: the queue ends when the
     // client's reader thread and the registry have both let go of it.
     let (room, why_writer) = (Arc::clone(&outbox.room), Arc::clone(&gave_up));
-    thread::spawn(move || write_lines(writer, queue, room, why_writer));
+    thread::spawn(move || write_lines(writer, queue, room, why_writer, stuck_after));
 
     let mut client = Client {
         seen_as,
@@ -431,7 +444,7 @@ pub fn serve_client(
             let removed = lock(&client.registry).remove(&name, seen_as);
             // Logged once the registry is unlocked.
             if let Some(missed) = removed {
-                why.say_left(&name);
+                why.say_left(&name, stuck_after);
                 say_missed(&missed, &format!("LEFT {name}"));
             }
         }
@@ -681,14 +694,26 @@ impl Client {
 // ---------------------------------------------------------------------------
 
 // ANCHOR: serve
+/// The time limits of one client's connection.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientLimits {
+    /// How long a new connection has to send `HELLO`, from the connect.
+    pub hello_timeout: Duration,
+    /// How long one line may wait to be written to a client before it is
+    /// dropped as not reading: STUCK_AFTER, unless `--stuck-after` says
+    /// otherwise (the tests use a short one so as not to wait 10 s).
+    pub stuck_after: Duration,
+}
+
 /// How the server runs, from the command line.
 pub struct ServeOptions {
     /// The address to listen on.
     pub listen: String,
     /// The cap on clients served at once.
     pub max_clients: usize,
-    /// How long a new connection has to send `HELLO`.
-    pub hello_timeout: Duration,
+    /// How long a new connection has to send `HELLO`, and how long a line
+    /// may wait to be written before its client is dropped.
+    pub limits: ClientLimits,
     /// Log the text of relayed and refused lines, not only their length.
     pub log_text: bool,
 }
@@ -698,20 +723,14 @@ pub struct ServeOptions {
 pub fn serve(options: &ServeOptions) -> anyhow::Result<()> {
     let listener = common::listen(&options.listen, DEFAULT_PORT)?;
     let registry = Shared::default();
-    let (hello_timeout, log_text) = (options.hello_timeout, options.log_text);
+    let (limits, log_text) = (options.limits, options.log_text);
     // A thread per client, at most max_clients at once (lesson 3).
     common::serve_threads(
         listener,
         options.max_clients,
         BUSY_REPLY,
         move |stream, client| {
-            serve_client(
-                stream,
-                client,
-                Arc::clone(&registry),
-                hello_timeout,
-                log_text,
-            );
+            serve_client(stream, client, Arc::clone(&registry), limits, log_text);
         },
     );
     Ok(())

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use support::{bin, book, expect_line, join, register, see, start_server, wait_for};
 use testkit::hostile::resident_kib;
 
-use relay::{DIRECT_DEADLINE, MAX_DIRECT_PEERS};
+use relay::MAX_DIRECT_PEERS;
 use testkit::{
     Connection, FakeServer, Process, WAIT, closed_port, reported_local_port, run,
     snapshot_settings, snapshot_settings_with_ports,
@@ -602,23 +602,31 @@ fn a_direct_message_is_printed_as_sent_only_when_the_peer_answers_ok() {
     );
 }
 
-/// A direct connection has DIRECT_DEADLINE from the accept to finish, however
-/// the bytes trickle in: a read timeout alone would start again with each.
+/// A direct connection has `--direct-deadline` (DIRECT_DEADLINE unless told
+/// otherwise) from the accept to finish, however the bytes trickle in: a
+/// read timeout alone would start again with each. 2 s here, a byte every
+/// half second: the same case as 10 s and a byte a second, with less
+/// waiting.
 #[test]
 fn a_direct_connection_that_trickles_is_closed_at_its_deadline() {
     book("Relay or direct");
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
+    let deadline = Duration::from_secs(2);
     let server = start_server(&[]);
-    let mut bob = join(&server, "bob", &[]);
+    let mut bob = join(
+        &server,
+        "bob",
+        &["--direct-deadline", &deadline.as_secs().to_string()],
+    );
     let bob_listens = direct_port_of(&mut bob);
     let conn = Connection::open(bob_listens);
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let mut writer = conn.stream().try_clone().unwrap();
     let stopped = Arc::clone(&stop);
-    // `HI mallory`, then a byte a second, never a whole line.
+    // `HI mallory`, then a byte every half second, never a whole line.
     let trickling = std::thread::spawn(move || {
         let mut bytes = b"HI mallory\n".to_vec();
         bytes.extend(std::iter::repeat_n(b'x', 60));
@@ -628,10 +636,10 @@ fn a_direct_connection_that_trickles_is_closed_at_its_deadline() {
             {
                 return;
             }
-            std::thread::sleep(Duration::from_secs(1));
+            std::thread::sleep(Duration::from_millis(500));
         }
     });
-    let limit = DIRECT_DEADLINE + WAIT;
+    let limit = deadline + WAIT;
     conn.stream().set_read_timeout(Some(limit)).unwrap();
     let mut sink = Vec::new();
     let ended = std::io::Read::read_to_end(&mut conn.stream(), &mut sink);
@@ -643,15 +651,15 @@ fn a_direct_connection_that_trickles_is_closed_at_its_deadline() {
     };
     assert!(
         closed && took < limit,
-        "a peer sent `HI mallory` and then one byte a second to bob's direct port: bob should close the connection DIRECT_DEADLINE ({} s) after accepting it; after {:.1} s it was {} {}",
-        DIRECT_DEADLINE.as_secs(),
+        "a peer sent `HI mallory` and then one byte every half second to bob's direct port: bob, started with --direct-deadline {}, should close the connection that long after accepting it; after {:.1} s it was {} {}",
+        deadline.as_secs(),
         took.as_secs_f64(),
         if closed { "closed" } else { "still open" },
         see()
     );
     wait_for(
         &mut bob,
-        "not finished within 10 s, closed",
+        &format!("not finished within {} s, closed", deadline.as_secs()),
         "bob should say why he closed the direct connection",
     );
     trickling.join().unwrap();

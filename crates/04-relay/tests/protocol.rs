@@ -9,10 +9,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use relay::{RELAY_WAIT, Refusal, STUCK_AFTER};
+use relay::{RELAY_WAIT, Refusal};
 use support::{
-    GENTLE_CLOSE, book, exchange, expect_line, register, register_two, register_with, see, short,
-    start_server, wait_for,
+    GENTLE_CLOSE, book, exchange, expect_left, expect_line, register, register_two, register_with,
+    see, short, start_server, wait_for,
 };
 use testkit::{Connection, WAIT, show};
 
@@ -432,7 +432,7 @@ fn bye_is_answered_and_the_connection_closed() {
 #[test]
 fn joined_and_left_are_announced_however_a_client_leaves() {
     book("Joining and leaving");
-    let server = start_server(&[]);
+    let mut server = start_server(&[]);
     let mut watcher = register(server.addr(), "watcher");
 
     let mut polite = register(server.addr(), "polite");
@@ -442,9 +442,10 @@ fn joined_and_left_are_announced_however_a_client_leaves() {
         "a new client is announced to the others",
     );
     exchange(&mut polite, "BYE", "BYE");
-    expect_line(
+    expect_left(
+        &mut server,
         &mut watcher,
-        "LEFT polite",
+        "polite",
         "a client that says BYE is announced as gone",
     );
 
@@ -455,9 +456,10 @@ fn joined_and_left_are_announced_however_a_client_leaves() {
         "a new client is announced to the others",
     );
     drop(closer);
-    expect_line(
+    expect_left(
+        &mut server,
         &mut watcher,
-        "LEFT closer",
+        "closer",
         "a client that closes without BYE is announced as gone",
     );
 
@@ -469,9 +471,10 @@ fn joined_and_left_are_announced_however_a_client_leaves() {
     );
     crasher.send(b"SEND watcher half a li");
     crasher.reset();
-    expect_line(
+    expect_left(
+        &mut server,
         &mut watcher,
-        "LEFT crasher",
+        "crasher",
         "a client that resets mid-line is announced as gone",
     );
     // Every name is free again.
@@ -760,15 +763,16 @@ fn a_line_over_the_limit_is_refused_and_the_connection_closed() {
     long.expect_orderly_close(&format!(
         "after ERR line-too-long, the server should close the connection gently, so that the ERR line is not destroyed by a reset {GENTLE_CLOSE}"
     ));
-    expect_line(
+    let logged = expect_left(
+        &mut server,
         &mut watcher,
-        "LEFT long",
+        "long",
         "the dropped client is announced as gone",
     );
-    wait_for(
-        &mut server,
-        "long left (line longer than 4096 bytes)",
-        "the server should log why it dropped the client `long`",
+    assert!(
+        logged.contains("long left (line longer than 4096 bytes)"),
+        "the server should log why it dropped the client `long`; it logged `{logged}` {}",
+        see()
     );
 }
 
@@ -854,16 +858,28 @@ fn a_client_over_the_cap_is_told_busy() {
 /// itself), the sender's write blocks as soon as the stuck client's buffers
 /// are full, with the lock held, and every other client waits with it.
 ///
-/// Here the stuck client's buffers fill, then its queue; from then on each
-/// of alice's broadcasts waits RELAY_WAIT for room and leaves it out
+/// Here the stuck client's buffers fill (its receive buffer is tiny, so
+/// that takes a few lines, not megabytes), then its queue; from then on
+/// each of alice's broadcasts waits RELAY_WAIT for room and leaves it out
 /// (`SENT * except stuck`): the sender is slowed, nobody else. Bob gets
 /// every line at once and his `LIST` is answered at once, even while
-/// alice waits. After STUCK_AFTER without a byte written, it is dropped.
+/// alice waits. After `--stuck-after` without a line written, it is
+/// dropped: 6 s here rather than STUCK_AFTER (10 s), the same design with
+/// less waiting, and still long enough for alice's `ALL` and `SEND` to each
+/// wait RELAY_WAIT for it first.
 #[test]
 fn a_stuck_receiver_delays_nobody_and_is_dropped() {
     book("The slow receiver, tested");
-    let mut server = start_server(&[]);
-    let stuck = register(server.addr(), "stuck");
+    let stuck_after = Duration::from_secs(6);
+    let mut server = start_server(&["--stuck-after", &stuck_after.as_secs().to_string()]);
+    let mut stuck = open_with_tiny_receive_buffer(server.addr());
+    stuck.send_line("HELLO stuck");
+    let welcome = format!("WELCOME stuck {}", stuck.local_addr());
+    expect_line(
+        &mut stuck,
+        &welcome,
+        "stuck registers, and reads nothing more",
+    );
     let mut alice = register(server.addr(), "alice");
     let mut bob = register(server.addr(), "bob");
     expect_line(
@@ -873,11 +889,11 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
     );
 
     // Broadcast 4 KB lines until the stuck client has been dropped: its
-    // socket buffers fill (a few MB), then its queue (QUEUE_LIMIT lines),
-    // then each broadcast waits RELAY_WAIT for it, until the server has
-    // written nothing to it for STUCK_AFTER and drops it.
+    // socket buffers fill, then its queue (QUEUE_LIMIT lines), then each
+    // broadcast waits RELAY_WAIT for it, until the server has written
+    // nothing to it for --stuck-after and drops it.
     let text = "x".repeat(4000);
-    let give_up = STUCK_AFTER + Duration::from_secs(30);
+    let give_up = stuck_after + Duration::from_secs(30);
     let started = Instant::now();
     let mut first_wait: Option<Instant> = None;
     let mut dropped_after = None;
@@ -893,9 +909,9 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
     for n in 0.. {
         assert!(
             started.elapsed() < give_up,
-            "after {} s of 4 KB lines that it never read, the stuck client should have been dropped and the others told `LEFT stuck`: a client the server cannot write a byte to for STUCK_AFTER ({} s) has stopped reading {}",
+            "after {} s of 4 KB lines that it never read, the stuck client should have been dropped and the others told `LEFT stuck`: a client the server cannot write a line to for --stuck-after ({} s) has stopped reading {}",
             give_up.as_secs(),
-            STUCK_AFTER.as_secs(),
+            stuck_after.as_secs(),
             see()
         );
         alice.send_line(&format!("ALL {n} {text}"));
@@ -978,15 +994,18 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
         after_first_wait.as_secs_f64()
     );
     assert!(
-        after_first_wait < STUCK_AFTER + Duration::from_secs(5),
-        "the stuck client should be dropped within STUCK_AFTER ({} s) of the server's last write to it; it took {:.1} s after its queue was first found full {}",
-        STUCK_AFTER.as_secs(),
+        after_first_wait < stuck_after + Duration::from_secs(5),
+        "the stuck client should be dropped within --stuck-after ({} s) of the server's last write to it; it took {:.1} s after its queue was first found full {}",
+        stuck_after.as_secs(),
         after_first_wait.as_secs_f64(),
         see()
     );
     wait_for(
         &mut server,
-        "stuck left (dropped: it took no line for 10 s, it is not reading)",
+        &format!(
+            "stuck left (dropped: it took no line for {} s, it is not reading)",
+            stuck_after.as_secs()
+        ),
         "the server should log why it dropped the stuck client",
     );
     if !bob_heard_left {

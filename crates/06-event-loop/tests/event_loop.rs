@@ -15,7 +15,7 @@ use assert_cmd::Command;
 use predicates::prelude::predicate;
 use testkit::hostile::resident_kib;
 use testkit::line_protocol::round_trip;
-use testkit::{Connection, Process, WAIT, run, tool};
+use testkit::{Connection, Process, Queues, WAIT, run, tool};
 
 fn server_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_06-event-loop"))
@@ -273,6 +273,9 @@ fn sigint_answers_the_line_in_flight_then_says_bye_and_exits(engine: &str) {
     client.send_line("in flight");
     interrupt(&server);
     server.thaw();
+    if engine == "mio" {
+        fail_now_if_the_bye_is_not_written(&server, &client);
+    }
     client.expect_bytes(
         b"ok\nbye: server shutting down\n",
         "a line that had arrived before SIGINT should still get its `ok`, then the client should be \
@@ -302,6 +305,69 @@ fn sigint_answers_the_line_in_flight_then_says_bye_and_exits(engine: &str) {
         "the server's last line should be its one summary, e.g. `shut down: 1 client told, 1 line \
          answered during the grace period`; got {summary:?} (book: 06-event-loop.md § Graceful shutdown)"
     );
+}
+
+/// Whether the server's one thread sleeps in `epoll_wait` (Linux's system
+/// call numbers; elsewhere, never): it has handled every event, and waits
+/// for the next one or a timer.
+fn sleeps_in_epoll_wait(pid: u32) -> bool {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    const EPOLL_WAITS: &[u64] = &[232, 281, 441];
+    #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+    const EPOLL_WAITS: &[u64] = &[22, 441];
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    const EPOLL_WAITS: &[u64] = &[];
+    let sleeping = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| Some(stat.rsplit_once(") ")?.1.starts_with('S')))
+        .unwrap_or(false);
+    sleeping
+        && std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+            .is_some_and(|number| EPOLL_WAITS.contains(&number))
+}
+
+/// The mio engine, thawed with the line in flight and SIGINT pending: the
+/// signal interrupts its wait at once, and the next turn handles both the
+/// line and the signal. Once the `ok` has left and the server sleeps in
+/// `epoll_wait` again, everything it writes before the grace period ends
+/// has been written: a `bye` that is not on its way by then is seen at
+/// once, not after the grace period (5 s).
+fn fail_now_if_the_bye_is_not_written(server: &Process, client: &Connection) {
+    let expected = b"ok\nbye: server shutting down\n".len() as u64;
+    let (me, addr) = (client.local_addr(), server.addr());
+    // Bytes written to the client and not yet read by the test: in the
+    // server's send queue until acknowledged, and in the client's receive
+    // queue once they arrive, so some may count twice, never none.
+    // (/proc/net/tcp
+    // lists every socket of the machine: it is read only once the server
+    // sleeps.)
+    let written = || {
+        let (server_side, client_side) = queued_both_ways(addr, me);
+        server_side.map_or(0, |(tx, _)| tx) + client_side.map_or(0, |(_, rx)| rx)
+    };
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if sleeps_in_epoll_wait(server.pid()) {
+            let now = written();
+            // Nothing at all, not even the `ok`: the test that follows says
+            // what is missing.
+            assert!(
+                now >= expected || now < 3,
+                "a line arrived before SIGINT and got its `ok`, and the server went back to \
+                 waiting for events without writing `bye` after it: a connected \
+                 client should be told `bye: server shutting down` at once. Putting it in the \
+                 output is not enough; write it, as any output \
+                 (book: 06-event-loop.md § Graceful shutdown)"
+            );
+            return;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]
@@ -581,22 +647,14 @@ fn tokio_out_of_descriptors_pauses_accepting_without_spinning() {
 /// The kernel's count of bytes queued on the TCP socket from `local` to
 /// `remote` (both on 127.0.0.1), from /proc/net/tcp: `(tx_queue, rx_queue)`.
 /// For the server's side, `rx_queue` is what it has received and not read.
-fn queued(local: SocketAddr, remote: SocketAddr) -> Option<(u64, u64)> {
-    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    let hex = |addr: SocketAddr| format!(":{:04X}", addr.port());
-    table.lines().skip(1).find_map(|row| {
-        let fields: Vec<&str> = row.split_whitespace().collect();
-        if fields.len() > 4 && fields[1].ends_with(&hex(local)) && fields[2].ends_with(&hex(remote))
-        {
-            let (tx, rx) = fields[4].split_once(':')?;
-            Some((
-                u64::from_str_radix(tx, 16).ok()?,
-                u64::from_str_radix(rx, 16).ok()?,
-            ))
-        } else {
-            None
-        }
-    })
+fn queued(local: SocketAddr, remote: SocketAddr) -> Queues {
+    queued_both_ways(local, remote).0
+}
+
+/// [`queued`] for both ends of one connection, `local` to `remote` and back,
+/// from one reading of /proc/net/tcp.
+fn queued_both_ways(local: SocketAddr, remote: SocketAddr) -> (Queues, Queues) {
+    testkit::tcp_queues(local.port(), remote.port())
 }
 
 /// How long a socket's unread bytes may sit still, the server asleep, before
@@ -793,8 +851,10 @@ fn mio_a_slow_reader_with_a_tiny_buffer_gets_every_reply_in_order() {
     const BATCH: usize = 4000;
     let mut lines = 0;
     let addr = server.addr();
-    let in_kernel =
-        || queued(addr, me).map_or(0, |(tx, _)| tx) + queued(me, addr).map_or(0, |(_, rx)| rx);
+    let in_kernel = || {
+        let (server_side, client_side) = queued_both_ways(addr, me);
+        server_side.map_or(0, |(tx, _)| tx) + client_side.map_or(0, |(_, rx)| rx)
+    };
     loop {
         // Empty lines (each gets its 3 bytes of `ok\n`), then a numbered one.
         let batch = format!("{}line {}\n", "\n".repeat(BATCH - 1), lines + BATCH - 1);
@@ -810,7 +870,29 @@ fn mio_a_slow_reader_with_a_tiny_buffer_gets_every_reply_in_order() {
         if let Err(err) = client.stream().write_all(batch.as_bytes()) {
             panic!("{what}; but the connection failed: {err}");
         }
-        server.expect_line(&format!("] line {}", lines - 1), &what);
+        // Until the last line of the batch is logged; a server that ends
+        // this connection instead says so in its log, and fails at once.
+        let last = format!("] line {}", lines - 1);
+        loop {
+            let line = server.next_line(&format!("{what}; it should log `{last}`"));
+            if line.contains(&last) {
+                break;
+            }
+            if let Some(ending) = line.strip_prefix(&format!("[{me}] "))
+                && [
+                    "finished",
+                    "idle for ",
+                    "line longer than ",
+                    "connection error",
+                    "not reading its replies",
+                    "told bye",
+                ]
+                .iter()
+                .any(|word| ending.starts_with(word))
+            {
+                panic!("{what}; but the server ended the connection: `{line}`");
+            }
+        }
         // What the kernel holds, once it stops changing (the server writes
         // just after it logs).
         let mut held = in_kernel();

@@ -78,6 +78,8 @@ pub struct Outcome {
     pub diagnostics: Vec<Diagnostic>,
     pub build_time: Duration,
     pub test_time: Duration,
+    /// How long each test that ran took, from its start to its end.
+    pub durations: BTreeMap<TestRef, Duration>,
 }
 
 impl Outcome {
@@ -87,6 +89,15 @@ impl Outcome {
 
     pub fn count(&self, verdict: Verdict) -> usize {
         self.verdicts.values().filter(|v| **v == verdict).count()
+    }
+
+    /// The test that took longest, and how long: what a passing verdict
+    /// waits for.
+    pub fn slowest(&self) -> Option<(&TestRef, Duration)> {
+        self.durations
+            .iter()
+            .max_by_key(|(_, took)| **took)
+            .map(|(test, took)| (test, *took))
     }
 }
 
@@ -98,9 +109,10 @@ pub struct Place<'a> {
     pub target_dir: Option<&'a Path>,
     /// Extra environment for cargo and the tests.
     pub env: &'a [(&'a str, &'a str)],
-    /// Build the lessons' other tests while the listed ones run (what a
-    /// learner waits for), rather than only once they have passed (what
-    /// `verify` wants: most mistakes fail there, and never need the rest).
+    /// Build the lessons' other tests, and the cross-lesson ones, while the
+    /// tests before them run (what a learner waits for), rather than only
+    /// once those have passed (what `verify` wants: most mistakes fail
+    /// among the listed tests, and never need the rest).
     pub overlap: bool,
 }
 
@@ -145,87 +157,226 @@ pub fn run(place: &Place, selection: &Selection, stop: Stop) -> Outcome {
     let members = select::members(place.root);
     let mut executables: Vec<Executable> = Vec::new();
     let mut plan: Vec<Job> = Vec::new();
-    let mut first_failure = None;
-    let test_clock = Instant::now();
+    let mut runner = Runner {
+        took_before: durations::load(place),
+        ..Runner::default()
+    };
+    let started = Instant::now();
     let mut building = Duration::ZERO;
-    let mut ahead: Option<mpsc::Receiver<Result<Built, String>>> = None;
 
     // Each stage builds only what it runs, so a failure among the listed
     // tests never waits for the other test targets to compile. Every build
     // is `cargo test --no-run -p PACKAGE`, one package at a time, as
     // `cargo test -p PACKAGE` builds it: the same features, so the check
     // and the learner's own `cargo test` share their artifacts.
-    let stages: [Stage; 3] = [Stage::Listed, Stage::Lessons, Stage::Cross];
-    for stage in stages {
-        if stop == Stop::AtFirstFailure && first_failure.is_some() || interrupted() {
+    let mut later: Vec<Stage> = Vec::new();
+    if !selection.packages.is_empty() {
+        later.push(Stage::Lessons);
+    }
+    if !selection.cross.is_empty() {
+        later.push(Stage::Cross);
+    }
+    let mut later = later.into_iter();
+    let mut built = Some(Stage::Listed.build(place, selection, &members));
+    let mut stage = Stage::Listed;
+    building += started.elapsed();
+    let mut builder: Option<(Stage, mpsc::Receiver<Result<Built, String>>)> = None;
+    let mut waiting_since: Option<Instant> = None;
+    loop {
+        if interrupted() {
+            for mut run in runner.running.drain(..) {
+                kill(&mut run.child);
+            }
             break;
         }
-        let clock = Instant::now();
-        let built = match (stage, ahead.take()) {
-            (Stage::Lessons, Some(ahead)) => ahead
-                .recv()
-                .unwrap_or_else(|_| Err("the build of the lessons' tests stopped".to_string())),
-            _ => stage.build(place, selection, &members),
-        };
-        building += clock.elapsed();
-        match built {
-            Ok(built) => {
-                for diagnostic in built.diagnostics {
-                    if !outcome.diagnostics.contains(&diagnostic) {
-                        outcome.diagnostics.push(diagnostic);
+        if let Some(result) = built.take() {
+            match result {
+                Ok(built) => {
+                    if stage == Stage::Cross {
+                        // Built just now: the tests that start them need
+                        // not ask Cargo again, each, one at a time.
+                        runner.fresh = selection
+                            .binaries
+                            .iter()
+                            .map(|(_, bin)| bin.clone())
+                            .collect();
                     }
+                    for diagnostic in built.diagnostics {
+                        if !outcome.diagnostics.contains(&diagnostic) {
+                            outcome.diagnostics.push(diagnostic);
+                        }
+                    }
+                    for executable in built.executables {
+                        if !executables.iter().any(|e| {
+                            e.package == executable.package && e.target == executable.target
+                        }) {
+                            executables.push(executable);
+                        }
+                    }
+                    stage.plan(selection, &executables, &mut plan);
                 }
-                for executable in built.executables {
-                    if !executables
-                        .iter()
-                        .any(|e| e.package == executable.package && e.target == executable.target)
-                    {
-                        executables.push(executable);
-                    }
+                // The tests already started still finish: a failure among
+                // them comes first.
+                Err(error) => {
+                    outcome.build_error = Some(error);
+                    later.by_ref().for_each(drop);
                 }
             }
-            Err(error) => {
-                outcome.build_error = Some(error);
-                break;
+        }
+        let stopping = stop == Stop::AtFirstFailure && runner.first_failure.is_some();
+        // The next stage builds while the tests run (`overlap`, what a
+        // learner waits for), or once every test so far has passed (what
+        // `verify` wants: most mistakes fail among the listed tests, and
+        // never need the rest). Its tests start as soon as it is built,
+        // beside the ones still running: the verdict waits for the slowest
+        // test, not for the slowest of each stage in turn.
+        if builder.is_none()
+            && !stopping
+            && outcome.build_error.is_none()
+            && (place.overlap || runner.idle(&plan, stop))
+            && let Some(next) = later.next()
+        {
+            builder = Some((next, build_in_background(place, selection, &members, next)));
+        }
+        if let Some((next, receiver)) = &builder {
+            match receiver.try_recv() {
+                Ok(result) => {
+                    stage = *next;
+                    built = Some(result);
+                    builder = None;
+                }
+                Err(mpsc::TryRecvError::Empty) => {}
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    stage = *next;
+                    built = Some(Err("the build of the tests stopped".to_string()));
+                    builder = None;
+                }
             }
         }
-        let start = plan.len();
-        stage.plan(selection, &executables, &mut plan);
-        if place.overlap && stage == Stage::Listed && !selection.packages.is_empty() {
-            // It only adds test targets to what is built: the binaries the
-            // listed tests start are not rebuilt under them.
-            ahead = Some(build_ahead(place, selection, &members));
+        if built.is_some() {
+            continue;
         }
-        execute(
-            place,
-            &plan,
-            start..plan.len(),
-            stop,
-            &mut outcome,
-            &mut first_failure,
-        );
+        runner.step(place, &plan, stop, &mut outcome);
+        // Time in which nothing ran, waiting for a build, counts as
+        // building.
+        let idle = runner.idle(&plan, stop) && builder.is_some();
+        match (idle, waiting_since) {
+            (true, None) => waiting_since = Some(Instant::now()),
+            (false, Some(since)) => {
+                building += since.elapsed();
+                waiting_since = None;
+            }
+            _ => {}
+        }
+        if runner.idle(&plan, stop) && builder.is_none() && (stopping || later.len() == 0) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    if let Some(since) = waiting_since {
+        building += since.elapsed();
+    }
+    // A build error counts only if every test before it passed.
+    if runner.first_failure.is_some() {
+        outcome.build_error = None;
     }
     outcome.order = plan.iter().map(|job| job.test.clone()).collect();
     for (index, job) in plan.iter().enumerate() {
         if !outcome.verdicts.contains_key(&job.test) {
             outcome.verdicts.insert(job.test.clone(), Verdict::Stopped);
         }
-        if first_failure == Some(index) {
+        if runner.first_failure == Some(index) {
             outcome.first_failure = Some(job.test.clone());
         }
     }
     outcome.build_time = building;
-    outcome.test_time = test_clock.elapsed().saturating_sub(building);
+    outcome.test_time = started.elapsed().saturating_sub(building);
+    durations::save(place, runner.took_before, &outcome);
     outcome
 }
 
-/// Builds the lessons' other tests in the background; the result comes
-/// through the channel. Left running when the run ends sooner, it finishes
-/// on its own, and the next build finds its work done.
-fn build_ahead(
+/// How long each test took when it last passed, kept in the target folder
+/// (`exercise-durations.tsv`: package, target, name, milliseconds), so
+/// that the next run starts the slowest tests first.
+mod durations {
+    use std::collections::BTreeMap;
+    use std::fs;
+    use std::io::Write;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::{Outcome, Place, Verdict};
+    use crate::catalogue::TestRef;
+
+    fn path(place: &Place) -> PathBuf {
+        place
+            .target_dir
+            .map(PathBuf::from)
+            .unwrap_or_else(|| place.root.join("target"))
+            .join("exercise-durations.tsv")
+    }
+
+    pub fn load(place: &Place) -> BTreeMap<TestRef, Duration> {
+        let text = fs::read_to_string(path(place)).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let mut fields = line.split('\t');
+                let test = TestRef {
+                    package: fields.next()?.to_string(),
+                    target: fields.next()?.to_string(),
+                    name: fields.next()?.to_string(),
+                };
+                let millis = fields.next()?.parse().ok()?;
+                Some((test, Duration::from_millis(millis)))
+            })
+            .collect()
+    }
+
+    /// Adds the tests that passed in `outcome`, and writes the file again,
+    /// atomically (a temporary file beside it, then a rename). A file that
+    /// cannot be written costs only the order of the next run.
+    pub fn save(place: &Place, mut took: BTreeMap<TestRef, Duration>, outcome: &Outcome) {
+        for (test, duration) in &outcome.durations {
+            if outcome.verdicts.get(test) == Some(&Verdict::Passed) {
+                took.insert(test.clone(), *duration);
+            }
+        }
+        let mut rows: Vec<String> = took
+            .iter()
+            .map(|(test, duration)| {
+                format!(
+                    "{}\t{}\t{}\t{}\n",
+                    test.package,
+                    test.target,
+                    test.name,
+                    duration.as_millis()
+                )
+            })
+            .collect();
+        rows.sort();
+        let path = path(place);
+        let temporary = path.with_extension(format!("tsv.{}", std::process::id()));
+        let written = fs::File::create(&temporary).and_then(|mut file| {
+            file.write_all(rows.concat().as_bytes())?;
+            file.sync_all()
+        });
+        if written
+            .and_then(|()| fs::rename(&temporary, &path))
+            .is_err()
+        {
+            let _ = fs::remove_file(&temporary);
+        }
+    }
+}
+
+/// Builds one stage in the background; the result comes through the
+/// channel. Left running when the run ends sooner, it finishes on its own,
+/// and the next build finds its work done.
+fn build_in_background(
     place: &Place,
     selection: &Selection,
     members: &[Member],
+    stage: Stage,
 ) -> mpsc::Receiver<Result<Built, String>> {
     let (sender, receiver) = mpsc::channel();
     let root = place.root.to_path_buf();
@@ -245,7 +396,7 @@ fn build_ahead(
             env: &env,
             overlap: false,
         };
-        let _ = sender.send(Stage::Lessons.build(&place, &selection, &members));
+        let _ = sender.send(stage.build(&place, &selection, &members));
     });
     receiver
 }
@@ -307,10 +458,13 @@ impl Stage {
                 if selection.cross.is_empty() {
                     return Ok(all);
                 }
-                // Only now are the binaries the cross-lesson tests start
-                // built, exactly as the test kit's `binary()` builds them
-                // (so that its call at run time finds them fresh): earlier,
-                // it could rewrite a binary a lesson test is starting.
+                // The binaries the cross-lesson tests start, built exactly
+                // as the test kit's `binary()` builds them, so that its call
+                // at run time finds them fresh. This may run beside lesson
+                // tests that start the same programs: `cargo build` and
+                // `cargo test` build them with the same features (see
+                // crates/common/Cargo.toml), so the file is the same one,
+                // and Cargo leaves it in place.
                 build_binaries(place, selection, members)?;
                 add(build(place, select::KIT, None, members)?);
             }
@@ -629,24 +783,52 @@ struct Running {
     stderr: JoinHandle<String>,
 }
 
-/// Runs the jobs, `jobs()` at a time, in order.
-fn execute(
-    place: &Place,
-    plan: &[Job],
-    range: std::ops::Range<usize>,
-    stop: Stop,
-    outcome: &mut Outcome,
-    first_failure: &mut Option<usize>,
-) {
-    let limit = jobs();
-    let mut next = range.start;
-    let end = range.end;
-    let mut running: Vec<Running> = Vec::new();
-    let record = |outcome: &mut Outcome,
-                  first_failure: &mut Option<usize>,
-                  index: usize,
-                  verdict: Verdict,
-                  message: Option<String>| {
+/// The tests running, and the next one of the plan to start.
+#[derive(Default)]
+struct Runner {
+    running: Vec<Running>,
+    /// The tests of the plan not started yet, in the order they start: the
+    /// slowest first, by [`Runner::took_before`], so that the verdict waits
+    /// for the slowest test rather than for one that started late.
+    queue: Vec<usize>,
+    /// How many tests of the plan are in the queue or started.
+    queued: usize,
+    /// How long each test took when it last passed.
+    took_before: BTreeMap<TestRef, Duration>,
+    /// The index in the plan of the first test in order that did not pass.
+    first_failure: Option<usize>,
+    /// The lessons' programs built in this run, which the tests started
+    /// from now on may use as they are (`TESTKIT_FRESH_BINARIES`).
+    fresh: Vec<String>,
+}
+
+impl Runner {
+    /// Whether every test of the plan so far has finished (or will never
+    /// start, after a failure).
+    fn idle(&self, plan: &[Job], stop: Stop) -> bool {
+        self.running.is_empty()
+            && !self
+                .queue
+                .iter()
+                .copied()
+                .chain(self.queued..plan.len())
+                .any(|index| self.may_start(index, stop))
+    }
+
+    /// After a failure, only the tests before it may still start: they
+    /// decide whether it is the first.
+    fn may_start(&self, index: usize, stop: Stop) -> bool {
+        stop == Stop::Never || self.first_failure.is_none_or(|first| index < first)
+    }
+
+    fn record(
+        &mut self,
+        plan: &[Job],
+        outcome: &mut Outcome,
+        index: usize,
+        verdict: Verdict,
+        message: Option<String>,
+    ) {
         let test = plan[index].test.clone();
         outcome.verdicts.insert(test.clone(), verdict);
         if let Some(message) = message {
@@ -655,27 +837,39 @@ fn execute(
             outcome.messages.insert(test, message);
         }
         if matches!(verdict, Verdict::Failed | Verdict::NotRun)
-            && first_failure.is_none_or(|first| index < first)
+            && self.first_failure.is_none_or(|first| index < first)
         {
-            *first_failure = Some(index);
+            self.first_failure = Some(index);
         }
-    };
-    loop {
-        if interrupted() {
-            for mut run in running.drain(..) {
-                kill(&mut run.child);
-            }
-            return;
+    }
+
+    /// Starts tests of the plan, `jobs()` at a time, the slowest first,
+    /// and collects those that have finished.
+    fn step(&mut self, place: &Place, plan: &[Job], stop: Stop, outcome: &mut Outcome) {
+        let limit = jobs();
+        if self.queued < plan.len() {
+            let mut added: Vec<usize> = (self.queued..plan.len()).collect();
+            // Stable: tests never timed keep the plan's order.
+            added.sort_by_key(|&index| {
+                std::cmp::Reverse(self.took_before.get(&plan[index].test).copied())
+            });
+            self.queue.extend(added);
+            self.queued = plan.len();
         }
-        let stopping = stop == Stop::AtFirstFailure && first_failure.is_some();
-        while !stopping && running.len() < limit && next < end {
-            let index = next;
-            next += 1;
+        while self.running.len() < limit {
+            let Some(at) = self
+                .queue
+                .iter()
+                .position(|&index| self.may_start(index, stop))
+            else {
+                break;
+            };
+            let index = self.queue.remove(at);
             let job = &plan[index];
             let Some(executable) = &job.executable else {
-                record(
+                self.record(
+                    plan,
                     outcome,
-                    first_failure,
                     index,
                     Verdict::NotRun,
                     Some(format!(
@@ -685,17 +879,17 @@ fn execute(
                 );
                 continue;
             };
-            match start(place, executable, &job.test.name) {
-                Ok((child, stdout, stderr)) => running.push(Running {
+            match start(place, executable, &job.test.name, &self.fresh) {
+                Ok((child, stdout, stderr)) => self.running.push(Running {
                     index,
                     child,
                     started: Instant::now(),
                     stdout,
                     stderr,
                 }),
-                Err(err) => record(
+                Err(err) => self.record(
+                    plan,
                     outcome,
-                    first_failure,
                     index,
                     Verdict::NotRun,
                     Some(format!(
@@ -705,14 +899,11 @@ fn execute(
                 ),
             }
         }
-        if running.is_empty() && (next >= end || stopping) {
-            break;
-        }
         // Kill what comes after a failure: it can no longer be the first.
         if stop == Stop::AtFirstFailure
-            && let Some(first) = *first_failure
+            && let Some(first) = self.first_failure
         {
-            running.retain_mut(|run| {
+            self.running.retain_mut(|run| {
                 if run.index > first {
                     kill(&mut run.child);
                     false
@@ -722,7 +913,7 @@ fn execute(
             });
         }
         let mut finished = Vec::new();
-        for (at, run) in running.iter_mut().enumerate() {
+        for (at, run) in self.running.iter_mut().enumerate() {
             match run.child.try_wait() {
                 Ok(Some(_)) => finished.push(at),
                 Ok(None) if run.started.elapsed() > TEST_DEADLINE => {
@@ -734,8 +925,10 @@ fn execute(
             }
         }
         for at in finished.into_iter().rev() {
-            let run = running.swap_remove(at);
-            let timed_out = run.started.elapsed() > TEST_DEADLINE;
+            let run = self.running.swap_remove(at);
+            let took = run.started.elapsed();
+            let timed_out = took > TEST_DEADLINE;
+            outcome.durations.insert(plan[run.index].test.clone(), took);
             let mut text = run.stdout.join().unwrap_or_default();
             text.push_str(&run.stderr.join().unwrap_or_default());
             let name = &plan[run.index].test.name;
@@ -761,9 +954,8 @@ fn execute(
                     Some(format!("(it did not report; it printed:)\n{text}")),
                 ),
             };
-            record(outcome, first_failure, run.index, verdict, message);
+            self.record(plan, outcome, run.index, verdict, message);
         }
-        thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -774,6 +966,7 @@ fn start(
     place: &Place,
     executable: &Executable,
     name: &str,
+    fresh: &[String],
 ) -> anyhow::Result<(Child, JoinHandle<String>, JoinHandle<String>)> {
     let mut command = Command::new(&executable.path);
     command
@@ -785,6 +978,12 @@ fn start(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     settle_env(&mut command, place);
+    if !fresh.is_empty() {
+        // The test kit's `binary()` then skips its `cargo build`: a Cargo
+        // run for each test that starts another lesson's program, waiting
+        // in turn for the lock on the target folder.
+        command.env("TESTKIT_FRESH_BINARIES", fresh.join(" "));
+    }
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;

@@ -121,23 +121,7 @@ pub fn lowest_free_fd_for_a_child() -> u64 {
 /// bytes sent and not yet acknowledged, and the bytes received and not yet
 /// read by the program.
 pub fn queues(local: u16, remote: u16) -> Option<(u64, u64)> {
-    let table = fs::read_to_string("/proc/net/tcp").ok()?;
-    table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let port = |field: &str| {
-            field
-                .rsplit_once(':')
-                .and_then(|(_, port)| u16::from_str_radix(port, 16).ok())
-        };
-        if port(fields.get(1)?)? != local || port(fields.get(2)?)? != remote {
-            return None;
-        }
-        let (tx, rx) = fields.get(4)?.split_once(':')?;
-        Some((
-            u64::from_str_radix(tx, 16).ok()?,
-            u64::from_str_radix(rx, 16).ok()?,
-        ))
-    })
+    testkit::tcp_queues(local, remote).0
 }
 
 /// Waits (at most [`WAIT`]) until the server has read every byte the
@@ -149,8 +133,9 @@ pub fn wait_until_server_read_everything(server: &Process, client: u16, what: &s
     let port = server.addr().port();
     let deadline = Instant::now() + WAIT;
     loop {
-        let sent = queues(client, port).map(|(tx, _)| tx);
-        let unread = queues(port, client).map(|(_, rx)| rx);
+        let (client_side, server_side) = testkit::tcp_queues(client, port);
+        let sent = client_side.map(|(tx, _)| tx);
+        let unread = server_side.map(|(_, rx)| rx);
         if sent == Some(0) && unread == Some(0) {
             return;
         }
@@ -200,5 +185,65 @@ pub fn wait_blocked_in_read_or_gone(server: &Process, what: &str) -> bool {
             ));
         }
         thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// For a client at port `client` that has sent a whole message and waits
+/// for the reply: fails at once, with `what`, when the server has shown
+/// that no reply is coming, instead of waiting [`WAIT`] for it. That is
+/// when the server has read every byte the client sent and sleeps in a
+/// read again, and nothing has been written back: its socket has nothing
+/// unacknowledged and the client's nothing unread. A server that replies
+/// writes before its next read, so its reply is in one of the two queues
+/// by then; one that waits for more of the message never writes.
+pub fn fail_now_if_no_reply_is_coming(server: &Process, client: u16, what: &str) {
+    wait_until_server_read_everything(server, client, what);
+    if !wait_blocked_in_read_or_gone(server, what) {
+        return;
+    }
+    let port = server.addr().port();
+    let (server_side, client_side) = testkit::tcp_queues(port, client);
+    let written = server_side.map(|(tx, _)| tx);
+    let arrived = client_side.map(|(_, rx)| rx);
+    if written == Some(0) && arrived == Some(0) {
+        server.fail(&format!(
+            "{what}: the server read every byte and waits for more, without a reply"
+        ));
+    }
+}
+
+/// The CPU time the program has used so far (user and system), in
+/// `/proc` clock ticks: hundredths of a second on Linux.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    // Fields 14 and 15 of the line; `rest` starts at field 3.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// As [`wait_gone`], but fails at once, with `what`, once the server has
+/// used a third of a second of CPU time without ending: it is spinning
+/// (retrying a call that fails at once), and will not end. CPU time, not
+/// time on the clock, so a busy machine that runs it late changes nothing;
+/// a server that ends as it should uses a few milliseconds.
+pub fn wait_gone_unless_spinning(server: &Process, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !matches!(state(server.pid()), None | Some('Z')) {
+        let used = cpu_ticks(server.pid()).unwrap_or(0);
+        if used >= 33 {
+            server.fail(&format!(
+                "{what}; it was still running after {:.2} s of CPU time: it tries again and \
+                 again, and will never end",
+                used as f64 / 100.0
+            ));
+        }
+        if Instant::now() > deadline {
+            server.fail(&format!(
+                "{what}; it was still running after {} s",
+                WAIT.as_secs()
+            ));
+        }
+        thread::sleep(Duration::from_millis(10));
     }
 }

@@ -127,6 +127,44 @@ pub fn wait_for(process: &mut Process, text: &str, why: &str) -> String {
     }
 }
 
+/// Checks that `watcher` has been told `LEFT <name>`, once the server has
+/// logged that `name` left, without waiting [`WAIT`] for a line that is
+/// never coming. The server queues the notice when it removes the client,
+/// before it logs the leaving: so `LEFT <name>` must come before the answer
+/// to a `LIST` the watcher sends after the log line. Returns the log line.
+pub fn expect_left(
+    server: &mut Process,
+    watcher: &mut Connection,
+    name: &str,
+    why: &str,
+) -> String {
+    let logged = wait_for(
+        server,
+        &format!("{name} left"),
+        &format!("{why}: the server should log that {name} left"),
+    );
+    watcher.send_line("LIST");
+    let expected = format!("LEFT {name}");
+    let got = watcher.read_line(&format!(
+        "{why}: once the server has logged `{logged}`, `{expected}` should come before the answer to a LIST {}",
+        see()
+    ));
+    assert!(
+        got == expected,
+        "{why}: once the server has logged `{logged}`, `{expected}` should already be on its way, before the answer to the LIST sent after it; got `{}` {}",
+        short(&got),
+        see()
+    );
+    let peers = watcher.read_line(&format!("after `{expected}`, the answer to LIST {}", see()));
+    assert!(
+        peers.starts_with("PEERS"),
+        "after `{expected}`, the answer to LIST should be `PEERS ...`; got `{}` {}",
+        short(&peers),
+        see()
+    );
+    logged
+}
+
 /// A long line cut to its start and length, for failure messages.
 pub fn short(line: &str) -> String {
     match line.char_indices().nth(60) {

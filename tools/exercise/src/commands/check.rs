@@ -175,9 +175,10 @@ pub fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode
             ),
         }
         println!(
-            "\n{read}\n(build {:.1} s, tests {:.1} s)",
+            "\n{read}\n(build {:.1} s, tests {:.1} s{})",
             outcome.build_time.as_secs_f64(),
-            outcome.test_time.as_secs_f64()
+            outcome.test_time.as_secs_f64(),
+            slowest(&outcome)
         );
         return Ok(ExitCode::FAILURE);
     }
@@ -189,10 +190,11 @@ pub fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode
         return interrupted();
     }
     let timing = format!(
-        "build {:.1} s, {} tests {:.1} s, clippy {:.1} s",
+        "build {:.1} s, {} tests {:.1} s{}, clippy {:.1} s",
         outcome.build_time.as_secs_f64(),
         outcome.order.len(),
         outcome.test_time.as_secs_f64(),
+        slowest(&outcome),
         clock.elapsed().as_secs_f64()
     );
     match lint {
@@ -270,4 +272,12 @@ fn changed_snapshots(root: &Path) -> Option<Vec<String>> {
         .map(str::to_string)
         .collect();
     (output.status.success() && !changed.is_empty()).then_some(changed)
+}
+
+/// `; slowest: NAME 12.2 s`, the test a verdict waited for longest.
+fn slowest(outcome: &run::Outcome) -> String {
+    outcome
+        .slowest()
+        .map(|(test, took)| format!("; slowest: {} {:.1} s", test.name, took.as_secs_f64()))
+        .unwrap_or_default()
 }
