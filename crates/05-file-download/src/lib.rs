@@ -30,14 +30,18 @@ use std::io::{self, ErrorKind};
 use std::time::Duration;
 
 mod client;
+mod digest;
+mod listing;
 mod paths;
 mod protocol;
+mod sendfile;
 mod server;
 
 pub use client::{GetOptions, get, list};
+pub use digest::sha256_of;
 pub use paths::{EntryKind, MAX_LINKS, check_opened, check_path, list_folder, open_inside};
 pub use protocol::{Code, Refusal, Reply, Request, parse_reply, parse_request};
-pub use server::{ServeOptions, serve, sha256_of};
+pub use server::{ServeOptions, serve};
 
 // ANCHOR: limits
 /// Where the server listens, and the client connects, unless told
