@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, BufReader, ErrorKind, IsTerminal, Read, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
@@ -58,6 +58,9 @@ pub fn get(options: &GetOptions) -> anyhow::Result<()> {
     result
 }
 
+// ANCHOR_END: get
+
+// ANCHOR: download
 /// `get` from the locked .part on: asks, receives, checks, renames.
 fn download(
     options: &GetOptions,
@@ -66,7 +69,6 @@ fn download(
     part: &Path,
     file: &File,
 ) -> anyhow::Result<()> {
-    let path = &options.path;
     // Step 1: what an earlier attempt left in the .part. Those bytes are
     // hashed now, read from the file itself, so the digest at the end
     // covers what is on disk.
@@ -80,51 +82,14 @@ fn download(
     .map_err(|err| failed("could not read", part, &err))?;
     // exercise 5.4: end
 
-    // Step 2: ask for the whole file, or for the rest of it.
     let started = Instant::now();
-    let stream = common::connect(&options.server, DEFAULT_PORT, options.timeout, START_SERVER)?;
-    let peer = stream
-        .peer_addr()
-        .context("could not read the server's address")?;
-    stream.set_read_timeout(Some(options.timeout))?;
-    stream.set_write_timeout(Some(options.timeout))?;
-    // exercise 5.4: begin
-    //~ let request: String = todo!();
-    let request = if have == 0 {
-        format!("GET {path}\n")
-    } else {
-        format!("RESUME {have} {path}\n")
-    };
-    // exercise 5.4: end
-    (&stream)
-        .write_all(request.as_bytes())
-        .map_err(|err| anyhow!("could not send the request to {peer}: {}", describe(&err)))?;
-
-    // Step 3: the header. The same BufReader then gives the file's bytes:
-    // whatever it read past the header's newline is the file's beginning.
+    let (stream, peer) = request(options, have)?;
+    // One BufReader: the header, then the file's bytes read past it.
     let mut reader = BufReader::new(Deadline {
         stream: &stream,
         until: None,
     });
-    let line = read_reply(&mut reader, peer, options.timeout)?;
-    let size = match parse_reply(&line) {
-        Some(Reply::Ok(size)) if size >= have => size,
-        Some(Reply::Refused { code, .. }) if code == "bad-offset" => {
-            // Our .part is longer than the file: the file has changed.
-            remove(part)?;
-            bail!(
-                "{} holds more bytes than the server's {shown} has now, so the file has changed; removed {}: run the same command again to download it afresh",
-                part.display(),
-                part.display()
-            );
-        }
-        Some(Reply::Refused { code, message }) => bail!(
-            "the server refused \"{shown}\": {} ({})",
-            printable(code.as_bytes()),
-            printable(message.as_bytes())
-        ),
-        _ => return Err(not_understood(peer, &line)),
-    };
+    let size = read_size(&mut reader, peer, options.timeout, have, shown, part)?;
 
     // Step 4: receive the rest into the .part file, after what it holds
     // (it is open for appending).
@@ -150,6 +115,75 @@ fn download(
     // held until after the rename: no other download of ours wrote a byte
     // into the .part, so the digest of what we read and wrote is the
     // digest of what is on disk; its length must be the size too.
+    check_on_disk(file, size, part)?;
+    verify_and_rename(options, hasher, &sha256, shown, part, out)?;
+    report(out, size, resumed_at, seconds);
+    Ok(())
+}
+
+// ANCHOR_END: download
+
+// ANCHOR: request
+/// Step 2: connects, and asks for the whole file, or for the rest of it
+/// when the .part already holds `have` bytes.
+fn request(options: &GetOptions, have: u64) -> anyhow::Result<(TcpStream, SocketAddr)> {
+    let path = &options.path;
+    let stream = common::connect(&options.server, DEFAULT_PORT, options.timeout, START_SERVER)?;
+    let peer = stream
+        .peer_addr()
+        .context("could not read the server's address")?;
+    stream.set_read_timeout(Some(options.timeout))?;
+    stream.set_write_timeout(Some(options.timeout))?;
+    // exercise 5.4: begin
+    //~ let request: String = todo!();
+    let request = if have == 0 {
+        format!("GET {path}\n")
+    } else {
+        format!("RESUME {have} {path}\n")
+    };
+    // exercise 5.4: end
+    (&stream)
+        .write_all(request.as_bytes())
+        .map_err(|err| anyhow!("could not send the request to {peer}: {}", describe(&err)))?;
+    Ok((stream, peer))
+}
+
+/// Step 3: the header, `OK <size>`; the file's size, or the error a person
+/// can act on.
+fn read_size(
+    reader: &mut Reader<'_>,
+    peer: SocketAddr,
+    timeout: Duration,
+    have: u64,
+    shown: &str,
+    part: &Path,
+) -> anyhow::Result<u64> {
+    let line = read_reply(reader, peer, timeout)?;
+    match parse_reply(&line) {
+        Some(Reply::Ok(size)) if size >= have => Ok(size),
+        Some(Reply::Refused { code, .. }) if code == "bad-offset" => {
+            // Our .part is longer than the file: the file has changed.
+            remove(part)?;
+            bail!(
+                "{} holds more bytes than the server's {shown} has now, so the file has changed; removed {}: run the same command again to download it afresh",
+                part.display(),
+                part.display()
+            );
+        }
+        Some(Reply::Refused { code, message }) => bail!(
+            "the server refused \"{shown}\": {} ({})",
+            printable(code.as_bytes()),
+            printable(message.as_bytes())
+        ),
+        _ => Err(not_understood(peer, &line)),
+    }
+}
+
+// ANCHOR_END: request
+
+// ANCHOR: verify_and_rename
+/// The .part on disk, holding `size` bytes; else it is removed.
+fn check_on_disk(file: &File, size: u64, part: &Path) -> anyhow::Result<()> {
     file.sync_all()
         .map_err(|err| failed("could not flush to disk", part, &err))?;
     let on_disk = file
@@ -165,6 +199,19 @@ fn download(
             part.display()
         );
     }
+    Ok(())
+}
+
+/// The digest of every byte kept, compared with the server's `sha256`;
+/// only when they match does the .part get its name, `out`.
+fn verify_and_rename(
+    options: &GetOptions,
+    hasher: Sha256,
+    sha256: &str,
+    shown: &str,
+    part: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
     // exercise 5.3: begin
     //~ todo!();
     if format!("{:x}", hasher.finalize()) != sha256 {
@@ -174,7 +221,11 @@ fn download(
     // exercise 5.3: end
     give_name(part, out, options.force)?;
     sync_folder(out);
-
+    Ok(())
+}
+/// The last line of a download: what was saved, how fast, and whether it
+/// was resumed.
+fn report(out: &Path, size: u64, resumed_at: u64, seconds: f64) {
     let received = size - resumed_at;
     let resumed = if resumed_at > 0 {
         format!(", resumed after {}", HumanBytes(resumed_at))
@@ -187,9 +238,8 @@ fn download(
         HumanBytes(size),
         HumanBytes((received as f64 / seconds.max(1e-6)) as u64)
     );
-    Ok(())
 }
-// ANCHOR_END: get
+// ANCHOR_END: verify_and_rename
 
 // ANCHOR: receive
 /// Receives the bytes of the file up to `size` into `file`, hashing them
