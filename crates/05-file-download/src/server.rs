@@ -165,11 +165,42 @@ impl Server {
         // this one sends: both read the same file, each at its own position
         // (sendfile is told where to read; the hasher reads at its own
         // offsets).
+        let sent = self.send_body(&file, stream, offset, size);
+        let count = match sent {
+            Ok(count) => count,
+            Err(why) => {
+                // Nobody here will read the digest: one fewer waits for it.
+                drop(wanted);
+                return Err(Failure::Lost(why));
+            }
+        };
+        let sha256 = digest_to_send(stream, wanted, size).map_err(Failure::Lost)?;
+        (&*stream)
+            .write_all(format!("SHA256 {sha256}\n").as_bytes())
+            .map_err(lost)?;
+        Ok(format!(
+            "sent {} in {:.2} s, {digest}",
+            range(offset, count, size),
+            started.elapsed().as_secs_f64()
+        ))
+    }
+    // ANCHOR_END: send_file
+
+    // ANCHOR: send_body
+    /// Sends the file's bytes from `offset` to `size`: how many were sent,
+    /// or why they stopped, in words for the log.
+    fn send_body(
+        &self,
+        file: &File,
+        stream: &TcpStream,
+        offset: u64,
+        size: u64,
+    ) -> Result<u64, String> {
         let mut position = offset;
-        let sent = send_range(&file, stream, &mut position, size, self.rate_window);
+        let sent = send_range(file, stream, &mut position, size, self.rate_window);
         let count = position - offset;
-        let sent = match sent {
-            Ok(()) if position == size => Ok(()),
+        match sent {
+            Ok(()) if position == size => Ok(count),
             // sendfile found the end of the file early: someone truncated it.
             Ok(()) => Err(format!(
                 "stopped after {count} of {}: the file got shorter while it was sent",
@@ -186,32 +217,9 @@ impl Server {
                 common::count(size - offset, "byte"),
                 describe(&err)
             )),
-        };
-        if let Err(why) = sent {
-            // Nobody here will read the digest: one fewer waits for it.
-            drop(wanted);
-            return Err(Failure::Lost(why));
         }
-        let sha256 = match wanted {
-            Wanted::Known(sha256) => sha256,
-            Wanted::Hashing { hash, .. } => match wait_for_digest(stream, &hash, size) {
-                Ok(sha256) => sha256,
-                // The client is gone: if it was the last to want this
-                // digest, the hashing stops (within one buffer) before its
-                // slot is free.
-                Err(why) => return Err(Failure::Lost(format!("{why}; {}", hash.leave()))),
-            },
-        };
-        (&*stream)
-            .write_all(format!("SHA256 {sha256}\n").as_bytes())
-            .map_err(lost)?;
-        Ok(format!(
-            "sent {} in {:.2} s, {digest}",
-            range(offset, count, size),
-            started.elapsed().as_secs_f64()
-        ))
     }
-    // ANCHOR_END: send_file
+    // ANCHOR_END: send_body
 
     // ANCHOR: send_list
     /// Answers `LIST`.
@@ -270,6 +278,21 @@ fn read_request(stream: &TcpStream, timeout: Duration) -> Result<Option<Vec<u8>>
 }
 
 // ANCHOR_END: read_request
+
+// ANCHOR: digest_to_send
+/// The digest to send after the bytes: the one known, or the hash's once
+/// it has ended; else why there is none, in words for the log.
+fn digest_to_send(stream: &TcpStream, wanted: Wanted, size: u64) -> Result<String, String> {
+    match wanted {
+        Wanted::Known(sha256) => Ok(sha256),
+        // If the client is gone and was the last to want this digest, the
+        // hashing stops (within one buffer) before its slot is free.
+        Wanted::Hashing { hash, .. } => {
+            wait_for_digest(stream, &hash, size).map_err(|why| format!("{why}; {}", hash.leave()))
+        }
+    }
+}
+// ANCHOR_END: digest_to_send
 
 // ANCHOR: wait_for_digest
 /// Waits for the digest once every byte is sent. The hashing can still be
