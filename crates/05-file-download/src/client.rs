@@ -1,7 +1,7 @@
 //! The client: `get` into a `.part` file, the digest checked over every
 //! byte kept, resume where a transfer stopped; and `list`.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File};
 use std::io::{self, BufReader, ErrorKind, IsTerminal, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -14,6 +14,7 @@ use common::{Deadline, ReadLine, describe, printable, read_line, say};
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
+use crate::part::{give_name, open_part, part_name, refuse_to_overwrite, remove, sync_folder};
 use crate::protocol::parse_number;
 use crate::{
     BUFFER_SIZE, DEFAULT_PORT, HASH_AHEAD, LINE_LIMIT, Reply, START_SERVER, is_timeout, parse_reply,
@@ -368,7 +369,7 @@ fn header_line(
 
 /// An I/O failure on a file, in one line: `could not write big.bin.part:
 /// no space left on device`, without the `(os error 28)`.
-fn failed(what: &str, file: &Path, err: &io::Error) -> anyhow::Error {
+pub(crate) fn failed(what: &str, file: &Path, err: &io::Error) -> anyhow::Error {
     anyhow!("{what} {}: {}", file.display(), describe(err))
 }
 
@@ -460,198 +461,6 @@ fn default_name(path: &str) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(name))
 }
 
-/// `notes.txt` becomes `notes.txt.part`.
-fn part_name(out: &Path) -> PathBuf {
-    // exercise 5.4: begin
-    let mut name = out.as_os_str().to_owned();
-    name.push(".part");
-    PathBuf::from(name)
-    // exercise 5.4: end
-}
-
-/// Opens `part` for reading and appending, creating it if needed, and
-/// locks it for this download alone.
-///
-/// Two downloads of the same OUT at once would both append to one .part,
-/// each checking only the bytes it received itself, and one of them would
-/// rename a file holding both. The lock (flock(2) on Unix) is released
-/// when the file is closed, however the program ends, even killed.
-///
-/// It is never opened through a link: a link planted at OUT.part (to a
-/// file of yours, say) would have the download appended to its target.
-/// O_NOFOLLOW makes the open fail on a link instead, and the handle must
-/// be a regular file with no other name (a hard link is another name for
-/// someone's file too).
-///
-/// Nor is it a file someone else planted: in a folder others can write to,
-/// another user could create an empty OUT.part that they can still write.
-/// We would append to it, check it and rename it, and they would rewrite
-/// the file we had just called verified. So a .part we resume must be ours
-/// (owned by us) and writable by no one else; one we create is created
-/// with mode 0600, and no one else can write to it.
-fn open_part(part: &Path, out: &Path) -> anyhow::Result<File> {
-    let not_ours = || {
-        anyhow!(
-            "{} is not a plain file of its own (a link, or a file with another name); get never writes through one: remove it, or save elsewhere with -o",
-            part.display()
-        )
-    };
-    let mut options = OpenOptions::new();
-    options.read(true).append(true).create(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
-        // The mode of a file this open creates; an existing one keeps its own.
-        options.mode(0o600);
-    }
-    let file = match options.open(part) {
-        Ok(file) => file,
-        Err(_) if fs::symlink_metadata(part).is_ok_and(|meta| meta.is_symlink()) => {
-            return Err(not_ours());
-        }
-        Err(err) => bail!("could not open {}: {}", part.display(), describe(&err)),
-    };
-    let meta = file
-        .metadata()
-        .map_err(|err| failed("could not read", part, &err))?;
-    if !meta.is_file() || other_names(&meta) {
-        return Err(not_ours());
-    }
-    if !only_ours(&meta) {
-        bail!(
-            "{} belongs to another user, or others can write to it; get resumes only a .part of yours that no one else can write: remove it, or save elsewhere with -o",
-            part.display()
-        );
-    }
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => bail!(
-            "another download of {} is in progress ({} is locked)",
-            out.display(),
-            part.display()
-        ),
-        Err(TryLockError::Error(err)) => {
-            bail!("could not lock {}: {}", part.display(), describe(&err))
-        }
-    }
-    // The download that held the lock may have finished just before we
-    // got it, and renamed the file we hold: then our handle is no longer
-    // the .part.
-    let still_part = match (file.metadata(), fs::symlink_metadata(part)) {
-        (Ok(held), Ok(named)) => same_file(&held, &named),
-        _ => false,
-    };
-    if !still_part {
-        bail!(
-            "another download of {} was in progress and has just ended; run the same command again",
-            out.display()
-        );
-    }
-    Ok(file)
-}
-
-/// Whether the file is ours alone: owned by the user we run as, and
-/// writable by neither its group nor others.
-#[cfg(unix)]
-fn only_ours(meta: &fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    meta.uid() == rustix::process::geteuid().as_raw() && meta.mode() & 0o022 == 0
-}
-
-#[cfg(not(unix))]
-fn only_ours(_meta: &fs::Metadata) -> bool {
-    true
-}
-
-/// Whether the file has names besides the one we opened (hard links).
-#[cfg(unix)]
-fn other_names(meta: &fs::Metadata) -> bool {
-    std::os::unix::fs::MetadataExt::nlink(meta) > 1
-}
-
-#[cfg(not(unix))]
-fn other_names(_meta: &fs::Metadata) -> bool {
-    false
-}
-
-/// Whether two metadata are of the same file (device and inode on Unix).
-#[cfg(unix)]
-fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    (a.dev(), a.ino()) == (b.dev(), b.ino())
-}
-
-#[cfg(not(unix))]
-fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
-    a.len() == b.len() && a.modified().ok() == b.modified().ok()
-}
-
-fn refuse_to_overwrite(out: &Path, force: bool) -> anyhow::Result<()> {
-    // symlink_metadata: a link there counts too, even a broken one.
-    if !force && fs::symlink_metadata(out).is_ok() {
-        bail!(
-            "{} already exists; add --force to replace it, or save elsewhere with -o",
-            out.display()
-        );
-    }
-    Ok(())
-}
-
-/// Gives the checked `.part` its final name. Without `--force` it never
-/// replaces anything: `refuse_to_overwrite` looked before the download,
-/// but a file can appear at `out` while it runs, even between a second
-/// look and the rename, and rename(2) replaces whatever is there. On Linux,
-/// renameat2(2) with RENAME_NOREPLACE looks and renames in one step; where
-/// that is missing (another system, or a file system without it) a look
-/// just before the rename is the best there is.
-fn give_name(part: &Path, out: &Path, force: bool) -> anyhow::Result<()> {
-    let failed = |err: io::Error| {
-        anyhow!(
-            "could not rename {} to {}: {}",
-            part.display(),
-            out.display(),
-            describe(&err)
-        )
-    };
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    if !force {
-        use rustix::fs::{CWD, RenameFlags, renameat_with};
-        use rustix::io::Errno;
-        match renameat_with(CWD, part, CWD, out, RenameFlags::NOREPLACE) {
-            Ok(()) => return Ok(()),
-            Err(Errno::EXIST) => bail!(
-                "{} appeared while downloading; nothing was replaced, and {} holds the checked download: rename it yourself, or run again with --force",
-                out.display(),
-                part.display()
-            ),
-            // Not supported here: fall back to a look, then the rename.
-            Err(Errno::INVAL | Errno::NOSYS) => {}
-            Err(err) => return Err(failed(err.into())),
-        }
-    }
-    refuse_to_overwrite(out, force)?;
-    fs::rename(part, out).map_err(failed)
-}
-
-fn remove(part: &Path) -> anyhow::Result<()> {
-    fs::remove_file(part)
-        .map_err(|err| anyhow!("could not remove {}: {}", part.display(), describe(&err)))
-}
-
-/// Writes the folder's new entry to disk too. A rename changes the
-/// folder, not the file; after a crash the file could otherwise come back
-/// under its old name. Best effort: not every system can open a folder.
-fn sync_folder(file: &Path) {
-    let folder = match file.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    if let Ok(folder) = File::open(folder) {
-        let _ = folder.sync_all();
-    }
-}
-
 /// A progress bar on standard error when that is a terminal; when it is a
 /// file or a pipe, nothing (the summary line says it all).
 fn progress_bar(size: u64, have: u64) -> ProgressBar {
@@ -730,36 +539,6 @@ pub fn list(server: &str, timeout: Duration) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A file that appears at OUT after every look before the rename (here:
-    /// before give_name runs at all) is not replaced: on Linux the rename
-    /// itself refuses. The old code looked, then called rename(2), which
-    /// replaced it.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    #[test]
-    fn the_rename_never_replaces_a_file_that_appeared_meanwhile() {
-        let folder = std::env::temp_dir().join(format!("give-name-{}", std::process::id()));
-        fs::create_dir_all(&folder).unwrap();
-        let part = folder.join("tool.sh.part");
-        let out = folder.join("tool.sh");
-        fs::write(&part, b"the checked download\n").unwrap();
-        fs::write(&out, b"someone else's file\n").unwrap();
-        let named = give_name(&part, &out, false);
-        let kept = fs::read(&out).unwrap();
-        let part_kept = fs::read(&part).ok();
-        let _ = fs::remove_dir_all(&folder);
-        assert!(
-            named.is_err() && kept == b"someone else's file\n",
-            "tool.sh appeared after get looked: without --force the rename must not replace it \
-             (renameat2 with RENAME_NOREPLACE looks and renames in one step); got {named:?}, \
-             tool.sh now holds {:?} {}",
-            String::from_utf8_lossy(&kept),
-            "(book: 05-file-download.md § The client: `.part`, the digest, and resuming)"
-        );
-        assert_eq!(part_kept.as_deref(), Some(&b"the checked download\n"[..]));
-        let message = format!("{:#}", named.unwrap_err());
-        assert!(message.contains("appeared while downloading"), "{message}");
-    }
 
     #[test]
     fn a_full_disk_is_one_line_without_the_os_error_number() {

@@ -32,6 +32,7 @@ use std::time::Duration;
 mod client;
 mod digest;
 mod listing;
+mod part;
 mod paths;
 mod protocol;
 mod sendfile;
