@@ -35,6 +35,7 @@ mod listing;
 mod part;
 mod paths;
 mod protocol;
+mod reply;
 mod sendfile;
 mod server;
 
