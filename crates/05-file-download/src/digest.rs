@@ -68,7 +68,9 @@ pub(crate) fn version(meta: &Metadata) -> Version {
         changed: (0, 0),
     }
 }
+// ANCHOR_END: digests
 
+// ANCHOR: digests_shared
 /// The digests computed so far, one per file (the newest), and the hashes
 /// running now, shared by every client's thread. The lock is held to look
 /// up, to join a hash, to leave it and to store a digest, never while
@@ -111,8 +113,10 @@ pub(crate) enum Wanted {
         started: bool,
     },
 }
+// ANCHOR_END: digests_shared
 
 impl Digests {
+    // ANCHOR: want
     /// The digest of `file` (open, with metadata `meta`) if it is known for
     /// this very version of the file; else a place among those waiting for
     /// its hash, which is started if none is running. At most one hash runs
@@ -158,7 +162,9 @@ impl Digests {
             started: true,
         })
     }
+    // ANCHOR_END: want
 
+    // ANCHOR: compute
     /// Computes the digest of `file`, its first `hash.version.size` bytes,
     /// counting them in `hash.hashed`, until `hash.stop`; keeps it for the
     /// next request, and hands it to every waiter.
@@ -207,7 +213,9 @@ impl Digests {
         hash.ended.notify_all();
     }
 }
+// ANCHOR_END: compute
 
+// ANCHOR: waiting
 /// Locks `mutex`. A thread that panicked holding it left nothing half
 /// done that matters here: every value is replaced whole.
 pub(crate) fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -260,7 +268,9 @@ impl Waiting {
             false => "the hashing goes on for the others waiting",
         }
     }
+    // ANCHOR_END: waiting
 
+    // ANCHOR: quit
     /// Whether this was the last waiter: then the hashing has stopped.
     fn quit(&mut self) -> bool {
         self.left = true;
@@ -295,7 +305,9 @@ impl Drop for Waiting {
         }
     }
 }
+// ANCHOR_END: quit
 
+// ANCHOR: at
 /// Reads `file` from `position` to `end` at its own offsets (pread), never
 /// moving the file's shared position, counting in `hashed`, until `stop`.
 struct At<'a> {
@@ -324,4 +336,4 @@ impl Read for At<'_> {
         Ok(count)
     }
 }
-// ANCHOR_END: digests
+// ANCHOR_END: at
