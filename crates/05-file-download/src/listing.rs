@@ -70,7 +70,7 @@ impl Listings {
     // ANCHOR_END: listing
 }
 
-// ANCHOR: walk
+// ANCHOR: folder_version
 /// The version of the folder `path` now, None if it cannot be opened.
 fn folder_version(served: &File, path: &str, hidden: bool) -> Option<Version> {
     let meta = if path.is_empty() {
@@ -81,7 +81,9 @@ fn folder_version(served: &File, path: &str, hidden: bool) -> Option<Version> {
     };
     meta.ok().map(|meta| version(&meta))
 }
+// ANCHOR_END: folder_version
 
+// ANCHOR: walk
 /// Walks the served folder for every file `GET` would serve, and makes
 /// the reply: `OK <count>`, then `<size> <path>` per file, sorted by
 /// path, each file once.

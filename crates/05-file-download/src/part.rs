@@ -10,7 +10,7 @@ use common::describe;
 
 use crate::client::failed;
 
-// ANCHOR: part
+// ANCHOR: part_name
 /// `notes.txt` becomes `notes.txt.part`.
 pub(crate) fn part_name(out: &Path) -> PathBuf {
     // exercise 5.4: begin
@@ -19,7 +19,9 @@ pub(crate) fn part_name(out: &Path) -> PathBuf {
     PathBuf::from(name)
     // exercise 5.4: end
 }
+// ANCHOR_END: part_name
 
+// ANCHOR: part
 /// Opens `part` for reading and appending, creating it if needed, and
 /// locks it for this download alone.
 ///
@@ -143,7 +145,7 @@ fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
 
 // ANCHOR_END: part_checks
 
-// ANCHOR: rename
+// ANCHOR: refuse_to_overwrite
 pub(crate) fn refuse_to_overwrite(out: &Path, force: bool) -> anyhow::Result<()> {
     // symlink_metadata: a link there counts too, even a broken one.
     if !force && fs::symlink_metadata(out).is_ok() {
@@ -154,7 +156,9 @@ pub(crate) fn refuse_to_overwrite(out: &Path, force: bool) -> anyhow::Result<()>
     }
     Ok(())
 }
+// ANCHOR_END: refuse_to_overwrite
 
+// ANCHOR: rename
 /// Gives the checked `.part` its final name. Without `--force` it never
 /// replaces anything: `refuse_to_overwrite` looked before the download,
 /// but a file can appear at `out` while it runs, even between a second

@@ -79,7 +79,9 @@ pub(crate) fn send_range(
     stream.set_nonblocking(false)?;
     result
 }
+// ANCHOR_END: send_range
 
+// ANCHOR: send_range_portable
 /// Elsewhere: the portable way, through a buffer in this program, with only
 /// SEND_TIMEOUT for a client that stops reading (no rate is checked).
 #[cfg(not(target_os = "linux"))]
@@ -98,4 +100,4 @@ pub(crate) fn send_range(
     *position += sent;
     Ok(())
 }
-// ANCHOR_END: send_range
+// ANCHOR_END: send_range_portable
