@@ -237,3 +237,24 @@ fn check(root: &Path, target_dir: &Path, id: &str) -> anyhow::Result<Timed> {
         parts,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::CASES;
+
+    /// A case whose line has moved (a file split, a rename) would measure
+    /// nothing: each line must be in its file, once.
+    #[test]
+    fn every_case_edits_a_line_that_is_in_its_file() {
+        let root = crate::default_root();
+        for case in CASES {
+            let text = std::fs::read_to_string(root.join(case.file)).unwrap();
+            let found = text.lines().filter(|line| line.trim() == case.line).count();
+            assert_eq!(
+                found, 1,
+                "cargo exercise bench's case {} edits `{}` in {}: that line should be there once",
+                case.id, case.line, case.file
+            );
+        }
+    }
+}
