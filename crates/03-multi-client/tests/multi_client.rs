@@ -570,10 +570,24 @@ fn last_lines(log: &str) -> String {
     lines[lines.len().saturating_sub(10)..].join("\n")
 }
 
-fn twenty_clients(server: &Process) -> Vec<Connection> {
-    // The kernel completes these handshakes by itself, whether the server
-    // can accept them or not.
-    (0..20).map(|_| Connection::open(server.addr())).collect()
+/// Twenty clients that connect while the server is out of descriptors.
+/// The kernel completes their handshakes by itself, whether the server can
+/// accept them or not; a refused connect means the server has closed its
+/// listening socket, which a failed accept must never make it do.
+fn twenty_clients(server: &Process, book: &str) -> Vec<Connection> {
+    (0..20)
+        .map(
+            |n| match std::net::TcpStream::connect_timeout(&server.addr(), WAIT) {
+                Ok(stream) => Connection::from_stream(stream),
+                Err(err) => panic!(
+                    "with the server out of file descriptors (its limit of open files lowered with \
+                 prlimit), {n} clients connected and the next was refused ({err}): the server \
+                 has closed its listening socket. A failed accept must not end the server (or \
+                 its loop): report it, pause, and accept again {book}"
+                ),
+            },
+        )
+        .collect()
 }
 
 #[test]
@@ -589,7 +603,10 @@ fn one_at_a_time_pauses_after_a_failed_accept_and_lives_on() {
     // While it is served nobody accepts; its descriptor is the last allowed.
     let lowered = Instant::now();
     set_open_files(&prlimit, server.pid(), next);
-    let mut waiting = twenty_clients(&server);
+    let mut waiting = twenty_clients(
+        &server,
+        "(book: 03-multi-client.md § The original loop: one client at a time)",
+    );
     leave(&mut first);
     let what = format!(
         "with --one-at-a-time and the server out of file descriptors (its limit of open files \
@@ -618,7 +635,7 @@ fn thread_per_client_pauses_after_a_failed_accept_and_lives_on() {
     round_trip(&mut first, "I take the last descriptor");
     let lowered = Instant::now();
     set_open_files(&prlimit, server.pid(), next);
-    let mut waiting = twenty_clients(&server);
+    let mut waiting = twenty_clients(&server, "(book: 03-multi-client.md § Why the cap)");
     let what = format!(
         "with a thread per client, one client connected and the server out of file descriptors \
          (its limit of open files lowered with prlimit to {next}), 20 more clients connected: \
