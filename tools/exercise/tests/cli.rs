@@ -934,8 +934,11 @@ fn on_a_terminal_a_pass_offers_the_next_exercise_and_y_starts_and_watches_it() {
         return;
     };
     let dir = workspace();
+    // `exec`: `script` runs the command with `$SHELL -c`, and a shell that
+    // stays (dash does) gets the Ctrl-C too and dies of it, so `script`
+    // would report 130 whatever the tool did.
     let watch = format!(
-        "{} --root {} watch 2.3",
+        "exec {} --root {} watch 2.3",
         env!("CARGO_BIN_EXE_exercise"),
         dir.path().display()
     );
@@ -949,7 +952,9 @@ fn on_a_terminal_a_pass_offers_the_next_exercise_and_y_starts_and_watches_it() {
             &watch,
             "/dev/null",
         ])
-        .env("CARGO_TARGET_DIR", dir.path().join("target"));
+        .env("CARGO_TARGET_DIR", dir.path().join("target"))
+        // The shell CI has when `SHELL` is not set.
+        .env("SHELL", "/bin/sh");
     let mut terminal = Process::start_command(&mut command);
     let first = terminal.expect_line_within("Checking exercise 2.3", "the first check", VERDICT);
     assert!(
