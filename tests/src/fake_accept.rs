@@ -17,10 +17,10 @@ impl Process {
 
 impl FakeServer {
     /// Accepts the next connection, from `client`, within [`WAIT`]; fails
-    /// as soon as `client` has exited without connecting, with `expected`
+    /// as soon as `client` has exited without connecting, with `should`
     /// and everything it printed (its panic message, its error line).
     #[track_caller]
-    pub fn accept_from(&self, client: &mut Process, expected: &str) -> Connection {
+    pub fn accept_from(&self, client: &mut Process, should: &str) -> Connection {
         self.listener.set_nonblocking(true).unwrap();
         let deadline = Instant::now() + WAIT;
         loop {
@@ -33,18 +33,18 @@ impl FakeServer {
                     return Connection::from_stream(stream);
                 }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => {}
-                Err(err) => panic!("{expected}; the fake server could not accept: {err}"),
+                Err(err) => panic!("{should}; the fake server could not accept: {err}"),
             }
             if exited {
                 // Its last words: the stderr reader ends at the pipe's end.
                 let _ = client.stderr_done.recv_timeout(Duration::from_secs(1));
                 client.fail(&format!(
-                    "{expected}; it exited without connecting to the server"
+                    "{should}; it exited without connecting to the server"
                 ));
             }
             if Instant::now() >= deadline {
                 client.fail(&format!(
-                    "{expected}; no connection came within {} s",
+                    "{should}; no connection came within {} s",
                     WAIT.as_secs()
                 ));
             }
