@@ -1,5 +1,5 @@
-//! What the benchmarks share: starting the server, and figures from
-//! samples in units that suit them.
+//! What the benchmarks share: starting and stopping the server, the
+//! Python to compare with, and figures from samples in units that suit them.
 //! (The benchmarks are plain programs in each lesson's `benches/`; they use
 //! the test kit as a dev-dependency.)
 
@@ -65,6 +65,37 @@ pub fn start_server(
         .and_then(|addr| addr.parse().ok())
         .ok_or_else(|| io::Error::other(format!("the server's first line was {first:?}")))?;
     Ok((child, addr, log))
+}
+
+/// A server under test whose log is read and thrown away (or the pipe
+/// fills and the server blocks on printing, or drops log lines); dropping
+/// it kills the server.
+pub struct Server {
+    child: Child,
+    /// Where it listens: from its first line, `listening on ADDR`.
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts `bin` with `args` and `--listen 127.0.0.1:0` (see
+    /// [`start_server`]).
+    pub fn start(bin: &str, args: &[&str]) -> io::Result<Server> {
+        let (child, addr, mut log) = start_server(bin, args)?;
+        std::thread::spawn(move || io::copy(&mut log, &mut io::sink()));
+        Ok(Server { child, addr })
+    }
+
+    /// Its process id, to read its memory and threads from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The Python that the benchmarks measure the lessons against: the

@@ -34,13 +34,12 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, ChildStdout};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use clap::Parser;
-use testkit::bench::{Python, percentile, show, times};
+use testkit::bench::{Python, Server, median, percentile, show, times};
 
 /// Round trips per second and latency: a thread per client against one
 /// client at a time.
@@ -119,22 +118,18 @@ fn run(args: &Args) -> anyhow::Result<()> {
     // The modes take turns, so that whatever else the machine is doing
     // meanwhile slows them alike.
     for _ in 0..args.runs {
-        let figures = measure(
-            "thread per client",
-            Server::lesson(&["--max-clients", &cap])?,
-            args,
-        )?;
+        let figures = measure("thread per client", lesson(&["--max-clients", &cap])?, args)?;
         figures.print();
         threads.push(figures);
-        let figures = measure("one at a time", Server::lesson(&["--one-at-a-time"])?, args)?;
+        let figures = measure("one at a time", lesson(&["--one-at-a-time"])?, args)?;
         figures.print();
         one.push(figures);
         if let Ok(python) = &python {
-            let server = Server::python(python, "threading_server.py")?;
+            let server = python_server(python, "threading_server.py")?;
             let figures = measure("Python threading", server, args)?;
             figures.print();
             py_threads.push(figures);
-            let server = Server::python(python, "asyncio_server.py")?;
+            let server = python_server(python, "asyncio_server.py")?;
             let figures = measure("Python asyncio", server, args)?;
             figures.print();
             py_asyncio.push(figures);
@@ -225,19 +220,14 @@ impl Figures {
     /// Each figure's median over `runs` (with an even number of runs, the
     /// upper of the two middle values).
     fn median(runs: &[Figures]) -> Figures {
-        fn middle<T: Copy + PartialOrd>(runs: &[Figures], field: impl Fn(&Figures) -> T) -> T {
-            let mut values: Vec<T> = runs.iter().map(field).collect();
-            values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-            values[values.len() / 2]
-        }
         Figures {
             mode: runs[0].mode,
-            rate: middle(runs, |f| f.rate),
-            line_p50: middle(runs, |f| f.line_p50),
-            line_p99: middle(runs, |f| f.line_p99),
-            first_ok_p50: middle(runs, |f| f.first_ok_p50),
-            first_ok_p99: middle(runs, |f| f.first_ok_p99),
-            slow_connects: middle(runs, |f| f.slow_connects),
+            rate: median(runs.iter().map(|f| f.rate)),
+            line_p50: median(runs.iter().map(|f| f.line_p50)),
+            line_p99: median(runs.iter().map(|f| f.line_p99)),
+            first_ok_p50: median(runs.iter().map(|f| f.first_ok_p50)),
+            first_ok_p99: median(runs.iter().map(|f| f.first_ok_p99)),
+            slow_connects: median(runs.iter().map(|f| f.slow_connects)),
         }
     }
 }
@@ -363,42 +353,21 @@ fn client(plan: &Plan) -> anyhow::Result<ClientRun> {
     })
 }
 
-/// The server under test; dropping it stops it.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
+/// Lesson 3's server with `mode_args`.
+fn lesson(mode_args: &[&str]) -> anyhow::Result<Server> {
+    // Cargo builds the package's binary for its benchmarks, in the same
+    // (optimised) profile, and says where it is.
+    Ok(Server::start(
+        env!("CARGO_BIN_EXE_03-multi-client"),
+        mode_args,
+    )?)
 }
 
-impl Server {
-    /// Lesson 3's server with `mode_args`.
-    fn lesson(mode_args: &[&str]) -> anyhow::Result<Server> {
-        // Cargo builds the package's binary for its benchmarks, in the same
-        // (optimised) profile, and says where it is.
-        let bin = env!("CARGO_BIN_EXE_03-multi-client");
-        Ok(Server::logging(testkit::bench::start_server(
-            bin, mode_args,
-        )?))
-    }
-
-    /// The Python stand-in `tests/interop/SCRIPT`.
-    fn python(python: &Python, script: &str) -> anyhow::Result<Server> {
-        let script = testkit::interop_script(script);
-        let python = python.path.to_string_lossy();
-        let started = testkit::bench::start_server(&python, &[&script.to_string_lossy()])?;
-        Ok(Server::logging(started))
-    }
-
-    fn logging((child, addr, mut log): (Child, SocketAddr, BufReader<ChildStdout>)) -> Server {
-        // The server logs every line it receives. Read the log and throw it
-        // away, or the pipe fills up and the server blocks on printing.
-        thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-        Server { child, addr }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The Python stand-in `tests/interop/SCRIPT`.
+fn python_server(python: &Python, script: &str) -> anyhow::Result<Server> {
+    let script = testkit::interop_script(script);
+    Ok(Server::start(
+        &python.path.to_string_lossy(),
+        &[&script.to_string_lossy()],
+    )?)
 }
