@@ -195,40 +195,11 @@ pub fn send_lines(
     });
 
     // The input reader: a line at a time, as bytes (whatever is typed is sent).
-    thread::spawn(move || {
-        for line in input.split(b'\n') {
-            match line {
-                Ok(line) => {
-                    if events.send(Event::Typed(line)).is_err() {
-                        return;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        let _ = events.send(Event::EndOfInput);
-    });
+    thread::spawn(move || read_input(input, events));
 
     loop {
         match next_event.recv() {
-            Ok(Event::Typed(mut line)) => {
-                // Hold standard output while we send and say so. The reply
-                // thread prints too, and without this a quick server's reply
-                // could be printed before the line saying we sent what it
-                // answers. (The lock is re-entrant: say! below can take it.)
-                let terminal = io::stdout().lock();
-                line.push(b'\n');
-                stream.write_all(&line).map_err(|err| {
-                    anyhow::anyhow!("could not send to {peer}: {}", describe(&err))
-                })?;
-                line.pop();
-                say!(
-                    "sent {}: {}",
-                    common::count(line.len() as u64, "byte"),
-                    printable(&line)
-                );
-                drop(terminal);
-            }
+            Ok(Event::Typed(line)) => send_typed(&mut stream, peer, line)?,
             Ok(Event::EndOfInput) => {
                 half_close(&stream, peer)?;
                 return wait_for_close(&next_event, peer, timeout);
@@ -237,6 +208,41 @@ pub fn send_lines(
             Err(mpsc::RecvError) => bail!("lost track of the connection to {peer}"),
         }
     }
+}
+
+// ANCHOR_END: send_lines
+
+// ANCHOR: send_lines_helpers
+/// Sends each line of `input` to the main thread, then says the input ended.
+fn read_input(input: impl BufRead, events: mpsc::Sender<Event>) {
+    for line in input.split(b'\n') {
+        let Ok(line) = line else { break };
+        if events.send(Event::Typed(line)).is_err() {
+            // The main thread has finished: nobody wants more lines.
+            return;
+        }
+    }
+    let _ = events.send(Event::EndOfInput);
+}
+
+/// Sends one typed line and its newline, and says so.
+fn send_typed(stream: &mut TcpStream, peer: SocketAddr, mut line: Vec<u8>) -> anyhow::Result<()> {
+    // Hold standard output while we send and say so. The reply thread
+    // prints too, and without this a quick server's reply could be printed
+    // before the line saying we sent what it answers. (The lock is
+    // re-entrant: say! below can take it.)
+    let _terminal = io::stdout().lock();
+    line.push(b'\n');
+    stream
+        .write_all(&line)
+        .map_err(|err| anyhow::anyhow!("could not send to {peer}: {}", describe(&err)))?;
+    line.pop();
+    say!(
+        "sent {}: {}",
+        common::count(line.len() as u64, "byte"),
+        printable(&line)
+    );
+    Ok(())
 }
 
 /// After our half-close, the server has `timeout` to finish and close.
@@ -253,7 +259,7 @@ fn wait_for_close(
         ),
     }
 }
-// ANCHOR_END: send_lines
+// ANCHOR_END: send_lines_helpers
 
 /// Standard input, for [`send_lines`], as the binary uses it.
 pub fn stdin_lines() -> impl BufRead + Send + 'static {

@@ -9,7 +9,7 @@
 
 use std::io::{self, BufRead, ErrorKind};
 
-// ANCHOR: read_line
+// ANCHOR: read_line_outcome
 /// What one call to [`read_line`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadLine {
@@ -24,7 +24,9 @@ pub enum ReadLine {
     /// before that has been returned.
     Closed,
 }
+// ANCHOR_END: read_line_outcome
 
+// ANCHOR: read_line
 /// Reads the next line from `reader`, holding at most `max_len` bytes of it.
 ///
 /// `reader` is a `BufRead` (usually a `BufReader` around the `TcpStream`):
