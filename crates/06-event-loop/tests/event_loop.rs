@@ -652,28 +652,36 @@ fn queued_both_ways(local: SocketAddr, remote: SocketAddr) -> (Queues, Queues) {
     testkit::tcp_queues(local.port(), remote.port())
 }
 
-/// How long a socket's unread bytes may sit still, the server asleep, before
-/// a test calls it stuck. A server that has bytes to read reads them within
-/// milliseconds, even on a loaded machine.
+/// How long nothing may move (no reply, the same unread bytes), the server
+/// asleep all along, before a test calls the server stuck. A server that
+/// has bytes to read reads them within milliseconds.
 const STUCK: Duration = Duration::from_millis(1000);
 
+/// How much the server may run in [`STUCK`] and still count as asleep: a
+/// wake-up for a timer takes microseconds. A server that only waits for a
+/// core on a loaded machine is runnable all that time, and is not stuck.
+const ASLEEP: Duration = Duration::from_millis(20);
+
 /// Reads from `stream` until `expected` bytes have come. Fails with `what`
-/// as soon as the server has bytes of this client's unread in its socket and
-/// has not touched them for [`STUCK`] (it will never be told about them
-/// again), or after [`WAIT`] without progress.
+/// as soon as nothing has moved for [`STUCK`] while the server slept (it
+/// will never be told about this client's bytes again), or after [`WAIT`]
+/// without progress.
 fn read_replies(
     stream: &mut TcpStream,
-    server: SocketAddr,
+    server: &Process,
     expected: usize,
     what: &dyn Fn(usize, u64) -> String,
 ) -> Vec<u8> {
+    let (pid, server) = (server.pid(), server.addr());
     let me = stream.local_addr().unwrap();
     stream
         .set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
     let mut got = Vec::with_capacity(expected);
     let mut buf = vec![0u8; 64 * 1024];
-    let mut still = (0u64, Instant::now());
+    // Since when nothing moved: (unread bytes, when, the server's runnable
+    // time then).
+    let mut still = (0u64, Instant::now(), runnable_time(pid));
     let mut progress = Instant::now();
     while got.len() < expected {
         match stream.read(&mut buf) {
@@ -681,15 +689,16 @@ fn read_replies(
             Ok(n) => {
                 got.extend_from_slice(&buf[..n]);
                 progress = Instant::now();
+                still = (still.0, Instant::now(), runnable_time(pid));
             }
             Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 let unread = queued(server, me).map_or(0, |(_, rx)| rx);
                 if unread != still.0 {
-                    still = (unread, Instant::now());
-                } else if unread > 0 && still.1.elapsed() > STUCK {
+                    still = (unread, Instant::now(), runnable_time(pid));
+                } else if still.1.elapsed() > STUCK && runnable_time(pid) - still.2 < ASLEEP {
                     panic!("{}", what(got.len(), unread));
                 }
-                if progress.elapsed() > STUCK && unread == 0 || progress.elapsed() > WAIT {
+                if progress.elapsed() > WAIT {
                     panic!("{}", what(got.len(), unread));
                 }
             }
@@ -728,7 +737,7 @@ fn mio_a_burst_of_more_than_one_turn_of_reads_gets_every_reply() {
     }
     server.thaw();
     let mut reader = client.stream().try_clone().unwrap();
-    let got = read_replies(&mut reader, server.addr(), 3 * LINES, &|got, unread| {
+    let got = read_replies(&mut reader, &server, 3 * LINES, &|got, unread| {
         format!(
             "a client sent {LINES} lines of 1 KiB (768 KiB, three turns of READS_PER_TURN reads) \
              in one write and then waited for its replies, sending nothing more; it got {} of its \
@@ -758,7 +767,7 @@ fn mio_a_client_that_reads_its_replies_is_not_dropped_for_a_burst_of_lines() {
     // OUTPUT_LIMIT if the server kept them all, but this client reads them.
     let sender = thread::spawn(move || writer.write_all(&[b'\n'; LINES]));
     let mut reader = client.stream().try_clone().unwrap();
-    let got = read_replies(&mut reader, server.addr(), 3 * LINES, &|got, _| {
+    let got = read_replies(&mut reader, &server, 3 * LINES, &|got, _| {
         format!(
             "a client sent {LINES} empty lines in one write and read its replies as they came; \
              it got {got} bytes of its {} and then nothing (book: 06-event-loop.md § The buffers a connection owns)",
@@ -905,7 +914,7 @@ fn mio_a_slow_reader_with_a_tiny_buffer_gets_every_reply_in_order() {
         }
     }
     let mut reader = stream;
-    let got = read_replies(&mut reader, server.addr(), 3 * lines, &|got, _| {
+    let got = read_replies(&mut reader, &server, 3 * lines, &|got, _| {
         format!(
             "a client with a 4 KiB receive buffer sent {lines} lines and only then read: it got \
              {got} bytes of its {} and then nothing, replies lost or lines of its left unread. A \
