@@ -977,27 +977,42 @@ fn mio_an_idle_connection_costs_no_cpu() {
 #[test]
 fn mio_a_client_that_spoke_since_its_timer_was_set_keeps_its_connection() {
     let server = start("mio", &["--idle-timeout", "1"]);
-    let mut client = Connection::open(server.addr());
-    let opened = Instant::now();
-    // Its first timer entry comes due 1 s after it connected; it speaks
-    // before that, and again just after.
-    thread::sleep(Duration::from_millis(600));
-    round_trip(&mut client, "before the first deadline");
-    while opened.elapsed() < Duration::from_millis(1300) {
-        thread::sleep(Duration::from_millis(20));
+    // A loaded machine can hold this test's thread past a sleep: a client
+    // that was in fact silent for the whole second proves nothing, so the
+    // case is tried again on a new connection (at most three times).
+    for attempt in 1..=3 {
+        let mut client = Connection::open(server.addr());
+        let opened = Instant::now();
+        // Its first timer entry comes due 1 s after it connected; it speaks
+        // before that, and again just after.
+        thread::sleep(Duration::from_millis(600));
+        round_trip(&mut client, "before the first deadline");
+        let first = opened.elapsed();
+        while opened.elapsed() < Duration::from_millis(1300) {
+            thread::sleep(Duration::from_millis(20));
+        }
+        client.send_line("after the first deadline");
+        let second = opened.elapsed();
+        let mut reply = [0u8; 3];
+        let got = client.stream().read(&mut reply);
+        let silent_for = first.max(second - first);
+        if silent_for > Duration::from_millis(900) && attempt < 3 {
+            continue;
+        }
+        assert!(
+            matches!(got, Ok(3)) && &reply == b"ok\n",
+            "with --idle-timeout 1, a client spoke {:.1} s after connecting and again at {:.1} s: \
+             it was never silent for 1 s, so it must keep its connection and get `ok`; it got \
+             {got:?} {}. The timer entry made when it connected comes due at 1 s: look up the \
+             connection's real deadline (conn.deadline: heard + idle) and put the entry back if \
+             that is later; close only when the real deadline has passed \
+             (book: 06-event-loop.md § Timers)",
+            first.as_secs_f64(),
+            second.as_secs_f64(),
+            testkit::show(&reply)
+        );
+        return;
     }
-    client.send_line("after the first deadline");
-    let mut reply = [0u8; 3];
-    let got = client.stream().read(&mut reply);
-    assert!(
-        matches!(got, Ok(3)) && &reply == b"ok\n",
-        "with --idle-timeout 1, a client spoke 0.6 s after connecting and again at 1.3 s: it was \
-         never silent for 1 s, so it must keep its connection and get `ok`; it got {got:?} {}. \
-         The timer entry made when it connected comes due at 1 s: look up the connection's real \
-         deadline (conn.deadline: heard + idle) and put the entry back if that is later; close \
-         only when the real deadline has passed (book: 06-event-loop.md § Timers)",
-        testkit::show(&reply)
-    );
 }
 
 #[test]
