@@ -75,6 +75,11 @@ pub const MIN_RATE: u64 = 4096;
 /// client's pauses (a busy disk, a congested link), short enough that a
 /// crawler frees its slot soon.
 pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(30);
+/// On Linux, the most bytes of a file that wait in a client's socket not
+/// yet sent (TCP_NOTSENT_LOWAT): so the bytes the server hands over follow
+/// what the client takes, and MIN_RATE judges the client, not the socket's
+/// buffers (`send_range`).
+pub const UNSENT_LIMIT: u32 = 16 * 1024;
 /// After a file's bytes, how often the server tells a client that it is
 /// still computing the digest (`HASHING <done> <size>`): well under the
 /// client's own timeout, so a file of any size never looks like a server

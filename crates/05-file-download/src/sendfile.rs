@@ -6,6 +6,14 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::MIN_RATE;
+#[cfg(target_os = "linux")]
+use crate::UNSENT_LIMIT;
+
+/// How long the socket must stay without room before it counts as full:
+/// on loopback the bytes it holds move into the client's side within
+/// microseconds, and make room for more, until that side is full too.
+#[cfg(target_os = "linux")]
+const FULL_AFTER: Duration = Duration::from_millis(100);
 
 // ANCHOR: send_range
 /// Sends the bytes of `file` from `position` up to `end`, moving `position`
@@ -25,6 +33,14 @@ use crate::MIN_RATE;
 /// returns, and poll(2) waits for room, never past the end of the window.
 /// A blocking call would wait as long as the client takes a few bytes now
 /// and then, and the rate could not be checked until it returned.
+///
+/// The rate is what the client *takes*. The bytes handed to the socket are
+/// that only once its buffers are full: before, the kernel takes megabytes
+/// at once (on loopback the send buffer grows to 4 MiB), and a crawler
+/// would pass a window or two on the buffers' bytes. So the socket may hold
+/// at most UNSENT_LIMIT bytes not yet sent (TCP_NOTSENT_LOWAT), and the
+/// first window starts once the socket is full (no room for FULL_AFTER):
+/// from then on, a byte handed over is a byte the client made room for.
 #[cfg(target_os = "linux")]
 pub(crate) fn send_range(
     file: &File,
@@ -37,9 +53,12 @@ pub(crate) fn send_range(
     use rustix::io::Errno;
 
     let least = MIN_RATE.saturating_mul(window.as_secs());
+    socket2::SockRef::from(stream).set_tcp_notsent_lowat(UNSENT_LIMIT)?;
     stream.set_nonblocking(true)?;
     let mut window_start = Instant::now();
     let mut window_from = *position;
+    // Whether the socket has been full yet (see above).
+    let mut full = false;
     let mut result = Ok(());
     while *position < end {
         let count = usize::try_from(end - *position).unwrap_or(usize::MAX);
@@ -50,10 +69,19 @@ pub(crate) fn send_range(
             Ok(_) | Err(Errno::INTR) => {}
             // The socket buffer is full: wait for room, until the window ends.
             Err(Errno::AGAIN) => {
-                let left = window.saturating_sub(window_start.elapsed());
+                let mut left = window.saturating_sub(window_start.elapsed());
+                if !full {
+                    left = left.min(FULL_AFTER);
+                }
                 let left = Timespec::try_from(left).unwrap_or_default();
                 let mut room = [PollFd::new(stream, PollFlags::OUT)];
                 match poll(&mut room, Some(&left)) {
+                    // No room for FULL_AFTER: the bytes on their way have
+                    // filled what the client's side would take.
+                    Ok(0) if !full => {
+                        full = true;
+                        (window_start, window_from) = (Instant::now(), *position);
+                    }
                     Ok(_) | Err(Errno::INTR) => {}
                     Err(err) => {
                         result = Err(err.into());

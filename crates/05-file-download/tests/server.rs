@@ -270,16 +270,16 @@ fn list_follows_the_served_folder_when_it_is_renamed() {
 
 /// How many LISTs come at once below: every client slot of the default.
 const LISTS_AT_ONCE: usize = 32;
-/// The folders, and the files in each, of the big tree below: 4,000 empty
+/// The folders, and the files in each, of the big tree below: 2,000 empty
 /// files, each path 746 bytes long (three folders of about 245 bytes), a
-/// listing of 3 MB: long paths, so that few files make a big listing.
+/// listing of 1.5 MB: long paths, so that few files make a big listing.
 const FOLDERS: usize = 20;
-const FILES_PER_FOLDER: usize = 200;
+const FILES_PER_FOLDER: usize = 100;
 /// The most memory the server may hold while it sends LISTS_AT_ONCE
 /// listings of that tree: one listing shared by all of them, and the one
-/// walk that made it (14 MiB in all, measured), not a listing per client
-/// (180 MiB, measured).
-const LIST_MEMORY_BOUND_KIB: u64 = 32 * 1024;
+/// walk that made it (10 MiB in all, measured), not a listing per client
+/// (32 × 1.5 MB more; 180 MiB was measured for twice the files).
+const LIST_MEMORY_BOUND_KIB: u64 = 24 * 1024;
 
 #[test]
 fn lists_at_once_share_one_walk_and_one_listing_in_memory() {
@@ -303,7 +303,7 @@ fn lists_at_once_share_one_walk_and_one_listing_in_memory() {
     let mut server = start_server(served.path(), &[]);
     let what = format!(
         "{LISTS_AT_ONCE} clients sent `LIST` at once for a folder of {files} files with paths \
-         of 746 bytes (a listing of 3 MB each), and read the header and nothing more for now"
+         of 746 bytes (a listing of 1.5 MB each), and read the header and nothing more for now"
     );
     let mut clients: Vec<Connection> = (0..LISTS_AT_ONCE)
         .map(|_| {
@@ -939,6 +939,41 @@ fn a_client_that_stops_reading_does_not_hold_up_the_others() {
     );
 }
 
+/// A client that reads `piece` bytes every `every`, from a socket with a
+/// small receive buffer (so the server's side fills at once, and the bytes
+/// the server hands over follow what the client reads), until `stop` or
+/// 20 s. Its thread ends when the server closes.
+fn paced_reader(
+    addr: std::net::SocketAddr,
+    request: &[u8],
+    piece: usize,
+    every: Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    use std::sync::atomic::Ordering;
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let stream: std::net::TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    (&stream).write_all(request).unwrap();
+    let started = std::time::Instant::now();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; piece];
+        let mut got = 0;
+        while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(20) {
+            match (&stream).read(&mut buf) {
+                Ok(n @ 1..) => got += n as u64,
+                _ => break,
+            }
+            std::thread::sleep(every);
+        }
+        got
+    })
+}
+
 #[test]
 fn a_crawling_reader_is_dropped_and_the_only_slot_serves_the_next_client() {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -949,33 +984,35 @@ fn a_crawling_reader_is_dropped_and_the_only_slot_serves_the_next_client() {
         &fixture.served(),
         &["--max-clients", "1", "--rate-window", "1"],
     );
-    // The crawler takes 512 bytes every 250 ms (2 KiB/s, under MIN_RATE),
-    // for at most 20 s, on a thread of its own.
-    let crawler = std::net::TcpStream::connect(server.addr()).unwrap();
-    crawler
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    (&crawler).write_all(b"GET big.bin\n").unwrap();
-    let started = Instant::now();
+    // The crawler takes 512 bytes every 250 ms (2 KiB/s, under MIN_RATE).
     let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let crawling = {
-        let stop = std::sync::Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let mut piece = [0u8; 512];
-            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(20) {
-                if !matches!((&crawler).read(&mut piece), Ok(1..)) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        })
-    };
+    let started = Instant::now();
+    let crawling = paced_reader(
+        server.addr(),
+        b"GET big.bin\n",
+        512,
+        Duration::from_millis(250),
+        std::sync::Arc::clone(&stop),
+    );
     let line = server.wait_for("GET big.bin: ");
+    let dropped_after = started.elapsed();
     assert!(
         line.contains(": dropped after ") && line.contains("bytes/s over 1 s"),
         "with --rate-window 1, a client that takes big.bin at 2 KiB/s (under MIN_RATE, 4096 \
          bytes/s) should be dropped and logged `GET big.bin: dropped after N of M bytes: the \
          client took less than 4096 bytes/s over 1 s`; got {line:?} {}",
+        book::SENDING
+    );
+    // One window once the socket is full, and slack: not two or three
+    // windows while the socket's buffers take the first megabytes.
+    assert!(
+        dropped_after < Duration::from_millis(2500),
+        "with --rate-window 1, a client that takes big.bin at 2 KiB/s should be dropped one \
+         window (1 s) after the socket is full; it was dropped {:.1} s after its request. The \
+         rate must count what the client takes, not what the socket's buffers swallow: at \
+         most UNSENT_LIMIT bytes unsent (TCP_NOTSENT_LOWAT), and the first window from the \
+         moment the socket is full {}",
+        dropped_after.as_secs_f64(),
         book::SENDING
     );
     // Its slot is free once the server's careful close (LINGER) is over:
@@ -1002,6 +1039,43 @@ fn a_crawling_reader_is_dropped_and_the_only_slot_serves_the_next_client() {
     }
     stop.store(true, Ordering::Relaxed);
     crawling.join().unwrap();
+}
+
+#[test]
+fn an_honest_reader_at_16_kib_a_second_is_never_dropped() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let fixture = Fixture::new();
+    // 1 MiB outlasts the reader: it takes 40 KiB.
+    fs::write(fixture.served().join("big.bin"), bytes(1 << 20, 5)).unwrap();
+    let mut server = start_server(&fixture.served(), &["--rate-window", "1"]);
+    // 4 KiB every 250 ms: 16 KiB/s, four times MIN_RATE, for 2.5 s (two
+    // windows and a half).
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let reading = paced_reader(
+        server.addr(),
+        b"GET big.bin\n",
+        4096,
+        Duration::from_millis(250),
+        std::sync::Arc::clone(&stop),
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    // Before it goes: its leaving is logged, as it should be.
+    server.expect_no_line(
+        "a client that takes 16 KiB/s (four times MIN_RATE) must not be dropped or logged \
+         while it reads",
+    );
+    stop.store(true, Ordering::Relaxed);
+    let got = reading.join().unwrap();
+    // 10 reads of up to 4 KiB (a read may return less). Dropped after the
+    // first window, the reader would have had what its socket held then,
+    // under 16 KiB.
+    assert!(
+        got > 24 * 1024,
+        "with --rate-window 1, a client that took big.bin at 16 KiB/s (four times MIN_RATE) \
+         read only {got} bytes in 2.5 s: the server stopped sending it. A client that takes \
+         more than MIN_RATE must never be dropped {}",
+        book::SENDING
+    );
 }
 
 #[test]
