@@ -5,18 +5,17 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc::{self, SyncSender};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use common::{Deadline, ReadLine, describe, printable, read_line, say};
+use common::{Deadline, ReadLine, describe, is_timeout, lock, printable, read_line, say};
 
 use crate::limits::{
     BUSY_REPLY, DEFAULT_PORT, EVENT_LIMIT, LINE_LIMIT, MAX_DIRECT_PEERS, NAME_LIMIT, START_SERVER,
 };
 use crate::protocol::valid_name;
-use crate::server::is_timeout;
 
 // ANCHOR: join_options
 /// How the client runs, from the command line.
@@ -421,12 +420,6 @@ impl Typist {
             .write_all(format!("{line}\n").as_bytes())
             .map_err(|err| format!("could not send to {}: {}", self.server, describe(&err)))
     }
-}
-
-/// Takes a lock; a thread that panicked while holding it leaves the
-/// introductions whole (each change is one insert or remove), so go on.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 // ANCHOR_END: typed
 
