@@ -26,16 +26,19 @@
 //!    of its own for direct messages, and turns what you type into commands.
 
 pub mod client;
+pub mod direct;
 pub mod leaving;
 pub mod limits;
 pub mod protocol;
 pub mod registry;
 pub mod server;
+pub mod typing;
 pub mod writer;
 
 // What main.rs, the tests and the benchmark use, by its short name.
-pub use client::{HELP, JoinOptions, Typed, join, typed};
+pub use client::{JoinOptions, join};
 pub use limits::*;
 pub use protocol::{Command, Refusal, parse_command, valid_name};
 pub use registry::Registry;
 pub use server::{ClientLimits, ServeOptions, serve, serve_client};
+pub use typing::{HELP, Intent, intent_of};

@@ -62,7 +62,9 @@ pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 pub const LINGER: Duration = Duration::from_secs(2);
 /// The line a client over the cap gets before its connection is closed.
 pub const BUSY_REPLY: &[u8] = b"ERR busy\n";
+// ANCHOR_END: limits
 
+// ANCHOR: client_limits
 /// The client waits this long to connect, for `WELCOME`, and for the
 /// server to close after `BYE`, unless `--timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -81,4 +83,4 @@ pub const MAX_DIRECT_PEERS: usize = 16;
 pub const DIRECT_DEADLINE: Duration = Duration::from_secs(10);
 /// What to run when nobody is listening.
 pub(crate) const START_SERVER: &str = "cargo run -p relay -- serve";
-// ANCHOR_END: limits
+// ANCHOR_END: client_limits
