@@ -1,71 +1,15 @@
-//! Does one client that stops reading slow everyone else down? The relay
-//! gives each client a queue of 128 lines, makes a sender wait (a bounded
-//! time) for room in a full one, and drops a client it cannot write to for
-//! STUCK_AFTER, so only the senders to the stuck client should be slowed.
-//! This benchmark measures it instead of claiming it:
+//! Does one client that stops reading slow everyone else down? This
+//! benchmark measures it: the real server, N clients in a ring sending
+//! each other M messages with `SEND`, and an extra client that reads
+//! everything (`sink`) or nothing (`stuck`); the two scenarios take turns,
+//! and the summary is the median of each figure.
 //!
 //! ```console
-//! $ cargo bench -p relay
 //! $ cargo bench -p relay -- --clients 20 --messages 500 --runs 5
 //! ```
 //!
-//! It starts the real server (built with optimisations) and registers one
-//! extra client, then N clients `c0`..`c(N-1)` (default 50, `--clients`),
-//! in a ring: each sends M messages (default 2000, `--messages`) of B bytes
-//! of text (default 500, `--size`) with `SEND`, one at a time, waiting for
-//! its `SENT` (or `ERR`) before the next. Message j of client i goes to the
-//! extra client when (i + j) is one less than a multiple of E (default 5,
-//! `--extra-every`), and to the next client in the ring otherwise. Each
-//! client reads its socket all the time: its replies and the `FROM` lines
-//! from the client before it arrive mixed on the same connection. The clock
-//! starts once every client has registered and read the `JOINED` notices of
-//! those after it.
-//!
-//! Two scenarios, with the same traffic:
-//!
-//! - **no stuck**: the extra client, `sink`, reads everything it is sent;
-//! - **stuck**: the extra client, `stuck`, never reads its socket. Its
-//!   socket buffers fill (on Linux the server's send buffer grows to
-//!   `net.ipv4.tcp_wmem`'s maximum, 4 MiB by default, hence the long
-//!   texts), then its queue of 128 lines. From then on each `SEND stuck`
-//!   waits for room (RELAY_WAIT, 2 s) and gets `ERR full stuck`: the
-//!   senders to it are slowed down, by design. Once the server has not
-//!   written a line to it for STUCK_AFTER (10 s) it drops it: the clients
-//!   see `LEFT stuck`, and from then on their `SEND stuck` gets
-//!   `ERR no-such-peer stuck`. Both refusals count as the reply.
-//!
-//! `SENT` means the line is in the receiver's queue, not that it was read,
-//! so a sender can run ahead of a receiver that is slow to get the CPU;
-//! the relay then makes it wait for room in the receiver's queue. The
-//! benchmark also keeps each sender at most W (default 100, `--window`)
-//! unread messages ahead of the next client or the sink, so that the
-//! latency measured is the relay's, not a queue's. The stuck client gets
-//! no such care. `--window 0` turns it off.
-//!
-//! For each scenario it prints:
-//!
-//! - ring messages relayed per second: the `FROM` lines the ring clients
-//!   received, from the start until the last client has sent all its
-//!   messages and received all of its predecessor's (the messages to the
-//!   extra client are load, not counted);
-//! - the delivery latency of a ring message, p50 and p99: each text starts
-//!   with the nanoseconds since an instant shared by the whole benchmark at
-//!   the moment it is sent, and the receiver subtracts that from the moment
-//!   it reads the `FROM` line;
-//! - how many messages to the extra client got `SENT`, and how many
-//!   `ERR full` or `ERR no-such-peer`;
-//! - in the stuck scenario, how long from the start until the first client
-//!   read `LEFT stuck` (`-` if the stuck client was never dropped);
-//! - how many messages had to wait for room under the flow control.
-//!
-//! Each scenario runs 5 times (`--runs`), the two taking turns, and the
-//! summary is the median of each figure. Then it prints the ratios (stuck
-//! against no stuck) and what the server logged when the stuck client left.
-//!
-//! It is a plain program (`harness = false`), not a test: its figures depend
-//! on the machine and pass or fail nothing. A client waits at most 10 s
-//! (`--timeout`) for anything: a server that stops answering, or drops a
-//! client that reads, makes it fail with one line.
+//! What it sends, what each figure means, and the results: 04-relay.md
+//! § What one stuck receiver costs; `--help` for every option.
 
 use std::io::{BufRead, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -449,7 +393,7 @@ fn measure(scenario: Scenario, args: &Args) -> anyhow::Result<Figures> {
     // The first failure is the cause; the others (timeouts, mostly) follow.
     let first = failures
         .into_iter()
-        .min_by_key(|failure| (failure.err.is::<GaveUp>(), failure.at));
+        .min_by_key(|failure| (failure.err.is::<Cancelled>(), failure.at));
     if let Some(first) = first {
         let left = server.left();
         let said = match left.len() {
@@ -510,9 +454,9 @@ struct Failure {
 /// The error of a client told to give up before the start because another
 /// could not get ready: never the cause.
 #[derive(Debug)]
-struct GaveUp;
+struct Cancelled;
 
-impl std::fmt::Display for GaveUp {
+impl std::fmt::Display for Cancelled {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("the benchmark gave up before the start")
     }
@@ -674,7 +618,7 @@ impl Member {
         }
         let _ = ready.send(());
         if go.recv_timeout(self.lines.timeout).is_err() {
-            bail!(GaveUp);
+            bail!(Cancelled);
         }
 
         let previous = (n + clients - 1) % clients;

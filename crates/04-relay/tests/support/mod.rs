@@ -32,7 +32,7 @@ pub const GENTLE_CLOSE: &str = "(book: 04-relay.md § One client's conversation)
 
 /// `(book: 04-relay.md § HEADING)` for the running test: the end of every
 /// failure message, so that a failure says where the chapter explains it.
-pub fn see() -> String {
+pub fn book_section() -> String {
     format!("(book: 04-relay.md § {})", SECTION.get())
 }
 
@@ -84,13 +84,17 @@ pub fn register_with(addr: SocketAddr, hello: &str, name: &str) -> Connection {
 /// Reads one line and asserts it is exactly `expected`. `why` says what a
 /// correct server does, and for whom; the chapter section is added.
 pub fn expect_line(conn: &mut Connection, expected: &str, why: &str) {
-    let got = conn.read_line(&format!("{why}: expected `{}` {}", short(expected), see()));
+    let got = conn.read_line(&format!(
+        "{why}: expected `{}` {}",
+        short(expected),
+        book_section()
+    ));
     assert!(
         got == expected,
         "{why}: expected `{}`; got `{}` {}",
         short(expected),
         short(&got),
-        see()
+        book_section()
     );
 }
 
@@ -110,7 +114,7 @@ pub fn exchange(conn: &mut Connection, line: &str, expected: &str) {
 pub fn wait_for(process: &mut Process, text: &str, why: &str) -> String {
     let expected = format!(
         "{why}: it should print a line containing `{text}` {}",
-        see()
+        book_section()
     );
     let deadline = Instant::now() + WAIT;
     loop {
@@ -147,20 +151,23 @@ pub fn expect_left(
     let expected = format!("LEFT {name}");
     let got = watcher.read_line(&format!(
         "{why}: once the server has logged `{logged}`, `{expected}` should come before the answer to a LIST {}",
-        see()
+        book_section()
     ));
     assert!(
         got == expected,
         "{why}: once the server has logged `{logged}`, `{expected}` should already be on its way, before the answer to the LIST sent after it; got `{}` {}",
         short(&got),
-        see()
+        book_section()
     );
-    let peers = watcher.read_line(&format!("after `{expected}`, the answer to LIST {}", see()));
+    let peers = watcher.read_line(&format!(
+        "after `{expected}`, the answer to LIST {}",
+        book_section()
+    ));
     assert!(
         peers.starts_with("PEERS"),
         "after `{expected}`, the answer to LIST should be `PEERS ...`; got `{}` {}",
         short(&peers),
-        see()
+        book_section()
     );
     logged
 }
