@@ -41,6 +41,7 @@ pub mod bench;
 pub mod fake_accept;
 pub mod hostile;
 pub mod line_protocol;
+pub mod paced;
 
 use std::collections::HashMap;
 use std::fs;

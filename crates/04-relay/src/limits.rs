@@ -39,11 +39,17 @@ pub const NOTICE_ROOM: usize = 128;
 /// short enough that a sender is not held for long by one that has stopped.
 pub const RELAY_WAIT: Duration = Duration::from_secs(2);
 /// A client is dropped when the server could not write one line to it (at
-/// most 4 KiB) for this long: it has stopped reading. Its socket buffers
-/// are full (a few megabytes), and its queue behind them. A client that
-/// reads at all, however slowly, takes a line far sooner, and is never
-/// dropped.
+/// most 4 KiB) for this long: it has stopped reading. On Linux a line
+/// waits only for the client to take some kilobytes (see UNSENT_LIMIT), so
+/// a client that keeps reading, even slowly, is not dropped. Elsewhere a
+/// blocked write wakes only once a third of the socket's send buffer
+/// (megabytes) is free, and a slow reader can be taken for a stopped one.
 pub const STUCK_AFTER: Duration = Duration::from_secs(10);
+/// On Linux, the most bytes a client's socket holds that are not sent yet
+/// (TCP_NOTSENT_LOWAT). A write to a client that reads slowly then wakes
+/// once it has taken half of this, not once a third of a send buffer of
+/// megabytes is free.
+pub const UNSENT_LIMIT: u32 = 16 * 1024;
 /// How many clients are served at once unless `--max-clients` says otherwise.
 pub const DEFAULT_MAX_CLIENTS: usize = 64;
 /// The most `--max-clients` allows: `PEERS` names every client on one line,

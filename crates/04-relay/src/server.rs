@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use common::{Deadline, ReadLine, describe, is_timeout, lock, printable, read_line, say};
 
 use crate::leaving::{Leaving, say_missed};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use crate::limits::UNSENT_LIMIT;
 use crate::limits::{BUSY_REPLY, DEFAULT_PORT, LINE_LIMIT, RELAY_WAIT};
 use crate::protocol::{Command, Refusal, parse_command};
 use crate::registry::{Delivery, Outbox, Peer, QueueShare, Registered, Registry, enqueue};
@@ -366,6 +368,7 @@ fn start_writer(
     // and up to 200 ms): a chat of short lines would stall that long at a
     // time.
     stream.set_nodelay(true)?;
+    limit_unsent(stream)?;
     let writer = stream.try_clone()?;
     let (outbox, queue) = Outbox::new();
     let why_stopped = WhyWriterStopped::default();
@@ -374,6 +377,19 @@ fn start_writer(
     let (room, why) = (Arc::clone(&outbox.room), Arc::clone(&why_stopped));
     thread::spawn(move || write_lines(writer, queue, room, why, stuck_after));
     Ok((outbox, why_stopped))
+}
+
+/// Linux: at most UNSENT_LIMIT bytes wait unsent in the socket, so that a
+/// write to a slow reader returns as soon as it has taken some (see
+/// `write_by`). Elsewhere nothing: the write waits as it always did.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn limit_unsent(stream: &TcpStream) -> io::Result<()> {
+    socket2::SockRef::from(stream).set_tcp_notsent_lowat(UNSENT_LIMIT)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn limit_unsent(_stream: &TcpStream) -> io::Result<()> {
+    Ok(())
 }
 // ANCHOR_END: start_writer
 

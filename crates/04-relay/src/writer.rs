@@ -26,9 +26,9 @@ pub(crate) type WhyWriterStopped = Arc<Mutex<Option<Leaving>>>;
 /// and the only one that waits for this client to read. Each line it takes
 /// out makes room, and wakes any sender waiting for room. A line it cannot
 /// write within `stuck_after` (STUCK_AFTER unless `--stuck-after` says
-/// otherwise) means the client has stopped reading: it is dropped. A client
-/// that reads, however slowly, takes a line (4 KiB at most) far sooner, and
-/// is never dropped for being slow.
+/// otherwise) means the client has stopped reading: it is dropped. On
+/// Linux a client that keeps reading, even slowly, takes a line far sooner
+/// (see UNSENT_LIMIT); elsewhere the chapter says when it may not.
 pub(crate) fn write_lines(
     mut stream: TcpStream,
     queue: Receiver<Vec<u8>>,

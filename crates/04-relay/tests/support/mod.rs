@@ -20,7 +20,7 @@ thread_local! {
 
 /// Names the heading of docs/src/04-relay.md that explains what the
 /// running test checks. Called first in each test: every failure message
-/// the helpers below make ends with it, as [`see`] writes it.
+/// the helpers below make ends with it, as [`book_section`] writes it.
 pub fn book(heading: &'static str) {
     SECTION.set(heading);
 }
