@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -13,7 +14,9 @@ use anyhow::{Context, anyhow, bail};
 use common::{ReadLine, describe, is_timeout, lock, printable, read_line, say};
 
 use crate::direct::{receive_direct, send_direct};
-use crate::limits::{DEFAULT_PORT, EVENT_LIMIT, LINE_LIMIT, NAME_LIMIT, START_SERVER};
+use crate::limits::{
+    DEFAULT_PORT, EVENT_LIMIT, KEEPALIVE_EVERY, LINE_LIMIT, NAME_LIMIT, START_SERVER,
+};
 use crate::protocol::valid_name;
 use crate::typing::Typist;
 
@@ -94,6 +97,8 @@ struct Session {
     timeout: Duration,
     /// Shared by the thread that reads what you type and the main thread.
     introductions: Arc<Mutex<Introductions>>,
+    /// How many `PEERS` answers to come are the keepalive's, not printed.
+    unasked_peers: Arc<AtomicUsize>,
 }
 
 /// What the client has learned about where peers listen.
@@ -164,6 +169,7 @@ impl Session {
             name: name.to_string(),
             timeout: options.timeout,
             introductions: Arc::default(),
+            unasked_peers: Arc::default(),
         };
         Ok((session, lines))
     }
@@ -228,11 +234,9 @@ pub(crate) enum Event {
 
 // ANCHOR: event_loop
 impl Session {
-    /// The event loop. A thread reads the server's lines, another what you
-    /// type, which it sends to the server itself; this one prints what
-    /// arrives, in order. The channel to this thread is bounded
-    /// (EVENT_LIMIT), so output nobody reads slows us as a reader: the
-    /// chapter (§ The client) says why, and why typed lines skip it.
+    /// The event loop: threads read the server and what you type, and this
+    /// one prints what arrives, in order, through a bounded channel
+    /// (EVENT_LIMIT): the chapter (§ The client) says why.
     fn run(
         &mut self,
         lines: BufReader<TcpStream>,
@@ -243,11 +247,15 @@ impl Session {
         let (to_main, server) = (events.clone(), self.server);
         thread::spawn(move || read_server_lines(lines, server, &to_main));
 
+        let to_server = self
+            .stream
+            .try_clone()
+            .context("could not clone the socket")?;
+        let to_server = Arc::new(Mutex::new(to_server));
+        let (keepalive, unasked) = (Arc::clone(&to_server), Arc::clone(&self.unasked_peers));
+        thread::spawn(move || keep_alive(&keepalive, &unasked));
         let typist = Typist {
-            stream: self
-                .stream
-                .try_clone()
-                .context("could not clone the socket")?,
+            stream: to_server,
             name: self.name.clone(),
             timeout: self.timeout,
             introductions: Arc::clone(&self.introductions),
@@ -313,6 +321,28 @@ fn read_server_lines(
 }
 // ANCHOR_END: read_server_lines
 
+// ANCHOR: keep_alive
+/// Says something to the server every KEEPALIVE_EVERY, so that a user who
+/// only reads is not closed as idle (`serve --idle-limit`): a `LIST`, whose
+/// answer `heard` keeps to itself. Ends with the connection.
+fn keep_alive(to_server: &Mutex<TcpStream>, unasked_peers: &AtomicUsize) {
+    loop {
+        thread::sleep(KEEPALIVE_EVERY);
+        unasked_peers.fetch_add(1, Ordering::SeqCst);
+        if lock(to_server).write_all(b"LIST\n").is_err() {
+            return;
+        }
+    }
+}
+
+/// Takes one from `count` if it is not zero; says whether it did.
+fn take_one(count: &AtomicUsize) -> bool {
+    count
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+// ANCHOR_END: keep_alive
+
 impl Session {
     // ANCHOR: heard
     /// Prints one line from the server in words, and acts on introductions.
@@ -328,6 +358,8 @@ impl Session {
                 lock(&self.introductions).known.remove(name);
                 say!("-- {name} left");
             }
+            // The answer to a keepalive, not to the user.
+            ["PEERS", ..] if take_one(&self.unasked_peers) => {}
             ["PEERS", ..] => say!("-- here: {}", words[1..].join(" ")),
             ["SENT", "*"] => say!("-- sent to everyone"),
             ["SENT", "*", missed] => say!("-- sent to everyone {missed}: their queue stayed full"),

@@ -7,8 +7,9 @@ use std::time::Duration;
 use common::{describe, is_timeout, say};
 
 use crate::limits::LINE_LIMIT;
+use crate::server::ClientLimits;
 
-// ANCHOR: leaving
+// ANCHOR: leaving_why
 /// Why a client leaves the registry: how its `... left` log line ends.
 pub(crate) enum Leaving {
     /// It said `BYE`.
@@ -24,24 +25,34 @@ pub(crate) enum Leaving {
     Stuck,
     /// Writing to it failed.
     Lost,
+    /// Registered, it sent nothing for `--idle-limit`.
+    Idle,
 }
+// ANCHOR_END: leaving_why
 
 impl Leaving {
+    // ANCHOR: leaving
     /// The server's log line for registered client `name` leaving this way
-    /// (`stuck_after`: how long its writer waited, for `Stuck`).
-    pub(crate) fn say_left(&self, name: &str, stuck_after: Duration) {
+    /// (`limits`: how long its writer waited, for `Stuck`, or it was idle).
+    pub(crate) fn say_left(&self, name: &str, limits: &ClientLimits) {
         match self {
             Leaving::Bye | Leaving::Closed => say!("{name} left"),
             Leaving::Failed(err) => say!("{name} left (connection error: {})", describe(err)),
             Leaving::TooLong => say!("{name} left (line longer than {LINE_LIMIT} bytes)"),
             Leaving::Stuck => say!(
                 "{name} left (dropped: it took no line for {} s, it is not reading)",
-                stuck_after.as_secs()
+                limits.stuck_after.as_secs()
             ),
             Leaving::Lost => say!("{name} left (dropped: could not write to it)"),
+            Leaving::Idle => say!(
+                "{name} left (closed: it sent nothing for {} s)",
+                limits.idle_limit.as_secs()
+            ),
         }
     }
+    // ANCHOR_END: leaving
 
+    // ANCHOR: unregistered
     /// The server's log line for a client at `seen_as` that leaves this
     /// way before it registered.
     pub(crate) fn say_unregistered(&self, seen_as: SocketAddr, hello_timeout: Duration) {
@@ -55,6 +66,8 @@ impl Leaving {
             Leaving::TooLong => say!("[{seen_as}] line longer than {LINE_LIMIT} bytes, closing"),
             Leaving::Stuck => say!("[{seen_as}] dropped: it is not reading"),
             Leaving::Lost => say!("[{seen_as}] dropped: could not write to it"),
+            // Only a registered client has an idle limit.
+            Leaving::Idle => say!("[{seen_as}] closed: it sent nothing"),
         }
     }
 }
@@ -67,4 +80,4 @@ pub(crate) fn say_missed(missed: &[String], notice: &str) {
         say!("{} missed `{notice}`: queue full", missed.join(", "));
     }
 }
-// ANCHOR_END: leaving
+// ANCHOR_END: unregistered

@@ -21,6 +21,9 @@ pub const NAME_LIMIT: usize = 32;
 /// than the one that was sent: this limit keeps every `FROM` line within
 /// LINE_LIMIT, whoever sends it.
 pub const TEXT_LIMIT: usize = LINE_LIMIT - "FROM ".len() - NAME_LIMIT - " ".len();
+// ANCHOR_END: limits
+
+// ANCHOR: server_limits
 /// How many relayed lines may wait for one client. A line relayed to a
 /// client whose queue holds this many waits for room, on the *sender's*
 /// thread, at most RELAY_WAIT: a sender that outruns its receiver is slowed
@@ -58,6 +61,18 @@ pub const MAX_CLIENTS_LIMIT: usize = 100;
 const _: () = assert!("PEERS".len() + MAX_CLIENTS_LIMIT * (1 + NAME_LIMIT) <= LINE_LIMIT);
 // `SENT * except` names at most every other client on one line too.
 const _: () = assert!("SENT * except".len() + MAX_CLIENTS_LIMIT * (1 + NAME_LIMIT) <= LINE_LIMIT);
+/// How long a registered client may send nothing before it is closed,
+/// unless `--idle-limit` says otherwise. Each registered client holds one
+/// of the max-clients slots: without a limit, 64 names that never say a
+/// word would keep everyone else out for as long as they liked; with it,
+/// for this long at most. Any line resets it, and the `join` client sends
+/// one on its own every KEEPALIVE_EVERY (a `LIST` whose answer it keeps
+/// to itself), so a person who only reads stays.
+pub const DEFAULT_IDLE_LIMIT: Duration = Duration::from_secs(300);
+/// How often the `join` client says something when its user does not:
+/// well within DEFAULT_IDLE_LIMIT.
+pub const KEEPALIVE_EVERY: Duration = Duration::from_secs(60);
+const _: () = assert!(KEEPALIVE_EVERY.as_secs() * 2 <= DEFAULT_IDLE_LIMIT.as_secs());
 /// How long a new connection has to send `HELLO`, counted from the
 /// connect, unless `--hello-timeout` says otherwise. Until it registers, a
 /// connection holds a client slot and can do nothing else; it is closed
@@ -68,7 +83,7 @@ pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 pub const LINGER: Duration = Duration::from_secs(2);
 /// The line a client over the cap gets before its connection is closed.
 pub const BUSY_REPLY: &[u8] = b"ERR busy\n";
-// ANCHOR_END: limits
+// ANCHOR_END: server_limits
 
 // ANCHOR: client_limits
 /// The client waits this long to connect, for `WELCOME`, and for the

@@ -28,6 +28,8 @@ struct Client {
     /// Its name, once registered.
     name: Option<String>,
     registry: Arc<Registry>,
+    /// How long it may send nothing once registered.
+    idle_limit: Duration,
     /// Whether the log shows the text of relayed and refused lines
     /// (`--log-text`), or only how many bytes they had.
     log_text: bool,
@@ -93,8 +95,7 @@ impl Client {
     // ANCHOR: converse
     /// Reads lines and answers them until the client leaves, and says why.
     fn converse(&mut self, stream: TcpStream, hello_by: Instant) -> Leaving {
-        // Until HELLO, every read may only wait for what is left of the
-        // HELLO deadline (`common::Deadline` says why a timeout is not enough).
+        // Until HELLO, a deadline (`common::Deadline`), not a timeout.
         let mut lines = BufReader::new(Deadline {
             stream: &stream,
             until: Some(hello_by),
@@ -107,13 +108,13 @@ impl Client {
                     self.reply(&Refusal::LineTooLong.line());
                     return Leaving::TooLong;
                 }
-                Err(err) => {
-                    // Only the HELLO deadline times out: say why we close.
-                    if is_timeout(&err) && self.name.is_none() {
-                        self.reply(&Refusal::HelloFirst.line());
-                    }
+                // Before HELLO, the HELLO deadline: say why we close.
+                Err(err) if is_timeout(&err) && self.name.is_none() => {
+                    self.reply(&Refusal::HelloFirst.line());
                     return Leaving::Failed(err);
                 }
+                Err(err) if is_timeout(&err) => return Leaving::Idle,
+                Err(err) => return Leaving::Failed(err),
             };
             let answer = match (&self.name, parse_command(&line)) {
                 (_, Ok(Command::Bye)) => {
@@ -123,9 +124,10 @@ impl Client {
                 (None, Ok(Command::Hello { name, listen_port })) => {
                     match self.register(name, listen_port) {
                         Ok(Registered::Welcomed { .. }) => {
-                            // Registered clients may stay quiet as long as they like.
+                            // No more HELLO deadline: each read may now wait
+                            // for the idle limit, which every line restarts.
                             lines.get_mut().until = None;
-                            let _ = stream.set_read_timeout(None);
+                            let _ = stream.set_read_timeout(Some(self.idle_limit));
                             Ok(None)
                         }
                         Ok(Registered::NotReading) => return Leaving::Stuck,
@@ -329,6 +331,7 @@ pub fn serve_client(
         outbox,
         name: None,
         registry,
+        idle_limit: limits.idle_limit,
         log_text,
     };
     let mut why = client.converse(stream, hello_by);
@@ -340,7 +343,7 @@ pub fn serve_client(
         Some(name) => {
             // Logged once the registry is unlocked.
             if let Some(missed) = client.registry.remove(&name, seen_as) {
-                why.say_left(&name, limits.stuck_after);
+                why.say_left(&name, &limits);
                 say_missed(&missed, &format!("LEFT {name}"));
             }
         }
@@ -403,6 +406,9 @@ pub struct ClientLimits {
     /// dropped as not reading: STUCK_AFTER, unless `--stuck-after` says
     /// otherwise (the tests use a short one so as not to wait 10 s).
     pub stuck_after: Duration,
+    /// How long a registered client may send nothing before it is closed:
+    /// DEFAULT_IDLE_LIMIT, unless `--idle-limit` says otherwise.
+    pub idle_limit: Duration,
 }
 
 /// How the server runs, from the command line.

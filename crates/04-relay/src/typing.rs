@@ -64,7 +64,8 @@ pub fn intent_of(line: &str) -> Intent {
 // ANCHOR: typist
 /// The thread that reads what you type, and sends it to the server.
 pub(crate) struct Typist {
-    pub(crate) stream: TcpStream,
+    /// Shared with the keepalive thread: one line at a time goes out.
+    pub(crate) stream: Arc<Mutex<TcpStream>>,
     pub(crate) name: String,
     pub(crate) timeout: Duration,
     pub(crate) introductions: Arc<Mutex<Introductions>>,
@@ -144,7 +145,7 @@ impl Typist {
 
     /// Sends one protocol line.
     fn send(&mut self, line: &str) -> io::Result<()> {
-        self.stream.write_all(format!("{line}\n").as_bytes())
+        lock(&self.stream).write_all(format!("{line}\n").as_bytes())
     }
 }
 // ANCHOR_END: act_on
