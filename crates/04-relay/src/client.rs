@@ -129,8 +129,8 @@ impl Introductions {
 
 // ANCHOR_END: session
 
-// ANCHOR: hello
 impl Session {
+    // ANCHOR: hello
     /// Sends `HELLO` and waits for `WELCOME`. Returns the session and the
     /// reader of the server's lines, which may already hold the lines that
     /// came right after `WELCOME`.
@@ -173,67 +173,9 @@ impl Session {
         };
         Ok((session, lines))
     }
-}
-// ANCHOR_END: hello
+    // ANCHOR_END: hello
 
-// ANCHOR: read_welcome
-/// Reads the server's answer to `HELLO`: `WELCOME <name> <address>`, and
-/// returns the address the server sees us at; or why we are not welcome.
-fn read_welcome(
-    lines: &mut BufReader<TcpStream>,
-    server: SocketAddr,
-    name: &str,
-    timeout: Duration,
-) -> anyhow::Result<String> {
-    let line = match read_line(lines, LINE_LIMIT) {
-        Ok(ReadLine::Line(line)) => line,
-        Ok(ReadLine::Closed) => {
-            bail!("the server at {server} closed the connection before answering HELLO")
-        }
-        Ok(ReadLine::TooLong) => {
-            bail!("the server at {server} sent a line longer than {LINE_LIMIT} bytes")
-        }
-        Err(err) if is_timeout(&err) => bail!(
-            "no answer to HELLO from {server} within {} s (is it a relay server? try: {START_SERVER})",
-            timeout.as_secs_f64()
-        ),
-        Err(err) => bail!("lost the connection to {server}: {}", describe(&err)),
-    };
-    let answer = printable(&line);
-    let words: Vec<&str> = answer.split(' ').collect();
-    match words[..] {
-        ["WELCOME", welcomed, seen_as] if welcomed == name => Ok(seen_as.to_string()),
-        ["ERR", "name-taken"] => {
-            bail!("the server at {server} already has a client called {name}: pick another name")
-        }
-        ["ERR", "busy"] => {
-            bail!("the server at {server} is serving the most clients it allows: try again later")
-        }
-        _ => match common::wrong_server(&[4], "a relay server", server, &line) {
-            Some(wrong) => bail!("{wrong}"),
-            None => bail!("the server at {server} did not welcome us: {answer}"),
-        },
-    }
-}
-// ANCHOR_END: read_welcome
-
-// ANCHOR: run
-/// What the client's threads report to the main one.
-pub(crate) enum Event {
-    /// A line from the server.
-    FromServer(Vec<u8>),
-    /// The server closed the connection, or reading from it failed: why.
-    ServerGone(String),
-    /// The typing thread has said `BYE` (after `/quit`, or the end of input).
-    Quitting,
-    /// The typing thread could not send to the server.
-    CannotSend(io::Error),
-}
-
-// ANCHOR_END: run
-
-// ANCHOR: event_loop
-impl Session {
+    // ANCHOR: event_loop
     /// The event loop: threads read the server and what you type, and this
     /// one prints what arrives, in order, through a bounded channel
     /// (EVENT_LIMIT): the chapter (§ The client) says why.
@@ -291,59 +233,8 @@ impl Session {
             }
         }
     }
-}
+    // ANCHOR_END: event_loop
 
-// ANCHOR_END: event_loop
-
-// ANCHOR: read_server_lines
-/// The server-reading thread: each line to the main thread, then why it ended.
-fn read_server_lines(
-    mut lines: BufReader<TcpStream>,
-    server: SocketAddr,
-    events: &SyncSender<Event>,
-) {
-    let why = loop {
-        match read_line(&mut lines, LINE_LIMIT) {
-            Ok(ReadLine::Line(line)) => {
-                // Waits while the main thread is behind: see `run`.
-                if events.send(Event::FromServer(line)).is_err() {
-                    return;
-                }
-            }
-            Ok(ReadLine::Closed) => break format!("the server at {server} closed the connection"),
-            Ok(ReadLine::TooLong) => {
-                break format!("the server at {server} sent a line longer than {LINE_LIMIT} bytes");
-            }
-            Err(err) => break format!("lost the connection to {server}: {}", describe(&err)),
-        }
-    };
-    let _ = events.send(Event::ServerGone(why));
-}
-// ANCHOR_END: read_server_lines
-
-// ANCHOR: keep_alive
-/// Says something to the server every KEEPALIVE_EVERY, so that a user who
-/// only reads is not closed as idle (`serve --idle-limit`): a `LIST`, whose
-/// answer `heard` keeps to itself. Ends with the connection.
-fn keep_alive(to_server: &Mutex<TcpStream>, unasked_peers: &AtomicUsize) {
-    loop {
-        thread::sleep(KEEPALIVE_EVERY);
-        unasked_peers.fetch_add(1, Ordering::SeqCst);
-        if lock(to_server).write_all(b"LIST\n").is_err() {
-            return;
-        }
-    }
-}
-
-/// Takes one from `count` if it is not zero; says whether it did.
-fn take_one(count: &AtomicUsize) -> bool {
-    count
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok()
-}
-// ANCHOR_END: keep_alive
-
-impl Session {
     // ANCHOR: heard
     /// Prints one line from the server in words, and acts on introductions.
     fn heard(&mut self, line: &[u8]) {
@@ -429,3 +320,107 @@ impl Session {
     }
     // ANCHOR_END: send_waiting
 }
+
+// ANCHOR: read_welcome
+/// Reads the server's answer to `HELLO`: `WELCOME <name> <address>`, and
+/// returns the address the server sees us at; or why we are not welcome.
+fn read_welcome(
+    lines: &mut BufReader<TcpStream>,
+    server: SocketAddr,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let line = match read_line(lines, LINE_LIMIT) {
+        Ok(ReadLine::Line(line)) => line,
+        Ok(ReadLine::Closed) => {
+            bail!("the server at {server} closed the connection before answering HELLO")
+        }
+        Ok(ReadLine::TooLong) => {
+            bail!("the server at {server} sent a line longer than {LINE_LIMIT} bytes")
+        }
+        Err(err) if is_timeout(&err) => bail!(
+            "no answer to HELLO from {server} within {} s (is it a relay server? try: {START_SERVER})",
+            timeout.as_secs_f64()
+        ),
+        Err(err) => bail!("lost the connection to {server}: {}", describe(&err)),
+    };
+    let answer = printable(&line);
+    let words: Vec<&str> = answer.split(' ').collect();
+    match words[..] {
+        ["WELCOME", welcomed, seen_as] if welcomed == name => Ok(seen_as.to_string()),
+        ["ERR", "name-taken"] => {
+            bail!("the server at {server} already has a client called {name}: pick another name")
+        }
+        ["ERR", "busy"] => {
+            bail!("the server at {server} is serving the most clients it allows: try again later")
+        }
+        _ => match common::wrong_server(&[4], "a relay server", server, &line) {
+            Some(wrong) => bail!("{wrong}"),
+            None => bail!("the server at {server} did not welcome us: {answer}"),
+        },
+    }
+}
+// ANCHOR_END: read_welcome
+
+// ANCHOR: run
+/// What the client's threads report to the main one.
+pub(crate) enum Event {
+    /// A line from the server.
+    FromServer(Vec<u8>),
+    /// The server closed the connection, or reading from it failed: why.
+    ServerGone(String),
+    /// The typing thread has said `BYE` (after `/quit`, or the end of input).
+    Quitting,
+    /// The typing thread could not send to the server.
+    CannotSend(io::Error),
+}
+
+// ANCHOR_END: run
+
+// ANCHOR: read_server_lines
+/// The server-reading thread: each line to the main thread, then why it ended.
+fn read_server_lines(
+    mut lines: BufReader<TcpStream>,
+    server: SocketAddr,
+    events: &SyncSender<Event>,
+) {
+    let why = loop {
+        match read_line(&mut lines, LINE_LIMIT) {
+            Ok(ReadLine::Line(line)) => {
+                // Waits while the main thread is behind: see `run`.
+                if events.send(Event::FromServer(line)).is_err() {
+                    return;
+                }
+            }
+            Ok(ReadLine::Closed) => break format!("the server at {server} closed the connection"),
+            Ok(ReadLine::TooLong) => {
+                break format!("the server at {server} sent a line longer than {LINE_LIMIT} bytes");
+            }
+            Err(err) => break format!("lost the connection to {server}: {}", describe(&err)),
+        }
+    };
+    let _ = events.send(Event::ServerGone(why));
+}
+// ANCHOR_END: read_server_lines
+
+// ANCHOR: keep_alive
+/// Says something to the server every KEEPALIVE_EVERY, so that a user who
+/// only reads is not closed as idle (`serve --idle-limit`): a `LIST`, whose
+/// answer `heard` keeps to itself. Ends with the connection.
+fn keep_alive(to_server: &Mutex<TcpStream>, unasked_peers: &AtomicUsize) {
+    loop {
+        thread::sleep(KEEPALIVE_EVERY);
+        unasked_peers.fetch_add(1, Ordering::SeqCst);
+        if lock(to_server).write_all(b"LIST\n").is_err() {
+            return;
+        }
+    }
+}
+
+/// Takes one from `count` if it is not zero; says whether it did.
+fn take_one(count: &AtomicUsize) -> bool {
+    count
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+// ANCHOR_END: keep_alive

@@ -182,10 +182,8 @@ impl Registry {
             listen_port: peer.listen_port,
         })
     }
-}
-// ANCHOR_END: lookups
+    // ANCHOR_END: lookups
 
-impl Registry {
     // ANCHOR: join
     /// Registers `name`, queues `welcome` as its very first line, and tells
     /// everyone else `JOINED <name>`, never waiting (the registry is
