@@ -16,15 +16,15 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use common::{describe, printable};
+use common::{describe, lock, printable};
 use relay::{LINE_LIMIT, MAX_CLIENTS_LIMIT, TEXT_LIMIT};
-use testkit::bench::{percentile, show};
+use testkit::bench::{median, percentile, show};
 
 /// Relayed messages per second and delivery latency, with and without one
 /// client that never reads.
@@ -236,20 +236,18 @@ impl Figures {
     /// upper of the two middle values). A run where the extra receiver was
     /// never dropped counts as the longest time to drop it.
     fn median(runs: &[Figures]) -> Figures {
-        fn middle<T: Copy + PartialOrd>(runs: &[Figures], field: impl Fn(&Figures) -> T) -> T {
-            let mut values: Vec<T> = runs.iter().map(field).collect();
-            values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-            values[values.len() / 2]
-        }
-        let dropped = middle(runs, |f| f.dropped_after.unwrap_or(Duration::MAX));
+        let dropped = median(
+            runs.iter()
+                .map(|f| f.dropped_after.unwrap_or(Duration::MAX)),
+        );
         Figures {
             scenario: runs[0].scenario,
-            rate: middle(runs, |f| f.rate),
-            p50: middle(runs, |f| f.p50),
-            p99: middle(runs, |f| f.p99),
-            extra_sent: middle(runs, |f| f.extra_sent),
-            extra_refused: middle(runs, |f| f.extra_refused),
-            waited: middle(runs, |f| f.waited),
+            rate: median(runs.iter().map(|f| f.rate)),
+            p50: median(runs.iter().map(|f| f.p50)),
+            p99: median(runs.iter().map(|f| f.p99)),
+            extra_sent: median(runs.iter().map(|f| f.extra_sent)),
+            extra_refused: median(runs.iter().map(|f| f.extra_refused)),
+            waited: median(runs.iter().map(|f| f.waited)),
             dropped_after: (dropped != Duration::MAX).then_some(dropped),
             server_said: None,
         }
@@ -1002,10 +1000,7 @@ impl Server {
                 let words = line.splitn(3, |&byte| byte == b' ').nth(1);
                 if matches!(words, Some(b"left" | b"left\n")) {
                     let line = printable(line.trim_ascii_end());
-                    noted
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(line);
+                    lock(&noted).push(line);
                 }
                 line.clear();
             }
@@ -1015,10 +1010,7 @@ impl Server {
 
     /// The server's log lines that say a client left.
     fn left(&self) -> Vec<String> {
-        self.left
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock(&self.left).clone()
     }
 }
 
