@@ -145,7 +145,7 @@ impl Session {
             Some(port) => format!("HELLO {name} {port}\n"),
             None => format!("HELLO {name}\n"),
         };
-        // Each typed line goes out at once (see TCP_NODELAY in serve_client).
+        // Each typed line goes out at once (see TCP_NODELAY in start_writer).
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(options.timeout))?;
         stream

@@ -110,10 +110,9 @@ pub(crate) fn receive_direct(listener: TcpListener, deadline: Duration) {
 // ANCHOR: read_direct
 /// One direct connection: `HI <name>`, then lines until the peer closes,
 /// each answered `OK`, all within `deadline` (DIRECT_DEADLINE unless
-/// `--direct-deadline` says otherwise) of the accept. A deadline, not a
-/// read timeout: a timeout starts again with every byte, and a peer sending
-/// one byte now and then would hold one of our MAX_DIRECT_PEERS places for
-/// as long as it likes.
+/// `--direct-deadline` says otherwise) of the accept: a deadline, not a
+/// read timeout (`common::Deadline` says why), so that a peer trickling a
+/// byte now and then cannot hold one of the MAX_DIRECT_PEERS places.
 fn read_direct(stream: &TcpStream, deadline: Duration) -> io::Result<()> {
     let mut lines = BufReader::new(Deadline {
         stream,

@@ -364,12 +364,9 @@ fn start_writer(
     stuck_after: Duration,
 ) -> io::Result<(Outbox, WhyWriterStopped)> {
     // Socket options belong to the socket, so every handle shares them.
-    // TCP_NODELAY: send each line at once. By default the kernel holds a
-    // small write back until the previous one is acknowledged (Nagle's
-    // algorithm), and the receiver delays its acknowledgements, hoping to
-    // send them with a reply (on Linux for 40 ms at least, TCP_DELACK_MIN,
-    // and up to 200 ms): a chat of short lines would stall that long at a
-    // time.
+    // TCP_NODELAY: each line goes out at once, rather than wait for the
+    // last one's acknowledgement (Nagle's algorithm: the chapter, § What
+    // one stuck receiver costs, says what it cost a chat of short lines).
     stream.set_nodelay(true)?;
     limit_unsent(stream)?;
     let writer = stream.try_clone()?;
