@@ -46,6 +46,7 @@ pub mod bench;
 pub mod fake_accept;
 pub mod hostile;
 pub mod line_protocol;
+pub mod paced;
 
 mod connection;
 mod process;

@@ -20,7 +20,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use common::{Deadline, describe, printable, say};
+use common::{Deadline, describe, is_timeout, printable, say};
 use socket2::{Domain, Protocol, Socket, Type};
 
 // ANCHOR: limits
@@ -214,8 +214,3 @@ fn receive(stream: &TcpStream, deadline: Instant) -> io::Result<Message> {
     // exercise 2.3: end
 }
 // ANCHOR_END: receive
-
-/// A read timeout shows up as WouldBlock on Unix and TimedOut on Windows.
-fn is_timeout(err: &io::Error) -> bool {
-    matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
-}

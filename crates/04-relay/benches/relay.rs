@@ -1,86 +1,30 @@
-//! Does one client that stops reading slow everyone else down? The relay
-//! gives each client a queue of 128 lines, makes a sender wait (a bounded
-//! time) for room in a full one, and drops a client it cannot write to for
-//! STUCK_AFTER, so only the senders to the stuck client should be slowed.
-//! This benchmark measures it instead of claiming it:
+//! Does one client that stops reading slow everyone else down? This
+//! benchmark measures it: the real server, N clients in a ring sending
+//! each other M messages with `SEND`, and an extra client that reads
+//! everything (`sink`) or nothing (`stuck`); the two scenarios take turns,
+//! and the summary is the median of each figure.
 //!
 //! ```console
-//! $ cargo bench -p relay
 //! $ cargo bench -p relay -- --clients 20 --messages 500 --runs 5
 //! ```
 //!
-//! It starts the real server (built with optimisations) and registers one
-//! extra client, then N clients `c0`..`c(N-1)` (default 50, `--clients`),
-//! in a ring: each sends M messages (default 2000, `--messages`) of B bytes
-//! of text (default 500, `--size`) with `SEND`, one at a time, waiting for
-//! its `SENT` (or `ERR`) before the next. Message j of client i goes to the
-//! extra client when (i + j) is one less than a multiple of E (default 5,
-//! `--extra-every`), and to the next client in the ring otherwise. Each
-//! client reads its socket all the time: its replies and the `FROM` lines
-//! from the client before it arrive mixed on the same connection. The clock
-//! starts once every client has registered and read the `JOINED` notices of
-//! those after it.
-//!
-//! Two scenarios, with the same traffic:
-//!
-//! - **no stuck**: the extra client, `sink`, reads everything it is sent;
-//! - **stuck**: the extra client, `stuck`, never reads its socket. Its
-//!   socket buffers fill (on Linux the server's send buffer grows to
-//!   `net.ipv4.tcp_wmem`'s maximum, 4 MiB by default, hence the long
-//!   texts), then its queue of 128 lines. From then on each `SEND stuck`
-//!   waits for room (RELAY_WAIT, 2 s) and gets `ERR full stuck`: the
-//!   senders to it are slowed down, by design. Once the server has not
-//!   written a line to it for STUCK_AFTER (10 s) it drops it: the clients
-//!   see `LEFT stuck`, and from then on their `SEND stuck` gets
-//!   `ERR no-such-peer stuck`. Both refusals count as the reply.
-//!
-//! `SENT` means the line is in the receiver's queue, not that it was read,
-//! so a sender can run ahead of a receiver that is slow to get the CPU;
-//! the relay then makes it wait for room in the receiver's queue. The
-//! benchmark also keeps each sender at most W (default 100, `--window`)
-//! unread messages ahead of the next client or the sink, so that the
-//! latency measured is the relay's, not a queue's. The stuck client gets
-//! no such care. `--window 0` turns it off.
-//!
-//! For each scenario it prints:
-//!
-//! - ring messages relayed per second: the `FROM` lines the ring clients
-//!   received, from the start until the last client has sent all its
-//!   messages and received all of its predecessor's (the messages to the
-//!   extra client are load, not counted);
-//! - the delivery latency of a ring message, p50 and p99: each text starts
-//!   with the nanoseconds since an instant shared by the whole benchmark at
-//!   the moment it is sent, and the receiver subtracts that from the moment
-//!   it reads the `FROM` line;
-//! - how many messages to the extra client got `SENT`, and how many
-//!   `ERR full` or `ERR no-such-peer`;
-//! - in the stuck scenario, how long from the start until the first client
-//!   read `LEFT stuck` (`-` if the stuck client was never dropped);
-//! - how many messages had to wait for room under the flow control.
-//!
-//! Each scenario runs 5 times (`--runs`), the two taking turns, and the
-//! summary is the median of each figure. Then it prints the ratios (stuck
-//! against no stuck) and what the server logged when the stuck client left.
-//!
-//! It is a plain program (`harness = false`), not a test: its figures depend
-//! on the machine and pass or fail nothing. A client waits at most 10 s
-//! (`--timeout`) for anything: a server that stops answering, or drops a
-//! client that reads, makes it fail with one line.
+//! What it sends, what each figure means, and the results: 04-relay.md
+//! § What one stuck receiver costs; `--help` for every option.
 
 use std::io::{BufRead, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use common::{describe, printable};
+use common::{describe, lock, printable};
 use relay::{LINE_LIMIT, MAX_CLIENTS_LIMIT, TEXT_LIMIT};
-use testkit::bench::{percentile, show};
+use testkit::bench::{median, percentile, show};
 
 /// Relayed messages per second and delivery latency, with and without one
 /// client that never reads.
@@ -141,24 +85,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
-    if args.clients < 2 || args.messages == 0 || args.runs == 0 {
-        bail!("--clients must be at least 2, --messages and --runs at least 1");
-    }
-    if args.clients + 1 > MAX_CLIENTS_LIMIT {
-        bail!(
-            "--clients is at most {}: the server serves at most {MAX_CLIENTS_LIMIT} clients, one of them the extra receiver",
-            MAX_CLIENTS_LIMIT - 1
-        );
-    }
-    if args.extra_every < 2 {
-        bail!("--extra-every must be at least 2 (1 would leave nothing for the ring)");
-    }
-    if !(STAMP_WIDTH + 1..=TEXT_LIMIT).contains(&args.size) {
-        bail!(
-            "--size must be between {} and {TEXT_LIMIT} bytes",
-            STAMP_WIDTH + 1
-        );
-    }
+    check(args)?;
     let cpus = thread::available_parallelism().map_or(0, |n| n.get());
     common::say!(
         "04-relay: {} clients in a ring, {} messages each of {} bytes, 1 in {} to the extra receiver, window {}; {} of each scenario ({} CPUs, {} {})",
@@ -204,6 +131,29 @@ fn run(args: &Args) -> anyhow::Result<()> {
     match server_said {
         Some(line) => common::say!("the server logged: {line}"),
         None => common::say!("the server never logged that the stuck client left"),
+    }
+    Ok(())
+}
+
+/// Refuses options the benchmark cannot run with.
+fn check(args: &Args) -> anyhow::Result<()> {
+    if args.clients < 2 || args.messages == 0 || args.runs == 0 {
+        bail!("--clients must be at least 2, --messages and --runs at least 1");
+    }
+    if args.clients + 1 > MAX_CLIENTS_LIMIT {
+        bail!(
+            "--clients is at most {}: the server serves at most {MAX_CLIENTS_LIMIT} clients, one of them the extra receiver",
+            MAX_CLIENTS_LIMIT - 1
+        );
+    }
+    if args.extra_every < 2 {
+        bail!("--extra-every must be at least 2 (1 would leave nothing for the ring)");
+    }
+    if !(STAMP_WIDTH + 1..=TEXT_LIMIT).contains(&args.size) {
+        bail!(
+            "--size must be between {} and {TEXT_LIMIT} bytes",
+            STAMP_WIDTH + 1
+        );
     }
     Ok(())
 }
@@ -286,20 +236,18 @@ impl Figures {
     /// upper of the two middle values). A run where the extra receiver was
     /// never dropped counts as the longest time to drop it.
     fn median(runs: &[Figures]) -> Figures {
-        fn middle<T: Copy + PartialOrd>(runs: &[Figures], field: impl Fn(&Figures) -> T) -> T {
-            let mut values: Vec<T> = runs.iter().map(field).collect();
-            values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-            values[values.len() / 2]
-        }
-        let dropped = middle(runs, |f| f.dropped_after.unwrap_or(Duration::MAX));
+        let dropped = median(
+            runs.iter()
+                .map(|f| f.dropped_after.unwrap_or(Duration::MAX)),
+        );
         Figures {
             scenario: runs[0].scenario,
-            rate: middle(runs, |f| f.rate),
-            p50: middle(runs, |f| f.p50),
-            p99: middle(runs, |f| f.p99),
-            extra_sent: middle(runs, |f| f.extra_sent),
-            extra_refused: middle(runs, |f| f.extra_refused),
-            waited: middle(runs, |f| f.waited),
+            rate: median(runs.iter().map(|f| f.rate)),
+            p50: median(runs.iter().map(|f| f.p50)),
+            p99: median(runs.iter().map(|f| f.p99)),
+            extra_sent: median(runs.iter().map(|f| f.extra_sent)),
+            extra_refused: median(runs.iter().map(|f| f.extra_refused)),
+            waited: median(runs.iter().map(|f| f.waited)),
             dropped_after: (dropped != Duration::MAX).then_some(dropped),
             server_said: None,
         }
@@ -323,22 +271,73 @@ fn measure(scenario: Scenario, args: &Args) -> anyhow::Result<Figures> {
     let timeout = Duration::from_secs(args.timeout);
     let server = Server::start(args.clients + 1)?;
     let epoch = Instant::now();
-    let flow = Arc::new(Flow {
-        window: match args.window {
-            0 => usize::MAX,
-            window => window,
-        },
-        ring_read: (0..args.clients).map(|_| AtomicUsize::new(0)).collect(),
-        extra_sent: AtomicUsize::new(0),
-        extra_read: AtomicUsize::new(0),
-    });
+    let flow = Arc::new(Flow::new(args));
+    let (extra, members) = register_everyone(server.addr, scenario, args.clients, timeout)?;
+    // The sink reads everything; the stuck client is held, never read, and
+    // closed when this function returns.
+    let (sink, _stuck) = start_extra(scenario, extra, args, &flow)?;
+    let ring = start_ring(members, |n| Plan {
+        n,
+        clients: args.clients,
+        messages: args.messages,
+        size: args.size,
+        every: args.extra_every,
+        extra: scenario.extra(),
+        stuck: scenario == Scenario::Stuck,
+        epoch,
+        flow: Arc::clone(&flow),
+    })?;
+    let (start, all_ready) = start_clock(ring.ready, ring.gos, args.clients, timeout);
+    // The connections of the clients that are done, closed at the end.
+    let (runs, _done, failures) = join_everyone(ring.handles, sink)?;
+    fail_with_the_cause(&server, scenario, failures, all_ready)?;
+    Ok(figures(scenario, runs, start, server))
+}
 
-    // The extra receiver first, then the ring, one at a time: ring client
-    // n is then told `JOINED` for exactly the clients after it.
-    let extra = Member::register(server.addr, scenario.extra(), timeout)?;
-    let mut members = Vec::with_capacity(args.clients);
-    for n in 0..args.clients {
-        members.push(Member::register(server.addr, &ring_name(n), timeout)?);
+impl Flow {
+    fn new(args: &Args) -> Flow {
+        Flow {
+            window: match args.window {
+                0 => usize::MAX,
+                window => window,
+            },
+            ring_read: (0..args.clients).map(|_| AtomicUsize::new(0)).collect(),
+            extra_sent: AtomicUsize::new(0),
+            extra_read: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// Registers the extra receiver first, then the ring, one at a time: ring
+/// client n is then told `JOINED` for exactly the clients after it.
+fn register_everyone(
+    addr: SocketAddr,
+    scenario: Scenario,
+    clients: usize,
+    timeout: Duration,
+) -> anyhow::Result<(Member, Vec<Member>)> {
+    let extra = Member::register(addr, scenario.extra(), timeout)?;
+    let mut members = Vec::with_capacity(clients);
+    for n in 0..clients {
+        members.push(Member::register(addr, &ring_name(n), timeout)?);
+    }
+    Ok((extra, members))
+}
+
+/// The sink's thread, reading everything it is sent (no stuck); or the
+/// stuck client, which nobody reads.
+type ExtraReceiver = (Option<JoinHandle<anyhow::Result<Member>>>, Option<Member>);
+
+/// Starts the sink's thread in the healthy scenario; in the stuck one,
+/// hands back the stuck client to be held unread.
+fn start_extra(
+    scenario: Scenario,
+    extra: Member,
+    args: &Args,
+    flow: &Arc<Flow>,
+) -> anyhow::Result<ExtraReceiver> {
+    if scenario == Scenario::Stuck {
+        return Ok((None, Some(extra)));
     }
     let for_extra: usize = (0..args.clients)
         .map(|n| {
@@ -347,39 +346,35 @@ fn measure(scenario: Scenario, args: &Args) -> anyhow::Result<Figures> {
                 .count()
         })
         .sum();
-    // The sink reads everything; the stuck client is held, never read, and
-    // closed when this function returns.
-    let (sink, _stuck) = match scenario {
-        Scenario::Healthy => {
-            let (clients, flow) = (args.clients, Arc::clone(&flow));
-            let sink = thread::Builder::new()
-                .name("sink".to_string())
-                .stack_size(256 * 1024)
-                .spawn(move || {
-                    let mut extra = extra;
-                    extra.sink(clients, for_extra, &flow).map(|()| extra)
-                })
-                .context("could not start the sink's thread")?;
-            (Some(sink), None)
-        }
-        Scenario::Stuck => (None, Some(extra)),
-    };
+    let (clients, flow) = (args.clients, Arc::clone(flow));
+    let sink = thread::Builder::new()
+        .name("sink".to_string())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let mut extra = extra;
+            extra.sink(clients, for_extra, &flow).map(|()| extra)
+        })
+        .context("could not start the sink's thread")?;
+    Ok((Some(sink), None))
+}
 
+/// The ring's threads, and how to start them all at once.
+struct Ring {
+    handles: Vec<JoinHandle<Result<(ClientRun, Member), Failure>>>,
+    /// One `go` for each client, sent the start.
+    gos: Vec<Sender<Instant>>,
+    /// Each client says here that it is ready.
+    ready: Receiver<()>,
+}
+
+/// Starts a thread for each ring client, which gets ready and waits for
+/// the start.
+fn start_ring(members: Vec<Member>, plan_of: impl Fn(usize) -> Plan) -> anyhow::Result<Ring> {
     let (ready_tx, ready) = mpsc::channel();
-    let mut gos = Vec::with_capacity(args.clients);
-    let mut handles: Vec<JoinHandle<Result<(ClientRun, Member), Failure>>> = Vec::new();
+    let mut gos = Vec::with_capacity(members.len());
+    let mut handles = Vec::with_capacity(members.len());
     for (n, member) in members.into_iter().enumerate() {
-        let plan = Plan {
-            n,
-            clients: args.clients,
-            messages: args.messages,
-            size: args.size,
-            every: args.extra_every,
-            extra: scenario.extra(),
-            stuck: scenario == Scenario::Stuck,
-            epoch,
-            flow: Arc::clone(&flow),
-        };
+        let plan = plan_of(n);
         let (go_tx, go) = mpsc::channel();
         gos.push(go_tx);
         let ready = ready_tx.clone();
@@ -403,29 +398,41 @@ fn measure(scenario: Scenario, args: &Args) -> anyhow::Result<Figures> {
             .context("could not start a client thread")?;
         handles.push(handle);
     }
-    drop(ready_tx);
+    Ok(Ring {
+        handles,
+        gos,
+        ready,
+    })
+}
 
-    // Start the clock once every client is ready, then tell them all to go.
-    // If one cannot get ready, dropping `gos` makes the others give up.
-    let mut all_ready = true;
-    for _ in 0..args.clients {
-        if ready.recv_timeout(timeout).is_err() {
-            all_ready = false;
-            break;
-        }
-    }
+/// Starts the clock once every client is ready, then tells them all to go.
+/// If one cannot get ready, dropping `gos` makes the others give up.
+/// Returns the start, and whether every client got ready.
+fn start_clock(
+    ready: Receiver<()>,
+    gos: Vec<Sender<Instant>>,
+    clients: usize,
+    timeout: Duration,
+) -> (Instant, bool) {
+    let all_ready = (0..clients).all(|_| ready.recv_timeout(timeout).is_ok());
     let start = Instant::now();
     if all_ready {
         for go in &gos {
             let _ = go.send(start);
         }
     }
-    drop(gos);
+    (start, all_ready)
+}
 
-    let mut runs = Vec::with_capacity(args.clients);
+/// Waits for every client and the sink: what each measured, the
+/// connections of those that are done, and the failures.
+fn join_everyone(
+    handles: Vec<JoinHandle<Result<(ClientRun, Member), Failure>>>,
+    sink: Option<JoinHandle<anyhow::Result<Member>>>,
+) -> anyhow::Result<(Vec<ClientRun>, Vec<Member>, Vec<Failure>)> {
+    let mut runs = Vec::with_capacity(handles.len());
     let mut failures = Vec::new();
-    // The connections of the clients that are done, closed at the end.
-    let mut done = Vec::with_capacity(args.clients + 1);
+    let mut done = Vec::with_capacity(handles.len() + 1);
     for handle in handles {
         match handle.join() {
             Ok(Ok((run, member))) => {
@@ -446,10 +453,20 @@ fn measure(scenario: Scenario, args: &Args) -> anyhow::Result<Figures> {
             Err(_) => bail!("the sink's thread panicked"),
         }
     }
-    // The first failure is the cause; the others (timeouts, mostly) follow.
+    Ok((runs, done, failures))
+}
+
+/// Fails with the first failure, the cause (the others, timeouts mostly,
+/// follow from it), and what the server logged of those who left.
+fn fail_with_the_cause(
+    server: &Server,
+    scenario: Scenario,
+    failures: Vec<Failure>,
+    all_ready: bool,
+) -> anyhow::Result<()> {
     let first = failures
         .into_iter()
-        .min_by_key(|failure| (failure.err.is::<GaveUp>(), failure.at));
+        .min_by_key(|failure| (failure.err.is::<Cancelled>(), failure.at));
     if let Some(first) = first {
         let left = server.left();
         let said = match left.len() {
@@ -469,7 +486,12 @@ fn measure(scenario: Scenario, args: &Args) -> anyhow::Result<Figures> {
             scenario.label()
         );
     }
+    Ok(())
+}
 
+/// The figures of one run, from what each client measured; stops the
+/// server once its log is read.
+fn figures(scenario: Scenario, runs: Vec<ClientRun>, start: Instant, server: Server) -> Figures {
     let finished = runs.iter().map(|run| run.finished).max().unwrap_or(start);
     let wall = finished.saturating_duration_since(start);
     let dropped_after = runs
@@ -487,7 +509,7 @@ fn measure(scenario: Scenario, args: &Args) -> anyhow::Result<Figures> {
         .into_iter()
         .find(|line| line.starts_with(&format!("{} left", scenario.extra())));
     drop(server);
-    Ok(Figures {
+    Figures {
         scenario,
         rate: latencies.len() as f64 / wall.as_secs_f64(),
         p50: percentile(&latencies, 50.0),
@@ -497,7 +519,7 @@ fn measure(scenario: Scenario, args: &Args) -> anyhow::Result<Figures> {
         waited,
         dropped_after,
         server_said,
-    })
+    }
 }
 
 /// Why a client thread gave up, and when: the earliest failure is the
@@ -510,9 +532,9 @@ struct Failure {
 /// The error of a client told to give up before the start because another
 /// could not get ready: never the cause.
 #[derive(Debug)]
-struct GaveUp;
+struct Cancelled;
 
-impl std::fmt::Display for GaveUp {
+impl std::fmt::Display for Cancelled {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("the benchmark gave up before the start")
     }
@@ -656,30 +678,17 @@ impl Member {
         Ok(())
     }
 
-    /// One ring client: reads the `JOINED` notices of the clients after it,
-    /// says it is ready, waits for the start, then sends its messages one
-    /// at a time and reads until it has its predecessor's too.
+    /// One ring client: gets ready, waits for the start, then sends its
+    /// messages one at a time and reads until it has its predecessor's too.
     fn converse(
         &mut self,
         plan: &Plan,
         ready: &Sender<()>,
         go: &Receiver<Instant>,
     ) -> anyhow::Result<ClientRun> {
+        self.wait_for_the_start(plan, ready, go)?;
         let Plan { n, clients, .. } = *plan;
-        for _ in n + 1..clients {
-            let line = self.next_line("JOINED")?;
-            if !line.starts_with("JOINED ") {
-                bail!("{}: expected JOINED, got {line:?}", self.name);
-            }
-        }
-        let _ = ready.send(());
-        if go.recv_timeout(self.lines.timeout).is_err() {
-            bail!(GaveUp);
-        }
-
         let previous = (n + clients - 1) % clients;
-        let next = (n + 1) % clients;
-        let next_name = ring_name(next);
         let expected = (0..plan.messages)
             .filter(|&j| !to_extra(previous, j, plan.every))
             .count();
@@ -690,97 +699,171 @@ impl Member {
             latencies: Vec::with_capacity(expected),
             left_extra: None,
         };
-        let padding = "x".repeat(plan.size - STAMP_WIDTH - 1);
-        let (mut extra_sent, mut extra_refused, mut waited) = (0, 0, 0);
-        // Message j is the next to send; `awaiting` names the receiver of
-        // the one whose reply has not come yet.
-        let mut j = 0;
-        let mut ring_sent = 0;
-        let mut awaiting: Option<&str> = None;
-        let mut counted_wait = false;
-        let mut progress = Instant::now();
-        loop {
-            if awaiting.is_none() && j == plan.messages && inbox.latencies.len() >= expected {
-                break;
-            }
-            let mut blocked = false;
-            if awaiting.is_none() && j < plan.messages {
-                let to_x = to_extra(n, j, plan.every);
-                let room = match (to_x, plan.stuck) {
-                    (true, true) => true,
-                    (true, false) => plan.flow.to_sink(),
-                    (false, _) => {
-                        ring_sent - plan.flow.ring_read[next].load(Ordering::SeqCst)
-                            < plan.flow.window
-                    }
-                };
-                if room {
-                    let to = if to_x { plan.extra } else { next_name.as_str() };
-                    let stamp = plan.epoch.elapsed().as_nanos();
-                    self.send(&format!("SEND {to} {stamp:0STAMP_WIDTH$} {padding}"))?;
-                    if !to_x {
-                        ring_sent += 1;
-                    }
-                    awaiting = Some(to);
-                    (j, counted_wait, progress) = (j + 1, false, Instant::now());
-                } else {
-                    blocked = true;
-                    if !counted_wait {
-                        (waited, counted_wait) = (waited + 1, true);
-                    }
-                }
-            }
+        let mut sending = Sending::new(plan);
+        while sending.awaiting.is_some()
+            || sending.j < plan.messages
+            || inbox.latencies.len() < expected
+        {
+            let blocked = self.send_next(plan, &mut sending)?;
             // While there is no room to send, look again every POLL.
             self.lines.poll(blocked)?;
             let line = match self.lines.next().context(self.name.clone())? {
                 Some(line) => line,
-                None if progress.elapsed() < self.lines.timeout => continue,
-                None => {
-                    let why = match awaiting {
-                        Some(to) => format!("the reply to message {} (to {to})", j - 1),
-                        None if j < plan.messages => format!(
-                            "room to send message {j}: {} or the sink is not reading",
-                            next_name
-                        ),
-                        None => format!(
-                            "message {} of {expected} from {}",
-                            inbox.latencies.len() + 1,
-                            inbox.previous
-                        ),
-                    };
-                    bail!(
-                        "{}: nothing from the server within {} s (waiting for {why})",
-                        self.name,
-                        self.lines.timeout.as_secs_f64()
-                    );
-                }
+                None if sending.progress.elapsed() < self.lines.timeout => continue,
+                None => bail!(self.silence(plan, &sending, &inbox, expected)),
             };
-            progress = Instant::now();
-            match (inbox.take(&self.name, &line)?, awaiting) {
-                (None, _) => {}
-                (Some((Reply::Sent, who)), Some(to)) if who == to => {
-                    if to == plan.extra {
-                        extra_sent += 1;
-                    }
-                    awaiting = None;
-                }
-                (Some((Reply::Refused, who)), Some(to))
-                    if who == to && plan.stuck && to == plan.extra =>
-                {
-                    extra_refused += 1;
-                    awaiting = None;
-                }
-                (Some(_), _) => bail!("{}: unexpected reply {line:?}", self.name),
+            sending.progress = Instant::now();
+            let reply = inbox.take(&self.name, &line)?;
+            if !sending.take_reply(plan, reply) {
+                bail!("{}: unexpected reply {line:?}", self.name);
             }
         }
         Ok(ClientRun {
             finished: Instant::now(),
             latencies: inbox.latencies,
-            extra_sent,
-            extra_refused,
-            waited,
+            extra_sent: sending.extra_sent,
+            extra_refused: sending.extra_refused,
+            waited: sending.waited,
             left_extra: inbox.left_extra,
         })
+    }
+
+    /// Reads the `JOINED` notices of the clients after this one, says it
+    /// is ready, and waits for the start.
+    fn wait_for_the_start(
+        &mut self,
+        plan: &Plan,
+        ready: &Sender<()>,
+        go: &Receiver<Instant>,
+    ) -> anyhow::Result<()> {
+        for _ in plan.n + 1..plan.clients {
+            let line = self.next_line("JOINED")?;
+            if !line.starts_with("JOINED ") {
+                bail!("{}: expected JOINED, got {line:?}", self.name);
+            }
+        }
+        let _ = ready.send(());
+        if go.recv_timeout(self.lines.timeout).is_err() {
+            bail!(Cancelled);
+        }
+        Ok(())
+    }
+
+    /// Sends the next message if no reply is awaited and its receiver has
+    /// room under `--window`. Returns whether it had to wait for room.
+    fn send_next(&mut self, plan: &Plan, sending: &mut Sending) -> anyhow::Result<bool> {
+        if sending.awaiting.is_some() || sending.j == plan.messages {
+            return Ok(false);
+        }
+        let next = (plan.n + 1) % plan.clients;
+        let to_x = to_extra(plan.n, sending.j, plan.every);
+        let room = match (to_x, plan.stuck) {
+            (true, true) => true,
+            (true, false) => plan.flow.to_sink(),
+            (false, _) => {
+                sending.ring_sent - plan.flow.ring_read[next].load(Ordering::SeqCst)
+                    < plan.flow.window
+            }
+        };
+        if !room {
+            if !sending.counted_wait {
+                (sending.waited, sending.counted_wait) = (sending.waited + 1, true);
+            }
+            return Ok(true);
+        }
+        let to = if to_x {
+            plan.extra.to_string()
+        } else {
+            ring_name(next)
+        };
+        let stamp = plan.epoch.elapsed().as_nanos();
+        let padding = &sending.padding;
+        self.send(&format!("SEND {to} {stamp:0STAMP_WIDTH$} {padding}"))?;
+        if !to_x {
+            sending.ring_sent += 1;
+        }
+        sending.awaiting = Some(to);
+        sending.j += 1;
+        (sending.counted_wait, sending.progress) = (false, Instant::now());
+        Ok(false)
+    }
+
+    /// Why nothing came within the timeout: what this client waited for.
+    fn silence(&self, plan: &Plan, sending: &Sending, inbox: &Inbox, expected: usize) -> String {
+        let j = sending.j;
+        let why = match &sending.awaiting {
+            Some(to) => format!("the reply to message {} (to {to})", j - 1),
+            None if j < plan.messages => format!(
+                "room to send message {j}: {} or the sink is not reading",
+                ring_name((plan.n + 1) % plan.clients)
+            ),
+            None => format!(
+                "message {} of {expected} from {}",
+                inbox.latencies.len() + 1,
+                inbox.previous
+            ),
+        };
+        format!(
+            "{}: nothing from the server within {} s (waiting for {why})",
+            self.name,
+            self.lines.timeout.as_secs_f64()
+        )
+    }
+}
+
+/// Where a ring client is in sending its messages.
+struct Sending {
+    /// The number of the next message to send.
+    j: usize,
+    /// Messages sent to the next client in the ring.
+    ring_sent: usize,
+    /// The receiver of the message whose reply has not come yet.
+    awaiting: Option<String>,
+    /// Whether the wait for room for message `j` is counted already.
+    counted_wait: bool,
+    /// The last time something was sent or read.
+    progress: Instant,
+    extra_sent: usize,
+    extra_refused: usize,
+    waited: usize,
+    /// What fills each text after its timestamp.
+    padding: String,
+}
+
+impl Sending {
+    fn new(plan: &Plan) -> Sending {
+        Sending {
+            j: 0,
+            ring_sent: 0,
+            awaiting: None,
+            counted_wait: false,
+            progress: Instant::now(),
+            extra_sent: 0,
+            extra_refused: 0,
+            waited: 0,
+            padding: "x".repeat(plan.size - STAMP_WIDTH - 1),
+        }
+    }
+
+    /// Counts a reply, if it is the one awaited (or there is none). False
+    /// for a reply nobody awaited.
+    fn take_reply(&mut self, plan: &Plan, reply: Option<(Reply, String)>) -> bool {
+        let Some((reply, who)) = reply else {
+            return true;
+        };
+        let Some(to) = self.awaiting.take_if(|to| *to == who) else {
+            return false;
+        };
+        match reply {
+            Reply::Sent if to == plan.extra => self.extra_sent += 1,
+            Reply::Sent => {}
+            Reply::Refused if plan.stuck && to == plan.extra => self.extra_refused += 1,
+            Reply::Refused => {
+                self.awaiting = Some(to);
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -917,10 +1000,7 @@ impl Server {
                 let words = line.splitn(3, |&byte| byte == b' ').nth(1);
                 if matches!(words, Some(b"left" | b"left\n")) {
                     let line = printable(line.trim_ascii_end());
-                    noted
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(line);
+                    lock(&noted).push(line);
                 }
                 line.clear();
             }
@@ -930,10 +1010,7 @@ impl Server {
 
     /// The server's log lines that say a client left.
     fn left(&self) -> Vec<String> {
-        self.left
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock(&self.left).clone()
     }
 }
 

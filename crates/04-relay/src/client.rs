@@ -2,21 +2,23 @@
 //! own for direct messages, and turns what you type into commands.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use common::{Deadline, ReadLine, describe, printable, read_line, say};
+use common::{ReadLine, describe, is_timeout, lock, printable, read_line, say};
 
+use crate::direct::{receive_direct, send_direct};
 use crate::limits::{
-    BUSY_REPLY, DEFAULT_PORT, EVENT_LIMIT, LINE_LIMIT, MAX_DIRECT_PEERS, NAME_LIMIT, START_SERVER,
+    DEFAULT_PORT, EVENT_LIMIT, KEEPALIVE_EVERY, LINE_LIMIT, NAME_LIMIT, START_SERVER,
 };
 use crate::protocol::valid_name;
-use crate::server::is_timeout;
+use crate::typing::Typist;
 
 // ANCHOR: join_options
 /// How the client runs, from the command line.
@@ -86,7 +88,7 @@ fn listen_for_direct(ip: IpAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
 }
 // ANCHOR_END: join
 
-// ANCHOR: hello
+// ANCHOR: session
 /// A client that has joined: its connection and what it has learned.
 struct Session {
     stream: TcpStream,
@@ -95,19 +97,21 @@ struct Session {
     timeout: Duration,
     /// Shared by the thread that reads what you type and the main thread.
     introductions: Arc<Mutex<Introductions>>,
+    /// How many `PEERS` answers to come are the keepalive's, not printed.
+    unasked_peers: Arc<AtomicUsize>,
 }
 
 /// What the client has learned about where peers listen.
 #[derive(Default)]
-struct Introductions {
+pub(crate) struct Introductions {
     /// Where peers listen, from the server's answers to our own `WHERE`.
-    known: HashMap<String, SocketAddr>,
+    pub(crate) known: HashMap<String, SocketAddr>,
     /// The names we sent `WHERE` for and have no answer to yet, in order.
     /// An `AT` for any other name is ignored: nobody but the answer to our
     /// own question may decide where our direct messages go.
-    asked: Vec<String>,
+    pub(crate) asked: Vec<String>,
     /// Direct messages waiting for an `AT` answer: (to, text).
-    waiting: Vec<(String, String)>,
+    pub(crate) waiting: Vec<(String, String)>,
 }
 
 impl Introductions {
@@ -123,7 +127,10 @@ impl Introductions {
     }
 }
 
+// ANCHOR_END: session
+
 impl Session {
+    // ANCHOR: hello
     /// Sends `HELLO` and waits for `WELCOME`. Returns the session and the
     /// reader of the server's lines, which may already hold the lines that
     /// came right after `WELCOME`.
@@ -138,7 +145,7 @@ impl Session {
             Some(port) => format!("HELLO {name} {port}\n"),
             None => format!("HELLO {name}\n"),
         };
-        // Each typed line goes out at once (see TCP_NODELAY in serve_client).
+        // Each typed line goes out at once (see TCP_NODELAY in start_writer).
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(options.timeout))?;
         stream
@@ -147,35 +154,7 @@ impl Session {
 
         stream.set_read_timeout(Some(options.timeout))?;
         let mut lines = BufReader::new(stream.try_clone().context("could not clone the socket")?);
-        let line = match read_line(&mut lines, LINE_LIMIT) {
-            Ok(ReadLine::Line(line)) => line,
-            Ok(ReadLine::Closed) => {
-                bail!("the server at {server} closed the connection before answering HELLO")
-            }
-            Ok(ReadLine::TooLong) => {
-                bail!("the server at {server} sent a line longer than {LINE_LIMIT} bytes")
-            }
-            Err(err) if is_timeout(&err) => bail!(
-                "no answer to HELLO from {server} within {} s (is it a relay server? try: {START_SERVER})",
-                options.timeout.as_secs_f64()
-            ),
-            Err(err) => bail!("lost the connection to {server}: {}", describe(&err)),
-        };
-        let answer = printable(&line);
-        let words: Vec<&str> = answer.split(' ').collect();
-        let seen_as = match words[..] {
-            ["WELCOME", welcomed, seen_as] if welcomed == name => seen_as,
-            ["ERR", "name-taken"] => bail!(
-                "the server at {server} already has a client called {name}: pick another name"
-            ),
-            ["ERR", "busy"] => bail!(
-                "the server at {server} is serving the most clients it allows: try again later"
-            ),
-            _ => match common::wrong_server(&[4], "a relay server", server, &line) {
-                Some(wrong) => bail!("{wrong}"),
-                None => bail!("the server at {server} did not welcome us: {answer}"),
-            },
-        };
+        let seen_as = read_welcome(&mut lines, server, name, options.timeout)?;
         say!("joined as {name}; the server sees us as {seen_as}");
         if let Some(port) = direct_port {
             say!(
@@ -190,37 +169,16 @@ impl Session {
             name: name.to_string(),
             timeout: options.timeout,
             introductions: Arc::default(),
+            unasked_peers: Arc::default(),
         };
         Ok((session, lines))
     }
-}
-// ANCHOR_END: hello
+    // ANCHOR_END: hello
 
-// ANCHOR: run
-/// What the client's threads report to the main one.
-enum Event {
-    /// A line from the server.
-    FromServer(Vec<u8>),
-    /// The server closed the connection, or reading from it failed: why.
-    ServerGone(String),
-    /// The typing thread has said `BYE` (after `/quit`, or the end of input).
-    Quitting,
-    /// The typing thread could not send to the server: why.
-    CannotSend(String),
-}
-
-impl Session {
-    /// The event loop. A thread reads the server's lines, another what you
-    /// type, which it sends to the server itself; this one prints what
-    /// arrives, in order (lesson 1 does the same with replies).
-    ///
-    /// The channel to this thread is bounded (EVENT_LIMIT): when nobody
-    /// reads our output, printing waits, the channel fills, the reading
-    /// thread waits, and the server sees a client that reads slowly, or
-    /// not at all. It slows its senders down, and after STUCK_AFTER drops
-    /// us, rather than we buffer its lines without end. Typed lines do not
-    /// go through this thread: if it had to wait to send while the server
-    /// waited for us to read, neither would move.
+    // ANCHOR: event_loop
+    /// The event loop: threads read the server and what you type, and this
+    /// one prints what arrives, in order, through a bounded channel
+    /// (EVENT_LIMIT): the chapter (§ The client) says why.
     fn run(
         &mut self,
         lines: BufReader<TcpStream>,
@@ -231,12 +189,15 @@ impl Session {
         let (to_main, server) = (events.clone(), self.server);
         thread::spawn(move || read_server_lines(lines, server, &to_main));
 
+        let to_server = self
+            .stream
+            .try_clone()
+            .context("could not clone the socket")?;
+        let to_server = Arc::new(Mutex::new(to_server));
+        let (keepalive, unasked) = (Arc::clone(&to_server), Arc::clone(&self.unasked_peers));
+        thread::spawn(move || keep_alive(&keepalive, &unasked));
         let typist = Typist {
-            stream: self
-                .stream
-                .try_clone()
-                .context("could not clone the socket")?,
-            server: self.server,
+            stream: to_server,
             name: self.name.clone(),
             timeout: self.timeout,
             introductions: Arc::clone(&self.introductions),
@@ -264,174 +225,17 @@ impl Session {
             match event {
                 Event::FromServer(line) => self.heard(&line),
                 Event::ServerGone(_) if close_by.is_some() => return Ok(()),
-                Event::ServerGone(why) | Event::CannotSend(why) => bail!("{why}"),
+                Event::ServerGone(why) => bail!("{why}"),
+                Event::CannotSend(err) => {
+                    bail!("could not send to {}: {}", self.server, describe(&err))
+                }
                 Event::Quitting => close_by = Some(Instant::now() + self.timeout),
             }
         }
     }
-}
+    // ANCHOR_END: event_loop
 
-/// The server-reading thread: each line to the main thread, then why it ended.
-fn read_server_lines(
-    mut lines: BufReader<TcpStream>,
-    server: SocketAddr,
-    events: &SyncSender<Event>,
-) {
-    let why = loop {
-        match read_line(&mut lines, LINE_LIMIT) {
-            Ok(ReadLine::Line(line)) => {
-                // Waits while the main thread is behind: see `run`.
-                if events.send(Event::FromServer(line)).is_err() {
-                    return;
-                }
-            }
-            Ok(ReadLine::Closed) => break format!("the server at {server} closed the connection"),
-            Ok(ReadLine::TooLong) => {
-                break format!("the server at {server} sent a line longer than {LINE_LIMIT} bytes");
-            }
-            Err(err) => break format!("lost the connection to {server}: {}", describe(&err)),
-        }
-    };
-    let _ = events.send(Event::ServerGone(why));
-}
-// ANCHOR_END: run
-
-// ANCHOR: typed
-/// What a typed line asks for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Typed {
-    /// A protocol line to send to the server as it is.
-    Line(String),
-    /// `/direct NAME TEXT`: send TEXT straight to NAME, not through the server.
-    Direct { to: String, text: String },
-    /// `/quit`.
-    Quit,
-    /// `/help`, or a command we do not know: print this.
-    Help(String),
-    /// An empty line: nothing.
-    Nothing,
-}
-
-/// The commands, for `/help`.
-pub const HELP: &str = "commands: /list, /to NAME TEXT, /all TEXT (or just TEXT), /where NAME, /direct NAME TEXT, /quit";
-
-/// Turns a typed line into what to do. A plain line goes to everyone.
-pub fn typed(line: &str) -> Typed {
-    let line = line.trim_end_matches('\r');
-    if line.is_empty() {
-        return Typed::Nothing;
-    }
-    if !line.starts_with('/') {
-        return Typed::Line(format!("ALL {line}"));
-    }
-    let (command, rest) = line.split_once(' ').unwrap_or((line, ""));
-    let (first, text) = rest.split_once(' ').unwrap_or((rest, ""));
-    match command {
-        "/list" => Typed::Line("LIST".to_string()),
-        "/to" => Typed::Line(format!("SEND {first} {text}")),
-        "/all" => Typed::Line(format!("ALL {rest}")),
-        "/where" => Typed::Line(format!("WHERE {rest}")),
-        "/direct" if valid_name(first) => Typed::Direct {
-            to: first.to_string(),
-            text: text.to_string(),
-        },
-        "/direct" => Typed::Help("usage: /direct NAME TEXT".to_string()),
-        "/quit" => Typed::Quit,
-        "/help" => Typed::Help(HELP.to_string()),
-        _ => Typed::Help(format!("unknown command {command}; {HELP}")),
-    }
-}
-
-/// The thread that reads what you type, and sends it to the server.
-struct Typist {
-    stream: TcpStream,
-    server: SocketAddr,
-    name: String,
-    timeout: Duration,
-    introductions: Arc<Mutex<Introductions>>,
-}
-
-impl Typist {
-    /// Sends each typed line until `/quit` or the end of input, then `BYE`,
-    /// and tells the main thread.
-    fn run(mut self, input: impl BufRead, events: &SyncSender<Event>) {
-        let typed = (|| {
-            for line in input.split(b'\n') {
-                let Ok(line) = line else { break };
-                if !self.typed(&line)? {
-                    break;
-                }
-            }
-            Ok(())
-        })();
-        // The main thread hears of it before the server can answer BYE and
-        // close, so it takes that close for the end it asked for.
-        let said = typed.and_then(|()| {
-            let _ = events.send(Event::Quitting);
-            self.send("BYE")
-        });
-        if let Err(why) = said {
-            let _ = events.send(Event::CannotSend(why));
-        }
-    }
-
-    /// Acts on one typed line. False for `/quit`.
-    fn typed(&mut self, line: &[u8]) -> Result<bool, String> {
-        let Ok(line) = std::str::from_utf8(line) else {
-            say!("-- not sent: the protocol carries UTF-8 text only");
-            return Ok(true);
-        };
-        match typed(line) {
-            Typed::Line(line) if line.len() > LINE_LIMIT => {
-                say!("-- not sent: longer than {LINE_LIMIT} bytes");
-            }
-            Typed::Line(line) => {
-                // `/where NAME`: its answer is one we asked for.
-                if let Some(name) = line.strip_prefix("WHERE ").filter(|name| valid_name(name)) {
-                    lock(&self.introductions).asked.push(name.to_string());
-                }
-                self.send(&line)?;
-            }
-            Typed::Direct { to, text } => {
-                let mut introductions = lock(&self.introductions);
-                match introductions.known.get(&to) {
-                    Some(&addr) => {
-                        drop(introductions);
-                        send_direct(&self.name, &to, addr, text, self.timeout);
-                    }
-                    None => {
-                        // Ask the server first; `heard` sends it on `AT`.
-                        introductions.asked.push(to.clone());
-                        introductions.waiting.push((to.clone(), text));
-                        drop(introductions);
-                        self.send(&format!("WHERE {to}"))?;
-                    }
-                }
-            }
-            Typed::Quit => return Ok(false),
-            Typed::Help(help) => say!("-- {help}"),
-            Typed::Nothing => {}
-        }
-        Ok(true)
-    }
-
-    /// Sends one protocol line.
-    fn send(&mut self, line: &str) -> Result<(), String> {
-        self.stream
-            .write_all(format!("{line}\n").as_bytes())
-            .map_err(|err| format!("could not send to {}: {}", self.server, describe(&err)))
-    }
-}
-
-/// Takes a lock; a thread that panicked while holding it leaves the
-/// introductions whole (each change is one insert or remove), so go on.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-// ANCHOR_END: typed
-
-// ANCHOR: heard
-impl Session {
+    // ANCHOR: heard
     /// Prints one line from the server in words, and acts on introductions.
     fn heard(&mut self, line: &[u8]) {
         let text = printable(line);
@@ -445,6 +249,8 @@ impl Session {
                 lock(&self.introductions).known.remove(name);
                 say!("-- {name} left");
             }
+            // The answer to a keepalive, not to the user.
+            ["PEERS", ..] if take_one(&self.unasked_peers) => {}
             ["PEERS", ..] => say!("-- here: {}", words[1..].join(" ")),
             ["SENT", "*"] => say!("-- sent to everyone"),
             ["SENT", "*", missed] => say!("-- sent to everyone {missed}: their queue stayed full"),
@@ -487,7 +293,9 @@ impl Session {
             _ => say!("-- unexpected line from the server: {text}"),
         }
     }
+    // ANCHOR_END: heard
 
+    // ANCHOR: send_waiting
     /// Sends the direct messages that waited for `name`'s address, or drops
     /// them when it has none.
     fn send_waiting(&mut self, name: &str, addr: Option<SocketAddr>) {
@@ -510,135 +318,109 @@ impl Session {
             }
         }
     }
-}
-// ANCHOR_END: heard
-
-// ---------------------------------------------------------------------------
-// Direct connections
-// ---------------------------------------------------------------------------
-
-// ANCHOR: direct
-/// Sends `text` straight to the peer at `addr`, on a thread of its own so
-/// that a slow connect does not hold up the rest: connect, `HI <me>`, the
-/// line, half-close, and read the peer's answer. The server never sees it.
-/// Only a line the peer answered `OK` is printed as sent: a connection that
-/// connects and takes our bytes proves nothing (a peer at its cap of
-/// direct connections still completes the handshake, in its kernel, and
-/// then answers `ERR busy`).
-fn send_direct(me: &str, to: &str, addr: SocketAddr, text: String, timeout: Duration) {
-    let (me, to) = (me.to_string(), to.to_string());
-    thread::spawn(move || {
-        let shown = printable(text.as_bytes());
-        match direct_answer(&me, addr, &text, timeout) {
-            Ok(answer) if answer == "OK" => say!("[direct to {to} at {addr}] {shown}"),
-            Ok(answer) if answer == "ERR busy" => say!(
-                "-- not sent directly to {to}: {to} is busy (as many direct connections as it allows), try again later: {shown}"
-            ),
-            Ok(answer) => say!(
-                "-- not sent directly to {to}: {to} answered \"{}\": {shown}",
-                printable(answer.as_bytes())
-            ),
-            Err(why) => say!("-- not sent directly to {to} at {addr}: {why}: {shown}"),
-        }
-    });
+    // ANCHOR_END: send_waiting
 }
 
-/// Connects to `addr`, sends `HI <me>` and `text`, and returns the peer's
-/// answer line, all within `timeout`; or why there is none.
-fn direct_answer(
-    me: &str,
-    addr: SocketAddr,
-    text: &str,
+// ANCHOR: read_welcome
+/// Reads the server's answer to `HELLO`: `WELCOME <name> <address>`, and
+/// returns the address the server sees us at; or why we are not welcome.
+fn read_welcome(
+    lines: &mut BufReader<TcpStream>,
+    server: SocketAddr,
+    name: &str,
     timeout: Duration,
-) -> Result<String, String> {
-    let until = Instant::now() + timeout;
-    let stream = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|err| format!("could not connect: {}", describe(&err)))?;
-    let sent = stream
-        .set_write_timeout(Some(timeout))
-        .and_then(|()| (&stream).write_all(format!("HI {me}\n{text}\n").as_bytes()));
-    // The peer may have answered and closed already (`ERR busy`): then
-    // the write or the half-close fails, and the answer is still there to
-    // read. So read it whatever happened here.
-    let _ = stream.shutdown(Shutdown::Write);
-    let mut answer = BufReader::new(Deadline {
-        stream: &stream,
-        until: Some(until),
-    });
-    match (read_line(&mut answer, LINE_LIMIT), sent) {
-        (Ok(ReadLine::Line(line)), _) => Ok(String::from_utf8_lossy(&line).into_owned()),
-        // No answer, and our bytes did not go out: that is why.
-        (_, Err(err)) => Err(describe(&err)),
-        (Ok(ReadLine::Closed), Ok(())) => {
-            Err("it closed the connection without answering".to_string())
+) -> anyhow::Result<String> {
+    let line = match read_line(lines, LINE_LIMIT) {
+        Ok(ReadLine::Line(line)) => line,
+        Ok(ReadLine::Closed) => {
+            bail!("the server at {server} closed the connection before answering HELLO")
         }
-        (Ok(ReadLine::TooLong), Ok(())) => Err(format!("an answer longer than {LINE_LIMIT} bytes")),
-        (Err(err), Ok(())) if is_timeout(&err) => {
-            Err(format!("no answer within {} s", timeout.as_secs_f64()))
+        Ok(ReadLine::TooLong) => {
+            bail!("the server at {server} sent a line longer than {LINE_LIMIT} bytes")
         }
-        (Err(err), Ok(())) => Err(describe(&err)),
-    }
-}
-
-/// Accepts direct connections from peers, a thread each (at most
-/// MAX_DIRECT_PEERS), and prints what they send.
-fn receive_direct(listener: TcpListener, deadline: Duration) {
-    common::serve_threads(
-        listener,
-        MAX_DIRECT_PEERS,
-        BUSY_REPLY,
-        move |stream, peer| {
-            if let Err(why) = read_direct(&stream, deadline) {
-                say!("-- direct connection from {peer}: {why}");
-            }
+        Err(err) if is_timeout(&err) => bail!(
+            "no answer to HELLO from {server} within {} s (is it a relay server? try: {START_SERVER})",
+            timeout.as_secs_f64()
+        ),
+        Err(err) => bail!("lost the connection to {server}: {}", describe(&err)),
+    };
+    let answer = printable(&line);
+    let words: Vec<&str> = answer.split(' ').collect();
+    match words[..] {
+        ["WELCOME", welcomed, seen_as] if welcomed == name => Ok(seen_as.to_string()),
+        ["ERR", "name-taken"] => {
+            bail!("the server at {server} already has a client called {name}: pick another name")
+        }
+        ["ERR", "busy"] => {
+            bail!("the server at {server} is serving the most clients it allows: try again later")
+        }
+        _ => match common::wrong_server(&[4], "a relay server", server, &line) {
+            Some(wrong) => bail!("{wrong}"),
+            None => bail!("the server at {server} did not welcome us: {answer}"),
         },
-    );
+    }
+}
+// ANCHOR_END: read_welcome
+
+// ANCHOR: run
+/// What the client's threads report to the main one.
+pub(crate) enum Event {
+    /// A line from the server.
+    FromServer(Vec<u8>),
+    /// The server closed the connection, or reading from it failed: why.
+    ServerGone(String),
+    /// The typing thread has said `BYE` (after `/quit`, or the end of input).
+    Quitting,
+    /// The typing thread could not send to the server.
+    CannotSend(io::Error),
 }
 
-/// One direct connection: `HI <name>`, then lines until the peer closes,
-/// each answered `OK`, all within `deadline` (DIRECT_DEADLINE unless
-/// `--direct-deadline` says otherwise) of the accept. A deadline, not a
-/// read timeout: a timeout starts again with every byte, and a peer sending
-/// one byte now and then would hold one of our MAX_DIRECT_PEERS places for
-/// as long as it likes.
-fn read_direct(stream: &TcpStream, deadline: Duration) -> Result<(), String> {
-    let mut lines = BufReader::new(Deadline {
-        stream,
-        until: Some(Instant::now() + deadline),
-    });
-    let mut next = || match read_line(&mut lines, LINE_LIMIT) {
-        Ok(ReadLine::Line(line)) => Ok(Some(line)),
-        Ok(ReadLine::Closed) => Ok(None),
-        Ok(ReadLine::TooLong) => Err(format!("a line longer than {LINE_LIMIT} bytes, closed")),
-        Err(err) if is_timeout(&err) => Err(format!(
-            "not finished within {} s, closed",
-            deadline.as_secs()
-        )),
-        Err(err) => Err(describe(&err)),
-    };
-    // The peer says who it is. Nothing proves it: anyone who can reach
-    // this port can claim any name (the chapter says more).
-    let first = next()?.unwrap_or_default();
-    let from = match std::str::from_utf8(&first)
-        .ok()
-        .and_then(|l| l.strip_prefix("HI "))
-    {
-        Some(name) if valid_name(name) => name.to_string(),
-        _ => {
-            return Err(format!(
-                "expected HI <name>, got \"{}\"; closed",
-                printable(&first)
-            ));
+// ANCHOR_END: run
+
+// ANCHOR: read_server_lines
+/// The server-reading thread: each line to the main thread, then why it ended.
+fn read_server_lines(
+    mut lines: BufReader<TcpStream>,
+    server: SocketAddr,
+    events: &SyncSender<Event>,
+) {
+    let why = loop {
+        match read_line(&mut lines, LINE_LIMIT) {
+            Ok(ReadLine::Line(line)) => {
+                // Waits while the main thread is behind: see `run`.
+                if events.send(Event::FromServer(line)).is_err() {
+                    return;
+                }
+            }
+            Ok(ReadLine::Closed) => break format!("the server at {server} closed the connection"),
+            Ok(ReadLine::TooLong) => {
+                break format!("the server at {server} sent a line longer than {LINE_LIMIT} bytes");
+            }
+            Err(err) => break format!("lost the connection to {server}: {}", describe(&err)),
         }
     };
-    let _ = stream.set_write_timeout(Some(deadline));
-    while let Some(line) = next()? {
-        say!("[direct from {from}] {}", printable(&line));
-        // The sender prints its message as sent only when this comes.
-        (&*stream)
-            .write_all(b"OK\n")
-            .map_err(|err| describe(&err))?;
-    }
-    Ok(())
+    let _ = events.send(Event::ServerGone(why));
 }
-// ANCHOR_END: direct
+// ANCHOR_END: read_server_lines
+
+// ANCHOR: keep_alive
+/// Says something to the server every KEEPALIVE_EVERY, so that a user who
+/// only reads is not closed as idle (`serve --idle-limit`): a `LIST`, whose
+/// answer `heard` keeps to itself. Ends with the connection.
+fn keep_alive(to_server: &Mutex<TcpStream>, unasked_peers: &AtomicUsize) {
+    loop {
+        thread::sleep(KEEPALIVE_EVERY);
+        unasked_peers.fetch_add(1, Ordering::SeqCst);
+        if lock(to_server).write_all(b"LIST\n").is_err() {
+            return;
+        }
+    }
+}
+
+/// Takes one from `count` if it is not zero; says whether it did.
+fn take_one(count: &AtomicUsize) -> bool {
+    count
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+// ANCHOR_END: keep_alive

@@ -14,21 +14,31 @@
 //!
 //! 1. [`limits`]: the limits every part below respects;
 //! 2. [`protocol`]: [`parse_command`], the protocol, one line at a time;
-//! 3. [`server`]: the [`Registry`] of who is here, each client with a
+//! 3. [`registry`]: the [`Registry`] of who is here, each client with a
 //!    **bounded** queue of lines for it, so one stuck receiver never blocks
-//!    anyone else; [`serve_client`] and its writer thread, one client's
-//!    conversation; and [`serve`]: listen, and a thread per client with a
-//!    cap (lesson 3);
-//! 4. [`client`]: [`join`], the client, which registers, listens on a port
+//!    anyone else; its lock is taken only inside its own methods;
+//! 4. [`writer`]: each client's writer thread, the only one that writes
+//!    to its socket;
+//! 5. [`server`]: [`serve_client`], one client's conversation (and
+//!    [`leaving`], why it ended); and
+//!    [`serve`]: listen, and a thread per client with a cap (lesson 3);
+//! 6. [`client`]: [`join`], the client, which registers, listens on a port
 //!    of its own for direct messages, and turns what you type into commands.
 
 pub mod client;
+pub mod direct;
+pub mod leaving;
 pub mod limits;
 pub mod protocol;
+pub mod registry;
 pub mod server;
+pub mod typing;
+pub mod writer;
 
 // What main.rs, the tests and the benchmark use, by its short name.
-pub use client::{HELP, JoinOptions, Typed, join, typed};
+pub use client::{JoinOptions, join};
 pub use limits::*;
 pub use protocol::{Command, Refusal, parse_command, valid_name};
-pub use server::{ClientLimits, Registry, ServeOptions, Shared, serve, serve_client};
+pub use registry::Registry;
+pub use server::{ClientLimits, ServeOptions, serve, serve_client};
+pub use typing::{HELP, Intent, intent_of};

@@ -75,7 +75,8 @@ enum Command {
     /// queue of 128 lines: a sender whose line finds it full waits for room,
     /// 2 s at most (then `ERR full NAME`), and a client the server cannot
     /// write a line to for 10 s (--stuck-after) is dropped, so a client that stops reading
-    /// never holds up anyone else. Ctrl-C stops the server.
+    /// never holds up anyone else. A registered client that sends nothing
+    /// for 300 s (--idle-limit) is closed. Ctrl-C stops the server.
     #[command(after_help = SERVE_EXAMPLES)]
     Serve {
         /// The address to listen on: IP:PORT, or just IP (port 7788). Port
@@ -100,6 +101,12 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = relay::STUCK_AFTER.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..=3600))]
         stuck_after: u64,
+
+        /// Seconds a registered client may send nothing before it is
+        /// closed (any line restarts it; `join` says something every 60 s).
+        #[arg(long, value_name = "SECS", default_value_t = relay::DEFAULT_IDLE_LIMIT.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..=86400))]
+        idle_limit: u64,
 
         /// Also log the text of every relayed (and refused) line, escaped.
         /// Off by default: the log is no place for everyone's private lines.
@@ -151,6 +158,7 @@ fn main() -> ExitCode {
             max_clients,
             hello_timeout,
             stuck_after,
+            idle_limit,
             log_text,
         } => relay::serve(&relay::ServeOptions {
             listen,
@@ -158,6 +166,7 @@ fn main() -> ExitCode {
             limits: relay::ClientLimits {
                 hello_timeout: Duration::from_secs(hello_timeout),
                 stuck_after: Duration::from_secs(stuck_after),
+                idle_limit: Duration::from_secs(idle_limit),
             },
             log_text,
         }),

@@ -25,6 +25,9 @@ pub enum Command {
     Bye,
 }
 
+// ANCHOR_END: command
+
+// ANCHOR: refusal
 /// Why a line was refused: the `ERR` line the client gets. The server
 /// stays connected, except after `LineTooLong`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,12 +85,12 @@ impl Refusal {
     }
 }
 
-/// Reads one command line (without its newline). It does no I/O, so a
-/// test can throw any bytes at it.
-///
-/// The command word and the first arguments are separated by single
-/// spaces; the text of `SEND` and `ALL` is the rest of the line, spaces
-/// and all, and may be empty (`SEND bob ` sends an empty line).
+// ANCHOR_END: refusal
+
+// ANCHOR: parse
+/// Reads one command line (without its newline), with no I/O. Single
+/// spaces separate the word and the first arguments; the text of `SEND`
+/// and `ALL` is the rest of the line, spaces and all, and may be empty.
 pub fn parse_command(line: &[u8]) -> Result<Command, Refusal> {
     // exercise 4.1: begin
     let line = std::str::from_utf8(line).map_err(|_| Refusal::NotUtf8)?;
@@ -144,6 +147,9 @@ pub fn parse_command(line: &[u8]) -> Result<Command, Refusal> {
     }
     // exercise 4.1: end
 }
+// ANCHOR_END: parse
+
+// ANCHOR: rules
 
 /// A name is 1 to NAME_LIMIT ASCII letters, digits, `_` and `-`. No spaces
 /// (names are separated by spaces in `PEERS`), nothing invisible, and
@@ -190,4 +196,4 @@ pub fn steers_a_terminal(c: char) -> bool {
         '\u{0}'..='\u{8}' | '\u{a}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
         | '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
-// ANCHOR_END: command
+// ANCHOR_END: rules

@@ -5,7 +5,7 @@ mod support;
 
 use std::net::SocketAddr;
 
-use support::{GENTLE_CLOSE, book, see, start_server};
+use support::{GENTLE_CLOSE, book, book_section, start_server};
 use testkit::Connection;
 use testkit::hostile::run_battery;
 
@@ -16,7 +16,7 @@ fn next_line(conn: &mut Connection, names: &[&str], expected: &str) -> String {
     loop {
         let line = conn.read_line(&format!(
             "after a misbehaving client (the case is printed above), a good one should still get `{expected}` {}",
-            see()
+            book_section()
         ));
         let news_of = line
             .strip_prefix("JOINED ")
@@ -34,7 +34,7 @@ fn expect(conn: &mut Connection, expected: &str) {
         got,
         expected,
         "after a misbehaving client (the case is printed above), a good one should still be served: expected `{expected}` {}",
-        see()
+        book_section()
     );
 }
 

@@ -7,7 +7,7 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::{bin, book, expect_line, join, register, see, start_server, wait_for};
+use support::{bin, book, book_section, expect_line, join, register, start_server, wait_for};
 use testkit::hostile::resident_kib;
 
 use relay::MAX_DIRECT_PEERS;
@@ -108,7 +108,7 @@ fn two_clients_talk_through_the_server() {
         "alice typed `/quit`: she should say BYE and print the server's BYE",
     );
     let alice_done = alice.finish();
-    alice_done.assert_success(&format!("alice after /quit {}", see()));
+    alice_done.assert_success(&format!("alice after /quit {}", book_section()));
     wait_for(
         &mut bob,
         "-- alice left",
@@ -167,7 +167,7 @@ fn a_broadcast_reaches_everyone_but_its_sender() {
     );
     carol.expect_no_line(&format!(
         "carol typed a plain line: the sender of a broadcast should not get its own line back {}",
-        see()
+        book_section()
     ));
 }
 
@@ -191,13 +191,13 @@ fn three_hundred_pasted_lines_all_reach_a_reader() {
     for n in 1..=300 {
         let line = reader.next_line(&format!(
             "paster's input was 300 lines in one go (`seq 300`), each relayed to everyone: reader, a normal `join` client, should print `[paster] {n}` {}",
-            see()
+            book_section()
         ));
         assert_eq!(
             line,
             format!("[paster] {n}"),
             "paster's input was 300 lines in one go: reader should print each, in order, and never be dropped (a full queue slows the sender, it does not drop the receiver) {}",
-            see()
+            book_section()
         );
     }
     for n in 1..=300 {
@@ -217,7 +217,7 @@ fn three_hundred_pasted_lines_all_reach_a_reader() {
     assert!(
         !log.contains("reader left"),
         "reader read every line and must not be dropped; the server's log:\n{log}\n{}",
-        see()
+        book_section()
     );
 }
 
@@ -286,7 +286,7 @@ fn a_client_whose_output_is_not_read_keeps_its_memory_bounded() {
     assert!(
         grew < 8 * 1024,
         "bob's output is not read while 16 MB of lines are sent to him: his client should stop reading the server once EVENT_LIMIT lines wait to be printed, and leave the rest to TCP and the server; it grew by {grew} KiB {}",
-        see()
+        book_section()
     );
 }
 
@@ -335,11 +335,11 @@ fn end_of_input_says_bye_and_exits_cleanly() {
     let server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let done = alice.finish(); // closes alice's standard input
-    done.assert_success(&format!("a client whose input ends {}", see()));
+    done.assert_success(&format!("a client whose input ends {}", book_section()));
     assert!(
         done.stdout.ends_with("-- bye\n"),
         "at the end of its input the client should say BYE and print the server's answer, `-- bye`; {done} {}",
-        see()
+        book_section()
     );
 }
 
@@ -374,7 +374,7 @@ fn text_from_the_network_is_printed_escaped() {
         "[mallory] \\u{1b}[2J\\u{7} café",
         "a server sent bob `FROM mallory ESC [2J BEL café`: the client must escape control \
          characters from the network, never print them raw {}",
-        see()
+        book_section()
     );
 }
 
@@ -421,7 +421,7 @@ fn an_introduction_then_a_direct_message_that_skips_the_server() {
         bob_connection.port(),
         bob_listens.port(),
         "bob should listen for direct messages on a port of its own, not its connection's {}",
-        see()
+        book_section()
     );
     book("WHERE: the introduction");
     alice.send("/where bob");
@@ -473,7 +473,7 @@ fn an_introduction_then_a_direct_message_that_skips_the_server() {
     assert!(
         !log.contains("psst"),
         "a direct message must not pass through the server; its log:\n{log}\n{}",
-        see()
+        book_section()
     );
 
     let (alice_output, bob_output) = (alice.stdout_now(), bob.stdout_now());
@@ -544,7 +544,7 @@ fn a_client_that_does_not_listen_cannot_be_reached_directly() {
     assert!(
         !out.contains("listening for direct messages"),
         "with --no-listen the client should not listen; its output:\n{out}\n{}",
-        see()
+        book_section()
     );
 }
 
@@ -591,14 +591,14 @@ fn a_direct_message_is_printed_as_sent_only_when_the_peer_answers_ok() {
         line,
         "-- not sent directly to bob: bob is busy (as many direct connections as it allows), try again later: msg 1",
         "alice's direct message to bob got `ERR busy`: she must not print it as sent {}",
-        see()
+        book_section()
     );
     drop(silent);
     let out = bob.stdout_now();
     assert!(
         !out.contains("msg 1"),
         "bob was at his cap of direct connections: alice's message should not have reached him; he printed:\n{out}\n{}",
-        see()
+        book_section()
     );
 }
 
@@ -655,7 +655,7 @@ fn a_direct_connection_that_trickles_is_closed_at_its_deadline() {
         deadline.as_secs(),
         took.as_secs_f64(),
         if closed { "closed" } else { "still open" },
-        see()
+        book_section()
     );
     wait_for(
         &mut bob,
@@ -686,7 +686,7 @@ fn an_at_the_client_did_not_ask_for_is_ignored() {
     );
     let mut conn = fake.accept("`join alice` should connect to the server it is given");
     let hello = conn.read_line("`join alice --no-listen` should send `HELLO alice`");
-    assert_eq!(hello, "HELLO alice", "{}", see());
+    assert_eq!(hello, "HELLO alice", "{}", book_section());
     conn.send_line("WELCOME alice 127.0.0.1:50000");
     wait_for(
         &mut alice,
@@ -703,13 +703,13 @@ fn an_at_the_client_did_not_ask_for_is_ignored() {
     alice.send("/direct bob secret");
     let asked = conn.read_line(&format!(
         "the server sent `{unasked}` unasked, then alice typed `/direct bob secret`: she must ignore an AT she did not ask for, and ask the server `WHERE bob` {}",
-        see()
+        book_section()
     ));
     assert_eq!(
         asked,
         "WHERE bob",
         "alice typed `/direct bob secret` after an unasked AT: she should ask `WHERE bob` {}",
-        see()
+        book_section()
     );
     conn.send_line("ERR no-such-peer bob");
     wait_for(
@@ -732,7 +732,7 @@ fn a_taken_name_is_one_error_line() {
     let second = run(bin(), &["join", "alice", "--server", &addr], "");
     second.assert_failure(&format!(
         "a second client called alice should be told the name is taken, in one line {}",
-        see()
+        book_section()
     ));
     let _guard = settings_naming_ports(&server, &[]).bind_to_scope();
     insta::assert_snapshot!("name_taken", second.stderr);
@@ -745,7 +745,7 @@ fn a_server_that_is_not_running_is_one_error_line_with_the_fix() {
     let done = run(bin(), &["join", "alice", "--server", &addr], "");
     done.assert_failure(&format!(
         "a client when no server is running should say so in one line, with the command that starts one {}",
-        see()
+        book_section()
     ));
     let _guard = snapshot_settings().bind_to_scope();
     insta::assert_snapshot!("not_running", done.stderr);
@@ -758,13 +758,13 @@ fn a_bad_name_is_refused_before_connecting() {
     let done = run(bin(), &["join", "al ice", "--server", &addr], "");
     done.assert_failure(&format!(
         "`join \"al ice\"`: a bad name should be refused before connecting {}",
-        see()
+        book_section()
     ));
     assert_eq!(
         done.stderr,
         "error: bad name \"al ice\": a name is 1 to 32 letters, digits, `_` or `-`\n",
         "`join \"al ice\"`: a bad name should be refused before connecting, in one line; {done} {}",
-        see()
+        book_section()
     );
 }
 
@@ -778,19 +778,19 @@ fn the_server_going_away_ends_the_client_with_an_error() {
     let done = alice.wait_exit();
     done.assert_failure(&format!(
         "the server was killed while alice was joined: her client should end with an error {}",
-        see()
+        book_section()
     ));
     assert_eq!(
         done.stderr.lines().count(),
         1,
         "the server was killed: the client should say what happened in one line; {done} {}",
-        see()
+        book_section()
     );
     assert!(
         done.stderr.starts_with("error: the server at 127.0.0.1:")
             && done.stderr.ends_with(" closed the connection\n"),
         "the server was killed: the client should say `error: the server at ADDRESS closed the connection`; {done} {}",
-        see()
+        book_section()
     );
 }
 

@@ -8,7 +8,9 @@
 use std::io::{BufReader, Read};
 
 use proptest::prelude::*;
-use relay::{Command, LINE_LIMIT, Refusal, TEXT_LIMIT, Typed, parse_command, typed, valid_name};
+use relay::{
+    Command, Intent, LINE_LIMIT, Refusal, TEXT_LIMIT, intent_of, parse_command, valid_name,
+};
 
 /// Where the chapter explains the parser, for failure messages.
 const READING: &str = "(book: 04-relay.md § Reading a command)";
@@ -399,7 +401,7 @@ proptest! {
     /// makes is one line.
     #[test]
     fn any_typed_line_is_handled(line in "\\PC{0,80}") {
-        if let Typed::Line(sent) = typed(&line) {
+        if let Intent::Line(sent) = intent_of(&line) {
             prop_assert!(
                 !sent.contains('\n'),
                 "a typed line should become one protocol line; {:?} became {:?} {}",
@@ -411,7 +413,7 @@ proptest! {
     /// `/to NAME TEXT` becomes exactly `SEND NAME TEXT`.
     #[test]
     fn to_becomes_send(to in name(), text in SHOWN_TEXT) {
-        let Typed::Line(line) = typed(&format!("/to {to} {text}")) else {
+        let Intent::Line(line) = intent_of(&format!("/to {to} {text}")) else {
             return Err(TestCaseError::fail(format!("`/to {to} {text}` should become a protocol line {CLIENT}")));
         };
         prop_assert_eq!(
@@ -424,8 +426,8 @@ proptest! {
 
 #[test]
 fn typed_commands_become_protocol_lines() {
-    let line = |text: &str| Typed::Line(text.to_string());
-    let direct = Typed::Direct {
+    let line = |text: &str| Intent::Line(text.to_string());
+    let direct = Intent::Direct {
         to: "bob".to_string(),
         text: "hi".to_string(),
     };
@@ -436,22 +438,22 @@ fn typed_commands_become_protocol_lines() {
         ("hi everyone", line("ALL hi everyone")),
         ("/where bob", line("WHERE bob")),
         ("/direct bob hi", direct),
-        ("/quit", Typed::Quit),
-        ("", Typed::Nothing),
-        ("\r", Typed::Nothing),
+        ("/quit", Intent::Quit),
+        ("", Intent::Nothing),
+        ("\r", Intent::Nothing),
     ] {
         assert_eq!(
-            typed(typed_line),
+            intent_of(typed_line),
             expected,
             "the typed line {typed_line:?} should become {expected:?} {CLIENT}"
         );
     }
     assert!(
-        matches!(typed("/dance"), Typed::Help(help) if help.starts_with("unknown command /dance;")),
+        matches!(intent_of("/dance"), Intent::Help(help) if help.starts_with("unknown command /dance;")),
         "an unknown typed command, `/dance`, should print help starting `unknown command /dance;` {CLIENT}"
     );
     assert!(
-        matches!(typed("/direct"), Typed::Help(_)),
+        matches!(intent_of("/direct"), Intent::Help(_)),
         "`/direct` without a name should print its usage {CLIENT}"
     );
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use relay::{RELAY_WAIT, Refusal};
 use support::{
-    GENTLE_CLOSE, book, exchange, expect_left, expect_line, register, register_two, register_with,
-    see, short, start_server, wait_for,
+    GENTLE_CLOSE, book, book_section, exchange, expect_left, expect_line, register, register_two,
+    register_with, short, start_server, wait_for,
 };
 use testkit::{Connection, WAIT, show};
 
@@ -34,7 +34,7 @@ fn hello_is_welcomed_with_the_address_the_server_sees() {
     assert!(
         line.starts_with("alice joined from 127.0.0.1:"),
         "when alice registers, the server should log `alice joined from 127.0.0.1:PORT`, her name and the address it sees her at; got {line:?} {}",
-        see()
+        book_section()
     );
 }
 
@@ -223,7 +223,7 @@ fn send_relays_one_line_to_one_client() {
     );
     alice.expect_nothing(&format!(
         "alice should get nothing more: the lines she sent went to bob {}",
-        see()
+        book_section()
     ));
 }
 
@@ -266,7 +266,7 @@ fn all_reaches_every_other_client_and_not_the_sender() {
     expect_line(&mut bob, "FROM carol hello everyone", "ALL reaches bob");
     carol.expect_nothing(&format!(
         "carol sent `ALL hello everyone`: she should not get her own line back {}",
-        see()
+        book_section()
     ));
     exchange(&mut carol, "ALL", "ERR usage ALL <text>");
     wait_for(
@@ -363,12 +363,17 @@ fn where_gives_the_ip_the_server_saw_that_client_at() {
     let mut server = testkit::Process::start(support::bin(), &["serve", "--listen", "[::]:0"]);
     let first = server.next_line(&format!(
         "the server started with `--listen [::]:0` should print `listening on [::]:PORT` {}",
-        see()
+        book_section()
     ));
     let port = first
         .rsplit_once(':')
         .and_then(|(_, port)| port.parse::<u16>().ok())
-        .unwrap_or_else(|| panic!("expected `listening on [::]:PORT`; got {first:?} {}", see()));
+        .unwrap_or_else(|| {
+            panic!(
+                "expected `listening on [::]:PORT`; got {first:?} {}",
+                book_section()
+            )
+        });
     let v4 = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
     let mut alice = register(v6, "alice");
@@ -509,7 +514,7 @@ fn every_row_of_the_refusal_table() {
         rows.len() >= 20,
         "docs/src/04-relay.md should have the table `| the line | sent by | the answer | why |` with a row for each refusal; found {} rows {}",
         rows.len(),
-        see()
+        book_section()
     );
 
     let server = start_server(&[]);
@@ -520,7 +525,7 @@ fn every_row_of_the_refusal_table() {
         let [line, sender, answer, why] = &row[..] else {
             panic!(
                 "the refusal table's row {row:?} should have four cells {}",
-                see()
+                book_section()
             );
         };
         let bytes = table_line(line);
@@ -541,7 +546,12 @@ fn every_row_of_the_refusal_table() {
                 "the refusal table's rows are sent by `alice` or `a new connection`, not `{other}`"
             ),
         };
-        assert!(got == answer, "{expected}; got `{}` {}", short(&got), see());
+        assert!(
+            got == answer,
+            "{expected}; got `{}` {}",
+            short(&got),
+            book_section()
+        );
         answers.push(answer.to_string());
     }
 
@@ -588,7 +598,7 @@ fn every_row_of_the_refusal_table() {
         assert!(
             answers.iter().any(|answer| answer.starts_with(code)),
             "the chapter's refusal table should have a row for `{code}` {}",
-            see()
+            book_section()
         );
     }
 }
@@ -602,7 +612,7 @@ fn table_line(cell: &str) -> Vec<u8> {
     let unreadable = || -> ! {
         panic!(
             "the refusal table's line {cell} should be a code span, with `\\t`, `\\xNN` or `<N × c>` for what cannot be typed {}",
-            see()
+            book_section()
         )
     };
     let mut bytes = Vec::new();
@@ -656,7 +666,7 @@ fn unknown_commands_and_wrong_forms() {
         line,
         "alice sent \"SEND bob caf\\xe9\": ERR not-utf8",
         "alice sent `SEND bob caf` and the byte 0xe9 to a server started with --log-text: the log should show the refused line with its bad byte escaped {}",
-        see()
+        book_section()
     );
     exchange(&mut alice, "LIST", "PEERS alice");
 }
@@ -687,7 +697,7 @@ fn control_characters_are_refused_never_relayed_and_logged_escaped() {
         &format!(
             "alice sent `SEND bob ESC [31mred BEL`, refused, then `SEND bob plain`: bob should \
              get only the plain line, never the refused one {}",
-            see()
+            book_section()
         ),
     );
     let line = wait_for(
@@ -700,7 +710,7 @@ fn control_characters_are_refused_never_relayed_and_logged_escaped() {
         "alice sent \"SEND bob \\u{1b}[31mred\\u{7}\": ERR control-character",
         "alice sent bob ESC [31mred and BEL to a server started with --log-text: the line is \
          refused, and the server's log must escape what it prints from the network {}",
-        see()
+        book_section()
     );
 }
 
@@ -736,7 +746,7 @@ fn the_log_says_who_sent_how_many_bytes_to_whom_never_the_text() {
     assert!(
         !log.contains("secret"),
         "without --log-text the server must not log the text of anyone's lines; its log:\n{log}\n{}",
-        see()
+        book_section()
     );
 }
 
@@ -772,7 +782,7 @@ fn a_line_over_the_limit_is_refused_and_the_connection_closed() {
     assert!(
         logged.contains("long left (line longer than 4096 bytes)"),
         "the server should log why it dropped the client `long`; it logged `{logged}` {}",
-        see()
+        book_section()
     );
 }
 
@@ -831,14 +841,14 @@ fn a_client_over_the_cap_is_told_busy() {
     let mut third = Connection::open(server.addr());
     let got = third.read_to_end(&format!(
         "with --max-clients 2 and two clients registered, a third client should get `ERR busy` and then the end of the connection {}",
-        see()
+        book_section()
     ));
     assert_eq!(
         got,
         b"ERR busy\n",
         "with --max-clients 2 and two clients registered, a third client should get exactly `ERR busy`, then the connection closed; got {} {}",
         show(&got),
-        see()
+        book_section()
     );
     wait_for(
         &mut server,
@@ -899,10 +909,10 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
     let mut dropped_after = None;
     let mut bob_heard_left = false;
     let mut bob_line = |bob: &mut Connection, expected: &str| {
-        let mut got = bob.read_line(&format!("{expected} {}", see()));
+        let mut got = bob.read_line(&format!("{expected} {}", book_section()));
         if got == "LEFT stuck" {
             bob_heard_left = true;
-            got = bob.read_line(&format!("after LEFT stuck: {expected} {}", see()));
+            got = bob.read_line(&format!("after LEFT stuck: {expected} {}", book_section()));
         }
         got
     };
@@ -912,7 +922,7 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
             "after {} s of 4 KB lines that it never read, the stuck client should have been dropped and the others told `LEFT stuck`: a client the server cannot write a line to for --stuck-after ({} s) has stopped reading {}",
             give_up.as_secs(),
             stuck_after.as_secs(),
-            see()
+            book_section()
         );
         alice.send_line(&format!("ALL {n} {text}"));
         let expected = format!("FROM alice {n} {text}");
@@ -926,7 +936,7 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
             got == expected,
             "bob should get alice's broadcast lines in order, line {n} now; got {:?} {}",
             &got[..got.len().min(60)],
-            see()
+            book_section()
         );
         // Meanwhile alice's thread may be waiting for room in the stuck
         // client's queue: the registry must not be locked while it waits.
@@ -940,20 +950,20 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
         assert!(
             peers.starts_with("PEERS alice bob"),
             "bob sent `LIST`: expected `PEERS alice bob ...`; got {peers:?} {}",
-            see()
+            book_section()
         );
         // Alice's reply waits at most RELAY_WAIT (2 s), less than the
         // 5 s every read may take.
         let mut reply = alice.read_line(&format!(
             "alice should get `SENT *` for each ALL, or `SENT * except stuck` within RELAY_WAIT ({} s) when the stuck client's queue has no room (ALL number {n}) {}",
             RELAY_WAIT.as_secs(),
-            see()
+            book_section()
         ));
         if reply == "LEFT stuck" {
             dropped_after = Some(n);
             reply = alice.read_line(&format!(
                 "after LEFT stuck, alice should get `SENT *` for line {n} {}",
-                see()
+                book_section()
             ));
         }
         match reply.as_str() {
@@ -964,7 +974,7 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
                     "bob's `LIST` took {:.1} s while alice's ALL waited {} s for room in the stuck client's queue: a sender waiting for room must not hold the registry, nor delay anyone else {}",
                     list_took.as_secs_f64(),
                     RELAY_WAIT.as_secs(),
-                    see()
+                    book_section()
                 );
                 if first_wait.is_none() {
                     first_wait = Some(Instant::now());
@@ -974,7 +984,7 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
             }
             _ => panic!(
                 "alice sent `ALL {n} ...`: the server should answer `SENT *`, or `SENT * except stuck` when the stuck client's queue stayed full; got {reply:?} {}",
-                see()
+                book_section()
             ),
         }
         if dropped_after.is_some() {
@@ -984,7 +994,7 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
     let (Some(n), Some(first_wait)) = (dropped_after, first_wait) else {
         panic!(
             "alice's broadcasts should have found the stuck client's queue full, and waited for it, before it was dropped {}",
-            see()
+            book_section()
         );
     };
     let after_first_wait = first_wait.elapsed();
@@ -998,7 +1008,7 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
         "the stuck client should be dropped within --stuck-after ({} s) of the server's last write to it; it took {:.1} s after its queue was first found full {}",
         stuck_after.as_secs(),
         after_first_wait.as_secs_f64(),
-        see()
+        book_section()
     );
     wait_for(
         &mut server,
@@ -1031,7 +1041,7 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
             Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => break,
             Err(err) => panic!(
                 "the dropped client's connection should be closed; after {drained} bytes: {err} {}",
-                see()
+                book_section()
             ),
         }
     }
@@ -1060,12 +1070,12 @@ fn a_flood_of_sends_slows_its_sender_and_never_drops_a_reading_receiver() {
         for n in 0..lines {
             let got = victim.read_line(&format!(
                 "attacker sent `SEND victim hi` {lines} times in one write, and victim reads all along: victim should get every line and never be dropped, since a full queue only slows the sender; line {n} did not come {}",
-                see()
+                book_section()
             ));
             if got != "FROM attacker hi" {
                 return Err(format!(
                     "attacker sent `SEND victim hi` {lines} times: line {n} victim got should be `FROM attacker hi`; got `{got}` {}",
-                    see()
+                    book_section()
                 ));
             }
         }
@@ -1074,12 +1084,12 @@ fn a_flood_of_sends_slows_its_sender_and_never_drops_a_reading_receiver() {
     for n in 0..lines {
         let got = attacker.read_line(&format!(
             "attacker sent `SEND victim hi` {lines} times while victim reads: answer {n} should be `SENT victim` {}",
-            see()
+            book_section()
         ));
         assert!(
             got == "SENT victim",
             "attacker sent `SEND victim hi` {lines} times in one write while victim read all along: answer {n} should be `SENT victim`; got `{got}`. A full queue only slows the sender: a line that finds the receiver's queue full waits for room (RELAY_WAIT at most), and a receiver that reads makes room all the time; a full queue is no reason to refuse the line or to drop the receiver {}",
-            see()
+            book_section()
         );
     }
     let mut victim = match reading.join().unwrap() {
@@ -1092,7 +1102,7 @@ fn a_flood_of_sends_slows_its_sender_and_never_drops_a_reading_receiver() {
     assert!(
         !log.contains("victim left"),
         "victim read every line and must not be dropped; the server's log:\n{log}\n{}",
-        see()
+        book_section()
     );
 }
 
@@ -1169,7 +1179,7 @@ fn a_sender_waiting_for_room_holds_up_nobody_else() {
             &format!(
                 "alice sent `SEND stuck <4000 bytes>` {lines} times in one write to stuck, a client that never reads: after {sent} `SENT stuck`, its queue is full, and the next SEND should wait at most RELAY_WAIT ({} s) for room and be answered `ERR full stuck`: the wait must be bounded {}",
                 RELAY_WAIT.as_secs(),
-                see()
+                book_section()
             ),
         );
         match got.as_str() {
@@ -1178,13 +1188,13 @@ fn a_sender_waiting_for_room_holds_up_nobody_else() {
             _ => panic!(
                 "alice's SEND number {sent} to stuck, a registered client that never reads, got `{}`: it should be `SENT stuck` while its queue has room, then `ERR full stuck` after RELAY_WAIT. A full queue only slows the sender: it is no reason to drop the receiver {}",
                 short(&got),
-                see()
+                book_section()
             ),
         }
         assert!(
             sent < lines,
             "all {lines} of alice's 4 KB lines to stuck, who never reads, were answered `SENT stuck`: its queue should be bounded (QUEUE_LIMIT lines), then each SEND waits for room and is refused {}",
-            see()
+            book_section()
         );
     }
     // alice's thread now waits for room again, for her next line, and the
@@ -1200,34 +1210,34 @@ fn a_sender_waiting_for_room_holds_up_nobody_else() {
             &mut carol,
             &format!(
                 "bob sent `SEND carol ping {n}` while alice waited for room in stuck's queue: carol should get it at once; {rule} {}",
-                see()
+                book_section()
             ),
         );
         assert_eq!(
             got,
             format!("FROM bob ping {n}"),
             "bob sent `SEND carol ping {n}` {}",
-            see()
+            book_section()
         );
         let got = next_answer(
             &mut bob,
             &format!(
                 "bob sent `SEND carol ping {n}`: he should be answered `SENT carol` at once; {rule} {}",
-                see()
+                book_section()
             ),
         );
         assert_eq!(
             got,
             "SENT carol",
             "bob sent `SEND carol ping {n}` {}",
-            see()
+            book_section()
         );
         let took = asked.elapsed();
         assert!(
             took < RELAY_WAIT / 2,
             "bob's `SEND carol ping {n}` took {:.1} s to reach carol while alice's `SEND stuck` waited for room in stuck's full queue: {rule} {}",
             took.as_secs_f64(),
-            see()
+            book_section()
         );
         let asked = Instant::now();
         bob.send_line("LIST");
@@ -1235,20 +1245,20 @@ fn a_sender_waiting_for_room_holds_up_nobody_else() {
             &mut bob,
             &format!(
                 "bob sent `LIST` while alice waited for room in stuck's queue: he should be answered at once; {rule} {}",
-                see()
+                book_section()
             ),
         );
         let took = asked.elapsed();
         assert!(
             got.starts_with("PEERS "),
             "bob sent `LIST`: expected `PEERS ...`; got `{got}` {}",
-            see()
+            book_section()
         );
         assert!(
             took < RELAY_WAIT / 2,
             "bob's `LIST` took {:.1} s while alice's `SEND stuck` waited for room in stuck's full queue: {rule} {}",
             took.as_secs_f64(),
-            see()
+            book_section()
         );
         let asked = Instant::now();
         let name = format!("new{n}");
@@ -1258,20 +1268,20 @@ fn a_sender_waiting_for_room_holds_up_nobody_else() {
             &mut new,
             &format!(
                 "a new client sent `HELLO {name}` while alice waited for room in stuck's queue: it should be welcomed at once; {rule} {}",
-                see()
+                book_section()
             ),
         );
         let took = asked.elapsed();
         assert!(
             got.starts_with(&format!("WELCOME {name} ")),
             "a new client sent `HELLO {name}`: expected `WELCOME {name} ...`; got `{got}` {}",
-            see()
+            book_section()
         );
         assert!(
             took < RELAY_WAIT / 2,
             "a new client's `HELLO {name}` took {:.1} s to be welcomed while alice's `SEND stuck` waited for room in stuck's full queue: {rule} {}",
             took.as_secs_f64(),
-            see()
+            book_section()
         );
         new.send_line("BYE");
     }
@@ -1305,13 +1315,13 @@ fn a_client_that_sends_many_commands_at_once_gets_every_answer() {
     for n in 0..commands {
         let got = conn.read_line(&format!(
             "a client that sends {commands} commands in one go, and reads all along, should get every answer: the server waits for room in the client's own queue rather than drop it; answer {n} did not come {}",
-            see()
+            book_section()
         ));
         assert_eq!(
             got,
             "PEERS eager",
             "answer {n} to LIST, of {commands} sent in one go {}",
-            see()
+            book_section()
         );
     }
     expect_line(&mut conn, "BYE", "the answer to the last command, BYE");
@@ -1358,7 +1368,7 @@ fn the_hello_deadline_counts_from_the_connect_not_from_each_read() {
     assert!(
         when < hello.len(),
         "the server should give up on the slow HELLO while it is still coming in, 1 s after the connect; it answered only after all {when} bytes {}",
-        see()
+        book_section()
     );
     conn.expect_orderly_close(&format!(
         "after ERR hello-first, the server should close the connection gently {GENTLE_CLOSE}"

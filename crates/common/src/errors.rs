@@ -34,6 +34,12 @@ pub fn describe(err: &io::Error) -> String {
 }
 // ANCHOR_END: describe
 
+/// Whether `err` is a read or write timeout running out: it shows up as
+/// WouldBlock on Unix and as TimedOut on Windows.
+pub fn is_timeout(err: &io::Error) -> bool {
+    matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
+
 /// `"Invalid argument (os error 22)"` becomes `"invalid argument"`.
 fn without_os_code(message: &str) -> String {
     let message = match message.find(" (os error") {

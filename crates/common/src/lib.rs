@@ -11,11 +11,12 @@
 //! | [`addr`]   | [`resolve`], [`connect`], [`listen`]: addresses with a default port |
 //! | [`line`]   | [`read_line`]: one line, at most N bytes, however the bytes arrive |
 //! | [`log`]    | a server's log never waits for its reader: a bounded queue, lines dropped and counted |
-//! | [`errors`] | [`describe`] an I/O error in plain words; [`report`] it and exit   |
+//! | [`errors`] | [`describe`] an I/O error in plain words; [`report`] it and exit; [`is_timeout`] |
 //! | [`close`]  | [`close_gently`]: close without a reset destroying the last reply |
 //! | [`deadline`] | [`Deadline`]: a read that must finish by a time, not just wait less |
 //! | [`serve`]  | [`serve_threads`]: a thread per client, at most N at once          |
 //! | [`lessons`] | [`wrong_server`]: which other lesson's server a client reached    |
+//! | [`sync`]   | [`lock`]: a mutex taken whole even after a panic elsewhere        |
 
 pub mod addr;
 pub mod close;
@@ -25,14 +26,16 @@ pub mod lessons;
 pub mod line;
 pub mod log;
 pub mod serve;
+pub mod sync;
 pub mod text;
 
 pub use addr::{announce, bind_error, connect, connect_any, listen, resolve};
 pub use close::close_gently;
 pub use deadline::Deadline;
-pub use errors::{describe, report};
+pub use errors::{describe, is_timeout, report};
 pub use lessons::{other_server, server_that_sent, wrong_server};
 pub use line::{ReadLine, read_line};
 pub use log::{flush_log, log_without_blocking};
 pub use serve::{ClientLimit, Slot, refuse, serve_threads};
+pub use sync::lock;
 pub use text::{count, print_line, printable};

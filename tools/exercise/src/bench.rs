@@ -40,7 +40,7 @@ const CASES: &[Case] = &[
     },
     Case {
         id: "4.2",
-        file: "crates/04-relay/src/server.rs",
+        file: "crates/04-relay/src/registry.rs",
         line: "Ok(()) => return Delivery::Queued,",
         mistake: "Ok(()) => return Delivery::Gone,",
     },

@@ -8,9 +8,8 @@
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Instant;
 
-use testkit::{Connection, Process, WAIT};
+use testkit::{Connection, Process};
 
 thread_local! {
     /// The chapter section that explains what the running test checks.
@@ -20,7 +19,7 @@ thread_local! {
 
 /// Names the heading of docs/src/04-relay.md that explains what the
 /// running test checks. Called first in each test: every failure message
-/// the helpers below make ends with it, as [`see`] writes it.
+/// the helpers below make ends with it, as [`book_section`] writes it.
 pub fn book(heading: &'static str) {
     SECTION.set(heading);
 }
@@ -32,7 +31,7 @@ pub const GENTLE_CLOSE: &str = "(book: 04-relay.md § One client's conversation)
 
 /// `(book: 04-relay.md § HEADING)` for the running test: the end of every
 /// failure message, so that a failure says where the chapter explains it.
-pub fn see() -> String {
+pub fn book_section() -> String {
     format!("(book: 04-relay.md § {})", SECTION.get())
 }
 
@@ -49,12 +48,14 @@ pub fn start_server(extra: &[&str]) -> Process {
 
 /// A raw client that has sent `HELLO <name>` and checked the exact
 /// `WELCOME <name> <its own address>`.
+#[track_caller]
 pub fn register(addr: SocketAddr, name: &str) -> Connection {
     register_with(addr, &format!("HELLO {name}"), name)
 }
 
 /// Two raw clients registered as `first` and `second`, once `first` has
 /// heard `JOINED <second>`.
+#[track_caller]
 pub fn register_two(addr: SocketAddr, first: &str, second: &str) -> (Connection, Connection) {
     let mut one = register(addr, first);
     let two = register(addr, second);
@@ -67,6 +68,7 @@ pub fn register_two(addr: SocketAddr, first: &str, second: &str) -> (Connection,
 }
 
 /// [`register`] with the HELLO line given whole (to announce a port).
+#[track_caller]
 pub fn register_with(addr: SocketAddr, hello: &str, name: &str) -> Connection {
     let mut conn = Connection::open(addr);
     conn.send_line(hello);
@@ -83,18 +85,24 @@ pub fn register_with(addr: SocketAddr, hello: &str, name: &str) -> Connection {
 
 /// Reads one line and asserts it is exactly `expected`. `why` says what a
 /// correct server does, and for whom; the chapter section is added.
+#[track_caller]
 pub fn expect_line(conn: &mut Connection, expected: &str, why: &str) {
-    let got = conn.read_line(&format!("{why}: expected `{}` {}", short(expected), see()));
+    let got = conn.read_line(&format!(
+        "{why}: expected `{}` {}",
+        short(expected),
+        book_section()
+    ));
     assert!(
         got == expected,
         "{why}: expected `{}`; got `{}` {}",
         short(expected),
         short(&got),
-        see()
+        book_section()
     );
 }
 
 /// Sends `line` and asserts the next line back is exactly `expected`.
+#[track_caller]
 pub fn exchange(conn: &mut Connection, line: &str, expected: &str) {
     conn.send_line(line);
     expect_line(
@@ -104,27 +112,12 @@ pub fn exchange(conn: &mut Connection, line: &str, expected: &str) {
     );
 }
 
-/// Waits (about [`WAIT`]) for a line of `process`'s output that contains
-/// `text`, as `Process::wait_for` does, and fails with `why` (what a
-/// correct program prints, and when) and the chapter section.
+/// Waits (at most [`WAIT`]) for a line of `process`'s output that
+/// contains `text`, as `Process::expect_line` does, and fails with `why`
+/// (what a correct program prints, and when) and the chapter section.
+#[track_caller]
 pub fn wait_for(process: &mut Process, text: &str, why: &str) -> String {
-    let expected = format!(
-        "{why}: it should print a line containing `{text}` {}",
-        see()
-    );
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let line = process.next_line(&expected);
-        if line.contains(text) {
-            return line;
-        }
-        if Instant::now() >= deadline {
-            process.fail(&format!(
-                "{expected}; none came within {} s",
-                WAIT.as_secs()
-            ));
-        }
-    }
+    process.expect_line(text, &format!("{why} {}", book_section()))
 }
 
 /// Checks that `watcher` has been told `LEFT <name>`, once the server has
@@ -132,6 +125,7 @@ pub fn wait_for(process: &mut Process, text: &str, why: &str) -> String {
 /// never coming. The server queues the notice when it removes the client,
 /// before it logs the leaving: so `LEFT <name>` must come before the answer
 /// to a `LIST` the watcher sends after the log line. Returns the log line.
+#[track_caller]
 pub fn expect_left(
     server: &mut Process,
     watcher: &mut Connection,
@@ -147,20 +141,23 @@ pub fn expect_left(
     let expected = format!("LEFT {name}");
     let got = watcher.read_line(&format!(
         "{why}: once the server has logged `{logged}`, `{expected}` should come before the answer to a LIST {}",
-        see()
+        book_section()
     ));
     assert!(
         got == expected,
         "{why}: once the server has logged `{logged}`, `{expected}` should already be on its way, before the answer to the LIST sent after it; got `{}` {}",
         short(&got),
-        see()
+        book_section()
     );
-    let peers = watcher.read_line(&format!("after `{expected}`, the answer to LIST {}", see()));
+    let peers = watcher.read_line(&format!(
+        "after `{expected}`, the answer to LIST {}",
+        book_section()
+    ));
     assert!(
         peers.starts_with("PEERS"),
         "after `{expected}`, the answer to LIST should be `PEERS ...`; got `{}` {}",
         short(&peers),
-        see()
+        book_section()
     );
     logged
 }
@@ -174,6 +171,7 @@ pub fn short(line: &str) -> String {
 }
 
 /// A `04-relay join NAME` client of `server`, past its `joined as NAME` line.
+#[track_caller]
 pub fn join(server: &Process, name: &str, extra: &[&str]) -> Process {
     let addr = server.addr().to_string();
     let mut args = vec!["join", name, "--server", &addr];
