@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use common::{Deadline, ReadLine, describe, printable, say};
+use common::{Deadline, ReadLine, describe, is_timeout, printable, say};
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
@@ -19,7 +19,7 @@ use crate::protocol::parse_number;
 use crate::reply::{
     Reader, header_line, not_understood, read_digest, read_line_within, read_reply,
 };
-use crate::{BUFFER_SIZE, DEFAULT_PORT, HASH_AHEAD, Reply, START_SERVER, is_timeout, parse_reply};
+use crate::{BUFFER_SIZE, DEFAULT_PORT, HASH_AHEAD, Reply, START_SERVER, parse_reply};
 
 /// What `get` needs to know; the command line fills it in.
 pub struct GetOptions {

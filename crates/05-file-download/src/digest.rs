@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::fs::{File, Metadata};
 use std::io::{self, BufReader, Read};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use common::describe;
+use common::{describe, lock};
 use sha2::{Digest, Sha256};
 
 use crate::BUFFER_SIZE;
@@ -124,7 +124,7 @@ impl Digests {
     pub(crate) fn want(&self, file: &File, meta: &Metadata) -> io::Result<Wanted> {
         let now = version(meta);
         let key = (now.device, now.inode);
-        let mut entries = locked(&self.0);
+        let mut entries = lock(&self.0);
         match entries.get(&key) {
             Some(Entry::Known(version, sha256)) if *version == now => {
                 return Ok(Wanted::Known(sha256.clone()));
@@ -155,7 +155,7 @@ impl Digests {
         let thread = thread::Builder::new()
             .name("sha256".to_string())
             .spawn(move || digests.compute(&file, &running, key))?;
-        *locked(&hash.thread) = Some(thread);
+        *lock(&hash.thread) = Some(thread);
         entries.insert(key, Entry::Hashing(Arc::clone(&hash)));
         Ok(Wanted::Hashing {
             hash: Waiting::new(self, key, hash),
@@ -193,7 +193,7 @@ impl Digests {
             .metadata()
             .is_ok_and(|after| version(&after) == hash.version);
         {
-            let mut entries = locked(&self.0);
+            let mut entries = lock(&self.0);
             let ours = matches!(entries.get(&key),
                 Some(Entry::Hashing(running)) if std::ptr::eq(Arc::as_ptr(running), hash));
             if ours {
@@ -209,19 +209,13 @@ impl Digests {
                 }
             }
         }
-        *locked(&hash.outcome) = Some(outcome);
+        *lock(&hash.outcome) = Some(outcome);
         hash.ended.notify_all();
     }
 }
 // ANCHOR_END: compute
 
 // ANCHOR: waiting
-/// Locks `mutex`. A thread that panicked holding it left nothing half
-/// done that matters here: every value is replaced whole.
-pub(crate) fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// One request's place among those waiting for a hash. Leaving (dropped,
 /// or [`Waiting::leave`]) as the last one stops the hashing, and waits for
 /// its thread to stop.
@@ -250,7 +244,7 @@ impl Waiting {
     /// The digest (or why there is none) once the hash has ended, waiting
     /// for it at most `wait`.
     pub(crate) fn outcome(&self, wait: Duration) -> Option<Result<String, String>> {
-        let outcome = locked(&self.hash.outcome);
+        let outcome = lock(&self.hash.outcome);
         let (outcome, _) = self
             .hash
             .ended
@@ -261,7 +255,7 @@ impl Waiting {
 
     /// Gives up waiting; says what became of the hashing, for the log.
     pub(crate) fn leave(mut self) -> &'static str {
-        let ended = locked(&self.hash.outcome).is_some();
+        let ended = lock(&self.hash.outcome).is_some();
         match self.quit() {
             _ if ended => "the hashing had ended",
             true => "hashing stopped",
@@ -275,7 +269,7 @@ impl Waiting {
     fn quit(&mut self) -> bool {
         self.left = true;
         let last = {
-            let mut entries = locked(&self.digests.0);
+            let mut entries = lock(&self.digests.0);
             let last = self.hash.wanted_by.fetch_sub(1, Ordering::Relaxed) == 1;
             if last {
                 self.hash.stop.store(true, Ordering::Relaxed);
@@ -289,7 +283,7 @@ impl Waiting {
         };
         if last {
             // Outside the lock: the hashing thread takes it when it ends.
-            let thread = locked(&self.hash.thread).take();
+            let thread = lock(&self.hash.thread).take();
             if let Some(thread) = thread {
                 let _ = thread.join();
             }

@@ -26,7 +26,6 @@
 //!
 //! This file holds the limits all four share.
 
-use std::io::{self, ErrorKind};
 use std::time::Duration;
 
 mod client;
@@ -112,7 +111,3 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const START_SERVER: &str = "cargo run -p file-download -- serve";
 // ANCHOR_END: limits
 
-/// A read or write timeout shows up as WouldBlock on Unix, TimedOut elsewhere.
-fn is_timeout(err: &io::Error) -> bool {
-    matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
-}

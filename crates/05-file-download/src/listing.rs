@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::digest::{Version, locked, version};
+use crate::digest::{Version, version};
+use common::lock;
 use crate::{EntryKind, LIST_KEPT_FOR, check_opened, check_path, list_folder, open_inside};
 
 // ANCHOR: listings
@@ -45,7 +46,7 @@ impl Listings {
     /// the folder as it was after the request came: its listing will do.
     pub(crate) fn listing(&self, served: &File, hidden: bool) -> (Arc<Listing>, &'static str) {
         let came = self.begun.load(Ordering::SeqCst);
-        let mut kept = locked(&self.kept);
+        let mut kept = lock(&self.kept);
         if let (last, Some(listing)) = &*kept
             && *last > came
         {

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
-use common::{Deadline, ReadLine, describe, printable, read_line};
+use common::{Deadline, ReadLine, describe, is_timeout, printable, read_line};
 
-use crate::{LINE_LIMIT, Reply, is_timeout, parse_reply};
+use crate::{LINE_LIMIT, Reply, parse_reply};
 
 /// How the client reads from the server: through a buffer, with a
 /// deadline for each header line (see `read_line_within`).

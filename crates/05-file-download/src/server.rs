@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
-use common::{Deadline, ReadLine, describe, printable, read_line, say};
+use common::{Deadline, ReadLine, describe, is_timeout, printable, read_line, say};
 
 use crate::digest::{Digests, Waiting, Wanted};
 use crate::listing::Listings;
 use crate::sendfile::send_range;
 use crate::{
     Code, DEFAULT_PORT, GONE_CHECK_EVERY, LINE_LIMIT, LINGER, MIN_RATE, PROGRESS_EVERY, Refusal,
-    Request, SEND_TIMEOUT, check_opened, check_path, is_timeout, open_inside, parse_request,
+    Request, SEND_TIMEOUT, check_opened, check_path, open_inside, parse_request,
 };
 
 /// What `serve` needs to know; the command line fills it in.
