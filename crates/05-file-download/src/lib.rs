@@ -79,6 +79,9 @@ pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(30);
 /// what the client takes, and MIN_RATE judges the client, not the socket's
 /// buffers (`send_range`).
 pub const UNSENT_LIMIT: u32 = 16 * 1024;
+// ANCHOR_END: limits
+
+// ANCHOR: limits_after
 /// After a file's bytes, how often the server tells a client that it is
 /// still computing the digest (`HASHING <done> <size>`): well under the
 /// client's own timeout, so a file of any size never looks like a server
@@ -109,5 +112,4 @@ pub const HASH_AHEAD: usize = 4;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// What to run when nobody is listening.
 const START_SERVER: &str = "cargo run -p file-download -- serve";
-// ANCHOR_END: limits
-
+// ANCHOR_END: limits_after

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::digest::{Version, version};
-use common::lock;
 use crate::{EntryKind, LIST_KEPT_FOR, check_opened, check_path, list_folder, open_inside};
+use common::lock;
 
 // ANCHOR: listings
 /// A reply to `LIST`, kept for the `LIST`s after it.

@@ -67,7 +67,7 @@ pub fn check_path(path: &str, hidden: bool) -> Result<PathBuf, Refusal> {
 }
 // ANCHOR_END: check_path
 
-// ANCHOR: open_inside
+// ANCHOR: outside
 /// The message for every path that leaves the folder through a link. It is
 /// the same whether or not the target exists (the walk below never even
 /// looks outside), so that it tells nothing about the machine outside.
@@ -77,25 +77,21 @@ const OUTSIDE: &str = "the path leads outside the served folder, or through a br
 /// link, or at its own folder: without a count, `a -> a/a` would be walked
 /// forever. 40 is Linux's own limit for one path (path_resolution(7)).
 pub const MAX_LINKS: usize = 40;
+// ANCHOR_END: outside
 
+// ANCHOR: open_inside
 /// Opens the file that the checked `relative` path names, starting from
-/// `root`, an open handle on the served folder, and never leaving it.
-///
-/// One name at a time: each folder is opened from the handle of the one
-/// before it with O_NOFOLLOW, so a name that is a link is never followed by
-/// the kernel. A link inside the folder is read (readlinkat) and its target
-/// walked the same way: `..` goes back to the folder handle we came from
-/// (never above `root`), and a target starting with `/` is refused. No name
-/// is ever looked up twice, so there is no gap between a check and an open
-/// for a rename to slip into.
+/// `root`, an open handle on the served folder, and never leaving it: one
+/// name at a time, each folder opened from the handle of the one before
+/// with O_NOFOLLOW, and each link walked by hand ([`follow_link`]). No name
+/// is looked up twice: no gap between a check and an open for a rename.
 #[cfg(unix)]
 pub fn open_inside(root: &File, relative: &Path, hidden: bool) -> Result<File, Refusal> {
+    use rustix::fs::{Mode, OFlags, openat};
     use std::collections::VecDeque;
     use std::ffi::{OsStr, OsString};
     use std::os::fd::{AsFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
-
-    use rustix::fs::{Mode, OFlags, openat, readlinkat};
 
     let outside = || Refusal::new(Code::Forbidden, OUTSIDE);
     // The folders we stand in below `root`, each opened from the one before.
@@ -138,18 +134,7 @@ pub fn open_inside(root: &File, relative: &Path, hidden: bool) -> Result<File, R
             Err(err) => err,
         };
         // It failed: a link (O_NOFOLLOW refused it), or really a failure.
-        // readlinkat answers only for a link.
-        let Ok(target) = readlinkat(here, name.as_os_str(), Vec::new()) else {
-            return Err(refusal_for(err, links > 0));
-        };
-        links += 1;
-        let target = target.as_bytes();
-        if links > MAX_LINKS || target.starts_with(b"/") {
-            return Err(outside());
-        }
-        for part in target.split(|&byte| byte == b'/').rev() {
-            names.push_front(OsStr::from_bytes(part).to_os_string());
-        }
+        follow_link(here, &name, err, &mut links, &mut names)?;
     }
     // check_path never gives an empty path; a link to `.` can lead here.
     Err(Refusal::new(
@@ -158,6 +143,38 @@ pub fn open_inside(root: &File, relative: &Path, hidden: bool) -> Result<File, R
     ))
 }
 // ANCHOR_END: open_inside
+
+// ANCHOR: follow_link
+/// `name` in the folder `here` could not be opened (`err`): if it is a
+/// link (O_NOFOLLOW refused it), puts the names of its target in front of
+/// the `names` still to walk, and counts it in `links`; if it is not, the
+/// failure was real, and is refused.
+#[cfg(unix)]
+fn follow_link(
+    here: std::os::fd::BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+    err: rustix::io::Errno,
+    links: &mut usize,
+    names: &mut std::collections::VecDeque<std::ffi::OsString>,
+) -> Result<(), Refusal> {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    // readlinkat answers only for a link.
+    let Ok(target) = rustix::fs::readlinkat(here, name, Vec::new()) else {
+        return Err(refusal_for(err, *links > 0));
+    };
+    *links += 1;
+    let target = target.as_bytes();
+    if *links > MAX_LINKS || target.starts_with(b"/") {
+        return Err(Refusal::new(Code::Forbidden, OUTSIDE));
+    }
+    for part in target.split(|&byte| byte == b'/').rev() {
+        names.push_front(OsStr::from_bytes(part).to_os_string());
+    }
+    Ok(())
+}
+// ANCHOR_END: follow_link
 
 // ANCHOR: list_folder
 /// What a folder entry is, without following it.
@@ -181,8 +198,6 @@ pub fn list_folder(
     relative: &str,
     hidden: bool,
 ) -> Option<(Metadata, Vec<(String, EntryKind)>)> {
-    use rustix::fs::{AtFlags, Dir, FileType, statat};
-
     let folder = if relative.is_empty() {
         root.try_clone().ok()?
     } else {
@@ -191,7 +206,7 @@ pub fn list_folder(
     let meta = folder.metadata().ok()?;
     // read_from opens the folder's `.` afresh, so reading it does not move
     // a position that other requests share.
-    let Ok(entries) = Dir::read_from(&folder) else {
+    let Ok(entries) = rustix::fs::Dir::read_from(&folder) else {
         return Some((meta, Vec::new()));
     };
     let mut names = Vec::new();
@@ -203,23 +218,30 @@ pub fn list_folder(
         if name == "." || name == ".." {
             continue;
         }
-        // Some file systems do not say the kind in the entry: ask them,
-        // without following a link.
-        let kind = match entry.file_type() {
-            FileType::Unknown => statat(&folder, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)
-                .map_or(FileType::Unknown, |stat| {
-                    FileType::from_raw_mode(stat.st_mode)
-                }),
-            kind => kind,
-        };
-        let kind = match kind {
-            FileType::Directory => EntryKind::Folder,
-            FileType::Symlink => EntryKind::Link,
-            _ => EntryKind::Other,
-        };
-        names.push((name.to_string(), kind));
+        names.push((name.to_string(), entry_kind(&folder, &entry)));
     }
     Some((meta, names))
+}
+// ANCHOR_END: list_folder
+
+/// What `entry` of `folder` is, without following a link.
+#[cfg(unix)]
+fn entry_kind(folder: &File, entry: &rustix::fs::DirEntry) -> EntryKind {
+    use rustix::fs::{AtFlags, FileType, statat};
+    // Some file systems do not say the kind in the entry: ask them,
+    // without following a link.
+    let kind = match entry.file_type() {
+        FileType::Unknown => statat(folder, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)
+            .map_or(FileType::Unknown, |stat| {
+                FileType::from_raw_mode(stat.st_mode)
+            }),
+        kind => kind,
+    };
+    match kind {
+        FileType::Directory => EntryKind::Folder,
+        FileType::Symlink => EntryKind::Link,
+        _ => EntryKind::Other,
+    }
 }
 
 #[cfg(not(unix))]
@@ -230,8 +252,6 @@ pub fn list_folder(
 ) -> Option<(Metadata, Vec<(String, EntryKind)>)> {
     None
 }
-
-// ANCHOR_END: list_folder
 
 // ANCHOR: refusal_for
 /// The refusal for an open that failed with `err`; `behind_link` when a

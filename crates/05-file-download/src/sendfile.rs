@@ -15,32 +15,81 @@ use crate::UNSENT_LIMIT;
 #[cfg(target_os = "linux")]
 const FULL_AFTER: Duration = Duration::from_millis(100);
 
+// ANCHOR: rate
+/// What a client takes, window by window. Only once the socket is full is
+/// a byte handed to it a byte the client made room for: before, the kernel
+/// takes megabytes at once. So the first window starts then.
+#[cfg(target_os = "linux")]
+struct Rate {
+    window: Duration,
+    /// MIN_RATE over a window: what the client must take in each.
+    least: u64,
+    /// The start of this window, and how far the transfer was then.
+    start: Instant,
+    from: u64,
+    /// Whether the socket has been full yet.
+    full: bool,
+}
+
+#[cfg(target_os = "linux")]
+impl Rate {
+    fn new(window: Duration, position: u64) -> Rate {
+        let least = MIN_RATE.saturating_mul(window.as_secs());
+        let (start, from, full) = (Instant::now(), position, false);
+        Rate {
+            window,
+            least,
+            start,
+            from,
+            full,
+        }
+    }
+
+    /// How long to wait for room: until the window ends, and no longer
+    /// than FULL_AFTER while the socket may not be full yet.
+    fn wait_limit(&self) -> Duration {
+        let left = self.window.saturating_sub(self.start.elapsed());
+        if self.full {
+            left
+        } else {
+            left.min(FULL_AFTER)
+        }
+    }
+
+    /// A wait found no room: the first time, the socket is full, and the
+    /// first window starts.
+    fn no_room(&mut self, position: u64) {
+        if !self.full {
+            (self.full, self.start, self.from) = (true, Instant::now(), position);
+        }
+    }
+
+    /// Whether the client has kept to MIN_RATE; at a window's end, judges
+    /// it and starts the next.
+    fn kept(&mut self, position: u64) -> bool {
+        if self.start.elapsed() < self.window {
+            return true;
+        }
+        let taken = position - self.from;
+        (self.start, self.from) = (Instant::now(), position);
+        taken >= self.least
+    }
+}
+// ANCHOR_END: rate
+
 // ANCHOR: send_range
 /// Sends the bytes of `file` from `position` up to `end`, moving `position`
 /// on as they go (so after an error it says how far the transfer got).
 /// Fails with TimedOut when the client takes less than MIN_RATE bytes/s
 /// over a `window`.
 ///
-/// On Linux, sendfile(2): the kernel hands pages of the file, as they sit
-/// in its page cache, to the socket. The bytes never come up into this
-/// program: no buffer here, no copy in and out of it, one system call for
-/// many megabytes. The catch that keeps `std::io::copy` from doing this
-/// itself: the socket may still hold the pages after the call returns, so a
-/// file changed at that moment can send its new bytes. Our client checks
-/// the SHA-256 of everything it received, so it would notice.
-///
-/// The socket is non-blocking meanwhile: sendfile moves what fits and
-/// returns, and poll(2) waits for room, never past the end of the window.
-/// A blocking call would wait as long as the client takes a few bytes now
-/// and then, and the rate could not be checked until it returned.
-///
-/// The rate is what the client *takes*. The bytes handed to the socket are
-/// that only once its buffers are full: before, the kernel takes megabytes
-/// at once (on loopback the send buffer grows to 4 MiB), and a crawler
-/// would pass a window or two on the buffers' bytes. So the socket may hold
-/// at most UNSENT_LIMIT bytes not yet sent (TCP_NOTSENT_LOWAT), and the
-/// first window starts once the socket is full (no room for FULL_AFTER):
-/// from then on, a byte handed over is a byte the client made room for.
+/// On Linux, sendfile(2) hands the pages of the file in the kernel's page
+/// cache to the socket: the bytes never come up into this program. The
+/// socket is non-blocking meanwhile, so that the rate can be judged while
+/// the client dawdles: sendfile moves what fits, and poll(2) waits for
+/// room, never past the end of the window. At most UNSENT_LIMIT bytes wait
+/// unsent in the socket (TCP_NOTSENT_LOWAT): the bytes handed over follow
+/// what the client takes.
 #[cfg(target_os = "linux")]
 pub(crate) fn send_range(
     file: &File,
@@ -52,55 +101,34 @@ pub(crate) fn send_range(
     use rustix::event::{PollFd, PollFlags, Timespec, poll};
     use rustix::io::Errno;
 
-    let least = MIN_RATE.saturating_mul(window.as_secs());
     socket2::SockRef::from(stream).set_tcp_notsent_lowat(UNSENT_LIMIT)?;
     stream.set_nonblocking(true)?;
-    let mut window_start = Instant::now();
-    let mut window_from = *position;
-    // Whether the socket has been full yet (see above).
-    let mut full = false;
+    let mut rate = Rate::new(window, *position);
     let mut result = Ok(());
-    while *position < end {
+    while *position < end && result.is_ok() {
         let count = usize::try_from(end - *position).unwrap_or(usize::MAX);
-        match rustix::fs::sendfile(stream, file, Some(&mut *position), count) {
+        result = match rustix::fs::sendfile(stream, file, Some(&mut *position), count) {
             // The end of the file came early: it was truncated meanwhile.
             Ok(0) => break,
             // sendfile moved `position` on by what it sent.
-            Ok(_) | Err(Errno::INTR) => {}
-            // The socket buffer is full: wait for room, until the window ends.
+            Ok(_) | Err(Errno::INTR) => Ok(()),
+            // The socket is full: wait for room.
             Err(Errno::AGAIN) => {
-                let mut left = window.saturating_sub(window_start.elapsed());
-                if !full {
-                    left = left.min(FULL_AFTER);
-                }
-                let left = Timespec::try_from(left).unwrap_or_default();
+                let limit = Timespec::try_from(rate.wait_limit()).unwrap_or_default();
                 let mut room = [PollFd::new(stream, PollFlags::OUT)];
-                match poll(&mut room, Some(&left)) {
-                    // No room for FULL_AFTER: the bytes on their way have
-                    // filled what the client's side would take.
-                    Ok(0) if !full => {
-                        full = true;
-                        (window_start, window_from) = (Instant::now(), *position);
+                match poll(&mut room, Some(&limit)) {
+                    Ok(0) => {
+                        rate.no_room(*position);
+                        Ok(())
                     }
-                    Ok(_) | Err(Errno::INTR) => {}
-                    Err(err) => {
-                        result = Err(err.into());
-                        break;
-                    }
+                    Ok(_) | Err(Errno::INTR) => Ok(()),
+                    Err(err) => Err(err.into()),
                 }
             }
-            Err(err) => {
-                result = Err(err.into());
-                break;
-            }
-        }
-        if window_start.elapsed() >= window {
-            if *position - window_from < least {
-                result = Err(io::Error::from(ErrorKind::TimedOut));
-                break;
-            }
-            window_start = Instant::now();
-            window_from = *position;
+            Err(err) => Err(err.into()),
+        };
+        if result.is_ok() && !rate.kept(*position) {
+            result = Err(io::Error::from(ErrorKind::TimedOut));
         }
     }
     // The header and the digest are written blocking, with SEND_TIMEOUT.
