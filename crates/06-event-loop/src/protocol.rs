@@ -11,7 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{count, describe, printable, say};
+use common::{ClientLines, count, describe, printable, say};
 
 // ANCHOR: replies
 /// The longest line, the reply to a line and the busy line are lesson 3's,
@@ -51,12 +51,16 @@ pub struct Answered {
 /// if any, are a last line without a newline, and get their `ok` too.
 /// Lines are cut as lesson 3's `common::read_line` cuts them: without the
 /// `\n`, and without a `\r` just before it (`nc -C`, telnet).
+///
+/// Each line is logged as long as `log` says so: at most
+/// `common::LOG_LINES_PER_CLIENT` of one client's lines reach the log.
 pub fn answer(
     input: &mut Vec<u8>,
     ended: bool,
-    client: SocketAddr,
+    log: &mut ClientLines,
     output: &mut Vec<u8>,
 ) -> Answered {
+    let client = log.client();
     let mut lines = 0;
     // Where the unused bytes start. The used ones are removed once at the
     // end: removing each line as it is answered would move the rest of the
@@ -77,7 +81,9 @@ pub fn answer(
                 if let [before @ .., b'\r'] = line {
                     line = before;
                 }
-                say!("[{client}] {}", printable(line));
+                if log.note(line) {
+                    say!("[{client}] {}", printable(line));
+                }
                 output.extend_from_slice(OK_REPLY);
                 lines += 1;
                 start += newline + 1;
@@ -85,7 +91,9 @@ pub fn answer(
             None if ended && !rest.is_empty() => {
                 // What lesson 3's read_line returns at the end of input: the
                 // bytes as they are (no newline to cut, so no `\r` either).
-                say!("[{client}] {}", printable(rest));
+                if log.note(rest) {
+                    say!("[{client}] {}", printable(rest));
+                }
                 output.extend_from_slice(OK_REPLY);
                 lines += 1;
                 start = input.len();
@@ -194,7 +202,12 @@ mod tests {
     fn run(bytes: &[u8], ended: bool) -> (Answered, Vec<u8>, Vec<u8>) {
         let mut input = bytes.to_vec();
         let mut output = Vec::new();
-        let answered = answer(&mut input, ended, client(), &mut output);
+        let answered = answer(
+            &mut input,
+            ended,
+            &mut ClientLines::new(client()),
+            &mut output,
+        );
         (answered, output, input)
     }
 

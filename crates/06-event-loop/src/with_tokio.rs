@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use common::{count, describe, say};
+use common::{ClientLines, count, describe, say};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -181,7 +181,11 @@ async fn connection(
     tally: Arc<AtomicTally>,
 ) {
     say!("[{client}] connected");
-    let ending = converse(&mut stream, client, idle_timeout, &mut stopping, &tally).await;
+    // How many of its lines have been logged: the log of one client is
+    // bounded, and ends with a summary if some were left out.
+    let mut log = ClientLines::new(client);
+    let ending = converse(&mut stream, &mut log, idle_timeout, &mut stopping, &tally).await;
+    log.finish();
     ending.log(client);
     // The slot is given back here, when `_slot` is dropped.
 }
@@ -190,7 +194,7 @@ async fn connection(
 /// server stops.
 async fn converse(
     stream: &mut TcpStream,
-    client: SocketAddr,
+    log: &mut ClientLines,
     idle_timeout: Option<Duration>,
     stopping: &mut watch::Receiver<Option<Instant>>,
     tally: &AtomicTally,
@@ -216,12 +220,12 @@ async fn converse(
             }
             _ = stopping.changed() => {
                 let grace_end = stopping.borrow().unwrap_or_else(Instant::now);
-                return say_bye(stream, client, input, output, grace_end, tally).await;
+                return say_bye(stream, log, input, output, grace_end, tally).await;
             }
         }
         let timer = silence.as_mut();
         if let Some(ending) =
-            receive(stream, client, &mut input, &mut output, idle_timeout, timer).await
+            receive(stream, log, &mut input, &mut output, idle_timeout, timer).await
         {
             return ending;
         }
@@ -236,7 +240,7 @@ async fn converse(
 /// ended, if it did.
 async fn receive(
     stream: &mut TcpStream,
-    client: SocketAddr,
+    log: &mut ClientLines,
     input: &mut Vec<u8>,
     output: &mut Vec<u8>,
     idle_timeout: Option<Duration>,
@@ -252,7 +256,7 @@ async fn receive(
         if let Some(limit) = idle_timeout {
             silence.as_mut().reset((Instant::now() + limit).into());
         }
-        let answered = answer(input, ended, client, output);
+        let answered = answer(input, ended, log, output);
         if answered.too_long {
             let until = Instant::now() + LINGER;
             let _ = timeout_at(until.into(), stream.write_all(output)).await;
@@ -313,7 +317,7 @@ async fn close_gently(stream: &mut TcpStream, until: Instant) {
 /// then `bye`, then a gentle close, all by `grace_end`.
 async fn say_bye(
     stream: &mut TcpStream,
-    client: SocketAddr,
+    log: &mut ClientLines,
     mut input: Vec<u8>,
     mut output: Vec<u8>,
     grace_end: Instant,
@@ -325,7 +329,7 @@ async fn say_bye(
             Ok(_) => false,
             Err(_) => break, // WouldBlock: nothing more has arrived
         };
-        let answered = answer(&mut input, ended, client, &mut output);
+        let answered = answer(&mut input, ended, log, &mut output);
         tally.answered.fetch_add(answered.lines, Ordering::SeqCst);
         if ended || answered.too_long {
             break;

@@ -870,31 +870,47 @@ fn mio_a_slow_reader_with_a_tiny_buffer_gets_every_reply_in_order() {
         if let Err(err) = client.stream().write_all(batch.as_bytes()) {
             panic!("{what}; but the connection failed: {err}");
         }
-        // Until the last line of the batch is logged; a server that ends
-        // this connection instead says so in its log, and fails at once.
-        let last = format!("] line {}", lines - 1);
+        // Until the server has read the whole batch: nothing of it left in
+        // the kernel (the client's send queue, the server's receive queue).
+        // A server that ends this connection instead says so in its log,
+        // and fails at once. (The log cannot show progress: it holds only a
+        // client's first lines, book: 03-multi-client.md § A log nobody
+        // reads.)
+        let read_by = Instant::now() + WAIT;
         loop {
-            let line = server.next_line(&format!("{what}; it should log `{last}`"));
-            if line.contains(&last) {
+            let (server_side, client_side) = queued_both_ways(addr, me);
+            let unread = server_side.map_or(0, |(_, rx)| rx) + client_side.map_or(0, |(tx, _)| tx);
+            if unread == 0 {
                 break;
             }
-            if let Some(ending) = line.strip_prefix(&format!("[{me}] "))
-                && [
-                    "finished",
-                    "idle for ",
-                    "line longer than ",
-                    "connection error",
-                    "not reading its replies",
-                    "told bye",
-                ]
-                .iter()
-                .any(|word| ending.starts_with(word))
-            {
+            let log = server.stdout_now();
+            if let Some(line) = log.lines().find(|line| {
+                line.strip_prefix(&format!("[{me}] "))
+                    .is_some_and(|ending| {
+                        [
+                            "finished",
+                            "idle for ",
+                            "line longer than ",
+                            "connection error",
+                            "not reading its replies",
+                            "told bye",
+                        ]
+                        .iter()
+                        .any(|word| ending.starts_with(word))
+                    })
+            }) {
                 panic!("{what}; but the server ended the connection: `{line}`");
             }
+            if Instant::now() > read_by {
+                panic!(
+                    "{what}; {unread} bytes of its lines were still unread after {} s",
+                    WAIT.as_secs()
+                );
+            }
+            thread::sleep(Duration::from_millis(5));
         }
         // What the kernel holds, once it stops changing (the server writes
-        // just after it logs).
+        // just after it reads).
         let mut held = in_kernel();
         let settled = Instant::now() + Duration::from_millis(500);
         loop {
@@ -1191,4 +1207,22 @@ fn mio_lines_that_arrived_with_the_signal_are_answered_before_bye() {
     server
         .wait_exit()
         .assert_success("after SIGINT, and the only client gone");
+}
+
+fn one_client_logs_at_most_the_bound_of_lines_and_a_summary(engine: &str) {
+    let mut server = start(engine, &[]);
+    testkit::client_log::assert_one_client_cannot_flood_the_log(
+        &mut server,
+        "06-event-loop.md § The buffers a connection owns",
+    );
+}
+
+#[test]
+fn mio_one_client_logs_at_most_the_bound_of_lines_and_a_summary() {
+    one_client_logs_at_most_the_bound_of_lines_and_a_summary("mio");
+}
+
+#[test]
+fn tokio_one_client_logs_at_most_the_bound_of_lines_and_a_summary() {
+    one_client_logs_at_most_the_bound_of_lines_and_a_summary("tokio");
 }

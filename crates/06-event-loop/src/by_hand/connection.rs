@@ -7,6 +7,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
+use common::ClientLines;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
@@ -34,6 +35,9 @@ pub(super) struct Connection {
     heard: Instant,
     /// Set once we have said our last word and only wait to close.
     pub(super) closing: Option<Closing>,
+    /// How many of its lines have been logged (the log of one client is
+    /// bounded); `mod.rs` logs the summary when the connection closes.
+    pub(super) log: ClientLines,
 }
 // ANCHOR_END: connection
 
@@ -48,6 +52,7 @@ impl Connection {
             ended: false,
             heard: now,
             closing: None,
+            log: ClientLines::new(client),
         }
     }
 
@@ -101,7 +106,7 @@ impl Connection {
                 continue;
             }
             self.input.extend_from_slice(&chunk[..n]);
-            let answered = answer(&mut self.input, false, self.client, &mut self.output);
+            let answered = answer(&mut self.input, false, &mut self.log, &mut self.output);
             received.lines += answered.lines;
             if answered.too_long {
                 self.close_after_output(Ending::TooLong, now + LINGER);
@@ -119,7 +124,7 @@ impl Connection {
         // exercise 6.1: end
         if self.ended && self.closing.is_none() {
             // A last line ended by the end of input still gets its `ok`.
-            let answered = answer(&mut self.input, true, self.client, &mut self.output);
+            let answered = answer(&mut self.input, true, &mut self.log, &mut self.output);
             received.lines += answered.lines;
             self.close_after_output(Ending::Finished, now + LINGER);
         }

@@ -261,6 +261,7 @@ impl Server {
     fn close(&mut self, token: Token, ending: Ending) {
         if let Some(mut conn) = self.connections.remove(&token) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            conn.log.finish();
             ending.log(conn.client);
             // The socket closes here, when `conn` is dropped.
         }
