@@ -14,9 +14,10 @@ pub const LOG_LINES_PER_CLIENT: usize = 1000;
 /// most LOG_LINES_PER_CLIENT + 2 lines about its lines (the lines logged,
 /// one note that the rest are not, one summary at its end), besides its
 /// `connected` and `finished`, and that the summary counts every line.
-/// `section` is the chapter section that states the bound.
+/// `book` is the reference to the chapter section that states the bound,
+/// as `(book: FILE § HEADING)`.
 #[track_caller]
-pub fn assert_one_client_cannot_flood_the_log(server: &mut Process, section: &str) {
+pub fn assert_one_client_cannot_flood_the_log(server: &mut Process, book: &str) {
     let sent = 3 * LOG_LINES_PER_CLIENT;
     let mut client = Connection::open(server.addr());
     let me = client.local_addr();
@@ -27,18 +28,18 @@ pub fn assert_one_client_cannot_flood_the_log(server: &mut Process, section: &st
         &b"ok\n".repeat(sent),
         &format!(
             "a client sent {sent} lines in one go: every line gets its `ok`, logged or not \
-             (book: {section})"
+             {book}"
         ),
     );
     client.half_close();
     client.expect_orderly_close(&format!(
-        "a client sent {sent} lines, read their `ok`s and closed its side (book: {section})"
+        "a client sent {sent} lines, read their `ok`s and closed its side {book}"
     ));
     server.expect_line(
         &format!("[{me}] finished"),
         &format!(
             "a client sent {sent} lines and closed: the server logs `[{me}] finished` \
-             (book: {section})"
+             {book}"
         ),
     );
     let log = server.stdout_now();
@@ -54,7 +55,7 @@ pub fn assert_one_client_cannot_flood_the_log(server: &mut Process, section: &st
             "a client sent {sent} short lines and the server logged {} lines about them; at most \
              {most} should be: the first {LOG_LINES_PER_CLIENT} lines, one line saying the rest of \
              this client's lines are not logged, and one summary at its end. Without a bound, one \
-             client grows a log file many times faster than it sends (book: {section})",
+             client grows a log file many times faster than it sends {book}",
             about_its_lines.len()
         ));
     }
@@ -62,7 +63,7 @@ pub fn assert_one_client_cannot_flood_the_log(server: &mut Process, section: &st
     if !about_its_lines.iter().any(|line| line.contains(&summary)) {
         server.fail(&format!(
             "a client sent {sent} lines ({bytes} bytes) and closed: the server should log one \
-             summary line at its end, with `{summary}` (book: {section})"
+             summary line at its end, with `{summary}` {book}"
         ));
     }
 }

@@ -735,6 +735,6 @@ fn one_client_logs_at_most_the_bound_of_lines_and_a_summary() {
     let mut server = start_server(&[]);
     testkit::client_log::assert_one_client_cannot_flood_the_log(
         &mut server,
-        "03-multi-client.md § A log nobody reads",
+        "(book: 03-multi-client.md § A log nobody reads)",
     );
 }
