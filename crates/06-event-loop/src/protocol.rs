@@ -9,6 +9,8 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{ClientLines, count, describe, printable, say};
@@ -26,6 +28,11 @@ pub const BYE_REPLY: &[u8] = b"bye: server shutting down\n";
 pub fn too_long_reply() -> String {
     format!("error: line longer than {LINE_LIMIT} bytes, closing the connection\n")
 }
+
+/// The line a client gets before it is disconnected because its partial
+/// line would pass the server's budget for all partial lines.
+pub const OVER_BUDGET_REPLY: &[u8] =
+    b"error: the server holds too many unfinished lines, closing the connection\n";
 // ANCHOR_END: replies
 
 // ANCHOR: answered
@@ -129,6 +136,9 @@ pub enum Ending {
     NotReading(usize),
     /// The server is shutting down: the client was told `bye` and closed.
     ToldBye,
+    /// The client's partial line, this many bytes, would have passed the
+    /// budget for all partial lines: it was refused and closed.
+    OverBudget(usize),
 }
 
 impl Ending {
@@ -146,6 +156,10 @@ impl Ending {
                 )
             }
             Ending::ToldBye => say!("[{client}] told bye, closed"),
+            Ending::OverBudget(bytes) => say!(
+                "[{client}] a partial line of {} over the budget for unfinished lines, closing",
+                count(*bytes as u64, "byte")
+            ),
         }
     }
 }
@@ -156,6 +170,73 @@ pub fn log_busy(client: SocketAddr, max_clients: usize) {
     say!("[{client}] busy: already serving the most clients allowed ({max_clients}), refused");
 }
 // ANCHOR_END: ending
+
+// ANCHOR: budget
+/// The budget for partial lines, shared by every connection: the bytes of
+/// lines whose newline has not come yet, held for all clients together.
+/// Cloning it gives another handle on the same budget.
+#[derive(Clone)]
+pub struct PartialLines {
+    held: Arc<AtomicUsize>,
+    budget: usize,
+}
+
+/// One connection's part of the [`PartialLines`] budget. Dropping it (when
+/// the connection ends, however it ends) gives its bytes back.
+pub struct PartialShare {
+    lines: PartialLines,
+    held: usize,
+}
+
+impl PartialLines {
+    pub fn new(budget: usize) -> PartialLines {
+        PartialLines {
+            held: Arc::new(AtomicUsize::new(0)),
+            budget,
+        }
+    }
+
+    /// A new connection's share: nothing held yet.
+    pub fn share(&self) -> PartialShare {
+        PartialShare {
+            lines: self.clone(),
+            held: 0,
+        }
+    }
+}
+
+impl PartialShare {
+    /// The connection now holds `bytes` of a partial line. Less than before
+    /// always fits (the rest goes back to the budget); more fits only if
+    /// what is left of the budget covers the growth. Returns false, holding
+    /// what it held before, when it does not.
+    pub fn hold(&mut self, bytes: usize) -> bool {
+        let held = &self.lines.held;
+        if bytes <= self.held {
+            held.fetch_sub(self.held - bytes, Ordering::SeqCst);
+            self.held = bytes;
+            return true;
+        }
+        let more = bytes - self.held;
+        let budget = self.lines.budget;
+        // Check and add in one atomic step: if connections are ever served
+        // from more than one thread, two must not both take the rest.
+        let taken = held.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |total| {
+            total.checked_add(more).filter(|&total| total <= budget)
+        });
+        if taken.is_ok() {
+            self.held = bytes;
+        }
+        taken.is_ok()
+    }
+}
+
+impl Drop for PartialShare {
+    fn drop(&mut self) {
+        self.lines.held.fetch_sub(self.held, Ordering::SeqCst);
+    }
+}
+// ANCHOR_END: budget
 
 // ANCHOR: summary
 /// What a graceful shutdown did, for its one summary line.
@@ -248,6 +329,20 @@ mod tests {
         assert!(answered.too_long);
         assert_eq!(output, too_long_reply().as_bytes());
         assert!(left.is_empty());
+    }
+
+    #[test]
+    fn partial_lines_share_one_budget_and_give_it_back() {
+        let lines = PartialLines::new(100);
+        let mut a = lines.share();
+        let mut b = lines.share();
+        assert!(a.hold(60));
+        assert!(!b.hold(41), "60 of 100 held: 41 more do not fit");
+        assert!(b.hold(40));
+        assert!(a.hold(10), "less than before always fits");
+        assert!(b.hold(90), "a's 50 bytes given back fit b's growth");
+        drop(b);
+        assert!(a.hold(100), "b's share is given back when it is dropped");
     }
 
     #[test]
