@@ -43,6 +43,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod bench;
+pub mod client_log;
 pub mod fake_accept;
 pub mod hostile;
 pub mod line_protocol;

@@ -19,7 +19,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
-use common::{ReadLine, describe, printable, read_line, say};
+use common::{ClientLines, ReadLine, describe, printable, read_line, say};
 
 // ANCHOR: limits
 /// Where the server listens unless told otherwise: loopback, on the
@@ -86,7 +86,11 @@ pub fn serve_one_at_a_time(listener: &TcpListener, idle_timeout: Option<Duration
 /// to the next client (or, with a thread per client, this thread ends).
 pub fn serve_client(stream: TcpStream, client: SocketAddr, idle_timeout: Option<Duration>) {
     say!("[{client}] connected");
-    match converse(stream, client, idle_timeout) {
+    let mut log = ClientLines::new(client);
+    let ending = converse(stream, client, idle_timeout, &mut log);
+    // One summary line if some of its lines were not logged.
+    log.finish();
+    match ending {
         Ending::Finished => say!("[{client}] finished"),
         Ending::Idle(limit) => say!("[{client}] idle for {} s, closing", limit.as_secs()),
         Ending::TooLong => say!("[{client}] line longer than {LINE_LIMIT} bytes, closing"),
@@ -116,7 +120,15 @@ enum Ending {
 /// The messages are lines, not reads. One read may bring two lines (two
 /// replies), or half a line, or half of one UTF-8 character (no reply yet).
 /// `read_line` collects bytes until the newline, whatever the reads were.
-fn converse(stream: TcpStream, client: SocketAddr, idle_timeout: Option<Duration>) -> Ending {
+///
+/// Each line is logged, as long as `log` says so: at most
+/// `common::LOG_LINES_PER_CLIENT` of one client's lines reach the log.
+fn converse(
+    stream: TcpStream,
+    client: SocketAddr,
+    idle_timeout: Option<Duration>,
+    log: &mut ClientLines,
+) -> Ending {
     // The read timeout turns "silent forever" into an error we can act on
     // (`None` means no timeout: a read may wait forever). The write timeout
     // does the same for a client that stops reading.
@@ -136,7 +148,9 @@ fn converse(stream: TcpStream, client: SocketAddr, idle_timeout: Option<Duration
     loop {
         match read_line(&mut lines, LINE_LIMIT) {
             Ok(ReadLine::Line(line)) => {
-                say!("[{client}] {}", printable(&line));
+                if log.note(&line) {
+                    say!("[{client}] {}", printable(&line));
+                }
                 // Write to the socket under the BufReader: the bytes it has
                 // buffered (the next lines) stay where they are.
                 if let Err(err) = lines.get_mut().write_all(OK_REPLY) {

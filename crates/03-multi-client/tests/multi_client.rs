@@ -729,3 +729,12 @@ fn a_client_that_sends_a_mebibyte_without_newline_reads_the_error_line() {
         ),
     );
 }
+
+#[test]
+fn one_client_logs_at_most_the_bound_of_lines_and_a_summary() {
+    let mut server = start_server(&[]);
+    testkit::client_log::assert_one_client_cannot_flood_the_log(
+        &mut server,
+        "(book: 03-multi-client.md § A log nobody reads)",
+    );
+}

@@ -57,6 +57,13 @@ pub const OUTPUT_LIMIT: usize = 64 * 1024;
 /// for a burst is given back, so 10,000 quiet connections cost 10,000 small
 /// buffers, not 10,000 large ones.
 pub const BUFFER_KEEP: usize = 1024;
+/// The most bytes of partial lines (received, their newline not yet) the
+/// server holds for all its connections together, unless
+/// `--partial-lines-budget` says otherwise. Each connection's partial line
+/// is bounded by LINE_LIMIT, but 10,000 connections each holding one near
+/// the limit held 631 MiB; a connection whose partial line would need more
+/// than is left is refused with an error line and closed.
+pub const PARTIAL_LINES_BUDGET: usize = 64 * 1024 * 1024;
 /// Out of file descriptors, how long we stop accepting (unless a connection
 /// closes first, which frees one). Retrying at once would spin a core.
 pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -87,6 +94,8 @@ pub struct Config {
     pub idle_timeout: Option<Duration>,
     /// How long a shutdown waits for clients to leave.
     pub grace: Duration,
+    /// The most bytes of partial lines held for all connections together.
+    pub partial_lines_budget: usize,
 }
 // ANCHOR_END: config
 

@@ -13,6 +13,8 @@ Examples:
       the same server as Tokio tasks
   cargo run -p event-loop -- --max-clients 2 --idle-timeout 10 --grace 2
       a small cap, clients silent for 10 s disconnected, 2 s to say goodbye
+  cargo run -p event-loop -- --partial-lines-budget 1000000
+      at most 1 MB of unfinished lines held for all clients together
 
 Then, in other terminals (each line you type gets `ok`; Ctrl-D ends):
   cargo run -p client
@@ -62,6 +64,13 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = event_loop::DEFAULT_GRACE.as_secs(),
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     grace: u64,
+
+    /// The most bytes of unfinished lines (received, their newline not yet
+    /// come) held for all clients together; a client whose line would need
+    /// more is told so and closed.
+    #[arg(long, value_name = "BYTES", default_value_t = event_loop::PARTIAL_LINES_BUDGET as u64,
+          value_parser = clap::value_parser!(u64).range(1..=(1 << 40)))]
+    partial_lines_budget: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -81,6 +90,7 @@ fn main() -> ExitCode {
         max_clients: args.max_clients as usize,
         idle_timeout: (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout)),
         grace: Duration::from_secs(args.grace),
+        partial_lines_budget: usize::try_from(args.partial_lines_budget).unwrap_or(usize::MAX),
     };
     common::report(event_loop::run(&config))
 }

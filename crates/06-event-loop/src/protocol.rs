@@ -9,9 +9,11 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{count, describe, printable, say};
+use common::{ClientLines, count, describe, printable, say};
 
 // ANCHOR: replies
 /// The longest line, the reply to a line and the busy line are lesson 3's,
@@ -26,6 +28,11 @@ pub const BYE_REPLY: &[u8] = b"bye: server shutting down\n";
 pub fn too_long_reply() -> String {
     format!("error: line longer than {LINE_LIMIT} bytes, closing the connection\n")
 }
+
+/// The line a client gets before it is disconnected because its partial
+/// line would pass the server's budget for all partial lines.
+pub const OVER_BUDGET_REPLY: &[u8] =
+    b"error: the server holds too many unfinished lines, closing the connection\n";
 // ANCHOR_END: replies
 
 // ANCHOR: answered
@@ -51,12 +58,16 @@ pub struct Answered {
 /// if any, are a last line without a newline, and get their `ok` too.
 /// Lines are cut as lesson 3's `common::read_line` cuts them: without the
 /// `\n`, and without a `\r` just before it (`nc -C`, telnet).
+///
+/// Each line is logged as long as `log` says so: at most
+/// `common::LOG_LINES_PER_CLIENT` of one client's lines reach the log.
 pub fn answer(
     input: &mut Vec<u8>,
     ended: bool,
-    client: SocketAddr,
+    log: &mut ClientLines,
     output: &mut Vec<u8>,
 ) -> Answered {
+    let client = log.client();
     let mut lines = 0;
     // Where the unused bytes start. The used ones are removed once at the
     // end: removing each line as it is answered would move the rest of the
@@ -77,7 +88,9 @@ pub fn answer(
                 if let [before @ .., b'\r'] = line {
                     line = before;
                 }
-                say!("[{client}] {}", printable(line));
+                if log.note(line) {
+                    say!("[{client}] {}", printable(line));
+                }
                 output.extend_from_slice(OK_REPLY);
                 lines += 1;
                 start += newline + 1;
@@ -85,7 +98,9 @@ pub fn answer(
             None if ended && !rest.is_empty() => {
                 // What lesson 3's read_line returns at the end of input: the
                 // bytes as they are (no newline to cut, so no `\r` either).
-                say!("[{client}] {}", printable(rest));
+                if log.note(rest) {
+                    say!("[{client}] {}", printable(rest));
+                }
                 output.extend_from_slice(OK_REPLY);
                 lines += 1;
                 start = input.len();
@@ -121,6 +136,9 @@ pub enum Ending {
     NotReading(usize),
     /// The server is shutting down: the client was told `bye` and closed.
     ToldBye,
+    /// The client's partial line, this many bytes, would have passed the
+    /// budget for all partial lines: it was refused and closed.
+    OverBudget(usize),
 }
 
 impl Ending {
@@ -138,6 +156,10 @@ impl Ending {
                 )
             }
             Ending::ToldBye => say!("[{client}] told bye, closed"),
+            Ending::OverBudget(bytes) => say!(
+                "[{client}] a partial line of {} over the budget for unfinished lines, closing",
+                count(*bytes as u64, "byte")
+            ),
         }
     }
 }
@@ -148,6 +170,73 @@ pub fn log_busy(client: SocketAddr, max_clients: usize) {
     say!("[{client}] busy: already serving the most clients allowed ({max_clients}), refused");
 }
 // ANCHOR_END: ending
+
+// ANCHOR: budget
+/// The budget for partial lines, shared by every connection: the bytes of
+/// lines whose newline has not come yet, held for all clients together.
+/// Cloning it gives another handle on the same budget.
+#[derive(Clone)]
+pub struct PartialLines {
+    held: Arc<AtomicUsize>,
+    budget: usize,
+}
+
+/// One connection's part of the [`PartialLines`] budget. Dropping it (when
+/// the connection ends, however it ends) gives its bytes back.
+pub struct PartialShare {
+    lines: PartialLines,
+    held: usize,
+}
+
+impl PartialLines {
+    pub fn new(budget: usize) -> PartialLines {
+        PartialLines {
+            held: Arc::new(AtomicUsize::new(0)),
+            budget,
+        }
+    }
+
+    /// A new connection's share: nothing held yet.
+    pub fn share(&self) -> PartialShare {
+        PartialShare {
+            lines: self.clone(),
+            held: 0,
+        }
+    }
+}
+
+impl PartialShare {
+    /// The connection now holds `bytes` of a partial line. Less than before
+    /// always fits (the rest goes back to the budget); more fits only if
+    /// what is left of the budget covers the growth. Returns false, holding
+    /// what it held before, when it does not.
+    pub fn hold(&mut self, bytes: usize) -> bool {
+        let held = &self.lines.held;
+        if bytes <= self.held {
+            held.fetch_sub(self.held - bytes, Ordering::SeqCst);
+            self.held = bytes;
+            return true;
+        }
+        let more = bytes - self.held;
+        let budget = self.lines.budget;
+        // Check and add in one atomic step: if connections are ever served
+        // from more than one thread, two must not both take the rest.
+        let taken = held.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |total| {
+            total.checked_add(more).filter(|&total| total <= budget)
+        });
+        if taken.is_ok() {
+            self.held = bytes;
+        }
+        taken.is_ok()
+    }
+}
+
+impl Drop for PartialShare {
+    fn drop(&mut self) {
+        self.lines.held.fetch_sub(self.held, Ordering::SeqCst);
+    }
+}
+// ANCHOR_END: budget
 
 // ANCHOR: summary
 /// What a graceful shutdown did, for its one summary line.
@@ -194,7 +283,12 @@ mod tests {
     fn run(bytes: &[u8], ended: bool) -> (Answered, Vec<u8>, Vec<u8>) {
         let mut input = bytes.to_vec();
         let mut output = Vec::new();
-        let answered = answer(&mut input, ended, client(), &mut output);
+        let answered = answer(
+            &mut input,
+            ended,
+            &mut ClientLines::new(client()),
+            &mut output,
+        );
         (answered, output, input)
     }
 
@@ -235,6 +329,20 @@ mod tests {
         assert!(answered.too_long);
         assert_eq!(output, too_long_reply().as_bytes());
         assert!(left.is_empty());
+    }
+
+    #[test]
+    fn partial_lines_share_one_budget_and_give_it_back() {
+        let lines = PartialLines::new(100);
+        let mut a = lines.share();
+        let mut b = lines.share();
+        assert!(a.hold(60));
+        assert!(!b.hold(41), "60 of 100 held: 41 more do not fit");
+        assert!(b.hold(40));
+        assert!(a.hold(10), "less than before always fits");
+        assert!(b.hold(90), "a's 50 bytes given back fit b's growth");
+        drop(b);
+        assert!(a.hold(100), "b's share is given back when it is dropped");
     }
 
     #[test]

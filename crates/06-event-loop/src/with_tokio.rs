@@ -17,14 +17,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use common::{count, describe, say};
+use common::{ClientLines, count, describe, say};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::{Sleep, sleep, timeout_at};
 
-use crate::protocol::{BUSY_REPLY, BYE_REPLY, Ending, ShutdownTally, answer, log_busy};
+use crate::protocol::{
+    BUSY_REPLY, BYE_REPLY, Ending, OVER_BUDGET_REPLY, PartialLines, PartialShare, ShutdownTally,
+    answer, log_busy,
+};
 use crate::{ACCEPT_PAUSE, BUFFER_KEEP, Config, LINGER, READ_CHUNK, READS_PER_TURN};
 
 // ANCHOR: limits
@@ -93,6 +96,8 @@ async fn accept_until_signal(
     // The shutdown, sent to every task at once: when the grace period ends.
     let (stop, stopping) = watch::channel(None::<Instant>);
     let tally = Arc::new(AtomicTally::default());
+    // The budget for partial lines: each task holds a share of it.
+    let partial_lines = PartialLines::new(config.partial_lines_budget);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -100,7 +105,7 @@ async fn accept_until_signal(
                     // exercise 6.5: begin
                     match Arc::clone(&slots).try_acquire_owned() {
                         Ok(slot) => {
-                            let task = connection(stream, client, slot, config.idle_timeout, stopping.clone(), Arc::clone(&tally));
+                            let task = connection(stream, client, slot, partial_lines.share(), config.idle_timeout, stopping.clone(), Arc::clone(&tally));
                             tokio::spawn(task);
                         }
                         Err(_) => {
@@ -176,12 +181,25 @@ async fn connection(
     mut stream: TcpStream,
     client: SocketAddr,
     _slot: OwnedSemaphorePermit,
+    mut partial: PartialShare,
     idle_timeout: Option<Duration>,
     mut stopping: watch::Receiver<Option<Instant>>,
     tally: Arc<AtomicTally>,
 ) {
     say!("[{client}] connected");
-    let ending = converse(&mut stream, client, idle_timeout, &mut stopping, &tally).await;
+    // How many of its lines have been logged: the log of one client is
+    // bounded, and ends with a summary if some were left out.
+    let mut log = ClientLines::new(client);
+    let ending = converse(
+        &mut stream,
+        &mut log,
+        &mut partial,
+        idle_timeout,
+        &mut stopping,
+        &tally,
+    )
+    .await;
+    log.finish();
     ending.log(client);
     // The slot is given back here, when `_slot` is dropped.
 }
@@ -190,7 +208,8 @@ async fn connection(
 /// server stops.
 async fn converse(
     stream: &mut TcpStream,
-    client: SocketAddr,
+    log: &mut ClientLines,
+    partial: &mut PartialShare,
     idle_timeout: Option<Duration>,
     stopping: &mut watch::Receiver<Option<Instant>>,
     tally: &AtomicTally,
@@ -216,12 +235,20 @@ async fn converse(
             }
             _ = stopping.changed() => {
                 let grace_end = stopping.borrow().unwrap_or_else(Instant::now);
-                return say_bye(stream, client, input, output, grace_end, tally).await;
+                return say_bye(stream, log, input, output, grace_end, tally).await;
             }
         }
         let timer = silence.as_mut();
-        if let Some(ending) =
-            receive(stream, client, &mut input, &mut output, idle_timeout, timer).await
+        if let Some(ending) = receive(
+            stream,
+            log,
+            partial,
+            &mut input,
+            &mut output,
+            idle_timeout,
+            timer,
+        )
+        .await
         {
             return ending;
         }
@@ -236,7 +263,8 @@ async fn converse(
 /// ended, if it did.
 async fn receive(
     stream: &mut TcpStream,
-    client: SocketAddr,
+    log: &mut ClientLines,
+    partial: &mut PartialShare,
     input: &mut Vec<u8>,
     output: &mut Vec<u8>,
     idle_timeout: Option<Duration>,
@@ -252,12 +280,25 @@ async fn receive(
         if let Some(limit) = idle_timeout {
             silence.as_mut().reset((Instant::now() + limit).into());
         }
-        let answered = answer(input, ended, client, output);
+        let answered = answer(input, ended, log, output);
         if answered.too_long {
             let until = Instant::now() + LINGER;
             let _ = timeout_at(until.into(), stream.write_all(output)).await;
             close_gently(stream, until).await;
             return Some(Ending::TooLong);
+        }
+        // What is left in `input` is a partial line: it must fit in what
+        // is left of the budget for all of them, or the client is refused
+        // (after the replies already due), as for a line over LINE_LIMIT.
+        if !partial.hold(input.len()) {
+            let needed = input.len();
+            *input = Vec::new();
+            partial.hold(0);
+            output.extend_from_slice(OVER_BUDGET_REPLY);
+            let until = Instant::now() + LINGER;
+            let _ = timeout_at(until.into(), stream.write_all(output)).await;
+            close_gently(stream, until).await;
+            return Some(Ending::OverBudget(needed));
         }
         if let Err(ending) = send(stream, output).await {
             return Some(ending);
@@ -313,7 +354,7 @@ async fn close_gently(stream: &mut TcpStream, until: Instant) {
 /// then `bye`, then a gentle close, all by `grace_end`.
 async fn say_bye(
     stream: &mut TcpStream,
-    client: SocketAddr,
+    log: &mut ClientLines,
     mut input: Vec<u8>,
     mut output: Vec<u8>,
     grace_end: Instant,
@@ -325,7 +366,7 @@ async fn say_bye(
             Ok(_) => false,
             Err(_) => break, // WouldBlock: nothing more has arrived
         };
-        let answered = answer(&mut input, ended, client, &mut output);
+        let answered = answer(&mut input, ended, log, &mut output);
         tally.answered.fetch_add(answered.lines, Ordering::SeqCst);
         if ended || answered.too_long {
             break;

@@ -874,31 +874,47 @@ fn mio_a_slow_reader_with_a_tiny_buffer_gets_every_reply_in_order() {
         if let Err(err) = client.stream().write_all(batch.as_bytes()) {
             panic!("{what}; but the connection failed: {err}");
         }
-        // Until the last line of the batch is logged; a server that ends
-        // this connection instead says so in its log, and fails at once.
-        let last = format!("] line {}", lines - 1);
+        // Until the server has read the whole batch: nothing of it left in
+        // the kernel (the client's send queue, the server's receive queue).
+        // A server that ends this connection instead says so in its log,
+        // and fails at once. (The log cannot show progress: it holds only a
+        // client's first lines, book: 03-multi-client.md § A log nobody
+        // reads.)
+        let read_by = Instant::now() + WAIT;
         loop {
-            let line = server.next_line(&format!("{what}; it should log `{last}`"));
-            if line.contains(&last) {
+            let (server_side, client_side) = queued_both_ways(addr, me);
+            let unread = server_side.map_or(0, |(_, rx)| rx) + client_side.map_or(0, |(tx, _)| tx);
+            if unread == 0 {
                 break;
             }
-            if let Some(ending) = line.strip_prefix(&format!("[{me}] "))
-                && [
-                    "finished",
-                    "idle for ",
-                    "line longer than ",
-                    "connection error",
-                    "not reading its replies",
-                    "told bye",
-                ]
-                .iter()
-                .any(|word| ending.starts_with(word))
-            {
+            let log = server.stdout_now();
+            if let Some(line) = log.lines().find(|line| {
+                line.strip_prefix(&format!("[{me}] "))
+                    .is_some_and(|ending| {
+                        [
+                            "finished",
+                            "idle for ",
+                            "line longer than ",
+                            "connection error",
+                            "not reading its replies",
+                            "told bye",
+                        ]
+                        .iter()
+                        .any(|word| ending.starts_with(word))
+                    })
+            }) {
                 panic!("{what}; but the server ended the connection: `{line}`");
             }
+            if Instant::now() > read_by {
+                panic!(
+                    "{what}; {unread} bytes of its lines were still unread after {} s",
+                    WAIT.as_secs()
+                );
+            }
+            thread::sleep(Duration::from_millis(5));
         }
         // What the kernel holds, once it stops changing (the server writes
-        // just after it logs).
+        // just after it reads).
         let mut held = in_kernel();
         let settled = Instant::now() + Duration::from_millis(500);
         loop {
@@ -1210,4 +1226,125 @@ fn mio_lines_that_arrived_with_the_signal_are_answered_before_bye() {
     server
         .wait_exit()
         .assert_success("after SIGINT, and the only client gone");
+}
+
+fn one_client_logs_at_most_the_bound_of_lines_and_a_summary(engine: &str) {
+    let mut server = start(engine, &[]);
+    testkit::client_log::assert_one_client_cannot_flood_the_log(
+        &mut server,
+        "(book: 06-event-loop.md § The buffers a connection owns)",
+    );
+}
+
+#[test]
+fn mio_one_client_logs_at_most_the_bound_of_lines_and_a_summary() {
+    one_client_logs_at_most_the_bound_of_lines_and_a_summary("mio");
+}
+
+#[test]
+fn tokio_one_client_logs_at_most_the_bound_of_lines_and_a_summary() {
+    one_client_logs_at_most_the_bound_of_lines_and_a_summary("tokio");
+}
+
+/// Waits until the server has read every byte `client` sent: nothing left
+/// in the kernel, neither in the client's send queue nor in the server's
+/// receive queue. Both engines take a connection's bytes from their budget
+/// in the same step as the read, so the server holds them by then.
+#[track_caller]
+fn wait_until_read(server: &Process, client: &Connection, what: &str) {
+    let read_by = Instant::now() + WAIT;
+    loop {
+        let (server_side, client_side) = queued_both_ways(server.addr(), client.local_addr());
+        let unread = server_side.map_or(0, |(_, rx)| rx) + client_side.map_or(0, |(tx, _)| tx);
+        if unread == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < read_by,
+            "{what}: {unread} bytes of it were still unread after {} s; the server should read \
+             what arrives (book: 06-event-loop.md § Reading until WouldBlock)",
+            WAIT.as_secs()
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// With a budget of 50,000 bytes for all partial lines, two clients hold
+/// 20,000 bytes each without a newline; a third that sends 20,000 more
+/// does not fit, and is refused; the first two still get their `ok`.
+fn a_partial_line_over_the_budget_is_refused_and_the_others_still_work(engine: &str) {
+    const WHY: &str = "the server holds at most --partial-lines-budget bytes of unfinished lines \
+         for all clients together; a client whose partial line would need more than is left is \
+         told `error: the server holds too many unfinished lines, closing the connection` and \
+         closed, and the clients that hold their share are served as before \
+         (book: 06-event-loop.md § The buffers a connection owns)";
+    let mut server = start(engine, &["--partial-lines-budget", "50000"]);
+    let half = vec![b'x'; 20_000];
+    let mut holders: Vec<Connection> = (0..2).map(|_| Connection::open(server.addr())).collect();
+    for (n, holder) in holders.iter_mut().enumerate() {
+        holder.send(&half);
+        wait_until_read(
+            &server,
+            holder,
+            &format!("client {} sent 20,000 bytes without a newline", n + 1),
+        );
+    }
+    let mut third = Connection::open(server.addr());
+    let third_addr = third.local_addr();
+    third.send(&half);
+    let refusal = third.read_line(&format!(
+        "with a budget of 50,000 bytes and 40,000 held by two clients' partial lines, a third \
+         sent 20,000 bytes without a newline: it should get the error line; {WHY}"
+    ));
+    assert_eq!(
+        refusal, "error: the server holds too many unfinished lines, closing the connection",
+        "with a budget of 50,000 bytes and 40,000 held, a third client's 20,000 bytes without a \
+         newline: {WHY}"
+    );
+    third.expect_orderly_close(&format!(
+        "the third client read the error line for its partial line over the budget: then a clean \
+         end of stream; {WHY}"
+    ));
+    // Its close lets the server close at once, not after LINGER.
+    drop(third);
+    // The bytes it needed depend on how the reads fell: one read's worth,
+    // or all that had arrived.
+    server.wait_for(&format!("[{third_addr}] a partial line of "));
+    for (n, holder) in holders.iter_mut().enumerate() {
+        holder.send(b"\n");
+        holder.expect_bytes(
+            b"ok\n",
+            &format!(
+                "client {} held 20,000 bytes of a line within the budget, then its newline: it \
+                 should get `ok` after a third client was refused; {WHY}",
+                n + 1
+            ),
+        );
+    }
+    // Their lines answered, their bytes are back in the budget.
+    let mut fourth = Connection::open(server.addr());
+    fourth.send(&half);
+    wait_until_read(
+        &server,
+        &fourth,
+        "a fourth client sent 20,000 bytes without a newline",
+    );
+    fourth.send(b"\n");
+    fourth.expect_bytes(
+        b"ok\n",
+        &format!(
+            "once two clients' lines were answered, a fourth client's 20,000-byte line fits the \
+             budget again and should get `ok`; {WHY}"
+        ),
+    );
+}
+
+#[test]
+fn mio_a_partial_line_over_the_budget_is_refused_and_the_others_still_work() {
+    a_partial_line_over_the_budget_is_refused_and_the_others_still_work("mio");
+}
+
+#[test]
+fn tokio_a_partial_line_over_the_budget_is_refused_and_the_others_still_work() {
+    a_partial_line_over_the_budget_is_refused_and_the_others_still_work("tokio");
 }

@@ -35,7 +35,7 @@ pub use deadline::Deadline;
 pub use errors::{describe, is_timeout, report};
 pub use lessons::{other_server, server_that_sent, wrong_server};
 pub use line::{ReadLine, read_line};
-pub use log::{flush_log, log_without_blocking};
+pub use log::{ClientLines, LOG_LINES_PER_CLIENT, flush_log, log_without_blocking};
 pub use serve::{ClientLimit, Slot, refuse, serve_threads};
 pub use sync::lock;
 pub use text::{count, print_line, printable};

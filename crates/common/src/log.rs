@@ -20,6 +20,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -36,6 +37,13 @@ pub const LOG_LINE_LIMIT: usize = 4096;
 pub const LOG_BATCH_PAUSE: Duration = Duration::from_millis(2);
 /// At exit, how long we wait for the writer to get the queued lines out.
 pub const LOG_EXIT_WAIT: Duration = Duration::from_secs(2);
+/// The most of one client's lines a server logs (lessons 3 and 6 log each
+/// line a client sends). Past this, one line says the rest are not logged,
+/// and the client's end brings one summary line: without a bound, one
+/// client sending short lines grew a log file by 9 to 16 MB/s, nine times
+/// what it sent. So one client makes at most this many lines plus two, each
+/// at most LOG_LINE_LIMIT bytes, besides its `connected` and ending lines.
+pub const LOG_LINES_PER_CLIENT: usize = 1000;
 // ANCHOR_END: limits
 
 struct Queue {
@@ -139,6 +147,62 @@ fn cut(mut text: String, limit: usize) -> String {
     text.truncate(at);
     text.push_str(&format!(" ... [cut: {left_out} more bytes]"));
     text
+}
+
+/// The log of one client's lines, bounded by [`LOG_LINES_PER_CLIENT`].
+pub struct ClientLines {
+    client: SocketAddr,
+    /// Lines received from this client, logged or not.
+    lines: u64,
+    /// Their bytes, without the newlines.
+    bytes: u64,
+}
+
+impl ClientLines {
+    pub fn new(client: SocketAddr) -> ClientLines {
+        ClientLines {
+            client,
+            lines: 0,
+            bytes: 0,
+        }
+    }
+
+    /// The client whose lines these are.
+    pub fn client(&self) -> SocketAddr {
+        self.client
+    }
+
+    /// Counts one line the client sent, and says whether to log it: yes
+    /// for the first [`LOG_LINES_PER_CLIENT`]; the next one is replaced by
+    /// a note that the rest are not logged, and the others are only counted.
+    /// The caller logs the line, escaped, when this returns true.
+    pub fn note(&mut self, line: &[u8]) -> bool {
+        self.lines += 1;
+        self.bytes += line.len() as u64;
+        let limit = LOG_LINES_PER_CLIENT as u64;
+        if self.lines == limit + 1 {
+            crate::say!(
+                "[{}] more than {LOG_LINES_PER_CLIENT} lines: the rest of this client's lines are not logged",
+                self.client
+            );
+        }
+        self.lines <= limit
+    }
+
+    /// At the client's end: one summary line, if some lines were not
+    /// logged (a client under the bound has every line in the log already).
+    pub fn finish(&self) {
+        let limit = LOG_LINES_PER_CLIENT as u64;
+        if self.lines > limit {
+            crate::say!(
+                "[{}] {} received ({}), {} not logged",
+                self.client,
+                crate::count(self.lines, "line"),
+                crate::count(self.bytes, "byte"),
+                self.lines - limit
+            );
+        }
+    }
 }
 
 /// Waits, at most [`LOG_EXIT_WAIT`], until every queued line is written.

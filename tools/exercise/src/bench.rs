@@ -53,8 +53,8 @@ const CASES: &[Case] = &[
     Case {
         id: "6.1",
         file: "crates/06-event-loop/src/by_hand/connection.rs",
-        line: "let answered = answer(&mut self.input, false, self.client, &mut self.output);",
-        mistake: "let answered = answer(&mut self.input, true, self.client, &mut self.output);",
+        line: "let answered = answer(&mut self.input, false, &mut self.log, &mut self.output);",
+        mistake: "let answered = answer(&mut self.input, true, &mut self.log, &mut self.output);",
     },
 ];
 

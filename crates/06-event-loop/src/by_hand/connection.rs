@@ -7,10 +7,11 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
+use common::ClientLines;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::protocol::{Ending, answer};
+use crate::protocol::{Ending, OVER_BUDGET_REPLY, PartialShare, answer};
 use crate::{BUFFER_KEEP, LINGER, OUTPUT_LIMIT, READS_PER_TURN};
 
 // ANCHOR: connection
@@ -34,11 +35,21 @@ pub(super) struct Connection {
     heard: Instant,
     /// Set once we have said our last word and only wait to close.
     pub(super) closing: Option<Closing>,
+    /// How many of its lines have been logged (the log of one client is
+    /// bounded); `mod.rs` logs the summary when the connection closes.
+    pub(super) log: ClientLines,
+    /// Its part of the server's budget for partial lines: `input`'s length.
+    partial: PartialShare,
 }
 // ANCHOR_END: connection
 
 impl Connection {
-    pub(super) fn new(stream: TcpStream, client: SocketAddr, now: Instant) -> Connection {
+    pub(super) fn new(
+        stream: TcpStream,
+        client: SocketAddr,
+        now: Instant,
+        partial: PartialShare,
+    ) -> Connection {
         Connection {
             stream,
             client,
@@ -48,6 +59,8 @@ impl Connection {
             ended: false,
             heard: now,
             closing: None,
+            log: ClientLines::new(client),
+            partial,
         }
     }
 
@@ -60,6 +73,7 @@ impl Connection {
                 Ok(received) => read_again = received.read_again,
                 Err(ending) => return TurnOutcome::Close(ending),
             }
+            self.keep_within_budget(now);
         }
         if let Err(ending) = self.flush() {
             return TurnOutcome::Close(ending);
@@ -101,7 +115,7 @@ impl Connection {
                 continue;
             }
             self.input.extend_from_slice(&chunk[..n]);
-            let answered = answer(&mut self.input, false, self.client, &mut self.output);
+            let answered = answer(&mut self.input, false, &mut self.log, &mut self.output);
             received.lines += answered.lines;
             if answered.too_long {
                 self.close_after_output(Ending::TooLong, now + LINGER);
@@ -119,7 +133,7 @@ impl Connection {
         // exercise 6.1: end
         if self.ended && self.closing.is_none() {
             // A last line ended by the end of input still gets its `ok`.
-            let answered = answer(&mut self.input, true, self.client, &mut self.output);
+            let answered = answer(&mut self.input, true, &mut self.log, &mut self.output);
             received.lines += answered.lines;
             self.close_after_output(Ending::Finished, now + LINGER);
         }
@@ -131,6 +145,24 @@ impl Connection {
         Ok(received)
     }
     // ANCHOR_END: receive
+
+    // ANCHOR: budget
+    /// Takes from the server's budget for partial lines what `input` now
+    /// holds (or gives back what it no longer holds). A connection whose
+    /// partial line would need more than is left is refused: the error
+    /// line after the replies already due, then a gentle close, as for a
+    /// line over LINE_LIMIT.
+    fn keep_within_budget(&mut self, now: Instant) {
+        if self.closing.is_some() || self.partial.hold(self.input.len()) {
+            return;
+        }
+        let needed = self.input.len();
+        self.input = Vec::new();
+        self.partial.hold(0);
+        self.output.extend_from_slice(OVER_BUDGET_REPLY);
+        self.close_after_output(Ending::OverBudget(needed), now + LINGER);
+    }
+    // ANCHOR_END: budget
 
     // ANCHOR: flush
     /// Writes as much of the waiting output as the kernel takes now. A

@@ -36,7 +36,7 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::protocol::{BUSY_REPLY, BYE_REPLY, Ending, ShutdownTally, log_busy};
+use crate::protocol::{BUSY_REPLY, BYE_REPLY, Ending, PartialLines, ShutdownTally, log_busy};
 use crate::{ACCEPT_PAUSE, Config, READ_CHUNK};
 use connection::{Connection, TurnOutcome};
 
@@ -117,6 +117,8 @@ struct Server {
     /// Out of file descriptors: no accepting until then.
     accept_paused_until: Option<Instant>,
     chunk: Vec<u8>,
+    /// The budget for partial lines that every connection takes from.
+    partial_lines: PartialLines,
     max_clients: usize,
     idle_timeout: Option<Duration>,
     grace: Duration,
@@ -155,6 +157,7 @@ impl Server {
             ready_again: Vec::new(),
             accept_paused_until: None,
             chunk: vec![0; READ_CHUNK],
+            partial_lines: PartialLines::new(config.partial_lines_budget),
             max_clients: config.max_clients,
             idle_timeout: config.idle_timeout,
             grace: config.grace,
@@ -223,8 +226,9 @@ impl Server {
         }
         say!("[{client}] connected");
         let now = Instant::now();
+        let partial = self.partial_lines.share();
         self.connections
-            .insert(token, Connection::new(stream, client, now));
+            .insert(token, Connection::new(stream, client, now, partial));
         if let Some(idle) = self.idle_timeout {
             self.deadlines.push(Reverse((now + idle, token)));
         }
@@ -261,6 +265,7 @@ impl Server {
     fn close(&mut self, token: Token, ending: Ending) {
         if let Some(mut conn) = self.connections.remove(&token) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            conn.log.finish();
             ending.log(conn.client);
             // The socket closes here, when `conn` is dropped.
         }
