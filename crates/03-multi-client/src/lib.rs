@@ -115,23 +115,17 @@ enum Ending {
 
 // ANCHOR: converse
 /// The original lesson's inner loop: receive, reply `ok`, again, until the
-/// client closes.
-///
-/// The messages are lines, not reads. One read may bring two lines (two
-/// replies), or half a line, or half of one UTF-8 character (no reply yet).
-/// `read_line` collects bytes until the newline, whatever the reads were.
-///
-/// Each line is logged, as long as `log` says so: at most
-/// `common::LOG_LINES_PER_CLIENT` of one client's lines reach the log.
+/// client closes. The messages are lines, not reads: `read_line` collects
+/// bytes until the newline, whatever the reads were. At most
+/// `common::LOG_LINES_PER_CLIENT` of one client's lines are logged.
 fn converse(
     stream: TcpStream,
     client: SocketAddr,
     idle_timeout: Option<Duration>,
     log: &mut ClientLines,
 ) -> Ending {
-    // The read timeout turns "silent forever" into an error we can act on
-    // (`None` means no timeout: a read may wait forever). The write timeout
-    // does the same for a client that stops reading.
+    // The read timeout turns "silent forever" into an error (`None`: no
+    // timeout); the write timeout, a client that stops reading.
     // exercise 3.2: begin
     //~ todo!();
     if let Err(err) = stream.set_read_timeout(idle_timeout) {
@@ -141,8 +135,7 @@ fn converse(
     if let Err(err) = stream.set_write_timeout(Some(WRITE_TIMEOUT)) {
         return Ending::Failed(err);
     }
-    // The BufReader keeps the bytes that came after a newline (the start of
-    // the next line) for the next call to read_line.
+    // The BufReader keeps what came after a newline for the next read_line.
     // exercise 3.3: begin
     let mut lines = BufReader::new(stream);
     loop {
@@ -151,33 +144,28 @@ fn converse(
                 if log.note(&line) {
                     say!("[{client}] {}", printable(&line));
                 }
-                // Write to the socket under the BufReader: the bytes it has
-                // buffered (the next lines) stay where they are.
+                // Write to the socket under the BufReader (it keeps its bytes).
                 if let Err(err) = lines.get_mut().write_all(OK_REPLY) {
                     // The client went away without reading (a reset, or
                     // "broken pipe"), or stopped reading for WRITE_TIMEOUT.
                     return Ending::Failed(err);
                 }
             }
-            // A read returned 0 bytes: the client closed its side. Every line
-            // before that, even a last one without a newline, has had its
-            // `ok`, and nothing is left unread: dropping the socket now sends
-            // an orderly FIN.
+            // A read returned 0: the client closed its side. Every line has
+            // had its `ok`, nothing is left unread: the drop sends a FIN.
             Ok(ReadLine::Closed) => return Ending::Finished,
             Ok(ReadLine::TooLong) => {
                 let mut stream = lines.into_inner();
                 let refusal =
                     format!("error: line longer than {LINE_LIMIT} bytes, closing the connection\n");
-                // If this fails, the client is gone anyway.
-                let _ = stream.write_all(refusal.as_bytes());
+                let _ = stream.write_all(refusal.as_bytes()); // or it is gone
                 // The rest of the long line is unread: a plain close would
-                // send a reset that can destroy the refusal before the client
-                // reads it.
+                // send a reset that can destroy the refusal unread.
                 common::close_gently(stream, LINGER);
                 return Ending::TooLong;
             }
-            // A read timeout shows up as WouldBlock on Unix, TimedOut on
-            // Windows. Only the idle timeout can cause it here.
+            // A timeout (WouldBlock on Unix, TimedOut on Windows): only the
+            // idle timeout can cause it here.
             Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 return Ending::Idle(idle_timeout.unwrap_or_default());
             }
