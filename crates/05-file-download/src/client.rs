@@ -245,13 +245,9 @@ fn report(out: &Path, size: u64, resumed_at: u64, seconds: f64) {
 /// when all arrived, or why they stopped. An error is a failure to write
 /// the file (a full disk).
 ///
-/// SHA-256 costs about as much processor time as receiving and writing
-/// together, so it runs on a second thread, on another core: this thread
-/// fills a buffer from the socket and writes it to the file while the
-/// other hashes the buffer before. The buffers go round in a circle
-/// (`empty` -> filled here -> hashed there -> `empty`), so there are never
-/// more than HASH_AHEAD of them, whatever the file's size. One channel
-/// carries them in order, so the bytes are hashed in the order they came.
+/// SHA-256 runs on a second thread, on another core, while this one fills
+/// and writes the next buffer. The HASH_AHEAD buffers go round in a circle
+/// (`empty` -> filled here -> hashed there -> `empty`), in order.
 fn receive(
     reader: &mut impl Read,
     file: &mut impl Write,

@@ -129,6 +129,22 @@ fn walk(served: &File, hidden: bool) -> Listing {
         }
         folders.push((folder, Some(version(&meta))));
     }
+    let (reply, count) = reply_listing(names);
+    Listing {
+        reply,
+        count,
+        folders,
+        walked,
+    }
+}
+// ANCHOR_END: walk
+
+// ANCHOR: reply_listing
+/// The reply to `LIST` for the `names` a walk found, (is a link, path,
+/// size, which file), and how many files it lists: each file once, under
+/// a name that is not a link where it has one, then the first in path
+/// order; the lines sorted by path.
+fn reply_listing(mut names: Vec<(bool, String, u64, (u64, u64))>) -> (Vec<u8>, usize) {
     names.sort();
     let mut listed = std::collections::HashSet::new();
     let mut files: Vec<(String, u64)> = names
@@ -142,11 +158,6 @@ fn walk(served: &File, hidden: bool) -> Listing {
         // Writing to a String cannot fail.
         let _ = writeln!(reply, "{size} {path}");
     }
-    Listing {
-        reply: reply.into_bytes(),
-        count: files.len(),
-        folders,
-        walked,
-    }
+    (reply.into_bytes(), files.len())
 }
-// ANCHOR_END: walk
+// ANCHOR_END: reply_listing

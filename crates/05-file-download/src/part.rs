@@ -30,18 +30,12 @@ pub(crate) fn part_name(out: &Path) -> PathBuf {
 /// rename a file holding both. The lock (flock(2) on Unix) is released
 /// when the file is closed, however the program ends, even killed.
 ///
-/// It is never opened through a link: a link planted at OUT.part (to a
-/// file of yours, say) would have the download appended to its target.
-/// O_NOFOLLOW makes the open fail on a link instead, and the handle must
-/// be a regular file with no other name (a hard link is another name for
-/// someone's file too).
-///
-/// Nor is it a file someone else planted: in a folder others can write to,
-/// another user could create an empty OUT.part that they can still write.
-/// We would append to it, check it and rename it, and they would rewrite
-/// the file we had just called verified. So a .part we resume must be ours
-/// (owned by us) and writable by no one else; one we create is created
-/// with mode 0600, and no one else can write to it.
+/// It is never opened through a link (O_NOFOLLOW): a link planted at
+/// OUT.part would have the download appended to its target. The handle
+/// must be a regular file with no other name (a hard link is another name
+/// for someone's file), ours, and writable by no one else: another user's
+/// planted OUT.part would let them rewrite the file we call verified. One
+/// we create has mode 0600.
 pub(crate) fn open_part(part: &Path, out: &Path) -> anyhow::Result<File> {
     let not_ours = || {
         anyhow!(
@@ -77,6 +71,15 @@ pub(crate) fn open_part(part: &Path, out: &Path) -> anyhow::Result<File> {
             part.display()
         );
     }
+    lock_part(&file, part, out)?;
+    Ok(file)
+}
+// ANCHOR_END: part
+
+// ANCHOR: lock_part
+/// Locks the opened `file`, the .part of `out`, for this download alone,
+/// and checks that it is still the .part once locked.
+fn lock_part(file: &File, part: &Path, out: &Path) -> anyhow::Result<()> {
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => bail!(
@@ -101,10 +104,9 @@ pub(crate) fn open_part(part: &Path, out: &Path) -> anyhow::Result<File> {
             out.display()
         );
     }
-    Ok(file)
+    Ok(())
 }
-
-// ANCHOR_END: part
+// ANCHOR_END: lock_part
 
 // ANCHOR: part_checks
 /// Whether the file is ours alone: owned by the user we run as, and

@@ -80,11 +80,10 @@ pub const MAX_LINKS: usize = 40;
 // ANCHOR_END: outside
 
 // ANCHOR: open_inside
-/// Opens the file that the checked `relative` path names, starting from
-/// `root`, an open handle on the served folder, and never leaving it: one
-/// name at a time, each folder opened from the handle of the one before
-/// with O_NOFOLLOW, and each link walked by hand ([`follow_link`]). No name
-/// is looked up twice: no gap between a check and an open for a rename.
+/// Opens the file the checked `relative` path names from `root`, a handle
+/// on the served folder, never leaving it: a name at a time, each folder
+/// opened from the one before with O_NOFOLLOW, links walked by hand
+/// ([`follow_link`]). No name is looked up twice, so no rename slips in.
 #[cfg(unix)]
 pub fn open_inside(root: &File, relative: &Path, hidden: bool) -> Result<File, Refusal> {
     use rustix::fs::{Mode, OFlags, openat};
@@ -93,7 +92,6 @@ pub fn open_inside(root: &File, relative: &Path, hidden: bool) -> Result<File, R
     use std::os::fd::{AsFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
 
-    let outside = || Refusal::new(Code::Forbidden, OUTSIDE);
     // The folders we stand in below `root`, each opened from the one before.
     let mut folders: Vec<OwnedFd> = Vec::new();
     // The names still to walk: the request's, then those of link targets.
@@ -107,7 +105,7 @@ pub fn open_inside(root: &File, relative: &Path, hidden: bool) -> Result<File, R
             b".." => {
                 // Back to the handle we came from; above `root` is outside.
                 if folders.pop().is_none() {
-                    return Err(outside());
+                    return Err(Refusal::new(Code::Forbidden, OUTSIDE));
                 }
                 continue;
             }

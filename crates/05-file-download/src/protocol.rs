@@ -281,6 +281,10 @@ mod tests {
                 "parse_reply({line:?}) should read it as shown ({why}) {SECTION}"
             );
         }
+    }
+
+    #[test]
+    fn a_line_of_no_reply_shape_is_none() {
         let short = format!("SHA256 {}", "a".repeat(63));
         let long = format!("SHA256 {}", "a".repeat(65));
         let not_hex = format!("SHA256 {}", "z".repeat(64));
