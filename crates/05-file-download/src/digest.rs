@@ -170,7 +170,7 @@ impl Digests {
     /// next request, and hands it to every waiter.
     fn compute(&self, file: &File, hash: &Hash, key: (u64, u64)) {
         let size = hash.version.size;
-        let reader = At {
+        let reader = ReadAt {
             file,
             position: 0,
             end: size,
@@ -301,10 +301,10 @@ impl Drop for Waiting {
 }
 // ANCHOR_END: quit
 
-// ANCHOR: at
+// ANCHOR: read_at
 /// Reads `file` from `position` to `end` at its own offsets (pread), never
 /// moving the file's shared position, counting in `hashed`, until `stop`.
-struct At<'a> {
+struct ReadAt<'a> {
     file: &'a File,
     position: u64,
     end: u64,
@@ -312,7 +312,7 @@ struct At<'a> {
     stop: &'a AtomicBool,
 }
 
-impl Read for At<'_> {
+impl Read for ReadAt<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.stop.load(Ordering::Relaxed) {
             return Err(io::Error::other("the transfer stopped"));
@@ -330,4 +330,4 @@ impl Read for At<'_> {
         Ok(count)
     }
 }
-// ANCHOR_END: at
+// ANCHOR_END: read_at

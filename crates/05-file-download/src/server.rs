@@ -180,7 +180,7 @@ impl Server {
             .map_err(lost)?;
         Ok(format!(
             "sent {} in {:.2} s, {digest}",
-            range(offset, count, size),
+            sent_phrase(offset, count, size),
             started.elapsed().as_secs_f64()
         ))
     }
@@ -363,7 +363,7 @@ fn refuse(stream: &TcpStream, shown: &str, refusal: &Refusal) -> String {
 // ANCHOR_END: refuse
 
 /// `sent 12 bytes`, or for a resumed transfer `sent 6 bytes (6 to 12 of 12)`.
-fn range(offset: u64, count: u64, size: u64) -> String {
+fn sent_phrase(offset: u64, count: u64, size: u64) -> String {
     if offset == 0 {
         common::count(count, "byte")
     } else {

@@ -17,8 +17,8 @@ use std::process::Command;
 
 use file_download::BUFFER_SIZE;
 use support::{
-    TempDir, bin, book, bytes, client, get, peak_resident_kib, settings, skipped_off_linux, sparse,
-    start_server, trailer,
+    TempDir, bin, book, client, file_bytes, get, peak_resident_kib, settings, skipped_off_linux,
+    sparse, start_server, trailer,
 };
 use testkit::{FakeServer, Finished, Process, closed_port};
 
@@ -172,9 +172,9 @@ fn files_of_every_size_arrive_byte_for_byte() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty.bin", Vec::new()),
         ("one.bin", vec![0x2a]),
-        ("one-buffer.bin", bytes(BUFFER_SIZE, 1)),
-        ("one-buffer-and-a-byte.bin", bytes(BUFFER_SIZE + 1, 2)),
-        ("several-mib.bin", bytes(5 * 1024 * 1024 + 3, 3)),
+        ("one-buffer.bin", file_bytes(BUFFER_SIZE, 1)),
+        ("one-buffer-and-a-byte.bin", file_bytes(BUFFER_SIZE + 1, 2)),
+        ("several-mib.bin", file_bytes(5 * 1024 * 1024 + 3, 3)),
     ];
     for (name, content) in &cases {
         served.write(name, content);
@@ -253,7 +253,7 @@ fn the_summary_line_says_what_was_saved() {
 #[test]
 fn a_cut_transfer_leaves_a_part_file_and_running_again_resumes_it() {
     let served = TempDir::new();
-    let content = bytes(3 * BUFFER_SIZE + 1000, 4);
+    let content = file_bytes(3 * BUFFER_SIZE + 1000, 4);
     served.write("big.bin", &content);
     let cwd = TempDir::new();
     let half = content.len() / 2;
@@ -309,7 +309,7 @@ fn a_cut_transfer_leaves_a_part_file_and_running_again_resumes_it() {
 #[test]
 fn a_second_download_of_the_same_file_at_once_refuses_and_the_first_saves_it_whole() {
     let cwd = TempDir::new();
-    let content = bytes(4 * 1024 * 1024, 11);
+    let content = file_bytes(4 * 1024 * 1024, 11);
     let half = content.len() / 2;
     let fake = FakeServer::start();
     let mut first = start_get(&fake, cwd.path(), "big.bin");
@@ -517,7 +517,7 @@ fn get_stops_waiting_when_the_hashing_lines_show_no_progress() {
 #[test]
 fn a_file_that_changed_between_two_runs_fails_its_digest_and_the_part_is_removed() {
     let served = TempDir::new();
-    let before = bytes(2 * BUFFER_SIZE, 5);
+    let before = file_bytes(2 * BUFFER_SIZE, 5);
     let cwd = TempDir::new();
     let half = before.len() / 2;
     cut_transfer(cwd.path(), "big.bin", &before, half).assert_failure(&format!(
@@ -526,7 +526,7 @@ fn a_file_that_changed_between_two_runs_fails_its_digest_and_the_part_is_removed
     ));
 
     // The file changes on the server (same size), then we resume.
-    let after = bytes(2 * BUFFER_SIZE, 6);
+    let after = file_bytes(2 * BUFFER_SIZE, 6);
     served.write("big.bin", &after);
     let server = start_server(served.path(), &[]);
     let done = get(server.addr(), cwd.path(), "big.bin", &[]);
@@ -660,7 +660,7 @@ fn an_existing_file_is_never_overwritten_without_force() {
 #[test]
 fn a_link_planted_at_the_part_file_is_refused_and_its_target_untouched() {
     let served = TempDir::new();
-    let report = bytes(100, 12);
+    let report = file_bytes(100, 12);
     served.write("report.txt", &report);
     let server = start_server(served.path(), &[]);
     let victim = b"the victim's own 19\n";
@@ -743,16 +743,16 @@ fn a_part_file_planted_by_someone_else_is_refused_and_left_alone() {
 #[test]
 fn a_file_replaced_with_the_same_size_and_time_costs_at_most_one_retry() {
     let served = TempDir::new();
-    let path = served.write("data.bin", &bytes(64 * 1024, 13));
+    let path = served.write("data.bin", &file_bytes(64 * 1024, 13));
     let server = start_server(served.path(), &[]);
     let cwd = TempDir::new();
     let done = get(server.addr(), cwd.path(), "data.bin", &["-o", "first.bin"]);
-    assert_saved(&done, cwd.path(), "first.bin", &bytes(64 * 1024, 13));
+    assert_saved(&done, cwd.path(), "first.bin", &file_bytes(64 * 1024, 13));
 
     // Replace the content in place, same size, and put the old
     // modification time back, as `cp -p`, `rsync -a` and `tar` leave it.
     let modified = fs::metadata(&path).unwrap().modified().unwrap();
-    let new = bytes(64 * 1024, 14);
+    let new = file_bytes(64 * 1024, 14);
     fs::write(&path, &new).unwrap();
     let file = fs::File::options().write(true).open(&path).unwrap();
     file.set_modified(modified).unwrap();
@@ -963,7 +963,7 @@ fn list_says_when_the_server_sends_fewer_lines_than_it_announced() {
 fn list_prints_a_table_of_the_servers_files() {
     let served = TempDir::new();
     served.write("hello.txt", b"hello world\n");
-    served.write("big.bin", &bytes(3 * 1024 * 1024, 7));
+    served.write("big.bin", &file_bytes(3 * 1024 * 1024, 7));
     served.write("données/naïve café.txt", "déjà vu\n".as_bytes());
     served.write(".env", b"TOKEN=secret\n");
     let server = start_server(served.path(), &[]);

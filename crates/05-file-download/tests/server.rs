@@ -18,8 +18,9 @@ use std::time::{Duration, SystemTime};
 
 use file_download::LINE_LIMIT;
 use support::{
-    TempDir, ask, bin, book, bytes, bytes_read, peak_resident_kib, settings, settings_naming_ports,
-    sha256_hex, skipped_off_linux, sparse, start_server, trailer, whole_reply,
+    TempDir, ask, bin, book, bytes_read, file_bytes, peak_resident_kib, settings,
+    settings_naming_ports, sha256_hex, skipped_off_linux, sparse, start_server, trailer,
+    whole_reply,
 };
 use testkit::{Connection, run, tool};
 
@@ -920,7 +921,7 @@ const BIG: usize = 32 * 1024 * 1024;
 #[test]
 fn a_client_that_stops_reading_does_not_hold_up_the_others() {
     let fixture = Fixture::new();
-    fs::write(fixture.served().join("big.bin"), bytes(BIG, 1)).unwrap();
+    fs::write(fixture.served().join("big.bin"), file_bytes(BIG, 1)).unwrap();
     let server = start_server(&fixture.served(), &[]);
     let mut slow = Connection::open(server.addr());
     slow.send(b"GET big.bin\n");
@@ -979,7 +980,7 @@ fn a_crawling_reader_is_dropped_and_the_only_slot_serves_the_next_client() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Instant;
     let fixture = Fixture::new();
-    fs::write(fixture.served().join("big.bin"), bytes(BIG, 4)).unwrap();
+    fs::write(fixture.served().join("big.bin"), file_bytes(BIG, 4)).unwrap();
     let mut server = start_server(
         &fixture.served(),
         &["--max-clients", "1", "--rate-window", "1"],
@@ -1046,7 +1047,7 @@ fn an_honest_reader_at_16_kib_a_second_is_never_dropped() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let fixture = Fixture::new();
     // 1 MiB outlasts the reader: it takes 40 KiB.
-    fs::write(fixture.served().join("big.bin"), bytes(1 << 20, 5)).unwrap();
+    fs::write(fixture.served().join("big.bin"), file_bytes(1 << 20, 5)).unwrap();
     let mut server = start_server(&fixture.served(), &["--rate-window", "1"]);
     // 4 KiB every 250 ms: 16 KiB/s, four times MIN_RATE, for 2.5 s (two
     // windows and a half).
@@ -1081,7 +1082,7 @@ fn an_honest_reader_at_16_kib_a_second_is_never_dropped() {
 #[test]
 fn a_client_that_vanishes_mid_file_is_logged_and_costs_nothing_else() {
     let fixture = Fixture::new();
-    fs::write(fixture.served().join("big.bin"), bytes(BIG, 2)).unwrap();
+    fs::write(fixture.served().join("big.bin"), file_bytes(BIG, 2)).unwrap();
     let mut server = start_server(&fixture.served(), &[]);
     let mut gone = Connection::open(server.addr());
     gone.send(b"GET big.bin\n");
@@ -1090,7 +1091,7 @@ fn a_client_that_vanishes_mid_file_is_logged_and_costs_nothing_else() {
         book::PROTOCOL
     ));
     gone.expect_bytes(
-        &bytes(BIG, 2)[..1000],
+        &file_bytes(BIG, 2)[..1000],
         &format!(
             "GET big.bin: the first bytes of the file should follow the header {}",
             book::SENDING
@@ -1114,7 +1115,7 @@ fn a_client_that_vanishes_mid_file_is_logged_and_costs_nothing_else() {
 #[test]
 fn a_big_file_arrives_whole_and_matches_its_digest() {
     let fixture = Fixture::new();
-    let content = bytes(5 * 1024 * 1024 + 3, 3);
+    let content = file_bytes(5 * 1024 * 1024 + 3, 3);
     fs::write(fixture.served().join("big.bin"), &content).unwrap();
     let server = start_server(&fixture.served(), &[]);
     assert!(

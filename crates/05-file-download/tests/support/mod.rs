@@ -20,7 +20,7 @@ pub use testkit::TempDir;
 
 /// `len` bytes that look random and are the same on every run (xorshift64*
 /// from `seed`): no two test files alike, and no rand crate needed.
-pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+pub fn file_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
