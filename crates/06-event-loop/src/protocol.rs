@@ -50,24 +50,17 @@ pub struct Answered {
 
 // ANCHOR: answer
 /// Answers every whole line at the front of `input` (the bytes received and
-/// not yet used): each is logged, removed, and gets `ok` appended to
-/// `output`. What is left in `input` is the start of a line whose newline
-/// has not arrived yet.
-///
-/// `ended` says the client has closed its side: then the bytes left over,
-/// if any, are a last line without a newline, and get their `ok` too.
+/// not yet used): each is logged, removed, and gets `ok` in `output`. What
+/// is left is the start of a line whose newline has not arrived yet; once
+/// the client has `ended` its side, that is a last line, answered too.
 /// Lines are cut as lesson 3's `common::read_line` cuts them: without the
 /// `\n`, and without a `\r` just before it (`nc -C`, telnet).
-///
-/// Each line is logged as long as `log` says so: at most
-/// `common::LOG_LINES_PER_CLIENT` of one client's lines reach the log.
 pub fn answer(
     input: &mut Vec<u8>,
     ended: bool,
     log: &mut ClientLines,
     output: &mut Vec<u8>,
 ) -> Answered {
-    let client = log.client();
     let mut lines = 0;
     // Where the unused bytes start. The used ones are removed once at the
     // end: removing each line as it is answered would move the rest of the
@@ -88,20 +81,14 @@ pub fn answer(
                 if let [before @ .., b'\r'] = line {
                     line = before;
                 }
-                if log.note(line) {
-                    say!("[{client}] {}", printable(line));
-                }
-                output.extend_from_slice(OK_REPLY);
+                answer_line(line, log, output);
                 lines += 1;
                 start += newline + 1;
             }
             None if ended && !rest.is_empty() => {
                 // What lesson 3's read_line returns at the end of input: the
                 // bytes as they are (no newline to cut, so no `\r` either).
-                if log.note(rest) {
-                    say!("[{client}] {}", printable(rest));
-                }
-                output.extend_from_slice(OK_REPLY);
+                answer_line(rest, log, output);
                 lines += 1;
                 start = input.len();
             }
@@ -117,6 +104,15 @@ pub fn answer(
     Answered { lines, too_long }
 }
 // ANCHOR_END: answer
+
+/// Logs `line`, as long as `log` says so (at most LOG_LINES_PER_CLIENT
+/// of one client's lines), and puts its `ok` in `output`.
+fn answer_line(line: &[u8], log: &mut ClientLines, output: &mut Vec<u8>) {
+    if log.note(line) {
+        say!("[{}] {}", log.client(), printable(line));
+    }
+    output.extend_from_slice(OK_REPLY);
+}
 
 // ANCHOR: ending
 /// How a connection ended: one log line per client, as in lesson 3, plus the
