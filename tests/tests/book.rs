@@ -584,3 +584,43 @@ fn the_book_shows_each_exercise_blank_and_folds_its_reference() {
         problems.join("\n")
     );
 }
+
+/// The longest Rust listing the book includes, in lines of code: a listing
+/// shows one idea, as the Rust Book's do (theirs are 1 to 27 lines); a
+/// longer one is split, each part with its own sentence.
+const LONGEST_LISTING: usize = 60;
+
+#[test]
+fn every_rust_listing_in_the_book_is_short() {
+    let mut long = Vec::new();
+    for chapter in chapters() {
+        let text = fs::read_to_string(&chapter).unwrap();
+        let name = chapter.file_name().unwrap().to_string_lossy().into_owned();
+        for (path, selector) in includes(&text) {
+            let Some(anchor) = selector.filter(|_| path.ends_with(".rs")) else {
+                continue;
+            };
+            let Ok(source) = fs::read_to_string(book_src().join(&path)) else {
+                continue;
+            };
+            let start = format!("ANCHOR: {anchor}");
+            let end = format!("ANCHOR_END: {anchor}");
+            let lines = source
+                .lines()
+                .skip_while(|l| !l.trim_end().ends_with(&start))
+                .skip(1)
+                .take_while(|l| !l.trim_end().ends_with(&end))
+                // mdBook drops the markers of other anchors from a listing.
+                .filter(|l| !l.contains("ANCHOR: ") && !l.contains("ANCHOR_END: "))
+                .count();
+            if lines > LONGEST_LISTING {
+                long.push(format!("{name}: {path}:{anchor} is {lines} lines"));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "listings over {LONGEST_LISTING} lines (split each into listings of one idea, each with its own sentence):\n{}",
+        long.join("\n")
+    );
+}

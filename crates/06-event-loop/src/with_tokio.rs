@@ -84,7 +84,9 @@ pub fn serve(listener: std::net::TcpListener, config: &Config) -> anyhow::Result
     // it: the clients still connected after the grace period are closed.
     runtime.block_on(accept_until_signal(listener, config.clone()))
 }
+// ANCHOR_END: serve
 
+// ANCHOR: accept_until_signal
 async fn accept_until_signal(
     listener: std::net::TcpListener,
     config: Config,
@@ -131,7 +133,7 @@ async fn accept_until_signal(
     drop(listener);
     shut_down(&config, &slots, &stop, &tally, &mut signals).await
 }
-// ANCHOR_END: serve
+// ANCHOR_END: accept_until_signal
 
 // ANCHOR: shutdown
 /// Tells every task the server is stopping, and waits until all the permits
@@ -203,7 +205,9 @@ async fn connection(
     ending.log(client);
     // The slot is given back here, when `_slot` is dropped.
 }
+// ANCHOR_END: connection
 
+// ANCHOR: converse
 /// Reads, answers, writes, until the client leaves, falls silent, or the
 /// server stops.
 async fn converse(
@@ -254,7 +258,7 @@ async fn converse(
         }
     }
 }
-// ANCHOR_END: connection
+// ANCHOR_END: converse
 
 // ANCHOR: receive
 /// Reads until the kernel has nothing more (then Tokio knows to wait for
