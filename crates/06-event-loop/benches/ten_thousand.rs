@@ -42,7 +42,6 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::Child;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -50,7 +49,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use clap::Parser;
 use common::say;
-use testkit::bench::{Python, median, percentile, show, times};
+use testkit::bench::{Python, Server, median, percentile, show, times};
 use testkit::hostile::resident_kib;
 
 /// Lesson 3's thread per client against both engines of lesson 6, with
@@ -390,32 +389,4 @@ fn active_client(
 /// The server's thread count, from /proc (0 where that cannot be read).
 fn thread_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |tasks| tasks.count())
-}
-
-/// The server under test; dropping it stops it.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(bin: &str, args: &[&str]) -> anyhow::Result<Server> {
-        let (child, addr, mut log) = testkit::bench::start_server(bin, args)?;
-        // The server logs every line it receives. Read the log and throw it
-        // away, or the pipe fills up (lesson 3 would block on it; lesson 6
-        // would drop log lines and say so).
-        thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-        Ok(Server { child, addr })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
