@@ -33,6 +33,7 @@ mod digest;
 mod listing;
 mod part;
 mod paths;
+mod per_address;
 mod protocol;
 mod reply;
 mod sendfile;
@@ -60,6 +61,11 @@ pub const LINE_LIMIT: usize = 4096;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many clients are served at once unless `--max-clients` says otherwise.
 pub const DEFAULT_MAX_CLIENTS: usize = 32;
+/// How many of those one address may hold at once, unless
+/// `--max-per-address` says otherwise: a quarter, so that one machine
+/// alone cannot take every slot (an IPv6 address counts by its /64, which
+/// one machine is usually given whole).
+pub const MAX_CLIENTS_PER_ADDRESS: usize = 8;
 /// How long the server waits for a client that has stopped taking the
 /// lines it writes (a header, a listing, the digest).
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);

@@ -25,7 +25,9 @@ Examples:
   cargo run -p file-download -- serve ~/Downloads --listen 0.0.0.0:7799
       serve a folder to other machines too
   cargo run -p file-download -- serve . --hidden --max-clients 4
-      serve dotfiles as well, to at most 4 clients at once";
+      serve dotfiles as well, to at most 4 clients at once
+  cargo run -p file-download -- serve . --max-clients 64 --max-per-address 4
+      64 clients at once, at most 4 of them from any one machine";
 
 const GET_EXAMPLES: &str = "\
 Examples:
@@ -85,6 +87,12 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = file_download::DEFAULT_MAX_CLIENTS,
               value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
         max_clients: usize,
+
+        /// How many of those one client address may hold at once (an IPv6
+        /// address counts by its /64); more are told `ERR busy`.
+        #[arg(long, value_name = "N", default_value_t = file_download::MAX_CLIENTS_PER_ADDRESS,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+        max_per_address: usize,
 
         /// Serve dotfiles too (names starting with `.`, such as .env).
         #[arg(long)]
@@ -159,6 +167,7 @@ fn main() -> ExitCode {
             dir,
             listen,
             max_clients,
+            max_per_address,
             hidden,
             request_timeout,
             rate_window,
@@ -166,6 +175,7 @@ fn main() -> ExitCode {
             folder: dir,
             listen,
             max_clients,
+            max_per_address,
             hidden,
             request_timeout: Duration::from_secs(request_timeout),
             rate_window: Duration::from_secs(rate_window),

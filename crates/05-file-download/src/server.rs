@@ -13,6 +13,7 @@ use common::{Deadline, ReadLine, describe, is_timeout, printable, read_line, say
 
 use crate::digest::{Digests, Waiting, Wanted};
 use crate::listing::Listings;
+use crate::per_address::PerAddress;
 use crate::sendfile::send_range;
 use crate::{
     Code, DEFAULT_PORT, GONE_CHECK_EVERY, LINE_LIMIT, LINGER, MIN_RATE, PROGRESS_EVERY, Refusal,
@@ -24,6 +25,8 @@ pub struct ServeOptions {
     pub folder: PathBuf,
     pub listen: String,
     pub max_clients: usize,
+    /// How many of those one client address may hold.
+    pub max_per_address: usize,
     pub hidden: bool,
     pub request_timeout: Duration,
     /// Over each such window a client must take MIN_RATE bytes/s.
@@ -60,6 +63,8 @@ pub fn serve(options: ServeOptions) -> anyhow::Result<()> {
     );
     let server = Arc::new(Server {
         folder,
+        per_address: PerAddress::default(),
+        max_per_address: options.max_per_address,
         hidden: options.hidden,
         request_timeout: options.request_timeout,
         rate_window: options.rate_window,
@@ -82,6 +87,9 @@ struct Server {
     /// The served folder, open: every file served and every folder listed
     /// is opened from this handle, one name at a time (see `open_inside`).
     folder: File,
+    /// The connections each client address holds.
+    per_address: PerAddress,
+    max_per_address: usize,
     hidden: bool,
     request_timeout: Duration,
     rate_window: Duration,
@@ -93,7 +101,21 @@ impl Server {
     // ANCHOR: serve_client
     /// One client's whole conversation: a request, an answer, one log line.
     fn serve_client(&self, stream: TcpStream, client: SocketAddr) {
-        let outcome = self.answer(&stream);
+        // Held until the conversation ends, as the slot is.
+        let place = self.per_address.enter(client.ip(), self.max_per_address);
+        let outcome = match place {
+            Some(_) => self.answer(&stream),
+            None => {
+                let busy = Refusal::new(
+                    Code::Busy,
+                    format!(
+                        "your address already holds {} connections, the most one may; try again later",
+                        self.max_per_address
+                    ),
+                );
+                refuse(&stream, "(not read)", &busy)
+            }
+        };
         say!("[{client}] {outcome}");
         // Lesson 2's careful close: FIN after the reply, then drop what the
         // client still sends, so a reset cannot destroy the reply's end.

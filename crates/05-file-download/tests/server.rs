@@ -301,7 +301,8 @@ fn lists_at_once_share_one_walk_and_one_listing_in_memory() {
         }
     }
     let files = FOLDERS * FILES_PER_FOLDER;
-    let mut server = start_server(served.path(), &[]);
+    // Every slot, from one address: this test is about the LISTs.
+    let mut server = start_server(served.path(), &["--max-per-address", "32"]);
     let what = format!(
         "{LISTS_AT_ONCE} clients sent `LIST` at once for a folder of {files} files with paths \
          of 746 bytes (a listing of 1.5 MB each), and read the header and nothing more for now"
@@ -1077,6 +1078,60 @@ fn an_honest_reader_at_16_kib_a_second_is_never_dropped() {
          more than MIN_RATE must never be dropped {}",
         book::SENDING
     );
+}
+
+#[test]
+fn one_address_holds_at_most_its_share_of_the_slots() {
+    let fixture = Fixture::new();
+    fs::write(fixture.served().join("big.bin"), file_bytes(BIG, 6)).unwrap();
+    let server = start_server(
+        &fixture.served(),
+        &["--max-clients", "4", "--max-per-address", "2"],
+    );
+    let what = "with --max-clients 4 --max-per-address 2, two clients from 127.0.0.1 held \
+                their slots (GET big.bin, the header read, the bytes left unread)";
+    // Each has its header: the server is serving both.
+    let held: Vec<Connection> = (0..2)
+        .map(|_| {
+            let mut conn = Connection::open(server.addr());
+            conn.send(b"GET big.bin\n");
+            conn.read_line(&format!(
+                "{what}: each should get `OK <size>` {}",
+                book::SERVING
+            ));
+            conn
+        })
+        .collect();
+    let third = ask(server.addr(), b"GET hello.txt\n");
+    assert!(
+        third.starts_with(b"ERR busy ") && third.ends_with(b"\n"),
+        "{what}: a third client from the same address should be told `ERR busy ...` at once, \
+         though two slots are free: one machine may hold only its share; got {} {}",
+        testkit::show(&third),
+        book::SERVING
+    );
+    // Loopback answers the whole of 127/8: 127.0.0.2 is another machine.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.2:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    socket.connect(&server.addr().into()).unwrap();
+    let mut other = Connection::from_stream(socket.into());
+    other.send(b"GET hello.txt\n");
+    let reply = other.read_to_end(&format!("{what}: a client from 127.0.0.2"));
+    assert_eq!(
+        reply,
+        whole_reply(HELLO),
+        "{what}: a client from another address (127.0.0.2) should be served: the share is per \
+         address, and two slots are free {}",
+        book::SERVING
+    );
+    drop(held);
 }
 
 #[test]
