@@ -20,7 +20,7 @@ use testkit::{Connection, Process, WAIT};
 
 /// The `--stuck-after` of these tests: short, so that three of it pass in
 /// a test that takes seconds, not the 30 s of STUCK_AFTER three times.
-const STUCK_AFTER: Duration = Duration::from_secs(4);
+const STUCK_AFTER: Duration = Duration::from_secs(2);
 
 /// The reader's pace: slow next to a flood, and far more than nothing.
 const PACE: u64 = 32 * 1024;
