@@ -14,7 +14,8 @@
 //!    connections, their buffers, `WouldBlock`, the timers.
 //! 3. [`with_tokio`] (`--engine tokio`): the same server as Tokio tasks.
 //! 4. [`run`]: listen, then hand the listener to one engine. Both stop
-//!    gracefully on SIGINT or SIGTERM.
+//!    gracefully on SIGINT or SIGTERM, and both use one thread per core
+//!    unless `--loops` says otherwise.
 
 pub mod by_hand;
 pub mod protocol;
@@ -72,13 +73,26 @@ pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 pub const SPARE_DESCRIPTORS: u64 = 64;
 // ANCHOR_END: limits
 
+// ANCHOR: loops
+/// How many event loops (or Tokio worker threads) serve clients unless
+/// `--loops` says otherwise: one per core, since one loop is one thread and
+/// uses one core (one, if the number of cores cannot be learned).
+pub fn default_loops() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get())
+}
+
+/// The most loops `--loops` may ask for: more loops than cores only take
+/// turns on them.
+pub const MAX_LOOPS: usize = 256;
+// ANCHOR_END: loops
+
 // ANCHOR: config
 /// Which of the two servers runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
     /// One thread and readiness events, written by hand with mio.
     Mio,
-    /// Tokio tasks on one thread.
+    /// Tokio tasks.
     Tokio,
 }
 
@@ -96,6 +110,9 @@ pub struct Config {
     pub grace: Duration,
     /// The most bytes of partial lines held for all connections together.
     pub partial_lines_budget: usize,
+    /// How many event loops (mio), or Tokio worker threads, serve clients:
+    /// each is a thread. 1 runs everything on the main thread.
+    pub loops: usize,
 }
 // ANCHOR_END: config
 

@@ -15,6 +15,10 @@ Examples:
       a small cap, clients silent for 10 s disconnected, 2 s to say goodbye
   cargo run -p event-loop -- --partial-lines-budget 1000000
       at most 1 MB of unfinished lines held for all clients together
+  cargo run -p event-loop -- --loops 1
+      one event loop on one thread (the default is one per core)
+  cargo run -p event-loop -- --engine tokio --loops 4
+      Tokio with 4 worker threads (--loops 1: its current-thread runtime)
 
 Then, in other terminals (each line you type gets `ok`; Ctrl-D ends):
   cargo run -p client
@@ -24,14 +28,14 @@ Then, in other terminals (each line you type gets `ok`; Ctrl-D ends):
 Ctrl-C (or kill PID) shuts down gracefully: every client gets
 `bye: server shutting down`; a second Ctrl-C stops at once.";
 
-/// Lesson 6: lesson 3's server for 10,000 clients on one thread.
+/// Lesson 6: lesson 3's server for 10,000 clients on one thread per core.
 ///
 /// Replies `ok` to every line each client sends, until the client closes,
 /// exactly as lesson 3 does: lines over 64 KiB are refused, silent clients
 /// are disconnected, and a client over --max-clients gets
-/// `busy: too many clients, try again later`. All clients are served by one
-/// thread, with readiness events (--engine mio) or Tokio tasks (--engine
-/// tokio). The first line of output is `listening on ADDR`; then one line
+/// `busy: too many clients, try again later`. Clients are served by one
+/// event loop per core (--loops), each a thread with readiness events
+/// (--engine mio), or by Tokio tasks (--engine tokio). The first line of output is `listening on ADDR`; then one line
 /// per event, tagged with the client's address. SIGINT (Ctrl-C) or SIGTERM
 /// stops accepting, tells each client `bye: server shutting down`, waits at
 /// most --grace seconds for them to leave, and exits.
@@ -71,6 +75,13 @@ struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = event_loop::PARTIAL_LINES_BUDGET as u64,
           value_parser = clap::value_parser!(u64).range(1..=(1 << 40)))]
     partial_lines_budget: u64,
+
+    /// How many threads serve clients: event loops (mio), each with its
+    /// own clients, or Tokio's worker threads.
+    /// Default: one per core. 1 serves everyone from the main thread.
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=event_loop::MAX_LOOPS as u64))]
+    loops: Option<u64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -91,6 +102,9 @@ fn main() -> ExitCode {
         idle_timeout: (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout)),
         grace: Duration::from_secs(args.grace),
         partial_lines_budget: usize::try_from(args.partial_lines_budget).unwrap_or(usize::MAX),
+        loops: args
+            .loops
+            .map_or_else(event_loop::default_loops, |n| n as usize),
     };
     common::report(event_loop::run(&config))
 }

@@ -247,6 +247,13 @@ pub struct ShutdownTally {
 }
 
 impl ShutdownTally {
+    /// Adds another event loop's tally to this one (`--loops`).
+    pub fn add(&mut self, other: &ShutdownTally) {
+        self.told += other.told;
+        self.answered += other.answered;
+        self.cut_off += other.cut_off;
+    }
+
     /// `shut down: 812 clients told, 37 lines answered during the grace
     /// period`, and how many were cut off, if any.
     pub fn summary(&self) -> String {

@@ -5,9 +5,10 @@
 //! Each client is a *task*: code written as if it blocked (`.await` where
 //! lesson 3's thread would wait), which Tokio turns into a state machine
 //! like our `Connection`, resumed when its socket is ready. So this reads
-//! like lesson 3's `converse`, and runs like the event loop: here on one
-//! thread too (Tokio's `current_thread` runtime), so that the two engines
-//! are compared fairly.
+//! like lesson 3's `converse`, and runs like the event loop: on as many
+//! threads as there are loops (`--loops`), so that the two engines are
+//! compared fairly; with one, on the main thread (Tokio's `current_thread`
+//! runtime).
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
@@ -36,6 +37,12 @@ use crate::{ACCEPT_PAUSE, BUFFER_KEEP, Config, LINGER, READ_CHUNK, READS_PER_TUR
 /// a client that does not read stops being read too, and holds at most one
 /// read's replies; past this, it is disconnected.
 pub const WRITE_TIMEOUT: Duration = multi_client::WRITE_TIMEOUT;
+/// After the grace period, the most we wait for the tasks to close the
+/// connections whose time ran out. Each task stops at the grace period's
+/// end by itself, and counts itself as cut off; on more than one thread it
+/// may do so a moment after the shutdown's own timer fires, and the summary
+/// waits for that.
+pub const LAST_CLOSES: Duration = Duration::from_secs(1);
 // ANCHOR_END: limits
 
 /// What the connection tasks count for the shutdown's summary line: the
@@ -44,6 +51,7 @@ pub const WRITE_TIMEOUT: Duration = multi_client::WRITE_TIMEOUT;
 struct AtomicTally {
     told: AtomicUsize,
     answered: AtomicUsize,
+    cut_off: AtomicUsize,
 }
 
 /// The two signals that stop the server, waited for as one.
@@ -76,7 +84,18 @@ pub fn serve(listener: std::net::TcpListener, config: &Config) -> anyhow::Result
     listener
         .set_nonblocking(true)
         .context("could not make the listener non-blocking")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // One loop: every task on this thread. More: Tokio's scheduler runs
+    // the tasks on that many worker threads, and moves them between
+    // threads to keep every one busy (per_core.rs, the chapter's "One loop
+    // per core").
+    let mut builder = if config.loops <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(config.loops);
+        builder
+    };
+    let runtime = builder
         .enable_all()
         .build()
         .context("could not start the Tokio runtime")?;
@@ -154,15 +173,19 @@ async fn shut_down(
     let grace_end = Instant::now() + config.grace;
     let _ = stop.send(Some(grace_end));
     let every_slot = u32::try_from(config.max_clients).unwrap_or(u32::MAX);
+    // Every task ends by grace_end: the slots all come back then at the
+    // latest, those of clients cut off counted in the tally.
     tokio::select! {
         _ = slots.acquire_many(every_slot) => {}
-        _ = tokio::time::sleep_until(grace_end.into()) => {}
+        _ = tokio::time::sleep_until((grace_end + LAST_CLOSES).into()) => {}
         () = signals.recv() => return Err(second_signal(config, slots)),
     }
     let summary = ShutdownTally {
         told: tally.told.load(Ordering::SeqCst),
         answered: tally.answered.load(Ordering::SeqCst),
-        cut_off: config.max_clients - slots.available_permits(),
+        // And any task still not done: the runtime's end closes it.
+        cut_off: tally.cut_off.load(Ordering::SeqCst) + config.max_clients
+            - slots.available_permits(),
     };
     say!("{}", summary.summary());
     Ok(())
@@ -345,11 +368,18 @@ async fn send(stream: &mut TcpStream, output: &mut Vec<u8>) -> Result<(), Ending
 }
 
 /// Lesson 3's `common::close_gently`, as a task: FIN after the last reply,
-/// then read and discard until the client closes too, or `until`.
-async fn close_gently(stream: &mut TcpStream, until: Instant) {
+/// then read and discard until the client closes too, or `until`. Returns
+/// whether the client was gone before `until`.
+async fn close_gently(stream: &mut TcpStream, until: Instant) -> bool {
     let _ = stream.shutdown().await;
     let mut discard = [0u8; 1024];
-    while let Ok(Ok(1..)) = timeout_at(until.into(), stream.read(&mut discard)).await {}
+    loop {
+        match timeout_at(until.into(), stream.read(&mut discard)).await {
+            Ok(Ok(1..)) => {}
+            Ok(_) => return true,
+            Err(_) => return false,
+        }
+    }
 }
 // ANCHOR_END: io
 
@@ -378,12 +408,18 @@ async fn say_bye(
     }
     output.extend_from_slice(BYE_REPLY);
     tally.told.fetch_add(1, Ordering::SeqCst);
+    // Still connected when the grace period ends: cut off.
     match timeout_at(grace_end.into(), stream.write_all(&output)).await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => return Ending::Failed(err),
-        Err(_) => return Ending::ToldBye,
+        Err(_) => {
+            tally.cut_off.fetch_add(1, Ordering::SeqCst);
+            return Ending::ToldBye;
+        }
     }
-    close_gently(stream, grace_end).await;
+    if !close_gently(stream, grace_end).await {
+        tally.cut_off.fetch_add(1, Ordering::SeqCst);
+    }
     Ending::ToldBye
 }
 // ANCHOR_END: bye

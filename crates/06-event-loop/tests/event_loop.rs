@@ -21,13 +21,24 @@ fn server_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_06-event-loop"))
 }
 
+/// Starts the server with `engine`, its name and how many loops (or Tokio
+/// worker threads) it runs, e.g. `mio --loops 2`; then `args`.
 fn start(engine: &str, args: &[&str]) -> Process {
-    let mut all = vec!["--engine", engine];
+    let mut all = vec!["--engine"];
+    all.extend(engine.split_whitespace());
     all.extend_from_slice(args);
     Process::server(server_bin(), &all)
 }
 
-const ENGINES: [&str; 2] = ["mio", "tokio"];
+/// Each engine on one loop, the main thread, and on two (`--loops`). The
+/// tests of what a whole server does (many clients, the cap, the shutdown,
+/// the budget) run on all four; those of one connection's handling, which
+/// is the same on every loop, on one loop.
+const MIO: &str = "mio --loops 1";
+const MIO_TWO_LOOPS: &str = "mio --loops 2";
+const TOKIO: &str = "tokio --loops 1";
+const TOKIO_TWO_LOOPS: &str = "tokio --loops 2";
+const ENGINES: [&str; 4] = [MIO, MIO_TWO_LOOPS, TOKIO, TOKIO_TWO_LOOPS];
 
 /// Sends SIGINT, as Ctrl-C in the server's terminal does.
 fn interrupt(server: &Process) {
@@ -128,17 +139,27 @@ fn accept_backlog(addr: SocketAddr) -> u64 {
 
 #[test]
 fn mio_two_thousand_clients_at_once_all_get_their_replies() {
-    many_clients_at_once_all_get_their_replies("mio");
+    many_clients_at_once_all_get_their_replies(MIO);
+}
+
+#[test]
+fn mio_two_loops_two_thousand_clients_at_once_all_get_their_replies() {
+    many_clients_at_once_all_get_their_replies(MIO_TWO_LOOPS);
 }
 
 #[test]
 fn tokio_two_thousand_clients_at_once_all_get_their_replies() {
-    many_clients_at_once_all_get_their_replies("tokio");
+    many_clients_at_once_all_get_their_replies(TOKIO);
+}
+
+#[test]
+fn tokio_two_loops_two_thousand_clients_at_once_all_get_their_replies() {
+    many_clients_at_once_all_get_their_replies(TOKIO_TWO_LOOPS);
 }
 
 #[test]
 fn the_mio_engine_serves_everyone_from_one_thread() {
-    let server = start("mio", &[]);
+    let server = start(MIO, &[]);
     let mut clients: Vec<Connection> = (0..20).map(|_| Connection::open(server.addr())).collect();
     for client in &mut clients {
         round_trip(client, "hello");
@@ -165,7 +186,7 @@ const ONE_READ_OF_REPLIES: usize = 3 * 16 * 1024;
 
 #[test]
 fn a_client_that_never_reads_is_disconnected_when_its_replies_pass_the_bound() {
-    let mut server = start("mio", &[]);
+    let mut server = start(MIO, &[]);
     // A small receive buffer on the client's side, so the kernel holds few
     // of the replies and the server's own buffer fills sooner.
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
@@ -273,7 +294,7 @@ fn sigint_answers_the_line_in_flight_then_says_bye_and_exits(engine: &str) {
     client.send_line("in flight");
     interrupt(&server);
     server.thaw();
-    if engine == "mio" {
+    if engine.starts_with("mio") {
         fail_now_if_the_bye_is_not_written(&server, &client);
     }
     client.expect_bytes(
@@ -372,12 +393,22 @@ fn fail_now_if_the_bye_is_not_written(server: &Process, client: &Connection) {
 
 #[test]
 fn mio_sigint_answers_the_line_in_flight_then_says_bye_and_exits() {
-    sigint_answers_the_line_in_flight_then_says_bye_and_exits("mio");
+    sigint_answers_the_line_in_flight_then_says_bye_and_exits(MIO);
+}
+
+#[test]
+fn mio_two_loops_sigint_answers_the_line_in_flight_then_says_bye_and_exits() {
+    sigint_answers_the_line_in_flight_then_says_bye_and_exits(MIO_TWO_LOOPS);
 }
 
 #[test]
 fn tokio_sigint_answers_the_line_in_flight_then_says_bye_and_exits() {
-    sigint_answers_the_line_in_flight_then_says_bye_and_exits("tokio");
+    sigint_answers_the_line_in_flight_then_says_bye_and_exits(TOKIO);
+}
+
+#[test]
+fn tokio_two_loops_sigint_answers_the_line_in_flight_then_says_bye_and_exits() {
+    sigint_answers_the_line_in_flight_then_says_bye_and_exits(TOKIO_TWO_LOOPS);
 }
 
 fn a_client_that_ignores_bye_is_closed_at_the_end_of_the_grace_period(engine: &str) {
@@ -435,12 +466,22 @@ fn a_client_that_ignores_bye_is_closed_at_the_end_of_the_grace_period(engine: &s
 
 #[test]
 fn mio_a_client_that_ignores_bye_is_closed_at_the_end_of_the_grace_period() {
-    a_client_that_ignores_bye_is_closed_at_the_end_of_the_grace_period("mio");
+    a_client_that_ignores_bye_is_closed_at_the_end_of_the_grace_period(MIO);
+}
+
+#[test]
+fn mio_two_loops_a_client_that_ignores_bye_is_closed_at_the_end_of_the_grace_period() {
+    a_client_that_ignores_bye_is_closed_at_the_end_of_the_grace_period(MIO_TWO_LOOPS);
 }
 
 #[test]
 fn tokio_a_client_that_ignores_bye_is_closed_at_the_end_of_the_grace_period() {
-    a_client_that_ignores_bye_is_closed_at_the_end_of_the_grace_period("tokio");
+    a_client_that_ignores_bye_is_closed_at_the_end_of_the_grace_period(TOKIO);
+}
+
+#[test]
+fn tokio_two_loops_a_client_that_ignores_bye_is_closed_at_the_end_of_the_grace_period() {
+    a_client_that_ignores_bye_is_closed_at_the_end_of_the_grace_period(TOKIO_TWO_LOOPS);
 }
 
 fn a_second_sigint_stops_at_once(engine: &str) {
@@ -473,12 +514,22 @@ fn a_second_sigint_stops_at_once(engine: &str) {
 
 #[test]
 fn mio_a_second_sigint_stops_at_once() {
-    a_second_sigint_stops_at_once("mio");
+    a_second_sigint_stops_at_once(MIO);
+}
+
+#[test]
+fn mio_two_loops_a_second_sigint_stops_at_once() {
+    a_second_sigint_stops_at_once(MIO_TWO_LOOPS);
 }
 
 #[test]
 fn tokio_a_second_sigint_stops_at_once() {
-    a_second_sigint_stops_at_once("tokio");
+    a_second_sigint_stops_at_once(TOKIO);
+}
+
+#[test]
+fn tokio_two_loops_a_second_sigint_stops_at_once() {
+    a_second_sigint_stops_at_once(TOKIO_TWO_LOOPS);
 }
 
 #[test]
@@ -552,7 +603,9 @@ fn help_shows_examples_and_both_engines() {
 fn a_port_in_use_is_one_line_on_stderr() {
     for engine in ENGINES {
         let first = start(engine, &[]);
-        testkit::assert_port_in_use_is_one_line(server_bin(), &["--engine", engine], first.addr());
+        let mut args = vec!["--engine"];
+        args.extend(engine.split_whitespace());
+        testkit::assert_port_in_use_is_one_line(server_bin(), &args, first.addr());
     }
 }
 
@@ -586,16 +639,10 @@ fn out_of_descriptors_pauses_accepting_without_spinning(engine: &str) {
     };
     // At most 48 open files, soft and hard: the server cannot raise it,
     // and runs out after about 40 clients.
-    let mut server = Process::server(
-        &prlimit,
-        &[
-            "--nofile=48:48",
-            "--",
-            &server_bin().to_string_lossy(),
-            "--engine",
-            engine,
-        ],
-    );
+    let bin = server_bin().to_string_lossy();
+    let mut args = vec!["--nofile=48:48", "--", &bin, "--engine"];
+    args.extend(engine.split_whitespace());
+    let mut server = Process::server(&prlimit, &args);
     let addr = server.addr();
     // The kernel completes these handshakes by itself (they wait in the
     // listen backlog), whether the server can accept them or not.
@@ -627,12 +674,22 @@ fn out_of_descriptors_pauses_accepting_without_spinning(engine: &str) {
 
 #[test]
 fn mio_out_of_descriptors_pauses_accepting_without_spinning() {
-    out_of_descriptors_pauses_accepting_without_spinning("mio");
+    out_of_descriptors_pauses_accepting_without_spinning(MIO);
+}
+
+#[test]
+fn mio_two_loops_out_of_descriptors_pauses_accepting_without_spinning() {
+    out_of_descriptors_pauses_accepting_without_spinning(MIO_TWO_LOOPS);
 }
 
 #[test]
 fn tokio_out_of_descriptors_pauses_accepting_without_spinning() {
-    out_of_descriptors_pauses_accepting_without_spinning("tokio");
+    out_of_descriptors_pauses_accepting_without_spinning(TOKIO);
+}
+
+#[test]
+fn tokio_two_loops_out_of_descriptors_pauses_accepting_without_spinning() {
+    out_of_descriptors_pauses_accepting_without_spinning(TOKIO_TWO_LOOPS);
 }
 
 // ---------------------------------------------------------------------------
@@ -711,7 +768,7 @@ fn read_replies(
 
 #[test]
 fn mio_a_burst_of_more_than_one_turn_of_reads_gets_every_reply() {
-    let server = start("mio", &[]);
+    let server = start(MIO, &[]);
     let mut client = Connection::open(server.addr());
     let me = client.local_addr();
     round_trip(&mut client, "hello");
@@ -759,7 +816,7 @@ fn mio_a_burst_of_more_than_one_turn_of_reads_gets_every_reply() {
 
 #[test]
 fn mio_a_client_that_reads_its_replies_is_not_dropped_for_a_burst_of_lines() {
-    let server = start("mio", &[]);
+    let server = start(MIO, &[]);
     let client = Connection::open(server.addr());
     const LINES: usize = 48 * 1024;
     let mut writer = client.stream().try_clone().unwrap();
@@ -789,7 +846,7 @@ fn mio_a_client_that_reads_its_replies_is_not_dropped_for_a_burst_of_lines() {
 
 #[test]
 fn mio_a_megabyte_without_newline_gets_the_error_line_then_a_clean_close() {
-    let mut server = start("mio", &[]);
+    let mut server = start(MIO, &[]);
     let client = Connection::open(server.addr());
     let mut writer = client.stream().try_clone().unwrap();
     // It goes on sending after the limit, as a real client does: the server
@@ -837,7 +894,7 @@ fn mio_a_megabyte_without_newline_gets_the_error_line_then_a_clean_close() {
 
 #[test]
 fn mio_a_slow_reader_with_a_tiny_buffer_gets_every_reply_in_order() {
-    let mut server = start("mio", &[]);
+    let mut server = start(MIO, &[]);
     // A receive buffer of 4 KiB and small segments (which keep the
     // server's send buffer small too): the kernel soon holds all the
     // replies it will take, and the server's writes take part of its
@@ -968,7 +1025,7 @@ fn mio_a_slow_reader_with_a_tiny_buffer_gets_every_reply_in_order() {
 
 #[test]
 fn mio_an_idle_connection_costs_no_cpu() {
-    let server = start("mio", &[]);
+    let server = start(MIO, &[]);
     let mut clients: Vec<Connection> = (0..3).map(|_| Connection::open(server.addr())).collect();
     for client in &mut clients {
         round_trip(client, "hello, and then nothing");
@@ -992,7 +1049,7 @@ fn mio_an_idle_connection_costs_no_cpu() {
 
 #[test]
 fn mio_a_client_that_spoke_since_its_timer_was_set_keeps_its_connection() {
-    let server = start("mio", &["--idle-timeout", "1"]);
+    let server = start(MIO, &["--idle-timeout", "1"]);
     // A loaded machine can hold this test's thread past a sleep: a client
     // that was in fact silent for the whole second proves nothing, so the
     // case is tried again on a new connection (at most three times).
@@ -1033,7 +1090,7 @@ fn mio_a_client_that_spoke_since_its_timer_was_set_keeps_its_connection() {
 
 #[test]
 fn mio_a_client_that_spoke_once_and_went_quiet_is_closed_when_idle() {
-    let mut server = start("mio", &["--idle-timeout", "1"]);
+    let mut server = start(MIO, &["--idle-timeout", "1"]);
     let mut client = Connection::open(server.addr());
     thread::sleep(Duration::from_millis(500));
     round_trip(&mut client, "one line, and then nothing");
@@ -1062,7 +1119,15 @@ fn mio_a_client_that_spoke_once_and_went_quiet_is_closed_when_idle() {
 #[test]
 fn mio_a_refused_client_that_floods_is_drained_only_so_far() {
     testkit::line_protocol::a_refused_client_that_floods_is_drained_only_so_far(
-        |args| start("mio", args),
+        |args| start(MIO, args),
+        "(book: 06-event-loop.md § The same server with Tokio)",
+    );
+}
+
+#[test]
+fn mio_two_loops_a_refused_client_that_floods_is_drained_only_so_far() {
+    testkit::line_protocol::a_refused_client_that_floods_is_drained_only_so_far(
+        |args| start(MIO_TWO_LOOPS, args),
         "(book: 06-event-loop.md § The same server with Tokio)",
     );
 }
@@ -1070,7 +1135,15 @@ fn mio_a_refused_client_that_floods_is_drained_only_so_far() {
 #[test]
 fn tokio_a_refused_client_that_floods_is_drained_only_so_far() {
     testkit::line_protocol::a_refused_client_that_floods_is_drained_only_so_far(
-        |args| start("tokio", args),
+        |args| start(TOKIO, args),
+        "(book: 06-event-loop.md § The same server with Tokio)",
+    );
+}
+
+#[test]
+fn tokio_two_loops_a_refused_client_that_floods_is_drained_only_so_far() {
+    testkit::line_protocol::a_refused_client_that_floods_is_drained_only_so_far(
+        |args| start(TOKIO_TWO_LOOPS, args),
         "(book: 06-event-loop.md § The same server with Tokio)",
     );
 }
@@ -1078,14 +1151,22 @@ fn tokio_a_refused_client_that_floods_is_drained_only_so_far() {
 #[test]
 fn tokio_a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset() {
     testkit::line_protocol::a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset(
-        |args| start("tokio", args),
+        |args| start(TOKIO, args),
+        "(book: 06-event-loop.md § The same server with Tokio)",
+    );
+}
+
+#[test]
+fn tokio_two_loops_a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset() {
+    testkit::line_protocol::a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset(
+        |args| start(TOKIO_TWO_LOOPS, args),
         "(book: 06-event-loop.md § The same server with Tokio)",
     );
 }
 
 #[test]
 fn mio_a_client_that_stays_after_the_error_line_is_closed_after_the_linger() {
-    let mut server = start("mio", &[]);
+    let mut server = start(MIO, &[]);
     let mut client = Connection::open(server.addr());
     let me = client.local_addr();
     client.send(&vec![b'x'; 64 * 1024 + 1]);
@@ -1170,7 +1251,7 @@ fn servers_socket(server: &Process, client: SocketAddr) -> std::os::fd::OwnedFd 
 
 #[test]
 fn mio_lines_that_arrived_with_the_signal_are_answered_before_bye() {
-    let mut server = start("mio", &["--grace", "5"]);
+    let mut server = start(MIO, &["--grace", "5"]);
     let mut client = Connection::open(server.addr());
     let me = client.local_addr();
     round_trip(&mut client, "before the signal");
@@ -1238,12 +1319,22 @@ fn one_client_logs_at_most_the_bound_of_lines_and_a_summary(engine: &str) {
 
 #[test]
 fn mio_one_client_logs_at_most_the_bound_of_lines_and_a_summary() {
-    one_client_logs_at_most_the_bound_of_lines_and_a_summary("mio");
+    one_client_logs_at_most_the_bound_of_lines_and_a_summary(MIO);
+}
+
+#[test]
+fn mio_two_loops_one_client_logs_at_most_the_bound_of_lines_and_a_summary() {
+    one_client_logs_at_most_the_bound_of_lines_and_a_summary(MIO_TWO_LOOPS);
 }
 
 #[test]
 fn tokio_one_client_logs_at_most_the_bound_of_lines_and_a_summary() {
-    one_client_logs_at_most_the_bound_of_lines_and_a_summary("tokio");
+    one_client_logs_at_most_the_bound_of_lines_and_a_summary(TOKIO);
+}
+
+#[test]
+fn tokio_two_loops_one_client_logs_at_most_the_bound_of_lines_and_a_summary() {
+    one_client_logs_at_most_the_bound_of_lines_and_a_summary(TOKIO_TWO_LOOPS);
 }
 
 /// Waits until the server has read every byte `client` sent: nothing left
@@ -1341,10 +1432,20 @@ fn a_partial_line_over_the_budget_is_refused_and_the_others_still_work(engine: &
 
 #[test]
 fn mio_a_partial_line_over_the_budget_is_refused_and_the_others_still_work() {
-    a_partial_line_over_the_budget_is_refused_and_the_others_still_work("mio");
+    a_partial_line_over_the_budget_is_refused_and_the_others_still_work(MIO);
+}
+
+#[test]
+fn mio_two_loops_a_partial_line_over_the_budget_is_refused_and_the_others_still_work() {
+    a_partial_line_over_the_budget_is_refused_and_the_others_still_work(MIO_TWO_LOOPS);
 }
 
 #[test]
 fn tokio_a_partial_line_over_the_budget_is_refused_and_the_others_still_work() {
-    a_partial_line_over_the_budget_is_refused_and_the_others_still_work("tokio");
+    a_partial_line_over_the_budget_is_refused_and_the_others_still_work(TOKIO);
+}
+
+#[test]
+fn tokio_two_loops_a_partial_line_over_the_budget_is_refused_and_the_others_still_work() {
+    a_partial_line_over_the_budget_is_refused_and_the_others_still_work(TOKIO_TWO_LOOPS);
 }

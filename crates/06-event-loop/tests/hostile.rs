@@ -27,11 +27,15 @@ fn well_behaved(addr: SocketAddr) {
     );
 }
 
-#[test]
-fn the_mio_engine_survives_every_misbehaving_client() {
-    let mut server = Process::server(server_bin(), &["--engine", "mio", "--idle-timeout", "1"]);
+/// Each engine's server, on one loop and on two (`--loops`), against the
+/// battery.
+fn survives_every_misbehaving_client(engine: &str, loops: &str) {
+    let mut server = Process::server(
+        server_bin(),
+        &["--engine", engine, "--loops", loops, "--idle-timeout", "1"],
+    );
     run_battery(
-        "06-event-loop --engine mio",
+        &format!("06-event-loop --engine {engine} --loops {loops}"),
         &mut server,
         "hello",
         well_behaved,
@@ -39,12 +43,21 @@ fn the_mio_engine_survives_every_misbehaving_client() {
 }
 
 #[test]
+fn the_mio_engine_survives_every_misbehaving_client() {
+    survives_every_misbehaving_client("mio", "1");
+}
+
+#[test]
+fn the_mio_engine_on_two_loops_survives_every_misbehaving_client() {
+    survives_every_misbehaving_client("mio", "2");
+}
+
+#[test]
 fn the_tokio_engine_survives_every_misbehaving_client() {
-    let mut server = Process::server(server_bin(), &["--engine", "tokio", "--idle-timeout", "1"]);
-    run_battery(
-        "06-event-loop --engine tokio",
-        &mut server,
-        "hello",
-        well_behaved,
-    );
+    survives_every_misbehaving_client("tokio", "1");
+}
+
+#[test]
+fn the_tokio_engine_on_two_threads_survives_every_misbehaving_client() {
+    survives_every_misbehaving_client("tokio", "2");
 }

@@ -7,7 +7,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::ClientLines;
+use common::{ClientLines, Slot};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
@@ -40,6 +40,8 @@ pub(super) struct Connection {
     pub(super) log: ClientLines,
     /// Its part of the server's budget for partial lines: `input`'s length.
     partial: PartialShare,
+    /// Its place under the cap on clients, given back when it is dropped.
+    _slot: Slot,
 }
 // ANCHOR_END: connection
 
@@ -49,6 +51,7 @@ impl Connection {
         client: SocketAddr,
         now: Instant,
         partial: PartialShare,
+        slot: Slot,
     ) -> Connection {
         Connection {
             stream,
@@ -61,6 +64,7 @@ impl Connection {
             closing: None,
             log: ClientLines::new(client),
             partial,
+            _slot: slot,
         }
     }
 

@@ -17,20 +17,24 @@
 //! ready, not again while it stays ready. So a read must go on until
 //! `WouldBlock`, or the bytes left behind would never be reported again.
 //!
-//! This file is the loop: accepting, timers, the shutdown. One client's
-//! state, and the steps of reading, writing and closing it, are in
-//! `connection.rs`.
+//! This file is the loop: accepting, timers, the shutdown, and (at its
+//! end) running one loop per core. One client's state, and the steps of
+//! reading, writing and closing it, are in `connection.rs`.
 
 mod connection;
+mod per_core;
+
+pub use per_core::serve;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use common::{count, describe, say};
+use common::{ClientLimit, Slot, count, describe, say};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -39,24 +43,27 @@ use signal_hook_mio::v1_0::Signals;
 use crate::protocol::{BUSY_REPLY, BYE_REPLY, Ending, PartialLines, ShutdownTally, log_busy};
 use crate::{ACCEPT_PAUSE, Config, READ_CHUNK};
 use connection::{Connection, TurnOutcome};
+use per_core::{Handed, Inbox};
 
 // ANCHOR: tokens
 /// mio tells sockets apart by a number we choose when we register them.
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
-/// Clients get 2, 3, 4... Numbers are never reused, so an old timer entry
+/// The first loop has handed this one new clients (`--loops`, per_core.rs).
+const HANDED: Token = Token(2);
+/// Clients get 3, 4, 5... Numbers are never reused, so an old timer entry
 /// can never be mistaken for a newer connection.
-const FIRST_CLIENT: usize = 2;
+const FIRST_CLIENT: usize = 3;
 /// The most events taken from the kernel in one wait; more wait for the
 /// next turn.
 const EVENTS_PER_TURN: usize = 1024;
 // ANCHOR_END: tokens
 
 // ANCHOR: serve
-/// Serves clients on this thread until SIGINT or SIGTERM, then shuts down
-/// gracefully. A second signal is an error: the server exits at once.
-pub fn serve(listener: std::net::TcpListener, config: &Config) -> anyhow::Result<()> {
-    let mut server = Server::new(listener, config)?;
+/// One event loop: serves clients on this thread until SIGINT or SIGTERM,
+/// then shuts down gracefully, and returns what the shutdown did. A second
+/// signal is an error: the server exits at once.
+fn run_loop(mut server: Server) -> anyhow::Result<ShutdownTally> {
     let mut events = Events::with_capacity(EVENTS_PER_TURN);
     loop {
         let timeout = server.next_timeout(Instant::now());
@@ -70,6 +77,7 @@ pub fn serve(listener: std::net::TcpListener, config: &Config) -> anyhow::Result
             match event.token() {
                 LISTENER => server.accept_all(),
                 SIGNALS => server.on_signals()?,
+                HANDED => server.take_handed(),
                 // A reset or an error shows as readable too: the read
                 // that follows returns it.
                 token => server.service(
@@ -82,9 +90,8 @@ pub fn serve(listener: std::net::TcpListener, config: &Config) -> anyhow::Result
             server.service(token, true);
         }
         let now = Instant::now();
-        if let Some(summary) = server.shutdown_done(now) {
-            say!("{summary}");
-            return Ok(());
+        if let Some(tally) = server.shutdown_done(now) {
+            return Ok(tally);
         }
         server.expire_deadlines(now);
         if server.accept_paused_until.is_some_and(|until| until <= now) {
@@ -102,9 +109,18 @@ struct Server {
     poll: Poll,
     /// SIGINT and SIGTERM, as one more source of events.
     signals: Signals,
-    /// `None` once shutting down: the listener is closed at once.
+    /// `None` once shutting down: the listener is closed at once. Only the
+    /// first loop has one (`--loops`): it accepts for all of them.
     listener: Option<TcpListener>,
+    /// The first loop's way to the others, and whose turn the next client
+    /// is (0: its own); the others' clients handed over by the first.
+    others: Vec<Inbox>,
+    next_turn: usize,
+    handed: Option<mpsc::Receiver<Handed>>,
     connections: HashMap<Token, Connection>,
+    /// The cap on clients, shared by every loop: each connection in the
+    /// table holds one of its slots.
+    limit: ClientLimit,
     next_token: usize,
     /// Every deadline, earliest first: one entry per connection (a few
     /// more for a moment). An entry is not updated when the client speaks;
@@ -117,9 +133,13 @@ struct Server {
     /// Out of file descriptors: no accepting until then.
     accept_paused_until: Option<Instant>,
     chunk: Vec<u8>,
-    /// The budget for partial lines that every connection takes from.
+    /// The budget for partial lines that every connection of every loop
+    /// takes from.
     partial_lines: PartialLines,
     max_clients: usize,
+    /// How this loop's log lines begin: empty when it is the only one,
+    /// `loop 2: ` when there are more.
+    label: String,
     idle_timeout: Option<Duration>,
     grace: Duration,
     /// Set by the first signal: when the grace period ends, and the tally.
@@ -130,16 +150,28 @@ struct Server {
 impl Server {
     // ANCHOR: setup
     /// Makes the listener non-blocking, and registers it and the signals
-    /// with a new `Poll`.
-    fn new(listener: std::net::TcpListener, config: &Config) -> anyhow::Result<Server> {
-        listener
-            .set_nonblocking(true)
-            .context("could not make the listener non-blocking")?;
-        let mut listener = TcpListener::from_std(listener);
+    /// with a new `Poll`. Every loop has its own `Signals`: the kernel's
+    /// signal reaches each of them.
+    fn new(
+        listener: Option<std::net::TcpListener>,
+        config: &Config,
+        (limit, partial_lines): (ClientLimit, PartialLines),
+        label: String,
+    ) -> anyhow::Result<Server> {
         let poll = Poll::new().context("could not create the event queue (epoll)")?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)
-            .context("could not watch the listener")?;
+        let listener = match listener {
+            Some(listener) => {
+                listener
+                    .set_nonblocking(true)
+                    .context("could not make the listener non-blocking")?;
+                let mut listener = TcpListener::from_std(listener);
+                poll.registry()
+                    .register(&mut listener, LISTENER, Interest::READABLE)
+                    .context("could not watch the listener")?;
+                Some(listener)
+            }
+            None => None,
+        };
         // A signal's handler may do almost nothing: signal-hook's writes a
         // byte to a socket pair, whose other end is watched here (book:
         // 06-event-loop.md § Graceful shutdown).
@@ -150,15 +182,20 @@ impl Server {
         Ok(Server {
             poll,
             signals,
-            listener: Some(listener),
+            listener,
+            others: Vec::new(),
+            next_turn: 0,
+            handed: None,
             connections: HashMap::new(),
+            limit,
             next_token: FIRST_CLIENT,
             deadlines: BinaryHeap::new(),
             ready_again: Vec::new(),
             accept_paused_until: None,
             chunk: vec![0; READ_CHUNK],
-            partial_lines: PartialLines::new(config.partial_lines_budget),
+            partial_lines,
             max_clients: config.max_clients,
+            label,
             idle_timeout: config.idle_timeout,
             grace: config.grace,
             shutting_down: None,
@@ -179,12 +216,13 @@ impl Server {
             };
             match listener.accept() {
                 Ok((stream, client)) => {
-                    if self.connections.len() >= self.max_clients {
+                    // The cap counts the clients of every loop.
+                    let Some(slot) = self.limit.try_take() else {
                         log_busy(client, self.max_clients);
                         common::refuse(stream.into(), BUSY_REPLY);
                         continue;
-                    }
-                    self.open(stream, client);
+                    };
+                    self.hand_out(stream, client, slot);
                 }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return,
                 Err(err) if err.kind() == ErrorKind::Interrupted => continue,
@@ -195,7 +233,8 @@ impl Server {
                     // would fail again, in a loop that spins a core. So
                     // pause, until a connection closes or ACCEPT_PAUSE.
                     say!(
-                        "could not accept a connection: {} ({} open); pausing",
+                        "{}could not accept a connection: {} ({} open); pausing",
+                        self.label,
                         describe(&err),
                         count(self.connections.len() as u64, "connection")
                     );
@@ -206,11 +245,52 @@ impl Server {
         }
     }
 
+    /// A new client goes to each loop in turn: this one, then each other
+    /// (one loop: always this one). A loop that has already ended (it shut
+    /// down first) gives the client back, and this loop keeps it.
+    fn hand_out(&mut self, stream: TcpStream, client: SocketAddr, slot: Slot) {
+        let turn = self.next_turn;
+        self.next_turn = (turn + 1) % (self.others.len() + 1);
+        let Some(other) = turn.checked_sub(1).and_then(|n| self.others.get(n)) else {
+            return self.open(stream, client, slot);
+        };
+        match other.clients.send((stream, client, slot)) {
+            // The other loop learns of it at its next wait for events.
+            Ok(()) => {
+                if let Err(err) = other.waker.wake() {
+                    say!(
+                        "{}could not wake another loop: {}",
+                        self.label,
+                        describe(&err)
+                    );
+                }
+            }
+            Err(mpsc::SendError((stream, client, slot))) => self.open(stream, client, slot),
+        }
+    }
+
+    /// The clients the first loop handed to this one. Once shutting down,
+    /// a client that comes now is told `bye` and closed at once.
+    fn take_handed(&mut self) {
+        while let Some((stream, client, slot)) = self
+            .handed
+            .as_ref()
+            .and_then(|handed| handed.try_recv().ok())
+        {
+            if self.shutting_down.is_some() {
+                common::refuse(stream.into(), BYE_REPLY);
+                drop(slot);
+                continue;
+            }
+            self.open(stream, client, slot);
+        }
+    }
     // ANCHOR_END: accept
 
     // ANCHOR: open
     /// Adds a new client to the table and asks mio for its readable events.
-    fn open(&mut self, mut stream: TcpStream, client: SocketAddr) {
+    /// The client keeps its slot under the cap until it leaves the table.
+    fn open(&mut self, mut stream: TcpStream, client: SocketAddr, slot: Slot) {
         let token = Token(self.next_token);
         self.next_token += 1;
         if let Err(err) = self
@@ -228,7 +308,7 @@ impl Server {
         let now = Instant::now();
         let partial = self.partial_lines.share();
         self.connections
-            .insert(token, Connection::new(stream, client, now, partial));
+            .insert(token, Connection::new(stream, client, now, partial, slot));
         if let Some(idle) = self.idle_timeout {
             self.deadlines.push(Reverse((now + idle, token)));
         }
@@ -334,7 +414,8 @@ impl Server {
         let grace_end = now + self.grace;
         let mut tally = ShutdownTally::default();
         say!(
-            "shutting down: telling {} bye, waiting at most {} s",
+            "{}shutting down: telling {} bye, waiting at most {} s",
+            self.label,
             count(self.connections.len() as u64, "client"),
             self.grace.as_secs()
         );
@@ -383,9 +464,11 @@ impl Server {
         let arrived = self.signals.pending().count();
         for _ in 0..arrived {
             if self.shutting_down.is_some() {
+                // The count of every loop's clients: whichever loop says
+                // this, the whole server stops.
                 return Err(anyhow!(
                     "a second signal: stopped at once, with {} still connected",
-                    count(self.connections.len() as u64, "client")
+                    count(self.limit.in_use() as u64, "client")
                 ));
             }
             self.begin_shutdown();
@@ -393,9 +476,9 @@ impl Server {
         Ok(())
     }
 
-    /// Once shutting down: the summary line when every client has gone, or
-    /// the grace period is over (the clients still there are closed then).
-    fn shutdown_done(&mut self, now: Instant) -> Option<String> {
+    /// Once shutting down: the tally when every client has gone, or the
+    /// grace period is over (the clients still there are closed then).
+    fn shutdown_done(&mut self, now: Instant) -> Option<ShutdownTally> {
         let (grace_end, tally) = self.shutting_down.as_mut()?;
         if !self.connections.is_empty() && now < *grace_end {
             return None;
@@ -403,7 +486,7 @@ impl Server {
         tally.cut_off = self.connections.len();
         // Dropping the table closes every socket left.
         self.connections.clear();
-        Some(tally.summary())
+        Some(std::mem::take(tally))
     }
     // ANCHOR_END: shutdown_end
 }
