@@ -17,9 +17,8 @@
 //! ready, not again while it stays ready. So a read must go on until
 //! `WouldBlock`, or the bytes left behind would never be reported again.
 //!
-//! This file is the loop: accepting, timers, the shutdown, and (at its
-//! end) running one loop per core. One client's state, and the steps of
-//! reading, writing and closing it, are in `connection.rs`.
+//! This file is the loop: accepting, timers, the shutdown. One client's
+//! state and its steps are in `connection.rs`; `--loops` in per_core.rs.
 
 mod connection;
 mod per_core;
@@ -30,7 +29,6 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
@@ -43,7 +41,7 @@ use signal_hook_mio::v1_0::Signals;
 use crate::protocol::{BUSY_REPLY, BYE_REPLY, Ending, PartialLines, ShutdownTally, log_busy};
 use crate::{ACCEPT_PAUSE, Config, READ_CHUNK};
 use connection::{Connection, TurnOutcome};
-use per_core::{Handed, Inbox};
+use per_core::OtherLoops;
 
 // ANCHOR: tokens
 /// mio tells sockets apart by a number we choose when we register them.
@@ -112,11 +110,9 @@ struct Server {
     /// `None` once shutting down: the listener is closed at once. Only the
     /// first loop has one (`--loops`): it accepts for all of them.
     listener: Option<TcpListener>,
-    /// The first loop's way to the others, and whose turn the next client
-    /// is (0: its own); the others' clients handed over by the first.
-    others: Vec<Inbox>,
-    next_turn: usize,
-    handed: Option<mpsc::Receiver<Handed>>,
+    /// The first loop: the others, to hand clients to. The others: the
+    /// clients the first handed over (per_core.rs).
+    loops: OtherLoops,
     connections: HashMap<Token, Connection>,
     /// The cap on clients, shared by every loop: each connection in the
     /// table holds one of its slots.
@@ -149,29 +145,15 @@ struct Server {
 
 impl Server {
     // ANCHOR: setup
-    /// Makes the listener non-blocking, and registers it and the signals
-    /// with a new `Poll`. Every loop has its own `Signals`: the kernel's
-    /// signal reaches each of them.
+    /// A loop with a new `Poll`, watching for signals (per_core.rs gives
+    /// the first loop the listener). Every loop has its own `Signals`: each signal reaches
+    /// every one of them.
     fn new(
-        listener: Option<std::net::TcpListener>,
         config: &Config,
         (limit, partial_lines): (ClientLimit, PartialLines),
         label: String,
     ) -> anyhow::Result<Server> {
         let poll = Poll::new().context("could not create the event queue (epoll)")?;
-        let listener = match listener {
-            Some(listener) => {
-                listener
-                    .set_nonblocking(true)
-                    .context("could not make the listener non-blocking")?;
-                let mut listener = TcpListener::from_std(listener);
-                poll.registry()
-                    .register(&mut listener, LISTENER, Interest::READABLE)
-                    .context("could not watch the listener")?;
-                Some(listener)
-            }
-            None => None,
-        };
         // A signal's handler may do almost nothing: signal-hook's writes a
         // byte to a socket pair, whose other end is watched here (book:
         // 06-event-loop.md § Graceful shutdown).
@@ -182,10 +164,8 @@ impl Server {
         Ok(Server {
             poll,
             signals,
-            listener,
-            others: Vec::new(),
-            next_turn: 0,
-            handed: None,
+            listener: None,
+            loops: OtherLoops::default(),
             connections: HashMap::new(),
             limit,
             next_token: FIRST_CLIENT,
@@ -201,6 +181,7 @@ impl Server {
             shutting_down: None,
         })
     }
+
     // ANCHOR_END: setup
 
     // ANCHOR: accept
@@ -222,7 +203,11 @@ impl Server {
                         common::refuse(stream.into(), BUSY_REPLY);
                         continue;
                     };
-                    self.hand_out(stream, client, slot);
+                    // This loop's client, or another's in turn.
+                    let handed = (stream, client, slot);
+                    if let Some((stream, client, slot)) = self.loops.hand(handed, &self.label) {
+                        self.open(stream, client, slot);
+                    }
                 }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return,
                 Err(err) if err.kind() == ErrorKind::Interrupted => continue,
@@ -244,48 +229,21 @@ impl Server {
             }
         }
     }
+    // ANCHOR_END: accept
 
-    /// A new client goes to each loop in turn: this one, then each other
-    /// (one loop: always this one). A loop that has already ended (it shut
-    /// down first) gives the client back, and this loop keeps it.
-    fn hand_out(&mut self, stream: TcpStream, client: SocketAddr, slot: Slot) {
-        let turn = self.next_turn;
-        self.next_turn = (turn + 1) % (self.others.len() + 1);
-        let Some(other) = turn.checked_sub(1).and_then(|n| self.others.get(n)) else {
-            return self.open(stream, client, slot);
-        };
-        match other.clients.send((stream, client, slot)) {
-            // The other loop learns of it at its next wait for events.
-            Ok(()) => {
-                if let Err(err) = other.waker.wake() {
-                    say!(
-                        "{}could not wake another loop: {}",
-                        self.label,
-                        describe(&err)
-                    );
-                }
-            }
-            Err(mpsc::SendError((stream, client, slot))) => self.open(stream, client, slot),
-        }
-    }
-
+    // ANCHOR: hand_out
     /// The clients the first loop handed to this one. Once shutting down,
     /// a client that comes now is told `bye` and closed at once.
     fn take_handed(&mut self) {
-        while let Some((stream, client, slot)) = self
-            .handed
-            .as_ref()
-            .and_then(|handed| handed.try_recv().ok())
-        {
+        for (stream, client, slot) in self.loops.handed() {
             if self.shutting_down.is_some() {
                 common::refuse(stream.into(), BYE_REPLY);
-                drop(slot);
-                continue;
+                continue; // its slot is freed here
             }
             self.open(stream, client, slot);
         }
     }
-    // ANCHOR_END: accept
+    // ANCHOR_END: hand_out
 
     // ANCHOR: open
     /// Adds a new client to the table and asks mio for its readable events.

@@ -18,26 +18,70 @@ use std::sync::mpsc;
 use std::thread;
 
 use anyhow::Context;
-use common::{ClientLimit, Slot, say};
-use mio::Waker;
-use mio::net::TcpStream;
+use common::{ClientLimit, Slot, describe, say};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Waker};
 
-use super::{HANDED, Server, run_loop};
+use super::{HANDED, LISTENER, Server, run_loop};
 use crate::Config;
 use crate::protocol::PartialLines;
 
-// ANCHOR: per_core
+// ANCHOR: other_loops
 /// A client the first loop accepted for another: its socket, its address,
 /// and its slot under the cap.
 pub(super) type Handed = (TcpStream, SocketAddr, Slot);
 
 /// The first loop's way to another loop: the channel its clients go down,
 /// and the `Waker` that tells that loop to look.
-pub(super) struct Inbox {
-    pub(super) clients: mpsc::Sender<Handed>,
-    pub(super) waker: Waker,
+struct Inbox {
+    clients: mpsc::Sender<Handed>,
+    waker: Waker,
 }
 
+/// What a loop knows of the others: the first, their inboxes and whose
+/// turn the next client is (0: its own); each other, its end of the
+/// channel. One loop alone: nothing.
+#[derive(Default)]
+pub(super) struct OtherLoops {
+    inboxes: Vec<Inbox>,
+    next_turn: usize,
+    handed: Option<mpsc::Receiver<Handed>>,
+}
+
+impl OtherLoops {
+    /// Sends a new client to the loop whose turn it is, or gives it back
+    /// when the turn is this loop's, or that loop has already ended (it
+    /// shut down first): then this loop keeps it.
+    pub(super) fn hand(&mut self, client: Handed, label: &str) -> Option<Handed> {
+        let turn = self.next_turn;
+        self.next_turn = (turn + 1) % (self.inboxes.len() + 1);
+        let Some(inbox) = turn.checked_sub(1).and_then(|n| self.inboxes.get(n)) else {
+            return Some(client);
+        };
+        match inbox.clients.send(client) {
+            // The other loop learns of it at its next wait for events.
+            Ok(()) => {
+                if let Err(err) = inbox.waker.wake() {
+                    say!("{label}could not wake another loop: {}", describe(&err));
+                }
+                None
+            }
+            Err(mpsc::SendError(client)) => Some(client),
+        }
+    }
+
+    /// The clients handed to this loop since it last looked.
+    pub(super) fn handed(&self) -> Vec<Handed> {
+        self.handed
+            .as_ref()
+            .map(|handed| handed.try_iter().collect())
+            .unwrap_or_default()
+    }
+}
+
+// ANCHOR_END: other_loops
+
+// ANCHOR: per_core
 /// Serves clients with `config.loops` event loops: the first on this
 /// thread, each other on a thread of its own. Each sees the signal and
 /// shuts down its own clients; the one summary line adds up what they did.
@@ -52,16 +96,26 @@ pub fn serve(listener: std::net::TcpListener, config: &Config) -> anyhow::Result
         1 => String::new(),
         _ => format!("loop {n}: "),
     };
-    let mut first = Server::new(Some(listener), config, shared.clone(), label(1))?;
+    let mut first = Server::new(config, shared.clone(), label(1))?;
+    listener
+        .set_nonblocking(true)
+        .context("could not make the listener non-blocking")?;
+    let mut listener = TcpListener::from_std(listener);
+    first
+        .poll
+        .registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)
+        .context("could not watch the listener")?;
+    first.listener = Some(listener);
     // Every loop is ready (its signals caught) before any of them starts.
     let mut others = Vec::new();
     for n in 2..=config.loops {
-        let mut other = Server::new(None, config, shared.clone(), label(n))?;
+        let mut other = Server::new(config, shared.clone(), label(n))?;
         let waker = Waker::new(other.poll.registry(), HANDED)
             .context("could not make a waker for an event loop")?;
         let (clients, handed) = mpsc::channel();
-        other.handed = Some(handed);
-        first.others.push(Inbox { clients, waker });
+        other.loops.handed = Some(handed);
+        first.loops.inboxes.push(Inbox { clients, waker });
         others.push(other);
     }
     let (done, results) = mpsc::channel();
