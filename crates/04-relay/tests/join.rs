@@ -7,7 +7,7 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::{bin, book, book_section, expect_line, join, register, start_server, wait_for};
+use support::{bin, book, book_section, expect_exact_line, join, register, start_server, wait_for};
 use testkit::hostile::resident_kib;
 
 use relay::MAX_DIRECT_PEERS;
@@ -248,7 +248,7 @@ fn a_client_whose_output_is_not_read_keeps_its_memory_bounded() {
         }
     }
     let _child = Kill(child);
-    expect_line(
+    expect_exact_line(
         &mut watcher,
         "JOINED bob",
         "watcher should hear that bob (a `join` client whose output nobody reads) joined",

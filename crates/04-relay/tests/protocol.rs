@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use relay::{RELAY_WAIT, Refusal};
 use support::{
-    GENTLE_CLOSE, book, book_section, exchange, expect_left, expect_line, register, register_two,
-    register_with, short, start_server, wait_for,
+    GENTLE_CLOSE, book, book_section, exchange, expect_exact_line, expect_left, register,
+    register_all, register_two, register_with, short, start_server, wait_for,
 };
 use testkit::{Connection, WAIT, show};
 
@@ -73,7 +73,7 @@ fn bad_names_are_refused() {
         "HELLO  alice".to_string(),
     ] {
         conn.send_line(&hello);
-        expect_line(
+        expect_exact_line(
             &mut conn,
             "ERR bad-name",
             &format!("`{hello}`: a name is 1 to 32 ASCII letters, digits, `_` or `-`"),
@@ -101,19 +101,8 @@ fn bad_names_are_refused() {
 fn names_are_compared_byte_for_byte_so_ascii_look_alikes_are_different_names() {
     book("Reading a command");
     let server = start_server(&[]);
-    let mut alice = register(server.addr(), "alice");
-    let _capital = register(server.addr(), "Alice");
-    let _look_alike = register(server.addr(), "aIice");
-    expect_line(
-        &mut alice,
-        "JOINED Alice",
-        "a new client is announced to the others",
-    );
-    expect_line(
-        &mut alice,
-        "JOINED aIice",
-        "a new client is announced to the others",
-    );
+    let [mut alice, _capital, _look_alike] =
+        register_all(server.addr(), ["alice", "Alice", "aIice"]);
     exchange(&mut alice, "LIST", "PEERS Alice aIice alice");
 }
 
@@ -154,8 +143,8 @@ fn crlf_line_ends_work_as_telnet_sends_them() {
     let mut conn = Connection::open(server.addr());
     conn.send(b"HELLO alice\r\nLIST\r\n");
     let welcome = format!("WELCOME alice {}", conn.local_addr());
-    expect_line(&mut conn, &welcome, "a `\\r` before the newline is ignored");
-    expect_line(
+    expect_exact_line(&mut conn, &welcome, "a `\\r` before the newline is ignored");
+    expect_exact_line(
         &mut conn,
         "PEERS alice",
         "a `\\r` before the newline is ignored",
@@ -170,19 +159,7 @@ fn crlf_line_ends_work_as_telnet_sends_them() {
 fn list_names_every_client_sorted() {
     book("The protocol");
     let server = start_server(&[]);
-    let mut carol = register(server.addr(), "carol");
-    let _alice = register(server.addr(), "alice");
-    let _bob = register(server.addr(), "bob");
-    expect_line(
-        &mut carol,
-        "JOINED alice",
-        "carol should hear that alice joined",
-    );
-    expect_line(
-        &mut carol,
-        "JOINED bob",
-        "carol should hear that bob joined",
-    );
+    let [mut carol, _alice, _bob] = register_all(server.addr(), ["carol", "alice", "bob"]);
     exchange(&mut carol, "LIST", "PEERS alice bob carol");
 }
 
@@ -190,32 +167,26 @@ fn list_names_every_client_sorted() {
 fn send_relays_one_line_to_one_client() {
     book("The registry, and why every client has a queue");
     let mut server = start_server(&[]);
-    let mut alice = register(server.addr(), "alice");
-    let mut bob = register(server.addr(), "bob");
-    expect_line(
-        &mut alice,
-        "JOINED bob",
-        "alice should hear that bob joined",
-    );
+    let [mut alice, mut bob] = register_all(server.addr(), ["alice", "bob"]);
 
     exchange(&mut alice, "SEND bob hi bob, 你好", "SENT bob");
-    expect_line(
+    expect_exact_line(
         &mut bob,
         "FROM alice hi bob, 你好",
         "bob should get alice's text, spaces and all",
     );
     // The text may be empty.
     exchange(&mut alice, "SEND bob ", "SENT bob");
-    expect_line(&mut bob, "FROM alice ", "an empty text is relayed as it is");
+    expect_exact_line(&mut bob, "FROM alice ", "an empty text is relayed as it is");
     // To oneself is allowed: the line comes back (relayed first, then the
     // reply to SEND).
     bob.send_line("SEND bob note to self");
-    expect_line(
+    expect_exact_line(
         &mut bob,
         "FROM bob note to self",
         "a client may send to itself",
     );
-    expect_line(&mut bob, "SENT bob", "and gets SENT for it");
+    expect_exact_line(&mut bob, "SENT bob", "and gets SENT for it");
     wait_for(
         &mut server,
         &format!("alice -> bob: {} bytes", "hi bob, 你好".len()),
@@ -242,28 +213,11 @@ fn send_to_a_client_that_is_not_there() {
 fn all_reaches_every_other_client_and_not_the_sender() {
     book("The registry, and why every client has a queue");
     let mut server = start_server(&[]);
-    let mut alice = register(server.addr(), "alice");
-    let mut bob = register(server.addr(), "bob");
-    let mut carol = register(server.addr(), "carol");
-    expect_line(
-        &mut alice,
-        "JOINED bob",
-        "alice should hear that bob joined",
-    );
-    expect_line(
-        &mut alice,
-        "JOINED carol",
-        "alice should hear that carol joined",
-    );
-    expect_line(
-        &mut bob,
-        "JOINED carol",
-        "bob should hear that carol joined",
-    );
+    let [mut alice, mut bob, mut carol] = register_all(server.addr(), ["alice", "bob", "carol"]);
 
     exchange(&mut carol, "ALL hello everyone", "SENT *");
-    expect_line(&mut alice, "FROM carol hello everyone", "ALL reaches alice");
-    expect_line(&mut bob, "FROM carol hello everyone", "ALL reaches bob");
+    expect_exact_line(&mut alice, "FROM carol hello everyone", "ALL reaches alice");
+    expect_exact_line(&mut bob, "FROM carol hello everyone", "ALL reaches bob");
     carol.expect_nothing(&format!(
         "carol sent `ALL hello everyone`: she should not get her own line back {}",
         book_section()
@@ -283,7 +237,7 @@ fn text_is_limited_so_that_every_from_line_fits() {
     let longest_name = "n".repeat(32);
     let mut sender = register(server.addr(), &longest_name);
     let mut b = register(server.addr(), "b");
-    expect_line(
+    expect_exact_line(
         &mut sender,
         "JOINED b",
         "the sender should hear that b joined",
@@ -297,7 +251,7 @@ fn text_is_limited_so_that_every_from_line_fits() {
         4096,
         "the test's longest FROM line should be 4096 bytes"
     );
-    expect_line(&mut b, &from, "a text of 4058 bytes is relayed");
+    expect_exact_line(&mut b, &from, "a text of 4058 bytes is relayed");
     let text = "t".repeat(4059);
     exchange(&mut sender, &format!("SEND b {text}"), "ERR text-too-long");
     exchange(&mut sender, &format!("ALL {text}"), "ERR text-too-long");
@@ -314,12 +268,12 @@ fn where_gives_the_announced_port_not_the_connection_port() {
     let mut alice = register(server.addr(), "alice");
     let bob = register_with(server.addr(), "HELLO bob 40123", "bob");
     let _carol = register(server.addr(), "carol");
-    expect_line(
+    expect_exact_line(
         &mut alice,
         "JOINED bob",
         "alice should hear that bob joined",
     );
-    expect_line(
+    expect_exact_line(
         &mut alice,
         "JOINED carol",
         "alice should hear that carol joined",
@@ -336,9 +290,9 @@ fn where_gives_the_announced_port_not_the_connection_port() {
          kernel picked for that one connection, where nobody listens"
     );
     alice.send_line("WHERE bob");
-    expect_line(&mut alice, "AT bob 127.0.0.1:40123", &why);
+    expect_exact_line(&mut alice, "AT bob 127.0.0.1:40123", &why);
     alice.send_line("WHERE carol");
-    expect_line(
+    expect_exact_line(
         &mut alice,
         "ERR not-listening carol",
         "carol registered with `HELLO carol`, announcing no port: alice's `WHERE carol` should be answered `ERR not-listening carol`, never with the port of carol's connection to the server, where nobody listens",
@@ -379,24 +333,24 @@ fn where_gives_the_ip_the_server_saw_that_client_at() {
     let mut alice = register(v6, "alice");
     let _bob = register_with(v4, "HELLO bob 40123", "bob");
     let _carol = register_with(v6, "HELLO carol 40124", "carol");
-    expect_line(
+    expect_exact_line(
         &mut alice,
         "JOINED bob",
         "alice should hear that bob joined",
     );
-    expect_line(
+    expect_exact_line(
         &mut alice,
         "JOINED carol",
         "alice should hear that carol joined",
     );
     alice.send_line("WHERE bob");
-    expect_line(
+    expect_exact_line(
         &mut alice,
         "AT bob 127.0.0.1:40123",
         "the server listens on [::]; bob connected over IPv4 from 127.0.0.1 and announced port 40123, alice over IPv6 from ::1: `WHERE bob` should give the IP the server saw bob at, made canonical (`::ffff:127.0.0.1` is 127.0.0.1, `to_canonical`), with bob's port, not the asker's IP",
     );
     alice.send_line("WHERE carol");
-    expect_line(
+    expect_exact_line(
         &mut alice,
         "AT carol [::1]:40124",
         "the server listens on [::]; carol connected over IPv6 from ::1 and announced port 40124: `WHERE carol` should give the IP the server saw carol at, not one written in the program",
@@ -441,7 +395,7 @@ fn joined_and_left_are_announced_however_a_client_leaves() {
     let mut watcher = register(server.addr(), "watcher");
 
     let mut polite = register(server.addr(), "polite");
-    expect_line(
+    expect_exact_line(
         &mut watcher,
         "JOINED polite",
         "a new client is announced to the others",
@@ -455,7 +409,7 @@ fn joined_and_left_are_announced_however_a_client_leaves() {
     );
 
     let closer = register(server.addr(), "closer");
-    expect_line(
+    expect_exact_line(
         &mut watcher,
         "JOINED closer",
         "a new client is announced to the others",
@@ -469,7 +423,7 @@ fn joined_and_left_are_announced_however_a_client_leaves() {
     );
 
     let mut crasher = register(server.addr(), "crasher");
-    expect_line(
+    expect_exact_line(
         &mut watcher,
         "JOINED crasher",
         "a new client is announced to the others",
@@ -656,7 +610,7 @@ fn unknown_commands_and_wrong_forms() {
     exchange(&mut alice, "list", "ERR unknown-command");
     exchange(&mut alice, "LIST everyone", "ERR usage LIST");
     alice.send(b"SEND bob caf\xe9\n");
-    expect_line(&mut alice, "ERR not-utf8", "the protocol is UTF-8 lines");
+    expect_exact_line(&mut alice, "ERR not-utf8", "the protocol is UTF-8 lines");
     let line = wait_for(
         &mut server,
         "not-utf8",
@@ -675,15 +629,9 @@ fn unknown_commands_and_wrong_forms() {
 fn control_characters_are_refused_never_relayed_and_logged_escaped() {
     book("The protocol");
     let mut server = start_server(&["--log-text"]);
-    let mut alice = register(server.addr(), "alice");
-    let mut bob = register(server.addr(), "bob");
-    expect_line(
-        &mut alice,
-        "JOINED bob",
-        "alice should hear that bob joined",
-    );
+    let [mut alice, mut bob] = register_all(server.addr(), ["alice", "bob"]);
     alice.send(b"SEND bob \x1b[31mred\x07\n");
-    expect_line(
+    expect_exact_line(
         &mut alice,
         "ERR control-character",
         "alice sent `SEND bob ESC [31mred BEL`: relayed text goes to other people's terminals, \
@@ -691,7 +639,7 @@ fn control_characters_are_refused_never_relayed_and_logged_escaped() {
          be refused with `ERR control-character`",
     );
     alice.send(b"SEND bob plain\n");
-    expect_line(&mut alice, "SENT bob", "alice then sent `SEND bob plain`");
+    expect_exact_line(&mut alice, "SENT bob", "alice then sent `SEND bob plain`");
     bob.expect_bytes(
         b"FROM alice plain\n",
         &format!(
@@ -723,9 +671,9 @@ fn the_log_says_who_sent_how_many_bytes_to_whom_never_the_text() {
     let mut server = start_server(&[]);
     let (mut alice, mut bob) = register_two(server.addr(), "alice", "bob");
     exchange(&mut alice, "SEND bob my secret", "SENT bob");
-    expect_line(&mut bob, "FROM alice my secret", "bob gets alice's line");
+    expect_exact_line(&mut bob, "FROM alice my secret", "bob gets alice's line");
     exchange(&mut alice, "ALL secret plans", "SENT *");
-    expect_line(&mut bob, "FROM alice secret plans", "bob gets alice's line");
+    expect_exact_line(&mut bob, "FROM alice secret plans", "bob gets alice's line");
     exchange(&mut alice, "SEND b@b secret", "ERR bad-name");
     wait_for(
         &mut server,
@@ -754,18 +702,12 @@ fn the_log_says_who_sent_how_many_bytes_to_whom_never_the_text() {
 fn a_line_over_the_limit_is_refused_and_the_connection_closed() {
     book("The limits");
     let mut server = start_server(&[]);
-    let mut watcher = register(server.addr(), "watcher");
-    let mut long = register(server.addr(), "long");
-    expect_line(
-        &mut watcher,
-        "JOINED long",
-        "a new client is announced to the others",
-    );
+    let [mut watcher, mut long] = register_all(server.addr(), ["watcher", "long"]);
     // One byte over the limit, and then more the server will never read: a
     // socket closed with unread input is reset, which would destroy the
     // ERR line before `long` reads it, unless the server closes gently.
     long.send(&vec![b'x'; 4097 + 64 * 1024]);
-    expect_line(
+    expect_exact_line(
         &mut long,
         "ERR line-too-long",
         "a line over 4096 bytes is refused",
@@ -809,7 +751,7 @@ fn a_connection_without_hello_is_closed_after_the_deadline() {
     let mut alice = register(server.addr(), "alice");
     let mut silent = Connection::open(server.addr());
     let addr = silent.local_addr();
-    expect_line(
+    expect_exact_line(
         &mut silent,
         "ERR hello-first",
         "a connection that sends no HELLO within --hello-timeout is told so",
@@ -831,13 +773,7 @@ fn a_connection_without_hello_is_closed_after_the_deadline() {
 fn a_client_over_the_cap_is_told_busy() {
     book("The server");
     let mut server = start_server(&["--max-clients", "2"]);
-    let mut alice = register(server.addr(), "alice");
-    let _bob = register(server.addr(), "bob");
-    expect_line(
-        &mut alice,
-        "JOINED bob",
-        "alice should hear that bob joined",
-    );
+    let [mut alice, _bob] = register_all(server.addr(), ["alice", "bob"]);
     let mut third = Connection::open(server.addr());
     let got = third.read_to_end(&format!(
         "with --max-clients 2 and two clients registered, a third client should get `ERR busy` and then the end of the connection {}",
@@ -885,18 +821,12 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
     let mut stuck = open_with_tiny_receive_buffer(server.addr());
     stuck.send_line("HELLO stuck");
     let welcome = format!("WELCOME stuck {}", stuck.local_addr());
-    expect_line(
+    expect_exact_line(
         &mut stuck,
         &welcome,
         "stuck registers, and reads nothing more",
     );
-    let mut alice = register(server.addr(), "alice");
-    let mut bob = register(server.addr(), "bob");
-    expect_line(
-        &mut alice,
-        "JOINED bob",
-        "alice should hear that bob joined",
-    );
+    let [mut alice, mut bob] = register_all(server.addr(), ["alice", "bob"]);
 
     // Broadcast 4 KB lines until the stuck client has been dropped: its
     // socket buffers fill, then its queue (QUEUE_LIMIT lines), then each
@@ -1019,7 +949,7 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
         "the server should log why it dropped the stuck client",
     );
     if !bob_heard_left {
-        expect_line(
+        expect_exact_line(
             &mut bob,
             "LEFT stuck",
             "bob should hear that stuck was dropped",
@@ -1153,7 +1083,7 @@ fn a_sender_waiting_for_room_holds_up_nobody_else() {
     let mut stuck = open_with_tiny_receive_buffer(server.addr());
     stuck.send_line("HELLO stuck");
     let welcome = format!("WELCOME stuck {}", stuck.local_addr());
-    expect_line(
+    expect_exact_line(
         &mut stuck,
         &welcome,
         "stuck registers, and reads nothing more",
@@ -1311,7 +1241,7 @@ fn a_client_that_sends_many_commands_at_once_gets_every_answer() {
     let sending =
         std::thread::spawn(move || std::io::Write::write_all(&mut writer, all.as_bytes()));
     let welcome = format!("WELCOME eager {}", conn.local_addr());
-    expect_line(&mut conn, &welcome, "the first answer");
+    expect_exact_line(&mut conn, &welcome, "the first answer");
     for n in 0..commands {
         let got = conn.read_line(&format!(
             "a client that sends {commands} commands in one go, and reads all along, should get every answer: the server waits for room in the client's own queue rather than drop it; answer {n} did not come {}",
@@ -1324,7 +1254,7 @@ fn a_client_that_sends_many_commands_at_once_gets_every_answer() {
             book_section()
         );
     }
-    expect_line(&mut conn, "BYE", "the answer to the last command, BYE");
+    expect_exact_line(&mut conn, "BYE", "the answer to the last command, BYE");
     conn.expect_orderly_close(&format!(
         "after BYE the server should close the connection gently {GENTLE_CLOSE}"
     ));
@@ -1358,7 +1288,7 @@ fn the_hello_deadline_counts_from_the_connect_not_from_each_read() {
             std::thread::sleep(std::time::Duration::from_millis(400));
         }
     });
-    expect_line(
+    expect_exact_line(
         &mut conn,
         "ERR hello-first",
         "a client that trickles its HELLO a byte every 400 ms should be cut off when --hello-timeout (1 s) has passed since it connected",

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{book, book_section, expect_line, register, start_server};
+use support::{book, book_section, expect_exact_line, register, start_server};
 use testkit::paced::PacedReader;
 use testkit::{Connection, Process, WAIT};
 
@@ -36,9 +36,9 @@ fn flooded_slow_reader() -> (Process, PacedReader, Arc<AtomicBool>) {
     let mut slow = open_with_tiny_receive_buffer(server.addr());
     slow.send_line("HELLO slow");
     let welcome = format!("WELCOME slow {}", slow.local_addr());
-    expect_line(&mut slow, &welcome, "slow registers");
+    expect_exact_line(&mut slow, &welcome, "slow registers");
     let flood = register(server.addr(), "flood");
-    expect_line(
+    expect_exact_line(
         &mut slow,
         "JOINED flood",
         "slow should hear that flood joined",

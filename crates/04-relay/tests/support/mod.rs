@@ -57,14 +57,31 @@ pub fn register(addr: SocketAddr, name: &str) -> Connection {
 /// heard `JOINED <second>`.
 #[track_caller]
 pub fn register_two(addr: SocketAddr, first: &str, second: &str) -> (Connection, Connection) {
-    let mut one = register(addr, first);
-    let two = register(addr, second);
-    expect_line(
-        &mut one,
-        &format!("JOINED {second}"),
-        &format!("{first} should hear that {second} joined"),
-    );
+    let [one, two] = register_all(addr, [first, second]);
     (one, two)
+}
+
+/// Raw clients registered in order, each past the `JOINED` news of the
+/// ones after it: every client hears `JOINED <name>` for each client that
+/// registers after it, in that order. So a test starts with its clients
+/// all there and every one's next line its own business.
+#[track_caller]
+pub fn register_all<const N: usize>(addr: SocketAddr, names: [&str; N]) -> [Connection; N] {
+    let mut clients: Vec<Connection> = Vec::with_capacity(N);
+    for name in names {
+        let newcomer = register(addr, name);
+        for (earlier, client) in names.iter().zip(&mut clients) {
+            expect_exact_line(
+                client,
+                &format!("JOINED {name}"),
+                &format!("{earlier} should hear that {name} joined"),
+            );
+        }
+        clients.push(newcomer);
+    }
+    clients
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("one client per name"))
 }
 
 /// [`register`] with the HELLO line given whole (to announce a port).
@@ -73,7 +90,7 @@ pub fn register_with(addr: SocketAddr, hello: &str, name: &str) -> Connection {
     let mut conn = Connection::open(addr);
     conn.send_line(hello);
     let welcome = format!("WELCOME {name} {}", conn.local_addr());
-    expect_line(
+    expect_exact_line(
         &mut conn,
         &welcome,
         &format!(
@@ -86,7 +103,7 @@ pub fn register_with(addr: SocketAddr, hello: &str, name: &str) -> Connection {
 /// Reads one line and asserts it is exactly `expected`. `why` says what a
 /// correct server does, and for whom; the chapter section is added.
 #[track_caller]
-pub fn expect_line(conn: &mut Connection, expected: &str, why: &str) {
+pub fn expect_exact_line(conn: &mut Connection, expected: &str, why: &str) {
     let got = conn.read_line(&format!(
         "{why}: expected `{}` {}",
         short(expected),
@@ -105,7 +122,7 @@ pub fn expect_line(conn: &mut Connection, expected: &str, why: &str) {
 #[track_caller]
 pub fn exchange(conn: &mut Connection, line: &str, expected: &str) {
     conn.send_line(line);
-    expect_line(
+    expect_exact_line(
         conn,
         expected,
         &format!("the server should answer `{}`", short(line)),
