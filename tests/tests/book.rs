@@ -198,31 +198,6 @@ fn every_book_reference_in_the_code_names_a_real_section() {
             }
         }
     }
-    // A lesson's test helpers may take the heading alone, as `book("...")`,
-    // for the lesson's own chapter: crates/NN-name/tests -> NN-name.md.
-    for entry in fs::read_dir(root.join("crates")).unwrap() {
-        let dir = entry.unwrap().path();
-        let chapter = format!("{}.md", dir.file_name().unwrap().to_string_lossy());
-        let Ok(text) = fs::read_to_string(book_src().join(&chapter)) else {
-            continue;
-        };
-        let mut tests = Vec::new();
-        rust_files(&dir.join("tests"), &mut tests);
-        for file in tests {
-            let source = fs::read_to_string(&file).unwrap();
-            for (at, _) in source.match_indices("book(\"") {
-                let rest = &source[at + "book(\"".len()..];
-                let heading = rest[..rest.find('"').unwrap_or(0)].replace('`', "");
-                seen += 1;
-                if !headings(&text).contains(&heading) {
-                    problems.push(format!(
-                        "{}: book(\"{heading}\"): docs/src/{chapter} has no such heading",
-                        file.display()
-                    ));
-                }
-            }
-        }
-    }
     assert!(
         seen > 0,
         "no `(book: FILE § HEADING)` reference was found at all"

@@ -10,6 +10,8 @@
 // Helpers fail the test by panicking, as the tests themselves do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod book;
+
 use std::io::{BufReader, Read};
 use std::panic;
 use std::path::Path;
@@ -60,10 +62,11 @@ fn against_at<R: Send + 'static>(
     play: impl FnOnce(Connection) -> R + Send + 'static,
 ) -> (Assert, R) {
     let playing = thread::spawn(move || {
-        play(server.accept(
+        play(server.accept(&format!(
             "the client should connect to the address given with --server \
-             (book: 01-client.md § Step 1: connect)",
-        ))
+             {}",
+            book::STEP_1_CONNECT
+        )))
     });
     let mut all = vec!["--server", addr];
     all.extend(args);
@@ -101,16 +104,18 @@ fn sends_the_message_and_a_newline_then_half_closes_then_prints_the_reply() {
     let (run, client_port) = against(server, &["--timeout", "2", "hello", "world"], |mut conn| {
         // read_to_end only returns when the client half-closes: if it did
         // not shut down its writing side, this read would wait and fail.
-        let sent = conn.read_to_end(
+        let sent = conn.read_to_end(&format!(
             "the client was run with `hello world`: it should send its message and then \
              half-close (shutdown Write), so the server reads end-of-input \
-             (book: 01-client.md § Step 3: half-close)",
-        );
+             {}",
+            book::STEP_3_HALF_CLOSE
+        ));
         assert_eq!(
             testkit::show(&sent),
             testkit::show(b"hello world\n"),
             "the client was run with the words `hello` and `world`: it should send them joined \
-             by a space, then one newline, in one write_all (book: 01-client.md § Step 2: send)"
+             by a space, then one newline, in one write_all {}",
+            book::STEP_2_SEND
         );
         let client_port = conn.stream().peer_addr().unwrap().port();
         conn.send(b"OK\n");
@@ -123,7 +128,8 @@ fn sends_the_message_and_a_newline_then_half_closes_then_prints_the_reply() {
          client's end of input, then closed: the client should print `reply: OK`, then \
          `server closed the connection`. shutdown(Shutdown::Write) closes only the sending \
          side, and the reply comes on the reading side, which stays open \
-         (book: 01-client.md § Step 3: half-close). The client printed:\n{out}{}",
+         {}. The client printed:\n{out}{}",
+        book::STEP_3_HALF_CLOSE,
         stderr(&run)
     );
     let run = run.success();
@@ -142,8 +148,11 @@ fn reply_to_hi(reply: &'static [&'static [u8]]) -> Assert {
     let (run, ()) = against(FakeServer::start(), &["hi"], move |mut conn| {
         conn.expect_bytes(
             b"hi\n",
-            "the client was run with `hi`: it should send `hi` and a newline \
-             (book: 01-client.md § Step 2: send)",
+            &format!(
+                "the client was run with `hi`: it should send `hi` and a newline \
+             {}",
+                book::STEP_2_SEND
+            ),
         );
         for piece in reply {
             conn.send(piece);
@@ -164,15 +173,17 @@ fn prints_every_reply_line_until_the_server_closes() {
          at the end`, and closed: the client should read until the server closes, a line at a \
          time with read_line (one read is not one line), and print each line as `reply: LINE`, \
          the last one too though no newline ends it:\n{lines} \
-         (book: 01-client.md § Step 4: read the reply). It printed:\n{out}and on stderr: {err}"
+         {}. It printed:\n{out}and on stderr: {err}",
+        book::STEP_4_READ_THE_REPLY
     );
     assert!(
         out.ends_with(&format!("{lines}server closed the connection\n"))
             && run.get_output().status.success(),
         "the server replied to `hi` and closed the connection (a read returned 0 bytes): after \
          the last reply line, the client should print `server closed the connection` and exit \
-         with status 0 (book: 01-client.md § Step 4: read the reply). It printed:\n{out}and \
-         on stderr: {err}"
+         with status 0 {}. It printed:\n{out}and \
+         on stderr: {err}",
+        book::STEP_4_READ_THE_REPLY
     );
 }
 
@@ -187,8 +198,9 @@ fn reply_bytes_are_printed_escaped_never_raw() {
         "the server replied `\\x1b[2Jcleared? caf\\xe9 你好` (a terminal escape that clears \
          the screen, and a byte that is not UTF-8): reply bytes must be printed escaped, with \
          print_reply, never raw, so the client should print `{}` \
-         (book: 01-client.md § Step 4: read the reply). It printed:\n{}",
+         {}. It printed:\n{}",
         escaped.trim_end(),
+        book::STEP_4_READ_THE_REPLY,
         out.escape_debug()
     );
 }
@@ -202,8 +214,11 @@ fn a_reset_after_the_reply_is_an_error_not_a_close() {
     let (run, ()) = against(FakeServer::start(), &["hi"], |mut conn| {
         conn.expect_bytes(
             b"hi\n",
-            "the client was run with `hi`: it should send `hi` and a newline \
-             (book: 01-client.md § Step 2: send)",
+            &format!(
+                "the client was run with `hi`: it should send `hi` and a newline \
+             {}",
+                book::STEP_2_SEND
+            ),
         );
         conn.send(b"first\n");
         conn.reset();
@@ -213,7 +228,8 @@ fn a_reset_after_the_reply_is_an_error_not_a_close() {
         out.contains("reply: first\n"),
         "the server replied `first\\n` and then reset the connection: the reply came before \
          the reset, and the client should print it, `reply: first` \
-         (book: 01-client.md § Step 4: read the reply). It printed:\n{out}and on stderr: {err}"
+         {}. It printed:\n{out}and on stderr: {err}",
+        book::STEP_4_READ_THE_REPLY
     );
     assert!(
         !run.get_output().status.success()
@@ -222,8 +238,9 @@ fn a_reset_after_the_reply_is_an_error_not_a_close() {
         "the server replied `first\\n` and then reset the connection (RST: a read fails with \
          `ConnectionReset`): a reset is not a close. The client should not print `server \
          closed the connection`; it should fail with one line, `lost the connection to ADDR: \
-         reset by peer` (book: 01-client.md § Step 4: read the reply). It printed:\n{out}and \
-         on stderr: {err}"
+         reset by peer` {}. It printed:\n{out}and \
+         on stderr: {err}",
+        book::STEP_4_READ_THE_REPLY
     );
 }
 
@@ -232,53 +249,69 @@ fn lines_from_standard_input_are_sent_as_typed_and_replies_shown_as_they_come() 
     let server = FakeServer::start();
     // --timeout 2: a client that does not half-close fails in 2 s, not 5.
     let mut client = start_client(&server, &["--timeout", "2"]);
-    let mut conn = server.accept(
+    let mut conn = server.accept(&format!(
         "the client should connect to the address given with --server \
-         (book: 01-client.md § Step 1: connect)",
-    );
+         {}",
+        book::STEP_1_CONNECT
+    ));
 
     client.send("one");
     conn.expect_bytes(
         b"one\n",
-        "`one` was typed: a typed line should be sent at once, with its newline \
-         (book: 01-client.md § Typing lines)",
+        &format!(
+            "`one` was typed: a typed line should be sent at once, with its newline \
+         {}",
+            book::TYPING_LINES
+        ),
     );
     conn.send(b"ok\n");
     client.expect_line(
         "reply: ok",
-        "the server replied `ok\\n` to the typed line: the client should print it at once \
-         (book: 01-client.md § Typing lines)",
+        &format!(
+            "the server replied `ok\\n` to the typed line: the client should print it at once \
+         {}",
+            book::TYPING_LINES
+        ),
     );
 
     client.send("two");
     conn.expect_bytes(
         b"two\n",
-        "`two` was typed: the second typed line should be sent at once \
-         (book: 01-client.md § Typing lines)",
+        &format!(
+            "`two` was typed: the second typed line should be sent at once \
+         {}",
+            book::TYPING_LINES
+        ),
     );
     conn.send(b"ok\n");
     client.expect_line(
         "reply: ok",
-        "the server replied `ok\\n` to the second line: the client should print it at once \
-         (book: 01-client.md § Typing lines)",
+        &format!(
+            "the server replied `ok\\n` to the second line: the client should print it at once \
+         {}",
+            book::TYPING_LINES
+        ),
     );
 
     client.close_stdin();
-    let rest = conn.read_to_end(
-        "standard input ended: the client should half-close (book: 01-client.md § Typing lines)",
-    );
+    let rest = conn.read_to_end(&format!(
+        "standard input ended: the client should half-close {}",
+        book::TYPING_LINES
+    ));
     assert_eq!(
         testkit::show(&rest),
         "nothing",
-        "nothing more should be sent after the typed lines (book: 01-client.md § Typing lines)"
+        "nothing more should be sent after the typed lines {}",
+        book::TYPING_LINES
     );
     let client_port = conn.stream().peer_addr().unwrap().port();
     drop(conn);
     let done = client.finish();
-    done.assert_success(
+    done.assert_success(&format!(
         "standard input ended and the server closed: the client should exit with status 0 \
-         (book: 01-client.md § Typing lines)",
-    );
+         {}",
+        book::TYPING_LINES
+    ));
     let _guard = snapshot_settings_with_ports(&[
         (server.addr().port(), "listen port"),
         (client_port, "client's port"),
@@ -291,51 +324,63 @@ fn lines_from_standard_input_are_sent_as_typed_and_replies_shown_as_they_come() 
 fn typed_bytes_that_are_not_utf8_are_sent_as_they_are() {
     let server = FakeServer::start();
     let mut client = start_client(&server, &[]);
-    let mut conn = server.accept(
+    let mut conn = server.accept(&format!(
         "the client should connect to the address given with --server \
-         (book: 01-client.md § Step 1: connect)",
-    );
+         {}",
+        book::STEP_1_CONNECT
+    ));
     client.send_bytes(b"caf\xe9 \x1b[1m\n");
     conn.expect_bytes(
         b"caf\xe9 \x1b[1m\n",
-        "a line that is not UTF-8 was typed: it should be sent byte for byte \
-         (book: 01-client.md § Typing lines)",
+        &format!(
+            "a line that is not UTF-8 was typed: it should be sent byte for byte \
+         {}",
+            book::TYPING_LINES
+        ),
     );
     client.expect_line(
         "sent 9 bytes: caf\\xe9 \\u{1b}[1m",
-        "after sending a typed line that is not UTF-8, the client should say so, escaped \
-         (book: 01-client.md § Step 4: read the reply)",
+        &format!(
+            "after sending a typed line that is not UTF-8, the client should say so, escaped \
+         {}",
+            book::STEP_4_READ_THE_REPLY
+        ),
     );
     client.close_stdin();
     drop(conn);
-    client.finish().assert_success(
+    client.finish().assert_success(&format!(
         "standard input ended and the server closed: the client should exit with status 0 \
-         (book: 01-client.md § Typing lines)",
-    );
+         {}",
+        book::TYPING_LINES
+    ));
 }
 
 #[test]
 fn an_empty_standard_input_is_an_empty_conversation() {
     let server = FakeServer::start();
     let mut client = start_client(&server, &["--timeout", "2"]);
-    let mut conn = server.accept(
+    let mut conn = server.accept(&format!(
         "the client should connect to the address given with --server \
-         (book: 01-client.md § Step 1: connect)",
-    );
+         {}",
+        book::STEP_1_CONNECT
+    ));
     client.close_stdin();
     assert_eq!(
-        testkit::show(&conn.read_to_end(
+        testkit::show(&conn.read_to_end(&format!(
             "standard input was empty: the client should half-close at once \
-             (book: 01-client.md § Typing lines)"
-        )),
+             {}",
+            book::TYPING_LINES
+        ))),
         "nothing",
-        "standard input was empty: nothing should be sent (book: 01-client.md § Typing lines)"
+        "standard input was empty: nothing should be sent {}",
+        book::TYPING_LINES
     );
     drop(conn);
-    client.finish().assert_success(
+    client.finish().assert_success(&format!(
         "standard input was empty and the server closed: the client should exit with status 0 \
-         (book: 01-client.md § Typing lines)",
-    );
+         {}",
+        book::TYPING_LINES
+    ));
 }
 
 #[test]
@@ -345,13 +390,15 @@ fn an_empty_message_is_an_empty_line() {
     // fails; that is how this test sees it.
     let (run, ()) = against(FakeServer::start(), &["--timeout", "2", ""], |mut conn| {
         assert_eq!(
-            testkit::show(&conn.read_to_end(
+            testkit::show(&conn.read_to_end(&format!(
                 "the client was run with an empty MESSAGE: it should send its line and \
-                 half-close (book: 01-client.md § Step 3: half-close)"
-            )),
+                 half-close {}",
+                book::STEP_3_HALF_CLOSE
+            ))),
             testkit::show(b"\n"),
             "the client was run with an empty MESSAGE: it is sent as an empty line, just the \
-             newline (book: 01-client.md § Step 2: send)"
+             newline {}",
+            book::STEP_2_SEND
         );
     });
     let (out, err) = (stdout(&run), stderr(&run));
@@ -361,12 +408,14 @@ fn an_empty_message_is_an_empty_line() {
          reads until end of input and then closes: the client should send the empty line, \
          then half-close (shutdown(Shutdown::Write)) so that the server reads end of input, \
          and exit with status 0 when the server closes \
-         (book: 01-client.md § Step 3: half-close). It printed:\n{out}and on stderr: {err}"
+         {}. It printed:\n{out}and on stderr: {err}",
+        book::STEP_3_HALF_CLOSE
     );
     assert!(
         out.contains("sent 0 bytes: \n"),
         "the client was run with an empty MESSAGE: it should say `sent 0 bytes: ` \
-         (book: 01-client.md § Step 2: send). It printed:\n{out}"
+         {}. It printed:\n{out}",
+        book::STEP_2_SEND
     );
 }
 
@@ -402,7 +451,8 @@ fn a_server_that_never_answers_ends_after_the_timeout() {
          `--timeout 1`, the client should give up after 1 s with one line, `no reply from ADDR \
          within 1 s (...)`, and a non-zero exit status; a read timeout is WouldBlock or \
          TimedOut, neither a close nor a lost connection \
-         (book: 01-client.md § When things go wrong). It printed:\n{out}and on stderr: {err}"
+         {}. It printed:\n{out}and on stderr: {err}",
+        book::WHEN_THINGS_GO_WRONG
     );
     let _guard = snapshot_settings().bind_to_scope();
     insta::assert_snapshot!("no_reply", stderr(&run));
@@ -434,8 +484,11 @@ fn connects_over_ipv6() {
     let (run, ()) = against(FakeServer::on("[::1]:0"), &["over", "six"], |mut conn| {
         conn.expect_bytes(
             b"over six\n",
-            "the client was given an [IPv6]:PORT address: it should connect and send its \
-             message (book: 01-client.md § Step 1: connect)",
+            &format!(
+                "the client was given an [IPv6]:PORT address: it should connect and send its \
+             message {}",
+                book::STEP_1_CONNECT
+            ),
         );
     });
     run.success()
@@ -454,8 +507,11 @@ fn a_name_like_localhost_is_resolved_and_connected_to() {
     let (run, ()) = against_at(server, &name, &["by", "name"], |mut conn| {
         conn.expect_bytes(
             b"by name\n",
-            "the client was given `localhost:PORT`: it should resolve the name, connect to \
-             the address that listens and send its message (book: 01-client.md § Step 1: connect)",
+            &format!(
+                "the client was given `localhost:PORT`: it should resolve the name, connect to \
+             the address that listens and send its message {}",
+                book::STEP_1_CONNECT
+            ),
         );
     });
     run.success();
@@ -520,10 +576,11 @@ fn the_message_and_its_newline_leave_in_one_write() {
                 .read(&mut first)
                 .unwrap_or(0);
             let first = first[..n].to_vec();
-            let rest = conn.read_to_end(
+            let rest = conn.read_to_end(&format!(
                 "the client was run with `hello world`: it should send its line and then \
-                 half-close (book: 01-client.md § Step 3: half-close)",
-            );
+                 half-close {}",
+                book::STEP_3_HALF_CLOSE
+            ));
             let segments = data_segments_in(&conn);
             conn.send(b"OK\n");
             (first, rest, segments)
@@ -535,7 +592,8 @@ fn the_message_and_its_newline_leave_in_one_write() {
         testkit::show(&whole),
         testkit::show(b"hello world\n"),
         "the client was run with the words `hello` and `world`: it should send them joined \
-         by a space, then one newline (book: 01-client.md § Step 2: send)"
+         by a space, then one newline {}",
+        book::STEP_2_SEND
     );
     let pieces = match segments {
         Some(n) if n > 1 => format!(
@@ -550,7 +608,7 @@ fn the_message_and_its_newline_leave_in_one_write() {
         "the message and its newline must leave in one write_all (one buffer, such as \
          `format!(\"{{message}}\\n\")`): the client was run with `hello world` and {}. A server \
          that takes one read as the message, as the original lesson's one-shot server does, \
-         {} (book: 01-client.md § Step 2: send)",
+         {} {}",
         if pieces.is_empty() {
             format!(
                 "one read got {} before the rest arrived",
@@ -567,7 +625,8 @@ fn the_message_and_its_newline_leave_in_one_write() {
         } else {
             "gets the message without its newline whenever it reads between the two writes"
                 .to_string()
-        }
+        },
+        book::STEP_2_SEND
     );
     run.success();
 }
@@ -634,19 +693,22 @@ fn a_half_close_that_finds_the_connection_reset_is_no_error() {
     let addr = server.addr().to_string();
     let message = "x".repeat(100_000);
     let (out, err, _) = with_stdout_held(&["--server", &addr, &message], || {
-        let mut conn = server.accept(
+        let mut conn = server.accept(&format!(
             "the client should connect to the address given with --server \
-             (book: 01-client.md § Step 1: connect)",
-        );
-        let line = conn.read_line(
+             {}",
+            book::STEP_1_CONNECT
+        ));
+        let line = conn.read_line(&format!(
             "the client was run with a message of 100,000 bytes: it should send it and a \
-             newline (book: 01-client.md § Step 2: send)",
-        );
+             newline {}",
+            book::STEP_2_SEND
+        ));
         assert_eq!(
             line.len(),
             100_000,
             "the client was run with a message of 100,000 bytes: it should send all of it \
-             (book: 01-client.md § Step 2: send)"
+             {}",
+            book::STEP_2_SEND
         );
         conn.send(b"OK\n");
         conn.reset();
@@ -656,8 +718,9 @@ fn a_half_close_that_finds_the_connection_reset_is_no_error() {
         "the server read the 100,000-byte line, replied `OK\\n` and reset the connection \
          before the client half-closed, so shutdown(Write) failed with NotConnected: that is \
          no error here, the server may have closed already and its reply is waiting; the \
-         client should go on and print `reply: OK` (book: 01-client.md § Step 3: half-close). \
+         client should go on and print `reply: OK` {}. \
          It printed:\n{}\nand on stderr: {err}",
+        book::STEP_3_HALF_CLOSE,
         out.replace(&message, "x…x")
     );
 }
@@ -700,7 +763,8 @@ fn a_long_message_is_sent_whole_even_when_a_write_takes_only_part() {
     conn.stream().peek(&mut first).unwrap_or_else(|err| {
         panic!(
             "the client was run with a message of 400,003 bytes: it should start sending it; \
-             nothing came ({err}) (book: 01-client.md § Step 2: send)"
+             nothing came ({err}) {}",
+            book::STEP_2_SEND
         )
     });
     client.freeze();
@@ -711,10 +775,11 @@ fn a_long_message_is_sent_whole_even_when_a_write_takes_only_part() {
         "the client should have stopped after SIGSTOP; {stopped:?}"
     );
     client.thaw();
-    let sent = conn.read_to_end(
+    let sent = conn.read_to_end(&format!(
         "the client was run with a message of 400,003 bytes: it should send all of it, then \
-         half-close (book: 01-client.md § Step 3: half-close)",
-    );
+         half-close {}",
+        book::STEP_3_HALF_CLOSE
+    ));
     let expected = 4 * 100_000 + 3 + 1;
     assert!(
         sent.len() == expected,
@@ -724,20 +789,23 @@ fn a_long_message_is_sent_whole_even_when_a_write_takes_only_part() {
          it took (here a signal ended a write that was waiting for room; a write timeout or a \
          non-blocking socket does the same), and ignoring that count loses the rest; \
          write_all loops until the kernel has taken every byte \
-         (book: 01-client.md § Step 2: send)",
-        sent.len()
+         {}",
+        sent.len(),
+        book::STEP_2_SEND
     );
     assert!(
         sent.iter().filter(|&&b| b == b'\n').count() == 1 && sent.ends_with(b"\n"),
         "the client was run with a message of 400,003 bytes: it should send it and one \
-         newline, at the end (book: 01-client.md § Step 2: send)"
+         newline, at the end {}",
+        book::STEP_2_SEND
     );
     conn.send(b"OK\n");
     drop(conn);
-    client.finish().assert_success(
+    client.finish().assert_success(&format!(
         "the client sent its long message whole and the server replied and closed: it \
-         should exit with status 0 (book: 01-client.md § Step 4: read the reply)",
-    );
+         should exit with status 0 {}",
+        book::STEP_4_READ_THE_REPLY
+    ));
 }
 
 /// The client with `--server addr` and `args`, in the background.

@@ -4,6 +4,8 @@
 //! what the client did, prints nothing from the network raw, and exits
 //! cleanly with status 0.
 
+mod book;
+
 use std::path::Path;
 
 use testkit::Process;
@@ -54,36 +56,43 @@ fn expected_lines(case: Case, client: &str) -> Vec<String> {
 }
 
 /// Why that ending is the right one, with the chapter section.
-fn why(case: Case) -> &'static str {
+fn why(case: Case) -> String {
     match case {
-        Case::CloseAtOnce => {
+        Case::CloseAtOnce => format!(
             "a read that returns 0 bytes before any byte came means the client closed without a message \
-             (book: 02-server.md § A client that misbehaves)"
-        }
-        Case::SendNothing | Case::Burst => {
+             {}",
+            book::A_CLIENT_THAT_MISBEHAVES
+        ),
+        Case::SendNothing | Case::Burst => format!(
             "the client sent nothing: the server must give up after --timeout, not wait for ever \
-             (book: 02-server.md § A client that misbehaves)"
-        }
-        Case::ResetMidLine => {
+             {}",
+            book::A_CLIENT_THAT_MISBEHAVES
+        ),
+        Case::ResetMidLine => format!(
             "a reset makes the read fail with ECONNRESET, which is reported as `connection error: reset by peer`, \
-             not as a clean close (book: 02-server.md § A client that misbehaves)"
-        }
-        Case::FloodWithoutNewline => {
+             not as a clean close {}",
+            book::A_CLIENT_THAT_MISBEHAVES
+        ),
+        Case::FloodWithoutNewline => format!(
             "the message is cut at 1024 bytes, like recv(1024), and still answered \
-             (book: 02-server.md § Step 5: one read is not one message)"
-        }
-        Case::Garbage => {
+             {}",
+            book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
+        ),
+        Case::Garbage => format!(
             "any bytes up to the newline are a message, printed escaped and answered \
-             (book: 02-server.md § Step 5: one read is not one message)"
-        }
-        Case::ManyLinesInOneWrite | Case::OneLineInManyWrites => {
+             {}",
+            book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
+        ),
+        Case::ManyLinesInOneWrite | Case::OneLineInManyWrites => format!(
             "the first newline ends the message, however the bytes were split between reads \
-             (book: 02-server.md § Step 5: one read is not one message)"
-        }
-        Case::CloseWithoutReading => {
+             {}",
+            book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
+        ),
+        Case::CloseWithoutReading => format!(
             "the line arrived whole before the client went away: it is answered, and the first write \
-             to a closed peer succeeds (book: 02-server.md § Step 6: reply)"
-        }
+             to a closed peer succeeds {}",
+            book::STEP_6_REPLY
+        ),
     }
 }
 
@@ -97,14 +106,17 @@ fn every_misbehaving_client_gets_the_one_right_report_and_a_clean_exit() {
         );
         server.expect_line(
             "waiting for a client",
-            "after `listening on ADDR` the server should print `waiting for a client...` before it \
-         waits in accept (book: 02-server.md § Step 4: accept)",
+            &format!("after `listening on ADDR` the server should print `waiting for a client...` before it \
+         waits in accept {}", book::STEP_4_ACCEPT),
         );
         let what = format!("02-server --timeout {secs}, after {}", case.describe(LINE));
         let held = case.act(server.addr(), LINE);
         let connected = server.expect_line(
             "client connected: ",
-            &format!("{what}: the server should accept it (book: 02-server.md § Step 4: accept)"),
+            &format!(
+                "{what}: the server should accept it {}",
+                book::STEP_4_ACCEPT
+            ),
         );
         let client = connected.trim_start_matches("client connected: ");
         let expected = expected_lines(case, client);
@@ -134,17 +146,21 @@ fn every_misbehaving_client_gets_the_one_right_report_and_a_clean_exit() {
 
         done.assert_success(&format!(
             "{what}: a client that misbehaves is not the server's failure \
-             (book: 02-server.md § A client that misbehaves)"
+             {}",
+            book::A_CLIENT_THAT_MISBEHAVES
         ));
         assert_eq!(
-            done.stderr, "",
+            done.stderr,
+            "",
             "{what}: nothing should go to stderr: what a client does is reported on stdout, in one \
-             line (book: 02-server.md § A client that misbehaves); {done}"
+             line {}; {done}",
+            book::A_CLIENT_THAT_MISBEHAVES
         );
         assert!(
             !done.stdout.contains(['\u{1b}', '\u{7}', '\u{0}']),
             "{what}: control characters from the network must be printed escaped, never raw \
-             (book: 02-server.md § A client that misbehaves); {done}"
+             {}; {done}",
+            book::A_CLIENT_THAT_MISBEHAVES
         );
     }
 }

@@ -6,6 +6,8 @@
 
 mod support;
 
+mod book;
+
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::Duration;
@@ -22,8 +24,11 @@ fn start_server(args: &[&str]) -> Process {
     let mut server = Process::server(server_bin(), args);
     server.expect_line(
         "waiting for a client",
-        "after `listening on ADDR` the server should print `waiting for a client...` before it \
-         waits in accept (book: 02-server.md § Step 4: accept)",
+        &format!(
+            "after `listening on ADDR` the server should print `waiting for a client...` before it \
+         waits in accept {}",
+            book::STEP_4_ACCEPT
+        ),
     );
     server
 }
@@ -37,19 +42,24 @@ fn replies_ok_to_a_line_then_closes_and_exits() {
     client.half_close();
     client.expect_bytes(
         b"OK\n",
-        "a client sent `hello\\n` and half-closed: the server should reply `OK` and a newline \
-         (book: 02-server.md § Step 6: reply)",
+        &format!(
+            "a client sent `hello\\n` and half-closed: the server should reply `OK` and a newline \
+         {}",
+            book::STEP_6_REPLY
+        ),
     );
-    client.expect_orderly_close(
+    client.expect_orderly_close(&format!(
         "after `OK` the server should close the connection with a clean end of stream \
-         (book: 02-server.md § Step 7: close without losing the reply)",
-    );
+         {}",
+        book::STEP_7_CLOSE_WITHOUT_LOSING_THE_REPLY
+    ));
 
     let done = server.finish();
-    done.assert_success(
+    done.assert_success(&format!(
         "a one-shot server that served its client should exit with status 0 \
-         (book: 02-server.md § The seven steps)",
-    );
+         {}",
+        book::THE_SEVEN_STEPS
+    ));
     // The log names the client by the address its connection came from:
     // the client's own port, never the one the server listens on.
     let client_addr = format!("127.0.0.1:{client_port}");
@@ -59,8 +69,9 @@ fn replies_ok_to_a_line_then_closes_and_exits() {
             .any(|line| line == format!("client connected: {client_addr}")),
         "a client connected from {client_addr} to the server on {}: the line `client connected: \
          ADDR` should name the client's address, the one accept() returns with the new socket, \
-         not the server's own (book: 02-server.md § Step 4: accept); {done}",
-        server.addr()
+         not the server's own {}; {done}",
+        server.addr(),
+        book::STEP_4_ACCEPT
     );
     let _guard = snapshot_settings_with_ports(&[
         (server.addr().port(), "listen port"),
@@ -79,19 +90,26 @@ fn a_message_without_newline_ends_when_the_client_half_closes() {
     client.half_close();
     client.expect_bytes(
         b"OK\n",
-        "a client sent `no newline here` and half-closed: without a newline, the end of input \
+        &format!(
+            "a client sent `no newline here` and half-closed: without a newline, the end of input \
          (a read returning 0) ends the message, and it gets `OK` \
-         (book: 02-server.md § Step 5: one read is not one message)",
+         {}",
+            book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
+        ),
     );
     server.expect_line(
         "received: no newline here",
-        "the message ended by the half-close should be printed whole \
-         (book: 02-server.md § Step 5: one read is not one message)",
+        &format!(
+            "the message ended by the half-close should be printed whole \
+         {}",
+            book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
+        ),
     );
-    server.finish().assert_success(
+    server.finish().assert_success(&format!(
         "after a message ended by half-close, the server should exit with status 0 \
-         (book: 02-server.md § The seven steps)",
-    );
+         {}",
+        book::THE_SEVEN_STEPS
+    ));
 }
 
 #[test]
@@ -103,9 +121,12 @@ fn the_reply_comes_before_the_client_closes_its_side() {
     client.send(b"hello\n");
     client.expect_bytes(
         b"OK\n",
-        "a client sent `hello\\n` and kept its side open (like `nc` without -N): the newline \
+        &format!(
+            "a client sent `hello\\n` and kept its side open (like `nc` without -N): the newline \
          ends the message, so the server should reply without waiting for the client to close \
-         (book: 02-server.md § Step 5: one read is not one message)",
+         {}",
+            book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
+        ),
     );
 }
 
@@ -117,13 +138,17 @@ fn a_client_that_closes_without_reading_does_not_break_the_server() {
     drop(client);
     server.expect_line(
         "received: fire and forget",
-        "a client sent `fire and forget` (no newline) and closed at once: the message is \
-         still received (book: 02-server.md § Step 5: one read is not one message)",
+        &format!(
+            "a client sent `fire and forget` (no newline) and closed at once: the message is \
+         still received {}",
+            book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
+        ),
     );
-    server.finish().assert_success(
+    server.finish().assert_success(&format!(
         "a client that closed without reading the reply is not the server's failure: \
-         it should exit with status 0 (book: 02-server.md § Step 6: reply)",
-    );
+         it should exit with status 0 {}",
+        book::STEP_6_REPLY
+    ));
 }
 
 #[test]
@@ -135,34 +160,46 @@ fn only_the_first_1024_bytes_are_read() {
     client.half_close();
     client.expect_bytes(
         b"OK\n",
-        "a client sent 3000 bytes of `a`, no newline, and half-closed: a message over 1024 \
-         bytes is cut, and still answered (book: 02-server.md § Step 5: one read is not one message)",
+        &format!(
+            "a client sent 3000 bytes of `a`, no newline, and half-closed: a message over 1024 \
+         bytes is cut, and still answered {}",
+            book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
+        ),
     );
     let received = server.expect_line(
         "received: ",
-        "a client sent 3000 bytes: the server should print the first 1024 it received \
-         (book: 02-server.md § Step 5: one read is not one message)",
+        &format!(
+            "a client sent 3000 bytes: the server should print the first 1024 it received \
+         {}",
+            book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
+        ),
     );
     assert_eq!(
         received,
         format!("received: {}", "a".repeat(1024)),
         "a client sent 3000 bytes of `a`: the server should keep exactly the first 1024 bytes, \
-         like recv(1024) (book: 02-server.md § Step 5: one read is not one message)"
+         like recv(1024) {}",
+        book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
     );
     server.expect_line(
         "(the message filled all 1024 bytes; the rest was not read)",
-        "a client sent 3000 bytes: after cutting the message at 1024 bytes the server should \
-         say so (book: 02-server.md § Step 5: one read is not one message)",
+        &format!(
+            "a client sent 3000 bytes: after cutting the message at 1024 bytes the server should \
+         say so {}",
+            book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
+        ),
     );
-    client.expect_orderly_close(
+    client.expect_orderly_close(&format!(
         "the server read 1024 of the 3000 bytes the client sent: after `OK` it should still \
          close with a clean end of stream, not a reset \
-         (book: 02-server.md § Step 7: close without losing the reply)",
-    );
-    server.finish().assert_success(
+         {}",
+        book::STEP_7_CLOSE_WITHOUT_LOSING_THE_REPLY
+    ));
+    server.finish().assert_success(&format!(
         "after a message over the limit, the server should exit with status 0 \
-         (book: 02-server.md § The seven steps)",
-    );
+         {}",
+        book::THE_SEVEN_STEPS
+    ));
 }
 
 #[test]
@@ -179,25 +216,33 @@ fn a_client_that_sent_more_than_was_read_gets_ok_then_a_clean_end_of_stream() {
     client.send(&sent);
     client.expect_bytes(
         b"OK\n",
-        "a client sent `hello\\n` and a second line of 2000 bytes in one write: the first line \
-         is the message and gets `OK` (book: 02-server.md § Step 6: reply)",
+        &format!(
+            "a client sent `hello\\n` and a second line of 2000 bytes in one write: the first line \
+         is the message and gets `OK` {}",
+            book::STEP_6_REPLY
+        ),
     );
-    client.expect_orderly_close(
+    client.expect_orderly_close(&format!(
         "a client sent `hello\\n` and a second line of 2000 bytes, and the server read at most \
          1024 of them: after `OK` the client must read a clean end of stream (FIN), which takes \
          a half-close and reading what is left, not just dropping the socket \
-         (book: 02-server.md § Step 7: close without losing the reply)",
-    );
+         {}",
+        book::STEP_7_CLOSE_WITHOUT_LOSING_THE_REPLY
+    ));
     drop(client);
     server.expect_line(
         "closed the connection",
-        "after the client closed too, the server should print `closed the connection` \
-         (book: 02-server.md § Step 7: close without losing the reply)",
+        &format!(
+            "after the client closed too, the server should print `closed the connection` \
+         {}",
+            book::STEP_7_CLOSE_WITHOUT_LOSING_THE_REPLY
+        ),
     );
-    server.finish().assert_success(
+    server.finish().assert_success(&format!(
         "after a client that sent more than one line, the server should exit with status 0 \
-         (book: 02-server.md § The seven steps)",
-    );
+         {}",
+        book::THE_SEVEN_STEPS
+    ));
 }
 
 #[test]
@@ -213,13 +258,17 @@ fn a_message_split_over_several_writes_is_one_message() {
     support::wait_until_server_read_everything(
         &server,
         client.local_addr().port(),
-        "a client sent `hel`, the first piece of a line (book: 02-server.md § Step 5: one read is not one message)",
+        &format!(
+            "a client sent `hel`, the first piece of a line {}",
+            book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
+        ),
     );
     // While the line is incomplete the server must not answer.
-    client.expect_nothing(
+    client.expect_nothing(&format!(
         "one read is not one message: a client sent `hel`, which has no newline yet, so no \
-         reply (book: 02-server.md § Step 5: one read is not one message)",
-    );
+         reply {}",
+        book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
+    ));
     client.send(b"lo wo");
     client.send(b"rld\n");
     // A server that lost a piece waits for more: seen at once, on Linux.
@@ -227,14 +276,20 @@ fn a_message_split_over_several_writes_is_one_message() {
     support::fail_now_if_no_reply_is_coming(
         &server,
         client.local_addr().port(),
-        "a client sent `hel`, `lo wo` and `rld\\n` in three writes: once the newline arrives, \
+        &format!(
+            "a client sent `hel`, `lo wo` and `rld\\n` in three writes: once the newline arrives, \
          the server should reply; keep every byte of every read, appended after what came \
-         before (book: 02-server.md § Step 5: one read is not one message)",
+         before {}",
+            book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
+        ),
     );
     client.expect_bytes(
         b"OK\n",
-        "a client sent `hel`, `lo wo` and `rld\\n` in three writes: once the newline arrives, \
-         the server should reply (book: 02-server.md § Step 5: one read is not one message)",
+        &format!(
+            "a client sent `hel`, `lo wo` and `rld\\n` in three writes: once the newline arrives, \
+         the server should reply {}",
+            book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
+        ),
     );
     assert_eq!(
         server.expect_line(
@@ -244,7 +299,8 @@ fn a_message_split_over_several_writes_is_one_message() {
         "received: hello world",
         "a client sent `hel`, `lo wo` and `rld\\n` in three writes: one read is not one \
          message, the server should keep reading until the newline \
-         (book: 02-server.md § Step 5: one read is not one message)"
+         {}",
+        book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
     );
 }
 
@@ -255,19 +311,27 @@ fn invalid_utf8_and_control_characters_are_printed_escaped() {
     client.send(b"caf\xe9 \x1b[31mred\x07 \xe4\xbd\xa0\xe5\xa5\xbd\n");
     client.expect_bytes(
         b"OK\n",
-        "a client sent invalid UTF-8 and control characters, then a newline: any bytes are a \
-         message (book: 02-server.md § A client that misbehaves)",
+        &format!(
+            "a client sent invalid UTF-8 and control characters, then a newline: any bytes are a \
+         message {}",
+            book::A_CLIENT_THAT_MISBEHAVES
+        ),
     );
     let line = server.expect_line(
         "received",
-        "a client sent invalid UTF-8 and control characters: the server should print the \
-         message it received (book: 02-server.md § A client that misbehaves)",
+        &format!(
+            "a client sent invalid UTF-8 and control characters: the server should print the \
+         message it received {}",
+            book::A_CLIENT_THAT_MISBEHAVES
+        ),
     );
     assert_eq!(
-        line, "received: caf\\xe9 \\u{1b}[31mred\\u{7} 你好",
+        line,
+        "received: caf\\xe9 \\u{1b}[31mred\\u{7} 你好",
         "a client sent invalid UTF-8 and control characters: bytes from the network must never \
          reach the terminal raw, print them with common::printable \
-         (book: 02-server.md § A client that misbehaves)"
+         {}",
+        book::A_CLIENT_THAT_MISBEHAVES
     );
 }
 
@@ -279,14 +343,18 @@ fn a_client_that_sends_nothing_gives_one_line_and_a_clean_exit() {
     drop(client);
     server.expect_line(
         "client connected",
-        "a client connected: the server should accept it and print `client connected: ADDR` \
-         (book: 02-server.md § Step 4: accept)",
+        &format!(
+            "a client connected: the server should accept it and print `client connected: ADDR` \
+         {}",
+            book::STEP_4_ACCEPT
+        ),
     );
     let done = server.finish();
-    done.assert_success(
+    done.assert_success(&format!(
         "a client connected and closed without sending a byte: that is not the server's \
-         failure, it should exit with status 0 (book: 02-server.md § A client that misbehaves)",
-    );
+         failure, it should exit with status 0 {}",
+        book::A_CLIENT_THAT_MISBEHAVES
+    ));
     let _guard = snapshot_settings_with_ports(&[
         (server.addr().port(), "listen port"),
         (client_port, "client's port"),
@@ -301,17 +369,19 @@ fn a_reset_connection_is_reported_as_reset_by_peer() {
     let client = Connection::open(server.addr());
     client.reset();
     let done = server.finish();
-    done.assert_success(
+    done.assert_success(&format!(
         "a client that reset the connection is not the server's failure: it should exit with \
-         status 0 (book: 02-server.md § A client that misbehaves)",
-    );
+         status 0 {}",
+        book::A_CLIENT_THAT_MISBEHAVES
+    ));
     assert!(
         done.stdout.ends_with("\nconnection error: reset by peer\n"),
         "a client connected and reset the connection (RST, SO_LINGER 0) without sending a byte: \
          the read fails with ECONNRESET, and the server's last line should be \
          `connection error: reset by peer` (a reset is not a clean close: do not report it as \
          `client closed the connection without sending anything`) \
-         (book: 02-server.md § A client that misbehaves); {done}"
+         {}; {done}",
+        book::A_CLIENT_THAT_MISBEHAVES
     );
 }
 
@@ -321,12 +391,18 @@ fn a_silent_client_is_given_up_after_the_timeout() {
     let mut client = Connection::open(server.addr());
     let connected = server.expect_line(
         "client connected: ",
-        "a client connected: the server should accept it (book: 02-server.md § Step 4: accept)",
+        &format!(
+            "a client connected: the server should accept it {}",
+            book::STEP_4_ACCEPT
+        ),
     );
     let addr = connected.trim_start_matches("client connected: ");
-    let what = "a client connected and sent nothing, not a byte, keeping the connection open: \
+    let what = &format!(
+        "a client connected and sent nothing, not a byte, keeping the connection open: \
                 the server must give up after --timeout (1 s here) and close the connection, \
-                not wait for ever (book: 02-server.md § A client that misbehaves)";
+                not wait for ever {}",
+        book::A_CLIENT_THAT_MISBEHAVES
+    );
     let line = server.expect_line("no message from", what);
     assert_eq!(
         line,
@@ -343,7 +419,10 @@ fn a_client_that_sends_a_byte_at_a_time_is_given_up_at_the_deadline() {
     let client = Connection::open(server.addr());
     let connected = server.expect_line(
         "client connected: ",
-        "a client connected: the server should accept it (book: 02-server.md § Step 4: accept)",
+        &format!(
+            "a client connected: the server should accept it {}",
+            book::STEP_4_ACCEPT
+        ),
     );
     let addr = connected
         .trim_start_matches("client connected: ")
@@ -360,11 +439,14 @@ fn a_client_that_sends_a_byte_at_a_time_is_given_up_at_the_deadline() {
             std::thread::sleep(std::time::Duration::from_millis(300));
         }
     });
-    let what = "with --timeout 1, a client sent one byte every 300 ms and never a newline: \
+    let what = &format!(
+        "with --timeout 1, a client sent one byte every 300 ms and never a newline: \
                 `--timeout` is a deadline for the whole message, counted from the accept, \
                 so the server must give up after 1 s however the bytes trickle in; a read \
                 timeout alone starts again at every read and never expires here \
-                (book: 02-server.md § A client that misbehaves)";
+                {}",
+        book::A_CLIENT_THAT_MISBEHAVES
+    );
     let line = server.expect_line("no message from", what);
     assert_eq!(
         line,
@@ -404,9 +486,10 @@ fn a_port_in_use_is_one_error_line() {
          that names the address and what to do, `error: could not listen on {addr}: address \
          already in use (is another server running there? ...)`: map bind's and listen's \
          errors with common::bind_error \
-         (book: 02-server.md § Steps 1 to 3: socket, bind, listen); \
+         {}; \
          it exited with {}\n--- standard output ---\n{stdout}--- standard error ---\n\
          {stderr}---",
+        book::STEPS_1_TO_3_SOCKET_BIND_LISTEN,
         output.status
     );
     let port = taken.local_addr().unwrap().port();
@@ -459,12 +542,15 @@ fn works_with_nc_with_and_without_half_close() {
         let command = format!("printf 'hello from nc\\n' | nc {}", args.join(" "));
         let done = run(&nc, &args, "hello from nc\n");
         done.assert_success(&format!(
-            "{command}: nc should get its reply and end (book: 02-server.md § Run it)"
+            "{command}: nc should get its reply and end {}",
+            book::RUN_IT
         ));
         assert_eq!(
-            done.stdout, "OK\n",
+            done.stdout,
+            "OK\n",
             "`{command}` should print the server's reply: the newline ends the message, with or \
-             without the half-close (book: 02-server.md § Run it); {done}"
+             without the half-close {}; {done}",
+            book::RUN_IT
         );
     }
 }
@@ -485,25 +571,31 @@ fn the_server_starts_again_at_once_on_the_port_it_just_closed_a_connection_on() 
     client.send(b"hello\n");
     client.expect_bytes(
         b"OK\n",
-        "a client sent `hello\\n`: the server should reply `OK` and a newline \
-         (book: 02-server.md § Step 6: reply)",
+        &format!(
+            "a client sent `hello\\n`: the server should reply `OK` and a newline \
+         {}",
+            book::STEP_6_REPLY
+        ),
     );
-    client.expect_orderly_close(
+    client.expect_orderly_close(&format!(
         "after `OK` the server should close its side first, with a clean end of stream \
-         (book: 02-server.md § Step 7: close without losing the reply)",
-    );
+         {}",
+        book::STEP_7_CLOSE_WITHOUT_LOSING_THE_REPLY
+    ));
     drop(client);
-    server.finish().assert_success(
+    server.finish().assert_success(&format!(
         "a one-shot server that served its client should exit with status 0 \
-         (book: 02-server.md § The seven steps)",
-    );
+         {}",
+        book::THE_SEVEN_STEPS
+    ));
     let mut again = Process::start(server_bin(), &["--listen", &addr.to_string()]);
     let what = format!(
         "the server served one client on {addr} and closed that connection first, so the \
          connection waits in TIME_WAIT on port {port}; a second run on {addr} right after must \
          still start: set SO_REUSEADDR on the socket before bind, or restarting the server \
          fails with `address already in use` for 60 s \
-         (book: 02-server.md § Steps 1 to 3: socket, bind, listen)",
+         {}",
+        book::STEPS_1_TO_3_SOCKET_BIND_LISTEN,
         port = addr.port()
     );
     let first = again.next_line(&what);
@@ -530,8 +622,9 @@ fn the_kernel_queues_backlog_plus_one_connections_while_the_server_is_busy() {
                  accepted nobody, the kernel should have completed the handshakes of \
                  {queued} clients (on Linux, one more than the backlog); client {} could not \
                  connect ({err}) after {n} did: the backlog given to listen() is too small \
-                 (book: 02-server.md § Steps 1 to 3: socket, bind, listen)",
-                n + 1
+                 {}",
+                n + 1,
+                book::STEPS_1_TO_3_SOCKET_BIND_LISTEN
             )),
         }
     }
@@ -540,7 +633,8 @@ fn the_kernel_queues_backlog_plus_one_connections_while_the_server_is_busy() {
             "listen(BACKLOG) with BACKLOG = 128: while the server was frozen (SIGSTOP), the \
              kernel completed the handshakes of {queued} clients, and then of one more: the \
              backlog given to listen() is larger than 128 \
-             (book: 02-server.md § Steps 1 to 3: socket, bind, listen)"
+             {}",
+            book::STEPS_1_TO_3_SOCKET_BIND_LISTEN
         ));
     }
     server.thaw();
@@ -554,10 +648,13 @@ fn listens_on_an_ipv6_address_too() {
         return;
     }
     let mut server = Process::start(server_bin(), &["--listen", "[::1]:0"]);
-    let what = "with `--listen [::1]:0` the server should listen on IPv6 and print \
+    let what = &format!(
+        "with `--listen [::1]:0` the server should listen on IPv6 and print \
                 `listening on [::1]:PORT`: the socket's domain must match the address \
                 (Domain::for_address), an IPv4 socket cannot bind an IPv6 address \
-                (book: 02-server.md § Steps 1 to 3: socket, bind, listen)";
+                {}",
+        book::STEPS_1_TO_3_SOCKET_BIND_LISTEN
+    );
     let first = server.next_line(what);
     let addr: SocketAddr = first
         .strip_prefix("listening on ")
@@ -568,8 +665,11 @@ fn listens_on_an_ipv6_address_too() {
     client.send(b"hello over IPv6\n");
     client.expect_bytes(
         b"OK\n",
-        "a client sent `hello over IPv6\\n` to the server on [::1]: it should reply `OK` \
-         (book: 02-server.md § Step 6: reply)",
+        &format!(
+            "a client sent `hello over IPv6\\n` to the server on [::1]: it should reply `OK` \
+         {}",
+            book::STEP_6_REPLY
+        ),
     );
 }
 
@@ -594,14 +694,16 @@ fn an_accept_that_fails_is_one_error_line_and_a_failed_exit() {
         "127.0.0.1:0",
     ]);
     let mut server = Process::start_command(&mut command);
-    let first = server.next_line(
+    let first = server.next_line(&format!(
         "a server's first line should be `listening on ADDR` \
-         (book: 02-server.md § Steps 1 to 3: socket, bind, listen)",
-    );
+         {}",
+        book::STEPS_1_TO_3_SOCKET_BIND_LISTEN
+    ));
     assert!(
         first.starts_with("listening on "),
         "a server's first line should be `listening on ADDR`, before it accepts anyone; got \
-         {first:?} (book: 02-server.md § Steps 1 to 3: socket, bind, listen)"
+         {first:?} {}",
+        book::STEPS_1_TO_3_SOCKET_BIND_LISTEN
     );
     // Linux reserves the new socket's descriptor before accept() waits, so
     // it fails at once: no client needs to come.
@@ -611,7 +713,8 @@ fn an_accept_that_fails_is_one_error_line_and_a_failed_exit() {
          files`; a one-shot server cannot do its job then, so it should stop with one error \
          line on standard error, `error: could not accept a connection on 127.0.0.1:0: ...`, \
          and a non-zero exit status, not retry, panic or hang \
-         (book: 02-server.md § Step 4: accept)"
+         {}",
+        book::STEP_4_ACCEPT
     );
     // A server that retries the accept never exits (and spins): fail with
     // the lesson's words, not the kit's, as soon as it has spun.
@@ -638,16 +741,19 @@ fn a_message_over_the_limit_is_answered_without_waiting_for_a_newline() {
     client.send(&[b'a'; 3000]);
     client.expect_bytes(
         b"OK\n",
-        "with --timeout 1, a client sent 3000 bytes of `a`, no newline, and kept its side open, \
+        &format!("with --timeout 1, a client sent 3000 bytes of `a`, no newline, and kept its side open, \
          waiting for the reply: MESSAGE_LIMIT (1024) bytes are a whole message, so the server \
          should stop reading at 1024 bytes and reply at once, not wait for a newline or the end \
          of input that never come (check the limit inside the read loop, before each read) \
-         (book: 02-server.md § Step 5: one read is not one message)",
+         {}", book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE),
     );
     server.expect_line(
         "(the message filled all 1024 bytes; the rest was not read)",
-        "a client sent 3000 bytes without a newline: the server should cut the message at 1024 \
-         bytes and say so (book: 02-server.md § Step 5: one read is not one message)",
+        &format!(
+            "a client sent 3000 bytes without a newline: the server should cut the message at 1024 \
+         bytes and say so {}",
+            book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
+        ),
     );
 }
 
@@ -658,22 +764,29 @@ fn a_message_of_exactly_1024_bytes_fills_the_buffer_and_is_answered() {
     client.send(&[b'b'; 1024]);
     client.expect_bytes(
         b"OK\n",
-        "with --timeout 1, a client sent exactly 1024 bytes of `b`, no newline, and kept its \
+        &format!(
+            "with --timeout 1, a client sent exactly 1024 bytes of `b`, no newline, and kept its \
          side open: 1024 bytes fill MESSAGE_LIMIT, so the message is complete and the server \
          should reply at once; a limit checked with `>` instead of `>=` (or `==` on the count) \
          waits for a 1025th byte that never comes \
-         (book: 02-server.md § Step 5: one read is not one message)",
+         {}",
+            book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
+        ),
     );
     let received = server.expect_line(
         "received: ",
-        "a client sent exactly 1024 bytes: the server should print them \
-         (book: 02-server.md § Step 5: one read is not one message)",
+        &format!(
+            "a client sent exactly 1024 bytes: the server should print them \
+         {}",
+            book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
+        ),
     );
     assert_eq!(
         received,
         format!("received: {}", "b".repeat(1024)),
         "a client sent exactly 1024 bytes of `b`: the server should keep all 1024, no more, \
-         no fewer (book: 02-server.md § Step 5: one read is not one message)"
+         no fewer {}",
+        book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
     );
 }
 
@@ -684,20 +797,28 @@ fn a_line_ending_in_cr_lf_is_received_without_the_cr() {
     client.send(b"hello\r\n");
     client.expect_bytes(
         b"OK\n",
-        "a client sent `hello\\r\\n`: the server should reply `OK` \
-         (book: 02-server.md § Step 6: reply)",
+        &format!(
+            "a client sent `hello\\r\\n`: the server should reply `OK` \
+         {}",
+            book::STEP_6_REPLY
+        ),
     );
     let received = server.expect_line(
         "received: ",
-        "a client sent `hello\\r\\n`: the server should print the message \
-         (book: 02-server.md § Step 5: one read is not one message)",
+        &format!(
+            "a client sent `hello\\r\\n`: the server should print the message \
+         {}",
+            book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
+        ),
     );
     assert_eq!(
-        received, "received: hello",
+        received,
+        "received: hello",
         "a client sent `hello\\r\\n`, as telnet and Windows programs end a line: the `\\r` \
          before the newline belongs to the line ending, not to the message, so the message is \
          `hello` (strip one `\\r` just before the newline) \
-         (book: 02-server.md § Step 5: one read is not one message)"
+         {}",
+        book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE
     );
 }
 
@@ -708,7 +829,10 @@ fn a_read_interrupted_by_a_stop_and_a_continue_is_retried() {
     let mut client = Connection::open(server.addr());
     server.expect_line(
         "client connected: ",
-        "a client connected: the server should accept it (book: 02-server.md § Step 4: accept)",
+        &format!(
+            "a client connected: the server should accept it {}",
+            book::STEP_4_ACCEPT
+        ),
     );
     support::wait_blocked_in_read(&server, "a client connected and sent nothing yet");
     // Ctrl-Z, then `fg`: a read on a socket with a read timeout (the
@@ -718,11 +842,11 @@ fn a_read_interrupted_by_a_stop_and_a_continue_is_retried() {
     client.send(b"hello\n");
     client.expect_bytes(
         b"OK\n",
-        "the server was stopped (SIGSTOP) and continued (SIGCONT), as Ctrl-Z and `fg` do, while \
+        &format!("the server was stopped (SIGSTOP) and continued (SIGCONT), as Ctrl-Z and `fg` do, while \
          it waited for the message; then the client sent `hello\\n`: the interrupted read fails \
          with ErrorKind::Interrupted (EINTR), which is no error of the connection, so the server \
          should retry the read, and reply `OK` \
-         (book: 02-server.md § Step 5: one read is not one message)",
+         {}", book::STEP_5_ONE_READ_IS_NOT_ONE_MESSAGE),
     );
 }
 
@@ -741,11 +865,14 @@ fn a_reply_to_a_client_that_has_reset_is_reported_as_could_not_reply() {
     client.send(b"hello\n");
     client.reset();
     server.thaw();
-    let what = "a client sent `hello\\n` and reset the connection (RST) before the server read \
+    let what = &format!(
+        "a client sent `hello\\n` and reset the connection (RST) before the server read \
                 it: the line is still read, but writing `OK` then fails (the peer is gone), and \
                 the server should say so in one line, `could not reply: ...`, and end; check \
                 write_all's result, do not ignore it or unwrap it \
-                (book: 02-server.md § Step 6: reply)";
+                {}",
+        book::STEP_6_REPLY
+    );
     server.expect_line("received: hello", what);
     let line = server.next_line(what);
     assert!(
@@ -763,8 +890,11 @@ fn the_server_half_closes_right_after_the_reply_without_waiting_for_the_client()
     client.send(b"hello\n");
     client.expect_bytes(
         b"OK\n",
-        "a client sent `hello\\n`: the server should reply `OK` and a newline \
-         (book: 02-server.md § Step 6: reply)",
+        &format!(
+            "a client sent `hello\\n`: the server should reply `OK` and a newline \
+         {}",
+            book::STEP_6_REPLY
+        ),
     );
     // Once the server waits in close_gently's read (or has closed), its FIN
     // must be on its way. Frozen there, it cannot send one later.
@@ -785,7 +915,8 @@ fn the_server_half_closes_right_after_the_reply_without_waiting_for_the_client()
          in close_gently's read, frozen there (SIGSTOP): close_gently must half-close \
          (shutdown(Write)) before it drains, so the client reads the end of the reply (FIN) at \
          once, not after the client closes or the linger time ends; the client's read gave \
-         {got:?} (book: 02-server.md § Step 7: close without losing the reply)"
+         {got:?} {}",
+        book::STEP_7_CLOSE_WITHOUT_LOSING_THE_REPLY
     );
 }
 
@@ -798,12 +929,15 @@ fn a_client_that_sends_more_after_the_reply_is_drained_not_reset() {
     sent.extend([b'x'; 2000]);
     sent.push(b'\n');
     client.send(&sent);
-    let what = "a client sent `hello\\n` and a second line of 2000 bytes in one write, read `OK\\n` \
+    let what = &format!(
+        "a client sent `hello\\n` and a second line of 2000 bytes in one write, read `OK\\n` \
                 and the end of stream, then closed its side too: the server must read what the \
                 client sent (drain), and discard it, until the client closes, and only then \
                 close; a socket closed with input unread sends a reset (RST), which a \
                 client may see instead of the reply (half-closing alone does not prevent it) \
-                (book: 02-server.md § Step 7: close without losing the reply)";
+                {}",
+        book::STEP_7_CLOSE_WITHOUT_LOSING_THE_REPLY
+    );
     client.expect_bytes(b"OK\n", what);
     let replied = std::time::Instant::now();
     client.expect_orderly_close(what);
@@ -843,16 +977,22 @@ fn a_client_that_never_closes_is_let_go_after_the_linger_time() {
     client.send(b"hello\n");
     client.expect_bytes(
         b"OK\n",
-        "a client sent `hello\\n`: the server should reply `OK` \
-         (book: 02-server.md § Step 6: reply)",
+        &format!(
+            "a client sent `hello\\n`: the server should reply `OK` \
+         {}",
+            book::STEP_6_REPLY
+        ),
     );
     // The client neither sends nor closes.
     support::wait_gone(
         &server,
-        "a client sent `hello\\n`, read `OK\\n` and then neither sent nor closed: close_gently \
+        &format!(
+            "a client sent `hello\\n`, read `OK\\n` and then neither sent nor closed: close_gently \
          waits for the client's end of stream at most `linger` (LINGER, 2 s), with a read \
          timeout, and the one-shot server then exits \
-         (book: 02-server.md § Step 7: close without losing the reply)",
+         {}",
+            book::STEP_7_CLOSE_WITHOUT_LOSING_THE_REPLY
+        ),
     );
     server.finish();
     drop(client);
@@ -865,8 +1005,11 @@ fn a_client_that_keeps_sending_after_the_reply_is_let_go_after_the_linger_time()
     client.send(b"hello\n");
     client.expect_bytes(
         b"OK\n",
-        "a client sent `hello\\n`: the server should reply `OK` \
-         (book: 02-server.md § Step 6: reply)",
+        &format!(
+            "a client sent `hello\\n`: the server should reply `OK` \
+         {}",
+            book::STEP_6_REPLY
+        ),
     );
     // One byte every 200 ms: each read returns long before a read timeout
     // of 2 s, so only a deadline ends the drain.
@@ -882,11 +1025,14 @@ fn a_client_that_keeps_sending_after_the_reply_is_let_go_after_the_linger_time()
     });
     support::wait_gone(
         &server,
-        "a client sent `hello\\n`, read `OK\\n` and then kept sending a byte every 200 ms: \
+        &format!(
+            "a client sent `hello\\n`, read `OK\\n` and then kept sending a byte every 200 ms: \
          close_gently drains for at most `linger` (LINGER, 2 s) in all, a deadline counted \
          from the half-close, however the bytes keep coming; a read timeout alone starts \
          again at every read and never expires here \
-         (book: 02-server.md § Step 7: close without losing the reply)",
+         {}",
+            book::STEP_7_CLOSE_WITHOUT_LOSING_THE_REPLY
+        ),
     );
     server.finish();
     drop(client);

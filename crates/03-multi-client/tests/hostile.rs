@@ -1,6 +1,8 @@
 //! Lesson 3 against the test kit's misbehaving clients: after each one, a
 //! well-behaved client must still get `ok` to its lines.
 
+mod book;
+
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -16,14 +18,18 @@ fn well_behaved(addr: SocketAddr) {
     client.send(b"are you still there?\nand now?\n");
     client.expect_bytes(
         b"ok\nok\n",
-        "a good client sent `are you still there?\\nand now?\\n`: the server should reply `ok` \
-         to each line (book: 03-multi-client.md § Clients that misbehave)",
+        &format!(
+            "a good client sent `are you still there?\\nand now?\\n`: the server should reply `ok` \
+         to each line {}",
+            book::CLIENTS_THAT_MISBEHAVE
+        ),
     );
     client.half_close();
-    client.expect_orderly_close(
+    client.expect_orderly_close(&format!(
         "the good client then half-closed: the server should close too, with a clean end of \
-         stream (book: 03-multi-client.md § One client's conversation)",
-    );
+         stream {}",
+        book::ONE_CLIENTS_CONVERSATION
+    ));
 }
 
 #[test]

@@ -8,6 +8,8 @@
 // Helpers fail the test by panicking, as the tests themselves do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod book;
+
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -71,9 +73,12 @@ fn thread_per_client_answers_a_second_client_while_the_first_is_connected() {
     second.send_line("I am second");
     second.expect_bytes(
         b"ok\n",
-        "a first client is connected and stays; a second one sent `I am second`: with a thread \
+        &format!(
+            "a first client is connected and stays; a second one sent `I am second`: with a thread \
          per client, the second should get `ok` while the first is still connected \
-         (book: 03-multi-client.md § The fix: a thread per client, with a cap)",
+         {}",
+            book::THE_FIX_A_THREAD_PER_CLIENT_WITH_A_CAP
+        ),
     );
     // And the first is still served, after the second.
     round_trip(&mut first, "still here");
@@ -95,8 +100,11 @@ fn one_at_a_time_makes_the_second_client_wait_until_the_first_leaves() {
     round_trip(&mut first, "I am first, and I stay");
     server.expect_line(
         "] I am first",
-        "a client sent `I am first, and I stay`: the server should log it \
-         (book: 03-multi-client.md § One client's conversation)",
+        &format!(
+            "a client sent `I am first, and I stay`: the server should log it \
+         {}",
+            book::ONE_CLIENTS_CONVERSATION
+        ),
     );
 
     // The kernel completes the second client's handshake by itself (the
@@ -105,29 +113,37 @@ fn one_at_a_time_makes_the_second_client_wait_until_the_first_leaves() {
     let mut second = Connection::open(server.addr());
     second.send_line("I am second");
     // ...but nothing reads it while the server is busy with the first.
-    second.expect_nothing(
+    second.expect_nothing(&format!(
         "with --one-at-a-time, a second client sent `I am second` while the first is still \
          connected: it must get no reply until the first leaves \
-         (book: 03-multi-client.md § The original loop: one client at a time)",
-    );
-    server.expect_no_line(
+         {}",
+        book::THE_ORIGINAL_LOOP_ONE_CLIENT_AT_A_TIME
+    ));
+    server.expect_no_line(&format!(
         "with --one-at-a-time, the server must not accept a second client while the first is \
-         connected (book: 03-multi-client.md § The original loop: one client at a time)",
-    );
+         connected {}",
+        book::THE_ORIGINAL_LOOP_ONE_CLIENT_AT_A_TIME
+    ));
     round_trip(&mut first, "still here");
 
     leave(&mut first);
     second.expect_bytes(
         b"ok\n",
-        "with --one-at-a-time, once the first client has left, the server should accept the \
+        &format!(
+            "with --one-at-a-time, once the first client has left, the server should accept the \
          waiting second client and reply `ok` to the line it sent \
-         (book: 03-multi-client.md § The original loop: one client at a time)",
+         {}",
+            book::THE_ORIGINAL_LOOP_ONE_CLIENT_AT_A_TIME
+        ),
     );
     leave(&mut second);
     server.expect_line(
         "] I am second",
-        "the second client's line should be logged once the server serves it \
-         (book: 03-multi-client.md § Try it: the second client waits)",
+        &format!(
+            "the second client's line should be logged once the server serves it \
+         {}",
+            book::TRY_IT_THE_SECOND_CLIENT_WAITS
+        ),
     );
     expect_finished(&mut server);
     let log = numbered(&server.stdout_now(), &[&first, &second]);
@@ -195,7 +211,8 @@ fn a_client_over_the_cap_is_told_busy_and_the_others_keep_working() {
     let line = loop {
         let line = server.next_line(&format!(
             "{what}: the server should log `{me} busy: already serving the most clients \
-             allowed (2), refused` (book: 03-multi-client.md § Why the cap)"
+             allowed (2), refused` {}",
+            book::WHY_THE_CAP
         ));
         if line.contains(&me) {
             break line;
@@ -207,16 +224,19 @@ fn a_client_over_the_cap_is_told_busy_and_the_others_keep_working() {
          slots are held; the server logged {line:?} instead. Is each slot held until its \
          client's thread ends? A slot dropped at once (not kept, or not moved into the thread: \
          `let _ = slot` does not move it) gives its place back before the client is served \
-         (book: 03-multi-client.md § Why the cap)"
+         {}",
+        book::WHY_THE_CAP
     );
     let busy = third.read_to_end(&format!(
-        "{what}: it should be told `busy` and closed (book: 03-multi-client.md § Why the cap)"
+        "{what}: it should be told `busy` and closed {}",
+        book::WHY_THE_CAP
     ));
     assert_eq!(
         testkit::show(&busy),
         testkit::show(b"busy: too many clients, try again later\n"),
         "{what}: it should get exactly the busy line, then the connection closed \
-         (book: 03-multi-client.md § Why the cap)"
+         {}",
+        book::WHY_THE_CAP
     );
     round_trip(&mut first, "one again");
     round_trip(&mut second, "two again");
@@ -236,7 +256,7 @@ fn a_client_over_the_cap_is_told_busy_and_the_others_keep_working() {
 fn a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset() {
     line_protocol::a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset(
         start_server,
-        "(book: 03-multi-client.md § Why the cap)",
+        book::WHY_THE_CAP,
     );
 }
 
@@ -244,7 +264,7 @@ fn a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset() {
 fn a_refused_client_that_floods_is_drained_only_so_far() {
     line_protocol::a_refused_client_that_floods_is_drained_only_so_far(
         start_server,
-        "(book: 03-multi-client.md § Why the cap)",
+        book::WHY_THE_CAP,
     );
 }
 
@@ -272,7 +292,8 @@ fn a_client_that_closes_without_reading_is_dropped_and_the_others_served() {
         &format!("[{addr}] connection error: "),
         &format!(
             "{what}: writing the `ok`s fails, and the server should log a connection error \
-             for that client (book: 03-multi-client.md § Clients that misbehave)"
+             for that client {}",
+            book::CLIENTS_THAT_MISBEHAVE
         ),
     );
     assert!(
@@ -280,7 +301,8 @@ fn a_client_that_closes_without_reading_is_dropped_and_the_others_served() {
             || line.ends_with("broken pipe (the peer closed the connection)"),
         "{what}: the server should log `connection error: reset by peer` or \
          `connection error: broken pipe (the peer closed the connection)`; it logged {line:?} \
-         (book: 03-multi-client.md § Clients that misbehave)"
+         {}",
+        book::CLIENTS_THAT_MISBEHAVE
     );
     let mut polite = Connection::open(server.addr());
     round_trip(&mut polite, "others are still served");
@@ -296,17 +318,19 @@ fn control_characters_and_invalid_utf8_are_logged_escaped() {
         b"ok\n",
         &format!(
             "{what}: any bytes make a line and get `ok` \
-             (book: 03-multi-client.md § Lines, not reads, are the messages)"
+             {}",
+            book::LINES_NOT_READS_ARE_THE_MESSAGES
         ),
     );
     let line = server.expect_line(
         "red",
-        &format!("{what}: the server should log the line (book: 03-multi-client.md § Run it)"),
+        &format!("{what}: the server should log the line {}", book::RUN_IT),
     );
     assert!(
         line.ends_with("] \\u{1b}[31mred\\u{7} caf\\xe9"),
         "{what}: bytes from the network must be logged escaped, with common::printable; it \
-         logged {line:?} (book: 03-multi-client.md § Run it)"
+         logged {line:?} {}",
+        book::RUN_IT
     );
 }
 
@@ -347,23 +371,28 @@ fn nc_with_half_close_gets_ok_per_line() {
     let done = run(&nc, &["-N", "127.0.0.1", &port], "hello\nfrom nc\n");
     done.assert_success(&format!(
         "{what}: nc half-closes at the end of its input, and the server should close in \
-         return (book: 03-multi-client.md § Run it)"
+         return {}",
+        book::RUN_IT
     ));
     assert_eq!(
-        done.stdout, "ok\nok\n",
-        "{what}: nc should print one `ok` per line (book: 03-multi-client.md § Run it); {done}"
+        done.stdout,
+        "ok\nok\n",
+        "{what}: nc should print one `ok` per line {}; {done}",
+        book::RUN_IT
     );
     server.expect_line(
         "] from nc",
         &format!(
-            "{what}: the server should log the second line (book: 03-multi-client.md § Run it)"
+            "{what}: the server should log the second line {}",
+            book::RUN_IT
         ),
     );
     server.expect_line(
         "] finished",
         &format!(
             "{what}: the server should log `[ADDR] finished` \
-             (book: 03-multi-client.md § One client's conversation)"
+             {}",
+            book::ONE_CLIENTS_CONVERSATION
         ),
     );
 }
@@ -385,21 +414,25 @@ fn nc_without_half_close_is_ended_by_the_idle_timeout() {
     let done = run(&nc, &["127.0.0.1", &port], "hello\n");
     done.assert_success(&format!(
         "{what}: nc keeps the connection open, and the server should end it after 1 s of \
-         silence (book: 03-multi-client.md § Run it)"
+         silence {}",
+        book::RUN_IT
     ));
     assert_eq!(
-        done.stdout, "ok\n",
-        "{what}: nc should print the `ok` for its line (book: 03-multi-client.md § Run it); {done}"
+        done.stdout,
+        "ok\n",
+        "{what}: nc should print the `ok` for its line {}; {done}",
+        book::RUN_IT
     );
     server.expect_line(
         "] hello",
-        &format!("{what}: the server should log the line (book: 03-multi-client.md § Run it)"),
+        &format!("{what}: the server should log the line {}", book::RUN_IT),
     );
     server.expect_line(
         "] idle for 1 s, closing",
         &format!(
             "{what}: the server should log `[ADDR] idle for 1 s, closing` \
-             (book: 03-multi-client.md § Clients that misbehave)"
+             {}",
+            book::CLIENTS_THAT_MISBEHAVE
         ),
     );
 }
@@ -603,10 +636,7 @@ fn one_at_a_time_pauses_after_a_failed_accept_and_lives_on() {
     // While it is served nobody accepts; its descriptor is the last allowed.
     let lowered = Instant::now();
     set_open_files(&prlimit, server.pid(), next);
-    let mut waiting = twenty_clients(
-        &server,
-        "(book: 03-multi-client.md § The original loop: one client at a time)",
-    );
+    let mut waiting = twenty_clients(&server, book::THE_ORIGINAL_LOOP_ONE_CLIENT_AT_A_TIME);
     leave(&mut first);
     let what = format!(
         "with --one-at-a-time and the server out of file descriptors (its limit of open files \
@@ -620,7 +650,7 @@ fn one_at_a_time_pauses_after_a_failed_accept_and_lives_on() {
         &mut waiting,
         lowered,
         &what,
-        "(book: 03-multi-client.md § The original loop: one client at a time)",
+        book::THE_ORIGINAL_LOOP_ONE_CLIENT_AT_A_TIME,
     );
 }
 
@@ -635,7 +665,7 @@ fn thread_per_client_pauses_after_a_failed_accept_and_lives_on() {
     round_trip(&mut first, "I take the last descriptor");
     let lowered = Instant::now();
     set_open_files(&prlimit, server.pid(), next);
-    let mut waiting = twenty_clients(&server, "(book: 03-multi-client.md § Why the cap)");
+    let mut waiting = twenty_clients(&server, book::WHY_THE_CAP);
     let what = format!(
         "with a thread per client, one client connected and the server out of file descriptors \
          (its limit of open files lowered with prlimit to {next}), 20 more clients connected: \
@@ -647,7 +677,7 @@ fn thread_per_client_pauses_after_a_failed_accept_and_lives_on() {
         &mut waiting,
         lowered,
         &what,
-        "(book: 03-multi-client.md § Why the cap)",
+        book::WHY_THE_CAP,
     );
     round_trip(&mut first, "and I am still served");
 }
@@ -662,9 +692,12 @@ fn a_client_silent_for_a_moment_is_still_served() {
     let mut client = Connection::open(server.addr());
     let what = "a client connected and was silent for 0.3 s before each line (the idle timeout \
                 is 60 s)";
-    let wait = "the server's read should wait for it: a blocking read with a read timeout of \
+    let wait = &format!(
+        "the server's read should wait for it: a blocking read with a read timeout of \
                 --idle-timeout, not a non-blocking socket, whose read fails at once with \
-                WouldBlock (book: 03-multi-client.md § One client's conversation)";
+                WouldBlock {}",
+        book::ONE_CLIENTS_CONVERSATION
+    );
     client.expect_nothing(&format!("{what}: {wait}"));
     round_trip(&mut client, "I took my time");
     client.expect_nothing(&format!("{what}: {wait}"));
@@ -683,12 +716,14 @@ fn with_idle_timeout_0_a_client_is_served_and_kept() {
         b"ok\n",
         &format!(
             "{what}: it should get `ok`; set_read_timeout(None) means reads wait as long as it \
-             takes (a zero Duration is an error) (book: 03-multi-client.md § One client's conversation)"
+             takes (a zero Duration is an error) {}",
+            book::ONE_CLIENTS_CONVERSATION
         ),
     );
     client.expect_nothing(&format!(
         "{what} and got `ok`: with no limit, the server should keep the silent connection open \
-         (book: 03-multi-client.md § One client's conversation)"
+         {}",
+        book::ONE_CLIENTS_CONVERSATION
     ));
     leave(&mut client);
 }
@@ -707,17 +742,22 @@ fn a_client_that_sends_a_mebibyte_without_newline_reads_the_error_line() {
         let _ = sender.shutdown(std::net::Shutdown::Write);
     });
     let what = "a client sent 1 MiB (16 times LINE_LIMIT) without a newline, then half-closed";
-    let gently = "after the error line the server should close that connection gently \
+    let gently = &format!(
+        "after the error line the server should close that connection gently \
                   (common::close_gently: half-close, then read what is left), so that the client \
                   reads the error line and then a clean end of stream, not a reset: the rest of \
                   the line is unread, and closing a socket with unread input resets the \
                   connection, which destroys the error line on its way \
-                  (book: 03-multi-client.md § Lines, not reads, are the messages)";
+                  {}",
+        book::LINES_NOT_READS_ARE_THE_MESSAGES
+    );
     let refusal = client.read_line(&format!("{what}: it should get one error line; {gently}"));
     assert_eq!(
-        refusal, "error: line longer than 65536 bytes, closing the connection",
+        refusal,
+        "error: line longer than 65536 bytes, closing the connection",
         "{what}: the error line should be exactly this \
-         (book: 03-multi-client.md § Lines, not reads, are the messages)"
+         {}",
+        book::LINES_NOT_READS_ARE_THE_MESSAGES
     );
     client.expect_orderly_close(&format!("{what}: {gently}"));
     let _ = sending.join();
@@ -725,7 +765,8 @@ fn a_client_that_sends_a_mebibyte_without_newline_reads_the_error_line() {
         &format!("[{addr}] line longer than 65536 bytes, closing"),
         &format!(
             "{what}: the server should log `[ADDR] line longer than 65536 bytes, closing` \
-             (book: 03-multi-client.md § Clients that misbehave)"
+             {}",
+            book::CLIENTS_THAT_MISBEHAVE
         ),
     );
 }
@@ -735,6 +776,6 @@ fn one_client_logs_at_most_the_bound_of_lines_and_a_summary() {
     let mut server = start_server(&[]);
     testkit::client_log::assert_one_client_cannot_flood_the_log(
         &mut server,
-        "(book: 03-multi-client.md § A log nobody reads)",
+        book::A_LOG_NOBODY_READS,
     );
 }

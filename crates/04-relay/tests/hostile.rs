@@ -5,9 +5,14 @@ mod support;
 
 use std::net::SocketAddr;
 
-use support::{GENTLE_CLOSE, book, book_section, start_server};
+use support::{book, book_section, explains, start_server};
 use testkit::Connection;
 use testkit::hostile::run_battery;
+
+/// Where the chapter promises that the server closes gently after its last
+/// line (`BYE`, `ERR line-too-long`, `ERR hello-first`): its writer thread
+/// half-closes and drains, so that no reset destroys that line.
+const GENTLE_CLOSE: &str = book::ONE_CLIENTS_CONVERSATION;
 
 /// The next line that is not news about someone else: a misbehaving client
 /// of the case before may still be registered when this one joins, and its
@@ -66,7 +71,7 @@ fn well_behaved(addr: SocketAddr) {
 
 #[test]
 fn the_relay_survives_every_misbehaving_client() {
-    book("The limits");
+    explains(book::THE_LIMITS);
     // The whole battery, twice, with a check that memory does not grow. A
     // short HELLO deadline frees the slots of connections that say nothing.
     let mut server = start_server(&["--hello-timeout", "1"]);

@@ -7,12 +7,14 @@ mod support;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{book, book_section, exchange, register, register_two, start_server, wait_for};
+use support::{
+    book, book_section, exchange, explains, register, register_two, start_server, wait_for,
+};
 use testkit::Connection;
 
 #[test]
 fn a_silent_registered_client_is_closed_after_the_idle_limit() {
-    book("Idle clients");
+    explains(book::IDLE_CLIENTS);
     let idle_limit = Duration::from_secs(2);
     let mut server = start_server(&[
         "--max-clients",

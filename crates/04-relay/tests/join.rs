@@ -7,7 +7,9 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::{bin, book, book_section, expect_exact_line, join, register, start_server, wait_for};
+use support::{
+    bin, book, book_section, expect_exact_line, explains, join, register, start_server, wait_for,
+};
 use testkit::hostile::resident_kib;
 
 use relay::MAX_DIRECT_PEERS;
@@ -48,7 +50,7 @@ fn settings_naming_ports(server: &Process, clients: &[(&str, &str)]) -> insta::S
 
 #[test]
 fn two_clients_talk_through_the_server() {
-    book("Run it");
+    explains(book::RUN_IT);
     let mut server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let mut bob = join(&server, "bob", &[]);
@@ -133,7 +135,7 @@ fn two_clients_talk_through_the_server() {
 
 #[test]
 fn a_broadcast_reaches_everyone_but_its_sender() {
-    book("The client");
+    explains(book::THE_CLIENT);
     let server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let mut bob = join(&server, "bob", &[]);
@@ -176,7 +178,7 @@ fn a_broadcast_reaches_everyone_but_its_sender() {
 /// reads is never dropped for having a full queue.
 #[test]
 fn three_hundred_pasted_lines_all_reach_a_reader() {
-    book("A full queue slows the sender");
+    explains(book::A_FULL_QUEUE_SLOWS_THE_SENDER);
     let mut server = start_server(&[]);
     let mut reader = join(&server, "reader", &[]);
     let mut paster = join(&server, "paster", &[]);
@@ -226,7 +228,7 @@ fn three_hundred_pasted_lines_all_reach_a_reader() {
 /// and the server slows down whoever sends to it.
 #[test]
 fn a_client_whose_output_is_not_read_keeps_its_memory_bounded() {
-    book("The client");
+    explains(book::THE_CLIENT);
     let server = start_server(&[]);
     let mut watcher = register(server.addr(), "watcher");
     let mut child = std::process::Command::new(bin())
@@ -292,7 +294,7 @@ fn a_client_whose_output_is_not_read_keeps_its_memory_bounded() {
 
 #[test]
 fn leaving_is_announced_even_when_a_client_is_killed() {
-    book("Joining and leaving");
+    explains(book::JOINING_AND_LEAVING);
     let mut server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let mut bob = join(&server, "bob", &[]);
@@ -331,7 +333,7 @@ fn leaving_is_announced_even_when_a_client_is_killed() {
 
 #[test]
 fn end_of_input_says_bye_and_exits_cleanly() {
-    book("The client");
+    explains(book::THE_CLIENT);
     let server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let done = alice.finish(); // closes alice's standard input
@@ -345,7 +347,7 @@ fn end_of_input_says_bye_and_exits_cleanly() {
 
 #[test]
 fn text_from_the_network_is_printed_escaped() {
-    book("The client");
+    explains(book::THE_CLIENT);
     // The relay refuses text that steers a terminal, but the client cannot
     // count on that: another server, or anyone who gets a line onto the
     // connection, can send it anything. A fake server sends it raw.
@@ -384,7 +386,7 @@ fn text_from_the_network_is_printed_escaped() {
 
 #[test]
 fn an_introduction_then_a_direct_message_that_skips_the_server() {
-    book("Relay or direct");
+    explains(book::RELAY_OR_DIRECT);
     let mut server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let mut bob = Process::start(
@@ -423,7 +425,7 @@ fn an_introduction_then_a_direct_message_that_skips_the_server() {
         "bob should listen for direct messages on a port of its own, not its connection's {}",
         book_section()
     );
-    book("WHERE: the introduction");
+    explains(book::WHERE_THE_INTRODUCTION);
     alice.send("/where bob");
     wait_for(
         &mut alice,
@@ -435,7 +437,7 @@ fn an_introduction_then_a_direct_message_that_skips_the_server() {
         ),
     );
 
-    book("Relay or direct");
+    explains(book::RELAY_OR_DIRECT);
     // Freeze the server: it runs no code at all now. A message that still
     // arrives cannot have passed through it.
     server.freeze();
@@ -485,7 +487,7 @@ fn an_introduction_then_a_direct_message_that_skips_the_server() {
 
 #[test]
 fn direct_asks_the_server_first_when_it_does_not_know_the_address() {
-    book("Relay or direct");
+    explains(book::RELAY_OR_DIRECT);
     let mut server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let mut bob = join(&server, "bob", &[]);
@@ -514,7 +516,7 @@ fn direct_asks_the_server_first_when_it_does_not_know_the_address() {
 
 #[test]
 fn a_client_that_does_not_listen_cannot_be_reached_directly() {
-    book("Relay or direct");
+    explains(book::RELAY_OR_DIRECT);
     let server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let mut carol = join(&server, "carol", &["--no-listen"]);
@@ -566,7 +568,7 @@ fn direct_port_of(client: &mut Process) -> std::net::SocketAddr {
 /// so only bob's answer can tell her whether the message arrived.
 #[test]
 fn a_direct_message_is_printed_as_sent_only_when_the_peer_answers_ok() {
-    book("Relay or direct");
+    explains(book::RELAY_OR_DIRECT);
     let server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let mut bob = join(&server, "bob", &[]);
@@ -609,7 +611,7 @@ fn a_direct_message_is_printed_as_sent_only_when_the_peer_answers_ok() {
 /// waiting.
 #[test]
 fn a_direct_connection_that_trickles_is_closed_at_its_deadline() {
-    book("Relay or direct");
+    explains(book::RELAY_OR_DIRECT);
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -670,7 +672,7 @@ fn a_direct_connection_that_trickles_is_closed_at_its_deadline() {
 /// that sends an `AT` unasked must not redirect them.
 #[test]
 fn an_at_the_client_did_not_ask_for_is_ignored() {
-    book("The client");
+    explains(book::THE_CLIENT);
     let fake = FakeServer::start();
     // Where a hijacked direct message would go.
     let trap = FakeServer::start();
@@ -725,7 +727,7 @@ fn an_at_the_client_did_not_ask_for_is_ignored() {
 
 #[test]
 fn a_taken_name_is_one_error_line() {
-    book("The client");
+    explains(book::THE_CLIENT);
     let server = start_server(&[]);
     let _alice = join(&server, "alice", &[]);
     let addr = server.addr().to_string();
@@ -740,7 +742,7 @@ fn a_taken_name_is_one_error_line() {
 
 #[test]
 fn a_server_that_is_not_running_is_one_error_line_with_the_fix() {
-    book("The client");
+    explains(book::THE_CLIENT);
     let addr = closed_port().to_string();
     let done = run(bin(), &["join", "alice", "--server", &addr], "");
     done.assert_failure(&format!(
@@ -753,7 +755,7 @@ fn a_server_that_is_not_running_is_one_error_line_with_the_fix() {
 
 #[test]
 fn a_bad_name_is_refused_before_connecting() {
-    book("The client");
+    explains(book::THE_CLIENT);
     let addr = closed_port().to_string();
     let done = run(bin(), &["join", "al ice", "--server", &addr], "");
     done.assert_failure(&format!(
@@ -770,7 +772,7 @@ fn a_bad_name_is_refused_before_connecting() {
 
 #[test]
 fn the_server_going_away_ends_the_client_with_an_error() {
-    book("The client");
+    explains(book::THE_CLIENT);
     let mut server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     server.kill();
@@ -796,7 +798,7 @@ fn the_server_going_away_ends_the_client_with_an_error() {
 
 #[test]
 fn a_port_in_use_is_one_line_on_stderr() {
-    book("The server");
+    explains(book::THE_SERVER);
     let first = start_server(&[]);
     testkit::assert_port_in_use_is_one_line(bin(), &["serve"], first.addr());
 }

@@ -11,10 +11,15 @@ use std::time::{Duration, Instant};
 
 use relay::{RELAY_WAIT, Refusal};
 use support::{
-    GENTLE_CLOSE, book, book_section, exchange, expect_exact_line, expect_left, register,
-    register_all, register_two, register_with, short, start_server, wait_for,
+    book, book_section, exchange, expect_exact_line, expect_left, explains, register, register_all,
+    register_two, register_with, short, start_server, wait_for,
 };
 use testkit::{Connection, WAIT, show};
+
+/// Where the chapter promises that the server closes gently after its last
+/// line (`BYE`, `ERR line-too-long`, `ERR hello-first`): its writer thread
+/// half-closes and drains, so that no reset destroys that line.
+const GENTLE_CLOSE: &str = book::ONE_CLIENTS_CONVERSATION;
 
 // ---------------------------------------------------------------------------
 // HELLO
@@ -22,7 +27,7 @@ use testkit::{Connection, WAIT, show};
 
 #[test]
 fn hello_is_welcomed_with_the_address_the_server_sees() {
-    book("The protocol");
+    explains(book::THE_PROTOCOL);
     let mut server = start_server(&[]);
     // register() checks the exact line: WELCOME alice 127.0.0.1:<our port>.
     let _alice = register(server.addr(), "alice");
@@ -40,7 +45,7 @@ fn hello_is_welcomed_with_the_address_the_server_sees() {
 
 #[test]
 fn nothing_but_hello_is_accepted_before_it() {
-    book("The protocol");
+    explains(book::THE_PROTOCOL);
     let server = start_server(&[]);
     let mut conn = Connection::open(server.addr());
     for line in [
@@ -60,7 +65,7 @@ fn nothing_but_hello_is_accepted_before_it() {
 
 #[test]
 fn bad_names_are_refused() {
-    book("Reading a command");
+    explains(book::READING_A_COMMAND);
     let server = start_server(&[]);
     let mut conn = Connection::open(server.addr());
     let too_long = "x".repeat(33);
@@ -99,7 +104,7 @@ fn bad_names_are_refused() {
 /// i) are three clients. A name proves nothing about who uses it.
 #[test]
 fn names_are_compared_byte_for_byte_so_ascii_look_alikes_are_different_names() {
-    book("Reading a command");
+    explains(book::READING_A_COMMAND);
     let server = start_server(&[]);
     let [mut alice, _capital, _look_alike] =
         register_all(server.addr(), ["alice", "Alice", "aIice"]);
@@ -108,7 +113,7 @@ fn names_are_compared_byte_for_byte_so_ascii_look_alikes_are_different_names() {
 
 #[test]
 fn a_taken_name_is_refused_until_it_is_free_again() {
-    book("Joining and leaving");
+    explains(book::JOINING_AND_LEAVING);
     let mut server = start_server(&[]);
     let mut alice = register(server.addr(), "alice");
     let mut other = Connection::open(server.addr());
@@ -128,7 +133,7 @@ fn a_taken_name_is_refused_until_it_is_free_again() {
 
 #[test]
 fn a_second_hello_is_refused() {
-    book("The protocol");
+    explains(book::THE_PROTOCOL);
     let server = start_server(&[]);
     let mut alice = register(server.addr(), "alice");
     exchange(&mut alice, "HELLO alice", "ERR already-registered");
@@ -138,7 +143,7 @@ fn a_second_hello_is_refused() {
 
 #[test]
 fn crlf_line_ends_work_as_telnet_sends_them() {
-    book("The protocol");
+    explains(book::THE_PROTOCOL);
     let server = start_server(&[]);
     let mut conn = Connection::open(server.addr());
     conn.send(b"HELLO alice\r\nLIST\r\n");
@@ -157,7 +162,7 @@ fn crlf_line_ends_work_as_telnet_sends_them() {
 
 #[test]
 fn list_names_every_client_sorted() {
-    book("The protocol");
+    explains(book::THE_PROTOCOL);
     let server = start_server(&[]);
     let [mut carol, _alice, _bob] = register_all(server.addr(), ["carol", "alice", "bob"]);
     exchange(&mut carol, "LIST", "PEERS alice bob carol");
@@ -165,7 +170,7 @@ fn list_names_every_client_sorted() {
 
 #[test]
 fn send_relays_one_line_to_one_client() {
-    book("The registry, and why every client has a queue");
+    explains(book::THE_REGISTRY_AND_WHY_EVERY_CLIENT_HAS_A_QUEUE);
     let mut server = start_server(&[]);
     let [mut alice, mut bob] = register_all(server.addr(), ["alice", "bob"]);
 
@@ -200,7 +205,7 @@ fn send_relays_one_line_to_one_client() {
 
 #[test]
 fn send_to_a_client_that_is_not_there() {
-    book("The protocol");
+    explains(book::THE_PROTOCOL);
     let server = start_server(&[]);
     let mut alice = register(server.addr(), "alice");
     exchange(&mut alice, "SEND carol hello?", "ERR no-such-peer carol");
@@ -211,7 +216,7 @@ fn send_to_a_client_that_is_not_there() {
 
 #[test]
 fn all_reaches_every_other_client_and_not_the_sender() {
-    book("The registry, and why every client has a queue");
+    explains(book::THE_REGISTRY_AND_WHY_EVERY_CLIENT_HAS_A_QUEUE);
     let mut server = start_server(&[]);
     let [mut alice, mut bob, mut carol] = register_all(server.addr(), ["alice", "bob", "carol"]);
 
@@ -232,7 +237,7 @@ fn all_reaches_every_other_client_and_not_the_sender() {
 
 #[test]
 fn text_is_limited_so_that_every_from_line_fits() {
-    book("The limits");
+    explains(book::THE_LIMITS);
     let server = start_server(&[]);
     let longest_name = "n".repeat(32);
     let mut sender = register(server.addr(), &longest_name);
@@ -263,7 +268,7 @@ fn text_is_limited_so_that_every_from_line_fits() {
 
 #[test]
 fn where_gives_the_announced_port_not_the_connection_port() {
-    book("WHERE: the introduction");
+    explains(book::WHERE_THE_INTRODUCTION);
     let mut server = start_server(&[]);
     let mut alice = register(server.addr(), "alice");
     let bob = register_with(server.addr(), "HELLO bob 40123", "bob");
@@ -313,7 +318,7 @@ fn where_gives_the_announced_port_not_the_connection_port() {
 /// which `to_canonical` turns back into `127.0.0.1`.
 #[test]
 fn where_gives_the_ip_the_server_saw_that_client_at() {
-    book("WHERE: the introduction");
+    explains(book::WHERE_THE_INTRODUCTION);
     let mut server = testkit::Process::start(support::bin(), &["serve", "--listen", "[::]:0"]);
     let first = server.next_line(&format!(
         "the server started with `--listen [::]:0` should print `listening on [::]:PORT` {}",
@@ -363,7 +368,7 @@ fn where_gives_the_ip_the_server_saw_that_client_at() {
 
 #[test]
 fn bye_is_answered_and_the_connection_closed() {
-    book("Joining and leaving");
+    explains(book::JOINING_AND_LEAVING);
     let mut server = start_server(&[]);
     let mut alice = register(server.addr(), "alice");
     exchange(&mut alice, "BYE", "BYE");
@@ -390,7 +395,7 @@ fn bye_is_answered_and_the_connection_closed() {
 
 #[test]
 fn joined_and_left_are_announced_however_a_client_leaves() {
-    book("Joining and leaving");
+    explains(book::JOINING_AND_LEAVING);
     let mut server = start_server(&[]);
     let mut watcher = register(server.addr(), "watcher");
 
@@ -449,7 +454,7 @@ fn joined_and_left_are_announced_however_a_client_leaves() {
 /// `Refusal` there is, so that the table cannot leave one out.
 #[test]
 fn every_row_of_the_refusal_table() {
-    book("The protocol");
+    explains(book::THE_PROTOCOL);
     let chapter = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/src/04-relay.md");
     let text = std::fs::read_to_string(chapter).unwrap();
     let rows: Vec<Vec<String>> = text
@@ -601,7 +606,7 @@ fn table_line(cell: &str) -> Vec<u8> {
 
 #[test]
 fn unknown_commands_and_wrong_forms() {
-    book("Reading a command");
+    explains(book::READING_A_COMMAND);
     // With --log-text, the log shows each refused line, escaped.
     let mut server = start_server(&["--log-text"]);
     let mut alice = register(server.addr(), "alice");
@@ -627,7 +632,7 @@ fn unknown_commands_and_wrong_forms() {
 
 #[test]
 fn control_characters_are_refused_never_relayed_and_logged_escaped() {
-    book("The protocol");
+    explains(book::THE_PROTOCOL);
     let mut server = start_server(&["--log-text"]);
     let [mut alice, mut bob] = register_all(server.addr(), ["alice", "bob"]);
     alice.send(b"SEND bob \x1b[31mred\x07\n");
@@ -667,7 +672,7 @@ fn control_characters_are_refused_never_relayed_and_logged_escaped() {
 /// a log of every text grows as fast as anyone can send.
 #[test]
 fn the_log_says_who_sent_how_many_bytes_to_whom_never_the_text() {
-    book("Run it");
+    explains(book::RUN_IT);
     let mut server = start_server(&[]);
     let (mut alice, mut bob) = register_two(server.addr(), "alice", "bob");
     exchange(&mut alice, "SEND bob my secret", "SENT bob");
@@ -700,7 +705,7 @@ fn the_log_says_who_sent_how_many_bytes_to_whom_never_the_text() {
 
 #[test]
 fn a_line_over_the_limit_is_refused_and_the_connection_closed() {
-    book("The limits");
+    explains(book::THE_LIMITS);
     let mut server = start_server(&[]);
     let [mut watcher, mut long] = register_all(server.addr(), ["watcher", "long"]);
     // One byte over the limit, and then more the server will never read: a
@@ -730,7 +735,7 @@ fn a_line_over_the_limit_is_refused_and_the_connection_closed() {
 
 #[test]
 fn a_line_of_exactly_the_limit_is_read_as_a_command() {
-    book("The limits");
+    explains(book::THE_LIMITS);
     let server = start_server(&[]);
     let mut alice = register(server.addr(), "alice");
     let line = format!("ALL {}", "x".repeat(4092));
@@ -746,7 +751,7 @@ fn a_line_of_exactly_the_limit_is_read_as_a_command() {
 
 #[test]
 fn a_connection_without_hello_is_closed_after_the_deadline() {
-    book("One client's conversation");
+    explains(book::ONE_CLIENTS_CONVERSATION);
     let mut server = start_server(&["--hello-timeout", "1"]);
     let mut alice = register(server.addr(), "alice");
     let mut silent = Connection::open(server.addr());
@@ -771,7 +776,7 @@ fn a_connection_without_hello_is_closed_after_the_deadline() {
 
 #[test]
 fn a_client_over_the_cap_is_told_busy() {
-    book("The server");
+    explains(book::THE_SERVER);
     let mut server = start_server(&["--max-clients", "2"]);
     let [mut alice, _bob] = register_all(server.addr(), ["alice", "bob"]);
     let mut third = Connection::open(server.addr());
@@ -815,7 +820,7 @@ fn a_client_over_the_cap_is_told_busy() {
 /// wait RELAY_WAIT for it first.
 #[test]
 fn a_stuck_receiver_delays_nobody_and_is_dropped() {
-    book("The slow receiver, tested");
+    explains(book::THE_SLOW_RECEIVER_TESTED);
     let stuck_after = Duration::from_secs(6);
     let mut server = start_server(&["--stuck-after", &stuck_after.as_secs().to_string()]);
     let mut stuck = open_with_tiny_receive_buffer(server.addr());
@@ -982,7 +987,7 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
 /// relayed lines wait for room; the receiver is never dropped.
 #[test]
 fn a_flood_of_sends_slows_its_sender_and_never_drops_a_reading_receiver() {
-    book("A full queue slows the sender");
+    explains(book::A_FULL_QUEUE_SLOWS_THE_SENDER);
     let mut server = start_server(&[]);
     let (victim, mut attacker) = register_two(server.addr(), "victim", "attacker");
     // Thousands of SENDs in one write, sent on a thread of their own while
@@ -1078,7 +1083,7 @@ fn next_answer(conn: &mut Connection, expected: &str) -> String {
 /// answered at once.
 #[test]
 fn a_sender_waiting_for_room_holds_up_nobody_else() {
-    book("A full queue slows the sender");
+    explains(book::A_FULL_QUEUE_SLOWS_THE_SENDER);
     let server = start_server(&[]);
     let mut stuck = open_with_tiny_receive_buffer(server.addr());
     stuck.send_line("HELLO stuck");
@@ -1227,7 +1232,7 @@ fn a_sender_waiting_for_room_holds_up_nobody_else() {
 /// own answers wait for room in its queue, and TCP holds back the rest.
 #[test]
 fn a_client_that_sends_many_commands_at_once_gets_every_answer() {
-    book("One client's conversation");
+    explains(book::ONE_CLIENTS_CONVERSATION);
     let server = start_server(&[]);
     let mut conn = Connection::open(server.addr());
     let commands = 5000;
@@ -1266,7 +1271,7 @@ fn a_client_that_sends_many_commands_at_once_gets_every_answer() {
 /// never trip it, holding a client slot for as long as it likes.
 #[test]
 fn the_hello_deadline_counts_from_the_connect_not_from_each_read() {
-    book("One client's conversation");
+    explains(book::ONE_CLIENTS_CONVERSATION);
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 

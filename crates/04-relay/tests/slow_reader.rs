@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{book, book_section, expect_exact_line, register, start_server};
+use support::{book, book_section, expect_exact_line, explains, register, start_server};
 use testkit::paced::PacedReader;
 use testkit::{Connection, Process, WAIT};
 
@@ -64,7 +64,7 @@ fn flooded_slow_reader() -> (Process, PacedReader, Arc<AtomicBool>) {
 
 #[test]
 fn a_reader_that_keeps_taking_bytes_is_never_dropped() {
-    book("Slow, or stopped?");
+    explains(book::SLOW_OR_STOPPED);
     let (mut server, slow, done) = flooded_slow_reader();
     let started = Instant::now();
     let watch = STUCK_AFTER * 3;
@@ -94,7 +94,7 @@ fn a_reader_that_keeps_taking_bytes_is_never_dropped() {
 
 #[test]
 fn a_reader_that_stops_is_dropped_within_stuck_after() {
-    book("Slow, or stopped?");
+    explains(book::SLOW_OR_STOPPED);
     let (mut server, slow, done) = flooded_slow_reader();
     // Read at the pace until the flood reaches slow: from then on its
     // writer thread always has a line to write.

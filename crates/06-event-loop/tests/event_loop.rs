@@ -5,6 +5,8 @@
 // Helpers outside #[test] functions fail the way tests do: by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod book;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -89,7 +91,7 @@ fn many_clients_at_once_all_get_their_replies(engine: &str) {
         let stream = TcpStream::connect_timeout(&server.addr(), WAIT).unwrap_or_else(|err| {
             panic!(
                 "client {n} of {MANY} could not connect: {err}. One thread should hold thousands of \
-                 connections (book: 06-event-loop.md § Readiness against blocking)"
+                 connections {}", book::READINESS_AGAINST_BLOCKING
             )
         });
         clients.push(Connection::from_stream(stream));
@@ -104,7 +106,8 @@ fn many_clients_at_once_all_get_their_replies(engine: &str) {
             b"ok\n",
             &format!(
                 "with {MANY} clients connected at once, each sent one line; client {n} should get \
-                 its `ok` (book: 06-event-loop.md § One turn of the event loop)"
+                 its `ok` {}",
+                book::ONE_TURN_OF_THE_EVENT_LOOP
             ),
         );
     }
@@ -114,7 +117,8 @@ fn many_clients_at_once_all_get_their_replies(engine: &str) {
     for (n, client) in clients.iter_mut().enumerate() {
         client.expect_orderly_close(&format!(
             "client {n} of {MANY} half-closed: the server should close its side with a FIN \
-             (book: 06-event-loop.md § Writing what fits)"
+             {}",
+            book::WRITING_WHAT_FITS
         ));
     }
 }
@@ -171,7 +175,8 @@ fn the_mio_engine_serves_everyone_from_one_thread() {
     assert!(
         threads <= 2,
         "with 20 clients connected, the mio engine should run on one thread (and the log \
-         writer's); /proc says {threads} threads (book: 06-event-loop.md § Readiness against blocking)"
+         writer's); /proc says {threads} threads {}",
+        book::READINESS_AGAINST_BLOCKING
     );
 }
 
@@ -215,11 +220,12 @@ fn a_client_that_never_reads_is_disconnected_when_its_replies_pass_the_bound() {
         ),
         "a client that sends lines and never reads the replies should be disconnected once more \
          than {OUTPUT_LIMIT} bytes of replies wait for it; after sending {sent} bytes of empty \
-         lines, its writes {} (book: 06-event-loop.md § The buffers a connection owns)",
+         lines, its writes {} {}",
         match ended {
             None => "still went through".to_string(),
             Some(kind) => format!("failed with {kind:?}, not with a reset"),
-        }
+        },
+        book::THE_BUFFERS_A_CONNECTION_OWNS
     );
     // The server logs every one of those lines, and its log drops lines
     // rather than wait for its reader (common::log): the line saying why
@@ -239,8 +245,8 @@ fn a_client_that_never_reads_is_disconnected_when_its_replies_pass_the_bound() {
             server.fail(&format!(
                 "it should log `[ADDR] not reading its replies (N bytes waiting), disconnected` for \
                  the client that never read; no such line came within {} s \
-                 (book: 06-event-loop.md § The buffers a connection owns)",
-                WAIT.as_secs()
+                 {}",
+                WAIT.as_secs(), book::THE_BUFFERS_A_CONNECTION_OWNS
             ));
         }
         thread::sleep(Duration::from_millis(20));
@@ -258,7 +264,8 @@ fn a_client_that_never_reads_is_disconnected_when_its_replies_pass_the_bound() {
                 waiting > OUTPUT_LIMIT && waiting <= OUTPUT_LIMIT + ONE_READ_OF_REPLIES,
                 "a client that never reads should be dropped as soon as more than {OUTPUT_LIMIT} \
                  bytes of replies wait for it (the kernel took what it could, in partial writes); \
-                 {waiting} were waiting (book: 06-event-loop.md § The buffers a connection owns)"
+                 {waiting} were waiting {}",
+                book::THE_BUFFERS_A_CONNECTION_OWNS
             );
         }
         None => eprintln!("the server's line about the dropped client was lost in its log's flood"),
@@ -267,7 +274,8 @@ fn a_client_that_never_reads_is_disconnected_when_its_replies_pass_the_bound() {
     assert!(
         rss < 64 * 1024,
         "the server's memory should stay small however much a client sends without reading; \
-         it is {rss} KiB (book: 06-event-loop.md § The buffers a connection owns)"
+         it is {rss} KiB {}",
+        book::THE_BUFFERS_A_CONNECTION_OWNS
     );
     let mut polite = Connection::open(server.addr());
     round_trip(&mut polite, "others are still served");
@@ -299,17 +307,19 @@ fn sigint_answers_the_line_in_flight_then_says_bye_and_exits(engine: &str) {
     }
     client.expect_bytes(
         b"ok\nbye: server shutting down\n",
-        "a line that had arrived before SIGINT should still get its `ok`, then the client should be \
-         told `bye: server shutting down` (book: 06-event-loop.md § Graceful shutdown)",
+        &format!("a line that had arrived before SIGINT should still get its `ok`, then the client should be \
+         told `bye: server shutting down` {}", book::GRACEFUL_SHUTDOWN),
     );
-    client.expect_orderly_close(
+    client.expect_orderly_close(&format!(
         "after `bye`, the server should close the connection gently, with a FIN \
-         (book: 06-event-loop.md § Graceful shutdown)",
-    );
+         {}",
+        book::GRACEFUL_SHUTDOWN
+    ));
     assert!(
         refused(server.addr()),
         "once shutting down, the server should close its listener: a new connection is refused \
-         (book: 06-event-loop.md § Graceful shutdown)"
+         {}",
+        book::GRACEFUL_SHUTDOWN
     );
     drop(client);
     let began = Instant::now();
@@ -324,7 +334,8 @@ fn sigint_answers_the_line_in_flight_then_says_bye_and_exits(engine: &str) {
         summary.starts_with("shut down: 1 client told, ")
             && summary.ends_with("answered during the grace period"),
         "the server's last line should be its one summary, e.g. `shut down: 1 client told, 1 line \
-         answered during the grace period`; got {summary:?} (book: 06-event-loop.md § Graceful shutdown)"
+         answered during the grace period`; got {summary:?} {}",
+        book::GRACEFUL_SHUTDOWN
     );
 }
 
@@ -383,7 +394,8 @@ fn fail_now_if_the_bye_is_not_written(server: &Process, client: &Connection) {
                  waiting for events without writing `bye` after it: a connected \
                  client should be told `bye: server shutting down` at once. Putting it in the \
                  output is not enough; write it, as any output \
-                 (book: 06-event-loop.md § Graceful shutdown)"
+                 {}",
+                book::GRACEFUL_SHUTDOWN
             );
             return;
         }
@@ -417,14 +429,17 @@ fn a_client_that_ignores_bye_is_closed_at_the_end_of_the_grace_period(engine: &s
     round_trip(&mut client, "hello");
     interrupt(&server);
     let began = Instant::now();
-    let bye = client.read_line(
+    let bye = client.read_line(&format!(
         "after SIGINT with --grace 1, a connected client should be told `bye: server shutting \
-         down` (book: 06-event-loop.md § Graceful shutdown)",
-    );
+         down` {}",
+        book::GRACEFUL_SHUTDOWN
+    ));
     assert_eq!(
-        bye, "bye: server shutting down",
+        bye,
+        "bye: server shutting down",
         "after SIGINT, a connected client should be told exactly `bye: server shutting down` \
-         (book: 06-event-loop.md § Graceful shutdown)"
+         {}",
+        book::GRACEFUL_SHUTDOWN
     );
     // Ignore it: keep sending, until the server closes the connection.
     let mut stream = client.stream().try_clone().unwrap();
@@ -439,28 +454,32 @@ fn a_client_that_ignores_bye_is_closed_at_the_end_of_the_grace_period(engine: &s
     assert!(
         cut,
         "a client that ignores `bye` and keeps sending should be disconnected at the end of the \
-         grace period (--grace 1); it could still send after {} s (book: 06-event-loop.md § Graceful shutdown)",
-        WAIT.as_secs()
+         grace period (--grace 1); it could still send after {} s {}",
+        WAIT.as_secs(),
+        book::GRACEFUL_SHUTDOWN
     );
     assert!(
         began.elapsed() >= Duration::from_millis(800),
         "after SIGINT with --grace 1, a client told `bye` should have about a second to leave: \
          the server sends `bye`, then closes the connection only after its output, with the end \
          of the grace period as its deadline (close_after_output(Ending::ToldBye, grace_end)); \
-         this client was cut off after {:?} (book: 06-event-loop.md § Graceful shutdown)",
-        began.elapsed()
+         this client was cut off after {:?} {}",
+        began.elapsed(),
+        book::GRACEFUL_SHUTDOWN
     );
     let done = server.wait_exit();
-    done.assert_success(
+    done.assert_success(&format!(
         "after SIGINT, at the end of the grace period, the server should exit 0 \
-         (book: 06-event-loop.md § Graceful shutdown)",
-    );
+         {}",
+        book::GRACEFUL_SHUTDOWN
+    ));
     let summary = done.stdout.lines().last().unwrap_or_default();
     assert!(
         summary.starts_with("shut down: 1 client told, ")
             && summary.ends_with(", 1 client still connected at its end"),
         "the summary should count the client still connected when the grace period ended; got \
-         {summary:?} (book: 06-event-loop.md § Graceful shutdown)"
+         {summary:?} {}",
+        book::GRACEFUL_SHUTDOWN
     );
 }
 
@@ -493,19 +512,23 @@ fn a_second_sigint_stops_at_once(engine: &str) {
     let began = Instant::now();
     interrupt(&server);
     let done = server.wait_exit();
-    done.assert_failure(
+    done.assert_failure(&format!(
         "a second SIGINT during the grace period should stop the server at once, with an error \
-         (book: 06-event-loop.md § Graceful shutdown)",
-    );
+         {}",
+        book::GRACEFUL_SHUTDOWN
+    ));
     assert!(
         began.elapsed() < Duration::from_secs(3),
         "a second SIGINT should stop the server at once, not after the grace period \
-         (book: 06-event-loop.md § Graceful shutdown)"
+         {}",
+        book::GRACEFUL_SHUTDOWN
     );
     assert_eq!(
-        done.stderr, "error: a second signal: stopped at once, with 1 client still connected\n",
+        done.stderr,
+        "error: a second signal: stopped at once, with 1 client still connected\n",
         "a second SIGINT: the server should say in one line why it stopped \
-         (book: 06-event-loop.md § Graceful shutdown); {done}"
+         {}; {done}",
+        book::GRACEFUL_SHUTDOWN
     );
     // The client's connection is gone with the process.
     let mut rest = Vec::new();
@@ -542,9 +565,11 @@ fn sigterm_shuts_down_gracefully_too() {
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
         let bye = client.read_line("after SIGTERM the client should be told bye");
         assert_eq!(
-            bye, "bye: server shutting down",
+            bye,
+            "bye: server shutting down",
             "--engine {engine}: SIGTERM (what `kill` and service managers send) should shut down \
-             like SIGINT (book: 06-event-loop.md § Graceful shutdown)"
+             like SIGINT {}",
+            book::GRACEFUL_SHUTDOWN
         );
         drop(client);
         server
@@ -657,9 +682,10 @@ fn out_of_descriptors_pauses_accepting_without_spinning(engine: &str) {
         used < watched / 4,
         "--engine {engine}: out of file descriptors, with connections waiting in the backlog, the \
          server should pause accepting, not try again at once in a loop; it was running or ready \
-         to run for {} ms of {} ms (book: 06-event-loop.md § Running out of file descriptors)",
+         to run for {} ms of {} ms {}",
         used.as_millis(),
-        watched.as_millis()
+        watched.as_millis(),
+        book::RUNNING_OUT_OF_FILE_DESCRIPTORS
     );
     // Clients that leave free their descriptors: the waiting ones are
     // served. About 40 were accepted (fewer for Tokio, which holds a few
@@ -802,15 +828,17 @@ fn mio_a_burst_of_more_than_one_turn_of_reads_gets_every_reply() {
              events are edge-triggered: the socket was reported once, when the bytes arrived, and \
              will not be reported again. A turn that stops after READS_PER_TURN reads must come \
              back to the connection (received.read_again, ready_again): stopped early is not nothing \
-             left; only WouldBlock means drained (book: 06-event-loop.md § Reading until WouldBlock)",
-            got / 3
+             left; only WouldBlock means drained {}",
+            got / 3,
+            book::READING_UNTIL_WOULDBLOCK
         )
     });
     assert!(
         got == b"ok\n".repeat(LINES),
         "a client sent {LINES} lines of 1 KiB in one write: it should get exactly {LINES} `ok`s; \
-         it got {} bytes (book: 06-event-loop.md § Reading until WouldBlock)",
-        got.len()
+         it got {} bytes {}",
+        got.len(),
+        book::READING_UNTIL_WOULDBLOCK
     );
 }
 
@@ -827,8 +855,9 @@ fn mio_a_client_that_reads_its_replies_is_not_dropped_for_a_burst_of_lines() {
     let got = read_replies(&mut reader, &server, 3 * LINES, &|got, _| {
         format!(
             "a client sent {LINES} empty lines in one write and read its replies as they came; \
-             it got {got} bytes of its {} and then nothing (book: 06-event-loop.md § The buffers a connection owns)",
-            3 * LINES
+             it got {got} bytes of its {} and then nothing {}",
+            3 * LINES,
+            book::THE_BUFFERS_A_CONNECTION_OWNS
         )
     });
     let _ = sender.join();
@@ -838,9 +867,10 @@ fn mio_a_client_that_reads_its_replies_is_not_dropped_for_a_burst_of_lines() {
          {} bytes of its {} `ok`s and then the connection closed. Only a client that is not \
          reading may be dropped: when the output passes OUTPUT_LIMIT, first give the kernel what \
          it takes (flush), and drop the client only if the output is still over the bound \
-         (book: 06-event-loop.md § The buffers a connection owns)",
+         {}",
         got.len(),
-        3 * LINES
+        3 * LINES,
+        book::THE_BUFFERS_A_CONNECTION_OWNS
     );
 }
 
@@ -852,12 +882,15 @@ fn mio_a_megabyte_without_newline_gets_the_error_line_then_a_clean_close() {
     // It goes on sending after the limit, as a real client does: the server
     // must read and discard the rest while its error line goes out.
     let sender = thread::spawn(move || writer.write_all(&vec![b'x'; 1024 * 1024]));
-    let what = "a client sent 1 MiB without a newline, and went on sending after the limit: it \
+    let what = &format!(
+        "a client sent 1 MiB without a newline, and went on sending after the limit: it \
                 should read exactly the error line, then a clean end of stream (FIN), not a \
                 reset and not a second error line. After the error line, the event loop calls \
                 `close_after_output(Ending::TooLong, now + LINGER)` and goes on reading only to \
                 discard: closing a socket with unread input sends a reset, which can destroy the \
-                error line (book: 06-event-loop.md § Writing what fits)";
+                error line {}",
+        book::WRITING_WHAT_FITS
+    );
     let expected = b"error: line longer than 65536 bytes, closing the connection\n";
     // Read until the end, or until more than the error line has come.
     let mut reader = client.stream().try_clone().unwrap();
@@ -926,7 +959,8 @@ fn mio_a_slow_reader_with_a_tiny_buffer_gets_every_reply_in_order() {
              to a full socket takes part of the output and then says WouldBlock, which is no \
              error: keep what it did not take (drain only the n bytes written), ask for writable \
              events while output waits, and readable ones always \
-             (book: 06-event-loop.md § Writing what fits)"
+             {}",
+            book::WRITING_WHAT_FITS
         );
         if let Err(err) = client.stream().write_all(batch.as_bytes()) {
             panic!("{what}; but the connection failed: {err}");
@@ -993,8 +1027,9 @@ fn mio_a_slow_reader_with_a_tiny_buffer_gets_every_reply_in_order() {
              {got} bytes of its {} and then nothing, replies lost or lines of its left unread. A \
              write to a full socket takes part of the output and then says WouldBlock: keep what \
              it did not take (drain only the n bytes written), ask for writable events while \
-             output waits, and readable ones always (book: 06-event-loop.md § Writing what fits)",
-            3 * lines
+             output waits, and readable ones always {}",
+            3 * lines,
+            book::WRITING_WHAT_FITS
         )
     });
     assert!(
@@ -1003,7 +1038,7 @@ fn mio_a_slow_reader_with_a_tiny_buffer_gets_every_reply_in_order() {
          every byte of its replies, in order, each `ok\\n` once; it got {} bytes{}. A write to a \
          full socket takes part of the output: keep what it did not take (drain only the n bytes \
          written), and write the rest when mio says the socket is writable \
-         (book: 06-event-loop.md § Writing what fits)",
+         {}",
         got.len(),
         match got.chunks(3).position(|reply| reply != b"ok\n") {
             Some(n) => format!(
@@ -1012,15 +1047,17 @@ fn mio_a_slow_reader_with_a_tiny_buffer_gets_every_reply_in_order() {
                 testkit::show(&got[3 * n..(3 * n + 12).min(got.len())])
             ),
             None => String::new(),
-        }
+        },
+        book::WRITING_WHAT_FITS
     );
     // Its output drained: the connection must be readable again.
     round_trip(&mut client, "one more, once every reply is read");
     client.half_close();
-    client.expect_orderly_close(
+    client.expect_orderly_close(&format!(
         "the client half-closed after reading every reply: it should get nothing more (each \
-         `ok\\n` once) and a clean end of stream (book: 06-event-loop.md § Writing what fits)",
-    );
+         `ok\\n` once) and a clean end of stream {}",
+        book::WRITING_WHAT_FITS
+    ));
 }
 
 #[test]
@@ -1042,8 +1079,9 @@ fn mio_an_idle_connection_costs_no_cpu() {
          in poll(); it was running, or ready to run, for {} ms of half a second: it spins. A \
          socket with room in its send buffer is writable almost always: ask for writable events \
          only while output waits (Interest::READABLE otherwise), and reregister only when that \
-         changes (book: 06-event-loop.md § Writing what fits)",
-        runnable.as_millis()
+         changes {}",
+        runnable.as_millis(),
+        book::WRITING_WHAT_FITS
     );
 }
 
@@ -1079,10 +1117,11 @@ fn mio_a_client_that_spoke_since_its_timer_was_set_keeps_its_connection() {
              {got:?} {}. The timer entry made when it connected comes due at 1 s: look up the \
              connection's real deadline (conn.deadline: heard + idle) and put the entry back if \
              that is later; close only when the real deadline has passed \
-             (book: 06-event-loop.md § Timers)",
+             {}",
             first.as_secs_f64(),
             second.as_secs_f64(),
-            testkit::show(&reply)
+            testkit::show(&reply),
+            book::TIMERS
         );
         return;
     }
@@ -1106,13 +1145,16 @@ fn mio_a_client_that_spoke_once_and_went_quiet_is_closed_when_idle() {
          the server should close it 1 s after it spoke, with a clean end of stream (waited {:.1} s). \
          When its first timer entry comes due (1 s after it connected) it has spoken since: put \
          the entry back at its real deadline, so that it comes due again and the connection is \
-         closed then (book: 06-event-loop.md § Timers)",
-        spoke.elapsed().as_secs_f64()
+         closed then {}",
+        spoke.elapsed().as_secs_f64(), book::TIMERS
     ));
     server.expect_line(
         "] idle for 1 s, closing",
-        "a client silent for the idle timeout should be logged `[ADDR] idle for 1 s, closing` \
-         (book: 06-event-loop.md § Timers)",
+        &format!(
+            "a client silent for the idle timeout should be logged `[ADDR] idle for 1 s, closing` \
+         {}",
+            book::TIMERS
+        ),
     );
 }
 
@@ -1120,7 +1162,7 @@ fn mio_a_client_that_spoke_once_and_went_quiet_is_closed_when_idle() {
 fn mio_a_refused_client_that_floods_is_drained_only_so_far() {
     testkit::line_protocol::a_refused_client_that_floods_is_drained_only_so_far(
         |args| start(MIO, args),
-        "(book: 06-event-loop.md § The same server with Tokio)",
+        book::THE_SAME_SERVER_WITH_TOKIO,
     );
 }
 
@@ -1128,7 +1170,7 @@ fn mio_a_refused_client_that_floods_is_drained_only_so_far() {
 fn mio_two_loops_a_refused_client_that_floods_is_drained_only_so_far() {
     testkit::line_protocol::a_refused_client_that_floods_is_drained_only_so_far(
         |args| start(MIO_TWO_LOOPS, args),
-        "(book: 06-event-loop.md § The same server with Tokio)",
+        book::THE_SAME_SERVER_WITH_TOKIO,
     );
 }
 
@@ -1136,7 +1178,7 @@ fn mio_two_loops_a_refused_client_that_floods_is_drained_only_so_far() {
 fn tokio_a_refused_client_that_floods_is_drained_only_so_far() {
     testkit::line_protocol::a_refused_client_that_floods_is_drained_only_so_far(
         |args| start(TOKIO, args),
-        "(book: 06-event-loop.md § The same server with Tokio)",
+        book::THE_SAME_SERVER_WITH_TOKIO,
     );
 }
 
@@ -1144,7 +1186,7 @@ fn tokio_a_refused_client_that_floods_is_drained_only_so_far() {
 fn tokio_two_loops_a_refused_client_that_floods_is_drained_only_so_far() {
     testkit::line_protocol::a_refused_client_that_floods_is_drained_only_so_far(
         |args| start(TOKIO_TWO_LOOPS, args),
-        "(book: 06-event-loop.md § The same server with Tokio)",
+        book::THE_SAME_SERVER_WITH_TOKIO,
     );
 }
 
@@ -1152,7 +1194,7 @@ fn tokio_two_loops_a_refused_client_that_floods_is_drained_only_so_far() {
 fn tokio_a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset() {
     testkit::line_protocol::a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset(
         |args| start(TOKIO, args),
-        "(book: 06-event-loop.md § The same server with Tokio)",
+        book::THE_SAME_SERVER_WITH_TOKIO,
     );
 }
 
@@ -1160,7 +1202,7 @@ fn tokio_a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset()
 fn tokio_two_loops_a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset() {
     testkit::line_protocol::a_client_over_the_cap_that_sent_lines_reads_the_busy_line_not_a_reset(
         |args| start(TOKIO_TWO_LOOPS, args),
-        "(book: 06-event-loop.md § The same server with Tokio)",
+        book::THE_SAME_SERVER_WITH_TOKIO,
     );
 }
 
@@ -1196,7 +1238,8 @@ fn mio_a_client_that_stays_after_the_error_line_is_closed_after_the_linger() {
         "a client sent a line over the limit, got the error line and stayed, neither closing nor \
          sending: when its closing deadline (LINGER) comes due, the server should close it with \
          the closing's own ending (conn.closing.take()), logged `[ADDR] line longer than 65536 \
-         bytes, closing` (book: 06-event-loop.md § Timers)"
+         bytes, closing` {}",
+        book::TIMERS
     );
 }
 
@@ -1292,7 +1335,7 @@ fn mio_lines_that_arrived_with_the_signal_are_answered_before_bye() {
          pending: every line that had arrived before the signal should still get its `ok` (the \
          shutdown reads what is waiting, conn.receive, before it says bye), then \
          `bye: server shutting down` and a clean close; it got {oks} `ok`s{} and then {} \
-         (book: 06-event-loop.md § Graceful shutdown)",
+         {}",
         if got.ends_with(b"bye: server shutting down\n") {
             " and the bye"
         } else {
@@ -1301,7 +1344,8 @@ fn mio_lines_that_arrived_with_the_signal_are_answered_before_bye() {
         match ended {
             Ok(_) => "the end of stream".to_string(),
             Err(err) => err.to_string(),
-        }
+        },
+        book::GRACEFUL_SHUTDOWN
     );
     drop(client);
     server
@@ -1313,7 +1357,7 @@ fn one_client_logs_at_most_the_bound_of_lines_and_a_summary(engine: &str) {
     let mut server = start(engine, &[]);
     testkit::client_log::assert_one_client_cannot_flood_the_log(
         &mut server,
-        "(book: 06-event-loop.md § The buffers a connection owns)",
+        book::THE_BUFFERS_A_CONNECTION_OWNS,
     );
 }
 
@@ -1353,8 +1397,9 @@ fn wait_until_read(server: &Process, client: &Connection, what: &str) {
         assert!(
             Instant::now() < read_by,
             "{what}: {unread} bytes of it were still unread after {} s; the server should read \
-             what arrives (book: 06-event-loop.md § Reading until WouldBlock)",
-            WAIT.as_secs()
+             what arrives {}",
+            WAIT.as_secs(),
+            book::READING_UNTIL_WOULDBLOCK
         );
         thread::sleep(Duration::from_millis(5));
     }
@@ -1364,11 +1409,14 @@ fn wait_until_read(server: &Process, client: &Connection, what: &str) {
 /// 20,000 bytes each without a newline; a third that sends 20,000 more
 /// does not fit, and is refused; the first two still get their `ok`.
 fn a_partial_line_over_the_budget_is_refused_and_the_others_still_work(engine: &str) {
-    const WHY: &str = "the server holds at most --partial-lines-budget bytes of unfinished lines \
+    let why = format!(
+        "the server holds at most --partial-lines-budget bytes of unfinished lines \
          for all clients together; a client whose partial line would need more than is left is \
          told `error: the server holds too many unfinished lines, closing the connection` and \
          closed, and the clients that hold their share are served as before \
-         (book: 06-event-loop.md § The buffers a connection owns)";
+         {}",
+        book::THE_BUFFERS_A_CONNECTION_OWNS
+    );
     let mut server = start(engine, &["--partial-lines-budget", "50000"]);
     let half = vec![b'x'; 20_000];
     let mut holders: Vec<Connection> = (0..2).map(|_| Connection::open(server.addr())).collect();
@@ -1385,16 +1433,16 @@ fn a_partial_line_over_the_budget_is_refused_and_the_others_still_work(engine: &
     third.send(&half);
     let refusal = third.read_line(&format!(
         "with a budget of 50,000 bytes and 40,000 held by two clients' partial lines, a third \
-         sent 20,000 bytes without a newline: it should get the error line; {WHY}"
+         sent 20,000 bytes without a newline: it should get the error line; {why}"
     ));
     assert_eq!(
         refusal, "error: the server holds too many unfinished lines, closing the connection",
         "with a budget of 50,000 bytes and 40,000 held, a third client's 20,000 bytes without a \
-         newline: {WHY}"
+         newline: {why}"
     );
     third.expect_orderly_close(&format!(
         "the third client read the error line for its partial line over the budget: then a clean \
-         end of stream; {WHY}"
+         end of stream; {why}"
     ));
     // Its close lets the server close at once, not after LINGER.
     drop(third);
@@ -1407,7 +1455,7 @@ fn a_partial_line_over_the_budget_is_refused_and_the_others_still_work(engine: &
             b"ok\n",
             &format!(
                 "client {} held 20,000 bytes of a line within the budget, then its newline: it \
-                 should get `ok` after a third client was refused; {WHY}",
+                 should get `ok` after a third client was refused; {why}",
                 n + 1
             ),
         );
@@ -1425,7 +1473,7 @@ fn a_partial_line_over_the_budget_is_refused_and_the_others_still_work(engine: &
         b"ok\n",
         &format!(
             "once two clients' lines were answered, a fourth client's 20,000-byte line fits the \
-             budget again and should get `ok`; {WHY}"
+             budget again and should get `ok`; {why}"
         ),
     );
 }

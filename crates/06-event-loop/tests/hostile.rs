@@ -2,6 +2,8 @@
 //! after each one, a well-behaved client must still get `ok` to its lines,
 //! and the server's memory must not keep growing.
 
+mod book;
+
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -17,14 +19,15 @@ fn well_behaved(addr: SocketAddr) {
     client.send(b"are you still there?\nand now?\n");
     client.expect_bytes(
         b"ok\nok\n",
-        "after a misbehaving client, the server should still reply `ok` to each line of a good one: \
-         one client's trouble ends at its own connection (book: 06-event-loop.md § The buffers a connection owns)",
+        &format!("after a misbehaving client, the server should still reply `ok` to each line of a good one: \
+         one client's trouble ends at its own connection {}", book::THE_BUFFERS_A_CONNECTION_OWNS),
     );
     client.half_close();
-    client.expect_orderly_close(
+    client.expect_orderly_close(&format!(
         "a good client that half-closes should see the server close too, with a FIN \
-         (book: 06-event-loop.md § The buffers a connection owns)",
-    );
+         {}",
+        book::THE_BUFFERS_A_CONNECTION_OWNS
+    ));
 }
 
 /// Each engine's server, on one loop and on two (`--loops`), against the

@@ -6,13 +6,15 @@
 // Helpers outside #[test] functions fail the way tests do: by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod book;
+
 use std::path::Path;
 use std::time::Duration;
 
 use testkit::line_protocol::round_trip;
 use testkit::{Connection, Process};
 
-const SECTION: &str = "(book: 06-event-loop.md § One loop per core)";
+const SECTION: &str = book::ONE_LOOP_PER_CORE;
 
 fn start(engine: &str, loops: usize, args: &[&str]) -> Process {
     let loops = loops.to_string();

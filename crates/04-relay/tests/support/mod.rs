@@ -11,28 +11,48 @@ use std::path::Path;
 
 use testkit::{Connection, Process};
 
+/// The sections of docs/src/04-relay.md that the tests' failure messages
+/// point to, each named once: a renamed heading is one line to change
+/// here, and the book's test checks that each names a real section.
+pub mod book {
+    pub const A_FULL_QUEUE_SLOWS_THE_SENDER: &str =
+        "(book: 04-relay.md § A full queue slows the sender)";
+    pub const IDLE_CLIENTS: &str = "(book: 04-relay.md § Idle clients)";
+    pub const JOINING_AND_LEAVING: &str = "(book: 04-relay.md § Joining and leaving)";
+    pub const ONE_CLIENTS_CONVERSATION: &str = "(book: 04-relay.md § One client's conversation)";
+    pub const READING_A_COMMAND: &str = "(book: 04-relay.md § Reading a command)";
+    pub const RELAY_OR_DIRECT: &str = "(book: 04-relay.md § Relay or direct)";
+    pub const RUN_IT: &str = "(book: 04-relay.md § Run it)";
+    pub const SLOW_OR_STOPPED: &str = "(book: 04-relay.md § Slow, or stopped?)";
+    pub const THE_CLIENT: &str = "(book: 04-relay.md § The client)";
+    pub const THE_LIMITS: &str = "(book: 04-relay.md § The limits)";
+    pub const THE_PROTOCOL: &str = "(book: 04-relay.md § The protocol)";
+    pub const THE_REGISTRY_AND_WHY_EVERY_CLIENT_HAS_A_QUEUE: &str =
+        "(book: 04-relay.md § The registry, and why every client has a queue)";
+    pub const THE_SERVER: &str = "(book: 04-relay.md § The server)";
+    pub const THE_SLOW_RECEIVER_TESTED: &str = "(book: 04-relay.md § The slow receiver, tested)";
+    pub const WHERE_THE_INTRODUCTION: &str = "(book: 04-relay.md § WHERE: the introduction)";
+}
+
 thread_local! {
     /// The chapter section that explains what the running test checks.
     /// Each test runs on a thread of its own, so each sets its own.
-    static SECTION: Cell<&'static str> = const { Cell::new("The protocol") };
+    static SECTION: Cell<&'static str> = const { Cell::new(book::THE_PROTOCOL) };
 }
 
-/// Names the heading of docs/src/04-relay.md that explains what the
-/// running test checks. Called first in each test: every failure message
-/// the helpers below make ends with it, as [`book_section`] writes it.
-pub fn book(heading: &'static str) {
-    SECTION.set(heading);
+/// Names the section of the chapter (one of [`book`]'s) that explains what
+/// the running test checks. Called first in each test: every failure
+/// message the helpers below make ends with it, as [`book_section`] gives
+/// it.
+pub fn explains(section: &'static str) {
+    SECTION.set(section);
 }
 
-/// Where the chapter promises that the server closes gently after its last
-/// line (`BYE`, `ERR line-too-long`, `ERR hello-first`): its writer thread
-/// half-closes and drains, so that no reset destroys that line.
-pub const GENTLE_CLOSE: &str = "(book: 04-relay.md § One client's conversation)";
-
-/// `(book: 04-relay.md § HEADING)` for the running test: the end of every
-/// failure message, so that a failure says where the chapter explains it.
+/// The running test's section, `(book: 04-relay.md § HEADING)`: the end of
+/// every failure message, so that a failure says where the chapter
+/// explains it.
 pub fn book_section() -> String {
-    format!("(book: 04-relay.md § {})", SECTION.get())
+    SECTION.get().to_string()
 }
 
 pub fn bin() -> &'static Path {
