@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use support::{
-    book, book_section, exchange, explains, register, register_two, start_server, wait_for,
+    book, book_section, exchange, explains, register, register_two, start_server, with_section,
 };
 use testkit::Connection;
 
@@ -44,14 +44,10 @@ fn a_silent_registered_client_is_closed_after_the_idle_limit() {
         );
         thread::sleep(idle_limit / 4);
     }
-    wait_for(
-        &mut server,
-        &format!(
+    server.expect_line(&format!(
             "quiet left (closed: it sent nothing for {} s)",
             idle_limit.as_secs()
-        ),
-        "quiet registered and then said nothing for --idle-limit: the server should close it, so that silent names cannot hold the slots for ever",
-    );
+        ), &with_section("quiet registered and then said nothing for --idle-limit: the server should close it, so that silent names cannot hold the slots for ever"));
     let log = server.stdout_now();
     assert!(
         !log.contains("chatty left"),

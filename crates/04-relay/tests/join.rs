@@ -8,7 +8,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 use support::{
-    bin, book, book_section, expect_exact_line, explains, join, register, start_server, wait_for,
+    bin, book, book_section, expect_exact_line, explains, join, register, start_server,
+    with_section,
 };
 use testkit::hostile::resident_kib;
 
@@ -54,72 +55,61 @@ fn two_clients_talk_through_the_server() {
     let mut server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let mut bob = join(&server, "bob", &[]);
-    wait_for(
-        &mut alice,
+    alice.expect_line(
         "-- bob joined",
-        "alice should hear that bob joined",
+        &with_section("alice should hear that bob joined"),
     );
 
     alice.send("/to bob hi bob");
-    wait_for(
-        &mut bob,
+    bob.expect_line(
         "[alice] hi bob",
-        "alice typed `/to bob hi bob`: bob should print `[alice] hi bob`",
+        &with_section("alice typed `/to bob hi bob`: bob should print `[alice] hi bob`"),
     );
-    wait_for(
-        &mut alice,
+    alice.expect_line(
         "-- sent to bob",
-        "alice typed `/to bob hi bob`: she should print the server's SENT",
+        &with_section("alice typed `/to bob hi bob`: she should print the server's SENT"),
     );
 
     bob.send("/list");
-    wait_for(
-        &mut bob,
+    bob.expect_line(
         "-- here: alice bob",
-        "bob typed `/list`: he should print who is here",
+        &with_section("bob typed `/list`: he should print who is here"),
     );
 
     bob.send("hello, whoever is here");
-    wait_for(
-        &mut alice,
+    alice.expect_line(
         "[bob] hello, whoever is here",
-        "bob typed a plain line: it goes to everyone, alice included",
+        &with_section("bob typed a plain line: it goes to everyone, alice included"),
     );
-    wait_for(
-        &mut bob,
+    bob.expect_line(
         "-- sent to everyone",
-        "bob typed a plain line: he should print the server's `SENT *`",
+        &with_section("bob typed a plain line: he should print the server's `SENT *`"),
     );
 
     alice.send("/all and hello to you");
-    wait_for(
-        &mut bob,
+    bob.expect_line(
         "[alice] and hello to you",
-        "alice typed `/all and hello to you`: bob should print it",
+        &with_section("alice typed `/all and hello to you`: bob should print it"),
     );
-    wait_for(
-        &mut alice,
+    alice.expect_line(
         "-- sent to everyone",
-        "alice typed `/all ...`: she should print the server's `SENT *`",
+        &with_section("alice typed `/all ...`: she should print the server's `SENT *`"),
     );
 
     alice.send("/quit");
-    wait_for(
-        &mut alice,
+    alice.expect_line(
         "-- bye",
-        "alice typed `/quit`: she should say BYE and print the server's BYE",
+        &with_section("alice typed `/quit`: she should say BYE and print the server's BYE"),
     );
     let alice_done = alice.finish();
     alice_done.assert_success(&format!("alice after /quit {}", book_section()));
-    wait_for(
-        &mut bob,
+    bob.expect_line(
         "-- alice left",
-        "when alice has quit, bob should hear that she left",
+        &with_section("when alice has quit, bob should hear that she left"),
     );
-    wait_for(
-        &mut server,
+    server.expect_line(
         "alice left",
-        "when alice has quit, the server should log `alice left`",
+        &with_section("when alice has quit, the server should log `alice left`"),
     );
 
     let bob_output = bob.stdout_now();
@@ -140,32 +130,27 @@ fn a_broadcast_reaches_everyone_but_its_sender() {
     let mut alice = join(&server, "alice", &[]);
     let mut bob = join(&server, "bob", &[]);
     let mut carol = join(&server, "carol", &[]);
-    wait_for(
-        &mut alice,
+    alice.expect_line(
         "-- carol joined",
-        "alice should hear that carol joined",
+        &with_section("alice should hear that carol joined"),
     );
-    wait_for(
-        &mut bob,
+    bob.expect_line(
         "-- carol joined",
-        "bob should hear that carol joined",
+        &with_section("bob should hear that carol joined"),
     );
 
     carol.send("anyone there?");
-    wait_for(
-        &mut alice,
+    alice.expect_line(
         "[carol] anyone there?",
-        "carol typed a plain line: it goes to everyone, alice included",
+        &with_section("carol typed a plain line: it goes to everyone, alice included"),
     );
-    wait_for(
-        &mut bob,
+    bob.expect_line(
         "[carol] anyone there?",
-        "carol typed a plain line: it goes to everyone, bob included",
+        &with_section("carol typed a plain line: it goes to everyone, bob included"),
     );
-    wait_for(
-        &mut carol,
+    carol.expect_line(
         "-- sent to everyone",
-        "carol typed a plain line: she should print the server's `SENT *`",
+        &with_section("carol typed a plain line: she should print the server's `SENT *`"),
     );
     carol.expect_no_line(&format!(
         "carol typed a plain line: the sender of a broadcast should not get its own line back {}",
@@ -182,10 +167,9 @@ fn three_hundred_pasted_lines_all_reach_a_reader() {
     let mut server = start_server(&[]);
     let mut reader = join(&server, "reader", &[]);
     let mut paster = join(&server, "paster", &[]);
-    wait_for(
-        &mut reader,
+    reader.expect_line(
         "-- paster joined",
-        "reader should hear that paster joined",
+        &with_section("reader should hear that paster joined"),
     );
     // In one write, as `seq 300 |` or a paste gives them.
     let paste: String = (1..=300).map(|n| format!("{n}\n")).collect();
@@ -203,17 +187,17 @@ fn three_hundred_pasted_lines_all_reach_a_reader() {
         );
     }
     for n in 1..=300 {
-        wait_for(
-            &mut paster,
+        paster.expect_line(
             "-- sent to everyone",
-            &format!("paster's line {n} of 300 should be answered `SENT *`"),
+            &with_section(&format!(
+                "paster's line {n} of 300 should be answered `SENT *`"
+            )),
         );
     }
     paster.send("/list");
-    wait_for(
-        &mut paster,
+    paster.expect_line(
         "-- here: paster reader",
-        "after 300 pasted lines, reader should still be here",
+        &with_section("after 300 pasted lines, reader should still be here"),
     );
     let log = server.stdout_now();
     assert!(
@@ -298,36 +282,35 @@ fn leaving_is_announced_even_when_a_client_is_killed() {
     let mut server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let mut bob = join(&server, "bob", &[]);
-    wait_for(
-        &mut alice,
+    alice.expect_line(
         "-- bob joined",
-        "alice should hear that bob joined",
+        &with_section("alice should hear that bob joined"),
     );
     // As Ctrl-C would: the kernel closes bob's sockets, the server reads the
     // end of bob's connection and tells the others.
     bob.kill();
-    wait_for(
-        &mut alice,
+    alice.expect_line(
         "-- bob left",
-        "bob's client was killed, without BYE: alice should still hear that bob left",
+        &with_section(
+            "bob's client was killed, without BYE: alice should still hear that bob left",
+        ),
     );
-    wait_for(
-        &mut server,
+    server.expect_line(
         "bob left",
-        "bob's client was killed: the server should log `bob left`",
+        &with_section("bob's client was killed: the server should log `bob left`"),
     );
     // And the name is free again.
     let mut bob_again = join(&server, "bob", &[]);
-    wait_for(
-        &mut alice,
+    alice.expect_line(
         "-- bob joined",
-        "a new bob may register once the old one has left, and alice should hear of it",
+        &with_section(
+            "a new bob may register once the old one has left, and alice should hear of it",
+        ),
     );
     bob_again.send("/list");
-    wait_for(
-        &mut bob_again,
+    bob_again.expect_line(
         "-- here: alice bob",
-        "the new bob typed `/list`: only alice and he are here",
+        &with_section("the new bob typed `/list`: only alice and he are here"),
     );
 }
 
@@ -366,10 +349,9 @@ fn text_from_the_network_is_printed_escaped() {
     conn.read_line("`join bob --no-listen` should send `HELLO bob`");
     conn.send_line("WELCOME bob 127.0.0.1:50000");
     conn.send(b"FROM mallory \x1b[2J\x07 caf\xc3\xa9\n");
-    let line = wait_for(
-        &mut bob,
+    let line = bob.expect_line(
         "[mallory]",
-        "the server sent bob a line from mallory: bob should print it",
+        &with_section("the server sent bob a line from mallory: bob should print it"),
     );
     assert_eq!(
         line,
@@ -393,27 +375,23 @@ fn an_introduction_then_a_direct_message_that_skips_the_server() {
         bin(),
         &["join", "bob", "--server", &server.addr().to_string()],
     );
-    let connected = wait_for(
-        &mut bob,
+    let connected = bob.expect_line(
         "connected to",
-        "`join bob` should say where it connected, and from which local address",
+        &with_section("`join bob` should say where it connected, and from which local address"),
     );
     let bob_connection = addr_after(&connected, "(local ");
-    let listening = wait_for(
-        &mut bob,
+    let listening = bob.expect_line(
         "listening for direct messages on",
-        "`join bob` should say where it listens for direct messages",
+        &with_section("`join bob` should say where it listens for direct messages"),
     );
     let bob_listens = addr_after(&listening, "listening for direct messages on ");
-    wait_for(
-        &mut bob,
+    bob.expect_line(
         "joined as bob",
-        "`join bob` should register and say so once WELCOME comes",
+        &with_section("`join bob` should register and say so once WELCOME comes"),
     );
-    wait_for(
-        &mut alice,
+    alice.expect_line(
         "-- bob joined",
-        "alice should hear that bob joined",
+        &with_section("alice should hear that bob joined"),
     );
 
     // The trap: the port the server sees bob at is the port of bob's own
@@ -427,49 +405,34 @@ fn an_introduction_then_a_direct_message_that_skips_the_server() {
     );
     explains(book::WHERE_THE_INTRODUCTION);
     alice.send("/where bob");
-    wait_for(
-        &mut alice,
-        &format!("-- bob listens for direct messages at {bob_listens}"),
-        &format!(
+    alice.expect_line(&format!("-- bob listens for direct messages at {bob_listens}"), &with_section(&format!(
             "alice typed `/where bob`: the server's AT answer should give the port bob announced in HELLO ({}), where he listens, not his connection's ephemeral port ({}); alice",
             bob_listens.port(),
             bob_connection.port()
-        ),
-    );
+        )));
 
     explains(book::RELAY_OR_DIRECT);
     // Freeze the server: it runs no code at all now. A message that still
     // arrives cannot have passed through it.
     server.freeze();
     alice.send("/direct bob psst, only for you");
-    wait_for(
-        &mut bob,
-        "[direct from alice] psst, only for you",
-        "alice typed `/direct bob psst, only for you` while the server was frozen: bob should get it straight from alice",
-    );
-    wait_for(
-        &mut alice,
+    bob.expect_line("[direct from alice] psst, only for you", &with_section("alice typed `/direct bob psst, only for you` while the server was frozen: bob should get it straight from alice"));
+    alice.expect_line(
         &format!("[direct to bob at {bob_listens}] psst, only for you"),
-        "alice typed `/direct bob ...`: she should print what she sent, and where",
+        &with_section("alice typed `/direct bob ...`: she should print what she sent, and where"),
     );
     server.thaw();
 
     // The server is alive again, and never saw the text.
     alice.send("/to bob back through the server");
-    wait_for(
-        &mut bob,
-        "[alice] back through the server",
-        "alice typed `/to bob ...` once the server ran again: bob should get it through the server",
-    );
-    wait_for(
-        &mut alice,
+    bob.expect_line("[alice] back through the server", &with_section("alice typed `/to bob ...` once the server ran again: bob should get it through the server"));
+    alice.expect_line(
         "-- sent to bob",
-        "alice typed `/to bob ...`: she should print the server's SENT",
+        &with_section("alice typed `/to bob ...`: she should print the server's SENT"),
     );
-    wait_for(
-        &mut server,
+    server.expect_line(
         &format!("alice -> bob: {} bytes", "back through the server".len()),
-        "the server should log the line it relayed: who to whom, and how many bytes",
+        &with_section("the server should log the line it relayed: who to whom, and how many bytes"),
     );
     let log = server.stdout_now();
     assert!(
@@ -491,26 +454,16 @@ fn direct_asks_the_server_first_when_it_does_not_know_the_address() {
     let mut server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let mut bob = join(&server, "bob", &[]);
-    wait_for(
-        &mut alice,
+    alice.expect_line(
         "-- bob joined",
-        "alice should hear that bob joined",
+        &with_section("alice should hear that bob joined"),
     );
     alice.send("/direct bob hello directly");
-    wait_for(
-        &mut alice,
-        "-- bob listens for direct messages at",
-        "alice typed `/direct bob ...` without knowing where bob listens: she should ask the server `WHERE bob` and print its AT answer",
-    );
-    wait_for(
-        &mut bob,
-        "[direct from alice] hello directly",
-        "alice typed `/direct bob hello directly`: bob should get it straight from alice, at the port he announced in HELLO",
-    );
-    wait_for(
-        &mut server,
+    alice.expect_line("-- bob listens for direct messages at", &with_section("alice typed `/direct bob ...` without knowing where bob listens: she should ask the server `WHERE bob` and print its AT answer"));
+    bob.expect_line("[direct from alice] hello directly", &with_section("alice typed `/direct bob hello directly`: bob should get it straight from alice, at the port he announced in HELLO"));
+    server.expect_line(
         "alice asked where bob is",
-        "the server should log the introduction",
+        &with_section("the server should log the introduction"),
     );
 }
 
@@ -520,27 +473,20 @@ fn a_client_that_does_not_listen_cannot_be_reached_directly() {
     let server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let mut carol = join(&server, "carol", &["--no-listen"]);
-    wait_for(
-        &mut alice,
+    alice.expect_line(
         "-- carol joined",
-        "alice should hear that carol joined",
+        &with_section("alice should hear that carol joined"),
     );
     alice.send("/direct carol hi");
-    wait_for(
-        &mut alice,
-        "-- error: not-listening carol",
-        "carol joined with --no-listen and announced no port: `WHERE carol` should be answered `ERR not-listening carol`",
-    );
-    wait_for(
-        &mut alice,
+    alice.expect_line("-- error: not-listening carol", &with_section("carol joined with --no-listen and announced no port: `WHERE carol` should be answered `ERR not-listening carol`"));
+    alice.expect_line(
         "-- not sent directly to carol: hi",
-        "alice's direct message to carol cannot be sent: she should say so",
+        &with_section("alice's direct message to carol cannot be sent: she should say so"),
     );
     carol.send("/list");
-    wait_for(
-        &mut carol,
+    carol.expect_line(
         "-- here: alice carol",
-        "carol typed `/list`: she should print who is here",
+        &with_section("carol typed `/list`: she should print who is here"),
     );
     let out = carol.stdout_now();
     assert!(
@@ -572,23 +518,18 @@ fn a_direct_message_is_printed_as_sent_only_when_the_peer_answers_ok() {
     let server = start_server(&[]);
     let mut alice = join(&server, "alice", &[]);
     let mut bob = join(&server, "bob", &[]);
-    wait_for(
-        &mut alice,
+    alice.expect_line(
         "-- bob joined",
-        "alice should hear that bob joined",
+        &with_section("alice should hear that bob joined"),
     );
     let bob_listens = direct_port_of(&mut bob);
     let silent: Vec<Connection> = (0..MAX_DIRECT_PEERS)
         .map(|_| Connection::open(bob_listens))
         .collect();
     alice.send("/direct bob msg 1");
-    let line = wait_for(
-        &mut alice,
-        "msg 1",
-        &format!(
+    let line = alice.expect_line("msg 1", &with_section(&format!(
             "alice typed `/direct bob msg 1` while {MAX_DIRECT_PEERS} silent connections held every place at bob's direct port: bob answers `ERR busy`, and alice should say the message was not sent"
-        ),
-    );
+        )));
     assert_eq!(
         line,
         "-- not sent directly to bob: bob is busy (as many direct connections as it allows), try again later: msg 1",
@@ -659,10 +600,9 @@ fn a_direct_connection_that_trickles_is_closed_at_its_deadline() {
         if closed { "closed" } else { "still open" },
         book_section()
     );
-    wait_for(
-        &mut bob,
+    bob.expect_line(
         &format!("not finished within {} s, closed", deadline.as_secs()),
-        "bob should say why he closed the direct connection",
+        &with_section("bob should say why he closed the direct connection"),
     );
     trickling.join().unwrap();
 }
@@ -690,17 +630,17 @@ fn an_at_the_client_did_not_ask_for_is_ignored() {
     let hello = conn.read_line("`join alice --no-listen` should send `HELLO alice`");
     assert_eq!(hello, "HELLO alice", "{}", book_section());
     conn.send_line("WELCOME alice 127.0.0.1:50000");
-    wait_for(
-        &mut alice,
+    alice.expect_line(
         "joined as alice",
-        "alice was welcomed: she should say so",
+        &with_section("alice was welcomed: she should say so"),
     );
     let unasked = format!("AT bob {}", trap.addr());
     conn.send_line(&unasked);
-    wait_for(
-        &mut alice,
+    alice.expect_line(
         &trap.addr().to_string(),
-        &format!("the server sent `{unasked}` although alice never asked: she should print it"),
+        &with_section(&format!(
+            "the server sent `{unasked}` although alice never asked: she should print it"
+        )),
     );
     alice.send("/direct bob secret");
     let asked = conn.read_line(&format!(
@@ -714,10 +654,11 @@ fn an_at_the_client_did_not_ask_for_is_ignored() {
         book_section()
     );
     conn.send_line("ERR no-such-peer bob");
-    wait_for(
-        &mut alice,
+    alice.expect_line(
         "-- not sent directly to bob: secret",
-        "the answer to alice's WHERE was `ERR no-such-peer bob`: her message cannot be sent",
+        &with_section(
+            "the answer to alice's WHERE was `ERR no-such-peer bob`: her message cannot be sent",
+        ),
     );
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use relay::{RELAY_WAIT, Refusal};
 use support::{
     book, book_section, exchange, expect_exact_line, expect_left, explains, register, register_all,
-    register_two, register_with, short, start_server, wait_for,
+    register_two, register_with, short, start_server, with_section,
 };
 use testkit::{Connection, WAIT, show};
 
@@ -31,10 +31,9 @@ fn hello_is_welcomed_with_the_address_the_server_sees() {
     let mut server = start_server(&[]);
     // register() checks the exact line: WELCOME alice 127.0.0.1:<our port>.
     let _alice = register(server.addr(), "alice");
-    let line = wait_for(
-        &mut server,
+    let line = server.expect_line(
         "joined",
-        "when alice registers, the server should log it",
+        &with_section("when alice registers, the server should log it"),
     );
     assert!(
         line.starts_with("alice joined from 127.0.0.1:"),
@@ -122,10 +121,9 @@ fn a_taken_name_is_refused_until_it_is_free_again() {
     alice.expect_orderly_close(&format!(
         "after answering alice's BYE, the server should close her connection gently {GENTLE_CLOSE}"
     ));
-    wait_for(
-        &mut server,
+    server.expect_line(
         "alice left",
-        "when alice has left, the server should log `alice left`",
+        &with_section("when alice has left, the server should log `alice left`"),
     );
     let welcome = format!("WELCOME alice {}", other.local_addr());
     exchange(&mut other, "HELLO alice", &welcome);
@@ -192,10 +190,9 @@ fn send_relays_one_line_to_one_client() {
         "a client may send to itself",
     );
     expect_exact_line(&mut bob, "SENT bob", "and gets SENT for it");
-    wait_for(
-        &mut server,
+    server.expect_line(
         &format!("alice -> bob: {} bytes", "hi bob, 你好".len()),
-        "the server should log each relayed line, `SENDER -> RECEIVER: N bytes`",
+        &with_section("the server should log each relayed line, `SENDER -> RECEIVER: N bytes`"),
     );
     alice.expect_nothing(&format!(
         "alice should get nothing more: the lines she sent went to bob {}",
@@ -228,10 +225,9 @@ fn all_reaches_every_other_client_and_not_the_sender() {
         book_section()
     ));
     exchange(&mut carol, "ALL", "ERR usage ALL <text>");
-    wait_for(
-        &mut server,
+    server.expect_line(
         "carol -> everyone: 14 bytes",
-        "the server should log each broadcast, `SENDER -> everyone: N bytes`",
+        &with_section("the server should log each broadcast, `SENDER -> everyone: N bytes`"),
     );
 }
 
@@ -305,10 +301,11 @@ fn where_gives_the_announced_port_not_the_connection_port() {
     exchange(&mut alice, "WHERE dave", "ERR no-such-peer dave");
     exchange(&mut alice, "WHERE", "ERR usage WHERE <name>");
     exchange(&mut alice, "WHERE bob carol", "ERR bad-name");
-    wait_for(
-        &mut server,
+    server.expect_line(
         "alice asked where bob is: 127.0.0.1:40123",
-        "the server should log each introduction, `ASKER asked where NAME is: ADDRESS`",
+        &with_section(
+            "the server should log each introduction, `ASKER asked where NAME is: ADDRESS`",
+        ),
     );
 }
 
@@ -375,10 +372,9 @@ fn bye_is_answered_and_the_connection_closed() {
     alice.expect_orderly_close(&format!(
         "after answering alice's BYE, the server should take her out of the registry (her writer thread ends, and closes, once nobody holds her queue) and close her connection gently, with nothing after BYE: the LEFT notice is for the others {GENTLE_CLOSE}"
     ));
-    wait_for(
-        &mut server,
+    server.expect_line(
         "alice left",
-        "when alice has said BYE, the server should log `alice left`",
+        &with_section("when alice has said BYE, the server should log `alice left`"),
     );
     // BYE before HELLO is fine too: leaving is always allowed.
     let mut shy = Connection::open(server.addr());
@@ -616,10 +612,9 @@ fn unknown_commands_and_wrong_forms() {
     exchange(&mut alice, "LIST everyone", "ERR usage LIST");
     alice.send(b"SEND bob caf\xe9\n");
     expect_exact_line(&mut alice, "ERR not-utf8", "the protocol is UTF-8 lines");
-    let line = wait_for(
-        &mut server,
+    let line = server.expect_line(
         "not-utf8",
-        "the server should log each refused line",
+        &with_section("the server should log each refused line"),
     );
     assert_eq!(
         line,
@@ -653,10 +648,9 @@ fn control_characters_are_refused_never_relayed_and_logged_escaped() {
             book_section()
         ),
     );
-    let line = wait_for(
-        &mut server,
+    let line = server.expect_line(
         "ERR control-character",
-        "the server should log the refused line",
+        &with_section("the server should log the refused line"),
     );
     assert_eq!(
         line,
@@ -680,20 +674,23 @@ fn the_log_says_who_sent_how_many_bytes_to_whom_never_the_text() {
     exchange(&mut alice, "ALL secret plans", "SENT *");
     expect_exact_line(&mut bob, "FROM alice secret plans", "bob gets alice's line");
     exchange(&mut alice, "SEND b@b secret", "ERR bad-name");
-    wait_for(
-        &mut server,
+    server.expect_line(
         "alice -> bob: 9 bytes",
-        "alice sent `SEND bob my secret`: the server should log `alice -> bob: 9 bytes`",
+        &with_section(
+            "alice sent `SEND bob my secret`: the server should log `alice -> bob: 9 bytes`",
+        ),
     );
-    wait_for(
-        &mut server,
+    server.expect_line(
         "alice -> everyone: 12 bytes",
-        "alice sent `ALL secret plans`: the server should log `alice -> everyone: 12 bytes`",
+        &with_section(
+            "alice sent `ALL secret plans`: the server should log `alice -> everyone: 12 bytes`",
+        ),
     );
-    wait_for(
-        &mut server,
+    server.expect_line(
         "alice sent 15 bytes: ERR bad-name",
-        "alice sent `SEND b@b secret`: the server should log the refusal and the line's length",
+        &with_section(
+            "alice sent `SEND b@b secret`: the server should log the refusal and the line's length",
+        ),
     );
     let log = server.stdout_now();
     assert!(
@@ -764,10 +761,9 @@ fn a_connection_without_hello_is_closed_after_the_deadline() {
     silent.expect_orderly_close(&format!(
         "after ERR hello-first, the server should close the silent connection gently {GENTLE_CLOSE}"
     ));
-    wait_for(
-        &mut server,
+    server.expect_line(
         &format!("[{addr}] no HELLO within 1 s, closing"),
-        "the server should log why it closed the silent connection",
+        &with_section("the server should log why it closed the silent connection"),
     );
     // Alice registered before the silent one connected, and has been quiet
     // for longer than the deadline since: registered clients may be.
@@ -791,10 +787,9 @@ fn a_client_over_the_cap_is_told_busy() {
         show(&got),
         book_section()
     );
-    wait_for(
-        &mut server,
+    server.expect_line(
         "busy",
-        "the server should log that it turned a client away",
+        &with_section("the server should log that it turned a client away"),
     );
     exchange(&mut alice, "LIST", "PEERS alice bob");
 }
@@ -945,13 +940,12 @@ fn a_stuck_receiver_delays_nobody_and_is_dropped() {
         after_first_wait.as_secs_f64(),
         book_section()
     );
-    wait_for(
-        &mut server,
+    server.expect_line(
         &format!(
             "stuck left (dropped: it took no line for {} s, it is not reading)",
             stuck_after.as_secs()
         ),
-        "the server should log why it dropped the stuck client",
+        &with_section("the server should log why it dropped the stuck client"),
     );
     if !bob_heard_left {
         expect_exact_line(

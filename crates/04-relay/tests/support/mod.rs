@@ -149,12 +149,11 @@ pub fn exchange(conn: &mut Connection, line: &str, expected: &str) {
     );
 }
 
-/// Waits (at most [`WAIT`]) for a line of `process`'s output that
-/// contains `text`, as `Process::expect_line` does, and fails with `why`
-/// (what a correct program prints, and when) and the chapter section.
-#[track_caller]
-pub fn wait_for(process: &mut Process, text: &str, why: &str) -> String {
-    process.expect_line(text, &format!("{why} {}", book_section()))
+/// `why` (what a correct program does, and for whom) followed by the
+/// running test's chapter section: the message for the kit's
+/// `Process::expect_line` and the like.
+pub fn with_section(why: &str) -> String {
+    format!("{why} {}", book_section())
 }
 
 /// Checks that `watcher` has been told `LEFT <name>`, once the server has
@@ -169,10 +168,9 @@ pub fn expect_left(
     name: &str,
     why: &str,
 ) -> String {
-    let logged = wait_for(
-        server,
+    let logged = server.expect_line(
         &format!("{name} left"),
-        &format!("{why}: the server should log that {name} left"),
+        &with_section(&format!("{why}: the server should log that {name} left")),
     );
     watcher.send_line("LIST");
     let expected = format!("LEFT {name}");
@@ -214,10 +212,11 @@ pub fn join(server: &Process, name: &str, extra: &[&str]) -> Process {
     let mut args = vec!["join", name, "--server", &addr];
     args.extend(extra);
     let mut client = Process::start(bin(), &args);
-    wait_for(
-        &mut client,
+    client.expect_line(
         &format!("joined as {name}"),
-        &format!("`04-relay join {name}` should register and say so once WELCOME comes"),
+        &with_section(&format!(
+            "`04-relay join {name}` should register and say so once WELCOME comes"
+        )),
     );
     client
 }
