@@ -80,8 +80,22 @@ impl Server {
     /// Starts `bin` with `args` and `--listen 127.0.0.1:0` (see
     /// [`start_server`]).
     pub fn start(bin: &str, args: &[&str]) -> io::Result<Server> {
-        let (child, addr, mut log) = start_server(bin, args)?;
-        std::thread::spawn(move || io::copy(&mut log, &mut io::sink()));
+        Server::start_reading_log(bin, args, |mut log| {
+            let _ = io::copy(&mut log, &mut io::sink());
+        })
+    }
+
+    /// [`start`](Server::start), with the server's log (its output after
+    /// the first line) given to `read_log` on a thread of its own, to keep
+    /// what it needs. It must read to the end, or the server blocks when
+    /// the pipe is full.
+    pub fn start_reading_log(
+        bin: &str,
+        args: &[&str],
+        read_log: impl FnOnce(BufReader<ChildStdout>) + Send + 'static,
+    ) -> io::Result<Server> {
+        let (child, addr, log) = start_server(bin, args)?;
+        std::thread::spawn(move || read_log(log));
         Ok(Server { child, addr })
     }
 

@@ -13,7 +13,6 @@
 
 use std::io::{BufRead, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -973,11 +972,12 @@ impl Lines {
     }
 }
 
-/// The server under test; dropping it stops it.
+/// The server under test (dropping it stops it), and its log lines that
+/// say a client left.
 struct Server {
-    child: Child,
+    /// Kept for its drop, which stops the server.
+    _running: testkit::bench::Server,
     addr: SocketAddr,
-    /// The server's log lines that say a client left.
     left: Arc<Mutex<Vec<String>>>,
 }
 
@@ -987,36 +987,33 @@ impl Server {
         // (optimised) profile, and says where it is.
         let bin = env!("CARGO_BIN_EXE_04-relay");
         let cap = max_clients.to_string();
-        let (child, addr, mut log) =
-            testkit::bench::start_server(bin, &["serve", "--max-clients", &cap])?;
-        // The server logs every message it relays. Read the log, or the pipe
-        // fills up and the server blocks on printing; keep the lines that
-        // say a client left, and why.
+        // The server logs every message it relays: read it all, keeping
+        // the lines that say a client left, and why.
         let left = Arc::new(Mutex::new(Vec::new()));
         let noted = Arc::clone(&left);
-        thread::spawn(move || {
-            let mut line = Vec::new();
-            while matches!(log.read_until(b'\n', &mut line), Ok(1..)) {
-                let words = line.splitn(3, |&byte| byte == b' ').nth(1);
-                if matches!(words, Some(b"left" | b"left\n")) {
-                    let line = printable(line.trim_ascii_end());
-                    lock(&noted).push(line);
+        let server = testkit::bench::Server::start_reading_log(
+            bin,
+            &["serve", "--max-clients", &cap],
+            move |mut log| {
+                let mut line = Vec::new();
+                while matches!(log.read_until(b'\n', &mut line), Ok(1..)) {
+                    let words = line.splitn(3, |&byte| byte == b' ').nth(1);
+                    if matches!(words, Some(b"left" | b"left\n")) {
+                        lock(&noted).push(printable(line.trim_ascii_end()));
+                    }
+                    line.clear();
                 }
-                line.clear();
-            }
-        });
-        Ok(Server { child, addr, left })
+            },
+        )?;
+        Ok(Server {
+            addr: server.addr,
+            _running: server,
+            left,
+        })
     }
 
     /// The server's log lines that say a client left.
     fn left(&self) -> Vec<String> {
         lock(&self.left).clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

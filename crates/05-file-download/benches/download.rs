@@ -269,9 +269,7 @@ impl Run {
 }
 
 fn median(runs: &[Run], size: u64) -> f64 {
-    let mut speeds: Vec<f64> = runs.iter().map(|run| run.mb_per_s(size)).collect();
-    speeds.sort_by(f64::total_cmp);
-    speeds[speeds.len() / 2]
+    testkit::bench::median(runs.iter().map(|run| run.mb_per_s(size)))
 }
 
 struct Bench {
