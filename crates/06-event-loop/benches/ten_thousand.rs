@@ -273,18 +273,21 @@ struct Figures {
     rate: f64,
     p50: Duration,
     p99: Duration,
+    /// The server's CPU time per round trip, all its threads together.
+    cpu: Duration,
 }
 
 fn header(idle: usize) {
     say!(
-        "{:<28} {:>14} {:>14} {:>8} {:>14} {:>10} {:>10}",
+        "{:<28} {:>14} {:>14} {:>8} {:>14} {:>10} {:>10} {:>10}",
         "server",
         format!("RSS at {idle}"),
         "per idle conn",
         "threads",
         "round trips/s",
         "p50",
-        "p99"
+        "p99",
+        "CPU/trip"
     );
 }
 
@@ -300,12 +303,13 @@ impl Figures {
             rate: median(runs.iter().map(|f| f.rate)),
             p50: median(runs.iter().map(|f| f.p50)),
             p99: median(runs.iter().map(|f| f.p99)),
+            cpu: median(runs.iter().map(|f| f.cpu)),
         }
     }
 
     fn print(&self) {
         say!(
-            "{:<28} {:>14} {:>14} {:>8} {:>14.0} {:>10} {:>10}",
+            "{:<28} {:>14} {:>14} {:>8} {:>14.0} {:>10} {:>10} {:>10}",
             self.server,
             format!("{:.1} MiB", self.rss_mib),
             format!("{:.1} KiB", self.per_connection_kib),
@@ -313,6 +317,7 @@ impl Figures {
             self.rate,
             show(self.p50),
             show(self.p99),
+            format!("{:.1} µs", self.cpu.as_secs_f64() * 1e6),
         );
     }
 }
@@ -351,6 +356,7 @@ fn measure(
             .context("could not start a client thread")?;
         clients.push(client);
     }
+    let cpu_before = cpu_time(server.pid());
     start.wait();
     let began = Instant::now();
     let mut latencies = Vec::with_capacity(args.active * args.round_trips);
@@ -361,6 +367,7 @@ fn measure(
         latencies.extend(run.with_context(|| format!("{name}: an active client failed"))?);
     }
     let wall = began.elapsed();
+    let cpu = cpu_time(server.pid()).saturating_sub(cpu_before);
     drop(server);
     drop(idle);
     latencies.sort_unstable();
@@ -372,6 +379,7 @@ fn measure(
         rate: latencies.len() as f64 / wall.as_secs_f64(),
         p50: percentile(&latencies, 50.0),
         p99: percentile(&latencies, 99.0),
+        cpu: cpu / (latencies.len().max(1) as u32),
     })
 }
 
@@ -427,4 +435,22 @@ fn active_client(
 /// The server's thread count, from /proc (0 where that cannot be read).
 fn thread_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |tasks| tasks.count())
+}
+
+/// How much CPU time process `pid` has used so far, all its threads
+/// together, those that have ended included (Linux's /proc/PID/stat, in
+/// clock ticks, usually 10 ms; zero where that cannot be read).
+fn cpu_time(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // After the command's name in parentheses: utime and stime are the
+    // 12th and 13th fields.
+    let fields: Vec<u64> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest.split(' ').map(|f| f.parse().unwrap_or(0)).collect())
+        .unwrap_or_default();
+    let ticks = fields.get(11).unwrap_or(&0) + fields.get(12).unwrap_or(&0);
+    let per_second = rustix::param::clock_ticks_per_second().max(1);
+    Duration::from_nanos(ticks * 1_000_000_000 / per_second)
 }
