@@ -248,38 +248,46 @@ async fn converse(
     // per line).
     let silence = sleep(idle_timeout.unwrap_or(Duration::MAX / 4));
     tokio::pin!(silence);
-    loop {
-        // Wait until the socket has bytes for us, without a buffer: 10,000
-        // waiting tasks hold 10,000 empty buffers, not 10,000 full ones.
-        tokio::select! {
-            ready = stream.readable() => {
-                if let Err(err) = ready {
-                    return Ending::Failed(err);
+    {
+        // One wait for the shutdown for the whole conversation, too: a new
+        // `changed()` per line would join and leave the channel's list of
+        // waiters each time, a lock that every thread's tasks share.
+        let stop = stopping.changed();
+        tokio::pin!(stop);
+        loop {
+            // Wait until the socket has bytes for us, without a buffer:
+            // 10,000 waiting tasks hold 10,000 empty buffers, not 10,000
+            // full ones.
+            tokio::select! {
+                ready = stream.readable() => {
+                    if let Err(err) = ready {
+                        return Ending::Failed(err);
+                    }
                 }
+                () = &mut silence, if idle_timeout.is_some() => {
+                    return Ending::Idle(idle_timeout.unwrap_or_default());
+                }
+                _ = &mut stop => break,
             }
-            () = &mut silence, if idle_timeout.is_some() => {
-                return Ending::Idle(idle_timeout.unwrap_or_default());
+            let timer = silence.as_mut();
+            if let Some(ending) = receive(
+                stream,
+                log,
+                partial,
+                &mut input,
+                &mut output,
+                idle_timeout,
+                timer,
+            )
+            .await
+            {
+                return ending;
             }
-            _ = stopping.changed() => {
-                let grace_end = stopping.borrow().unwrap_or_else(Instant::now);
-                return say_bye(stream, log, input, output, grace_end, tally).await;
-            }
-        }
-        let timer = silence.as_mut();
-        if let Some(ending) = receive(
-            stream,
-            log,
-            partial,
-            &mut input,
-            &mut output,
-            idle_timeout,
-            timer,
-        )
-        .await
-        {
-            return ending;
         }
     }
+    // The server is stopping.
+    let grace_end = stopping.borrow().unwrap_or_else(Instant::now);
+    say_bye(stream, log, input, output, grace_end, tally).await
 }
 // ANCHOR_END: converse
 
