@@ -73,24 +73,11 @@ pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 pub const SPARE_DESCRIPTORS: u64 = 64;
 // ANCHOR_END: limits
 
-// ANCHOR: loops
-/// How many event loops (or Tokio worker threads) serve clients unless
-/// `--loops` says otherwise: one per core, since one loop is one thread and
-/// uses one core (one, if the number of cores cannot be learned).
-pub fn default_loops() -> usize {
-    std::thread::available_parallelism().map_or(1, |cores| cores.get())
-}
-
-/// The most loops `--loops` may ask for: more loops than cores only take
-/// turns on them.
-pub const MAX_LOOPS: usize = 256;
-// ANCHOR_END: loops
-
 // ANCHOR: config
 /// Which of the two servers runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
-    /// One thread and readiness events, written by hand with mio.
+    /// Readiness events, written by hand with mio: one thread per loop.
     Mio,
     /// Tokio tasks.
     Tokio,
@@ -160,3 +147,16 @@ fn raise_open_file_limit(wanted: u64) {
     }
 }
 // ANCHOR_END: run
+
+// ANCHOR: loops
+/// How many event loops (or Tokio worker threads) serve clients unless
+/// `--loops` says otherwise: one per core, since one loop is one thread and
+/// uses one core (one, if the number of cores cannot be learned).
+pub fn default_loops() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get())
+}
+
+/// The most loops `--loops` may ask for: more loops than cores only take
+/// turns on them.
+pub const MAX_LOOPS: usize = 256;
+// ANCHOR_END: loops

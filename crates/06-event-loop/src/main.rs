@@ -35,8 +35,9 @@ Ctrl-C (or kill PID) shuts down gracefully: every client gets
 /// are disconnected, and a client over --max-clients gets
 /// `busy: too many clients, try again later`. Clients are served by one
 /// event loop per core (--loops), each a thread with readiness events
-/// (--engine mio), or by Tokio tasks (--engine tokio). The first line of output is `listening on ADDR`; then one line
-/// per event, tagged with the client's address. SIGINT (Ctrl-C) or SIGTERM
+/// (--engine mio), or by Tokio tasks (--engine tokio). The first line of
+/// output is `listening on ADDR`; then one line per event, tagged with the
+/// client's address. SIGINT (Ctrl-C) or SIGTERM
 /// stops accepting, tells each client `bye: server shutting down`, waits at
 /// most --grace seconds for them to leave, and exits.
 #[derive(Parser)]

@@ -86,8 +86,7 @@ pub fn serve(listener: std::net::TcpListener, config: &Config) -> anyhow::Result
         .context("could not make the listener non-blocking")?;
     // One loop: every task on this thread. More: Tokio's scheduler runs
     // the tasks on that many worker threads, and moves them between
-    // threads to keep every one busy (per_core.rs, the chapter's "One loop
-    // per core").
+    // threads to keep every one busy (the chapter's "One loop per core").
     let mut builder = if config.loops <= 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {

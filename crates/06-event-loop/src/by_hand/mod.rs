@@ -146,8 +146,8 @@ struct Server {
 impl Server {
     // ANCHOR: setup
     /// A loop with a new `Poll`, watching for signals (per_core.rs gives
-    /// the first loop the listener). Every loop has its own `Signals`: each signal reaches
-    /// every one of them.
+    /// the first loop the listener). Every loop has its own `Signals`: each
+    /// signal reaches every one of them.
     fn new(
         config: &Config,
         (limit, partial_lines): (ClientLimit, PartialLines),
@@ -181,7 +181,6 @@ impl Server {
             shutting_down: None,
         })
     }
-
     // ANCHOR_END: setup
 
     // ANCHOR: accept
@@ -430,6 +429,7 @@ impl Server {
                 ));
             }
             self.begin_shutdown();
+            self.loops.stop_handing(); // the first loop's, with --loops
         }
         Ok(())
     }
@@ -438,7 +438,7 @@ impl Server {
     /// grace period is over (the clients still there are closed then).
     fn shutdown_done(&mut self, now: Instant) -> Option<ShutdownTally> {
         let (grace_end, tally) = self.shutting_down.as_mut()?;
-        if !self.connections.is_empty() && now < *grace_end {
+        if (!self.connections.is_empty() || self.loops.may_hand_more()) && now < *grace_end {
             return None;
         }
         tally.cut_off = self.connections.len();

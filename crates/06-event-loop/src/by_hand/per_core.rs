@@ -14,7 +14,8 @@
 //! this lesson does not.
 
 use std::net::SocketAddr;
-use std::sync::mpsc;
+use std::sync::Arc;
+use std::sync::mpsc::{self, TryRecvError};
 use std::thread;
 
 use anyhow::Context;
@@ -31,24 +32,33 @@ use crate::protocol::PartialLines;
 /// and its slot under the cap.
 pub(super) type Handed = (TcpStream, SocketAddr, Slot);
 
-/// The first loop's way to another loop: the channel its clients go down,
-/// and the `Waker` that tells that loop to look.
+/// The first loop's way to another loop: the channel its clients go down
+/// (`None` once it hands out no more), and the `Waker` that tells that loop
+/// to look.
 struct Inbox {
-    clients: mpsc::Sender<Handed>,
-    waker: Waker,
+    clients: Option<mpsc::Sender<Handed>>,
+    waker: Arc<Waker>,
 }
 
 /// What a loop knows of the others: the first, their inboxes and whose
 /// turn the next client is (0: its own); each other, its end of the
-/// channel. One loop alone: nothing.
+/// channel until the first stops handing clients out. One loop alone:
+/// nothing.
 #[derive(Default)]
 pub(super) struct OtherLoops {
     inboxes: Vec<Inbox>,
     next_turn: usize,
     handed: Option<mpsc::Receiver<Handed>>,
+    /// Each other loop keeps its own `Waker` too. Dropping a `Waker` closes
+    /// its file descriptor, and the kernel forgets a wake-up not yet seen:
+    /// the first loop, done before this one, would take the last one with it.
+    _waker: Option<Arc<Waker>>,
 }
 
+// ANCHOR_END: other_loops
+
 impl OtherLoops {
+    // ANCHOR: hand
     /// Sends a new client to the loop whose turn it is, or gives it back
     /// when the turn is this loop's, or that loop has already ended (it
     /// shut down first): then this loop keeps it.
@@ -58,7 +68,10 @@ impl OtherLoops {
         let Some(inbox) = turn.checked_sub(1).and_then(|n| self.inboxes.get(n)) else {
             return Some(client);
         };
-        match inbox.clients.send(client) {
+        let Some(clients) = &inbox.clients else {
+            return Some(client);
+        };
+        match clients.send(client) {
             // The other loop learns of it at its next wait for events.
             Ok(()) => {
                 if let Err(err) = inbox.waker.wake() {
@@ -70,16 +83,42 @@ impl OtherLoops {
         }
     }
 
-    /// The clients handed to this loop since it last looked.
-    pub(super) fn handed(&self) -> Vec<Handed> {
-        self.handed
-            .as_ref()
-            .map(|handed| handed.try_iter().collect())
-            .unwrap_or_default()
+    /// The clients handed to this loop since it last looked. Once the
+    /// first loop has stopped handing them out, the channel is let go.
+    pub(super) fn handed(&mut self) -> Vec<Handed> {
+        let mut clients = Vec::new();
+        while let Some(handed) = &self.handed {
+            match handed.try_recv() {
+                Ok(client) => clients.push(client),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => self.handed = None,
+            }
+        }
+        clients
     }
-}
 
-// ANCHOR_END: other_loops
+    // ANCHOR_END: hand
+
+    // ANCHOR: stop_handing
+    /// Whether a client may still be handed to this loop: a loop that is
+    /// shutting down waits for that to end too, or a client accepted just
+    /// before the signal would be dropped with the channel, without `bye`.
+    pub(super) fn may_hand_more(&self) -> bool {
+        self.handed.is_some()
+    }
+
+    /// The first loop, shutting down, hands out no more clients: the
+    /// channels end, and each other loop is woken to see that.
+    pub(super) fn stop_handing(&mut self) {
+        for inbox in &mut self.inboxes {
+            // The channel ends with its sender: end it first, then wake the
+            // other loop, or it may look before it has ended.
+            inbox.clients = None;
+            let _ = inbox.waker.wake();
+        }
+    }
+    // ANCHOR_END: stop_handing
+}
 
 // ANCHOR: per_core
 /// Serves clients with `config.loops` event loops: the first on this
@@ -111,13 +150,21 @@ pub fn serve(listener: std::net::TcpListener, config: &Config) -> anyhow::Result
     let mut others = Vec::new();
     for n in 2..=config.loops {
         let mut other = Server::new(config, shared.clone(), label(n))?;
-        let waker = Waker::new(other.poll.registry(), HANDED)
-            .context("could not make a waker for an event loop")?;
+        let waker = Arc::new(
+            Waker::new(other.poll.registry(), HANDED)
+                .context("could not make a waker for an event loop")?,
+        );
         let (clients, handed) = mpsc::channel();
         other.loops.handed = Some(handed);
-        first.loops.inboxes.push(Inbox { clients, waker });
+        other.loops._waker = Some(Arc::clone(&waker));
+        first.loops.inboxes.push(Inbox {
+            clients: Some(clients),
+            waker,
+        });
         others.push(other);
     }
+    // ANCHOR_END: per_core
+    // ANCHOR: per_core_run
     let (done, results) = mpsc::channel();
     for other in others {
         let done = done.clone();
@@ -140,4 +187,4 @@ pub fn serve(listener: std::net::TcpListener, config: &Config) -> anyhow::Result
     say!("{}", total.summary());
     Ok(())
 }
-// ANCHOR_END: per_core
+// ANCHOR_END: per_core_run
