@@ -123,24 +123,118 @@ fn rust_code_in_the_book_comes_from_the_crates() {
     );
 }
 
-/// The text of a heading as a reader sees it (code marks dropped).
-fn plain_heading(line: &str) -> Option<String> {
+/// A heading line as (the text a reader sees, with code marks dropped, and
+/// its explicit id): `## Step 4: accept {#step-4-accept}`.
+fn heading(line: &str) -> Option<(String, Option<String>)> {
     let hashes = line.chars().take_while(|&c| c == '#').count();
-    ((1..=6).contains(&hashes) && line[hashes..].starts_with(' '))
-        .then(|| line[hashes..].trim().replace('`', ""))
+    if !(1..=6).contains(&hashes) || !line[hashes..].starts_with(' ') {
+        return None;
+    }
+    let text = line[hashes..].trim();
+    let (title, id) = match text.strip_suffix('}').and_then(|t| t.rsplit_once(" {#")) {
+        Some((title, id)) => (title, Some(id.to_string())),
+        None => (text, None),
+    };
+    Some((title.trim_end().replace('`', ""), id))
 }
 
-fn headings(chapter: &str) -> Vec<String> {
+/// The headings of a chapter (outside code blocks), with their ids.
+fn sections(chapter: &str) -> Vec<(String, Option<String>)> {
     let mut in_code = false;
     let mut found = Vec::new();
     for line in chapter.lines() {
         if line.trim_start().starts_with("```") {
             in_code = !in_code;
-        } else if !in_code && let Some(heading) = plain_heading(line) {
+        } else if !in_code && let Some(heading) = heading(line) {
             found.push(heading);
         }
     }
     found
+}
+
+fn headings(chapter: &str) -> Vec<String> {
+    sections(chapter)
+        .into_iter()
+        .map(|(title, _)| title)
+        .collect()
+}
+
+/// The text of a chapter with its generated exercise page put in place of
+/// its `{{#include exercises/...}}`, as mdBook shows it.
+fn with_exercise_page(text: &str) -> String {
+    let mut whole = String::new();
+    for line in text.lines() {
+        match line
+            .strip_prefix("{{#include ")
+            .and_then(|rest| rest.strip_suffix("}}"))
+        {
+            Some(path) if path.starts_with("exercises/") => {
+                whole.push_str(&fs::read_to_string(book_src().join(path)).unwrap());
+            }
+            _ => whole.push_str(line),
+        }
+        whole.push('\n');
+    }
+    whole
+}
+
+/// The Chinese edition translates the headings, and mdBook would make other
+/// ids of the translated words: every heading names its id (`{#...}`), so
+/// that a link such as `02-server.md#step-4-accept` leads to the same section
+/// in both books. And every link to a section leads to one that exists.
+#[test]
+fn every_heading_has_an_id_and_every_link_to_a_section_leads_to_one() {
+    let mut problems = Vec::new();
+    let mut ids = std::collections::HashMap::new();
+    for chapter in chapters() {
+        let name = chapter.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "SUMMARY.md" {
+            continue;
+        }
+        let text = with_exercise_page(&fs::read_to_string(&chapter).unwrap());
+        let mut seen = Vec::new();
+        for (title, id) in sections(&text) {
+            match id {
+                None => problems.push(format!(
+                    "docs/src/{name}: the heading `{title}` has no id: end it with {{#an-id}}"
+                )),
+                Some(id) if seen.contains(&id) => {
+                    problems.push(format!("docs/src/{name}: two headings have the id `{id}`"))
+                }
+                Some(id) => seen.push(id),
+            }
+        }
+        ids.insert(name, (seen, text));
+    }
+    let mut links = 0;
+    for (name, (own, text)) in &ids {
+        for (at, _) in text.match_indices("](") {
+            let rest = &text[at + 2..];
+            let Some(target) = rest.find(')').map(|end| &rest[..end]) else {
+                continue;
+            };
+            let Some((file, id)) = target.split_once('#') else {
+                continue;
+            };
+            if file.contains("://") {
+                continue;
+            }
+            links += 1;
+            let found = if file.is_empty() {
+                own.iter().any(|known| known == id)
+            } else {
+                ids.get(file)
+                    .is_some_and(|(theirs, _)| theirs.iter().any(|known| known == id))
+            };
+            if !found {
+                problems.push(format!(
+                    "docs/src/{name}: the link to `{target}` leads nowhere"
+                ));
+            }
+        }
+    }
+    assert!(links > 0, "no link to a section was found at all");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
@@ -227,10 +321,13 @@ fn every_chapter_with_exercises_includes_its_exercise_page() {
             .unwrap_or_else(|| panic!("{} names no chapter", catalogue.display()));
         let include = format!("{{{{#include exercises/{chapter}}}}}");
         let body = fs::read_to_string(book_src().join(&chapter)).unwrap_or_default();
-        let section = body.split("\n## Exercises\n").nth(1).unwrap_or("");
+        let section = body
+            .split("\n## Exercises {#exercises}\n")
+            .nth(1)
+            .unwrap_or("");
         if !section.contains(&include) {
             problems.push(format!(
-                "docs/src/{chapter} should end with a `## Exercises` section that has {include}"
+                "docs/src/{chapter} should end with a `## Exercises {{#exercises}}` section that has {include}"
             ));
         }
     }

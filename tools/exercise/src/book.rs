@@ -12,6 +12,18 @@ use crate::workspace::Workspace;
 /// The headings of a chapter, as a reader sees them (backticks dropped),
 /// outside code blocks.
 pub fn headings(chapter: &str) -> Vec<String> {
+    sections(chapter)
+        .into_iter()
+        .map(|(title, _)| title)
+        .collect()
+}
+
+/// Each heading of a chapter with its explicit id: `## Step 4: accept
+/// {#step-4-accept}` gives ("Step 4: accept", Some("step-4-accept")). Every
+/// heading of the book carries one, because the Chinese edition translates
+/// the headings, and the ids mdBook would make from them would differ: with
+/// the id written down, `#step-4-accept` leads to the same section in both.
+pub fn sections(chapter: &str) -> Vec<(String, Option<String>)> {
     let mut in_code = false;
     let mut found = Vec::new();
     for line in chapter.lines() {
@@ -24,10 +36,26 @@ pub fn headings(chapter: &str) -> Vec<String> {
         }
         let hashes = line.chars().take_while(|&c| c == '#').count();
         if (1..=6).contains(&hashes) && line[hashes..].starts_with(' ') {
-            found.push(plain(line[hashes..].trim()));
+            let heading = line[hashes..].trim();
+            let (title, id) = match heading.strip_suffix('}').and_then(|h| h.rsplit_once(" {#")) {
+                Some((title, id)) => (title.trim_end(), Some(id.to_string())),
+                None => (heading, None),
+            };
+            found.push((plain(title), id));
         }
     }
     found
+}
+
+/// The id a link to `section` of `chapter` uses: its explicit one, or the
+/// one mdBook makes from the words.
+pub fn section_id(chapter: &str, section: &str) -> String {
+    let title = plain(section);
+    sections(chapter)
+        .into_iter()
+        .find(|(found, _)| *found == title)
+        .and_then(|(_, id)| id)
+        .unwrap_or_else(|| anchor(section))
 }
 
 /// A heading without Markdown's code marks.
@@ -81,6 +109,8 @@ fn page(workspace: &Workspace, exercises: &[&Exercise]) -> anyhow::Result<String
     let Some(first) = exercises.first() else {
         return Ok(String::new());
     };
+    let chapter = fs::read_to_string(workspace.root.join("docs/src").join(&first.chapter))
+        .unwrap_or_default();
     let mut text = format!(
         "<!-- Made by `cargo exercise book` from {}: edit that file and run the command again. -->\n\n",
         first.catalogue.display()
@@ -93,7 +123,7 @@ fn page(workspace: &Workspace, exercises: &[&Exercise]) -> anyhow::Result<String
             exercise.title,
             exercise.behaviour,
             plain(&exercise.section),
-            anchor(&exercise.section)
+            section_id(&chapter, &exercise.section)
         ));
     }
     for exercise in exercises {
@@ -110,7 +140,7 @@ fn page(workspace: &Workspace, exercises: &[&Exercise]) -> anyhow::Result<String
             .collect::<Vec<_>>()
             .join("\n");
         text.push_str(&format!(
-            "\n### Exercise {id}: {title}\n\n\
+            "\n### Exercise {id}: {title} {{#exercise-{slug}}}\n\n\
              **Your code must** {behaviour}.\n\n\
              It lives in {files}; read [{section}](#{anchor}) first.\n\n\
              ```console\n\
@@ -120,10 +150,11 @@ fn page(workspace: &Workspace, exercises: &[&Exercise]) -> anyhow::Result<String
              ```\n\n\
              The check passes when these hold:\n\n{tests}\n",
             id = exercise.id,
+            slug = exercise.id.replace('.', "-"),
             title = exercise.title,
             behaviour = exercise.behaviour.trim_end_matches('.'),
             section = plain(&exercise.section),
-            anchor = anchor(&exercise.section),
+            anchor = section_id(&chapter, &exercise.section),
         ));
     }
     Ok(text)
