@@ -17,7 +17,11 @@
     }
 
     const theme = lastThemeWasLight ? 'default' : 'dark';
-    mermaid.initialize({ startOnLoad: true, theme });
+    // The diagrams' labels are Chinese in the Chinese edition: after
+    // mermaid's own fonts, the CJK fonts that docs/lang.css names.
+    const fontFamily = '"trebuchet ms", verdana, arial, "Noto Sans CJK SC", "Source Han Sans SC", ' +
+        '"PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "WenQuanYi Micro Hei", sans-serif';
+    mermaid.initialize({ startOnLoad: true, theme, themeVariables: { fontFamily } });
 
     // Simplest way to make mermaid re-render the diagrams in the new theme is via refreshing the page
 

@@ -66,6 +66,7 @@ pub fn serve(workspace: &Workspace) -> anyhow::Result<()> {
     let mut references = References {
         workspace,
         loaded: BTreeMap::new(),
+        chinese: book_language(&input).starts_with("zh"),
     };
     let book = fold_book(&input, &mut |listed| references.shown(listed))?;
     let mut out = io::stdout().lock();
@@ -73,6 +74,23 @@ pub fn serve(workspace: &Workspace) -> anyhow::Result<()> {
         .and_then(|()| out.flush())
         .context("could not write the book back to mdBook")?;
     Ok(())
+}
+
+/// The language mdBook builds the book in (`[book] language`, which the
+/// Chinese edition's build sets to `zh-CN`): the fold's summary line is
+/// written by this tool, not by the chapters, so it is not in the
+/// translation's messages, and this tool words it in the book's language.
+fn book_language(input: &str) -> String {
+    serde_json::from_str::<Value>(input)
+        .ok()
+        .and_then(|value| {
+            value
+                .get(0)?
+                .pointer("/config/book/language")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
 }
 
 /// `[context, book]` as mdBook sends it -> the book's JSON, every chapter
@@ -256,6 +274,8 @@ struct Known {
 struct References<'a> {
     workspace: &'a Workspace,
     loaded: BTreeMap<String, Vec<Known>>,
+    /// The Chinese edition is being built: the summaries are in Chinese.
+    chinese: bool,
 }
 
 impl References<'_> {
@@ -288,7 +308,14 @@ impl References<'_> {
                 let region = &pair.reference;
                 let body = file.reference_body(pair);
                 let number = known.len() + 1;
-                let summary = if count == 1 {
+                let summary = if self.chinese && count == 1 {
+                    format!("练习 {} 的参考答案：检查通过之后再打开", exercise.id)
+                } else if self.chinese {
+                    format!(
+                        "练习 {} 的参考答案，第 {number} 部分（共 {count} 部分）：检查通过之后再打开",
+                        exercise.id
+                    )
+                } else if count == 1 {
                     format!(
                         "Solution to exercise {}: open it after your check passes",
                         exercise.id
@@ -361,6 +388,14 @@ mod tests {
     }
 
     #[test]
+    fn the_book_language_comes_from_mdbooks_context() {
+        let zh = r#"[{"config":{"book":{"language":"zh-CN"}}},{"items":[]}]"#;
+        assert_eq!(book_language(zh), "zh-CN");
+        assert_eq!(book_language(r#"[{"config":{}},{}]"#), "");
+        assert_eq!(book_language("not json"), "");
+    }
+
+    #[test]
     fn a_region_shows_its_stub_and_the_reference_follows_in_a_closed_fold() {
         let folded = fold_chapter(CHAPTER, &mut stub_of).unwrap();
         let expected = "# Nine\n\nRead the length first.\n\n```rust,ignore\nfn length(s: &str) -> usize {\n    // exercise 9.1: begin\n    let n: usize = todo!(\"9.1\");\n    // exercise 9.1: end\n    n\n}\n```\n\n<details>\n<summary>Solution to exercise 9.1: open it after your check passes</summary>\n\n```rust,ignore\nlet n = s.len();\n```\n\n</details>\n\nThen the rest.\n\n```console\n$ cargo run\n```\n";
@@ -415,6 +450,7 @@ mod tests {
         let mut references = References {
             workspace: &workspace,
             loaded: BTreeMap::new(),
+            chinese: false,
         };
         let exercise = workspace.find("2.2").unwrap();
         let files = workspace.load(exercise).unwrap();
