@@ -9,16 +9,8 @@ use std::path::{Path, PathBuf};
 use crate::catalogue::Exercise;
 use crate::workspace::Workspace;
 
-/// The headings of a chapter, as a reader sees them (backticks dropped),
-/// outside code blocks.
-pub fn headings(chapter: &str) -> Vec<String> {
-    sections(chapter)
-        .into_iter()
-        .map(|(title, _)| title)
-        .collect()
-}
-
-/// Each heading of a chapter with its explicit id: `## Step 4: accept
+/// Each heading of a chapter (outside code blocks), as a reader sees it
+/// (backticks dropped), with its explicit id: `## Step 4: accept
 /// {#step-4-accept}` gives ("Step 4: accept", Some("step-4-accept")). Every
 /// heading of the book carries one, because the Chinese edition translates
 /// the headings, and the ids mdBook would make from them would differ: with
@@ -78,6 +70,30 @@ pub fn anchor(heading: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Where to read before an exercise: `docs/src/CHAPTER § SECTION`. In
+/// Chinese, the Chinese book's page and the section's Chinese title, with
+/// the English after it: the tests' failure messages name the English one.
+pub fn read_first(workspace: &Workspace, exercise: &Exercise) -> String {
+    let english = format!(
+        "docs/src/{} § {}",
+        exercise.chapter,
+        plain(&exercise.section)
+    );
+    if !crate::lang::chinese() {
+        return english;
+    }
+    let chapter = fs::read_to_string(workspace.root.join("docs/src").join(&exercise.chapter))
+        .unwrap_or_default();
+    format!(
+        "docs/book/zh-CN/{}#{} § {} ({english})",
+        Path::new(&exercise.chapter)
+            .with_extension("html")
+            .display(),
+        section_id(&chapter, &exercise.section),
+        plain(crate::lang::tr(&exercise.section)),
+    )
 }
 
 /// Where a chapter's exercise page goes, relative to the root.
@@ -189,6 +205,13 @@ pub fn stale_pages(workspace: &Workspace) -> anyhow::Result<Vec<PathBuf>> {
 mod tests {
     use super::*;
 
+    fn headings(chapter: &str) -> Vec<String> {
+        sections(chapter)
+            .into_iter()
+            .map(|(title, _)| title)
+            .collect()
+    }
+
     #[test]
     fn anchors_are_what_mdbook_makes() {
         assert_eq!(
@@ -239,7 +262,9 @@ mod explained {
                 .unwrap();
         for (code, heading) in EXPLAINED_ERRORS {
             assert!(
-                headings(&chapter).contains(&plain(heading)),
+                sections(&chapter)
+                    .iter()
+                    .any(|(title, _)| *title == plain(heading)),
                 "rust-for-python.md has no heading `{heading}` for {code}"
             );
         }

@@ -12,6 +12,7 @@ mod book;
 mod catalogue;
 mod commands;
 mod fold;
+mod lang;
 mod lints;
 mod regions;
 mod run;
@@ -47,7 +48,10 @@ Examples:
   cargo exercise mdbook-preprocessor   run by `mdbook build docs` (docs/book.toml)
 
 Plain `cargo test -p server` checks lesson 2 as well. Your replaced code is
-always kept in .exercise/saved/ first.";
+always kept in .exercise/saved/ first.
+
+In Chinese (中文): cargo exercise --lang zh-CN, or any command with LANG
+(or LC_ALL) starting with zh, e.g. LANG=zh_CN.UTF-8 cargo exercise.";
 
 /// The lessons' exercises: start one, write it, check it.
 #[derive(Parser)]
@@ -59,6 +63,11 @@ struct Args {
     /// The workspace to work on (default: the one this tool belongs to).
     #[arg(long, value_name = "DIR", hide = true, global = true)]
     root: Option<PathBuf>,
+
+    /// The language to speak: `en`, or `zh-CN` for Simplified Chinese
+    /// (default: from LC_ALL, LC_MESSAGES or LANG; English unless `zh...`).
+    #[arg(long, value_name = "LANG", global = true)]
+    lang: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -163,6 +172,28 @@ fn main() -> ExitCode {
     let root = args.root.unwrap_or_else(default_root);
     // Cargo names files by their absolute paths; so must the tool.
     let root = root.canonicalize().unwrap_or(root);
+    // A learner's commands speak the learner's language; CI's and the
+    // authors' (verify, digests, the book) speak English.
+    let for_a_learner = !matches!(
+        args.command,
+        Some(
+            Action::Verify { .. }
+                | Action::Book
+                | Action::MdbookPreprocessor { .. }
+                | Action::Digests
+                | Action::Bench { .. }
+        )
+    );
+    // The Chinese words are read either way: an exercise started in
+    // Chinese is still blank when checked in English.
+    if for_a_learner {
+        let speak = lang::wants_chinese(args.lang.as_deref());
+        if let Err(why) = lang::load(&root, speak)
+            && speak
+        {
+            eprintln!("note: {why}; speaking English (没有找到中文翻译，以下是英文)");
+        }
+    }
     match act(&root, args.command.unwrap_or(Action::List)) {
         Ok(code) => code,
         Err(err) => {

@@ -158,11 +158,15 @@ pub fn regions(source: &Source) -> Result<Vec<Region>, Vec<String>> {
     }
 }
 
-/// The text a blank region panics with: the behaviour, and where to get help.
+/// The text a blank region panics with: the behaviour, and where to get
+/// help, in the learner's language (`lang`).
 pub fn todo_message(exercise: &Exercise) -> String {
-    format!(
-        "exercise {}: {} (cargo exercise hint {})",
-        exercise.id, exercise.behaviour, exercise.id
+    crate::lang::say(
+        "exercise {id}: {behaviour} (cargo exercise hint {id})",
+        &[
+            ("id", &exercise.id),
+            ("behaviour", &crate::lang::tr(&exercise.behaviour)),
+        ],
     )
 }
 
@@ -198,7 +202,12 @@ fn stub_lines(body: &[String]) -> Vec<String> {
 /// What a region holds once blanked: its stub lines, with every `todo!()`
 /// carrying the exercise's message, or else one `todo!` line.
 pub fn blank_body(reference_body: &[String], region: &Region, exercise: &Exercise) -> Vec<String> {
-    let call = todo_call(&todo_message(exercise));
+    blank_with(reference_body, region, &todo_message(exercise))
+}
+
+/// The blanked region with `message` in its `todo!()`s.
+fn blank_with(reference_body: &[String], region: &Region, message: &str) -> Vec<String> {
+    let call = todo_call(message);
     let stubs = stub_lines(reference_body);
     if stubs.is_empty() {
         vec![format!("{}{call};", region.indent)]
@@ -208,6 +217,31 @@ pub fn blank_body(reference_body: &[String], region: &Region, exercise: &Exercis
             .map(|line| line.replace("todo!()", &call))
             .collect()
     }
+}
+
+/// Whether `body` is the region blanked, as `start` writes it in English or
+/// in the language the tool speaks now (a learner may start in one and
+/// check in the other).
+pub fn is_blank(
+    body: &[String],
+    reference_body: &[String],
+    region: &Region,
+    exercise: &Exercise,
+) -> bool {
+    let english = format!(
+        "exercise {}: {} (cargo exercise hint {})",
+        exercise.id, exercise.behaviour, exercise.id
+    );
+    let chinese = crate::lang::chinese_of("exercise {id}: {behaviour} (cargo exercise hint {id})")
+        .zip(crate::lang::chinese_of(&exercise.behaviour))
+        .map(|(sentence, behaviour)| {
+            sentence
+                .replace("{id}", &exercise.id)
+                .replace("{behaviour}", behaviour)
+        });
+    body == blank_with(reference_body, region, &english).as_slice()
+        || chinese
+            .is_some_and(|message| body == blank_with(reference_body, region, &message).as_slice())
 }
 
 /// A variant's code for a region: unindented as written in the catalogue,

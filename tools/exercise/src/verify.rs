@@ -31,6 +31,7 @@ use anyhow::{Context, bail};
 
 use crate::book;
 use crate::catalogue::{Exercise, TestRef, Variant};
+use crate::lang;
 use crate::lints;
 use crate::regions::{self, Region, Source};
 use crate::run::{self, Outcome, Place, Stop, Verdict};
@@ -541,6 +542,15 @@ pub fn static_problems(
     let mut problems = Vec::new();
     let mut ids = BTreeSet::new();
     let packages = package_dirs(&workspace.root)?;
+    // The workspace's Chinese edition, when it has one.
+    let translation = workspace.root.join(lang::CATALOGUE);
+    let chinese =
+        match translation.exists() {
+            true => Some(lang::read(&translation).map_err(|err| {
+                anyhow::anyhow!("could not read {}: {err}", translation.display())
+            })?),
+            false => None,
+        };
 
     for exercise in &workspace.exercises {
         let id = &exercise.id;
@@ -618,11 +628,23 @@ pub fn static_problems(
         let chapter = workspace.root.join("docs/src").join(&exercise.chapter);
         match fs::read_to_string(&chapter) {
             Ok(text) => {
-                if !book::headings(&text).contains(&book::plain(&exercise.section)) {
-                    problems.push(format!(
+                let section = book::plain(&exercise.section);
+                match book::sections(&text)
+                    .into_iter()
+                    .find(|(title, _)| *title == section)
+                {
+                    None => problems.push(format!(
                         "exercise {id}: its section `{}` is not a heading of docs/src/{}",
                         exercise.section, exercise.chapter
-                    ));
+                    )),
+                    // The Chinese book's heading has other words: only the
+                    // id leads to it from `cargo exercise` in Chinese.
+                    Some((_, None)) if chinese.is_some() => problems.push(format!(
+                        "exercise {id}: its section `{}` in docs/src/{} has no id ({{#...}}), \
+                         so the Chinese book's section cannot be found",
+                        exercise.section, exercise.chapter
+                    )),
+                    Some(_) => {}
                 }
             }
             Err(_) => problems.push(format!(
@@ -633,6 +655,39 @@ pub fn static_problems(
         for test in &exercise.tests {
             if let Some(problem) = missing_test(&workspace.root, &packages, test) {
                 problems.push(format!("exercise {id}: {problem}"));
+            }
+        }
+        // `cargo exercise` in Chinese says every field of the exercise in
+        // Chinese: each must have its translation (a hint each, so both
+        // languages have as many).
+        if let Some(words) = &chinese {
+            let fields = [
+                ("title", &exercise.title),
+                ("behaviour", &exercise.behaviour),
+                ("section", &exercise.section),
+            ];
+            let hints = exercise
+                .hints
+                .iter()
+                .enumerate()
+                .map(|(at, hint)| (at, hint.trim()));
+            for (field, text) in fields {
+                if !words.contains_key(text.trim()) {
+                    problems.push(format!(
+                        "exercise {id}: its {field} has no Chinese in {} (.ci/i18n update, then translate it)",
+                        lang::CATALOGUE
+                    ));
+                }
+            }
+            for (at, hint) in hints {
+                if !words.contains_key(hint) {
+                    problems.push(format!(
+                        "exercise {id}: hint {} of {} has no Chinese in {} (.ci/i18n update, then translate it)",
+                        at + 1,
+                        exercise.hints.len(),
+                        lang::CATALOGUE
+                    ));
+                }
             }
         }
     }

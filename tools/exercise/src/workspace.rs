@@ -47,12 +47,13 @@ pub enum State {
 
 impl State {
     pub fn words(self) -> &'static str {
+        use crate::lang::tr;
         match self {
-            State::NotStarted => "not started",
-            State::Blank => "started (blank)",
-            State::Started => "started",
-            State::Passing => "passing",
-            State::ChangedSincePassed => "changed since it passed",
+            State::NotStarted => tr("not started"),
+            State::Blank => tr("started (blank)"),
+            State::Started => tr("started"),
+            State::Passing => tr("passing"),
+            State::ChangedSincePassed => tr("changed since it passed"),
         }
     }
 }
@@ -389,9 +390,12 @@ impl Workspace {
         let mut all_blank = true;
         for file in &files {
             for pair in file.of(&exercise.id) {
-                let blank =
-                    regions::blank_body(file.reference_body(pair), &pair.reference, exercise);
-                all_blank &= file.current_body(pair) == blank.as_slice();
+                all_blank &= regions::is_blank(
+                    file.current_body(pair),
+                    file.reference_body(pair),
+                    &pair.reference,
+                    exercise,
+                );
             }
         }
         Ok(if all_blank {

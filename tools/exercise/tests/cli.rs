@@ -239,6 +239,10 @@ fn exercise(dir: &TempDir, args: &[&str]) -> Output {
 fn exercise_with(dir: &TempDir, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_exercise"));
     command.arg("--root").arg(dir.path()).args(args);
+    // English unless a test asks otherwise, whatever the caller's locale.
+    for name in ["LC_ALL", "LC_MESSAGES", "LANG"] {
+        command.env_remove(name);
+    }
     // The tiny lesson builds into a target folder of its own.
     command.env("CARGO_TARGET_DIR", dir.path().join("target"));
     for (key, value) in env {
@@ -1287,5 +1291,98 @@ fn a_reader_that_goes_away_ends_the_list_quietly() {
         !stderr.contains("panicked"),
         "`cargo exercise | head` with the reader gone: the tool must end quietly, as Unix tools \
          do on SIGPIPE, not panic; its standard error:\n{stderr}"
+    );
+}
+
+/// A translation of the tiny lesson, as docs/po/zh-CN.po holds the real one.
+const CHINESE: &str = r#"msgid ""
+msgstr ""
+"Content-Type: text/plain; charset=UTF-8\n"
+
+msgid "Add"
+msgstr "加法"
+
+msgid "return the sum of `a` and `b`"
+msgstr "返回 `a` 与 `b` 的和"
+
+msgid "Adding"
+msgstr "相加"
+
+msgid "Use +."
+msgstr "用 +。"
+
+msgid "Started exercise {id}: {title}."
+msgstr "已开始练习 {id}：{title}。"
+
+msgid "exercise {id}: {behaviour} (cargo exercise hint {id})"
+msgstr "练习 {id}：{behaviour}（cargo exercise hint {id}）"
+
+msgid "Exercise {id}, hint {number} of {total}:"
+msgstr "练习 {id}，提示 {number}/{total}："
+
+msgid "started (blank)"
+msgstr "已开始（空白）"
+
+msgid "Checking exercise {id}: {title} ..."
+msgstr "正在检查练习 {id}：{title} ……"
+
+msgid "Your code must {behaviour}."
+msgstr "你的代码必须{behaviour}。"
+"#;
+
+/// `--lang zh-CN`, or a LANG that starts with zh, makes the tool speak
+/// Chinese from the workspace's translation: the statement, the hints and
+/// the `todo!()` it writes. An exercise started in Chinese is still blank
+/// to the tool in English, and `--lang en` wins over LANG.
+#[test]
+fn chinese_is_spoken_when_asked_and_a_chinese_blank_is_blank_in_english() {
+    let dir = workspace();
+    dir.write("docs/po/zh-CN.po", CHINESE.as_bytes());
+    commit(&dir, "the translation");
+    let zh = [("LANG", "zh_CN.UTF-8")];
+
+    let started = exercise_with(&dir, &["start", "2.1"], &zh);
+    assert!(started.status.success(), "{}", text(&started));
+    assert!(
+        text(&started).contains("已开始练习 2.1：加法。"),
+        "start in Chinese should say so in Chinese:\n{}",
+        text(&started)
+    );
+    assert!(
+        lib(&dir).contains("todo!(\"练习 2.1：返回 `a` 与 `b` 的和（cargo exercise hint 2.1）\")"),
+        "the blank's todo!() should be in Chinese:\n{}",
+        lib(&dir)
+    );
+    let hint = exercise_with(&dir, &["hint", "2.1"], &zh);
+    assert!(
+        text(&hint).contains("练习 2.1，提示 1/2：") && text(&hint).contains("用 +。"),
+        "the hint should be in Chinese:\n{}",
+        text(&hint)
+    );
+    let checked = exercise_with(&dir, &["check", "2.1"], &zh);
+    assert!(
+        text(&checked).contains("正在检查练习 2.1：加法 ……")
+            && text(&checked).contains("你的代码必须返回 `a` 与 `b` 的和。")
+            && text(&checked).contains("not yet implemented: 练习 2.1：返回"),
+        "check in Chinese: the verdict in Chinese, and the blank's own todo!() message:\n{}",
+        text(&checked)
+    );
+    let listed = exercise(&dir, &[]);
+    assert!(
+        text(&listed).contains("started (blank)"),
+        "in English, an exercise blanked in Chinese is still blank:\n{}",
+        text(&listed)
+    );
+    let english = exercise_with(&dir, &["--lang", "en"], &zh);
+    assert!(
+        text(&english).contains("started (blank)") && !text(&english).contains("已开始"),
+        "--lang en should win over LANG:\n{}",
+        text(&english)
+    );
+    let flag = exercise(&dir, &["--lang", "zh-CN"]);
+    assert!(
+        text(&flag).contains("已开始（空白）"),
+        "--lang zh-CN should speak Chinese:\n{}",
+        text(&flag)
     );
 }

@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 
 use crate::book;
 use crate::catalogue::{Exercise, TestRef};
+use crate::lang::{say, tr};
 use crate::run::{self, Verdict};
 use crate::workspace::{self, State, Workspace};
 use crate::{lints, select};
@@ -30,11 +31,20 @@ pub fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode
         );
     }
 
-    println!("Checking exercise {id}: {} ...", exercise.title);
+    println!(
+        "{}",
+        say(
+            "Checking exercise {id}: {title} ...",
+            &[("id", id), ("title", &tr(&exercise.title))]
+        )
+    );
     // Ctrl-C stops the tests too, with the servers they started.
     run::stop_on_signals().context("could not take over Ctrl-C")?;
     let interrupted = || {
-        println!("\nThe check of exercise {id} was stopped.");
+        println!(
+            "\n{}",
+            say("The check of exercise {id} was stopped.", &[("id", id)])
+        );
         Ok(ExitCode::from(130))
     };
     let selection = select::select(workspace, exercise)?;
@@ -53,7 +63,7 @@ pub fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode
         return interrupted();
     }
     if let Some(error) = &outcome.build_error {
-        println!("\nYour code does not compile yet:\n");
+        println!("\n{}\n", tr("Your code does not compile yet:"));
         println!("{}", error.trim_end());
         for (code, section) in book::explained_errors(error) {
             println!(
@@ -62,16 +72,27 @@ pub fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode
             );
         }
         println!(
-            "\nExercise {id}: read docs/src/{} § {}\nStuck? cargo exercise hint {id}",
-            exercise.chapter,
-            book::plain(&exercise.section)
+            "\n{}",
+            say(
+                "Exercise {id}: read {place}\nStuck? cargo exercise hint {id}",
+                &[
+                    ("id", id),
+                    ("place", &book::read_first(workspace, exercise))
+                ]
+            )
         );
         return Ok(ExitCode::FAILURE);
     }
 
     println!(
-        "\nYour code must {}.\n",
-        exercise.behaviour.trim_end_matches('.')
+        "\n{}\n",
+        say(
+            "Your code must {behaviour}.",
+            &[(
+                "behaviour",
+                &tr(&exercise.behaviour).trim_end_matches(['.', '。'])
+            )]
+        )
     );
     let mark = |verdict: Verdict| match verdict {
         Verdict::Passed => "ok  ",
@@ -94,7 +115,7 @@ pub fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode
         }
     };
     for test in &exercise.tests {
-        println!("  {}  {}", mark(judged(test)), test.sentence());
+        println!("  {}  {}", mark(judged(test)), tr(&test.sentence()));
     }
     let others: Vec<&TestRef> = outcome
         .order
@@ -153,15 +174,20 @@ pub fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode
         .iter()
         .filter(|test| judged(test) == Verdict::Passed)
         .count();
-    let read = format!(
-        "Exercise {id}: read docs/src/{} § {}\nStuck? cargo exercise hint {id}",
-        exercise.chapter,
-        book::plain(&exercise.section)
+    let read = say(
+        "Exercise {id}: read {place}\nStuck? cargo exercise hint {id}",
+        &[
+            ("id", id),
+            ("place", &book::read_first(workspace, exercise)),
+        ],
     );
     if let Some(test) = &outcome.first_failure {
         println!(
-            "\n{holding} hold. The first that does not: {}\n",
-            test.sentence()
+            "\n{}\n",
+            say(
+                "{holding} hold. The first that does not: {test}",
+                &[("holding", &holding), ("test", &tr(&test.sentence()))]
+            )
         );
         match outcome.messages.get(test) {
             Some(message) => {
@@ -200,7 +226,11 @@ pub fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode
     match lint {
         Ok(Some(message)) => {
             println!(
-                "\nAll {holding} tests hold, but clippy sees a mistake in your code that tests over loopback can miss:\n"
+                "\n{}\n",
+                say(
+                    "All {holding} tests hold, but clippy sees a mistake in your code that tests over loopback can miss:",
+                    &[("holding", &holding)]
+                )
             );
             for line in message.lines() {
                 println!("    {line}");
@@ -216,7 +246,10 @@ pub fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode
     }
     if !warnings.is_empty() {
         println!(
-            "\nThe compiler warns about your code (an unused variable, or a value assigned and never read, is often a bug):\n"
+            "\n{}\n",
+            tr(
+                "The compiler warns about your code (an unused variable, or a value assigned and never read, is often a bug):"
+            )
         );
         for warning in &warnings {
             for line in warning.trim_end().lines() {
@@ -237,7 +270,11 @@ pub fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode
     progress.passed.insert(id.clone(), built);
     workspace.save_progress(&progress)?;
     println!(
-        "\nAll {holding} hold: exercise {id} passes. `cargo exercise` shows what is next.\n({timing})"
+        "\n{}\n({timing})",
+        say(
+            "All {holding} hold: exercise {id} passes. `cargo exercise` shows what is next.",
+            &[("holding", &holding), ("id", id)]
+        )
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use crate::catalogue::Exercise;
+use crate::lang::{say, tr};
 use crate::workspace::{State, Workspace};
 
 pub fn list(workspace: &Workspace) -> anyhow::Result<ExitCode> {
@@ -21,47 +22,68 @@ pub fn list(workspace: &Workspace) -> anyhow::Result<ExitCode> {
     for exercise in &workspace.exercises {
         if exercise.lesson != lesson {
             lesson = exercise.lesson;
+            if lesson != workspace.exercises[0].lesson {
+                println!();
+            }
             println!(
-                "{}Lesson {lesson} (docs/src/{})",
-                if lesson == workspace.exercises[0].lesson {
-                    ""
-                } else {
-                    "\n"
-                },
-                exercise.chapter
+                "{}",
+                say(
+                    "Lesson {lesson} (docs/src/{chapter})",
+                    &[("lesson", &lesson), ("chapter", &exercise.chapter)]
+                )
             );
         }
         let state = match workspace.state(exercise, &progress) {
             Ok(state) => state,
             Err(err) => {
                 println!(
-                    "  {:<5} {:<23} {} ({err:#})",
-                    exercise.id, "broken", exercise.title
+                    "  {:<5} {} {} ({err:#})",
+                    exercise.id,
+                    column(tr("broken")),
+                    tr(&exercise.title)
                 );
                 continue;
             }
         };
         println!(
-            "  {:<5} {:<23} {}",
+            "  {:<5} {} {}",
             exercise.id,
-            state.words(),
-            exercise.title
+            column(state.words()),
+            tr(&exercise.title)
         );
         if next.is_none() && state != State::Passing {
             next = Some((exercise, state));
         }
     }
     println!();
-    match next {
-        Some((exercise, State::NotStarted)) => println!(
-            "Next: {} {}.\n  cargo exercise start {}    then write it, and: cargo exercise check {}",
-            exercise.id, exercise.title, exercise.id, exercise.id
+    let next = match next {
+        Some((exercise, State::NotStarted)) => say(
+            "Next: {id} {title}.\n  cargo exercise start {id}    then write it, and: cargo exercise check {id}",
+            &[("id", &exercise.id), ("title", &tr(&exercise.title))],
         ),
-        Some((exercise, _)) => println!(
-            "Next: finish {} {}.\n  cargo exercise check {}    (stuck? cargo exercise hint {})",
-            exercise.id, exercise.title, exercise.id, exercise.id
+        Some((exercise, _)) => say(
+            "Next: finish {id} {title}.\n  cargo exercise check {id}    (stuck? cargo exercise hint {id})",
+            &[("id", &exercise.id), ("title", &tr(&exercise.title))],
         ),
-        None => println!("Every exercise passes. Well done."),
-    }
+        None => tr("Every exercise passes. Well done.").to_string(),
+    };
+    println!("{next}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A state padded to its column, 23 columns wide as a terminal shows it: a
+/// Chinese character takes two columns, so `{:<23}` (which counts
+/// characters) would leave the titles after it out of line.
+fn column(state: &str) -> String {
+    let width: usize = state
+        .chars()
+        .map(|c| {
+            if ('\u{2e80}'..='\u{9fff}').contains(&c) || ('\u{ff00}'..='\u{ffef}').contains(&c) {
+                2
+            } else {
+                1
+            }
+        })
+        .sum();
+    format!("{state}{}", " ".repeat(23usize.saturating_sub(width)))
 }

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use crate::lang::{say, tr};
 use crate::regions;
 use crate::workspace::Workspace;
 
@@ -16,15 +17,26 @@ pub fn hint(workspace: &Workspace, id: &str) -> anyhow::Result<ExitCode> {
         if number < next {
             continue;
         }
+        let hint = exercise.hints[number - 1].trim();
         println!(
-            "Exercise {id}, hint {number} of {total}:\n\n  {}\n",
-            exercise.hints[number - 1].trim()
+            "{}\n\n  {}\n",
+            say(
+                "Exercise {id}, hint {number} of {total}:",
+                &[("id", &id), ("number", &number), ("total", &total)]
+            ),
+            tr(hint).trim()
         );
     }
     if next == total {
-        println!("That was the last hint. `cargo exercise solution {id}` shows the reference.");
+        println!(
+            "{}",
+            say(
+                "That was the last hint. `cargo exercise solution {id}` shows the reference.",
+                &[("id", &id)]
+            )
+        );
     } else {
-        println!("Run it again for the next hint.");
+        println!("{}", tr("Run it again for the next hint."));
     }
     progress.hints.insert(id.to_string(), next);
     workspace.save_progress(&progress)?;

@@ -10,6 +10,7 @@ use anyhow::bail;
 
 use crate::book;
 use crate::catalogue::Exercise;
+use crate::lang::{say, tr};
 use crate::regions;
 use crate::workspace::{self, FileRegions, State, Workspace};
 
@@ -20,7 +21,11 @@ pub fn start(workspace: &Workspace, id: &str, force: bool) -> anyhow::Result<Exi
     match workspace.state(exercise, &progress)? {
         State::Blank => {
             println!(
-                "Exercise {id} is already started: its code is blank. Write it, then `cargo exercise check {id}`."
+                "{}",
+                say(
+                    "Exercise {id} is already started: its code is blank. Write it, then `cargo exercise check {id}`.",
+                    &[("id", &id)]
+                )
             );
             return Ok(ExitCode::SUCCESS);
         }
@@ -56,29 +61,52 @@ pub fn start(workspace: &Workspace, id: &str, force: bool) -> anyhow::Result<Exi
     }
     blank(workspace, exercise, &files, "start")?;
 
-    println!("Started exercise {id}: {}.\n", exercise.title);
     println!(
-        "Your code must {}.\n",
-        exercise.behaviour.trim_end_matches('.')
+        "{}\n",
+        say(
+            "Started exercise {id}: {title}.",
+            &[("id", &id), ("title", &tr(&exercise.title))]
+        )
+    );
+    println!(
+        "{}\n",
+        say(
+            "Your code must {behaviour}.",
+            &[(
+                "behaviour",
+                &tr(&exercise.behaviour).trim_end_matches(['.', '。'])
+            )]
+        )
     );
     for file in &files {
         for pair in file.of(id) {
             println!(
-                "  write it in {}, line {}",
-                file.path.display(),
-                pair.current.first_line()
+                "  {}",
+                say(
+                    "write it in {file}, line {line}",
+                    &[
+                        ("file", &file.path.display()),
+                        ("line", &pair.current.first_line())
+                    ]
+                )
             );
         }
     }
+    let package = exercise
+        .tests
+        .first()
+        .map(|t| t.package.as_str())
+        .unwrap_or("...");
     println!(
-        "\nRead first: docs/src/{} § {}\nThen: cargo exercise check {id}   (or cargo test -p {})\nStuck? cargo exercise hint {id}",
-        exercise.chapter,
-        book::plain(&exercise.section),
-        exercise
-            .tests
-            .first()
-            .map(|t| t.package.as_str())
-            .unwrap_or("...")
+        "\n{}",
+        say(
+            "Read first: {place}\nThen: cargo exercise check {id}   (or cargo test -p {package})\nStuck? cargo exercise hint {id}",
+            &[
+                ("place", &book::read_first(workspace, exercise)),
+                ("id", &id),
+                ("package", &package)
+            ]
+        )
     );
     Ok(ExitCode::SUCCESS)
 }
