@@ -160,10 +160,12 @@ fn page(workspace: &Workspace, exercises: &[&Exercise]) -> anyhow::Result<String
              **Your code must** {behaviour}.\n\n\
              It lives in {files}; read [{section}](#{anchor}) first.\n\n\
              ```console\n\
-             $ cargo exercise start {id}   # blanks the code (your other changes are kept)\n\
-             $ cargo exercise check {id}   # builds and runs only its tests\n\
-             $ cargo exercise hint {id}    # one hint at a time\n\
+             $ cargo exercise start {id}\n\
+             $ cargo exercise check {id}\n\
+             $ cargo exercise hint {id}\n\
              ```\n\n\
+             `start` blanks the code (your other changes are kept), `check` builds and runs \
+             only its tests, `hint` gives one hint at a time.\n\n\
              The check passes when these hold:\n\n{tests}\n",
             id = exercise.id,
             slug = exercise.id.replace('.', "-"),

@@ -149,13 +149,17 @@ pub fn reset(workspace: &Workspace, id: &str, yes: bool) -> anyhow::Result<ExitC
     let files = workspace.load(exercise)?;
     if !yes {
         print!(
-            "Put exercise {id} back to blank? Your code in it is saved to .exercise/saved/ first. [y/N] "
+            "{} ",
+            say(
+                "Put exercise {id} back to blank? Your code in it is saved to .exercise/saved/ first. [y/N]",
+                &[("id", &id)]
+            )
         );
         io::stdout().flush()?;
         let mut answer = String::new();
         io::stdin().lock().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            println!("Nothing changed.");
+            println!("{}", tr("Nothing changed."));
             return Ok(ExitCode::FAILURE);
         }
     }
@@ -164,8 +168,11 @@ pub fn reset(workspace: &Workspace, id: &str, yes: bool) -> anyhow::Result<ExitC
     progress.passed.remove(id);
     workspace.save_progress(&progress)?;
     println!(
-        "Exercise {id} is blank again; your code was saved in {}.",
-        saved.display()
+        "{}",
+        say(
+            "Exercise {id} is blank again; your code was saved in {saved}.",
+            &[("id", &id), ("saved", &saved.display())]
+        )
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -176,8 +183,11 @@ pub fn restore(workspace: &Workspace, id: &str) -> anyhow::Result<ExitCode> {
     let saved = workspace.save_regions(exercise, &files, "restore")?;
     workspace.rewrite(exercise, &files, |body, _| body.to_vec())?;
     println!(
-        "Exercise {id} holds the reference again; what was there is saved in {}.",
-        saved.display()
+        "{}",
+        say(
+            "Exercise {id} holds the reference again; what was there is saved in {saved}.",
+            &[("id", &id), ("saved", &saved.display())]
+        )
     );
     Ok(ExitCode::SUCCESS)
 }
