@@ -28,6 +28,7 @@ use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 
 use crate::catalogue::Exercise;
+use crate::lang::{say, tr};
 use crate::run;
 use crate::workspace::{State, Workspace};
 
@@ -134,9 +135,9 @@ impl<'a> Session<'a> {
         while self.messages.try_recv().is_ok() {}
         let (_watcher, how) = self.start_watcher(&files)?;
         let names: Vec<String> = relative.iter().map(|p| p.display().to_string()).collect();
-        let footer = format!(
-            "Watching {} ({how}): each save checks exercise {id} again. Ctrl-C stops.",
-            names.join(", ")
+        let footer = say(
+            "Watching {files} ({how}): each save checks exercise {id} again. Ctrl-C stops.",
+            &[("files", &names.join(", ")), ("how", &how), ("id", &id)],
         );
 
         let mut check: Option<Child> = None;
@@ -169,9 +170,14 @@ impl<'a> Session<'a> {
                 if let Some((path, at)) = first_change.take() {
                     let name = path.strip_prefix(&self.workspace.root).unwrap_or(&path);
                     println!(
-                        "({} changed; checking {:.1} s later)",
-                        name.display(),
-                        at.elapsed().as_secs_f64()
+                        "{}",
+                        say(
+                            "({file} changed; checking {seconds} s later)",
+                            &[
+                                ("file", &name.display()),
+                                ("seconds", &format!("{:.1}", at.elapsed().as_secs_f64()))
+                            ]
+                        )
                     );
                 }
                 check = Some(self.start_check(id)?);
@@ -203,7 +209,7 @@ impl<'a> Session<'a> {
                 Ok(Message::Typed(answer)) => {
                     if let Some((next, state)) = offer.take() {
                         if !matches!(answer.trim(), "y" | "Y" | "yes") {
-                            println!("Staying on exercise {id}.");
+                            println!("{}", say("Staying on exercise {id}.", &[("id", &id)]));
                             continue;
                         }
                         if state != State::NotStarted {
@@ -310,6 +316,10 @@ impl<'a> Session<'a> {
             .arg(&self.workspace.root)
             .args(["check", id])
             .stdin(Stdio::null());
+        // The check speaks the watch's language, however it was chosen.
+        if crate::lang::chinese() {
+            command.args(["--lang", "zh-CN"]);
+        }
         #[cfg(unix)]
         {
             use std::os::unix::process::CommandExt;
@@ -322,26 +332,32 @@ impl<'a> Session<'a> {
     fn offer_next(&self, passed: &Exercise) -> anyhow::Result<Option<(&'a Exercise, State)>> {
         let progress = self.workspace.progress();
         let Some(next) = crate::commands::check::current(self.workspace, &progress)? else {
-            println!("\nEvery exercise passes. Well done.");
+            println!("\n{}", tr("Every exercise passes. Well done."));
             return Ok(None);
         };
         if next.id == passed.id {
             return Ok(None);
         }
         let state = self.workspace.state(next, &progress)?;
-        let (id, title) = (&next.id, &next.title);
-        match (state, self.asks) {
-            // A whole line: the answer goes on the next, and whatever reads
-            // the output line by line sees the question.
+        let slots: [(&str, &dyn std::fmt::Display); 2] =
+            [("id", &next.id), ("title", &tr(&next.title))];
+        // A whole line: the answer goes on the next, and whatever reads
+        // the output line by line sees the question.
+        let line = match (state, self.asks) {
             (State::NotStarted, true) => {
-                println!("\nNext: {id} {title}. Start it and watch it? [y/N]")
+                say("Next: {id} {title}. Start it and watch it? [y/N]", &slots)
             }
-            (_, true) => println!("\nNext: finish {id} {title}. Watch it instead? [y/N]"),
-            (State::NotStarted, false) => println!(
-                "\nNext: {id} {title}: cargo exercise start {id}, then cargo exercise watch {id}"
+            (_, true) => say("Next: finish {id} {title}. Watch it instead? [y/N]", &slots),
+            (State::NotStarted, false) => say(
+                "Next: {id} {title}: cargo exercise start {id}, then cargo exercise watch {id}",
+                &slots,
             ),
-            (_, false) => println!("\nNext: finish {id} {title}: cargo exercise watch {id}"),
-        }
+            (_, false) => say(
+                "Next: finish {id} {title}: cargo exercise watch {id}",
+                &slots,
+            ),
+        };
+        println!("\n{line}");
         Ok(self.asks.then_some((next, state)))
     }
 }
