@@ -65,7 +65,12 @@ fn run_loop(mut server: Server) -> anyhow::Result<ShutdownTally> {
     let mut events = Events::with_capacity(EVENTS_PER_TURN);
     loop {
         let timeout = server.next_timeout(Instant::now());
+        // The connections whose read budget ran out are read again after
+        // this wait (which does not block while any is waiting) and after
+        // its events: a signal that came meanwhile is seen first.
+        let again = std::mem::take(&mut server.ready_again);
         if let Err(err) = server.poll.poll(&mut events, timeout) {
+            server.ready_again = again;
             if err.kind() == ErrorKind::Interrupted {
                 continue;
             }
@@ -84,7 +89,7 @@ fn run_loop(mut server: Server) -> anyhow::Result<ShutdownTally> {
                 ),
             }
         }
-        for token in std::mem::take(&mut server.ready_again) {
+        for token in again {
             server.service(token, true);
         }
         let now = Instant::now();
