@@ -240,8 +240,11 @@ pub fn find<'a>(exercises: &'a [Exercise], id: &str) -> anyhow::Result<&'a Exerc
         None => {
             let ids: Vec<&str> = exercises.iter().map(|e| e.id.as_str()).collect();
             bail!(
-                "there is no exercise {id}; the exercises are {} (`cargo exercise` lists them)",
-                ids.join(", ")
+                "{}",
+                crate::lang::say(
+                    "there is no exercise {id}; the exercises are {ids} (`cargo exercise` lists them)",
+                    &[("id", &id), ("ids", &ids.join(", "))]
+                )
             )
         }
     }

@@ -131,9 +131,13 @@ impl Workspace {
         }
         if files.is_empty() {
             bail!(
-                "no code is marked for exercise {id}: its `// exercise {id}: begin` line is gone. \
-                 Put it back where it was (`git diff crates` shows it); `git checkout` of the \
-                 file would also throw away your code in its other exercises"
+                "{}",
+                crate::lang::say(
+                    "no code is marked for exercise {id}: its `// exercise {id}: begin` line is gone. \
+                     Put it back where it was (`git diff crates` shows it); `git checkout` of the \
+                     file would also throw away your code in its other exercises",
+                    &[("id", &id)]
+                )
             );
         }
         Ok(files)
@@ -489,12 +493,13 @@ impl Workspace {
 fn marked(path: &Path, source: &Source) -> anyhow::Result<Vec<Region>> {
     regions::regions(source).map_err(|problems| {
         anyhow::anyhow!(
-            "the exercise markers in {} are broken: {}. Put the `// exercise ID: begin/end` \
-             lines back as they were (`git diff {}` shows them); `git checkout` of the file \
-             would also throw away your code in its other exercises",
-            path.display(),
-            problems.join("; "),
-            path.display()
+            "{}",
+            crate::lang::say(
+                "the exercise markers in {file} are broken: {problems}. Put the `// exercise ID: begin/end` \
+                 lines back as they were (`git diff {file}` shows them); `git checkout` of the file \
+                 would also throw away your code in its other exercises",
+                &[("file", &path.display()), ("problems", &problems.join("; "))]
+            )
         )
     })
 }
@@ -602,9 +607,12 @@ pub fn write(path: &Path, text: &str) -> anyhow::Result<()> {
         // Nothing useful is in it, and it must not be mistaken for the file.
         let _ = fs::remove_file(&temporary);
         bail!(
-            "could not write {} ({error}); it is unchanged. Free some disk space (or fix the \
-             folder's permissions) and run the command again",
-            path.display()
+            "{}",
+            crate::lang::say(
+                "could not write {file} ({error}); it is unchanged. Free some disk space (or fix the \
+                 folder's permissions) and run the command again",
+                &[("file", &path.display()), ("error", &error)]
+            )
         );
     }
     Ok(())

@@ -24,10 +24,15 @@ pub fn check(workspace: &Workspace, id: Option<&str>) -> anyhow::Result<ExitCode
 
     if let Some(changed) = changed_snapshots(&workspace.root) {
         bail!(
-            "{} differ from the committed ones. Snapshots are the lesson's expected output, not \
-             yours to change: `git checkout -- {}` puts them back",
-            changed.join(", "),
-            changed.join(" ")
+            "{}",
+            say(
+                "{files} differ from the committed ones. Snapshots are the lesson's expected output, not \
+                 yours to change: `git checkout -- {paths}` puts them back",
+                &[
+                    ("files", &changed.join(", ")),
+                    ("paths", &changed.join(" "))
+                ]
+            )
         );
     }
 

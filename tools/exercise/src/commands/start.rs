@@ -35,8 +35,12 @@ pub fn start(workspace: &Workspace, id: &str, force: bool) -> anyhow::Result<Exi
             if !force && !workspace::holds_reference(&files, id) =>
         {
             bail!(
-                "exercise {id} already holds your code; `cargo exercise reset {id}` starts it over \
-                 (your code is kept in .exercise/saved/), or `cargo exercise check {id}` checks it"
+                "{}",
+                say(
+                    "exercise {id} already holds your code; `cargo exercise reset {id}` starts it over \
+                     (your code is kept in .exercise/saved/), or `cargo exercise check {id}` checks it",
+                    &[("id", &id)]
+                )
             )
         }
         _ => {}
@@ -51,11 +55,13 @@ pub fn start(workspace: &Workspace, id: &str, force: bool) -> anyhow::Result<Exi
         if now != before && !force {
             let line = first_difference(&now, &before);
             bail!(
-                "{} has changes outside the exercise regions ({line}), which `start` did not make; \
-                 nothing was changed. Undo or commit them (`git diff {}`), or pass --force to start \
-                 anyway and keep them",
-                file.path.display(),
-                file.path.display()
+                "{}",
+                say(
+                    "{file} has changes outside the exercise regions ({line}), which `start` did not make; \
+                     nothing was changed. Undo or commit them (`git diff {file}`), or pass --force to start \
+                     anyway and keep them",
+                    &[("file", &file.path.display()), ("line", &line)]
+                )
             );
         }
     }
@@ -119,8 +125,8 @@ fn first_difference(now: &[String], before: &[String]) -> String {
         .position(|(a, b)| a != b)
         .unwrap_or(now.len().min(before.len()));
     match now.get(at) {
-        Some(line) => format!("first at `{}`", line.trim()),
-        None => "lines were removed at the end".to_string(),
+        Some(line) => say("first at `{line}`", &[("line", &line.trim())]),
+        None => tr("lines were removed at the end").to_string(),
     }
 }
 
