@@ -149,11 +149,31 @@ pub fn tr(text: &str) -> &str {
 
 /// A sentence with `{name}` slots, translated, then filled in: the slots
 /// let the Chinese put the words in its own order.
+/// The slots are filled in one pass, so a value that holds braces (a title
+/// that says `{id}`) is kept as it is, never filled in again.
 pub fn say(template: &str, slots: &[(&str, &dyn Display)]) -> String {
-    let mut sentence = tr(template).to_string();
-    for (name, value) in slots {
-        sentence = sentence.replace(&format!("{{{name}}}"), &value.to_string());
+    let mut sentence = String::new();
+    let mut rest = tr(template);
+    while let Some(open) = rest.find('{') {
+        sentence.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let slot = after.find('}').and_then(|close| {
+            let name = &after[..close];
+            let (_, value) = slots.iter().find(|(slot, _)| *slot == name)?;
+            Some((value, close))
+        });
+        match slot {
+            Some((value, close)) => {
+                sentence.push_str(&value.to_string());
+                rest = &after[close + 1..];
+            }
+            None => {
+                sentence.push('{');
+                rest = after;
+            }
+        }
     }
+    sentence.push_str(rest);
     sentence
 }
 
@@ -179,6 +199,18 @@ mod tests {
         let found = messages(po);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found["one \"line\"\ntwo"], "\u{4e00}\n\u{4e8c}");
+    }
+
+    #[test]
+    fn a_value_with_braces_is_kept_as_it_is() {
+        // The behaviour is filled in first here: filled in slot by slot, its
+        // `{id}` would then be taken for the sentence's own.
+        let slots: [(&str, &dyn Display); 2] = [("behaviour", &"say {id} {x}"), ("id", &"2.1")];
+        assert_eq!(
+            say("exercise {id}: {behaviour} ({id})", &slots),
+            "exercise 2.1: say {id} {x} (2.1)"
+        );
+        assert_eq!(say("no {slot} here {", &[]), "no {slot} here {");
     }
 
     #[test]
