@@ -55,7 +55,8 @@ pub fn load(root: &Path, speak: bool) -> Result<(), String> {
 /// The translated, non-fuzzy messages of the PO file at `path`.
 pub fn read(path: &Path) -> Result<HashMap<String, String>, String> {
     let text = std::fs::read_to_string(path).map_err(|err| err.to_string())?;
-    Ok(messages(&text))
+    // A checkout on Windows may have turned the file's line ends to \r\n.
+    Ok(messages(&text.replace("\r\n", "\n")))
 }
 
 /// The translated, non-fuzzy messages of a PO file's text. What this tool
@@ -211,6 +212,17 @@ mod tests {
             "exercise 2.1: say {id} {x} (2.1)"
         );
         assert_eq!(say("no {slot} here {", &[]), "no {slot} here {");
+    }
+
+    #[test]
+    fn a_po_file_with_windows_line_ends_reads_the_same() {
+        let dir = testkit::TempDir::new();
+        let path = dir.join("zh-CN.po");
+        let po = "msgid \"\"\nmsgstr \"\"\n\nmsgid \"one\"\nmsgstr \"\u{4e00}\"\n\nmsgid \"two\"\nmsgstr \"\u{4e8c}\"\n";
+        std::fs::write(&path, po.replace('\n', "\r\n")).unwrap();
+        let found = read(&path).unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found["two"], "\u{4e8c}");
     }
 
     #[test]
