@@ -41,11 +41,18 @@ use anyhow::{Context, anyhow, bail};
 use clap::Parser;
 use testkit::bench::{Python, Server, median, percentile, show, times};
 
+const EXAMPLES: &str = "\
+Examples:
+  cargo bench -p multi-client
+      200 clients, 100 lines each, against every server
+  cargo bench -p multi-client -- --clients 50 --lines 1000
+      fewer clients, longer conversations";
+
 /// Round trips per second and latency: a thread per client against one
 /// client at a time.
 #[derive(Parser)]
 // The name a reader types, not the harness binary's hashed file name.
-#[command(bin_name = "cargo bench -p multi-client --")]
+#[command(bin_name = "cargo bench -p multi-client --", after_help = EXAMPLES)]
 struct Args {
     /// How many clients.
     #[arg(long, default_value_t = 200)]

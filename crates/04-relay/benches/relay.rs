@@ -25,11 +25,18 @@ use common::{describe, lock, printable};
 use relay::{LINE_LIMIT, MAX_CLIENTS_LIMIT, TEXT_LIMIT};
 use testkit::bench::{median, percentile, show};
 
+const EXAMPLES: &str = "\
+Examples:
+  cargo bench -p relay
+      the default load, 5 runs
+  cargo bench -p relay -- --clients 20 --messages 500 --runs 5
+      a smaller load";
+
 /// Relayed messages per second and delivery latency, with and without one
 /// client that never reads.
 #[derive(Parser)]
 // The name a reader types, not the harness binary's hashed file name.
-#[command(bin_name = "cargo bench -p relay --")]
+#[command(bin_name = "cargo bench -p relay --", after_help = EXAMPLES)]
 struct Args {
     /// How many clients send (in a ring), besides the extra receiver.
     #[arg(long, default_value_t = 50)]

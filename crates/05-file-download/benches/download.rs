@@ -49,11 +49,18 @@ use clap::Parser;
 use testkit::bench::{Python, times};
 use testkit::on_path;
 
+const EXAMPLES: &str = "\
+Examples:
+  cargo bench -p file-download
+      a 1 GiB file
+  cargo bench -p file-download -- --mib 64
+      a quick run (BENCH_MIB=64 does the same)";
+
 /// Lesson 5's download against a raw byte pipe over loopback: MB/s, and the
 /// peak memory of client and server.
 #[derive(Parser)]
 // The name a reader types, not the harness binary's hashed file name.
-#[command(bin_name = "cargo bench -p file-download --")]
+#[command(bin_name = "cargo bench -p file-download --", after_help = EXAMPLES)]
 struct Args {
     /// The size of the file, in MiB; BENCH_MIB sets the default.
     #[arg(long, value_name = "MIB", default_value_t = setting("BENCH_MIB", 1024),

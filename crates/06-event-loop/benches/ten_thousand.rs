@@ -16,7 +16,11 @@
 //! server's memory (RSS, from /proc) and its threads. Then, with those
 //! connections still open, 200 active clients (`--active`) connect and all
 //! start at the same instant: each sends 100 lines (`--round-trips`), one at
-//! a time, waiting for each `ok`. It prints, for each server:
+//! a time, waiting for each `ok`. The active clients are driven the way the
+//! lesson's servers are: one thread per core (`--client-threads`), each
+//! with a mio `Poll` for its share of the clients, so that they take as
+//! little as they can of the cores the server runs on. It prints, for each
+//! server:
 //!
 //! - the server's RSS with the idle connections open, and per connection
 //!   (over its RSS when it had just started);
@@ -26,7 +30,8 @@
 //!
 //! The lessons' servers run with `--max-clients` at idle + active (10,200),
 //! so that nobody is told `busy`, and `--idle-timeout 0`, so the idle
-//! connections stay (the Python server has neither cap nor timeout). Everything is on loopback. The benchmark needs twice idle + active
+//! connections stay (the Python server has neither cap nor timeout).
+//! Everything is on loopback. The benchmark needs twice idle + active
 //! open files in all (its clients and the server's side): it raises its own
 //! soft limit towards the hard one, and says so and stops if the hard limit
 //! is too low. Then it checks this lesson's targets: every engine holds the
@@ -42,7 +47,7 @@
 //! It is a plain program (`harness = false`), not a test: its figures depend
 //! on the machine and pass or fail nothing.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
@@ -52,14 +57,26 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use clap::Parser;
 use common::say;
+use mio::{Events, Interest, Poll, Token};
 use testkit::bench::{Python, Server, median, percentile, show, times};
 use testkit::hostile::resident_kib;
+
+const EXAMPLES: &str = "\
+Examples:
+  cargo bench -p event-loop
+      every server, 5 runs each
+  cargo bench -p event-loop -- --runs 9 --only mio
+      lesson 3 and the mio engine, 9 runs each
+  cargo bench -p event-loop -- --idle 2000 --active 50
+      a smaller load
+  cargo bench -p event-loop -- --clients-nice 0 --client-threads 1
+      one thread for the clients, at the server's priority";
 
 /// Lesson 3's thread per client against both engines of lesson 6, with
 /// 10,000 idle connections open.
 #[derive(Parser)]
 // The name a reader types, not the harness binary's hashed file name.
-#[command(bin_name = "cargo bench -p event-loop --")]
+#[command(bin_name = "cargo bench -p event-loop --", after_help = EXAMPLES)]
 struct Args {
     /// How many idle connections to hold open.
     #[arg(long, default_value_t = 10_000)]
@@ -78,17 +95,34 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     runs: usize,
 
-    /// The scheduling priority (nice value, 0 to 19) of the active clients'
-    /// threads. They stand in for clients on other machines: at 19 they
-    /// take the CPU only when the server does not want it. At 0 they
-    /// compete with the server for the same 2 cores, which a one-thread
-    /// server loses against 200 client threads.
+    /// The scheduling priority (nice value, 0 to 19) of the threads that
+    /// drive the active clients. They stand in for clients on other
+    /// machines: at 19 they take the CPU only when the server does not want
+    /// it. At 0 they compete with the server for the same cores.
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
     clients_nice: i32,
+
+    /// Run only the servers whose name contains this (`mio`, `tokio`,
+    /// `2 loops`, `Python`), beside lesson 3's, which the targets are
+    /// measured against.
+    #[arg(long, value_name = "TEXT")]
+    only: Option<String>,
+
+    /// How many threads drive the active clients, each with one `Poll`
+    /// for its share of them. Default: one per core.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    client_threads: Option<u64>,
 
     /// `cargo bench` passes this to every benchmark; it means nothing here.
     #[arg(long, hide = true)]
     bench: bool,
+}
+
+impl Args {
+    fn client_threads(&self) -> usize {
+        self.client_threads
+            .map_or_else(event_loop::default_loops, |n| n as usize)
+    }
 }
 
 /// The most RSS either engine may use with the idle connections open.
@@ -100,6 +134,8 @@ const RATE_TARGET_ONE_LOOP: f64 = 1.0;
 const RATE_TARGET_PER_CORE: f64 = 1.2;
 /// How long a connect or a reply may take before the run counts as failed.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The reply to every line.
+const OK: &[u8] = b"ok\n";
 /// Open files besides the connections: standard streams, pipes, a margin.
 const SPARE_FILES: u64 = 256;
 
@@ -116,10 +152,11 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let files = (args.idle + args.active) as u64 + SPARE_FILES;
     allow_open_files(files)?;
     say!(
-        "event-loop: {} idle connections held open while {} clients (nice {}) do {} round trips each \
-         ({} in all); {} CPUs, {} {}",
+        "event-loop: {} idle connections held open while {} clients ({}, nice {}) do {} round \
+         trips each ({} in all); {} CPUs, {} {}",
         args.idle,
         args.active,
+        common::count(args.client_threads() as u64, "thread"),
         args.clients_nice,
         args.round_trips,
         args.active * args.round_trips,
@@ -173,6 +210,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
         }
         Err(why) => say!("the Python column is skipped: {why}"),
     }
+    if let Some(only) = &args.only {
+        servers.retain(|(name, ..)| name.starts_with("lesson 3") || name.contains(only.as_str()));
+    }
     header(args.idle);
     // The servers take turns, so that whatever else the machine is doing
     // meanwhile slows them alike.
@@ -190,7 +230,11 @@ fn run(args: &Args) -> anyhow::Result<()> {
         figures.print();
     }
     let threads = &all[0];
-    for (engine, runs) in all[1..5].iter().zip(&runs[1..5]) {
+    let engines = all
+        .iter()
+        .zip(&runs)
+        .filter(|(f, _)| f.server.starts_with("lesson 6"));
+    for (engine, runs) in engines {
         let target = if engine.server.ends_with(" 1 loop") || engine.server.ends_with(" 1 thread") {
             RATE_TARGET_ONE_LOOP
         } else {
@@ -217,8 +261,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
             if rate_met { "met" } else { "MISSED" },
         );
     }
-    if let (Ok(python), Some(py)) = (&python, all.get(5)) {
-        for lesson in &all[..5] {
+    let py = all.iter().find(|f| f.server.starts_with("Python"));
+    if let (Ok(python), Some(py)) = (&python, py) {
+        for lesson in all.iter().filter(|f| f.server.starts_with("lesson")) {
             say!(
                 "{}: RSS {:.1} MiB = {} Python asyncio's {:.1} MiB; {:.0} round trips/s = {} Python asyncio ({:.0}); {}",
                 lesson.server,
@@ -344,26 +389,50 @@ fn measure(
     let held_kib = resident_kib(server.pid()).unwrap_or(0);
     let threads = thread_count(server.pid());
 
-    let start = Arc::new(Barrier::new(args.active + 1));
-    let mut clients = Vec::with_capacity(args.active);
-    for n in 0..args.active {
+    // The active clients connect before the clock starts: each of
+    // --client-threads drives its share of them.
+    let per_thread = args.active.div_ceil(args.client_threads());
+    let mut groups = Vec::new();
+    for first in (0..args.active).step_by(per_thread) {
+        let clients = first..args.active.min(first + per_thread);
+        groups.push(
+            ActiveClients::connect(server.addr, clients)
+                .with_context(|| format!("{name}: the active clients could not connect"))?,
+        );
+    }
+    // Each thread lowers its priority, then they all start at once.
+    let start = Arc::new(Barrier::new(groups.len() + 1));
+    let nice = args.clients_nice;
+    let mut drivers = Vec::new();
+    for mut clients in groups {
         let start = Arc::clone(&start);
-        let (addr, lines, nice) = (server.addr, args.round_trips, args.clients_nice);
-        let client = thread::Builder::new()
-            .name(format!("client {n}"))
-            .stack_size(256 * 1024)
-            .spawn(move || active_client(addr, n, lines, nice, &start))
-            .context("could not start a client thread")?;
-        clients.push(client);
+        let lines = args.round_trips;
+        let driver = thread::Builder::new()
+            .name("active clients".into())
+            .spawn(move || {
+                // On Linux a thread has its own nice value: this lowers
+                // only this one (lowering a priority never needs
+                // privileges).
+                let lowered = rustix::process::setpriority_process(None, nice);
+                // Wait for the others even if that failed, or they wait
+                // forever.
+                start.wait();
+                lowered.with_context(|| {
+                    format!("could not lower the clients' priority to nice {nice}")
+                })?;
+                clients.run(lines)
+            })
+            .context("could not start a thread for the clients")?;
+        drivers.push(driver);
     }
     let cpu_before = cpu_time(server.pid());
     start.wait();
     let began = Instant::now();
     let mut latencies = Vec::with_capacity(args.active * args.round_trips);
-    for client in clients {
-        let run = client
+    for driver in drivers {
+        let run = driver
             .join()
-            .map_err(|_| anyhow!("{name}: a client thread panicked"))?;
+            .map_err(|_| anyhow!("{name}: a clients' thread panicked"))?;
         latencies.extend(run.with_context(|| format!("{name}: an active client failed"))?);
     }
     let wall = began.elapsed();
@@ -397,39 +466,121 @@ fn idle_connection(addr: SocketAddr) -> anyhow::Result<TcpStream> {
     Ok(stream)
 }
 
-/// One active client: connect, wait for the common start, then `lines`
-/// round trips, each timed.
-fn active_client(
-    addr: SocketAddr,
-    n: usize,
-    lines: usize,
-    nice: i32,
-    start: &Barrier,
-) -> anyhow::Result<Vec<Duration>> {
-    // On Linux a thread has its own nice value: this lowers only this one
-    // (raising a priority would need privileges; lowering one never does).
-    let lowered = rustix::process::setpriority_process(None, nice);
-    let connected = TcpStream::connect_timeout(&addr, CLIENT_TIMEOUT);
-    // Wait for the others even if connecting failed, or they wait forever.
-    start.wait();
-    lowered.with_context(|| format!("client {n} could not lower its priority to nice {nice}"))?;
-    let stream = connected.with_context(|| format!("client {n} could not connect"))?;
-    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
-    let mut replies = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
-    let mut reply = String::new();
-    let mut latencies = Vec::with_capacity(lines);
-    for i in 0..lines {
-        let sent = Instant::now();
-        writer.write_all(format!("client {n} line {i}\n").as_bytes())?;
-        reply.clear();
-        replies.read_line(&mut reply)?;
-        latencies.push(sent.elapsed());
-        if reply != "ok\n" {
-            bail!("client {n} expected `ok` to line {i}, got {reply:?}");
+/// The active clients, all on one thread with mio: one `Poll` for all
+/// their sockets, as the servers under test do. A thread per client would
+/// cost each round trip two thread switches on the same cores the server
+/// runs on; clients on other machines would cost it nothing.
+struct ActiveClients {
+    poll: Poll,
+    clients: Vec<ActiveClient>,
+}
+
+/// One active client: its socket, the reply read so far, when its line
+/// went out, and how many round trips it has done.
+struct ActiveClient {
+    number: usize,
+    stream: mio::net::TcpStream,
+    reply: Vec<u8>,
+    sent: Instant,
+    done: usize,
+}
+
+impl ActiveClients {
+    /// Connects clients number `numbers` (they tell the lines apart).
+    fn connect(addr: SocketAddr, numbers: std::ops::Range<usize>) -> anyhow::Result<ActiveClients> {
+        let poll = Poll::new()?;
+        let mut clients = Vec::with_capacity(numbers.len());
+        for n in numbers {
+            let stream = TcpStream::connect_timeout(&addr, CLIENT_TIMEOUT)
+                .with_context(|| format!("client {n} could not connect"))?;
+            stream.set_nonblocking(true)?;
+            let mut stream = mio::net::TcpStream::from_std(stream);
+            poll.registry()
+                .register(&mut stream, Token(clients.len()), Interest::READABLE)?;
+            clients.push(ActiveClient {
+                number: n,
+                stream,
+                reply: Vec::new(),
+                sent: Instant::now(),
+                done: 0,
+            });
         }
+        Ok(ActiveClients { poll, clients })
     }
-    Ok(latencies)
+
+    /// Every client sends `lines` lines, one at a time, each after the
+    /// `ok` to the one before; returns how long each round trip took.
+    fn run(&mut self, lines: usize) -> anyhow::Result<Vec<Duration>> {
+        let mut latencies = Vec::with_capacity(self.clients.len() * lines);
+        for client in &mut self.clients {
+            client.send()?;
+        }
+        let mut finished = 0;
+        let mut events = Events::with_capacity(1024);
+        let mut chunk = [0u8; 4096];
+        while finished < self.clients.len() {
+            match self.poll.poll(&mut events, Some(CLIENT_TIMEOUT)) {
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                waited => waited.context("could not wait for the replies")?,
+            }
+            if events.is_empty() {
+                bail!("no reply came in {} s", CLIENT_TIMEOUT.as_secs());
+            }
+            for event in &events {
+                let client = &mut self.clients[event.token().0];
+                let n = client.number;
+                // Edge-triggered: read until the kernel has nothing more.
+                loop {
+                    match client.stream.read(&mut chunk) {
+                        Ok(0) => bail!("client {n}: the server closed the connection"),
+                        Ok(got) => client.reply.extend_from_slice(&chunk[..got]),
+                        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(err) => return Err(err).context(format!("client {n} could not read")),
+                    }
+                }
+                if client.reply.len() < OK.len() && OK.starts_with(&client.reply) {
+                    continue; // the rest of `ok` is still on its way
+                }
+                if client.reply != OK {
+                    bail!(
+                        "client {n} expected `ok` to line {}, got {:?}",
+                        client.done,
+                        String::from_utf8_lossy(&client.reply)
+                    );
+                }
+                latencies.push(client.sent.elapsed());
+                client.reply.clear();
+                client.done += 1;
+                if client.done == lines {
+                    finished += 1;
+                } else {
+                    client.send()?;
+                }
+            }
+        }
+        Ok(latencies)
+    }
+}
+
+impl ActiveClient {
+    /// Sends the next line. It is short and the client's only one in
+    /// flight, so the kernel takes it whole at once.
+    fn send(&mut self) -> anyhow::Result<()> {
+        let n = self.number;
+        let line = format!("client {n} line {}\n", self.done);
+        self.sent = Instant::now();
+        let written = self
+            .stream
+            .write(line.as_bytes())
+            .with_context(|| format!("client {n} could not send"))?;
+        if written != line.len() {
+            bail!(
+                "client {n}: the kernel took {written} of {} bytes",
+                line.len()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The server's thread count, from /proc (0 where that cannot be read).
