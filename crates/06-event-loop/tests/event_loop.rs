@@ -336,9 +336,10 @@ fn sigint_answers_the_line_in_flight_then_says_bye_and_exits(engine: &str) {
     );
 }
 
-/// Whether the server's one thread sleeps in `epoll_wait` (Linux's system
-/// call numbers; elsewhere, never): it has handled every event, and waits
-/// for the next one or a timer.
+/// Whether every event loop of the server sleeps in `epoll_wait` (Linux's
+/// system call numbers; elsewhere, never): each has handled every event,
+/// and waits for the next one or a timer. The loops are the threads named
+/// `loop N` (`--loops 2`), or else the main thread.
 fn sleeps_in_epoll_wait(pid: u32) -> bool {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     const EPOLL_WAITS: &[u64] = &[232, 281, 441];
@@ -349,15 +350,30 @@ fn sleeps_in_epoll_wait(pid: u32) -> bool {
         any(target_arch = "x86_64", target_arch = "aarch64")
     )))]
     const EPOLL_WAITS: &[u64] = &[];
-    let sleeping = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| Some(stat.rsplit_once(") ")?.1.starts_with('S')))
-        .unwrap_or(false);
-    sleeping
-        && std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+    let sleeps = |task: &std::path::Path| {
+        let sleeping = std::fs::read_to_string(task.join("stat"))
             .ok()
-            .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
-            .is_some_and(|number| EPOLL_WAITS.contains(&number))
+            .and_then(|stat| Some(stat.rsplit_once(") ")?.1.starts_with('S')))
+            .unwrap_or(false);
+        sleeping
+            && std::fs::read_to_string(task.join("syscall"))
+                .ok()
+                .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+                .is_some_and(|number| EPOLL_WAITS.contains(&number))
+    };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let loops: Vec<_> = tasks
+        .filter_map(|task| Some(task.ok()?.path()))
+        .filter(|task| {
+            std::fs::read_to_string(task.join("comm")).is_ok_and(|name| name.starts_with("loop "))
+        })
+        .collect();
+    if loops.is_empty() {
+        return sleeps(std::path::Path::new(&format!("/proc/{pid}")));
+    }
+    loops.iter().all(|task| sleeps(task))
 }
 
 /// The mio engine, thawed with the line in flight and SIGINT pending: the

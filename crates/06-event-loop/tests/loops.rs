@@ -72,8 +72,7 @@ fn two_loops_are_two_threads_and_each_serves_clients() {
              named `loop 2`; its threads are {after:?} {SECTION}"
         )
     });
-    // The first loop is the main thread.
-    let loop_one = ran("main").unwrap_or_default();
+    let loop_one = ran("loop 1").unwrap_or_default();
     assert!(
         loop_two * 4 > loop_one,
         "8 clients took turns sending 500 lines each to a server with --loops 2: the clients \

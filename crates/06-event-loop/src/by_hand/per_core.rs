@@ -25,7 +25,7 @@ use mio::{Interest, Waker};
 
 use super::{HANDED, LISTENER, Server, run_loop};
 use crate::Config;
-use crate::protocol::PartialLines;
+use crate::protocol::{PartialLines, ShutdownTally};
 
 // ANCHOR: other_loops
 /// A client the first loop accepted for another: its socket, its address,
@@ -121,11 +121,11 @@ impl OtherLoops {
 }
 
 // ANCHOR: per_core
-/// Serves clients with `config.loops` event loops: the first on this
-/// thread, each other on a thread of its own. Each sees the signal and
-/// shuts down its own clients; the one summary line adds up what they did.
-/// A second signal makes any of them return an error, and the server exits
-/// at once.
+/// Serves clients with `config.loops` event loops: one on this thread, or
+/// more each on a thread of its own, this one waiting for them. Each loop
+/// sees the signal and shuts down its own clients; the one summary line
+/// adds up what they did. A second signal makes any of them return an
+/// error, and the server exits at once.
 pub fn serve(listener: std::net::TcpListener, config: &Config) -> anyhow::Result<()> {
     let shared = (
         ClientLimit::new(config.max_clients),
@@ -165,20 +165,28 @@ pub fn serve(listener: std::net::TcpListener, config: &Config) -> anyhow::Result
     }
     // ANCHOR_END: per_core
     // ANCHOR: per_core_run
+    // One loop runs on this thread. More each run on a thread of their
+    // own, and this one waits for whichever ends first.
+    if others.is_empty() {
+        let tally = run_loop(first)?;
+        say!("{}", tally.summary());
+        return Ok(());
+    }
     let (done, results) = mpsc::channel();
-    for other in others {
+    for (n, server) in (1..).zip(std::iter::once(first).chain(others)) {
         let done = done.clone();
-        let name = other.label.trim_end_matches([':', ' ']).to_string();
         thread::Builder::new()
-            .name(name)
-            .spawn(move || done.send(run_loop(other)))
+            .name(format!("loop {n}"))
+            .spawn(move || done.send(run_loop(server)))
             .context("could not start a thread for an event loop")?;
     }
     drop(done);
-    let mut total = run_loop(first)?;
-    // Each other loop's result; a loop whose thread ended without one
-    // dropped its sender, and the channel ends early.
-    for _ in 2..=config.loops {
+    let mut total = ShutdownTally::default();
+    for _ in 1..=config.loops {
+        // The first error (a second signal, which any loop may be the one
+        // to see) ends the server at once: the process exits with the
+        // other loops in it. A loop whose thread ended without a result
+        // dropped its sender, and the channel ends early.
         let tally = results
             .recv()
             .context("an event loop stopped without shutting down")??;
