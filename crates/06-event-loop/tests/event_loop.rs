@@ -1305,6 +1305,48 @@ fn servers_socket(server: &Process, client: SocketAddr) -> std::os::fd::OwnedFd 
     rustix::process::pidfd_getfd(&pidfd, fd, rustix::process::PidfdGetfdFlags::empty()).unwrap()
 }
 
+/// The check above depends on which thread runs the signal's handler: on
+/// the log writer's, in its pause between batches, the byte that wakes the
+/// loop came late, and the loop had read the whole burst before it saw the
+/// signal (so a shutdown that does not read what is waiting passed it, once
+/// in a gate run). The writer blocks SIGINT and SIGTERM, so the handler runs
+/// on the loop's own thread, before its next turn.
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "reads the threads' signal masks from Linux's /proc"
+)]
+fn the_log_writer_never_runs_a_stop_signal_handler() {
+    let mut server = start(MIO, &[]);
+    // A line the writer has written: it has surely started, and set its
+    // mask first.
+    let _client = Connection::open(server.addr());
+    server.wait_for("connected");
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap();
+    let writer = tasks
+        .map(|task| task.unwrap().path())
+        .find(|task| {
+            std::fs::read_to_string(task.join("comm")).is_ok_and(|n| n.trim() == "log writer")
+        })
+        .expect("the server should have a thread named `log writer`");
+    let status = std::fs::read_to_string(writer.join("status")).unwrap();
+    let blocked = status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigBlk:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .unwrap_or(0);
+    // Signal N is bit N - 1: SIGINT is 2, SIGTERM 15.
+    let (sigint, sigterm) = (1 << 1, 1 << 14);
+    assert!(
+        blocked & sigint != 0 && blocked & sigterm != 0,
+        "the log writer's thread should block SIGINT and SIGTERM (its signal mask is \
+         {blocked:#x}): the kernel runs a signal's handler on any thread that does not block \
+         it, and on the writer's it wakes the event loop late, after a turn that should have \
+         seen the signal {}",
+        book::GRACEFUL_SHUTDOWN
+    );
+}
+
 #[test]
 fn mio_lines_that_arrived_with_the_signal_are_answered_before_bye() {
     let mut server = start(MIO, &["--grace", "5"]);
