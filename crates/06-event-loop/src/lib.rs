@@ -111,6 +111,12 @@ pub struct Config {
 /// An error also means the server could not start (a bad address, a port
 /// in use).
 pub fn run(config: &Config) -> anyhow::Result<()> {
+    // Whoever reads `listening on` may send SIGINT at once, before the
+    // engine watches for it, and a signal with no handler kills the server
+    // without a word to its clients. So the stop signals wait from here on
+    // (blocked on this thread and every thread it starts) until the engine
+    // has its handlers in place, and releases them.
+    common::hold_stop_signals();
     let listener = common::listen(&config.listen, DEFAULT_PORT)?;
     raise_open_file_limit(config.max_clients as u64 + SPARE_DESCRIPTORS);
     match config.engine {

@@ -111,6 +111,10 @@ async fn accept_until_signal(
 ) -> anyhow::Result<()> {
     let listener = TcpListener::from_std(listener).context("could not register the listener")?;
     let mut signals = StopSignals::new()?;
+    // Tokio watches for signals now: one held since before `listening on`
+    // (lib.rs, run) arrives, on this thread (the workers started with the
+    // signals held, and keep them so).
+    common::release_stop_signals();
     // One permit per client: a task holds its permit until it ends.
     let slots = Arc::new(Semaphore::new(config.max_clients));
     // The shutdown, sent to every task at once: when the grace period ends.

@@ -568,6 +568,92 @@ fn tokio_two_loops_a_second_sigint_stops_at_once() {
     a_second_sigint_stops_at_once(TOKIO_TWO_LOOPS);
 }
 
+/// Whoever reads `listening on` may send SIGINT at once, before the
+/// server watches for signals. The test holds the server right there: its
+/// standard output is a pipe the test has filled, so the write of that
+/// first line waits until the test reads. A signal sent then must still
+/// mean a graceful shutdown (its summary, exit 0), not the end a process
+/// with no handler gets.
+#[cfg(target_os = "linux")]
+fn a_sigint_before_the_server_watches_for_it_still_shuts_it_down_gracefully(engine: &str) {
+    use std::process::{Command, Stdio};
+    let (mut output, filler) = std::io::pipe().unwrap();
+    let room = rustix::pipe::fcntl_getpipe_size(&filler).unwrap();
+    (&filler).write_all(&vec![b'.'; room]).unwrap();
+    let mut args = vec!["--listen", "127.0.0.1:0", "--engine"];
+    args.extend(engine.split_whitespace());
+    let mut server = Command::new(server_bin())
+        .args(&args)
+        .stdout(Stdio::from(filler))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The server is held in write(2) with `listening on`: its socket is
+    // listening, and it has not got further.
+    let writes: &[u64] = if cfg!(target_arch = "aarch64") {
+        &[64, 66]
+    } else {
+        &[1, 20]
+    };
+    let deadline = Instant::now() + WAIT;
+    while !std::fs::read_to_string(format!("/proc/{}/syscall", server.id()))
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+        .is_some_and(|number| writes.contains(&number))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "--engine {engine}: the server never wrote its first line"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    let pid = rustix::process::Pid::from_raw(server.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    // Read everything: the filler, then what the server writes until it
+    // exits (the pipe ends with the server's end).
+    let mut all = Vec::new();
+    let reader = thread::spawn(move || output.read_to_end(&mut all).map(|_| all));
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let all = reader.join().unwrap().unwrap_or_default();
+    let text = String::from_utf8_lossy(&all[room..]).into_owned();
+    let summary = text.lines().last().unwrap_or_default().to_string();
+    assert!(
+        status.is_some_and(|status| status.success())
+            && summary.starts_with("shut down: 0 clients told"),
+        "--engine {engine}: a SIGINT sent as soon as the server had written `listening on` (it \
+         was still writing it: the test held it there) should shut the server down gracefully, \
+         like any SIGINT: the summary, then exit 0. A server that watches for signals only \
+         later is killed by one that comes first. It {}, and wrote {text:?} {}",
+        match status {
+            Some(status) => format!("ended with {status}"),
+            None => "was still running after 5 s".to_string(),
+        },
+        book::GRACEFUL_SHUTDOWN
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "holds the server in write(2), seen in Linux's /proc"
+)]
+fn a_sigint_before_the_server_watches_for_it_still_shuts_it_down_gracefully_on_every_engine() {
+    #[cfg(target_os = "linux")]
+    for engine in ENGINES {
+        a_sigint_before_the_server_watches_for_it_still_shuts_it_down_gracefully(engine);
+    }
+}
+
 #[test]
 fn sigterm_shuts_down_gracefully_too() {
     for engine in ENGINES {

@@ -157,8 +157,7 @@ fn two_loops_with_no_clients_exit_at_once_on_sigint() {
 
 fn exits_at_once_with_no_clients(engine: &str) {
     let mut server = start(engine, 2, &["--grace", "30"]);
-    // One round trip, so that the loops surely run (and watch for signals:
-    // the server catches them only once it is set up), then nobody.
+    // One round trip, so that the loops surely run, then nobody.
     round_trip(&mut Connection::open(server.addr()), "hello");
     server.expect_line("finished", "the one client left");
     let began = std::time::Instant::now();

@@ -10,7 +10,7 @@
 //! | [`text`]   | [`printable`]: network bytes made safe for a terminal; [`say!`]   |
 //! | [`addr`]   | [`resolve`], [`connect`], [`listen`]: addresses with a default port |
 //! | [`line`]   | [`read_line`]: one line, at most N bytes, however the bytes arrive |
-//! | [`log`]    | a server's log never waits for its reader: a bounded queue, lines dropped and counted |
+//! | [`log`]    | a server's log never waits for its reader: a bounded queue, lines dropped and counted; the stop signals kept off its thread, and held until a server watches for them |
 //! | [`errors`] | [`describe`] an I/O error in plain words; [`report`] it and exit; [`is_timeout`] |
 //! | [`close`]  | [`close_gently`]: close without a reset destroying the last reply |
 //! | [`deadline`] | [`Deadline`]: a read that must finish by a time, not just wait less |
@@ -35,7 +35,10 @@ pub use deadline::Deadline;
 pub use errors::{describe, is_timeout, report};
 pub use lessons::{other_server, server_that_sent, wrong_server};
 pub use line::{ReadLine, read_line};
-pub use log::{ClientLines, LOG_LINES_PER_CLIENT, flush_log, log_without_blocking};
+pub use log::{
+    ClientLines, LOG_LINES_PER_CLIENT, flush_log, hold_stop_signals, log_without_blocking,
+    release_stop_signals,
+};
 pub use serve::{ClientLimit, Slot, refuse, serve_threads};
 pub use sync::lock;
 pub use text::{count, print_line, printable};

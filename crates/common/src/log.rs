@@ -86,15 +86,43 @@ pub fn log_without_blocking() {
 /// signal, and its shutdown found nothing left to answer. Blocked here, the
 /// signal goes to a thread that waits for it, before that thread's next turn.
 fn block_stop_signals() {
+    hold_stop_signals();
+}
+
+/// From now on, SIGINT and SIGTERM wait (they stay pending) instead of
+/// reaching this thread, and every thread it starts from now on. A server
+/// that will catch them calls this before `listening on`, and
+/// [`release_stop_signals`] once its handlers are in place: a signal that
+/// comes in between, from whoever read that line, then shuts the server
+/// down gracefully instead of killing it the default way.
+pub fn hold_stop_signals() {
+    stop_signals(true);
+}
+
+/// The stop signals reach this thread again (and the threads it starts
+/// from now on); one that came while they were held arrives now.
+pub fn release_stop_signals() {
+    stop_signals(false);
+}
+
+fn stop_signals(hold: bool) {
     #[cfg(unix)]
     {
         use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
         let mut stop = SigSet::empty();
         stop.add(Signal::SIGINT);
         stop.add(Signal::SIGTERM);
-        // If this fails, signals may still land here: late, never lost.
-        let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&stop), None);
+        let how = if hold {
+            SigmaskHow::SIG_BLOCK
+        } else {
+            SigmaskHow::SIG_UNBLOCK
+        };
+        // If this fails, the mask stays as it was: a signal may come
+        // late, or, before the handlers, end the server the default way.
+        let _ = pthread_sigmask(how, Some(&stop), None);
     }
+    #[cfg(not(unix))]
+    let _ = hold;
 }
 
 /// The writer thread: the only one that may wait for standard output.

@@ -165,6 +165,10 @@ pub fn serve(listener: std::net::TcpListener, config: &Config) -> anyhow::Result
     }
     // ANCHOR_END: per_core
     // ANCHOR: per_core_run
+    // Every loop watches for signals now: a signal held since before
+    // `listening on` (lib.rs, run) arrives, and each loop sees it at its
+    // first wait. The loops' threads, started after this, take signals too.
+    common::release_stop_signals();
     // One loop runs on this thread. More each run on a thread of their
     // own, and this one waits for whichever ends first.
     if others.is_empty() {
