@@ -67,10 +67,20 @@ impl Connection {
         self.send(format!("{line}\n").as_bytes());
     }
 
-    /// Half-closes: the peer reads end-of-input, and can still reply.
+    /// Half-closes: the peer reads end-of-input, and can still reply. The
+    /// kernel refuses (NotConnected) once the peer has reset the
+    /// connection, as a server does that closes its socket with our input
+    /// unread, sometimes before the test gets here: that is said in words.
     #[track_caller]
     pub fn half_close(&self) {
-        self.stream().shutdown(Shutdown::Write).unwrap();
+        if let Err(err) = self.stream().shutdown(Shutdown::Write) {
+            panic!(
+                "the test could not half-close its side of the connection ({err}): the server \
+                 had already reset it (RST). A socket closed with unread input is reset; read \
+                 what the client sent (drain) or half-close first \
+                 (book: 02-server.md § Step 7: close without losing the reply)"
+            );
+        }
     }
 
     /// Closes with a reset (RST) instead of the orderly FIN, as a crashed
