@@ -364,6 +364,38 @@ impl Process {
     #[track_caller]
     pub fn freeze(&self) {
         self.signal(rustix::process::Signal::STOP);
+        // SIGSTOP stops each thread as it next enters the kernel, not when
+        // kill(2) returns: a thread running on another core may still do a
+        // little work meanwhile (accept a connection, and refuse it). Wait
+        // until every thread is stopped (Linux's /proc; elsewhere, go on).
+        #[cfg(target_os = "linux")]
+        {
+            let deadline = Instant::now() + WAIT;
+            while !self.every_thread_stopped() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    /// Whether every thread of the program is stopped (state `T` in
+    /// /proc/PID/task/TID/stat; a thread gone meanwhile counts as stopped).
+    #[cfg(target_os = "linux")]
+    fn every_thread_stopped(&self) -> bool {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) else {
+            return false;
+        };
+        tasks.filter_map(Result::ok).all(|task| {
+            std::fs::read_to_string(task.path().join("stat"))
+                .ok()
+                .and_then(|stat| {
+                    let state = stat
+                        .get(stat.rfind(')')? + 1..)?
+                        .split_whitespace()
+                        .next()?;
+                    Some(state == "T" || state == "t")
+                })
+                .unwrap_or(true)
+        })
     }
 
     /// Lets a frozen program run again (SIGCONT).
