@@ -371,7 +371,14 @@ impl Process {
         #[cfg(target_os = "linux")]
         {
             let deadline = Instant::now() + WAIT;
-            while !self.every_thread_stopped() && Instant::now() < deadline {
+            while !self.every_thread_stopped() {
+                if Instant::now() > deadline {
+                    self.fail(&format!(
+                        "the test sent it SIGSTOP, and some of its threads were still running \
+                         {} s later (a test that freezes a program needs all of it stopped)",
+                        WAIT.as_secs()
+                    ));
+                }
                 thread::sleep(Duration::from_millis(1));
             }
         }

@@ -66,7 +66,9 @@ pub fn log_without_blocking() {
         // If the thread cannot start, lines stay queued and are then
         // dropped and counted: the service goes on.
         let _ = thread::Builder::new().name("log writer".into()).spawn(|| {
-            block_stop_signals();
+            // The stop signals never run their handler here: see
+            // hold_stop_signals.
+            hold_stop_signals();
             write_lines(lines)
         });
         Queue {
@@ -77,24 +79,21 @@ pub fn log_without_blocking() {
     });
 }
 
-/// SIGINT and SIGTERM are never handled on the writer's thread. The kernel
-/// gives a signal sent to the process to any thread that does not block it,
-/// and its handler runs on that thread (signal-hook's writes a byte that
-/// wakes the server's event loop). Taken here, in the writer's pause, the
-/// byte came late: lesson 6's loop, thawed with a signal and a burst of
-/// lines both waiting, read the whole burst in two turns before it saw the
-/// signal, and its shutdown found nothing left to answer. Blocked here, the
-/// signal goes to a thread that waits for it, before that thread's next turn.
-fn block_stop_signals() {
-    hold_stop_signals();
-}
-
 /// From now on, SIGINT and SIGTERM wait (they stay pending) instead of
-/// reaching this thread, and every thread it starts from now on. A server
-/// that will catch them calls this before `listening on`, and
-/// [`release_stop_signals`] once its handlers are in place: a signal that
-/// comes in between, from whoever read that line, then shuts the server
-/// down gracefully instead of killing it the default way.
+/// reaching this thread, and every thread it starts from now on. The kernel
+/// gives a signal sent to the process to a thread that does not block it,
+/// and the handler runs on that thread.
+///
+/// - The log writer calls this first, and keeps them blocked. A handler
+///   run on its thread, in its pause between batches, woke lesson 6's event
+///   loop late (signal-hook's handler writes a byte the loop waits for): the
+///   loop, thawed with a signal and a burst of lines both waiting, read the
+///   whole burst before it saw the signal, and its shutdown found nothing
+///   left to answer.
+/// - A server that will catch them calls this before `listening on`, and
+///   [`release_stop_signals`] once its handlers are in place: a signal that
+///   comes in between, from whoever read that line, then shuts the server
+///   down gracefully instead of killing it the default way.
 pub fn hold_stop_signals() {
     stop_signals(true);
 }
